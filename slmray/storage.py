@@ -1,0 +1,48 @@
+"""Where files live: a local path or s3://bucket/prefix, through pyarrow's filesystems.
+
+S3 credentials and endpoint come from the environment, as boto3 reads them (instance
+role, AWS_* variables, AWS_ENDPOINT_URL for an S3-compatible server), never from a file
+of slmray's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import pyarrow.fs as pafs
+
+
+class StorageError(ValueError):
+    """A path slmray cannot use; the message names it."""
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path inside it) for a local path or an s3:// URI."""
+    if uri.startswith("s3://"):
+        return pafs.FileSystem.from_uri(uri)
+    if "://" in uri:
+        raise StorageError(f"storage: {uri} is neither a local path nor s3://")
+    return pafs.LocalFileSystem(), str(Path(uri).expanduser().absolute())
+
+
+def exists(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts])
+
+
+def write_atomically(uri: str, write: Callable[[pafs.FileSystem, str], None]) -> None:
+    """Call `write(fs, staging_path)`, then move the staging file or directory onto `uri`.
+
+    A reader sees the old object or the new one, never half of one.
+    """
+    fs, path = filesystem(uri)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    staging = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    write(fs, staging)
+    fs.move(staging, path)

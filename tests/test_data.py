@@ -1,0 +1,96 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from slmray.config import ConfigError
+from slmray.data import ByteTokenizer, HFTokenizer, load_tokens, make_batches, prepare, read_meta, stdlib_corpus
+
+
+def test_prepare_and_read_round_trip(tmp_path, cli):
+    (tmp_path / "a.txt").write_text("héllo")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.md").write_text("world")
+    (tmp_path / "blob.bin").write_bytes(b"\xff\xfe\x00")
+    out = tmp_path / "shards"
+    res = cli("-m", "slmray.data", "prepare", str(tmp_path / "a.txt"), str(tmp_path / "sub"), str(tmp_path / "blob.bin"),
+              "--out", str(out), "--shard-tokens", "4")
+    assert res.returncode == 0, res.stderr
+    tokens = load_tokens(str(out))
+    expected = list("héllo".encode()) + [256] + list(b"world") + [256]  # the binary file is skipped
+    assert tokens.tolist() == expected and tokens.dtype == np.uint16
+    meta = read_meta(str(out))
+    assert meta["num_tokens"] == len(expected) and meta["num_documents"] == 2 and meta["vocab_size"] == 257
+    assert len(list(out.glob("shard_*.parquet"))) == 4  # 13 tokens, 4 per shard
+    assert not list(tmp_path.glob("shards.tmp-*"))
+
+
+def test_prepare_with_a_tokenizers_json(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(["the cat sat on the mat"] * 10, trainers.BpeTrainer(vocab_size=40, special_tokens=["[UNK]"]))
+    path = tmp_path / "tok.json"
+    tok.save(str(path))
+    (tmp_path / "t.txt").write_text("the cat sat")
+    hf = HFTokenizer(str(path))
+    meta = prepare([str(tmp_path / "t.txt")], str(tmp_path / "out"), hf)
+    assert load_tokens(str(tmp_path / "out")).tolist() == tok.encode("the cat sat").ids + [hf.eot]
+    assert meta["vocab_size"] == tok.get_vocab_size() + 1
+
+
+def test_prepare_errors_name_the_input(tmp_path, cli):
+    res = cli("-m", "slmray.data", "prepare", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o"))
+    assert res.returncode == 2
+    assert res.stderr.strip() == f"error: inputs: no such file or directory {tmp_path / 'missing.txt'}"
+    (tmp_path / "x.txt").write_text("x")
+    (tmp_path / "o").mkdir()
+    res = cli("-m", "slmray.data", "prepare", str(tmp_path / "x.txt"), "--out", str(tmp_path / "o"))
+    assert res.returncode == 2 and "out:" in res.stderr and "already exists" in res.stderr
+    with pytest.raises(ConfigError, match="^tokenizer: no such file"):
+        HFTokenizer(str(tmp_path / "nope.json"))
+
+
+def test_stdlib_corpus_is_python_source():
+    path = stdlib_corpus()
+    assert stdlib_corpus() == path  # built once
+    tokens = load_tokens(path)
+    assert tokens.size > 1_000_000
+    text = bytes(t for t in tokens[:50_000] if t < 256).decode("utf-8", errors="replace")
+    assert "def " in text and "import " in text
+
+
+def test_ranks_slice_one_global_batch():
+    cpu = torch.device("cpu")
+    tokens = np.arange(10_000, dtype=np.uint16)
+    from slmray.data import BatchStream
+
+    whole = BatchStream(tokens, 50_000, 4, 16, rank=0, world_size=1, grad_accum=1, seed=7, device=cpu)
+    halves = [BatchStream(tokens, 50_000, 2, 16, rank=r, world_size=2, grad_accum=1, seed=7, device=cpu) for r in (0, 1)]
+    accum = BatchStream(tokens, 50_000, 2, 16, rank=0, world_size=1, grad_accum=2, seed=7, device=cpu)
+    for step in range(3):
+        x, y = whole.get(step)
+        torch.testing.assert_close(torch.cat([h.get(step)[0] for h in halves]), x)
+        torch.testing.assert_close(torch.cat([accum.get(step, m)[0] for m in (0, 1)]), x)
+        torch.testing.assert_close(x[:, 1:], y[:, :-1])  # targets are inputs shifted by one
+    assert not torch.equal(whole.get(0)[0], whole.get(1)[0])
+
+
+def test_synthetic_batches_are_sliced_the_same_way():
+    cpu = torch.device("cpu")
+    whole = make_batches("synthetic", 100, 4, 8, 0, 1, 1, 3, cpu)
+    halves = [make_batches("synthetic", 100, 2, 8, r, 2, 1, 3, cpu) for r in (0, 1)]
+    for step in range(5):
+        torch.testing.assert_close(torch.cat([h.get(step)[0] for h in halves]), whole.get(step)[0])
+    assert int(whole.get(0)[0].max()) < 100
+
+
+def test_vocabulary_larger_than_the_model_is_refused(tmp_path):
+    (tmp_path / "t.txt").write_text("abc" * 100)
+    prepare([str(tmp_path / "t.txt")], str(tmp_path / "d"), ByteTokenizer())
+    with pytest.raises(ConfigError, match="^data: .* 257 ids, more than the model's vocabulary of 100"):
+        make_batches(str(tmp_path / "d"), 100, 1, 8, 0, 1, 1, 0, torch.device("cpu"))
+    with pytest.raises(ConfigError, match="^data: .* is not a token-shard directory"):
+        make_batches(str(tmp_path), 1000, 1, 8, 0, 1, 1, 0, torch.device("cpu"))

@@ -1,0 +1,59 @@
+"""The standalone trainer as a user meets it: bad input, out of memory, the result it prints."""
+
+import json
+
+import pytest
+
+from slmray.config import ConfigError, TrainConfig
+from slmray.presets import get_model
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "llama-7b"], "error: model: unknown model 'llama-7b' (known: llama-100m,"),
+        (["--per-device-batch", "0"], "error: per_device_batch: must be a positive integer, got 0"),
+        (["--seq-len", "512"], "error: seq_len: 512 is above tiny's limit of 256"),
+        (["--seq-len", "64", "--attention", "flash3"], "error: attention: 'flash3' is not one of eager, sdpa,"),
+        (["--seq-len", "64", "--strategy", "zero3"], "error: strategy: 'zero3' is not one of single, ddp,"),
+        (["--seq-len", "64", "--data", "/nonexistent"], "error: data: /nonexistent is not a token-shard directory"),
+    ],
+)
+def test_bad_configuration_is_one_line_naming_the_field(cli, args, message):
+    out = cli("-m", "slmray.train", "--device", "cpu", *args)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith(message), out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_forced_out_of_memory_is_a_status_not_a_traceback(cli):
+    # logits of 64 x 256 x 4M fp32 = 268 GB: the CPU allocator refuses at once
+    out = cli("-m", "slmray.train", "--device", "cpu", "--seq-len", "256", "--per-device-batch", "64",
+              "--vocab-size", "4000000", "--d-model", "8", "--n-head", "2", "--json")
+    assert out.returncode == 3, out.stderr
+    assert "Traceback" not in out.stderr
+    result = json.loads(out.stdout)["result"]
+    assert result["status"] == "oom" and result["error"].startswith("out of memory: ")
+    assert result["tokens_per_s"] is None
+
+
+def test_cli_reports_throughput_and_loss(cli):
+    out = cli("-m", "slmray.train", "--device", "cpu", "--seq-len", "64", "--steps", "3", "--repeats", "2",
+              "--warmup-steps", "1", "--data", "stdlib", "--json")
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)["result"]
+    assert r["status"] == "ok" and r["gpu_type"] == "cpu" and r["mfu"] is None
+    assert r["tokens_per_s"] > 0 and r["tokens_per_s_std"] >= 0
+    assert r["tokens_per_step"] == 8 * 64 and r["tokens_seen"] == 7 * 8 * 64
+    assert len(r["losses"]) == 7 and r["final_loss"] == pytest.approx(sum(r["losses"][-5:]) / 5)
+    assert r["startup_s"] > 0 and r["step_time_median_s"] > 0
+    assert "warm-up: 1 steps" in out.stderr and "measuring: 2 x 3 steps" in out.stderr  # progress
+
+
+def test_config_round_trips_and_rejects_unknown_fields():
+    cfg = TrainConfig(model=get_model("tiny"), seq_len=64)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="^batch: unknown training field"):
+        TrainConfig.from_dict({**cfg.to_dict(), "batch": 3})
+    with pytest.raises(ConfigError, match="^warmup_steps: compile needs"):
+        TrainConfig(model=get_model("tiny"), seq_len=64, compile=True, warmup_steps=0)
