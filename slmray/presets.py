@@ -79,15 +79,16 @@ PAPER_PARAM_COUNTS = {
 """Published totals, for the tests and `--list-models`."""
 
 
-def get_model(name: str, **overrides) -> ModelConfig:
-    """A preset by name, optionally with some fields changed (a custom shape)."""
+def get_model(preset: str, **overrides) -> ModelConfig:
+    """A preset by name, optionally with some fields changed (a custom shape, named
+    `<preset>-custom` unless `name=` is given)."""
     try:
-        base = PRESETS[name]
+        base = PRESETS[preset]
     except KeyError:
-        raise ConfigError(f"model: unknown model {name!r} (known: {', '.join(PRESETS)})") from None
+        raise ConfigError(f"model: unknown model {preset!r} (known: {', '.join(PRESETS)})") from None
     if not overrides:
         return base
     try:
-        return base.replace(name=overrides.pop("name", f"{name}-custom"), **overrides)
+        return base.replace(name=overrides.pop("name", f"{preset}-custom"), **overrides)
     except TypeError as exc:  # a field ModelConfig does not have
         raise ConfigError(f"model: {exc}") from None

@@ -6,6 +6,8 @@ reader never sees half a file (on S3 the object appears whole when the move's co
 
 from __future__ import annotations
 
+import datetime
+import math
 from typing import Any, Iterable
 
 import pyarrow as pa
@@ -81,6 +83,7 @@ SCHEMA = pa.schema(
     ]
 )
 COLUMNS = tuple(SCHEMA.names)
+_TIMESTAMPS = {f.name for f in SCHEMA if pa.types.is_timestamp(f.type)}
 REQUIRED_COLUMNS = (
     "model", "per_device_batch", "num_gpus", "attention", "strategy", "gpu_type", "tokens_per_s", "mfu", "peak_mem_gb",
     "final_loss", "price_per_hour_usd", "cost_usd", "tokens_per_usd", "status",
@@ -101,7 +104,16 @@ def to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
         status = row.get("status")
         if status not in STATUSES:
             raise ResultsError(f"results row: status {status!r} is not one of {', '.join(STATUSES)}")
-    return pa.Table.from_pylist([{c: row.get(c) for c in COLUMNS} for row in rows], schema=SCHEMA)
+    return pa.Table.from_pylist([{c: _cell(c, row.get(c)) for c in COLUMNS} for row in rows], schema=SCHEMA)
+
+
+def _cell(column: str, value: Any) -> Any:
+    """NaN is stored as null (not measured); epoch seconds become UTC timestamps."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if column in _TIMESTAMPS and isinstance(value, (int, float)):
+        return datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
+    return value
 
 
 def write_table(table: pa.Table, uri: str) -> None:

@@ -32,6 +32,16 @@ def exists(uri: str) -> bool:
     return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
+def list_files(uri: str, suffix: str = "") -> list[str]:
+    """URIs of the files directly under a directory (none if it does not exist)."""
+    if not exists(uri):
+        return []
+    fs, path = filesystem(uri)
+    scheme = "s3://" if uri.startswith("s3://") else ""
+    infos = fs.get_file_info(pafs.FileSelector(path))
+    return sorted(scheme + i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(suffix))
+
+
 def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *parts])
 

@@ -231,18 +231,21 @@ def _train_step(model, optimizer, batches, step: int, cfg: TrainConfig, amp_dtyp
     return total
 
 
-def train_loop_per_worker(config: dict[str, Any]) -> None:
+def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     """Ray Train entry point: `config["train"]` is a `TrainConfig.to_dict()`.
 
     Reports one result at the end (every `ray.train.report` is a barrier across workers, so
-    nothing is reported inside the timed loop).
+    nothing is reported inside the timed loop), and returns it: Train V2 hands rank 0's
+    return value to the caller (`Result.return_value`); `Result.metrics` only follows
+    reports that carry a checkpoint.
     """
     import ray
     import ray.train
 
     cfg = TrainConfig.from_dict(config["train"])
-    result = run(cfg, node_id=ray.get_runtime_context().get_node_id())
-    ray.train.report(result.to_dict())
+    result = run(cfg, node_id=ray.get_runtime_context().get_node_id()).to_dict()
+    ray.train.report(result)
+    return result
 
 
 def format_result(cfg: TrainConfig, r: TrainResult) -> str:

@@ -1,0 +1,217 @@
+"""Fit the constants of `slmray.estimate.CALIBRATION` to the committed GPU tables, and print them.
+
+    python benchmarks/calibrate_estimate.py                 # every table in benchmarks/results
+    python benchmarks/calibrate_estimate.py TABLE [TABLE ...]
+
+Reads every committed measurement table: trainer CSVs (`benchmarks/trainer_throughput.py`'s
+columns) and results-schema Parquet files (`slmray.results`).  Only the calibration rows
+(`CALIBRATION_ROWS`) are fitted; the rest are held out for `estimate_accuracy.py`.
+
+The fit, in order:
+1. memory overhead: median of measured minus predicted peak memory (ok rows);
+2. bytes per attention score that compiled eager attention keeps: median of what is left per
+   score element on those rows;
+3. usable share of GPU memory: the largest peak any run reached (OOM runs record where they
+   failed) over the GPU's nominal memory;
+4. step-time efficiencies: predicted step time is linear in their inverses, so a least-squares
+   fit of measured step times (weighted for relative error) gives them, with the HBM efficiency
+   held at its assumed value (three models cannot tell it apart from the activation passes).
+   A term no calibration row exercises keeps its committed value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob
+import math
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+
+from slmray.config import ConfigError, TrainConfig
+from slmray.estimate import CALIBRATION, GIB, Calibration, memory_breakdown, step_work
+from slmray.hardware import canonical_gpu, spec_for
+from slmray.presets import PRESETS
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+CALIBRATION_ROWS = {"trainer_throughput_h100.csv": ("llama-100m", "llama-500m", "pythia-1b")}
+"""Table file name -> models whose rows are fitted.  One small and one mid-size LLaMA (the latter
+with llama-500m's misaligned MLP width, so the slow-GEMM efficiency is identified) and one Pythia;
+llama-1b, llama-2b and pythia-160m stay out to measure the error on unseen configurations."""
+TRAINER_COLUMNS = ("model", "attention", "compile", "per_device_batch", "seq_len", "status", "tokens_per_s", "peak_mem_gb")
+COLUMNS = (
+    "table", "model", "attention", "strategy", "compile", "activation_checkpointing", "per_device_batch", "seq_len",
+    "grad_accum", "num_gpus", "gpu_type", "status", "tokens_per_s", "peak_mem_gb", "wall_s", "startup_s",
+    "step_time_median_s", "price_per_hour_usd", "tokens_per_usd",
+)
+
+
+def committed_tables(results_dir: str = RESULTS_DIR) -> list[str]:
+    """Trainer CSVs and results Parquet files in `results_dir`, sorted."""
+    paths = sorted(glob.glob(os.path.join(results_dir, "*.csv")) + glob.glob(os.path.join(results_dir, "*.parquet")))
+    return [p for p in paths if p.endswith(".parquet") or set(TRAINER_COLUMNS) <= set(pd.read_csv(p, nrows=0).columns)]
+
+
+def _read_one(path: str) -> pd.DataFrame:
+    if path.endswith(".parquet"):
+        from slmray.results import read_table
+
+        df = read_table(path).to_pandas()
+    else:
+        df = pd.read_csv(path)
+        df["gpu_type"] = df["device"].map(canonical_gpu)
+        df["strategy"] = df.get("strategy", "single")
+        df["num_gpus"] = df.get("num_gpus", 1)
+        df["compile"] = df["compile"].astype(str).str.lower() == "true"
+    defaults = {"compile": False, "activation_checkpointing": False, "grad_accum": 1, "wall_s": math.nan, "startup_s": math.nan,
+                "step_time_median_s": math.nan, "price_per_hour_usd": math.nan, "tokens_per_usd": math.nan}
+    for name, value in defaults.items():
+        df[name] = df[name].fillna(value) if name in df.columns else value
+    df["table"] = os.path.basename(path)
+    return df[list(COLUMNS)]
+
+
+def load_measured(paths: list[str]) -> pd.DataFrame:
+    """One frame of the ok/oom rows of `paths` on a GPU of gpus.csv, whose model is a preset
+    (a custom shape cannot be rebuilt from a row)."""
+    df = pd.concat([_read_one(p) for p in paths], ignore_index=True)
+    known_gpu = df["gpu_type"].map(lambda g: isinstance(g, str) and spec_for(g) is not None)
+    df = df[df["status"].isin(("ok", "oom")) & df["model"].isin(list(PRESETS)) & known_gpu]
+    df = df.astype({"per_device_batch": int, "seq_len": int, "grad_accum": int, "num_gpus": int})
+    df = df.astype({"compile": bool, "activation_checkpointing": bool})
+    df["calibration"] = [m in CALIBRATION_ROWS.get(t, ()) for t, m in zip(df["table"], df["model"])]
+    return df.reset_index(drop=True)
+
+
+def trial_config(row) -> TrainConfig:
+    """The TrainConfig a table row ran."""
+    return TrainConfig(
+        model=PRESETS[row.model], attention=row.attention, strategy=row.strategy, compile=bool(row.compile),
+        activation_checkpointing=bool(row.activation_checkpointing), per_device_batch=int(row.per_device_batch),
+        seq_len=int(row.seq_len), grad_accum=int(row.grad_accum),
+    )
+
+
+def _predicted_gib(df: pd.DataFrame, cal: Calibration) -> np.ndarray:
+    return np.array([
+        sum(memory_breakdown(trial_config(r), r.num_gpus, on_gpu=True, cal=cal).values()) / GIB
+        for r in df.itertuples()
+    ])
+
+
+def _score_elements(df: pd.DataFrame) -> np.ndarray:
+    """Attention-score elements per device and micro-batch, summed over layers."""
+    return np.array([
+        r.per_device_batch * r.seq_len * PRESETS[r.model].n_layer * PRESETS[r.model].n_head * r.seq_len
+        for r in df.itertuples()
+    ], dtype=float)
+
+
+def fit_memory(df: pd.DataFrame, cal: Calibration) -> Calibration:
+    ok = df[df["status"] == "ok"]
+    compiled_eager = ok["compile"] & (ok["attention"] == "eager")
+    rest = ok[~compiled_eager]
+    zero = dataclasses.replace(cal, overhead_gib=0.0)
+    if len(rest):
+        cal = dataclasses.replace(cal, overhead_gib=float(np.median(rest["peak_mem_gb"] - _predicted_gib(rest, zero))))
+    ce = ok[compiled_eager]
+    if len(ce):
+        without = dataclasses.replace(cal, compiled_eager_score_bytes=0.0)
+        left = (ce["peak_mem_gb"].to_numpy() - _predicted_gib(ce, without)) * GIB / _score_elements(ce)
+        cal = dataclasses.replace(cal, compiled_eager_score_bytes=float(np.median(left)))
+    return dataclasses.replace(cal, usable_memory_fraction=_usable_share(df, cal))
+
+
+def _usable_share(df: pd.DataFrame, cal: Calibration) -> float:
+    """The most memory any run got allocated (an OOM run's peak is where it failed), over nominal.
+
+    Every measured peak is a lower bound of what the allocator can reach, and the largest is the
+    tightest; the physics above places configurations on either side of it.
+    """
+    measured = df.dropna(subset=["peak_mem_gb"])
+    if measured.empty:
+        return cal.usable_memory_fraction
+    nominal = np.array([spec_for(g).memory_gb for g in measured["gpu_type"]])
+    return float(np.max(measured["peak_mem_gb"].to_numpy() / nominal))
+
+
+TIME_TERMS = ("matmul", "misaligned", "attention", "activations", "compiled_activations")
+
+
+def time_features(df: pd.DataFrame, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: seconds of each TIME_TERMS term at 100% efficiency and one HBM pass, and the
+    seconds of the fixed-efficiency HBM traffic (loss, scores, optimizer)."""
+    terms, fixed = [], []
+    for r in df.itertuples():
+        spec = spec_for(r.gpu_type)
+        work = step_work(trial_config(r), r.num_gpus, cal)
+        peak, bw = spec.peak_bf16_tflops * 1e12, spec.hbm_tb_s * 1e12
+        act = work.activation_bytes / bw
+        terms.append([
+            work.matmul_flops / peak, work.misaligned_matmul_flops / peak, work.attention_flops / peak,
+            0.0 if work.compiled else act, act if work.compiled else 0.0,
+        ])
+        fixed.append(work.hbm_bytes / (bw * cal.hbm_efficiency))
+    return np.array(terms), np.array(fixed)
+
+
+def measured_step_s(df: pd.DataFrame) -> np.ndarray:
+    tokens = df["per_device_batch"] * df["seq_len"] * df["grad_accum"] * df["num_gpus"]
+    return (tokens / df["tokens_per_s"]).to_numpy(dtype=float)
+
+
+def fit_time(df: pd.DataFrame, cal: Calibration) -> Calibration:
+    ok = df[(df["status"] == "ok") & (df["num_gpus"] == 1)]  # multi-GPU rows wait for a fit of the links
+    x, fixed = time_features(ok, cal)
+    y = measured_step_s(ok)
+    h = cal.hbm_efficiency
+    coef = np.array([
+        1 / cal.matmul_efficiency, 1 / cal.misaligned_matmul_efficiency, 1 / cal.attention_efficiency,
+        cal.activation_passes / h, cal.compiled_activation_passes / h,
+    ])
+    used = np.flatnonzero(np.abs(x).sum(axis=0) > 0)
+    if len(ok) >= len(used) and len(used):
+        w = 1 / y
+        fitted, *_ = np.linalg.lstsq(x[:, used] * w[:, None], (y - fixed) * w, rcond=None)
+        if (fitted <= 0).any():
+            bad = [TIME_TERMS[i] for i, f in zip(used, fitted) if f <= 0]
+            raise SystemExit(f"error: the calibration rows give a non-positive coefficient for {', '.join(bad)}")
+        coef[used] = fitted
+    return dataclasses.replace(
+        cal, matmul_efficiency=1 / coef[0], misaligned_matmul_efficiency=1 / coef[1], attention_efficiency=1 / coef[2],
+        activation_passes=coef[3] * h, compiled_activation_passes=coef[4] * h,
+    )
+
+
+def fit(df: pd.DataFrame, start: Calibration = CALIBRATION) -> Calibration:
+    """Constants fitted to the rows of `df` (all of them: select the calibration rows first)."""
+    return fit_time(df, fit_memory(df, start))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("tables", nargs="*", help="tables to read (default: every committed one in benchmarks/results)")
+    args = p.parse_args(argv)
+    try:
+        df = load_measured(args.tables or committed_tables())
+    except (OSError, ValueError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    cal_rows = df[df["calibration"]]
+    print(f"calibration rows: {len(cal_rows)} of {len(df)}", file=sys.stderr)
+    for (table, model), g in cal_rows.groupby(["table", "model"]):
+        print(f"  {table}: {model} ({len(g)} rows)", file=sys.stderr)
+    fitted = fit(cal_rows)
+    print("CALIBRATION = Calibration(")
+    for f in dataclasses.fields(fitted):
+        value = getattr(fitted, f.name)
+        print(f"    {f.name}={value:.4g}," if isinstance(value, float) else f"    {f.name}={value!r},")
+    print(")")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,452 @@
+"""Replay a measured grid offline: how much of its Pareto front do cheaper searches recover?
+
+    python benchmarks/sweep_cost_replay.py TABLE --out DIR        # a results Parquet or a trainer CSV
+    python benchmarks/sweep_cost_replay.py --synthetic --out DIR  # a made-up grid, for a dry run
+
+Every configuration of the table is a point of the grid; "running" a trial looks its measured
+outcome up and charges its GPU-hours (wall_s x num_gpus, or, where a table has no wall_s,
+startup plus `TRIAL_STEPS` steps at the measured step time; an OOM trial pays its start-up and
+one predicted step).  Methods, each stopped when it has spent the grid's GPU-hours:
+
+- grid: every configuration, in a random order;
+- tpe, nsga2: Optuna's samplers over the table's columns (`study.ask` / `study.tell`), an OOM
+  told as infeasible (`trial.set_constraint`); a proposal the table lacks is told failed, and a
+  repeated one is answered from the cache, both for free;
+- tpe+estimate: tpe that skips configurations `slmray.estimate` predicts to OOM (no GPU time)
+  and starts from the predicted Pareto front;
+- estimate-ranked: no sampler; predicted-OOM configurations skipped, the rest run in the order
+  of their predicted Pareto rank.
+
+Score: hypervolume of the Pareto front found so far (maximise tokens/s, minimise cost per token:
+USD where the table has prices, else GPU-hours), as a fraction of the whole grid's, against the
+fraction of the grid's GPU-hours spent.  Objectives are normalised per group (default: per
+model, since a sweep asks which configuration is best for a model), averaged over groups and
+seeds.  Writes `sweep_cost_replay.png`, `.md` and `.csv` (and the curves) under `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from calibrate_estimate import load_measured, trial_config
+from estimate_accuracy import markdown_table
+from slmray.estimate import estimate
+
+TRIAL_STEPS = 33
+"""Warm-up plus measured steps of a trial (3 + 3 x 10, the trainer's final protocol)."""
+CONFIG_COLUMNS = (
+    "model", "attention", "strategy", "compile", "activation_checkpointing", "per_device_batch", "seq_len",
+    "grad_accum", "num_gpus", "gpu_type",
+)
+REFERENCE = 1.1
+"""Hypervolume reference point on normalised objectives (0 best, 1 worst of the grid)."""
+INFEASIBLE = (2.0, 2.0)
+"""Objective values told for an OOM or pruned trial (beyond the reference point)."""
+MAX_ASKS_PER_CONFIG = 10
+"""A study asks at most this many times per configuration of the grid: samplers on small
+categorical spaces keep re-proposing what they have seen (answered from the cache, for free)."""
+METHODS = ("grid", "tpe", "nsga2", "tpe+estimate", "estimate-ranked")
+
+
+def hypervolume_2d(points: np.ndarray, reference: tuple[float, float] = (REFERENCE, REFERENCE)) -> float:
+    """Area dominated by `points` (minimised in both columns) and bounded by `reference`.
+
+    Optuna computes hypervolumes only in a private module (`optuna._hypervolume`), so two
+    dimensions are done here: sweep the points by the first objective, add each step's rectangle.
+    """
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    pts = pts[(pts < reference).all(axis=1)]
+    area, best_y = 0.0, reference[1]
+    for x, y in pts[np.lexsort((pts[:, 1], pts[:, 0]))]:
+        if y < best_y:
+            area += (reference[0] - x) * (best_y - y)
+            best_y = y
+    return area
+
+
+def pareto_rank(points: np.ndarray) -> np.ndarray:
+    """Non-dominated sorting rank of each row (0: the front), minimising every column."""
+    pts = np.asarray(points, dtype=float)
+    rank = np.full(len(pts), -1)
+    level = 0
+    while (rank < 0).any():
+        left = np.flatnonzero(rank < 0)
+        sub = pts[left]
+        dominated = ((sub[None, :, :] <= sub[:, None, :]).all(-1) & (sub[None, :, :] < sub[:, None, :]).any(-1)).any(1)
+        rank[left[~dominated]] = level
+        level += 1
+    return rank
+
+
+# ---------------------------------------------------------------------------------------------
+# The grid
+
+
+def _objectives(tokens_per_s: np.ndarray, num_gpus: np.ndarray, cost_per_gpu_s: np.ndarray) -> np.ndarray:
+    """(-tokens/s, cost per million tokens), both minimised."""
+    return np.column_stack([-tokens_per_s, num_gpus * cost_per_gpu_s * 1e6 / tokens_per_s])
+
+
+def _cost_per_gpu_s(g: pd.DataFrame) -> np.ndarray:
+    """USD per GPU-second from the table's tokens per USD (the GPU type's median for rows without
+    one, such as OOMs), or 1/3600 where it has no prices, making the cost objective GPU-hours."""
+    usd = g["tokens_per_s"] / g["tokens_per_usd"] / g["num_gpus"]
+    usd = usd.fillna(usd.groupby(g["gpu_type"]).transform("median"))
+    if usd.isna().any():  # a GPU type without a price: GPU-hours for all, to keep one unit
+        return np.full(len(g), 1 / 3600)
+    return usd.to_numpy(float)
+
+
+@dataclass
+class Grid:
+    """One group's configurations, outcomes and costs, objectives normalised to the group's ok range."""
+
+    name: str
+    params: list[str]
+    """Columns that vary within the group: the search space."""
+    configs: pd.DataFrame
+    """One row per configuration: its params, ok, objectives, gpu_hours, predicted objectives and oom."""
+
+    def key(self, values: dict) -> tuple:
+        return tuple(values[p] for p in self.params)
+
+    @property
+    def total_gpu_hours(self) -> float:
+        return float(self.configs["gpu_hours"].sum())
+
+    def front_hypervolume(self, index: list[int]) -> float:
+        rows = self.configs.loc[index]
+        return hypervolume_2d(rows.loc[rows["ok"], ["obj0", "obj1"]].to_numpy())
+
+
+def _plain(value):
+    """numpy scalars as Python ones: Optuna's categorical choices must be plain."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def build_grids(df: pd.DataFrame, group_by: str) -> list[Grid]:
+    """Configurations of `df` (rows of `load_measured`) per group, with measured and predicted outcomes."""
+    df = df.copy()
+    # trial cost: measured wall time, else start-up plus the trial's steps
+    startup = df["startup_s"].fillna(df.groupby("model")["startup_s"].transform("median")).fillna(60.0)
+    step = df["per_device_batch"] * df["seq_len"] * df["grad_accum"] * df["num_gpus"] / df["tokens_per_s"]
+    preds = [estimate(trial_config(r), r.gpu_type, r.num_gpus) for r in df.itertuples()]
+    df["predicted_oom"] = [p.oom for p in preds]
+    df["predicted_tokens_per_s"] = [p.tokens_per_s for p in preds]
+    step = step.fillna(pd.Series([p.step_time_s for p in preds], index=df.index))
+    ok = df["status"] == "ok"
+    df["wall"] = df["wall_s"].fillna(startup + np.where(ok, TRIAL_STEPS, 1) * step)
+    df["gpu_hours"] = df["wall"] * df["num_gpus"] / 3600
+    # a configuration measured more than once: ok if any run was, median outcome, mean cost
+    df["ok_tokens"] = df["tokens_per_s"].where(ok)
+    agg = df.groupby(list(CONFIG_COLUMNS), dropna=False).agg(
+        ok=("status", lambda s: (s == "ok").any()), tokens_per_s=("ok_tokens", "median"),
+        tokens_per_usd=("tokens_per_usd", "median"), gpu_hours=("gpu_hours", "mean"),
+        predicted_oom=("predicted_oom", "first"), predicted_tokens_per_s=("predicted_tokens_per_s", "first"),
+    ).reset_index()
+    grids = []
+    for name, g in agg.groupby(group_by):
+        g = g.reset_index(drop=True)
+        params = [c for c in CONFIG_COLUMNS if c != group_by and g[c].nunique() > 1]
+        for c in params:
+            g[c] = [_plain(v) for v in g[c]]
+        cost = _cost_per_gpu_s(g)
+        gpus = g["num_gpus"].to_numpy(float)
+        measured = _objectives(g["tokens_per_s"].to_numpy(float), gpus, cost)
+        predicted = _objectives(g["predicted_tokens_per_s"].to_numpy(float), gpus, cost)
+        ok_rows = g["ok"].to_numpy()
+        if not ok_rows.any():
+            continue
+        best, worst = measured[ok_rows].min(axis=0), measured[ok_rows].max(axis=0)
+        span = np.where(worst > best, worst - best, 1.0)
+        g[["obj0", "obj1"]] = (measured - best) / span
+        g[["pred0", "pred1"]] = (predicted - best) / span
+        grids.append(Grid(name=str(name), params=params, configs=g))
+    return grids
+
+
+# ---------------------------------------------------------------------------------------------
+# Searches: each returns the configuration indices it ran, in order, and which it pruned
+
+
+@dataclass
+class Run:
+    order: list[int]
+    """Configurations run, in order (each charged its GPU-hours)."""
+    pruned: int = 0
+
+
+def _budgeted(grid: Grid, order) -> Run:
+    """Run `order` until the grid's GPU-hours are spent."""
+    ran, spent = [], 0.0
+    for i in order:
+        if spent >= grid.total_gpu_hours:
+            break
+        ran.append(int(i))
+        spent += grid.configs.at[i, "gpu_hours"]
+    return Run(ran)
+
+
+def run_grid(grid: Grid, seed: int) -> Run:
+    return _budgeted(grid, np.random.default_rng(seed).permutation(len(grid.configs)))
+
+
+def run_ranked(grid: Grid, seed: int) -> Run:
+    c = grid.configs
+    keep = np.flatnonzero(~c["predicted_oom"].to_numpy())
+    rank = pareto_rank(c.loc[keep, ["pred0", "pred1"]].to_numpy())
+    order = keep[np.lexsort((c.loc[keep, "pred0"].to_numpy(), rank))]
+    run = _budgeted(grid, order)
+    run.pruned = len(c) - len(keep)
+    return run
+
+
+def run_optuna(grid: Grid, seed: int, sampler: str, use_estimate: bool = False) -> Run:
+    c = grid.configs
+    index = {grid.key(row): i for i, row in zip(c.index, c[grid.params].to_dict("records"))}
+    space = {p: optuna.distributions.CategoricalDistribution(sorted(c[p].unique().tolist(), key=str)) for p in grid.params}
+    if sampler == "tpe":
+        chosen = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, multivariate=True)
+    else:
+        chosen = optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=chosen)
+    if use_estimate:
+        keep = np.flatnonzero(~c["predicted_oom"].to_numpy())
+        front = keep[pareto_rank(c.loc[keep, ["pred0", "pred1"]].to_numpy()) == 0]
+        for i in front:
+            study.enqueue_trial({p: c.at[i, p] for p in grid.params})
+    ran, seen, pruned, spent = [], set(), set(), 0.0
+    for _ in range(MAX_ASKS_PER_CONFIG * len(c)):
+        if spent >= grid.total_gpu_hours or len(seen) + len(pruned) == len(c):
+            break
+        trial = study.ask(space)
+        i = index.get(grid.key(trial.params))
+        if i is None:  # not in the table: nothing to replay
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            continue
+        if use_estimate and c.at[i, "predicted_oom"]:
+            pruned.add(i)
+            feasible = False
+        else:
+            if i not in seen:
+                seen.add(i)
+                ran.append(i)
+                spent += c.at[i, "gpu_hours"]
+            feasible = bool(c.at[i, "ok"])
+        trial.set_constraint("oom", 0.0 if feasible else 1.0)  # Optuna 5's samplers read these
+        study.tell(trial, [c.at[i, "obj0"], c.at[i, "obj1"]] if feasible else list(INFEASIBLE))
+    return Run(ran, pruned=len(pruned))
+
+
+def search(method: str, grid: Grid, seed: int) -> Run:
+    if method == "grid":
+        return run_grid(grid, seed)
+    if method == "estimate-ranked":
+        return run_ranked(grid, seed)
+    return run_optuna(grid, seed, sampler=method.split("+")[0], use_estimate=method.endswith("+estimate"))
+
+
+def curve(grid: Grid, run: Run) -> pd.DataFrame:
+    """Hypervolume fraction after each trial, against the fraction of the grid's GPU-hours spent."""
+    full = grid.front_hypervolume(list(grid.configs.index))
+    spent = np.cumsum([grid.configs.at[i, "gpu_hours"] for i in run.order])
+    hv = [grid.front_hypervolume(run.order[: k + 1]) / full for k in range(len(run.order))]
+    return pd.DataFrame({"trial": np.arange(1, len(run.order) + 1), "gpu_hours_fraction": spent / grid.total_gpu_hours, "hv_fraction": hv})
+
+
+def hv_at(points: pd.DataFrame, fraction: float) -> float:
+    """Hypervolume fraction reached within `fraction` of the grid's GPU-hours (step function)."""
+    within = points[points["gpu_hours_fraction"] <= fraction + 1e-12]
+    return float(within["hv_fraction"].max()) if len(within) else 0.0
+
+
+def gpu_hours_to(points: pd.DataFrame, target: float) -> float:
+    """Fraction of the grid's GPU-hours spent when the hypervolume fraction first reaches `target`."""
+    hit = points[points["hv_fraction"] >= target - 1e-12]
+    return float(hit["gpu_hours_fraction"].iloc[0]) if len(hit) else float("nan")
+
+
+def replay(grids: list[Grid], seeds: int, methods=METHODS) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(curves, per-run summary) of every method x seed x group."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    curves, runs = [], []
+    for method in methods:
+        for seed in range(seeds):
+            for grid in grids:
+                run = search(method, grid, seed)
+                points = curve(grid, run)
+                curves.append(points.assign(method=method, seed=seed, group=grid.name))
+                runs.append({
+                    "method": method, "seed": seed, "group": grid.name, "pruned": run.pruned,
+                    "points": points.assign(oom=~grid.configs.loc[run.order, "ok"].to_numpy()),
+                })
+    return pd.concat(curves, ignore_index=True), pd.DataFrame(runs)
+
+
+def summarise(runs: pd.DataFrame, budget: float, target: float) -> pd.DataFrame:
+    """Per method, over seeds and groups: hypervolume at `budget`, GPU-hours to `target`."""
+    within = [p[p["gpu_hours_fraction"] <= budget + 1e-12] for p in runs["points"]]
+    runs = runs.assign(
+        hv_at_budget=[hv_at(p, budget) for p in runs["points"]],
+        to_target=[gpu_hours_to(p, target) for p in runs["points"]],
+        trials=[len(w) for w in within], oom=[int(w["oom"].sum()) for w in within],
+    )
+    strict_mean = lambda s: s.mean(skipna=False)  # noqa: E731 - a run that never reached the target shows
+    per_seed = runs.groupby(["method", "seed"]).agg(
+        hv=("hv_at_budget", "mean"), to_target=("to_target", strict_mean), trials=("trials", "sum"),
+        oom=("oom", "sum"), pruned=("pruned", "sum"),
+    )
+    out = per_seed.groupby("method").agg(
+        hv_mean=("hv", "mean"), hv_min=("hv", "min"), to_target_mean=("to_target", strict_mean),
+        trials=("trials", "mean"), oom_trials=("oom", "mean"), pruned=("pruned", "mean"),
+    )
+    out["meets_goal"] = out["hv_mean"] >= target
+    return out.reindex([m for m in METHODS if m in out.index]).reset_index()
+
+
+def plot(curves: pd.DataFrame, budget: float, target: float, title: str, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = np.linspace(0, 1, 201)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method in [m for m in METHODS if m in set(curves["method"])]:
+        runs = np.array([
+            [hv_at(g, x) for x in xs] for _, g in curves[curves["method"] == method].groupby(["seed", "group"])
+        ])
+        ax.plot(xs, runs.mean(axis=0), label=method)
+        ax.fill_between(xs, np.percentile(runs, 25, axis=0), np.percentile(runs, 75, axis=0), alpha=0.15)
+    ax.axvline(budget, color="grey", linestyle=":", linewidth=1)
+    ax.axhline(target, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("GPU-hours spent / the grid's GPU-hours")
+    ax.set_ylabel("hypervolume / the grid's")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# A synthetic grid: the estimate's own predictions, perturbed, so the replay runs without a table
+
+SYNTHETIC_PRICE_PER_GPU_HOUR = 3.0
+"""Illustrative only: a made-up H100 price so the synthetic grid has a cost objective."""
+
+
+def synthetic_table(
+    models=("llama-100m", "llama-500m", "llama-1b", "llama-2b"), batches=(8, 16, 32, 64), gpus=(1, 2, 4, 8),
+    attention=("eager", "sdpa"), strategies=("ddp", "fsdp"), gpu_type="H100-80GB", seed: int = 0,
+):
+    """Rows of the results schema: 'measured' = predicted x per-(model, strategy, attention) bias x
+    per-row noise (10% on tokens/s, 3% on memory), so the estimate is informative but wrong."""
+    from slmray.presets import get_model
+    from slmray.results import to_table
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for model in models:
+        for strategy in strategies:
+            for att in attention:
+                bias = np.exp(rng.normal(0, 0.1))
+                for n in gpus:
+                    for b in batches:
+                        cfg = trial_config(pd.Series({
+                            "model": model, "attention": att, "strategy": strategy, "compile": False,
+                            "activation_checkpointing": False, "per_device_batch": b, "seq_len": 1024, "grad_accum": 1,
+                        }))
+                        est = estimate(cfg, gpu_type, n)
+                        peak = est.peak_mem_gb * np.exp(rng.normal(0, 0.03))
+                        ok = peak <= est.capacity_gb
+                        tps = est.tokens_per_s * bias * np.exp(rng.normal(0, 0.1))
+                        step = n * cfg.tokens_per_device_step / tps
+                        startup = 30 + 20 * get_model(model).num_params / 1e9
+                        wall = startup + (TRIAL_STEPS * step if ok else step)
+                        price = SYNTHETIC_PRICE_PER_GPU_HOUR * n
+                        rows.append({
+                            "sweep_id": "synthetic", "trial_id": f"t{len(rows):04d}", "model": model, "family": "llama",
+                            "n_params": get_model(model).num_params, "per_device_batch": b, "seq_len": 1024, "num_gpus": n,
+                            "attention": att, "strategy": strategy, "compile": False, "activation_checkpointing": False,
+                            "grad_accum": 1, "gpu_type": gpu_type, "status": "ok" if ok else "oom", "peak_mem_gb": peak,
+                            "tokens_per_s": tps if ok else None, "step_time_median_s": step if ok else None,
+                            "startup_s": startup, "wall_s": wall, "price_per_hour_usd": price,
+                            "cost_usd": price * wall / 3600, "tokens_per_usd": tps * 3600 / price if ok else None,
+                        })
+    return to_table(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("table", nargs="?", help="a results Parquet or trainer CSV of a grid")
+    p.add_argument("--synthetic", action="store_true", help="replay `synthetic_table()` instead")
+    p.add_argument("--out", required=True, help="directory for the plot, table and curves")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--budget", type=float, default=1 / 3, help="share of the grid's GPU-hours to score at")
+    p.add_argument("--target", type=float, default=0.9, help="share of the grid's hypervolume to reach")
+    p.add_argument("--group-by", default="model", choices=CONFIG_COLUMNS, help="one front per value of this column")
+    args = p.parse_args(argv)
+    if bool(args.table) == args.synthetic:
+        p.error("give a table or --synthetic")
+    os.makedirs(args.out, exist_ok=True)
+    try:
+        if args.synthetic:  # through a Parquet file, as a committed grid would come
+            from slmray.results import write_table
+
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "synthetic_grid.parquet")
+                write_table(synthetic_table(), path)
+                measured = load_measured([path])
+        else:
+            path = args.table
+            measured = load_measured([path])
+        grids = build_grids(measured, args.group_by)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not grids:
+        print(f"error: {path} has no ok configuration to make a front of", file=sys.stderr)
+        return 2
+    curves, runs = replay(grids, args.seeds)
+    summary = summarise(runs, args.budget, args.target)
+    name = os.path.basename(path)
+    total = sum(g.total_gpu_hours for g in grids)
+    header = (
+        f"Replay of `{name}`: {sum(len(g.configs) for g in grids)} configurations in {len(grids)} groups "
+        f"(by {args.group_by}), {total:,.1f} GPU-hours for the whole grid; {args.seeds} seeds. "
+        f"hv: hypervolume fraction of the grid's front within {args.budget:.0%} of its GPU-hours (mean, worst seed); "
+        f"to {args.target:.0%}: mean fraction of the grid's GPU-hours spent to reach {args.target:.0%} of its hypervolume "
+        "(NaN where some run never did); trials, oom_trials, pruned: per seed, summed over groups, within the budget "
+        "(pruned: over the whole run)."
+    )
+    if args.synthetic:
+        header += (
+            " Synthetic grid (`synthetic_table`): every 'measured' value is the estimate's own prediction times a "
+            "10% bias per (model, strategy, attention) and 10% (tokens/s) or 3% (memory) noise per row, so the "
+            "estimate is closer to the truth here than it will be on a real grid."
+        )
+    table = summary.rename(columns={"hv_mean": "hv", "hv_min": "hv worst seed", "to_target_mean": f"to {args.target:.0%}"})
+    with open(os.path.join(args.out, "sweep_cost_replay.md"), "w") as f:
+        f.write(f"# Sweep-cost replay\n\n{header}\n\n{markdown_table(table)}\n")
+    summary.to_csv(os.path.join(args.out, "sweep_cost_replay.csv"), index=False)
+    curves.round(4).to_csv(os.path.join(args.out, "sweep_cost_replay_curves.csv"), index=False)
+    plot(curves, args.budget, args.target, f"{name}: {len(grids)} groups, {args.seeds} seeds", os.path.join(args.out, "sweep_cost_replay.png"))
+    print(header)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"wrote {args.out}/sweep_cost_replay.{{png,md,csv}}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

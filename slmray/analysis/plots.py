@@ -1,0 +1,155 @@
+"""The report's figures as matplotlib `Figure`s, built without pyplot (no global state, no
+display needed); each returns None when the table has nothing to draw.
+
+Points are `costs.best_over` values like the paper's: the best trial over every parameter the
+figure does not show, with configurations that ran out of memory at 0.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from slmray.analysis.costs import best_over
+from slmray.analysis.pareto import Objective
+from slmray.analysis.table import config_label, model_order, ok
+from slmray.hardware import spec_for
+
+LABELS = {
+    "tokens_per_s": "tokens/s", "tokens_per_usd": "tokens per $", "usd_per_btok": "$ per billion tokens",
+    "loss_per_usd": "loss reduction per $", "mfu": "MFU", "peak_mem_gb": "peak memory (GiB)",
+}
+
+
+def label(column: str) -> str:
+    return LABELS.get(column, column)
+
+
+def _finite(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    return df[np.isfinite(df[column].astype(float))]
+
+
+def _panels(n: int, width: float = 4.0) -> tuple[Figure, list[Axes]]:
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(width * cols, 3.2 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def _by_batch(df: pd.DataFrame, points: pd.DataFrame, y: str, **style) -> tuple[Figure, Axes]:
+    """A figure of `y` against per-device batch (log scale), one series per model."""
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.subplots()
+    for model in model_order(df):
+        part = points[points["model"] == model].sort_values("per_device_batch")
+        if not part.empty:
+            ax.plot(part["per_device_batch"], part[y], marker="o", label=model, **style)
+    ax.set_xscale("log", base=2)
+    return fig, ax
+
+
+def scaling_figure(df: pd.DataFrame, metric: str = "tokens_per_s") -> Figure | None:
+    """`metric` against GPU count, one panel per model, a line per GPU type and strategy."""
+    best = _finite(best_over(df, metric, ["model", "gpu_type", "strategy", "num_gpus"]), metric)
+    if best.empty:
+        return None
+    models = [m for m in model_order(df) if m in set(best["model"])]
+    fig, axes = _panels(len(models))
+    for ax, model in zip(axes, models):
+        part = best[best["model"] == model]
+        for (gpu, strategy), line in part.groupby(["gpu_type", "strategy"], dropna=False):
+            line = line.sort_values("num_gpus")
+            ax.plot(line["num_gpus"], line[metric], marker="o", label=f"{gpu} {strategy}")
+        ax.set_xticks(sorted(part["num_gpus"].unique()))
+        ax.set_ylim(bottom=0)
+        ax.set(title=model, xlabel="GPUs", ylabel=label(metric))
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{label(metric)} by GPU count")
+    return fig
+
+
+def batch_figure(df: pd.DataFrame, metric: str = "tokens_per_usd") -> Figure | None:
+    """`metric` against per-device batch, a line per model (out of memory at 0)."""
+    best = _finite(best_over(df, metric, ["model", "per_device_batch"]), metric)
+    if best.empty or not best[metric].astype(float).any():
+        return None
+    fig, ax = _by_batch(df, best, metric)
+    ax.set_ylim(bottom=0)
+    ax.set(title=f"{label(metric)} by per-device batch", xlabel="per-device batch", ylabel=label(metric))
+    ax.legend(fontsize=7)
+    return fig
+
+
+def attention_figure(df: pd.DataFrame, metric: str = "tokens_per_s") -> Figure | None:
+    """`metric` per model, a bar per attention backend."""
+    best = _finite(best_over(df, metric, ["model", "attention"]), metric)
+    if best.empty:
+        return None
+    models = [m for m in model_order(df) if m in set(best["model"])]
+    backends = sorted(best["attention"].dropna().unique())
+    width = 0.8 / max(len(backends), 1)
+    fig = Figure(figsize=(max(6.0, 1.2 * len(models) + 2), 4), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(models))
+    for i, backend in enumerate(backends):
+        part = best[best["attention"] == backend].set_index("model").reindex(models)
+        ax.bar(x + i * width - 0.4 + width / 2, part[metric].fillna(0), width, label=backend)
+    ax.set_xticks(x, models, rotation=20)
+    ax.set(title=f"{label(metric)}: attention backends", ylabel=label(metric))
+    ax.legend(fontsize=7)
+    return fig
+
+
+def pareto_figure(df: pd.DataFrame, objectives: Sequence[Objective], front: pd.Series) -> Figure | None:
+    """Ok trials on the first two objectives, coloured by model; `front` (True on the
+    non-dominated trials, e.g. per model) highlighted and labelled."""
+    x, y = objectives[0].column, objectives[1].column
+    trials = _finite(_finite(ok(df), x), y)
+    if trials.empty:
+        return None
+    on_front = trials[front.reindex(trials.index, fill_value=False)]
+    fig = Figure(figsize=(8, 5.5), layout="constrained")
+    ax = fig.subplots()
+    for i, model in enumerate(m for m in model_order(df) if m in set(trials["model"])):
+        color = f"C{i % 10}"
+        part, best = trials[trials["model"] == model], on_front[on_front["model"] == model]
+        ax.scatter(part[x], part[y], s=16, color=color, alpha=0.45, label=model)
+        ax.scatter(best[x], best[y], s=60, color=color, edgecolors="black", linewidths=1.2)
+    for (_, row), text in zip(on_front.iterrows(), config_label(on_front)):
+        ax.annotate(f"{row['model']} {text}", (row[x], row[y]), fontsize=6, xytext=(4, 4), textcoords="offset points")
+    ax.set(xlabel=f"{label(x)} ({objectives[0]})", ylabel=f"{label(y)} ({objectives[1]})",
+           title="Pareto front per model (outlined, labelled)")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def memory_figure(df: pd.DataFrame) -> Figure | None:
+    """Peak memory against per-device batch per model; out-of-memory trials marked at the
+    GPU's capacity (or their own peak where the GPU is unknown)."""
+    trials = _finite(ok(df), "peak_mem_gb")
+    oom = df[df["status"] == "oom"].copy()
+    capacity = oom["gpu_type"].map(lambda g: spec_for(g).memory_gb if isinstance(g, str) and spec_for(g) else math.nan)
+    oom["y"] = capacity.astype(float).fillna(oom["peak_mem_gb"].astype(float))
+    oom = oom[np.isfinite(oom["y"])]
+    if trials.empty and oom.empty:
+        return None
+    fig, ax = _by_batch(df, trials, "peak_mem_gb", linestyle="")
+    if not oom.empty:
+        ax.scatter(oom["per_device_batch"], oom["y"], marker="x", s=60, color="tab:red", label="out of memory")
+    ax.set(title="peak memory by per-device batch", xlabel="per-device batch", ylabel=label("peak_mem_gb"))
+    ax.legend(fontsize=7)
+    return fig
+
+
+def save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=110)
+    return path

@@ -1,0 +1,242 @@
+"""The analysis report: `report.md`, `report.html` (figures inline) and the PNGs, in one folder.
+
+Both renderings come from the same list of sections, so they say the same thing.  The report
+ends with a recommendation per model size under the primary objective (the first one that has
+values).  A table with no ok trials gives a report that says so, and no figures.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from slmray.analysis import findings, plots
+from slmray.analysis.costs import LOSS_SOURCES
+from slmray.analysis.pareto import Objective, best_by_group, pareto_front
+from slmray.analysis.table import config_label, model_order, ok, sort_by_model, summary
+
+DEFINITIONS = (
+    "tokens/s: global training tokens per second over the measured steps (warm-up excluded), from the trainer.",
+    "Cost of a trial: price per GPU-hour (slmray.prices, by the detected GPU type) x GPUs used; "
+    "tokens per $ = tokens/s x 3600 / price per hour; $ per billion tokens = price per hour / (tokens/s x 3600) x 1e9.",
+    "Loss per $ (Ashkboos et al. 2024, Eq. 1) = Loss/Token x Token/Second / (Dollar/Second), Loss/Token being the "
+    "loss reduction per training token (see slmray.analysis.costs for its source).",
+    "Tables and figures show, for each cell or point, the best ok trial over every parameter not shown; "
+    "a cell whose trials all ran out of memory is 0 (the paper's convention).",
+    "Pareto front: ok trials no other trial beats on every objective at once, per model.",
+)
+
+
+@dataclass
+class Section:
+    title: str
+    text: list[str] = field(default_factory=list)
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    figures: list[tuple[str, Path]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Report:
+    markdown: Path
+    html: Path
+    figures: tuple[Path, ...]
+    recommendations: pd.DataFrame
+    """One row per model size (empty without ok trials)."""
+
+
+def cell(value: object) -> str:
+    """A table value as text: thousands separators for big numbers, 3 significant digits else."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, (bool, np.bool_, str)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return f"{value:,}"
+    if isinstance(value, (float, np.floating)):
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        if abs(value) >= 1000 or (abs(value) >= 1 and value == int(value)):
+            return f"{value:,.0f}"
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _text_frame(df: pd.DataFrame) -> pd.DataFrame:
+    return df.astype(object).map(cell) if not df.empty else df
+
+
+def _has_values(df: pd.DataFrame, column: str) -> bool:
+    return bool(np.isfinite(ok(df)[column].astype(float)).any())
+
+
+def _figure(section: Section, fig: Figure | None, out_dir: Path, name: str, caption: str) -> None:
+    if fig is None:
+        section.text.append(f"No data to plot for: {caption}.")
+    else:
+        section.figures.append((caption, plots.save(fig, out_dir / name)))
+
+
+def _recommend(section: Section, df: pd.DataFrame, objective: Objective) -> pd.DataFrame:
+    best = sort_by_model(best_by_group(df, objective, "model"), df)
+    section.text.append(f"Best configuration per model size under {objective} (margin: how far ahead of the runner-up):")
+    for _, r in best.iterrows():
+        line = f"{r['model']}: {r['best']} ({cell(r[objective.column])} {objective.column})"
+        if pd.notna(r["runner_up"]):
+            line += f", {100 * r['margin']:.1f}% ahead of {r['runner_up']} ({cell(r['runner_up_value'])})"
+        section.text.append(line + ".")
+    for model in model_order(df):
+        if model not in set(best["model"]):
+            counts = ", ".join(f"{k} {v}" for k, v in df[df["model"] == model]["status"].value_counts().items())
+            section.text.append(f"{model}: no recommendation, no ok trial with a value ({counts}).")
+    margin = best["margin"].map(lambda m: f"{100 * m:.1f}%" if pd.notna(m) else "-")
+    section.tables.append((f"Best configuration per model size, {objective}", best.drop(columns="row").assign(margin=margin)))
+    return best
+
+
+def _findings(df: pd.DataFrame, money: str) -> Section:
+    return Section("Findings", tables=[
+        ("FlashAttention (fused) vs eager attention, tokens/s", findings.attention_effect(df)),
+        ("DDP vs FSDP by model size and GPU count, tokens/s", findings.strategy_effect(df)),
+        ("Scaling with GPU count: tokens/s, tokens per $, efficiency", findings.gpu_scaling(df)),
+        (f"Per-device batch size, {plots.label(money)}", findings.batch_effect(df, money)),
+        (f"GPU type, {plots.label(money)}", findings.gpu_type_effect(df, money)),
+    ])
+
+
+def _front(df: pd.DataFrame, objectives: Sequence[Objective], out_dir: Path) -> Section:
+    section = Section("Pareto front")
+    if not objectives:
+        section.text.append("No objective has values; no front.")
+        return section
+    front = pareto_front(df, objectives, by="model")
+    rows = sort_by_model(df[front], df)
+    table = rows.assign(configuration=config_label(rows))[["model", "configuration", *(o.column for o in objectives)]]
+    section.text.append(f"Objectives: {', '.join(map(str, objectives))}; non-dominated ok trials per model.")
+    section.tables.append(("Non-dominated trials", table))
+    if len(objectives) >= 2:
+        fig = plots.pareto_figure(df, objectives, pareto_front(df, objectives[:2], by="model"))
+        _figure(section, fig, out_dir, "pareto.png", f"Pareto front per model, {objectives[0]} vs {objectives[1]}")
+    else:
+        section.text.append("A Pareto plot needs two objectives with values.")
+    return section
+
+
+def _figures(df: pd.DataFrame, money: str, out_dir: Path) -> Section:
+    section = Section("Figures")
+    _figure(section, plots.scaling_figure(df), out_dir, "scaling.png", "tokens/s by GPU count, per GPU type and strategy")
+    _figure(section, plots.batch_figure(df, money), out_dir, "batch.png", f"{plots.label(money)} by per-device batch")
+    _figure(section, plots.attention_figure(df), out_dir, "attention.png", "eager vs fused attention per model size")
+    _figure(section, plots.memory_figure(df), out_dir, "memory.png",
+            "peak memory by per-device batch, out-of-memory trials marked")
+    return section
+
+
+def _analysis(
+    df: pd.DataFrame, objectives: Sequence[Objective], out_dir: Path, notes: list[str]
+) -> tuple[list[Section], pd.DataFrame]:
+    """The sections of a table with ok trials; what had to be left out is added to `notes`."""
+    usable = [o for o in objectives if _has_values(df, o.column)]
+    notes += [f"Objective {o} has no values among the ok trials (no prices? re-price with --prices PROFILE); "
+              "it is left out." for o in objectives if o not in usable]
+    money = "tokens_per_usd" if _has_values(df, "tokens_per_usd") else "tokens_per_s"
+    if money == "tokens_per_s":
+        notes.append("No trial has a price, so the cost tables and plots show tokens/s instead of tokens per $.")
+    recommend = Section("Recommendation")
+    if usable:
+        best = _recommend(recommend, df, usable[0])
+    else:
+        best = pd.DataFrame()
+        recommend.text.append("No recommendation: no objective has values among the ok trials.")
+    sections = [_findings(df, money), _front(df, usable, out_dir), _figures(df, money, out_dir),
+                Section("How the numbers are computed", list(DEFINITIONS)), recommend]
+    return sections, best
+
+
+def write_report(
+    df: pd.DataFrame, out_dir: str | Path, objectives: Sequence[Objective], sources: Sequence[str] = (),
+    notes: Sequence[str] = (), loss_source: str = LOSS_SOURCES[0],
+) -> Report:
+    """Analyse `df` (a results frame with cost metrics added) and write the report into `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    notes = list(notes)
+    head = Section("slmray analysis")
+    head.text += [f"Results: {', '.join(sources) or '(in memory)'}.", f"Objectives: {', '.join(map(str, objectives))}.",
+                  f"Loss per token from: {loss_source}."]
+    if df.empty:
+        sections, best = [Section("No trials", ["The results table is empty: there is nothing to analyse."])], pd.DataFrame()
+    elif not (df["status"] == "ok").any():
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(df["status"].value_counts().items()))
+        sections, best = [Section("No successful trials", [
+            f"The table has {len(df)} trials and none finished ok ({counts}): there is nothing to compare.",
+            "No recommendation: no successful trials.",
+        ])], pd.DataFrame()
+    else:
+        sections, best = _analysis(df, objectives, out_dir, notes)
+    if not df.empty:
+        head.tables.append(("Trials per model and status", summary(df)))
+    head.text += notes
+    sections = [head, *sections]
+    md, page = out_dir / "report.md", out_dir / "report.html"
+    md.write_text(render_markdown(sections))
+    page.write_text(render_html(sections))
+    figures = tuple(path for s in sections for _, path in s.figures)
+    return Report(md, page, figures, best)
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    text = _text_frame(df)
+    rows = [[str(c) for c in text.columns], *text.astype(str).values.tolist()]
+    rows = [[c.replace("|", "\\|") for c in r] for r in rows]
+    lines = ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join([lines[0], "|" + " --- |" * len(rows[0]), *lines[1:]])
+
+
+def _render(sections: Sequence[Section], heading, paragraph, table, figure) -> list[str]:
+    """Walk the sections once; the four callables write each part in the target format."""
+    out = []
+    for i, s in enumerate(sections):
+        out.append(heading(1 if i == 0 else 2, s.title))
+        out += [paragraph(t) for t in s.text]
+        out += [table(caption, frame) for caption, frame in s.tables]
+        out += [figure(caption, path) for caption, path in s.figures]
+    return out
+
+
+def render_markdown(sections: Sequence[Section]) -> str:
+    return "\n".join(_render(
+        sections,
+        heading=lambda level, title: f"{'#' * level} {title}\n",
+        paragraph=lambda text: f"{text}\n",
+        table=lambda caption, frame: f"**{caption}**\n\n{_md_table(frame) if not frame.empty else '(no rows)'}\n",
+        figure=lambda caption, path: f"![{caption}]({path.name})\n",
+    ))
+
+
+def _html_figure(caption: str, path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def render_html(sections: Sequence[Section]) -> str:
+    body = _render(
+        sections,
+        heading=lambda level, title: f"<h{level}>{html.escape(title)}</h{level}>",
+        paragraph=lambda text: f"<p>{html.escape(text)}</p>",
+        table=lambda caption, frame: f"<h3>{html.escape(caption)}</h3>"
+        + (_text_frame(frame).to_html(index=False) if not frame.empty else "<p>(no rows)</p>"),
+        figure=_html_figure,
+    )
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;font-size:13px}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}")
+    head = f"<meta charset='utf-8'><title>slmray analysis</title><style>{style}</style>"
+    return f"<!doctype html><html><head>{head}</head><body>{''.join(body)}</body></html>\n"

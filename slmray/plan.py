@@ -1,0 +1,117 @@
+"""The sweep plan: each trial with its predicted memory, speed, time and cost, known before
+anything starts.  `python -m slmray.tune --dry-run` prints it; the budget and the pruning
+of predicted out-of-memory trials use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slmray.capacity import Capacity
+from slmray.estimate import Estimate, estimate
+from slmray.prices import PriceBook
+from slmray.space import SearchSpace, Trial
+
+TRIAL_OVERHEAD_S = 30.0
+"""Rough start-up of a trial before its first step: Ray Train worker group, torch import,
+CUDA context, model build.  Replaced by measurement where a table has `startup_s`."""
+COMPILE_S = 60.0
+"""Rough cold torch.compile of one block and the head."""
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    trial: Trial
+    gpu_type: str
+    """What it will run on: the GPU type asked for, the cluster's only one, or cpu."""
+    estimate: Estimate | None
+    price_per_hour_usd: float | None
+    """For all of the trial's GPUs; None where the GPU has no price."""
+    seconds: float | None
+    pruned: bool
+    """Predicted out of memory, and pruning is on: recorded, not run."""
+
+    @property
+    def gpu_hours(self) -> float | None:
+        return None if self.seconds is None or self.pruned else self.seconds / 3600 * self.trial.num_gpus
+
+    @property
+    def cost_usd(self) -> float | None:
+        if self.pruned:
+            return 0.0
+        if self.seconds is None or self.price_per_hour_usd is None:
+            return None
+        return self.seconds / 3600 * self.price_per_hour_usd
+
+
+def plan_trial(space: SearchSpace, trial: Trial, capacity: Capacity, prices: PriceBook, prune: bool) -> PlannedTrial:
+    gpu_type = capacity.device_type(trial.gpu_type)
+    cfg = space.train_config(trial, device="cuda" if capacity.use_gpu else "cpu")
+    try:
+        est = estimate(cfg, gpu_type, trial.num_gpus, gpus_per_node=capacity.gpus_per_node.get(gpu_type, 8))
+    except ValueError:  # a GPU the estimator has no specs for ("any GPU", a new model)
+        est = None
+    price = prices.lookup(gpu_type) if gpu_type != "any GPU" else None
+    seconds = None
+    if est is not None:
+        steps = space.warmup_steps + space.steps * space.repeats
+        seconds = TRIAL_OVERHEAD_S + (COMPILE_S if trial.compile else 0.0) + steps * est.step_time_s
+    return PlannedTrial(
+        trial=trial, gpu_type=gpu_type, estimate=est,
+        price_per_hour_usd=None if price is None else price.usd_per_gpu_hour * trial.num_gpus,
+        seconds=seconds, pruned=prune and est is not None and est.oom,
+    )
+
+
+def make_plan(space: SearchSpace, capacity: Capacity, prices: PriceBook, prune: bool) -> list[PlannedTrial]:
+    """Every grid point, planned; Optuna samples among these."""
+    return [plan_trial(space, t, capacity, prices, prune) for t in space.trials()]
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "?" if value is None else format(value, spec)
+
+
+def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_usd: float | None) -> str:
+    """The table `--dry-run` prints: each trial, then what the sweep should cost."""
+    header = (
+        f"{'#':>4}  {'model':<12} {'batch':>5} {'gpus':>4} {'gpu':<10} {'attention':<10} {'strategy':<13} "
+        f"{'pred mem GiB':>12} {'OOM?':<12} {'pred tok/s':>11} {'est min':>7} {'est $':>8}"
+    )
+    lines = [header]
+    spent = 0.0
+    budget_note = None
+    for i, p in enumerate(plan, 1):
+        e = p.estimate
+        cost = p.cost_usd
+        if budget_usd is not None and budget_note is None and cost is not None and spent + cost > budget_usd:
+            budget_note = f"budget ${budget_usd:,.2f} is reached before trial {i}: no trial from there on starts"
+        spent += cost or 0.0
+        lines.append(
+            f"{i:>4}  {p.trial.model:<12} {p.trial.per_device_batch:>5} {p.trial.num_gpus:>4} {p.gpu_type:<10} "
+            f"{p.trial.attention:<10} {p.trial.strategy + (' +compile' if p.trial.compile else ''):<13} "
+            f"{_fmt(e and e.peak_mem_gb, '12.1f')} {('yes' if e and e.oom else 'no' if e else '?') + (' (pruned)' if p.pruned else ''):<12} "
+            f"{_fmt(e and e.tokens_per_s, '11,.0f')} {_fmt(p.seconds and p.seconds / 60, '7.1f')} {_fmt(cost, '8.2f')}"
+        )
+    ran = [p for p in plan if not p.pruned]
+    hours = [p.gpu_hours for p in ran]
+    costs = [p.cost_usd for p in ran]
+    known_hours = sum(h for h in hours if h is not None)
+    known_cost = sum(c for c in costs if c is not None)
+    unknown = sum(c is None for c in costs)
+    lines.append("")
+    pruned = len(plan) - len(ran)
+    if space.search == "grid":
+        lines.append(f"grid: {runs} trials ({pruned} predicted out of memory and pruned: recorded, not run)")
+        lines.append(f"estimate: {known_hours:,.2f} GPU-hours, ${known_cost:,.2f}")
+    else:
+        mean_h = known_hours / max(1, len(ran) - sum(h is None for h in hours))
+        mean_c = known_cost / max(1, len(ran) - unknown)
+        lines.append(f"optuna ({space.sampler}): {runs} trials sampled from these {len(plan)} configurations "
+                     f"({pruned} predicted out of memory)")
+        lines.append(f"estimate at the average configuration: {runs * mean_h:,.2f} GPU-hours, ${runs * mean_c:,.2f}")
+    if unknown:
+        lines.append(f"{unknown} trials have no price or no estimate: their cost is not counted")
+    if budget_note:
+        lines.append(budget_note)
+    return "\n".join(lines)

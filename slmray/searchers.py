@@ -1,0 +1,103 @@
+"""Two small Ray Tune searchers: the grid as a fixed plan, and a dollar budget around any searcher.
+
+Tune's own grid (`tune.grid_search`) runs under BasicVariantGenerator, which is not a
+`Searcher` and so cannot be wrapped; the plan searcher makes the grid one, so that the same
+budget wrapper stops the grid and Optuna alike.  Both keep their state across
+`Tuner.restore` (Tune checkpoints searchers with the experiment).
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from typing import Callable
+
+from ray.tune.search import Searcher
+
+
+class PlanSearcher(Searcher):
+    """Suggests the given configurations in order, then reports the search finished."""
+
+    def __init__(self, configs: list[dict], metric: str | list[str] | None = None, mode: str | list[str] | None = None):
+        super().__init__(metric=metric, mode=mode)
+        self.configs = list(configs)
+        self.next_index = 0
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True  # the plan is fixed; metric and mode do not change it
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self.next_index >= len(self.configs):
+            return Searcher.FINISHED
+        self.next_index += 1
+        return dict(self.configs[self.next_index - 1])
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        pass
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump({"configs": self.configs, "next_index": self.next_index}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            state = pickle.load(f)
+        self.configs, self.next_index = state["configs"], state["next_index"]
+
+
+class BudgetLimiter(Searcher):
+    """Stops launching trials once dollars spent plus those committed would pass `budget_usd`.
+
+    A running trial counts at its estimated cost until it completes and reports its real
+    `cost_usd`; a trial whose estimate would cross the budget is not started, and the search
+    ends there (Tune lets running trials finish).
+    """
+
+    def __init__(self, searcher: Searcher, budget_usd: float, estimate_usd: Callable[[dict], float]):
+        super().__init__(metric=searcher.metric, mode=searcher.mode)
+        self.searcher = searcher
+        self.budget_usd = budget_usd
+        self.estimate_usd = estimate_usd
+        self.spent_usd = 0.0
+        self.committed: dict[str, float] = {}
+        self.exhausted = False
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self.exhausted:
+            return Searcher.FINISHED
+        config = self.searcher.suggest(trial_id)
+        if config is None or config == Searcher.FINISHED:
+            return config
+        cost = self.estimate_usd(config)
+        if self.spent_usd + sum(self.committed.values()) + cost > self.budget_usd:
+            self.exhausted = True
+            self.searcher.on_trial_complete(trial_id, None, error=True)  # the inner searcher forgets it
+            return Searcher.FINISHED
+        self.committed[trial_id] = cost
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        estimated = self.committed.pop(trial_id, 0.0)
+        actual = (result or {}).get("cost_usd")
+        self.spent_usd += actual if actual is not None else estimated
+        self.searcher.on_trial_complete(trial_id, result, error)
+
+    def get_state(self) -> dict:
+        state = self.__dict__.copy()
+        del state["searcher"], state["estimate_usd"]
+        return copy.deepcopy(state)
+
+    def set_state(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def save(self, checkpoint_path: str) -> None:
+        self.searcher.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.searcher.restore(checkpoint_path)

@@ -1,0 +1,253 @@
+"""The search-space API that `search_spaces/*.py` files use.
+
+A search-space file is a small Python module defining `SPACE`:
+
+    from slmray.space import SearchSpace
+
+    SPACE = SearchSpace(
+        model=["llama-100m", "llama-500m"],
+        per_device_batch=[8, 16, 32],
+        num_gpus=[1, 2],
+        attention=["eager", "sdpa"],
+        strategy=["ddp", "fsdp"],
+        seq_len=1024,
+        steps=10,
+        search="grid",
+        objectives=["max:tokens_per_s", "max:tokens_per_usd"],
+    )
+
+Lists are swept dimensions; scalars hold for every trial.  Everything is checked when the
+space is built, and `load_space` prefixes the file's path to any error.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slmray.attention import installed_backends
+from slmray.config import DEVICES, STRATEGIES, ConfigError, ModelConfig, TrainConfig
+from slmray.hardware import gpu_specs
+from slmray.presets import PRESETS
+from slmray.results import SCHEMA
+
+SEARCHES = ("grid", "optuna")
+OPTUNA_SAMPLERS = ("tpe", "nsga2", "random")
+CPU_ATTENTION = ("eager", "sdpa", "sdpa-math")
+NUMERIC_COLUMNS = tuple(
+    f.name for f in SCHEMA if f.type in ("double", "int64") and f.name not in ("per_device_batch", "num_gpus", "seq_len")
+)
+SWEPT = ("model", "per_device_batch", "num_gpus", "attention", "strategy", "gpu_type", "compile")
+
+
+class SpaceError(ValueError):
+    """A search-space file that cannot be used: `<file>: <field>: <what is wrong>`."""
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A results column to maximise or minimise, written `max:tokens_per_s`."""
+
+    mode: str
+    metric: str
+
+    @classmethod
+    def parse(cls, text: str) -> Objective:
+        mode, _, metric = text.partition(":")
+        if mode not in ("max", "min") or not metric:
+            raise ConfigError(f"objectives: {text!r} is not of the form max:<column> or min:<column>")
+        if metric not in NUMERIC_COLUMNS:
+            raise ConfigError(f"objectives: {metric!r} is not a numeric results column ({', '.join(NUMERIC_COLUMNS)})")
+        return cls(mode, metric)
+
+    def __str__(self) -> str:
+        return f"{self.mode}:{self.metric}"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One point of the space: the swept values."""
+
+    model: str
+    per_device_batch: int
+    num_gpus: int
+    attention: str
+    strategy: str
+    gpu_type: str | None
+    compile: bool
+
+    def label(self) -> str:
+        gpu = self.gpu_type or "local"
+        return (
+            f"{self.model} b{self.per_device_batch} x{self.num_gpus} {gpu} {self.attention} {self.strategy}"
+            f"{' compiled' if self.compile else ''}"
+        )
+
+
+def _as_list(name: str, value: Any) -> list:
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values:
+        raise ConfigError(f"{name}: must list at least one value")
+    if len(set(map(repr, values))) != len(values):
+        raise ConfigError(f"{name}: lists a value twice")
+    return values
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    model: list[str]
+    """Preset names (`python -m slmray.train --list-models`) or ModelConfig objects."""
+    per_device_batch: list[int]
+    num_gpus: list[int]
+    """GPUs per trial (Ray Train workers, one GPU each); CPU processes on a CPU-only machine."""
+    attention: list[str]
+    strategy: list[str]
+    gpu_type: list[str] | None = None
+    """Canonical GPU names (`H100-80GB`, `A100-40GB`...); None runs on whatever GPUs the cluster has."""
+    compile: list[bool] = field(default_factory=lambda: [False])
+    seq_len: int = 1024
+    steps: int = 10
+    warmup_steps: int = 3
+    repeats: int = 1
+    grad_accum: int = 1
+    activation_checkpointing: bool = False
+    data: str = "synthetic"
+    device: str = "auto"
+    """auto: GPUs where the cluster has them, else CPU processes with gloo."""
+    search: str = "grid"
+    objectives: list[str] = field(default_factory=lambda: ["max:tokens_per_s"])
+    num_samples: int | None = None
+    """Optuna trials (default: a third of the grid); grid search runs every point."""
+    sampler: str = "tpe"
+    """Optuna sampler: tpe, nsga2 (multi-objective) or random."""
+    max_concurrent: int | None = None
+    """Cap on trials running at once; default: as many as the GPUs fit."""
+    seed: int = 0
+    max_failures: int = 1
+    """Ray Train retries of a crashed worker group before the trial is recorded as failed."""
+    prices: str = "local"
+    """Price profile for cost columns: local (costs 0), aws, aws-spot, gcp, lambda, paper."""
+
+    def __post_init__(self) -> None:
+        for name in ("model", "per_device_batch", "num_gpus", "attention", "strategy", "compile"):
+            object.__setattr__(self, name, _as_list(name, getattr(self, name)))
+        if self.gpu_type is not None:
+            object.__setattr__(self, "gpu_type", _as_list("gpu_type", self.gpu_type))
+        object.__setattr__(self, "objectives", _as_list("objectives", self.objectives))
+        for m in self.model:
+            if not isinstance(m, ModelConfig) and m not in PRESETS:
+                raise ConfigError(f"model: unknown model {m!r} (known: {', '.join(PRESETS)})")
+        for name in ("per_device_batch", "num_gpus"):
+            for v in getattr(self, name):
+                if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                    raise ConfigError(f"{name}: {v!r} is not a positive integer")
+        for a in self.attention:
+            if a not in installed_backends():
+                hint = " (flash2 needs: pip install 'slmray[flash]')" if a == "flash2" else ""
+                raise ConfigError(f"attention: {a!r} is not an installed backend ({', '.join(installed_backends())}){hint}")
+        for s in self.strategy:
+            if s not in STRATEGIES:
+                raise ConfigError(f"strategy: {s!r} is not one of {', '.join(STRATEGIES)}")
+        if "single" in self.strategy and max(self.num_gpus) > 1:
+            raise ConfigError("strategy: single runs on one GPU, but num_gpus goes up to "
+                              f"{max(self.num_gpus)}; use ddp, fsdp or fsdp_grad_op")
+        known_gpus = [s.gpu for s in gpu_specs()]
+        for g in self.gpu_type or []:
+            if g not in known_gpus:
+                raise ConfigError(f"gpu_type: {g!r} is not a known GPU (known: {', '.join(known_gpus)})")
+        for c in self.compile:
+            if not isinstance(c, bool):
+                raise ConfigError(f"compile: {c!r} is not true or false")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device: {self.device!r} is not one of {', '.join(DEVICES)}")
+        if self.device == "cpu":
+            for a in self.attention:
+                if a not in CPU_ATTENTION:
+                    raise ConfigError(f"attention: {a} needs a CUDA GPU; a CPU sweep can use {', '.join(CPU_ATTENTION)}")
+        if self.search not in SEARCHES:
+            raise ConfigError(f"search: {self.search!r} is not one of {', '.join(SEARCHES)}")
+        if self.sampler not in OPTUNA_SAMPLERS:
+            raise ConfigError(f"sampler: {self.sampler!r} is not one of {', '.join(OPTUNA_SAMPLERS)}")
+        objectives = [Objective.parse(o) for o in self.objectives]
+        if len({o.metric for o in objectives}) != len(objectives):
+            raise ConfigError("objectives: names a column twice")
+        for name in ("num_samples", "max_concurrent"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ConfigError(f"{name}: {v!r} is not a positive integer")
+        if not isinstance(self.max_failures, int) or self.max_failures < 0:
+            raise ConfigError(f"max_failures: {self.max_failures!r} is not a non-negative integer")
+        # a TrainConfig per model checks seq_len, steps and the rest as the trainer does
+        first = self.trials()[0]
+        for m in self.model:
+            name = m.name if isinstance(m, ModelConfig) else m
+            self.train_config(Trial(**{**first.__dict__, "model": name}), device="cpu")
+
+    @property
+    def objective_list(self) -> list[Objective]:
+        return [Objective.parse(o) for o in self.objectives]
+
+    def model_config(self, model: str) -> ModelConfig:
+        for m in self.model:
+            if isinstance(m, ModelConfig) and m.name == model:
+                return m
+        return PRESETS[model]
+
+    def trials(self) -> list[Trial]:
+        """Every point of the grid, in a stable order (the order the grid search runs them)."""
+        names = [m.name if isinstance(m, ModelConfig) else m for m in self.model]
+        return [
+            Trial(model=m, per_device_batch=b, num_gpus=n, attention=a, strategy=s, gpu_type=g, compile=c)
+            for m, g, n, s, a, b, c in itertools.product(
+                names, self.gpu_type or [None], self.num_gpus, self.strategy, self.attention,
+                self.per_device_batch, self.compile,
+            )
+        ]
+
+    def default_num_samples(self) -> int:
+        return self.num_samples or max(1, math.ceil(len(self.trials()) / 3))
+
+    def train_config(self, trial: Trial, device: str) -> TrainConfig:
+        return TrainConfig(
+            model=self.model_config(trial.model), attention=trial.attention, strategy=trial.strategy,
+            per_device_batch=trial.per_device_batch, seq_len=self.seq_len, grad_accum=self.grad_accum,
+            steps=self.steps, warmup_steps=self.warmup_steps, repeats=self.repeats, compile=trial.compile,
+            activation_checkpointing=self.activation_checkpointing, seed=self.seed, data=self.data, device=device,
+        )
+
+    def choices(self) -> dict[str, list]:
+        """The swept dimensions and their values, for a sampler."""
+        names = [m.name if isinstance(m, ModelConfig) else m for m in self.model]
+        return {
+            "model": names, "per_device_batch": self.per_device_batch, "num_gpus": self.num_gpus,
+            "attention": self.attention, "strategy": self.strategy, "gpu_type": self.gpu_type or [None],
+            "compile": self.compile,
+        }
+
+
+def load_space(path: str) -> SearchSpace:
+    """Import a search-space file and return its `SPACE`; every error names the file."""
+    file = Path(path)
+    if not file.is_file():
+        raise SpaceError(f"{path}: no such search-space file")
+    spec = importlib.util.spec_from_file_location(f"slmray_space_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except ConfigError as exc:
+        raise SpaceError(f"{path}: {exc}") from None
+    except TypeError as exc:  # an unknown or missing SearchSpace argument
+        raise SpaceError(f"{path}: {str(exc).replace('SearchSpace.__init__() ', '')}") from None
+    except SyntaxError as exc:
+        raise SpaceError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
+    except Exception as exc:
+        raise SpaceError(f"{path}: {type(exc).__name__}: {exc}") from None
+    space = getattr(module, "SPACE", None)
+    if not isinstance(space, SearchSpace):
+        raise SpaceError(f"{path}: SPACE: the file must define SPACE = SearchSpace(...)")
+    return space
+

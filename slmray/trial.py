@@ -1,0 +1,168 @@
+"""One sweep trial: a Ray Tune function trainable that runs the training loop as a Ray Train
+`TorchTrainer` on `num_gpus` workers and reports one results row, whatever happened.
+
+Train V2 inside Tune, as Ray documents it: the trial function builds the trainer and calls
+`fit()`; the workers' report reaches Tune through `TuneReportCallback`; the trial's last
+`tune.report` is the row (and carries the objectives Optuna is told).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from slmray import __version__
+from slmray.capacity import Capacity
+from slmray.config import TrainConfig
+from slmray.hardware import spec_for
+from slmray.plan import PlannedTrial, plan_trial
+from slmray.prices import PriceBook
+from slmray.space import SWEPT, SearchSpace, Trial
+from slmray.results import read_table
+from slmray.storage import exists, join
+from slmray.train import TrainResult, is_out_of_memory, train_loop_per_worker
+
+ERROR_CHARS = 500
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What every trial of one sweep shares (passed with `tune.with_parameters`)."""
+
+    space: SearchSpace
+    sweep_id: str
+    sweep_dir: str
+    """<storage>/<name>: Tune's experiment directory, the results table and the Train runs."""
+    capacity: Capacity
+    prices: PriceBook
+    prune: bool
+    cpus_per_worker: float = 1.0
+
+
+def row_uri(sweep_dir: str, trial_id: str) -> str:
+    """Where a finished trial's row is written, the moment it finishes."""
+    return join(sweep_dir, "rows", f"{trial_id}.parquet")
+
+
+def trial_of(config: dict[str, Any]) -> Trial:
+    return Trial(**{k: config[k] for k in SWEPT})
+
+
+def _failure(exc: BaseException) -> tuple[str, str]:
+    """(status, message) for a failed fit: `oom` if any worker ran out of memory."""
+    errors = list(getattr(exc, "worker_failures", {}).values()) or [exc]
+    for err in errors:
+        chain, seen = [err], set()
+        while chain:
+            e = chain.pop()
+            if e is None or id(e) in seen:
+                continue
+            seen.add(id(e))
+            if is_out_of_memory(e) or "OutOfMemoryError" in type(e).__name__ or "CUDA out of memory" in str(e):
+                return "oom", _first_line(e)
+            chain += [e.__cause__, e.__context__, getattr(e, "cause", None)]
+    return "failed", _first_line(errors[0])
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = next((line for line in lines if "Error" in line or "error" in line), lines[0] if lines else type(exc).__name__)
+    return text[:ERROR_CHARS]
+
+
+def make_row(
+    sweep: SweepSettings, trial_id: str, planned: PlannedTrial, cfg: TrainConfig, result: dict[str, Any] | None,
+    status: str, error: str, started: float, ended: float,
+) -> dict[str, Any]:
+    """The results row of a trial (`slmray.results.SCHEMA`); times as epoch seconds."""
+    import ray
+
+    t, est = planned.trial, planned.estimate
+    row: dict[str, Any] = {
+        "sweep_id": sweep.sweep_id, "trial_id": trial_id, "model": t.model, "family": cfg.model.family,
+        "n_params": cfg.model.num_params, "per_device_batch": t.per_device_batch, "seq_len": cfg.seq_len,
+        "num_gpus": t.num_gpus, "attention": t.attention, "strategy": t.strategy, "compile": t.compile,
+        "activation_checkpointing": cfg.activation_checkpointing, "grad_accum": cfg.grad_accum, "steps": cfg.steps,
+        "warmup_steps": cfg.warmup_steps, "repeats": cfg.repeats, "data": cfg.data, "requested_gpu_type": t.gpu_type,
+        "gpu_type": planned.gpu_type, "predicted_peak_mem_gb": est and est.peak_mem_gb,
+        "predicted_oom": est and est.oom, "predicted_tokens_per_s": est and est.tokens_per_s,
+        "status": status, "error": error, "started_at": started, "ended_at": ended, "wall_s": ended - started,
+        "torch_version": torch.__version__, "ray_version": ray.__version__, "slmray_version": __version__,
+    }
+    if result:
+        for key in TrainResult.__dataclass_fields__:
+            if key in ("num_gpus", "status", "error"):
+                continue
+            if key == "first_measured_at":
+                if result[key] is not None:
+                    row["time_to_first_step_s"] = result[key] - started
+            elif key in ("slmray_version", "torch_version"):
+                row[key] = result[key]  # what the workers ran
+            elif key != "n_params":
+                row[key] = result[key]
+        row.pop("tokens_per_step", None)
+    price = sweep.prices.lookup(row["gpu_type"]) if row["gpu_type"] else None
+    if price is not None:
+        per_hour = price.usd_per_gpu_hour * t.num_gpus
+        row["price_per_hour_usd"], row["price_source"] = per_hour, price.source
+        row["cost_usd"] = per_hour * row["wall_s"] / 3600
+        if per_hour > 0 and row.get("tokens_per_s"):
+            row["tokens_per_usd"] = row["tokens_per_s"] * 3600 / per_hour
+    return row
+
+
+def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
+    """Tune function trainable: plan, run (or prune) one trial, report its row."""
+    import ray.train
+    from ray import tune
+    from ray.train import FailureConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    started = time.time()
+    trial = trial_of(config)
+    trial_id = tune.get_context().get_trial_id()
+    recorded = row_uri(sweep.sweep_dir, trial_id)
+    if exists(recorded):  # finished before the driver died, after Tune's last checkpoint: not run again
+        row = read_table(recorded).to_pylist()[0]
+        tune.report({k: v.timestamp() if isinstance(v, datetime.datetime) else v for k, v in row.items()})
+        return
+    planned = plan_trial(sweep.space, trial, sweep.capacity, sweep.prices, sweep.prune)
+    cfg = sweep.space.train_config(trial, device="cuda" if sweep.capacity.use_gpu else "cpu")
+    result, status, error = None, "ok", ""
+    if planned.pruned:
+        status = "pruned"
+        error = f"predicted {planned.estimate.peak_mem_gb:.1f} GiB per GPU: more than {planned.gpu_type} holds"
+    else:
+        spec = spec_for(trial.gpu_type) if trial.gpu_type else None
+        scaling = ScalingConfig(
+            num_workers=trial.num_gpus, use_gpu=sweep.capacity.use_gpu,
+            accelerator_type=spec.ray_accelerator_type if spec else None,
+            resources_per_worker={"CPU": sweep.cpus_per_worker, **({"GPU": 1} if sweep.capacity.use_gpu else {})},
+        )
+        trainer = TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config={"train": cfg.to_dict()},
+            scaling_config=scaling,
+            run_config=ray.train.RunConfig(
+                name=trial_id,  # deterministic: a retried trial restores its own Train run
+                storage_path=join(sweep.sweep_dir, "train"),
+                callbacks=[TuneReportCallback()],
+                failure_config=FailureConfig(max_failures=sweep.space.max_failures),
+            ),
+        )
+        try:
+            result = trainer.fit().return_value
+            status, error = result["status"], result["error"]
+        except Exception as exc:  # Ray Train's TrainingFailedError, or a start-up failure
+            status, error = _failure(exc)
+    row = make_row(sweep, trial_id, planned, cfg, result, status, error, started, time.time())
+    for objective in sweep.space.objective_list:  # Optuna is told the last report's objectives
+        if row.get(objective.metric) is None:
+            row[objective.metric] = math.nan
+    tune.report(row)

@@ -1,0 +1,107 @@
+"""Results tables for the analysis tests, made from real runs (no mocks).
+
+`cpu_sweep_table()` runs the trainer (`slmray.train.run`, the loop the sweep uses) on the CPU
+for a small grid, plus one real out-of-memory trial; swap it for a table written by the CPU
+sweep once `slmray.tune` writes one.  `h100_benchmark_table()` is the committed single-H100
+benchmark (`benchmarks/results/trainer_throughput_h100.csv`) in the results schema; to commit
+it as a table:
+
+    python -c "from tests.analysis_fixtures import h100_benchmark_table as t; \
+from slmray.results import write_table; write_table(t(), 'benchmarks/results/trainer_throughput_h100.parquet')"
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import math
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from slmray.analysis.costs import tokens_per_usd, trial_cost_usd
+from slmray.config import TrainConfig
+from slmray.hardware import canonical_gpu
+from slmray.presets import get_model
+from slmray.prices import PriceBook
+from slmray.results import to_table
+from slmray.train import TrainResult, run
+
+REPO = Path(__file__).resolve().parents[1]
+H100_CSV = REPO / "benchmarks" / "results" / "trainer_throughput_h100.csv"
+OOM_MODEL = get_model("tiny", vocab_size=4_000_000, d_model=8, n_head=2).replace(name="tiny-4m-vocab")
+"""A 4,000,000-token vocabulary at batch 64 x seq 256: logits the CPU allocator refuses."""
+
+
+def trial_row(cfg: TrainConfig, r: TrainResult, sweep_id: str, trial_id: str, started: float, ended: float) -> dict[str, Any]:
+    """One row of the results schema for a trainer run priced as the local machine."""
+    price = PriceBook.load("local").lookup(r.gpu_type)
+    per_hour = price.usd_per_gpu_hour * r.num_gpus
+    return {
+        "sweep_id": sweep_id, "trial_id": trial_id, "model": cfg.model.name, "family": cfg.model.family,
+        "n_params": r.n_params, "per_device_batch": cfg.per_device_batch, "seq_len": cfg.seq_len, "num_gpus": r.num_gpus,
+        "attention": cfg.attention, "strategy": cfg.strategy, "compile": cfg.compile,
+        "activation_checkpointing": cfg.activation_checkpointing, "grad_accum": cfg.grad_accum, "steps": cfg.steps,
+        "warmup_steps": cfg.warmup_steps, "repeats": cfg.repeats, "data": cfg.data, "gpu_type": r.gpu_type,
+        "device_name": r.device_name, "num_nodes": r.num_nodes, "tokens_per_s": r.tokens_per_s,
+        "tokens_per_s_per_gpu": r.tokens_per_s_per_gpu, "tokens_per_s_std": r.tokens_per_s_std,
+        "step_time_median_s": r.step_time_median_s, "step_time_iqr_s": r.step_time_iqr_s, "mfu": r.mfu,
+        "mfu_non_embedding": r.mfu_non_embedding, "flops_per_token": r.flops_per_token, "peak_mem_gb": r.peak_mem_gb,
+        "peak_mem_reserved_gb": r.peak_mem_reserved_gb, "final_loss": r.final_loss, "losses": r.losses,
+        "tokens_seen": r.tokens_seen, "startup_s": r.startup_s, "price_per_hour_usd": per_hour,
+        "price_source": price.source, "cost_usd": float(trial_cost_usd(per_hour, ended - started)),
+        "tokens_per_usd": float(tokens_per_usd(r.tokens_per_s if r.tokens_per_s is not None else math.nan, per_hour)),
+        "status": r.status, "error": r.error, "wall_s": ended - started,
+        "started_at": datetime.fromtimestamp(started, timezone.utc), "ended_at": datetime.fromtimestamp(ended, timezone.utc),
+        "torch_version": r.torch_version, "slmray_version": r.slmray_version,
+    }
+
+
+@functools.cache
+def cpu_sweep_table() -> pa.Table:
+    """tiny and tiny-neox x eager/sdpa x batch 2/4 on the CPU (2 measured steps), and one OOM."""
+    configs = [
+        TrainConfig(model=get_model(m), seq_len=32, steps=2, warmup_steps=1, per_device_batch=b, attention=a, device="cpu")
+        for m in ("tiny", "tiny-neox") for a in ("eager", "sdpa") for b in (2, 4)
+    ]
+    configs.append(TrainConfig(model=OOM_MODEL, seq_len=256, steps=2, warmup_steps=1, per_device_batch=64, device="cpu"))
+    rows = []
+    for i, cfg in enumerate(configs):
+        started = time.time()
+        result = run(cfg)
+        rows.append(trial_row(cfg, result, "cpu-test-sweep", f"t{i:02d}", started, time.time()))
+    assert rows[-1]["status"] == "oom", rows[-1]["error"]
+    return to_table(rows)
+
+
+def _float(text: str) -> float | None:
+    return float(text) if text else None
+
+
+@functools.cache
+def h100_benchmark_table() -> pa.Table:
+    """benchmarks/results/trainer_throughput_h100.csv as a results table (no prices recorded)."""
+    rows = []
+    with open(H100_CSV, newline="") as f:
+        for i, r in enumerate(csv.DictReader(f)):
+            model = get_model(r["model"])
+            tps = _float(r["tokens_per_s"])
+            final = r["phase"] == "final"  # final: 3 repeats of 10 steps; search: 1 x 5 (the benchmark's docstring)
+            rows.append({
+                "sweep_id": "trainer_throughput_h100", "trial_id": f"{r['phase']}-{i:03d}", "model": model.name,
+                "family": model.family, "n_params": model.num_params, "per_device_batch": int(r["per_device_batch"]),
+                "seq_len": int(r["seq_len"]), "num_gpus": int(r["num_gpus"]), "attention": r["attention"],
+                "strategy": r["strategy"], "compile": r["compile"] == "True", "grad_accum": 1,
+                "steps": 10 if final else 5, "warmup_steps": 3, "repeats": 3 if final else 1, "data": "synthetic",
+                "gpu_type": canonical_gpu(r["device"]), "device_name": r["device"], "num_nodes": 1,
+                "tokens_per_s": tps, "tokens_per_s_per_gpu": tps / int(r["num_gpus"]) if tps else None,
+                "tokens_per_s_std": _float(r["tokens_per_s_std"]), "mfu": _float(r["mfu"]),
+                "mfu_non_embedding": _float(r["mfu_non_embedding"]), "step_time_median_s": _float(r["step_time_median_s"]),
+                "step_time_iqr_s": _float(r["step_time_iqr_s"]), "peak_mem_gb": _float(r["peak_mem_gb"]),
+                "final_loss": _float(r["final_loss"]), "startup_s": _float(r["startup_s"]), "status": r["status"],
+                "torch_version": r["torch"], "slmray_version": r["slmray"],
+            })
+    return to_table(rows)

@@ -1,0 +1,135 @@
+"""Cluster files: Ray's own validation and slmray's checks, offline (no cloud, no Ray started)."""
+
+from pathlib import Path
+
+import pytest
+
+from slmray.cluster import HEAD_RESOURCE, ClusterError, cluster_gpu_types, load_cluster, validate_all
+
+CLUSTER = Path(__file__).resolve().parent.parent / "cluster"
+H100 = (CLUSTER / "h100.yaml").read_text()
+
+
+def test_every_shipped_cluster_file_validates():
+    specs = {Path(s.path).name: s for s in validate_all(str(CLUSTER))}
+    assert set(specs) == {"h100.yaml", "a100-80.yaml", "a100-40.yaml", "a10g.yaml", "mixed.yaml", "local.yaml"}
+    for spec in specs.values():
+        head = next(nt for nt in spec.node_types if nt.name == spec.head_node_type)
+        assert head.gpus == 0 and head.max_workers == 0
+        assert all(nt.min_workers == 0 and not nt.spot for nt in spec.workers)
+    assert specs["local.yaml"].provider == "fake_multinode"
+    assert specs["local.yaml"].gpu_capacity() == {}
+
+
+@pytest.mark.parametrize(
+    "name, gpu, instance_type, cpus",
+    [
+        ("h100.yaml", "H100-80GB", "p5.48xlarge", 192),
+        ("a100-80.yaml", "A100-80GB", "p4de.24xlarge", 96),
+        ("a100-40.yaml", "A100-40GB", "p4d.24xlarge", 96),
+        ("a10g.yaml", "A10G", "g5.48xlarge", 192),
+    ],
+)
+def test_single_gpu_type_files(name, gpu, instance_type, cpus):
+    spec = load_cluster(str(CLUSTER / name))
+    (worker,) = spec.workers
+    assert (worker.instance_type, worker.gpu, worker.gpus, worker.cpus) == (instance_type, gpu, 8, cpus)
+    assert spec.gpu_capacity() == {gpu: 8 * worker.max_workers}
+    assert spec.gpus_per_node(gpu) == 8 and spec.gpus_per_node("L4") == 0
+    assert spec.placeholders == ("<DLAMI_ID>", "<ACCOUNT_ID>")
+
+
+def test_mixed_holds_what_the_full_sweep_asks():
+    spec = load_cluster(str(CLUSTER / "mixed.yaml"))
+    capacity = spec.gpu_capacity()
+    for gpu in ("H100-80GB", "A100-80GB", "A100-40GB"):  # search_spaces/full.py: up to 64 GPUs of each
+        assert capacity[gpu] == 64 and spec.gpus_per_node(gpu) == 8
+    assert set(capacity) == {"H100-80GB", "A100-80GB", "A100-40GB", "A10G", "L40S", "L4"}
+    assert cluster_gpu_types(str(CLUSTER)) == set(capacity)
+
+
+def test_capacity_is_bounded_by_the_global_max_workers(tmp_path):
+    text = H100.replace("max_workers: &nodes 4", "max_workers: 1").replace("max_workers: *nodes", "max_workers: 3")
+    spec = load_cluster(_write(tmp_path, text))
+    assert spec.workers[0].max_workers == 3 and spec.gpu_capacity() == {"H100-80GB": 8}
+
+
+def test_spot_is_read_per_worker_type(tmp_path):
+    spec = load_cluster(_write(tmp_path, H100.replace("# InstanceMarketOptions", "InstanceMarketOptions")))
+    assert spec.workers[0].spot
+
+
+def _write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "broken.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+W = "available_node_types.h100"
+SETUP = '  - pip install -q "ray[default]==2.60.0"'
+ROLE = '      IamInstanceProfile: {Arn: "arn:aws:iam::<ACCOUNT_ID>:instance-profile/slmray-worker"}\n'
+BROKEN = [  # (case, text of h100.yaml, replaced by, field named, words of the message)
+    ("wrong GPU count", '"GPU": 8,', '"GPU": 4,', f"{W}.resources.GPU", "must be 8"),
+    ("no accelerator type", ', "accelerator_type:H100": 1', "", f"{W}.resources", "accelerator_type:H100"),
+    ("wrong accelerator type", "accelerator_type:H100", "accelerator_type:A10G", f"{W}.resources", "found accel"),
+    ("float resource", '"CPU": 192', '"CPU": 191.5', f"{W}.resources.CPU", "not of type 'integer'"),
+    ("integral float resource", '"GPU": 8,', '"GPU": 8.0,', f"{W}.resources.GPU", "not a whole number"),
+    ("CPU count", '"CPU": 192', '"CPU": 96', f"{W}.resources.CPU", "must be 192"),
+    ("secret in setup", SETUP, f"  - export AWS_SECRET_ACCESS_KEY=abc\n{SETUP}", "setup_commands[2]", "AWS credential"),
+    ("key id in a comment", "# Spot: uncomment", "# AKIAABCDEFGHIJKLMNOP", "line {line}", "AWS credential"),
+    ("credentials mounted", "file_mounts:\n", "file_mounts:\n  /home/ubuntu/.aws: ~/.aws\n",
+     "file_mounts./home/ubuntu/.aws", "credentials"),
+    ("YAML syntax", "    min_workers: 0", "    min_workers: [0", "line {next_line}, column 16", "not valid YAML"),
+    ("duplicate key", "    min_workers: 0", "    min_workers: 0\n    min_workers: 1", "line {next_line}, column 5",
+     "twice"),
+    ("unknown top-level key", "idle_timeout_minutes:", "idle_timeout_minute:", "idle_timeout_minute",
+     "did you mean idle_timeout_minutes"),
+    ("no node_config", "    node_config:\n      InstanceType: p5", "    other:\n      InstanceType: p5",
+     f"{W}.node_config", "is a required property"),
+    ("head not a node type", "head_node_type: head", "head_node_type: boss", "head_node_type", "Ray rejects it"),
+    ("min above max", "min_workers: 0\n    max_workers: *nodes", "min_workers: 2\n    max_workers: 1",
+     f"{W}.min_workers", "more than max_workers"),
+    ("instance not in table", "p5.48xlarge\n", "p6-b200.48xlarge\n", f"{W}.node_config.InstanceType", "instances.csv"),
+    ("no head resource", f', "{HEAD_RESOURCE}": 1', "", "available_node_types.head.resources", HEAD_RESOURCE),
+    ("default AMI", "&ami <DLAMI_ID>", "&ami latest_dlami", "available_node_types.head.node_config.ImageId", "AMI"),
+    ("no instance role", ROLE, "", f"{W}.node_config.IamInstanceProfile", "instance role"),
+    ("Ray's default setup", "head_setup_commands: []", "", "head_setup_commands", "nightly"),
+    ("unpinned Ray", "ray[default]==2.60.0", "ray[default]", "setup_commands", "pinned ray"),
+    ("other Ray", "ray[default]==2.60.0", "ray[default]==2.59.0", "setup_commands[2]", "2.59.0"),
+    ("wheel not mounted", "slmray-0.1.0-py3-none-any.whl[hf]", "slmray-0.0.9-py3-none-any.whl[hf]", "setup_commands[2]",
+     "file_mounts does not copy"),
+    ("stale slmray pin", '"torch==2.13.0"', '"torch==2.13.0" "slmray==0.0.9"', "setup_commands[2]",
+     "slmray 0.0.9, but this checkout's version is"),
+    ("unsupported provider", "type: aws", "type: gcp", "provider.type", "'gcp'"),
+]
+
+
+@pytest.mark.parametrize("old, new, field, problem", [pytest.param(*case[1:], id=case[0]) for case in BROKEN])
+def test_a_broken_file_gives_one_line_naming_file_and_field(tmp_path, old, new, field, problem):
+    assert old in H100
+    line = H100[: H100.index(old)].count("\n") + 1
+    path = _write(tmp_path, H100.replace(old, new, 1))
+    with pytest.raises(ClusterError) as info:
+        load_cluster(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: {field.format(line=line, next_line=line + 1)}: "), msg
+    assert problem in msg and "\n" not in msg
+
+
+def test_a_fake_multinode_file_is_validated_as_written(tmp_path):
+    text = (CLUSTER / "local.yaml").read_text().replace("cluster_synced_files: []\n", "")
+    with pytest.raises(ClusterError, match="cluster_synced_files"):
+        load_cluster(_write(tmp_path, text))
+
+
+def test_cli_good_and_bad(tmp_path, cli):
+    good = cli("-m", "slmray.cluster", "validate", str(CLUSTER / "h100.yaml"), timeout=120)
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.startswith(f"ok {CLUSTER / 'h100.yaml'}: head + 1 worker type, up to 32 x H100-80GB")
+    bad = _write(tmp_path, H100.replace('"GPU": 8,', '"GPU": 4,'))
+    out = cli("-m", "slmray.cluster", "validate", str(CLUSTER / "a10g.yaml"), bad, timeout=120)
+    assert out.returncode == 2
+    assert out.stdout.startswith("ok ") and "a10g.yaml" in out.stdout
+    assert out.stderr.strip() == f"error: {bad}: available_node_types.h100.resources.GPU: " + (
+        "must be 8: p5.48xlarge has 8 x H100-80GB, 192 vCPUs (slmray/instances.csv), got 4"
+    )

@@ -1,0 +1,166 @@
+"""The memory and throughput model (`slmray.estimate`): arithmetic by hand, monotonicity, and the
+committed calibration reproduced from the committed table.  No devices; seconds."""
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from slmray.config import TrainConfig
+from slmray.estimate import (
+    CALIBRATION, GIB, estimate, memory_breakdown, step_work, training_state_bytes,
+)
+from slmray.presets import PRESETS, get_model
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+GPU_MODELS = [name for name in PRESETS if not name.startswith("tiny")]
+
+
+def cfg(model="pythia-160m", **kw) -> TrainConfig:
+    kw.setdefault("seq_len", 1024)
+    return TrainConfig(model=get_model(model), **kw)
+
+
+def test_pythia_160m_state_bytes_under_ddp_and_fsdp_on_two_gpus():
+    n = 162_322_944  # published count, matched exactly by the preset
+    assert PRESETS["pythia-160m"].num_params == n
+    ddp = training_state_bytes(cfg(strategy="ddp"), 2)
+    fsdp = training_state_bytes(cfg(strategy="fsdp"), 2)
+    # fp32 params 4 B + fp32 grads 4 B + AdamW exp_avg and exp_avg_sq 8 B per parameter
+    assert ddp == {"params": 649_291_776, "grads": 649_291_776, "optimizer": 1_298_583_552}
+    assert sum(ddp.values()) == 16 * n == 2_597_167_104
+    # FSDP over 2 ranks keeps half of each
+    assert fsdp == {"params": 2 * n, "grads": 2 * n, "optimizer": 4 * n}
+    # DDP's gradient buckets live through the step: the peak holds them; a lone GPU frees grads
+    assert memory_breakdown(cfg(strategy="ddp"), 2, on_gpu=True)["grads"] == 4 * n
+    assert memory_breakdown(cfg(strategy="single"), 1, on_gpu=True)["grads"] == 0
+
+
+def test_eager_stores_the_t_by_t_scores_and_fused_attention_does_not():
+    def activations(attention, seq_len):
+        return memory_breakdown(cfg("llama-1b", attention=attention, seq_len=seq_len, per_device_batch=4), 1, on_gpu=True)["activations"]
+
+    m = PRESETS["llama-1b"]
+    tokens = 4 * 1024
+    # eager keeps an fp32 softmax and its bf16 copy (6 B per score) but not sdpa's q, k and
+    # log-sum-exp (2 x 2d + 4 nh B); both keep the rest of the block alike
+    per_token_layer = 6 * m.n_head * 1024 - 4 * m.d_model - 4 * m.n_head
+    assert activations("eager", 1024) - activations("sdpa", 1024) == tokens * m.n_layer * per_token_layer
+    # per sequence, fused attention grows linearly in T, eager quadratically
+    assert activations("sdpa", 2048) == pytest.approx(2 * activations("sdpa", 1024))
+    assert activations("eager", 2048) > 3 * activations("eager", 1024)
+
+
+def test_measured_h100_peaks_are_reproduced():
+    # benchmarks/results/trainer_throughput_h100.csv: held-out models, max_memory_allocated in GiB
+    for model, attention, compile, batch, measured in (
+        ("llama-1b", "sdpa", False, 32, 75.516), ("llama-2b", "eager", False, 4, 51.313),
+        ("pythia-160m", "sdpa", True, 32, 28.909),
+    ):
+        e = estimate(cfg(model, attention=attention, compile=compile, per_device_batch=batch,
+                         seq_len=2048 if model.startswith("pythia") else 1024), "H100-80GB", 1)
+        assert e.peak_mem_gb == pytest.approx(measured, rel=0.01)
+        assert sum(e.memory_gb.values()) == pytest.approx(e.peak_mem_gb)
+        assert not e.oom
+
+
+def test_llama_2b_batch_64_eager_does_not_fit_an_80gb_gpu():
+    e = estimate(cfg("llama-2b", attention="eager", per_device_batch=64), "H100-80GB", 1)
+    assert e.oom and e.peak_mem_gb > e.capacity_gb
+    assert not estimate(cfg("llama-2b", attention="sdpa", per_device_batch=8), "H100-80GB", 1).oom
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    model=st.sampled_from(GPU_MODELS), attention=st.sampled_from(["eager", "sdpa"]),
+    strategy=st.sampled_from(["single", "ddp", "fsdp", "fsdp_grad_op"]), compile=st.booleans(),
+    checkpointing=st.booleans(), batch=st.integers(1, 63), accum=st.integers(1, 4),
+)
+def test_more_batch_more_memory(model, attention, strategy, compile, checkpointing, batch, accum):
+    def peak(b):
+        c = cfg(model, attention=attention, strategy=strategy, compile=compile, activation_checkpointing=checkpointing,
+                per_device_batch=b, grad_accum=accum)
+        return estimate(c, "H100-80GB", 1).peak_mem_gb
+
+    assert peak(batch + 1) >= peak(batch)
+
+
+@settings(max_examples=40, deadline=None)
+@given(model=st.sampled_from(GPU_MODELS), batch=st.sampled_from([1, 4, 16]), attention=st.sampled_from(["eager", "sdpa"]))
+def test_more_shards_less_memory_per_device_and_grad_op_keeps_more(model, batch, attention):
+    def peak(strategy, n):
+        return estimate(cfg(model, strategy=strategy, attention=attention, per_device_batch=batch), "H100-80GB", n).peak_mem_gb
+
+    for strategy in ("fsdp", "fsdp_grad_op"):
+        peaks = [peak(strategy, n) for n in (1, 2, 4, 8, 16)]
+        assert peaks == sorted(peaks, reverse=True)
+    for n in (1, 2, 8):
+        assert peak("fsdp_grad_op", n) >= peak("fsdp", n)
+        assert peak("ddp", n) == peak("ddp", 1)  # DDP replicates
+
+
+def test_activation_checkpointing_saves_memory_and_costs_time():
+    plain, ckpt = (estimate(cfg("llama-1b", per_device_batch=16, activation_checkpointing=a), "H100-80GB", 1) for a in (False, True))
+    assert ckpt.memory_gb["activations"] < plain.memory_gb["activations"] / 4
+    assert ckpt.step_time_s > plain.step_time_s
+
+
+def test_tokens_per_s_falls_with_model_size_and_rises_with_gpus():
+    rates = [estimate(cfg(m, per_device_batch=8), "H100-80GB", 1).tokens_per_s for m in ("llama-100m", "llama-500m", "llama-1b", "llama-2b")]
+    assert rates == sorted(rates, reverse=True)
+    one, eight = (estimate(cfg("llama-1b", strategy="ddp", per_device_batch=8), "H100-80GB", n) for n in (1, 8))
+    assert one.tokens_per_s < eight.tokens_per_s <= 8 * one.tokens_per_s
+    assert eight.time_s["communication"] > 0 == one.time_s["communication"]
+
+
+def test_slower_links_expose_more_communication():
+    c = cfg("llama-1b", strategy="fsdp", per_device_batch=2)
+    in_node = estimate(c, "H100-80GB", 8).time_s["communication"]
+    across = estimate(c, "H100-80GB", 16, inter_node_gbps=100).time_s["communication"]
+    assert across > in_node
+    # what-if on a GPU not yet measured: the spec table alone
+    assert estimate(c, "A100-40GB", 8).tokens_per_s < estimate(c, "H100-80GB", 8).tokens_per_s
+
+
+def test_misaligned_gemms_are_slow_unless_compiled():
+    w = step_work(cfg("llama-500m"), 1)  # MLP width 4147: not a multiple of 8
+    assert w.misaligned_matmul_flops > 0
+    assert step_work(cfg("llama-500m", compile=True), 1).misaligned_matmul_flops == 0
+    assert step_work(cfg("llama-1b"), 1).misaligned_matmul_flops == 0  # 5184 = 8 x 648
+
+
+def test_gpu_names_and_errors():
+    c = cfg()
+    assert estimate(c, "NVIDIA H100 80GB HBM3", 1) == estimate(c, "H100-80GB", 1)
+    with pytest.raises(ValueError, match="B300"):
+        estimate(c, "NVIDIA B300", 1)
+    with pytest.raises(ValueError, match="num_gpus"):
+        estimate(c, "H100-80GB", 0)
+    with pytest.raises(ValueError, match="single"):
+        estimate(c, "H100-80GB", 2)
+    with pytest.raises(ValueError, match="inter_node_gbps"):
+        estimate(cfg(strategy="ddp"), "H100-PCIe", 16)
+
+
+def test_cpu_gives_a_rough_fp32_estimate():
+    c = cfg("tiny", seq_len=128, device="cpu")
+    e = estimate(c, "cpu", 1)
+    assert e.rough and not e.oom and e.capacity_gb is None
+    assert e.tokens_per_s > 0
+    n = PRESETS["tiny"].num_params
+    assert e.memory_gb["params"] * GIB == 4 * n and e.memory_gb["optimizer"] * GIB == 8 * n
+
+
+def test_committed_calibration_is_what_the_script_fits():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import calibrate_estimate
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    df = calibrate_estimate.load_measured([str(BENCHMARKS / "results" / "trainer_throughput_h100.csv")])
+    fitted = calibrate_estimate.fit(df[df["calibration"]])
+    for field in dataclasses.fields(CALIBRATION):
+        assert getattr(fitted, field.name) == pytest.approx(getattr(CALIBRATION, field.name), rel=2e-3), field.name

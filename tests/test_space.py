@@ -1,0 +1,120 @@
+"""Search-space files: the shipped ones load; bad ones give one line naming the file and field."""
+
+from pathlib import Path
+
+import pytest
+
+from slmray.space import SearchSpace, SpaceError, load_space
+
+SPACES = sorted(Path("search_spaces").glob("*.py"))
+GOOD = """
+from slmray.space import SearchSpace
+SPACE = SearchSpace(model=["tiny"], per_device_batch=[2], num_gpus=[1], attention=["sdpa"], strategy=["ddp"], seq_len=32, {extra})
+"""
+
+
+@pytest.mark.parametrize("path", SPACES, ids=[p.stem for p in SPACES])
+def test_shipped_spaces_load(path):
+    space = load_space(str(path))
+    assert space.trials()
+
+
+def test_full_space_is_the_papers_grid():
+    space = load_space("search_spaces/full.py")
+    assert len(space.trials()) == 4 * 5 * 7 * 3 * 2 * 3
+    assert space.repeats == 3 and space.steps == 10 and space.seq_len == 1024
+
+
+def _write(tmp_path, text, name="space.py"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("model_x=1", "unexpected keyword argument 'model_x'"),
+        ("search='bayes'", "search: 'bayes' is not one of grid, optuna"),
+        ("objectives=['max:speed']", "objectives: 'speed' is not a numeric results column"),
+        ("gpu_type=['H100']", "gpu_type: 'H100' is not a known GPU (known: H200, H100-PCIe"),
+        ("compile=[]", "compile: must list at least one value"),
+        ("device='tpu'", "device: 'tpu' is not one of auto, cuda, cpu"),
+        ("device='cpu', attention=['sdpa-flash']", None),
+    ],
+)
+def test_bad_fields_name_the_file_and_field(tmp_path, extra, message):
+    text = GOOD.format(extra=extra)
+    if "attention=" in extra:
+        text = text.replace('attention=["sdpa"], ', "")
+        message = "attention: sdpa-flash needs a CUDA GPU"
+    path = _write(tmp_path, text)
+    with pytest.raises(SpaceError) as err:
+        load_space(path)
+    assert str(err.value).startswith(f"{path}: ")
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+FIELDS = {"model": '["tiny"]', "per_device_batch": "[2]", "num_gpus": "[1]", "attention": '["sdpa"]', "strategy": '["ddp"]'}
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("model", '["llama-7b"]', "model: unknown model 'llama-7b'"),
+        ("model", "[]", "model: must list at least one value"),
+        ("per_device_batch", "[0, 4]", "per_device_batch: 0 is not a positive integer"),
+        ("num_gpus", "[1, 1]", "num_gpus: lists a value twice"),
+        ("attention", '["flash2"]', "attention: 'flash2' is not an installed backend"),
+        ("strategy", '["zero"]', "strategy: 'zero' is not one of single, ddp, fsdp, fsdp_grad_op"),
+    ],
+)
+def test_bad_values(tmp_path, field, value, message):
+    args = ", ".join(f"{k}={value if k == field else v}" for k, v in FIELDS.items())
+    path = _write(tmp_path, f"from slmray.space import SearchSpace\nSPACE = SearchSpace({args}, seq_len=32)\n")
+    with pytest.raises(SpaceError) as err:
+        load_space(path)
+    assert str(err.value).startswith(f"{path}: {message}")
+
+
+def test_single_strategy_needs_one_gpu():
+    with pytest.raises(ValueError, match="^strategy: single runs on one GPU"):
+        SearchSpace(model=["tiny"], per_device_batch=[2], num_gpus=[1, 2], attention=["sdpa"], strategy=["single"], seq_len=32)
+
+
+def test_seq_len_above_the_model_limit_is_refused(tmp_path):
+    path = _write(tmp_path, GOOD.format(extra="").replace("seq_len=32", "seq_len=4096"))
+    with pytest.raises(SpaceError, match=r": seq_len: 4096 is above tiny's limit of 256$"):
+        load_space(path)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("SPACE = (\n", "syntax error"),
+        ("x = 1\n", "SPACE: the file must define SPACE = SearchSpace(...)"),
+        ("import nonexistent_module_xyz\n", "ModuleNotFoundError"),
+    ],
+)
+def test_broken_files(tmp_path, text, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(SpaceError, match=f"^{path}"):
+        load_space(path)
+    with pytest.raises(SpaceError) as err:
+        load_space(path)
+    assert message in str(err.value)
+
+
+def test_missing_file():
+    with pytest.raises(SpaceError, match="^nope.py: no such search-space file$"):
+        load_space("nope.py")
+
+
+def test_grid_order_and_choices():
+    space = SearchSpace(model=["tiny", "tiny-neox"], per_device_batch=[2, 4], num_gpus=[1, 2], attention=["eager", "sdpa"],
+                        strategy=["ddp"], seq_len=32)
+    trials = space.trials()
+    assert len(trials) == 16 and len(set(trials)) == 16
+    assert space.choices()["gpu_type"] == [None]
+    assert space.default_num_samples() == 6

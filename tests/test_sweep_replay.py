@@ -1,0 +1,95 @@
+"""The offline sweep-cost replay (`benchmarks/sweep_cost_replay.py`) on a small synthetic grid."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def replay_module():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import sweep_cost_replay
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return sweep_cost_replay
+
+
+@pytest.fixture(scope="module")
+def grids(replay_module, tmp_path_factory):
+    from slmray.results import write_table
+
+    path = tmp_path_factory.mktemp("grid") / "grid.parquet"
+    table = replay_module.synthetic_table(models=("llama-100m", "llama-2b"), batches=(8, 64), gpus=(1, 4), seed=1)
+    write_table(table, str(path))
+    loaded = replay_module.load_measured([str(path)])
+    assert len(loaded) == 2 * 2 * 2 * 2 * 2 and set(loaded["status"]) == {"ok", "oom"}
+    return replay_module.build_grids(loaded, "model")
+
+
+def test_hypervolume_2d_by_hand(replay_module):
+    hv = replay_module.hypervolume_2d
+    assert hv(np.array([[0.0, 0.0]]), (1.0, 1.0)) == pytest.approx(1.0)
+    assert hv(np.array([[0.0, 0.5], [0.5, 0.0]]), (1.0, 1.0)) == pytest.approx(0.75)
+    # a dominated point and one beyond the reference add nothing
+    assert hv(np.array([[0.0, 0.5], [0.5, 0.0], [0.6, 0.6], [1.5, -1.0]]), (1.0, 1.0)) == pytest.approx(0.75)
+    assert hv(np.empty((0, 2)), (1.0, 1.0)) == 0.0
+    assert list(replay_module.pareto_rank(np.array([[0, 1], [1, 0], [1, 1], [2, 2]]))) == [0, 0, 1, 2]
+
+
+def test_grids_are_normalised_per_model(grids):
+    assert [g.name for g in grids] == ["llama-100m", "llama-2b"]
+    for g in grids:
+        assert set(g.params) == {"attention", "strategy", "per_device_batch", "num_gpus"}
+        ok = g.configs[g.configs["ok"]]
+        assert ok[["obj0", "obj1"]].min().tolist() == [0.0, 0.0]
+        assert ok[["obj0", "obj1"]].max().tolist() == [1.0, 1.0]
+        assert (g.configs["gpu_hours"] > 0).all()
+
+
+def test_every_method_replays_within_the_grids_budget(replay_module, grids):
+    curves, runs = replay_module.replay(grids, seeds=1)
+    assert set(runs["method"]) == set(replay_module.METHODS)
+    for points in runs["points"]:
+        assert points["hv_fraction"].is_monotonic_increasing
+        assert points["hv_fraction"].between(0, 1 + 1e-9).all()
+        assert points["gpu_hours_fraction"].is_monotonic_increasing
+        assert (points["gpu_hours_fraction"].iloc[:-1] < 1).all()  # a trial starts only while budget is left
+    for points in runs.loc[runs["method"] == "grid", "points"]:  # the whole grid, once
+        assert points["hv_fraction"].iloc[-1] == pytest.approx(1.0)
+        assert points["gpu_hours_fraction"].iloc[-1] == pytest.approx(1.0)
+
+
+def test_no_configuration_runs_twice_and_estimate_guided_ones_skip_predicted_ooms(replay_module, grids):
+    for grid in grids:
+        predicted_oom = int(grid.configs["predicted_oom"].sum())
+        for method in replay_module.METHODS:
+            run = replay_module.search(method, grid, seed=0)
+            assert len(set(run.order)) == len(run.order)
+            if "estimate" in method:
+                assert not grid.configs.loc[run.order, "predicted_oom"].any()
+                assert run.pruned <= predicted_oom
+        assert replay_module.search("estimate-ranked", grid, seed=0).pruned == predicted_oom
+
+
+def test_summary_plot_and_files(replay_module, grids, tmp_path):
+    curves, runs = replay_module.replay(grids, seeds=2, methods=("grid", "estimate-ranked"))
+    summary = replay_module.summarise(runs, budget=1 / 3, target=0.9)
+    assert list(summary["method"]) == ["grid", "estimate-ranked"]
+    assert summary["hv_mean"].between(0, 1).all()
+    replay_module.plot(curves, 1 / 3, 0.9, "test", str(tmp_path / "replay.png"))
+    assert (tmp_path / "replay.png").stat().st_size > 1000
+
+
+def test_cli_reads_the_trainer_csv(replay_module, tmp_path):
+    code = replay_module.main([
+        str(BENCHMARKS / "results" / "trainer_throughput_h100.csv"), "--out", str(tmp_path), "--seeds", "1",
+    ])
+    assert code == 0
+    text = (tmp_path / "sweep_cost_replay.md").read_text()
+    assert "estimate-ranked" in text and "| grid |" in text
+    assert (tmp_path / "sweep_cost_replay.png").exists()
