@@ -41,25 +41,34 @@ CALIBRATION_ROWS = {"trainer_throughput_h100.csv": ("llama-100m", "llama-500m", 
 """Table file name -> models whose rows are fitted.  One small and one mid-size LLaMA (the latter
 with llama-500m's misaligned MLP width, so the slow-GEMM efficiency is identified) and one Pythia;
 llama-1b, llama-2b and pythia-160m stay out to measure the error on unseen configurations."""
+RECORDED = ("peak_mem_gb", "oom", "tokens_per_s")
 TRAINER_COLUMNS = ("model", "attention", "compile", "per_device_batch", "seq_len", "status", "tokens_per_s", "peak_mem_gb")
 COLUMNS = (
     "table", "model", "attention", "strategy", "compile", "activation_checkpointing", "per_device_batch", "seq_len",
     "grad_accum", "num_gpus", "gpu_type", "status", "tokens_per_s", "peak_mem_gb", "wall_s", "startup_s",
-    "step_time_median_s", "price_per_hour_usd", "tokens_per_usd",
+    "step_time_median_s", "price_per_hour_usd", "tokens_per_usd", *(f"recorded_{c}" for c in RECORDED),
 )
+"""`recorded_*`: the prediction a sweep stored in the row before the trial ran (NaN in trainer CSVs)."""
 
 
 def committed_tables(results_dir: str = RESULTS_DIR) -> list[str]:
-    """Trainer CSVs and results Parquet files in `results_dir`, sorted."""
+    """Trainer CSVs and results Parquet files in `results_dir`, sorted.
+
+    A Parquet file beside a trainer CSV of the same name is that CSV rewritten for the analysis
+    (`trainer_throughput.py --from-csv`): its rows are read once, from the CSV, which is what
+    `CALIBRATION_ROWS` names.
+    """
     paths = sorted(glob.glob(os.path.join(results_dir, "*.csv")) + glob.glob(os.path.join(results_dir, "*.parquet")))
-    return [p for p in paths if p.endswith(".parquet") or set(TRAINER_COLUMNS) <= set(pd.read_csv(p, nrows=0).columns)]
+    csvs = [p for p in paths if p.endswith(".csv") and set(TRAINER_COLUMNS) <= set(pd.read_csv(p, nrows=0).columns)]
+    converted = {os.path.splitext(p)[0] + ".parquet" for p in csvs}
+    return [p for p in paths if p in csvs or (p.endswith(".parquet") and p not in converted)]
 
 
 def _read_one(path: str) -> pd.DataFrame:
     if path.endswith(".parquet"):
         from slmray.results import read_table
 
-        df = read_table(path).to_pandas()
+        df = read_table(path).to_pandas().rename(columns={f"predicted_{c}": f"recorded_{c}" for c in RECORDED})
     else:
         df = pd.read_csv(path)
         df["gpu_type"] = df["device"].map(canonical_gpu)
@@ -67,7 +76,8 @@ def _read_one(path: str) -> pd.DataFrame:
         df["num_gpus"] = df.get("num_gpus", 1)
         df["compile"] = df["compile"].astype(str).str.lower() == "true"
     defaults = {"compile": False, "activation_checkpointing": False, "grad_accum": 1, "wall_s": math.nan, "startup_s": math.nan,
-                "step_time_median_s": math.nan, "price_per_hour_usd": math.nan, "tokens_per_usd": math.nan}
+                "step_time_median_s": math.nan, "price_per_hour_usd": math.nan, "tokens_per_usd": math.nan,
+                **{f"recorded_{c}": math.nan for c in RECORDED}}
     for name, value in defaults.items():
         df[name] = df[name].fillna(value) if name in df.columns else value
     df["table"] = os.path.basename(path)

@@ -262,6 +262,12 @@ def curve(grid: Grid, run: Run) -> pd.DataFrame:
     return pd.DataFrame({"trial": np.arange(1, len(run.order) + 1), "gpu_hours_fraction": spent / grid.total_gpu_hours, "hv_fraction": hv})
 
 
+def front_size(grid: Grid) -> int:
+    """Configurations on the group's measured Pareto front."""
+    ok = grid.configs[grid.configs["ok"]]
+    return int((pareto_rank(ok[["obj0", "obj1"]].to_numpy()) == 0).sum())
+
+
 def hv_at(points: pd.DataFrame, fraction: float) -> float:
     """Hypervolume fraction reached within `fraction` of the grid's GPU-hours (step function)."""
     within = points[points["gpu_hours_fraction"] <= fraction + 1e-12]
@@ -422,14 +428,22 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(runs, args.budget, args.target)
     name = os.path.basename(path)
     total = sum(g.total_gpu_hours for g in grids)
+    fronts = {g.name: front_size(g) for g in grids}
     header = (
         f"Replay of `{name}`: {sum(len(g.configs) for g in grids)} configurations in {len(grids)} groups "
-        f"(by {args.group_by}), {total:,.1f} GPU-hours for the whole grid; {args.seeds} seeds. "
+        f"(by {args.group_by}), {total:,.2f} GPU-hours for the whole grid; {args.seeds} seeds. Configurations on each "
+        f"group's Pareto front: {', '.join(f'{k} {v}' for k, v in fronts.items())}. "
         f"hv: hypervolume fraction of the grid's front within {args.budget:.0%} of its GPU-hours (mean, worst seed); "
         f"to {args.target:.0%}: mean fraction of the grid's GPU-hours spent to reach {args.target:.0%} of its hypervolume "
         "(NaN where some run never did); trials, oom_trials, pruned: per seed, summed over groups, within the budget "
         "(pruned: over the whole run)."
     )
+    if set(fronts.values()) == {1}:
+        header += (
+            " Every front is one configuration: on one GPU type and count at one price, cost per token is the price "
+            "over tokens/s, so the two objectives rank trials alike and the score is how soon a method runs the "
+            "fastest configuration of each group."
+        )
     if args.synthetic:
         header += (
             " Synthetic grid (`synthetic_table`): every 'measured' value is the estimate's own prediction times a "

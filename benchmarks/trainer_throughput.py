@@ -8,6 +8,12 @@ For each model, the batch is searched without compile on sdpa (the paper's batch
 the faster is kept); then the four variants run at that batch, 3 repeats of 10 measured
 steps after 3 warm-up steps, eager stepping down a batch size where it runs out of memory.
 Every run goes through `slmray.train.run`, the loop the sweep uses.
+
+    python benchmarks/trainer_throughput.py --from-csv benchmarks/results/trainer_throughput_h100.csv
+
+rewrites a CSV of this benchmark as a results table (`slmray.results.SCHEMA`) beside it, the
+same name ending `.parquet`, so `python -m slmray.analysis` can read it.  No prices are
+recorded (the benchmark ran on a lent machine): re-price with `--prices PROFILE`.
 """
 
 from __future__ import annotations
@@ -20,10 +26,13 @@ import os
 import sys
 import time
 
+import pyarrow as pa
 import torch
 
 from slmray.config import TrainConfig
+from slmray.hardware import canonical_gpu
 from slmray.presets import get_model
+from slmray.results import to_table, write_table
 from slmray.train import run
 
 MODELS = {"llama-100m": 1024, "llama-500m": 1024, "llama-1b": 1024, "llama-2b": 1024, "pythia-160m": 2048, "pythia-1b": 2048}
@@ -91,12 +100,56 @@ def bench_model(model: str, seq_len: int, deadline: float) -> list[dict]:
     return rows
 
 
+def _number(text: str) -> float | None:
+    return float(text) if text else None
+
+
+def results_table(csv_path: str) -> pa.Table:
+    """The rows of a CSV this benchmark wrote, as a results table (one trial a row, no prices).
+
+    Steps and repeats follow the protocol above: `final` rows are 3 repeats of 10 measured
+    steps, `search` rows 1 of 5, all after 3 warm-up steps on synthetic tokens.
+    """
+    sweep_id = os.path.splitext(os.path.basename(csv_path))[0]
+    rows = []
+    with open(csv_path, newline="") as f:
+        for i, r in enumerate(csv.DictReader(f)):
+            model = get_model(r["model"])
+            final = r["phase"] == "final"
+            gpus = int(r["num_gpus"])
+            tps = _number(r["tokens_per_s"])
+            rows.append({
+                "sweep_id": sweep_id, "trial_id": f"{r['phase']}-{i:03d}", "model": model.name, "family": model.family,
+                "n_params": model.num_params, "per_device_batch": int(r["per_device_batch"]),
+                "seq_len": int(r["seq_len"]), "num_gpus": gpus, "attention": r["attention"], "strategy": r["strategy"],
+                "compile": r["compile"] == "True", "activation_checkpointing": False, "grad_accum": 1,
+                "steps": 10 if final else 5, "warmup_steps": 3, "repeats": 3 if final else 1, "data": "synthetic",
+                "gpu_type": canonical_gpu(r["device"]), "device_name": r["device"], "num_nodes": 1,
+                "tokens_per_s": tps, "tokens_per_s_per_gpu": tps / gpus if tps else None,
+                "tokens_per_s_std": _number(r["tokens_per_s_std"]), "mfu": _number(r["mfu"]),
+                "mfu_non_embedding": _number(r["mfu_non_embedding"]),
+                "step_time_median_s": _number(r["step_time_median_s"]), "step_time_iqr_s": _number(r["step_time_iqr_s"]),
+                "peak_mem_gb": _number(r["peak_mem_gb"]), "final_loss": _number(r["final_loss"]),
+                "startup_s": _number(r["startup_s"]), "status": r["status"], "torch_version": r["torch"],
+                "slmray_version": r["slmray"],
+            })
+    return to_table(rows)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    p.add_argument("--out", required=True, help="CSV to write (rows are appended to an existing file)")
+    p.add_argument("--out", help="CSV to write (rows are appended to an existing file)")
     p.add_argument("--time-budget-s", type=float, default=540, help="start no new run after this long")
+    p.add_argument("--from-csv", metavar="CSV", help="write CSV (of this benchmark) as a results table beside it, and exit")
     args = p.parse_args()
+    if args.from_csv:
+        out = os.path.splitext(args.from_csv)[0] + ".parquet"
+        write_table(results_table(args.from_csv), out)
+        print(f"wrote {out}")
+        return 0
+    if not args.out:
+        p.error("--out is required to run the benchmark")
     if not torch.cuda.is_available():
         print("error: this benchmark needs a CUDA GPU", file=sys.stderr)
         return 2

@@ -10,13 +10,15 @@ compute.  The few constants fitted to measurements live in `CALIBRATION`; everyt
 arithmetic on the model shape and the GPU table (`gpus.csv`).
 
 On the CPU (`gpu_type="cpu"`) `estimate` returns a rough answer, flagged `rough=True`: fp32
-memory with `oom=False` (host memory is not modelled) and tokens/s from a conservative CPU
-FLOP rate, so that a dry run of a CPU sweep has something to show.
+memory, out of memory only when one process alone would need more than the machine's
+physical memory, and tokens/s from a conservative CPU FLOP rate, so that a dry run of a CPU
+sweep has something to show.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 from slmray.config import ModelConfig, TrainConfig
@@ -99,14 +101,14 @@ class Estimate:
     overhead.  Sums to `peak_mem_gb`."""
     oom: bool
     """Predicted peak, plus the allocator's cached blocks that cannot serve the peak's requests,
-    above what the GPU can give (`capacity_gb`); always False on the CPU."""
+    above what the GPU can give (`capacity_gb`); on the CPU, above the host's physical memory."""
     step_time_s: float
     tokens_per_s: float
     """Global, all GPUs."""
     time_s: dict[str, float]
     """Breakdown of the step time: matmul, attention, memory, communication (exposed part)."""
     capacity_gb: float | None = None
-    """GiB the allocator can reach on this GPU before an OOM; None on the CPU."""
+    """GiB the allocator can reach on this GPU before an OOM; the host's memory on the CPU."""
     rough: bool = False
     """True for the CPU, where neither memory nor speed is calibrated."""
 
@@ -398,13 +400,20 @@ def communication_s(
 # ---------------------------------------------------------------------------------------------
 
 
+def host_memory_gib() -> float:
+    """Physical memory of this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
+
+
 def _cpu_estimate(cfg: TrainConfig, num_gpus: int, cal: Calibration) -> Estimate:
     memory = {k: v / GIB for k, v in memory_breakdown(cfg, num_gpus, on_gpu=False, cal=cal).items()}
+    peak = sum(memory.values())
+    host = host_memory_gib()
     tokens = cfg.tokens_per_device_step
     step = tokens * flops_per_token(cfg.model, cfg.seq_len) / cal.cpu_flops
     return Estimate(
-        peak_mem_gb=sum(memory.values()), memory_gb=memory, oom=False, step_time_s=step,
-        tokens_per_s=num_gpus * tokens / step, time_s={"matmul": step}, capacity_gb=None, rough=True,
+        peak_mem_gb=peak, memory_gb=memory, oom=peak > host, step_time_s=step,
+        tokens_per_s=num_gpus * tokens / step, time_s={"matmul": step}, capacity_gb=host, rough=True,
     )
 
 

@@ -12,9 +12,11 @@ from slmray.estimate import Estimate, estimate
 from slmray.prices import PriceBook
 from slmray.space import SearchSpace, Trial
 
-TRIAL_OVERHEAD_S = 30.0
-"""Rough start-up of a trial before its first step: Ray Train worker group, torch import,
-CUDA context, model build.  Replaced by measurement where a table has `startup_s`."""
+TRIAL_OVERHEAD_S = 42.0
+"""A trial's time outside its training steps, measured in benchmarks/results/sweep_h100x1.parquet
+(one H100, medians): 22 s from the trial's start to the training loop (Ray Train's controller
+and worker group, torch and CUDA start-up, the NCCL group), 7.5 s from the last step to the
+trial's end, and 12 s before Tune starts the next trial.  Model build is a few seconds more."""
 COMPILE_S = 60.0
 """Rough cold torch.compile of one block and the head."""
 

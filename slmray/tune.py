@@ -17,6 +17,7 @@ import datetime
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -160,10 +161,27 @@ def _search_alg(space: SearchSpace, plan: list[PlannedTrial], runs: int, budget:
             "random": lambda: optuna.samplers.RandomSampler(seed=space.seed),
         }[space.sampler]()
         single = len(metrics) == 1
-        alg = OptunaSearch(metric=metrics[0] if single else metrics, mode=modes[0] if single else modes, sampler=sampler)
+        alg = OptunaSearch(
+            metric=metrics[0] if single else metrics, mode=modes[0] if single else modes, sampler=sampler,
+            points_to_evaluate=_predicted_best(space, plan, k=max(1, min(3, runs // 4))),
+        )
     if budget is not None:
         alg = BudgetLimiter(alg, budget, PlannedCost(plan))
     return alg
+
+
+def _predicted_best(space: SearchSpace, plan: list[PlannedTrial], k: int) -> list[dict]:
+    """The k configurations the estimator ranks best, for Optuna to try first: by predicted
+    tokens per dollar when the first objective is tokens_per_usd and prices are known, else by
+    predicted tokens/s.  Predicted out-of-memory ones are left out."""
+    by_cost = space.objective_list[0].metric == "tokens_per_usd"
+
+    def score(p: PlannedTrial) -> float:
+        rate = p.estimate.tokens_per_s
+        return rate / p.price_per_hour_usd if by_cost and p.price_per_hour_usd else rate
+
+    ranked = sorted((p for p in plan if p.estimate and not p.estimate.oom), key=score, reverse=True)
+    return [_trial_config(p.trial) for p in ranked[:k]]
 
 
 def _summary(sweep_dir: str, space: SearchSpace) -> str:
@@ -223,9 +241,14 @@ def _capacity(args: argparse.Namespace, space: SearchSpace) -> Capacity:
     return local
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    warnings.formatwarning = _one_line_warning  # a missing price is news, not a stack location
     try:
         space = load_space(args.space)
         prices = PriceBook.load(args.prices or space.prices, args.price_file, parse_price_overrides(args.price))

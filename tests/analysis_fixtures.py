@@ -1,18 +1,15 @@
 """Results tables for the analysis tests, made from real runs (no mocks).
 
 `cpu_sweep_table()` runs the trainer (`slmray.train.run`, the loop the sweep uses) on the CPU
-for a small grid, plus one real out-of-memory trial; swap it for a table written by the CPU
-sweep once `slmray.tune` writes one.  `h100_benchmark_table()` is the committed single-H100
-benchmark (`benchmarks/results/trainer_throughput_h100.csv`) in the results schema; to commit
-it as a table:
-
-    python -c "from tests.analysis_fixtures import h100_benchmark_table as t; \
-from slmray.results import write_table; write_table(t(), 'benchmarks/results/trainer_throughput_h100.parquet')"
+for a small grid, plus one real out-of-memory trial, in seconds: for the report's unit tests.
+The notebook test uses the table the real CPU sweep writes (conftest's `smoke_sweep`).  The
+committed GPU tables: `H100_SWEEP`, a `python -m slmray.tune` sweep on one H100 with the
+estimate's predictions recorded, and `H100_BENCHMARK`, the trainer benchmark's CSV as a results
+table (`python benchmarks/trainer_throughput.py --from-csv ...`).
 """
 
 from __future__ import annotations
 
-import csv
 import functools
 import math
 import time
@@ -24,14 +21,16 @@ import pyarrow as pa
 
 from slmray.analysis.costs import tokens_per_usd, trial_cost_usd
 from slmray.config import TrainConfig
-from slmray.hardware import canonical_gpu
 from slmray.presets import get_model
 from slmray.prices import PriceBook
 from slmray.results import to_table
 from slmray.train import TrainResult, run
 
 REPO = Path(__file__).resolve().parents[1]
-H100_CSV = REPO / "benchmarks" / "results" / "trainer_throughput_h100.csv"
+RESULTS = REPO / "benchmarks" / "results"
+H100_CSV = RESULTS / "trainer_throughput_h100.csv"
+H100_BENCHMARK = RESULTS / "trainer_throughput_h100.parquet"
+H100_SWEEP = RESULTS / "sweep_h100x1.parquet"
 OOM_MODEL = get_model("tiny", vocab_size=4_000_000, d_model=8, n_head=2).replace(name="tiny-4m-vocab")
 """A 4,000,000-token vocabulary at batch 64 x seq 256: logits the CPU allocator refuses."""
 
@@ -74,34 +73,4 @@ def cpu_sweep_table() -> pa.Table:
         result = run(cfg)
         rows.append(trial_row(cfg, result, "cpu-test-sweep", f"t{i:02d}", started, time.time()))
     assert rows[-1]["status"] == "oom", rows[-1]["error"]
-    return to_table(rows)
-
-
-def _float(text: str) -> float | None:
-    return float(text) if text else None
-
-
-@functools.cache
-def h100_benchmark_table() -> pa.Table:
-    """benchmarks/results/trainer_throughput_h100.csv as a results table (no prices recorded)."""
-    rows = []
-    with open(H100_CSV, newline="") as f:
-        for i, r in enumerate(csv.DictReader(f)):
-            model = get_model(r["model"])
-            tps = _float(r["tokens_per_s"])
-            final = r["phase"] == "final"  # final: 3 repeats of 10 steps; search: 1 x 5 (the benchmark's docstring)
-            rows.append({
-                "sweep_id": "trainer_throughput_h100", "trial_id": f"{r['phase']}-{i:03d}", "model": model.name,
-                "family": model.family, "n_params": model.num_params, "per_device_batch": int(r["per_device_batch"]),
-                "seq_len": int(r["seq_len"]), "num_gpus": int(r["num_gpus"]), "attention": r["attention"],
-                "strategy": r["strategy"], "compile": r["compile"] == "True", "grad_accum": 1,
-                "steps": 10 if final else 5, "warmup_steps": 3, "repeats": 3 if final else 1, "data": "synthetic",
-                "gpu_type": canonical_gpu(r["device"]), "device_name": r["device"], "num_nodes": 1,
-                "tokens_per_s": tps, "tokens_per_s_per_gpu": tps / int(r["num_gpus"]) if tps else None,
-                "tokens_per_s_std": _float(r["tokens_per_s_std"]), "mfu": _float(r["mfu"]),
-                "mfu_non_embedding": _float(r["mfu_non_embedding"]), "step_time_median_s": _float(r["step_time_median_s"]),
-                "step_time_iqr_s": _float(r["step_time_iqr_s"]), "peak_mem_gb": _float(r["peak_mem_gb"]),
-                "final_loss": _float(r["final_loss"]), "startup_s": _float(r["startup_s"]), "status": r["status"],
-                "torch_version": r["torch"], "slmray_version": r["slmray"],
-            })
     return to_table(rows)

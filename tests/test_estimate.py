@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from slmray.config import TrainConfig
 from slmray.estimate import (
-    CALIBRATION, GIB, estimate, memory_breakdown, step_work, training_state_bytes,
+    CALIBRATION, GIB, estimate, host_memory_gib, memory_breakdown, step_work, training_state_bytes,
 )
 from slmray.presets import PRESETS, get_model
 
@@ -148,10 +148,14 @@ def test_gpu_names_and_errors():
 def test_cpu_gives_a_rough_fp32_estimate():
     c = cfg("tiny", seq_len=128, device="cpu")
     e = estimate(c, "cpu", 1)
-    assert e.rough and not e.oom and e.capacity_gb is None
+    assert e.rough and not e.oom and e.capacity_gb == pytest.approx(host_memory_gib())
     assert e.tokens_per_s > 0
     n = PRESETS["tiny"].num_params
     assert e.memory_gb["params"] * GIB == 4 * n and e.memory_gb["optimizer"] * GIB == 8 * n
+    # 64 x 256 tokens of a 4M vocabulary: three fp32 (tokens, vocab) tensors, 805 GB, past any host
+    huge = c.replace(model=get_model("tiny", vocab_size=4_000_000, d_model=8, n_head=2), per_device_batch=64, seq_len=256)
+    e = estimate(huge, "cpu", 1)
+    assert e.oom and e.memory_gb["logits"] > 3 * 64 * 256 * 4_000_000 * 4 / GIB * 0.99
 
 
 def test_committed_calibration_is_what_the_script_fits():
@@ -164,3 +168,21 @@ def test_committed_calibration_is_what_the_script_fits():
     fitted = calibrate_estimate.fit(df[df["calibration"]])
     for field in dataclasses.fields(CALIBRATION):
         assert getattr(fitted, field.name) == pytest.approx(getattr(CALIBRATION, field.name), rel=2e-3), field.name
+
+
+def test_committed_tables_are_read_once_and_the_sweep_is_held_out():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import calibrate_estimate
+        import estimate_accuracy
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    tables = [Path(p).name for p in calibrate_estimate.committed_tables()]
+    # the Parquet copy of the trainer CSV (for the analysis) would count its rows twice
+    assert "trainer_throughput_h100.csv" in tables and "trainer_throughput_h100.parquet" not in tables
+    assert "sweep_h100x1.parquet" in tables
+    df = estimate_accuracy.predict(calibrate_estimate.load_measured([str(BENCHMARKS / "results" / "sweep_h100x1.parquet")]))
+    assert len(df) == 23 and not df["calibration"].any()
+    # the sweep recorded these predictions before each trial ran, with the committed constants
+    check = estimate_accuracy.recorded_check(df).iloc[0]
+    assert (check["rows"], check["OOM agree"], check["memory max diff"]) == (23, "100%", "0.00%")

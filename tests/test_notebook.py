@@ -1,12 +1,11 @@
-"""analysis/bottlenecks.ipynb runs top to bottom (nbclient) on a CPU sweep made here and on the
-committed H100 benchmark, with its parameters injected after the `parameters` cell."""
+"""analysis/bottlenecks.ipynb runs top to bottom (nbclient) on the table the real CPU sweep
+writes (`python -m slmray.tune search_spaces/smoke.py`, conftest's `smoke_sweep`) and on the
+committed H100 tables, with its parameters injected after the `parameters` cell."""
 
 import nbformat
 import pytest
-from analysis_fixtures import REPO, cpu_sweep_table, h100_benchmark_table
+from analysis_fixtures import H100_BENCHMARK, REPO
 from nbclient import NotebookClient
-
-from slmray.results import write_table
 
 NOTEBOOK = REPO / "analysis" / "bottlenecks.ipynb"
 
@@ -28,19 +27,28 @@ def test_committed_notebook_has_one_parameter_cell_and_no_outputs():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nbformat.validate(nb)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1 and tagged[0].source.startswith("RESULTS = ")
+    assert len(tagged) == 1 and tagged[0].source.startswith('RESULTS = "../benchmarks/results/sweep_h100x1.parquet"')
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
 
 
-@pytest.mark.parametrize("which", ["cpu-sweep", "h100-benchmark"])
-def test_notebook_runs(tmp_path, which):
-    table, prices = (cpu_sweep_table(), "local") if which == "cpu-sweep" else (h100_benchmark_table(), "paper")
-    path = tmp_path / "results.parquet"
-    write_table(table, str(path))
-    nb = run_notebook(RESULTS=str(path), PRICES=prices)
+def test_notebook_runs_on_the_cpu_sweep(smoke_sweep):
+    done, sweep_dir = smoke_sweep
+    assert done.returncode == 0, done.stderr[-2000:]
+    nb = run_notebook(RESULTS=str(sweep_dir / "results.parquet"), PRICES="local")
     html = "".join(outputs(nb, "text/html"))
-    models = ("tiny", "tiny-neox") if which == "cpu-sweep" else ("llama-100m", "llama-2b", "pythia-1b")
+    assert "tiny" in html and "fused / eager" in html
+    assert "ran out of memory" in html  # the sweep recorded the estimate's (rough, CPU) predictions
+    assert len(outputs(nb, "image/png")) >= 3
+
+
+@pytest.mark.parametrize("parameters, models, figures", [
+    ({}, ("llama-100m", "llama-500m", "llama-1b"), 5),  # the defaults: the committed sweep, AWS prices
+    ({"RESULTS": str(H100_BENCHMARK), "PRICES": "paper"}, ("llama-100m", "llama-2b", "pythia-1b"), 4),
+], ids=["h100-sweep", "h100-benchmark"])
+def test_notebook_runs_on_the_committed_gpu_tables(parameters, models, figures):
+    nb = run_notebook(**parameters)
+    html = "".join(outputs(nb, "text/html"))
     for model in models:
         assert model in html
-    assert len(outputs(nb, "image/png")) >= 3
-    assert "fused / eager" in html
+    assert "fused / eager" in html and "smallest OOM batch" in html
+    assert len(outputs(nb, "image/png")) >= figures  # the sweep recorded predictions: one figure more

@@ -1,38 +1,27 @@
-"""The report and its CLI on real results: a CPU sweep run here, the committed H100 benchmark,
-and the tables that must not crash it (empty, out-of-memory only, broken)."""
+"""The report and its CLI on real results: a CPU sweep run here, the committed H100 tables (a
+sweep with recorded predictions, the trainer benchmark), an S3 copy of a table, and the tables
+that must not crash it (empty, out-of-memory only, broken)."""
+
+import sys
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from analysis_fixtures import cpu_sweep_table, h100_benchmark_table
+from analysis_fixtures import H100_BENCHMARK, H100_CSV, H100_SWEEP, REPO, cpu_sweep_table
 from matplotlib.image import imread
 
-from slmray.analysis import findings, plots
+from slmray.analysis import accuracy, findings, plots
 from slmray.analysis.__main__ import main
 from slmray.analysis.costs import add_cost_metrics, price_trials
 from slmray.analysis.pareto import parse_objective
 from slmray.analysis.report import write_report
-from slmray.analysis.table import to_frame
+from slmray.analysis.table import load_results, to_frame
 from slmray.prices import PriceBook
-from slmray.results import SCHEMA, write_table
+from slmray.results import SCHEMA, read_table, write_table
 
 OBJECTIVES = [parse_objective("max:tokens_per_s"), parse_objective("min:usd_per_btok")]
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def cpu_table(tmp_path_factory):
-    path = tmp_path_factory.mktemp("sweep") / "results.parquet"
-    write_table(cpu_sweep_table(), str(path))
-    return path
-
-
-@pytest.fixture(scope="module")
-def h100_table(tmp_path_factory):
-    path = tmp_path_factory.mktemp("h100") / "trainer_throughput_h100.parquet"
-    write_table(h100_benchmark_table(), str(path))
-    return path
 
 
 def _assert_real_pngs(paths, at_least):
@@ -85,15 +74,82 @@ def test_oom_only_table_through_the_cli(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
-def test_cli_on_the_committed_h100_benchmark(cli, h100_table, tmp_path):
+def test_committed_benchmark_table_is_the_csv_converted():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import trainer_throughput
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    assert read_table(str(H100_BENCHMARK)).equals(trainer_throughput.results_table(str(H100_CSV)))
+
+
+def test_cli_on_the_committed_h100_benchmark(cli, tmp_path):
     out = tmp_path / "report"
-    done = cli("-m", "slmray.analysis", str(h100_table), "--out", str(out), "--prices", "paper")
+    done = cli("-m", "slmray.analysis", str(H100_BENCHMARK), "--out", str(out), "--prices", "paper")
     assert done.returncode == 0, done.stderr
     _assert_real_pngs(sorted(out.glob("*.png")), 3)
     md = (out / "report.md").read_text()
     assert "llama-100m: H100-80GB x1 single sdpa b64 compile" in md.split("## Recommendation")[1]
     assert "A100-40GB-hours" in md  # the paper's prices are relative
     assert "llama-2b: H100-80GB x1" in done.stdout
+    assert "## Predicted vs measured" not in md and not (out / "predictions.png").exists()  # none recorded
+
+
+def test_report_on_the_committed_h100_tables(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main([str(H100_SWEEP), str(H100_BENCHMARK), "--out", str(out), "--prices", "aws"]) == 0
+    md = (out / "report.md").read_text()
+    _assert_real_pngs(sorted(out.glob("*.png")), 6)
+    key = md.split("**Key findings per model**")[1].split("##")[0]
+    # llama-100m without compile: sdpa 354,250 tok/s (sweep, b64) over eager 168,571 (sweep, b32); eager b64 OOM
+    assert "| llama-100m | 2.1 | 64 | 32 | 64 | - | 0.526 | 1.68 |" in key
+    predicted = md.split("## Predicted vs measured")[1].split("\n## ")[0]
+    assert "23 ok or out-of-memory trials, 16 ok. Out of memory predicted right for 100%" in predicted
+    assert "| out of memory | 7 | 0 |" in predicted and "| fits | 0 | 16 |" in predicted
+    assert "](predictions.png)" in predicted
+    # the sweep's DDP at one GPU keeps gradient buckets: llama-1b sdpa b32 runs alone but not under DDP
+    assert "| llama-1b | ddp | sdpa | False | 1,024 | 16 | 47.7 | 32 |" in md
+    assert "| llama-1b | single | sdpa | False | 1,024 | 32 | 75.5 | 64 |" in md
+
+
+def test_predicted_vs_measured_by_hand():
+    df = pd.DataFrame({
+        "model": ["a", "a", "a", "b", "b"], "n_params": [1, 1, 1, 2, 2],
+        "status": ["ok", "oom", "ok", "oom", "failed"], "gpu_type": "H100-80GB",
+        "peak_mem_gb": [10.0, 70.0, 20.0, 60.0, None], "predicted_peak_mem_gb": [11.0, 90.0, 19.0, 50.0, 5.0],
+        "predicted_oom": [False, True, True, False, False],
+        "tokens_per_s": [100.0, None, 200.0, None, None], "predicted_tokens_per_s": [110.0, 1.0, 150.0, 1.0, 1.0],
+    })
+    s = accuracy.summarise(df)  # the failed trial is not judged
+    assert (s["rows"], s["ok"], s["oom_accuracy"]) == (4, 2, 0.5)
+    assert s["memory_mdape"] == pytest.approx(7.5)  # +10% and -5%
+    assert s["tokens_mdape"] == pytest.approx(17.5)  # +10% and -25%
+    confusion = accuracy.oom_confusion(df).set_index("prediction")
+    assert confusion.loc["out of memory"].tolist() == [1, 1] and confusion.loc["fits"].tolist() == [1, 1]
+    table = accuracy.accuracy_table(df).set_index("model")
+    assert table.loc["a", "memory worst"] == "10.0%" and table.loc["b", "memory MdAPE"] == "-"
+    assert plots.prediction_figure(df) is not None
+    assert not accuracy.has_predictions(df.assign(predicted_oom=None))
+    assert plots.prediction_figure(df.assign(predicted_oom=None)) is None
+
+
+def test_cpu_sweep_without_predictions_has_no_such_section(tmp_path):
+    report = write_report(add_cost_metrics(to_frame(cpu_sweep_table())), tmp_path, OBJECTIVES)
+    assert "Predicted vs measured" not in report.markdown.read_text()
+    assert not (tmp_path / "predictions.png").exists()
+
+
+def test_cli_reads_a_table_on_s3(cli, s3_server, tmp_path, monkeypatch):
+    for name, value in s3_server.items():
+        monkeypatch.setenv(name, value)
+    uri = "s3://slmray-test/sweeps/h100x1/results.parquet"
+    write_table(read_table(str(H100_SWEEP)), uri)
+    out = tmp_path / "report"
+    done = cli("-m", "slmray.analysis", uri, "--out", str(out), env=s3_server)
+    assert done.returncode == 0, done.stderr
+    md = (out / "report.md").read_text()
+    assert f"Results: {uri}." in md and "## Predicted vs measured" in md
+    assert "llama-1b: H100-80GB x1 ddp sdpa b16" in done.stdout
 
 
 @pytest.mark.parametrize(
@@ -146,3 +202,32 @@ def test_findings_tables_by_hand():
     assert list(findings.gpu_type_effect(df)["model"]) == ["a", "b"]  # smallest model first
     fig = plots.scaling_figure(df)
     assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2]  # ddp and fsdp lines in each model's panel
+
+
+def test_compile_oom_boundary_and_key_findings_by_hand():
+    rows = [  # model, strategy, attention, compile, batch, status, tokens/s, peak GiB, mfu
+        ("a", "single", "eager", False, 8, "ok", 100.0, 30.0, 0.1),
+        ("a", "single", "eager", False, 16, "oom", None, 79.0, None),
+        ("a", "single", "sdpa", False, 8, "ok", 190.0, 20.0, 0.2),
+        ("a", "single", "sdpa", False, 16, "ok", 200.0, 40.0, 0.21),
+        ("a", "ddp", "sdpa", False, 16, "oom", None, 78.0, None),
+        ("a", "single", "sdpa", True, 16, "ok", 300.0, 30.0, 0.32),
+        ("a", "single", "eager", True, 16, "ok", 250.0, 50.0, 0.26),
+    ]
+    df = pd.DataFrame(rows, columns=["model", "strategy", "attention", "compile", "per_device_batch", "status",
+                                     "tokens_per_s", "peak_mem_gb", "mfu"]).assign(
+        n_params=1e8, gpu_type="H100-80GB", num_gpus=1, seq_len=1024)
+    assert findings.mixes_compile(df) and findings.by_compile(df, "num_gpus") == ["model", "num_gpus", "compile"]
+    effect = findings.compile_effect(df).set_index("attention")
+    assert effect.loc["sdpa", "on / off"] == pytest.approx(300 / 200) and effect.loc["eager", "on"] == 250.0
+    split = findings.attention_effect(df, rows=["model", "compile"]).set_index("compile")
+    assert split.loc[False, "fused / eager"] == pytest.approx(2.0) and split.loc[True, "fused / eager"] == pytest.approx(1.2)
+    boundary = findings.oom_boundary(df).set_index(["strategy", "attention", "compile"])
+    assert boundary.loc[("single", "eager", False)][["largest ok batch", "smallest OOM batch"]].tolist() == [8, 16]
+    assert pd.isna(boundary.loc[("ddp", "sdpa", False), "largest ok batch"])
+    assert pd.isna(boundary.loc[("single", "sdpa", False), "smallest OOM batch"])
+    key = findings.key_findings(df, "tokens_per_s").iloc[0]
+    # without compile: sdpa 200 over eager 100; batch 16 best (200, sdpa), batch 8 within 5% (190)
+    assert key["fused / eager"] == pytest.approx(2.0)
+    assert (key["best batch"], key["saturates at"], key["eager OOM from"], key["fused OOM from"]) == (16, 8, 16, None)
+    assert key["best MFU"] == pytest.approx(0.32) and key["compile on / off (fused)"] == pytest.approx(1.5)

@@ -118,3 +118,11 @@ def test_grid_order_and_choices():
     assert len(trials) == 16 and len(set(trials)) == 16
     assert space.choices()["gpu_type"] == [None]
     assert space.default_num_samples() == 6
+
+
+def test_every_gpu_type_a_shipped_space_names_has_a_cluster_file():
+    from slmray.cluster import cluster_gpu_types
+
+    have = cluster_gpu_types("cluster")
+    named = {g for path in SPACES for g in load_space(str(path)).gpu_type or []}
+    assert named and named <= have, named - have

@@ -119,6 +119,12 @@ def add_cost_metrics(df: pd.DataFrame, loss_source: str = "scaling", tokens_per_
     return out
 
 
+def money_metric(df: pd.DataFrame) -> str:
+    """The cost-efficiency column to show: tokens_per_usd where an ok trial has a price, else tokens_per_s."""
+    priced = df.loc[df["status"] == "ok", "tokens_per_usd"].astype(float)
+    return "tokens_per_usd" if np.isfinite(priced).any() else "tokens_per_s"
+
+
 def best_over(df: pd.DataFrame, metric: str, by: str | Sequence[str], maximize: bool = True) -> pd.DataFrame:
     """The best `metric` of each `by` group over every other configuration parameter.
 

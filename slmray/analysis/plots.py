@@ -15,8 +15,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+from slmray.analysis.accuracy import judged
 from slmray.analysis.costs import best_over
+from slmray.analysis.findings import mixes_compile
 from slmray.analysis.pareto import Objective
 from slmray.analysis.table import config_label, model_order, ok
 from slmray.hardware import spec_for
@@ -54,6 +57,8 @@ def _by_batch(df: pd.DataFrame, points: pd.DataFrame, y: str, **style) -> tuple[
         if not part.empty:
             ax.plot(part["per_device_batch"], part[y], marker="o", label=model, **style)
     ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(points["per_device_batch"].dropna().unique()))
+    ax.xaxis.set_major_formatter(ScalarFormatter())  # 8, 16, 32 rather than 2^3, 2^4, 2^5
     return fig, ax
 
 
@@ -90,8 +95,12 @@ def batch_figure(df: pd.DataFrame, metric: str = "tokens_per_usd") -> Figure | N
 
 
 def attention_figure(df: pd.DataFrame, metric: str = "tokens_per_s") -> Figure | None:
-    """`metric` per model, a bar per attention backend."""
-    best = _finite(best_over(df, metric, ["model", "attention"]), metric)
+    """`metric` per model, a bar per attention backend (and per compile setting, where the
+    table has trials with and without it)."""
+    backend = df["attention"].astype(str)
+    if mixes_compile(df):
+        backend = backend + np.where(df["compile"].fillna(False).astype(bool), " + compile", "")
+    best = _finite(best_over(df.assign(attention=backend), metric, ["model", "attention"]), metric)
     if best.empty:
         return None
     models = [m for m in model_order(df) if m in set(best["model"])]
@@ -147,6 +156,35 @@ def memory_figure(df: pd.DataFrame) -> Figure | None:
         ax.scatter(oom["per_device_batch"], oom["y"], marker="x", s=60, color="tab:red", label="out of memory")
     ax.set(title="peak memory by per-device batch", xlabel="per-device batch", ylabel=label("peak_mem_gb"))
     ax.legend(fontsize=7)
+    return fig
+
+
+def prediction_figure(df: pd.DataFrame) -> Figure | None:
+    """Predicted against measured peak memory and tokens/s (log scales, the line y = x), a colour
+    per model; out-of-memory trials marked at the peak where they failed (a lower bound)."""
+    trials = judged(df)
+    panels = [(m, p) for m, p in (("peak_mem_gb", "predicted_peak_mem_gb"), ("tokens_per_s", "predicted_tokens_per_s"))
+              if len(_finite(_finite(trials, m), p))]
+    if not panels:
+        return None
+    fig, axes = _panels(len(panels), width=4.6)
+    models = model_order(trials)
+    for ax, (measured, predicted) in zip(axes, panels):
+        points = _finite(_finite(trials, measured), predicted)
+        for i, model in enumerate(models):
+            part = points[(points["model"] == model) & (points["status"] == "ok")]
+            ax.scatter(part[measured], part[predicted], s=18, color=f"C{i % 10}", label=model)
+        oom = points[points["status"] == "oom"]
+        if len(oom):
+            ax.scatter(oom[measured], oom[predicted], marker="x", s=40, color="tab:red", label="out of memory")
+        lo, hi = points[[measured, predicted]].min().min() / 1.2, points[[measured, predicted]].max().max() * 1.2
+        ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1, label="y = x")
+        ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), title=label(measured),
+               xlabel=f"measured {label(measured)}", ylabel=f"predicted {label(measured)}")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_minor_formatter(NullFormatter())  # minor labels on a short log range collide
+        ax.legend(fontsize=7)
+    fig.suptitle("slmray.estimate's predictions, recorded before each trial, against the measurements")
     return fig
 
 

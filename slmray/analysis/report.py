@@ -1,8 +1,10 @@
 """The analysis report: `report.md`, `report.html` (figures inline) and the PNGs, in one folder.
 
-Both renderings come from the same list of sections, so they say the same thing.  The report
-ends with a recommendation per model size under the primary objective (the first one that has
-values).  A table with no ok trials gives a report that says so, and no figures.
+Both renderings come from the same list of sections, so they say the same thing.  It opens
+with the key findings per model, then the tables behind them; where the table recorded
+`slmray.estimate`'s predictions, a section sets them against the measurements.  It ends with a
+recommendation per model size under the primary objective (the first one that has values).  A
+table with no ok trials gives a report that says so, and no figures.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from slmray.analysis import findings, plots
-from slmray.analysis.costs import LOSS_SOURCES
+from slmray.analysis import accuracy, findings, plots
+from slmray.analysis.costs import LOSS_SOURCES, money_metric
 from slmray.analysis.pareto import Objective, best_by_group, pareto_front
 from slmray.analysis.table import config_label, model_order, ok, sort_by_model, summary
 
@@ -32,6 +34,10 @@ DEFINITIONS = (
     "Tables and figures show, for each cell or point, the best ok trial over every parameter not shown; "
     "a cell whose trials all ran out of memory is 0 (the paper's convention).",
     "Pareto front: ok trials no other trial beats on every objective at once, per model.",
+    "MFU: tokens/s x training FLOPs per token (6N + 12LdT, N with embeddings; slmray.metrics) over the GPU's "
+    "dense BF16 peak.",
+    "Where a table has trials with and without torch.compile, the per-model tables show each setting on its own "
+    "row, and the key findings read the trials without it (the paper's setting).",
 )
 
 
@@ -101,14 +107,53 @@ def _recommend(section: Section, df: pd.DataFrame, objective: Objective) -> pd.D
     return best
 
 
+def _key_findings(df: pd.DataFrame, money: str) -> Section:
+    section = Section("Key findings")
+    section.text.append(
+        "Per model, smallest first. fused / eager: best fused-attention tokens/s over best eager; best batch: the "
+        f"per-device batch with the most {plots.label(money)}, saturates at: the smallest batch within 5% of it; "
+        "eager / fused OOM from: the smallest batch at which every such trial ran out of memory (- where none did); "
+        "best MFU over all trials; compile on / off: best fused tokens/s with torch.compile over without."
+        + (" All but the last two columns read the trials without compile." if findings.mixes_compile(df) else ""))
+    section.tables.append(("Key findings per model", findings.key_findings(df, money)))
+    return section
+
+
 def _findings(df: pd.DataFrame, money: str) -> Section:
-    return Section("Findings", tables=[
-        ("FlashAttention (fused) vs eager attention, tokens/s", findings.attention_effect(df)),
-        ("DDP vs FSDP by model size and GPU count, tokens/s", findings.strategy_effect(df)),
+    rows = findings.by_compile(df)
+    tables = [("FlashAttention (fused) vs eager attention, tokens/s", findings.attention_effect(df, rows=rows))]
+    if findings.mixes_compile(df):
+        tables.append(("torch.compile off and on, tokens/s", findings.compile_effect(df)))
+    tables += [
+        ("MFU by attention backend", findings.grid(df, "mfu", rows, "attention")),
+        ("DDP vs FSDP by model size and GPU count, tokens/s",
+         findings.strategy_effect(df, rows=findings.by_compile(df, "num_gpus"))),
         ("Scaling with GPU count: tokens/s, tokens per $, efficiency", findings.gpu_scaling(df)),
-        (f"Per-device batch size, {plots.label(money)}", findings.batch_effect(df, money)),
+        (f"Per-device batch size, {plots.label(money)}", findings.batch_effect(df, money, rows)),
+        ("Out-of-memory boundary: largest batch that ran, smallest that did not", findings.oom_boundary(df)),
         (f"GPU type, {plots.label(money)}", findings.gpu_type_effect(df, money)),
-    ])
+    ]
+    return Section("Findings", tables=tables)
+
+
+def _predictions(df: pd.DataFrame, out_dir: Path) -> Section:
+    section = Section("Predicted vs measured")
+    s = accuracy.summarise(df)
+    right, memory, tokens = (accuracy.percent(100 * s["oom_accuracy"], 0), accuracy.percent(s["memory_mdape"], 2),
+                             accuracy.percent(s["tokens_mdape"], 1))
+    section.text.append(
+        f"slmray.estimate's predictions, recorded in the table before each trial ran, against the measurements: "
+        f"{s['rows']} ok or out-of-memory trials, {s['ok']} ok. Out of memory predicted right for {right}; median "
+        f"absolute error {memory} on peak memory and {tokens} on tokens/s (ok trials: an out-of-memory trial's peak "
+        "is where it failed).")
+    if (accuracy.judged(df)["gpu_type"] == "cpu").any():
+        section.text.append("On the CPU the estimate is deliberately rough (slmray.estimate) and the trainer "
+                            "measures no peak memory.")
+    section.tables += [("Prediction error per model", accuracy.accuracy_table(df)),
+                       ("Out of memory, predicted against what happened (trials)", accuracy.oom_confusion(df))]
+    _figure(section, plots.prediction_figure(df), out_dir, "predictions.png",
+            "predicted against measured peak memory and tokens/s (dashed: y = x)")
+    return section
 
 
 def _front(df: pd.DataFrame, objectives: Sequence[Objective], out_dir: Path) -> Section:
@@ -132,7 +177,9 @@ def _front(df: pd.DataFrame, objectives: Sequence[Objective], out_dir: Path) -> 
 def _figures(df: pd.DataFrame, money: str, out_dir: Path) -> Section:
     section = Section("Figures")
     _figure(section, plots.scaling_figure(df), out_dir, "scaling.png", "tokens/s by GPU count, per GPU type and strategy")
-    _figure(section, plots.batch_figure(df, money), out_dir, "batch.png", f"{plots.label(money)} by per-device batch")
+    no_compile = " (trials without compile)" if findings.mixes_compile(df) else ""
+    _figure(section, plots.batch_figure(findings.without_compile(df), money), out_dir, "batch.png",
+            f"{plots.label(money)} by per-device batch{no_compile}")
     _figure(section, plots.attention_figure(df), out_dir, "attention.png", "eager vs fused attention per model size")
     _figure(section, plots.memory_figure(df), out_dir, "memory.png",
             "peak memory by per-device batch, out-of-memory trials marked")
@@ -146,7 +193,7 @@ def _analysis(
     usable = [o for o in objectives if _has_values(df, o.column)]
     notes += [f"Objective {o} has no values among the ok trials (no prices? re-price with --prices PROFILE); "
               "it is left out." for o in objectives if o not in usable]
-    money = "tokens_per_usd" if _has_values(df, "tokens_per_usd") else "tokens_per_s"
+    money = money_metric(df)
     if money == "tokens_per_s":
         notes.append("No trial has a price, so the cost tables and plots show tokens/s instead of tokens per $.")
     recommend = Section("Recommendation")
@@ -155,8 +202,9 @@ def _analysis(
     else:
         best = pd.DataFrame()
         recommend.text.append("No recommendation: no objective has values among the ok trials.")
-    sections = [_findings(df, money), _front(df, usable, out_dir), _figures(df, money, out_dir),
-                Section("How the numbers are computed", list(DEFINITIONS)), recommend]
+    predictions = [_predictions(df, out_dir)] if accuracy.has_predictions(df) else []
+    sections = [_key_findings(df, money), _findings(df, money), *predictions, _front(df, usable, out_dir),
+                _figures(df, money, out_dir), Section("How the numbers are computed", list(DEFINITIONS)), recommend]
     return sections, best
 
 

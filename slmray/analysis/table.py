@@ -36,7 +36,8 @@ def model_order(df: pd.DataFrame) -> list[str]:
 def sort_by_model(frame: pd.DataFrame, df: pd.DataFrame, *then: str) -> pd.DataFrame:
     """`frame`'s rows with `df`'s models smallest first, then by the columns `then`."""
     rank = frame["model"].map({m: i for i, m in enumerate(model_order(df))})
-    return frame.assign(_rank=rank).sort_values(["_rank", *then]).drop(columns="_rank").reset_index(drop=True)
+    ordered = frame.assign(_rank=rank).sort_values(["_rank", *then], kind="stable")
+    return ordered.drop(columns="_rank").reset_index(drop=True)
 
 
 def config_label(df: pd.DataFrame) -> pd.Series:

@@ -1,0 +1,195 @@
+"""Autoscaling and multi-node trials on one machine, through the real commands.
+
+`RAY_FAKE_CLUSTER=1 ray start --head --autoscaling-config=cluster/local.yaml` starts a head with
+one CPU and `slmray_head`, and Ray's `fake_multinode` provider, which starts each node the
+autoscaler asks for as a raylet process on this machine: 2-CPU `cpu_worker` nodes, none at the
+start.  Then `python -m slmray.tune --address ... --cluster-config cluster/local.yaml` sweeps a
+grid of a 2-worker and a 4-worker trial.  The trial drivers sit on the head (`slmray_head`), and
+the head's remaining 0.99 CPU holds no worker, so the autoscaler adds one node for the first
+trial and a second for the 4-worker one, whose gloo group then spans both nodes.
+
+The fake provider runs here, so `ray.cluster_utils.AutoscalingCluster` (the same provider behind
+a test API) is not needed.  Two things keep this cluster apart from other Rays on the machine:
+- its own temp dir, GCS port and token (`RAY_AUTH_TOKEN`: a CLI head turns token auth on, and
+  would otherwise write ~/.ray/auth_token); the provider joins its nodes to port 6379 unless its
+  `gcs_address` says otherwise, so the head runs from a copy of local.yaml that sets it;
+- teardown by process, not `ray stop`: `ray stop` has no scope (it stops every Ray process of this
+  user on the machine, another test's local Ray included).  The head's `ray start --block` runs in a
+  session of its own and stops its processes on SIGTERM; the fake nodes, which the autoscaler
+  started and nothing stops, are in that session too and are terminated with it.
+
+About a minute and a half on 2 cores.
+"""
+
+import json
+import math
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from slmray.results import read_table
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.ray
+
+LOCAL_YAML = Path(__file__).resolve().parent.parent / "cluster" / "local.yaml"
+HEAD_NODE_ID = "f" * 51 + "00000"
+"""The fake provider's fixed id for the head; the nodes it launches count up from it."""
+
+NODES = """
+import json, sys, ray
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+print(json.dumps([{"id": n["NodeID"], "resources": n["Resources"]} for n in ray.nodes() if n["Alive"]]))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+class FakeCluster:
+    """A head from cluster/local.yaml with the fake provider, started and stopped by this test alone."""
+
+    def __init__(self):
+        import ray.util
+
+        # short: Ray's unix sockets live under it, and their paths may not pass 107 characters
+        self.root = Path(tempfile.mkdtemp(prefix="slmray-fake-", dir="/tmp"))
+        self.address = f"{ray.util.get_node_ip_address()}:{_free_port()}"
+        config = yaml.safe_load(LOCAL_YAML.read_text())
+        config["provider"]["gcs_address"] = self.address
+        (self.root / "local.yaml").write_text(yaml.safe_dump(config))
+        self.env = {
+            **os.environ, "RAY_FAKE_CLUSTER": "1", "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        }
+        self.env.pop("RAY_ADDRESS", None)
+        self.log = open(self.root / "head.log", "w")
+        head = config["available_node_types"][config["head_node_type"]]["resources"]
+        self.head = subprocess.Popen(
+            [
+                sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+                f"--port={self.address.rsplit(':', 1)[1]}", f"--temp-dir={self.root / 'ray'}",
+                f"--num-cpus={head['CPU']}", f"--resources={json.dumps({k: v for k, v in head.items() if k != 'CPU'})}",
+                "--object-store-memory=100000000", "--include-dashboard=false", "--dashboard-agent-listen-port=0",
+                f"--autoscaling-config={self.root / 'local.yaml'}",
+            ],
+            stdout=self.log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
+        )
+
+    def wait_started(self, timeout: float = 90) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.head.poll() is not None:
+                raise AssertionError(f"ray start exited {self.head.returncode}:\n{self.head_log()}")
+            if "Ray runtime started" in self.head_log():
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"the head did not start in {timeout} s:\n{self.head_log()}")
+
+    def head_log(self) -> str:
+        return (self.root / "head.log").read_text()
+
+    def monitor_log(self) -> str:
+        """The autoscaler's log: its decisions appear as `:event_summary:` lines."""
+        return "".join(p.read_text() for p in (self.root / "ray").glob("session_*/logs/monitor.log"))
+
+    def nodes(self) -> list[dict]:
+        """The live nodes, as `ray.nodes()` in a client of this cluster sees them."""
+        out = run_cli("-c", NODES, self.address, timeout=120, env=self.env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def workers(self) -> list[dict]:
+        return [n for n in self.nodes() if n["id"] != HEAD_NODE_ID]
+
+    def stop(self) -> None:
+        """SIGTERM the head (it drains and stops its processes), then whatever is left of its session."""
+        sid = self.head.pid
+        if self.head.poll() is None:
+            self.head.send_signal(signal.SIGTERM)
+            try:
+                self.head.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.head.kill()
+                self.head.wait()
+        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+            left = [p for p in psutil.process_iter() if _session(p) == sid]
+            for p in left:
+                try:
+                    p.send_signal(sig)
+                except psutil.NoSuchProcess:
+                    pass
+            _, alive = psutil.wait_procs(left, timeout=grace)
+            if not alive:
+                break
+        self.log.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _session(p: psutil.Process) -> int | None:
+    try:
+        return os.getsid(p.pid)
+    except OSError:
+        return None
+
+
+@pytest.fixture
+def fake_cluster():
+    cluster = FakeCluster()
+    try:
+        cluster.wait_started()
+        yield cluster
+    finally:
+        cluster.stop()
+    assert not [p for p in psutil.process_iter() if _session(p) == cluster.head.pid], "processes left running"
+
+
+def test_sweep_scales_from_zero_to_two_nodes_and_a_trial_spans_them(fake_cluster, tmp_path):
+    assert fake_cluster.workers() == [], "the cluster must start with the head alone"
+    space = tmp_path / "space.py"
+    space.write_text(
+        "from slmray.space import SearchSpace\n"
+        "SPACE = SearchSpace(model=['tiny'], per_device_batch=[2], num_gpus=[2, 4], attention=['sdpa'],\n"
+        "                    strategy=['ddp'], seq_len=32, steps=2, warmup_steps=1, device='cpu')\n"
+    )
+    out = run_cli(
+        "-m", "slmray.tune", str(space), "--address", fake_cluster.address, "--cluster-config", str(LOCAL_YAML),
+        "--storage", str(tmp_path / "s"), "--name", "scale", timeout=300, env=fake_cluster.env,
+    )
+    log = f"{out.stdout[-3000:]}\n{out.stderr[-3000:]}\nautoscaler:\n{fake_cluster.monitor_log()[-3000:]}"
+    assert out.returncode == 0, log
+    assert "2/2 done: 2 ok" in out.stdout, log
+
+    # The autoscaler added the nodes (one per trial), and they are still up: idle_timeout_minutes is 1.
+    added = [line for line in fake_cluster.monitor_log().splitlines() if "Adding" in line and "cpu_worker" in line]
+    assert sum(int(line.split("Adding ")[1].split()[0]) for line in added) >= 2, log
+    workers = fake_cluster.workers()
+    assert len(workers) >= 2, workers
+    for node in workers:
+        assert node["resources"]["CPU"] == 2 and "slmray_head" not in node["resources"]
+
+    rows = {r["num_gpus"]: r for r in read_table(str(tmp_path / "s/scale/results.parquet")).to_pylist()}
+    assert sorted(rows) == [2, 4]
+    for n, row in rows.items():
+        assert row["status"] == "ok", row["error"]
+        assert row["gpu_type"] == "cpu" and row["num_gpus"] == n
+        assert row["tokens_seen"] == 2 * 32 * n * 3 and row["tokens_per_s"] > 0  # warm-up step included
+        # random tokens: an untrained model's loss is about ln(vocabulary), and the global loss is finite
+        assert len(row["losses"]) == 3 and all(abs(loss - math.log(512)) < 1.0 for loss in row["losses"]), row["losses"]
+    # 4 one-CPU workers cannot fit on a 2-CPU node: the trial's gloo group spans two Ray nodes
+    assert rows[4]["num_nodes"] == 2
+    assert rows[2]["num_nodes"] in (1, 2)
