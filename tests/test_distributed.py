@@ -11,9 +11,9 @@ COMMON = [
 ]
 
 
-def _losses(cli, *args, nproc=1):
+def _losses(cli, *args, nproc=1, timeout=300):
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)] if nproc > 1 else []
-    out = cli(*launcher, "-m", "slmray.train", *COMMON, *args)
+    out = cli(*launcher, "-m", "slmray.train", *COMMON, *args, timeout=timeout)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1, out.stdout  # rank 0 alone prints
@@ -44,3 +44,13 @@ def test_gradient_accumulation_matches_the_larger_batch(cli, reference):
 
 def test_ddp_of_one_process_matches_plain(cli, reference):
     assert _losses(cli, "--per-device-batch", "4", "--strategy", "ddp") == pytest.approx(reference, rel=2e-5)
+
+
+def test_activation_checkpointing_recomputes_the_same_function(cli, reference):
+    assert _losses(cli, "--per-device-batch", "4", "--activation-checkpointing") == pytest.approx(reference, rel=1e-5)
+
+
+def test_compile_trains_the_same_model(cli, reference):
+    """torch.compile of each block and the head (Inductor, C++ on the CPU): same losses to fp32 rounding."""
+    losses = _losses(cli, "--per-device-batch", "4", "--compile", "--strategy", "ddp", timeout=600)
+    assert losses == pytest.approx(reference, rel=1e-4)

@@ -106,7 +106,7 @@ def test_out_of_memory_and_crashes_are_rows_and_the_sweep_goes_on(tmp_path):
     path = write_space(tmp_path, """
 huge = get_model("tiny", vocab_size=4_000_000, d_model=8, n_head=2, name="tiny-huge-vocab")
 SPACE = SearchSpace(model=[huge, "tiny"], per_device_batch=[64], num_gpus=[1, 2], attention=["sdpa"],
-                    strategy=["ddp"], seq_len=256, steps=2, warmup_steps=1, device="cpu")
+                    strategy=["ddp"], seq_len=256, steps=2, warmup_steps=1, device="cpu", max_failures=0)
 """)
     out = sweep(path, "--storage", str(tmp_path / "s"), "--name", "oom", "--no-prune")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter, ScalarFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
 
 from slmray.analysis.accuracy import judged
 from slmray.analysis.costs import best_over
@@ -159,6 +159,13 @@ def memory_figure(df: pd.DataFrame) -> Figure | None:
     return fig
 
 
+def _short_number(value: float, _position=None) -> str:
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
+
+
 def prediction_figure(df: pd.DataFrame) -> Figure | None:
     """Predicted against measured peak memory and tokens/s (log scales, the line y = x), a colour
     per model; out-of-memory trials marked at the peak where they failed (a lower bound)."""
@@ -181,8 +188,10 @@ def prediction_figure(df: pd.DataFrame) -> Figure | None:
         ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1, label="y = x")
         ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), title=label(measured),
                xlabel=f"measured {label(measured)}", ylabel=f"predicted {label(measured)}")
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_minor_formatter(NullFormatter())  # minor labels on a short log range collide
+        for axis in (ax.xaxis, ax.yaxis):  # 1-2-5 ticks, 50k not 5 x 10^4; minor labels would collide
+            axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(FuncFormatter(_short_number))
+            axis.set_minor_formatter(NullFormatter())
         ax.legend(fontsize=7)
     fig.suptitle("slmray.estimate's predictions, recorded before each trial, against the measurements")
     return fig
