@@ -105,10 +105,15 @@ def _pretty(summary: pd.DataFrame) -> pd.DataFrame:
 
 def report(df: pd.DataFrame, lomo: pd.DataFrame) -> str:
     held = summarise(df[~df["calibration"]])
+    unseen = df[~df["model"].isin(df.loc[df["calibration"], "model"])]
+    strict = summarise(unseen)
     verdict = [
         f"- OOM classified right on held-out rows: {100 * held['oom_accuracy']:.0f}% (target >= 95%)",
         f"- peak memory, median abs error on held-out ok rows: {held['memory_mdape']:.2f}% (target <= 10%)",
         f"- tokens/s, median abs error on held-out ok rows: {held['tokens_mdape']:.1f}% (target <= 15%)",
+        f"- held-out rows of models no calibration row has ({', '.join(sorted(unseen['model'].unique()))}): OOM "
+        f"{100 * strict['oom_accuracy']:.0f}% right, peak memory {strict['memory_mdape']:.2f}%, tokens/s "
+        f"{strict['tokens_mdape']:.1f}% ({strict['rows']} rows, {strict['ok']} ok)",
         f"- largest held-out errors: peak memory {_worst(df[~df['calibration']], 'peak_mem_gb', 'predicted_peak_mem_gb')}; "
         f"tokens/s {_worst(df[~df['calibration']], 'tokens_per_s', 'predicted_tokens_per_s')}",
     ]

@@ -4,7 +4,7 @@ Every cell is `costs.best_over`: the best ok trial for that cell over every para
 does not show, a cell whose trials all ran out of memory scoring 0.  Models are listed
 smallest first.  `torch.compile` changes tokens/s and memory more than most choices, so where a
 table has trials with and without it, the tables that take `rows` split by it (`by_compile`)
-and `key_findings` reads the trials without it, the paper's setting.
+and `key_findings` reads the trials without it.
 """
 
 from __future__ import annotations

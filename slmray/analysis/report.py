@@ -37,7 +37,7 @@ DEFINITIONS = (
     "MFU: tokens/s x training FLOPs per token (6N + 12LdT, N with embeddings; slmray.metrics) over the GPU's "
     "dense BF16 peak.",
     "Where a table has trials with and without torch.compile, the per-model tables show each setting on its own "
-    "row, and the key findings read the trials without it (the paper's setting).",
+    "row, and the key findings read the trials without it, so that compile does not mix into them.",
 )
 
 
