@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from slmray import __version__
+from slmray.analysis.costs import tokens_per_usd, trial_cost_usd
 from slmray.capacity import Capacity
 from slmray.config import TrainConfig
 from slmray.hardware import spec_for
@@ -110,9 +111,9 @@ def make_row(
     if price is not None:
         per_hour = price.usd_per_gpu_hour * t.num_gpus
         row["price_per_hour_usd"], row["price_source"] = per_hour, price.source
-        row["cost_usd"] = per_hour * row["wall_s"] / 3600
-        if per_hour > 0 and row.get("tokens_per_s"):
-            row["tokens_per_usd"] = row["tokens_per_s"] * 3600 / per_hour
+        row["cost_usd"] = float(trial_cost_usd(per_hour, row["wall_s"]))
+        if row.get("tokens_per_s"):
+            row["tokens_per_usd"] = float(tokens_per_usd(row["tokens_per_s"], per_hour))  # NaN (null) when free
     return row
 
 

@@ -12,7 +12,7 @@ H100 = (CLUSTER / "h100.yaml").read_text()
 
 def test_every_shipped_cluster_file_validates():
     specs = {Path(s.path).name: s for s in validate_all(str(CLUSTER))}
-    assert set(specs) == {"h100.yaml", "a100-80.yaml", "a100-40.yaml", "a10g.yaml", "mixed.yaml", "local.yaml"}
+    assert set(specs) == {"h100.yaml", "h200.yaml", "a100-80.yaml", "a100-40.yaml", "a10g.yaml", "mixed.yaml", "local.yaml"}
     for spec in specs.values():
         head = next(nt for nt in spec.node_types if nt.name == spec.head_node_type)
         assert head.gpus == 0 and head.max_workers == 0
@@ -45,7 +45,7 @@ def test_mixed_holds_what_the_full_sweep_asks():
     for gpu in ("H100-80GB", "A100-80GB", "A100-40GB"):  # search_spaces/full.py: up to 64 GPUs of each
         assert capacity[gpu] == 64 and spec.gpus_per_node(gpu) == 8
     assert set(capacity) == {"H100-80GB", "A100-80GB", "A100-40GB", "A10G", "L40S", "L4"}
-    assert cluster_gpu_types(str(CLUSTER)) == set(capacity)
+    assert cluster_gpu_types(str(CLUSTER)) == set(capacity) | {"H200"}  # h200.yaml adds it
 
 
 def test_capacity_is_bounded_by_the_global_max_workers(tmp_path):
