@@ -72,8 +72,14 @@ class BudgetLimiter(Searcher):
         if config is None or config == Searcher.FINISHED:
             return config
         cost = self.estimate_usd(config)
-        if self.spent_usd + sum(self.committed.values()) + cost > self.budget_usd:
+        committed = sum(self.committed.values())
+        if self.spent_usd + committed + cost > self.budget_usd:
             self.exhausted = True
+            print(
+                f"budget: ${self.spent_usd:,.2f} spent + ${committed:,.2f} running + ${cost:,.2f} for the next trial "
+                f"would pass ${self.budget_usd:,.2f}: no more trials start",
+                flush=True,
+            )
             self.searcher.on_trial_complete(trial_id, None, error=True)  # the inner searcher forgets it
             return Searcher.FINISHED
         self.committed[trial_id] = cost

@@ -133,6 +133,18 @@ SPACE = SearchSpace(model=["tiny", huge], per_device_batch=[64], num_gpus=[2], a
     assert pruned["error"].startswith("predicted ") and pruned["wall_s"] < 5
 
 
+def test_budget_stops_launching_trials(tmp_path):
+    # at $3,600 an hour a CPU worker costs $1 a second: the plan puts a trial at about $45, so
+    # after the first (about $15 once measured) the next would pass $50
+    out = sweep("search_spaces/smoke.py", "--storage", str(tmp_path), "--name", "budget", "--price", "cpu=3600",
+                "--budget-usd", "50")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    rows = read_table(str(tmp_path / "budget/results.parquet")).to_pylist()
+    assert len(rows) == 1 and rows[0]["status"] == "ok"
+    assert rows[0]["price_per_hour_usd"] == 3600 and rows[0]["cost_usd"] == pytest.approx(rows[0]["wall_s"])
+    assert "would pass $50.00: no more trials start" in out.stdout
+
+
 def test_resume_after_the_driver_is_killed(tmp_path):
     path = write_space(tmp_path, """
 SPACE = SearchSpace(model=["tiny"], per_device_batch=[2, 4, 8], num_gpus=[1], attention=["sdpa"], strategy=["ddp"],
