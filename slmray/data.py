@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 import torch
 
 from slmray.config import ConfigError
-from slmray.storage import exists, filesystem, write_atomically
+from slmray.storage import exists, filesystem, write_directory
 
 META = "meta.json"
 SHARD_TOKENS = 1 << 24
@@ -108,15 +108,15 @@ def prepare(
     if exists(out):
         raise ConfigError(f"out: {out} already exists")
 
-    def write(fs: pafs.FileSystem, staging: str) -> None:
-        fs.create_dir(staging)
+    def write(fs: pafs.FileSystem, directory: str) -> None:
+        fs.create_dir(directory)
         for i, start in enumerate(range(0, tokens.size, shard_tokens)):
             table = pa.table({"tokens": tokens[start : start + shard_tokens]})
-            pq.write_table(table, f"{staging}/shard_{i:05d}.parquet", filesystem=fs)
-        with fs.open_output_stream(f"{staging}/{META}") as f:
+            pq.write_table(table, f"{directory}/shard_{i:05d}.parquet", filesystem=fs)
+        with fs.open_output_stream(f"{directory}/{META}") as f:  # last: readers require it
             f.write(json.dumps(meta, indent=1).encode())
 
-    write_atomically(out, write)
+    write_directory(out, write)
     return meta
 
 

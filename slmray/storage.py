@@ -56,3 +56,18 @@ def write_atomically(uri: str, write: Callable[[pafs.FileSystem, str], None]) ->
     staging = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     write(fs, staging)
     fs.move(staging, path)
+
+
+def write_directory(uri: str, write: Callable[[pafs.FileSystem, str], None]) -> None:
+    """Write a directory so that no reader takes a half-written one for whole.
+
+    Locally it is written under a staging name and renamed into place.  S3 has no directory
+    rename, so there it is written in place and `write` must write a marker file last (the
+    token shards' meta.json), which readers require.
+    """
+    if not uri.startswith("s3://"):
+        write_atomically(uri, write)
+        return
+    fs, path = filesystem(uri)
+    fs.create_dir(path, recursive=True)
+    write(fs, path)

@@ -94,3 +94,15 @@ def test_vocabulary_larger_than_the_model_is_refused(tmp_path):
         make_batches(str(tmp_path / "d"), 100, 1, 8, 0, 1, 1, 0, torch.device("cpu"))
     with pytest.raises(ConfigError, match="^data: .* is not a token-shard directory"):
         make_batches(str(tmp_path), 1000, 1, 8, 0, 1, 1, 0, torch.device("cpu"))
+
+
+def test_shards_on_s3_round_trip(tmp_path, s3_server, monkeypatch):
+    for key, value in s3_server.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "t.txt").write_text("def f():\n    return 1\n" * 50)
+    meta = prepare([str(tmp_path / "t.txt")], "s3://slmray-test/corpus", ByteTokenizer(), shard_tokens=400)
+    assert read_meta("s3://slmray-test/corpus") == meta
+    tokens = load_tokens("s3://slmray-test/corpus")
+    assert bytes(tokens[:-1].astype("uint8")).decode() == (tmp_path / "t.txt").read_text()
+    x, y = make_batches("s3://slmray-test/corpus", 512, 2, 16, 0, 1, 1, 0, torch.device("cpu")).get(0)
+    assert x.shape == (2, 16) and torch.equal(x[:, 1:], y[:, :-1])
