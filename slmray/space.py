@@ -80,6 +80,14 @@ class Trial:
     gpu_type: str | None
     compile: bool
 
+    def as_config(self) -> dict[str, Any]:
+        """The swept values as a Tune config."""
+        return {k: getattr(self, k) for k in SWEPT}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Trial:
+        return cls(**{k: config[k] for k in SWEPT})
+
     def label(self) -> str:
         gpu = self.gpu_type or "local"
         return (

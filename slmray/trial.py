@@ -23,7 +23,7 @@ from slmray.config import TrainConfig
 from slmray.hardware import spec_for
 from slmray.plan import PlannedTrial, plan_trial
 from slmray.prices import PriceBook
-from slmray.space import SWEPT, SearchSpace, Trial
+from slmray.space import SearchSpace, Trial
 from slmray.results import read_table
 from slmray.storage import exists, join
 from slmray.train import TrainResult, is_out_of_memory, train_loop_per_worker
@@ -48,10 +48,6 @@ class SweepSettings:
 def row_uri(sweep_dir: str, trial_id: str) -> str:
     """Where a finished trial's row is written, the moment it finishes."""
     return join(sweep_dir, "rows", f"{trial_id}.parquet")
-
-
-def trial_of(config: dict[str, Any]) -> Trial:
-    return Trial(**{k: config[k] for k in SWEPT})
 
 
 def _failure(exc: BaseException) -> tuple[str, str]:
@@ -126,7 +122,7 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     started = time.time()
-    trial = trial_of(config)
+    trial = Trial.from_config(config)
     trial_id = tune.get_context().get_trial_id()
     recorded = row_uri(sweep.sweep_dir, trial_id)
     if exists(recorded):  # finished before the driver died, after Tune's last checkpoint: not run again

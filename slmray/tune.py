@@ -16,10 +16,8 @@ import argparse
 import datetime
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 from ray import tune
 
@@ -30,24 +28,20 @@ from slmray.plan import PlannedTrial, format_plan, make_plan
 from slmray.prices import PriceBook, PriceError, parse_price_overrides
 from slmray.results import COLUMNS, read_table, to_table, write_table
 from slmray.searchers import BudgetLimiter, PlanSearcher
-from slmray.space import SWEPT, SearchSpace, SpaceError, load_space
+from slmray.space import SWEPT, SearchSpace, SpaceError, Trial, load_space
 from slmray.storage import StorageError, exists, join, list_files
-from slmray.trial import SweepSettings, row_uri, run_trial, trial_of
+from slmray.trial import SweepSettings, row_uri, run_trial
 
 DEFAULT_STORAGE = "~/slmray_results"
 DRIVER_RESOURCES = {"CPU": 0.01}
 """A trial's own process only waits on its Train run (Ray refuses a zero-resource trial)."""
 
 
-def _trial_config(trial) -> dict[str, Any]:
-    return {k: getattr(trial, k) for k in SWEPT}
-
-
 class PlannedCost:
     """Estimated dollars of a suggested configuration, for the budget (picklable)."""
 
     def __init__(self, plan: list[PlannedTrial]):
-        self.costs = {tuple(_trial_config(p.trial).values()): p.cost_usd or 0.0 for p in plan}
+        self.costs = {tuple(p.trial.as_config().values()): p.cost_usd or 0.0 for p in plan}
 
     def __call__(self, config: dict) -> float:
         return self.costs.get(tuple(config[k] for k in SWEPT), 0.0)
@@ -84,7 +78,7 @@ class SweepRecorder(tune.Callback):
         self._record({k: v for k, v in result.items() if k in COLUMNS})
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        row = {**trial_of(trial.config).__dict__, "trial_id": trial.trial_id, "status": "failed"}
+        row = {**Trial.from_config(trial.config).__dict__, "trial_id": trial.trial_id, "status": "failed"}
         row["requested_gpu_type"] = row["gpu_type"]
         row["error"] = "the trial process failed" + (f"; see {trial.error_file}" if trial.error_file else "")
         self._record(row)
@@ -151,7 +145,7 @@ def _search_alg(space: SearchSpace, plan: list[PlannedTrial], runs: int, budget:
     metrics = [o.metric for o in space.objective_list]
     modes = [o.mode for o in space.objective_list]
     if space.search == "grid":
-        alg = PlanSearcher([_trial_config(p.trial) for p in plan][:runs])
+        alg = PlanSearcher([p.trial.as_config() for p in plan][:runs])
     else:
         import optuna
 
@@ -181,7 +175,7 @@ def _predicted_best(space: SearchSpace, plan: list[PlannedTrial], k: int) -> lis
         return rate / p.price_per_hour_usd if by_cost and p.price_per_hour_usd else rate
 
     ranked = sorted((p for p in plan if p.estimate and not p.estimate.oom), key=score, reverse=True)
-    return [_trial_config(p.trial) for p in ranked[:k]]
+    return [p.trial.as_config() for p in ranked[:k]]
 
 
 def _summary(sweep_dir: str, space: SearchSpace) -> str:

@@ -16,7 +16,7 @@ from slmray.analysis.__main__ import main
 from slmray.analysis.costs import add_cost_metrics, price_trials
 from slmray.analysis.pareto import parse_objective
 from slmray.analysis.report import write_report
-from slmray.analysis.table import load_results, to_frame
+from slmray.analysis.table import to_frame
 from slmray.prices import PriceBook
 from slmray.results import SCHEMA, read_table, write_table
 
