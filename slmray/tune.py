@@ -336,4 +336,9 @@ def _run(args, space: SearchSpace, prices: PriceBook, name: str, storage: str, s
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run from the imported module, not from `__main__`: Tune pickles the callbacks into the
+    # sweep's state, and classes of `__main__` are pickled by value, code and globals, so a
+    # sweep begun before a code change could not be resumed after it.
+    from slmray.tune import main as imported_main
+
+    sys.exit(imported_main())
