@@ -103,6 +103,23 @@ def _pretty(summary: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def _unseen_gpu_lines(df: pd.DataFrame) -> list[str]:
+    """The verdict on GPU types no calibration row ran on: the estimate's test on hardware it has
+    only its datasheet for, with the signed median error, since a spec-driven miss is a bias."""
+    unseen = df[~df["gpu_type"].isin(df.loc[df["calibration"], "gpu_type"])]
+    if not len(unseen):
+        return []
+    s = summarise(unseen)
+    ok = unseen[unseen["status"] == "ok"]
+    bias = 100 * float(np.median(ok["predicted_tokens_per_s"] / ok["tokens_per_s"] - 1)) if len(ok) else float("nan")
+    return [
+        f"- held-out rows of GPU types no calibration row ran on ({', '.join(sorted(unseen['gpu_type'].unique()))}): "
+        f"OOM {100 * s['oom_accuracy']:.0f}% right, peak memory {s['memory_mdape']:.2f}%, tokens/s "
+        f"{s['tokens_mdape']:.1f}% ({s['rows']} rows, {s['ok']} ok); median signed tokens/s error {bias:+.1f}% "
+        "(positive: predicted faster than measured)"
+    ]
+
+
 def report(df: pd.DataFrame, lomo: pd.DataFrame) -> str:
     held = summarise(df[~df["calibration"]])
     unseen = df[~df["model"].isin(df.loc[df["calibration"], "model"])]
@@ -114,6 +131,7 @@ def report(df: pd.DataFrame, lomo: pd.DataFrame) -> str:
         f"- held-out rows of models no calibration row has ({', '.join(sorted(unseen['model'].unique()))}): OOM "
         f"{100 * strict['oom_accuracy']:.0f}% right, peak memory {strict['memory_mdape']:.2f}%, tokens/s "
         f"{strict['tokens_mdape']:.1f}% ({strict['rows']} rows, {strict['ok']} ok)",
+        *_unseen_gpu_lines(df),
         f"- largest held-out errors: peak memory {_worst(df[~df['calibration']], 'peak_mem_gb', 'predicted_peak_mem_gb')}; "
         f"tokens/s {_worst(df[~df['calibration']], 'tokens_per_s', 'predicted_tokens_per_s')}",
     ]
@@ -141,8 +159,9 @@ def report(df: pd.DataFrame, lomo: pd.DataFrame) -> str:
         "\n".join(verdict),
         "Caveat: the byte and traffic counts in `slmray/estimate.py` are derived from the code, but they were "
         "checked against every row of the H100 table while being written (a missing tensor shows at once), so on "
-        "that table only the constants are out-of-sample. A table committed later is a fully unseen test; one whose "
-        "rows carry the prediction recorded before each trial ran (below) was predicted before it was measured.",
+        "that table only the constants are out-of-sample. A table committed later, or of a GPU type no calibration "
+        "row ran on, is a fully unseen test; one whose rows carry the prediction recorded before each trial ran "
+        "(below) was predicted before it was measured.",
         "## Predictions recorded before the trials\n\nRecomputed predictions against those the table recorded "
         "before each trial ran (agreement means the recorded ones came from the committed constants).\n\n"
         + (markdown_table(recorded) if len(recorded) else "(no table recorded predictions)"),

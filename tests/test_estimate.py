@@ -180,9 +180,10 @@ def test_committed_tables_are_read_once_and_the_sweep_is_held_out():
     tables = [Path(p).name for p in calibrate_estimate.committed_tables()]
     # the Parquet copy of the trainer CSV (for the analysis) would count its rows twice
     assert "trainer_throughput_h100.csv" in tables and "trainer_throughput_h100.parquet" not in tables
-    assert "sweep_h100x1.parquet" in tables
-    df = estimate_accuracy.predict(calibrate_estimate.load_measured([str(BENCHMARKS / "results" / "sweep_h100x1.parquet")]))
-    assert len(df) == 23 and not df["calibration"].any()
-    # the sweep recorded these predictions before each trial ran, with the committed constants
-    check = estimate_accuracy.recorded_check(df).iloc[0]
-    assert (check["rows"], check["OOM agree"], check["memory max diff"]) == (23, "100%", "0.00%")
+    assert {"sweep_h100x1.parquet", "sweep_h200x1.parquet"} <= set(tables)
+    for table, rows in (("sweep_h100x1.parquet", 23), ("sweep_h200x1.parquet", 16)):
+        df = estimate_accuracy.predict(calibrate_estimate.load_measured([str(BENCHMARKS / "results" / table)]))
+        assert len(df) == rows and not df["calibration"].any()
+        # the sweep recorded these predictions before each trial ran, with the committed constants
+        check = estimate_accuracy.recorded_check(df).iloc[0]
+        assert (check["rows"], check["OOM agree"], check["memory max diff"]) == (rows, "100%", "0.00%")

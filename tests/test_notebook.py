@@ -1,6 +1,6 @@
 """analysis/bottlenecks.ipynb runs top to bottom (nbclient) on the table the real CPU sweep
 writes (`python -m slmray.tune search_spaces/smoke.py`, conftest's `smoke_sweep`) and on the
-committed H100 tables, with its parameters injected after the `parameters` cell."""
+committed GPU tables, with its parameters injected after the `parameters` cell."""
 
 import nbformat
 import pytest
@@ -27,7 +27,8 @@ def test_committed_notebook_has_one_parameter_cell_and_no_outputs():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nbformat.validate(nb)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1 and tagged[0].source.startswith('RESULTS = "../benchmarks/results/sweep_h100x1.parquet"')
+    assert len(tagged) == 1 and tagged[0].source.startswith(
+        'RESULTS = ["../benchmarks/results/sweep_h100x1.parquet", "../benchmarks/results/sweep_h200x1.parquet"]')
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
 
 
@@ -41,14 +42,15 @@ def test_notebook_runs_on_the_cpu_sweep(smoke_sweep):
     assert len(outputs(nb, "image/png")) >= 3
 
 
-@pytest.mark.parametrize("parameters, models, figures", [
-    ({}, ("llama-100m", "llama-500m", "llama-1b"), 5),  # the defaults: the committed sweep, AWS prices
+@pytest.mark.parametrize("parameters, shown, figures", [
+    # the defaults: the committed H100 and H200 sweeps side by side, AWS prices
+    ({}, ("llama-100m", "llama-500m", "llama-1b", "llama-2b", "H200 / best"), 5),
     ({"RESULTS": str(H100_BENCHMARK), "PRICES": "paper"}, ("llama-100m", "llama-2b", "pythia-1b"), 4),
-], ids=["h100-sweep", "h100-benchmark"])
-def test_notebook_runs_on_the_committed_gpu_tables(parameters, models, figures):
+], ids=["h100-h200-sweeps", "h100-benchmark"])
+def test_notebook_runs_on_the_committed_gpu_tables(parameters, shown, figures):
     nb = run_notebook(**parameters)
     html = "".join(outputs(nb, "text/html"))
-    for model in models:
-        assert model in html
+    for text in shown:
+        assert text in html
     assert "fused / eager" in html and "smallest OOM batch" in html
     assert len(outputs(nb, "image/png")) >= figures  # the sweep recorded predictions: one figure more

@@ -217,7 +217,7 @@ def test_compile_oom_boundary_and_key_findings_by_hand():
     df = pd.DataFrame(rows, columns=["model", "strategy", "attention", "compile", "per_device_batch", "status",
                                      "tokens_per_s", "peak_mem_gb", "mfu"]).assign(
         n_params=1e8, gpu_type="H100-80GB", num_gpus=1, seq_len=1024)
-    assert findings.mixes_compile(df) and findings.by_compile(df, "num_gpus") == ["model", "num_gpus", "compile"]
+    assert findings.mixes_compile(df) and findings.row_keys(df, "num_gpus") == ["model", "num_gpus", "compile"]
     effect = findings.compile_effect(df).set_index("attention")
     assert effect.loc["sdpa", "on / off"] == pytest.approx(300 / 200) and effect.loc["eager", "on"] == 250.0
     split = findings.attention_effect(df, rows=["model", "compile"]).set_index("compile")
@@ -231,3 +231,29 @@ def test_compile_oom_boundary_and_key_findings_by_hand():
     assert key["fused / eager"] == pytest.approx(2.0)
     assert (key["best batch"], key["saturates at"], key["eager OOM from"], key["fused OOM from"]) == (16, 8, 16, None)
     assert key["best MFU"] == pytest.approx(0.32) and key["compile on / off (fused)"] == pytest.approx(1.5)
+
+
+def test_key_findings_and_gpu_type_effect_split_by_gpu_type():
+    """Eager batch 16 runs out of memory on the smaller GPU only: one line per GPU type keeps that
+    apart, where a line per model would say eager never ran out."""
+    rows = [  # gpu, attention, batch, status, tokens/s, tokens per $
+        ("H100-80GB", "eager", 8, "ok", 100.0, 50.0),
+        ("H100-80GB", "eager", 16, "oom", None, None),
+        ("H100-80GB", "sdpa", 16, "ok", 200.0, 100.0),
+        ("H200", "eager", 8, "ok", 110.0, 48.0),
+        ("H200", "eager", 16, "ok", 120.0, 52.0),
+        ("H200", "sdpa", 16, "ok", 230.0, 90.0),
+    ]
+    df = pd.DataFrame(rows, columns=["gpu_type", "attention", "per_device_batch", "status", "tokens_per_s",
+                                     "tokens_per_usd"]).assign(
+        model="a", n_params=1e8, strategy="ddp", compile=False, num_gpus=1, seq_len=1024, mfu=0.1, peak_mem_gb=1.0)
+    only_sdpa = findings.attention_effect(df[(df["gpu_type"] == "H100-80GB") & (df["per_device_batch"] == 16)])
+    assert pd.isna(only_sdpa.loc[0, "fused / eager"])  # eager ran out of memory: no ratio, not infinity
+    key = findings.key_findings(df).set_index("gpu_type")
+    assert list(key.index) == ["H100-80GB", "H200"]
+    assert key.loc["H100-80GB", "eager OOM from"] == 16 and pd.isna(key.loc["H200", "eager OOM from"])
+    assert key.loc["H200", "fused / eager"] == pytest.approx(230 / 120)
+    cost = findings.gpu_type_effect(df).set_index("model")
+    assert cost.loc["a", "best"] == "H100-80GB" and cost.loc["a", "H200 / best"] == pytest.approx(0.9)
+    speed = findings.gpu_type_effect(df, "tokens_per_s").set_index("model")
+    assert speed.loc["a", "best"] == "H200" and speed.loc["a", "H100-80GB / best"] == pytest.approx(200 / 230)

@@ -59,15 +59,23 @@ def percent(value: float, digits: int) -> str:
 
 
 def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
-    """`summarise` per model, smallest first, and over all models; the largest memory error too."""
+    """`summarise` per model, smallest first (and per GPU type, where the table has several), and
+    over all trials; the largest memory error too."""
     rows = judged(df)
+    types = sorted(rows["gpu_type"].dropna().unique()) if "gpu_type" in rows else []
+    per_type = len(types) > 1
+    groups = [({"model": m}, rows[rows["model"] == m]) for m in model_order(rows)]
+    if per_type:
+        groups = [({**key, "gpu_type": t}, part[part["gpu_type"] == t]) for key, part in groups for t in types]
+    total = {"model": "all", **({"gpu_type": "all"} if per_type else {})}
+    groups = [(key, part) for key, part in groups if len(part)] + [(total, rows)]
     lines = []
-    for model, part in [*((m, rows[rows["model"] == m]) for m in model_order(rows)), ("all", rows)]:
+    for key, part in groups:
         ok = part[part["status"] == "ok"]
         worst = np.abs(relative_error(ok["peak_mem_gb"], ok["predicted_peak_mem_gb"]))
         s = summarise(part)
         lines.append({
-            "model": model, "trials": s["rows"], "ok": s["ok"], "OOM right": percent(100 * s["oom_accuracy"], 0),
+            **key, "trials": s["rows"], "ok": s["ok"], "OOM right": percent(100 * s["oom_accuracy"], 0),
             "memory MdAPE": percent(s["memory_mdape"], 2),
             "memory worst": percent(100 * np.nanmax(worst), 1) if np.isfinite(worst).any() else "-",
             "tokens/s MdAPE": percent(s["tokens_mdape"], 1),

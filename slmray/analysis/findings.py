@@ -3,7 +3,7 @@
 Every cell is `costs.best_over`: the best ok trial for that cell over every parameter the table
 does not show, a cell whose trials all ran out of memory scoring 0.  Models are listed
 smallest first.  `torch.compile` changes tokens/s and memory more than most choices, so where a
-table has trials with and without it, the tables that take `rows` split by it (`by_compile`)
+table has trials with and without it, the tables that take `rows` split by it (`row_keys`, which splits by GPU type too)
 and `key_findings` reads the trials without it.
 """
 
@@ -29,14 +29,27 @@ def mixes_compile(df: pd.DataFrame) -> bool:
     return df["compile"].fillna(False).astype(bool).nunique() > 1
 
 
-def by_compile(df: pd.DataFrame, *keys: str) -> list[str]:
-    """Row keys for a per-model table: the model, `keys`, and compile where the table mixes it."""
-    return ["model", *keys, *(["compile"] if mixes_compile(df) else [])]
+def mixes_gpu_types(df: pd.DataFrame) -> bool:
+    """Whether the table has trials on more than one GPU type."""
+    return df["gpu_type"].nunique() > 1
+
+
+def row_keys(df: pd.DataFrame, *keys: str, gpu_type: bool = True) -> list[str]:
+    """Row keys for a per-model table: the model, the GPU type where the table has several (and
+    `gpu_type`), `keys`, and compile where the table mixes it: tokens/s and memory differ by GPU
+    and by compile more than by most choices, so a row each keeps them apart."""
+    gpu = ["gpu_type"] if gpu_type and mixes_gpu_types(df) else []
+    return ["model", *gpu, *keys, *(["compile"] if mixes_compile(df) else [])]
 
 
 def without_compile(df: pd.DataFrame) -> pd.DataFrame:
     """The trials without compile where the table mixes both; else all of them."""
     return df[~df["compile"].fillna(False).astype(bool)] if mixes_compile(df) else df
+
+
+def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    """numerator / denominator, unknown where the denominator is 0 (every trial out of memory)."""
+    return numerator.astype(float) / denominator.astype(float).where(denominator > 0)
 
 
 def grid(df: pd.DataFrame, metric: str, rows: Sequence[str], column: str, maximize: bool = True) -> pd.DataFrame:
@@ -54,7 +67,7 @@ def attention_effect(df: pd.DataFrame, metric: str = "tokens_per_s", rows: Seque
     table = grid(df, metric, rows, "attention")
     fused = [c for c in table.columns if c not in (*rows, *VANILLA_ATTENTION)]
     if "eager" in table.columns and fused:
-        table["fused / eager"] = table[fused].max(axis=1) / table["eager"]
+        table["fused / eager"] = _ratio(table[fused].max(axis=1), table["eager"])
     return table
 
 
@@ -65,7 +78,7 @@ def strategy_effect(
     table = grid(df, metric, rows, "strategy")
     fsdp = [c for c in table.columns if c.startswith("fsdp")]
     if "ddp" in table.columns and fsdp:
-        table["fsdp / ddp"] = table[fsdp].max(axis=1) / table["ddp"]
+        table["fsdp / ddp"] = _ratio(table[fsdp].max(axis=1), table["ddp"])
     return table
 
 
@@ -91,16 +104,25 @@ def batch_effect(df: pd.DataFrame, metric: str = "tokens_per_usd", rows: Sequenc
     return grid(df, metric, rows, "per_device_batch")
 
 
-def gpu_type_effect(df: pd.DataFrame, metric: str = "tokens_per_usd") -> pd.DataFrame:
-    """Per model: `metric` on each GPU type (cost-efficiency by GPU type)."""
-    return grid(df, metric, ["model"], "gpu_type")
+def gpu_type_effect(df: pd.DataFrame, metric: str = "tokens_per_usd", rows: Sequence[str] = ("model",)) -> pd.DataFrame:
+    """Per model (or `rows`): `metric` on each GPU type, and which type is best; with more than
+    one type, each type's value over the best (the paper's question: is the dearest GPU the most
+    cost-efficient?)."""
+    table = grid(df, metric, rows, "gpu_type")
+    types = [c for c in table.columns if c not in rows]
+    if len(types) > 1:
+        values = table[types].astype(float)
+        table["best"] = values.idxmax(axis=1).where(values.max(axis=1) > 0)
+        for t in types:
+            table[f"{t} / best"] = values[t] / values.max(axis=1)
+    return table
 
 
 def compile_effect(df: pd.DataFrame, metric: str = "tokens_per_s") -> pd.DataFrame:
     """Per model and attention backend: `metric` without and with `torch.compile`, and their ratio."""
     table = grid(df, metric, ["model", "attention"], "compile").rename(columns={"False": "off", "True": "on"})
     if {"off", "on"} <= set(table.columns):
-        table["on / off"] = table["on"] / table["off"]
+        table["on / off"] = _ratio(table["on"], table["off"])
     return table
 
 
@@ -131,6 +153,19 @@ def _smallest_batch(values: pd.Series, test) -> int | None:
 
 
 def key_findings(df: pd.DataFrame, money: str = "tokens_per_usd", saturation: float = 0.95) -> pd.DataFrame:
+    """One line per model, and per GPU type where the table has several (a batch that runs out of
+    memory on one GPU fits on a larger one, so mixing them would blur every column); see
+    `_key_findings_one_gpu` for the columns."""
+    types = sorted(df["gpu_type"].dropna().unique())
+    if len(types) < 2:
+        return _key_findings_one_gpu(df, money, saturation)
+    parts = [_key_findings_one_gpu(df[df["gpu_type"] == t], money, saturation).assign(gpu_type=t) for t in types]
+    table = pd.concat(parts, ignore_index=True)
+    table = table[["model", "gpu_type", *(c for c in table.columns if c not in ("model", "gpu_type"))]]
+    return sort_by_model(table, df, "gpu_type")
+
+
+def _key_findings_one_gpu(df: pd.DataFrame, money: str, saturation: float) -> pd.DataFrame:
     """One line per model: the paper's questions in numbers, from the trials without compile
     (`without_compile`), with compile's gain where the table has it.
 
@@ -151,7 +186,7 @@ def key_findings(df: pd.DataFrame, money: str = "tokens_per_usd", saturation: fl
         fused = compile_effect(df[~df["attention"].isin(VANILLA_ATTENTION)])
         if {"on", "off"} <= set(fused.columns):
             best = fused.groupby("model")[["on", "off"]].max()
-            gain = best["on"] / best["off"]
+            gain = _ratio(best["on"], best["off"])
     rows = []
     for model in model_order(df):
         values = by_batch.loc[model] if model in by_batch.index else pd.Series(dtype=float)

@@ -110,7 +110,7 @@ def _recommend(section: Section, df: pd.DataFrame, objective: Objective) -> pd.D
 def _key_findings(df: pd.DataFrame, money: str) -> Section:
     section = Section("Key findings")
     section.text.append(
-        "Per model, smallest first. fused / eager: best fused-attention tokens/s over best eager; best batch: the "
+        "Per model, smallest first (per GPU type where the table has several). fused / eager: best fused-attention tokens/s over best eager; best batch: the "
         f"per-device batch with the most {plots.label(money)}, saturates at: the smallest batch within 5% of it; "
         "eager / fused OOM from: the smallest batch at which every such trial ran out of memory (- where none did); "
         "best MFU over all trials; compile on / off: best fused tokens/s with torch.compile over without."
@@ -120,18 +120,19 @@ def _key_findings(df: pd.DataFrame, money: str) -> Section:
 
 
 def _findings(df: pd.DataFrame, money: str) -> Section:
-    rows = findings.by_compile(df)
+    rows = findings.row_keys(df)
     tables = [("FlashAttention (fused) vs eager attention, tokens/s", findings.attention_effect(df, rows=rows))]
     if findings.mixes_compile(df):
         tables.append(("torch.compile off and on, tokens/s", findings.compile_effect(df)))
     tables += [
         ("MFU by attention backend", findings.grid(df, "mfu", rows, "attention")),
         ("DDP vs FSDP by model size and GPU count, tokens/s",
-         findings.strategy_effect(df, rows=findings.by_compile(df, "num_gpus"))),
+         findings.strategy_effect(df, rows=findings.row_keys(df, "num_gpus"))),
         ("Scaling with GPU count: tokens/s, tokens per $, efficiency", findings.gpu_scaling(df)),
         (f"Per-device batch size, {plots.label(money)}", findings.batch_effect(df, money, rows)),
         ("Out-of-memory boundary: largest batch that ran, smallest that did not", findings.oom_boundary(df)),
-        (f"GPU type, {plots.label(money)}", findings.gpu_type_effect(df, money)),
+        (f"GPU type, {plots.label(money)}", findings.gpu_type_effect(df, money, findings.row_keys(df, gpu_type=False))),
+        ("GPU type, tokens/s", findings.gpu_type_effect(df, "tokens_per_s", findings.row_keys(df, gpu_type=False))),
     ]
     return Section("Findings", tables=tables)
 

@@ -18,9 +18,9 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas().reset_index(drop=True)
 
 
-def load_results(uris: Iterable[str]) -> pd.DataFrame:
+def load_results(uris: str | Iterable[str]) -> pd.DataFrame:
     """Read one or more results tables (local or s3://) into one DataFrame."""
-    return to_frame(read_tables(list(uris)))
+    return to_frame(read_tables([uris] if isinstance(uris, str) else list(uris)))
 
 
 def ok(df: pd.DataFrame) -> pd.DataFrame:
