@@ -1,9 +1,10 @@
 """Replay a measured grid offline: how much of its Pareto front do cheaper searches recover?
 
-    python benchmarks/sweep_cost_replay.py TABLE --out DIR        # a results Parquet or a trainer CSV
+    python benchmarks/sweep_cost_replay.py TABLE... --out DIR     # results Parquet files or trainer CSVs
     python benchmarks/sweep_cost_replay.py --synthetic --out DIR  # a made-up grid, for a dry run
 
-Every configuration of the table is a point of the grid; "running" a trial looks its measured
+Every configuration of the tables is a point of the grid (several tables make one grid: the
+one-GPU sweeps of two GPU types make GPU type a dimension); "running" a trial looks its measured
 outcome up and charges its GPU-hours (wall_s x num_gpus, or, where a table has no wall_s,
 startup plus `TRIAL_STEPS` steps at the measured step time; an OOM trial pays its start-up and
 one predicted step).  Methods, each stopped when it has spent the grid's GPU-hours:
@@ -395,7 +396,7 @@ def synthetic_table(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("table", nargs="?", help="a results Parquet or trainer CSV of a grid")
+    p.add_argument("tables", nargs="*", help="results Parquet files or trainer CSVs, replayed as one grid")
     p.add_argument("--synthetic", action="store_true", help="replay `synthetic_table()` instead")
     p.add_argument("--out", required=True, help="directory for the plot, table and curves")
     p.add_argument("--seeds", type=int, default=5)
@@ -403,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target", type=float, default=0.9, help="share of the grid's hypervolume to reach")
     p.add_argument("--group-by", default="model", choices=CONFIG_COLUMNS, help="one front per value of this column")
     args = p.parse_args(argv)
-    if bool(args.table) == args.synthetic:
+    if bool(args.tables) == args.synthetic:
         p.error("give a table or --synthetic")
     os.makedirs(args.out, exist_ok=True)
     try:
@@ -414,19 +415,19 @@ def main(argv: list[str] | None = None) -> int:
                 path = os.path.join(tmp, "synthetic_grid.parquet")
                 write_table(synthetic_table(), path)
                 measured = load_measured([path])
+            name = os.path.basename(path)
         else:
-            path = args.table
-            measured = load_measured([path])
+            measured = load_measured(args.tables)
+            name = " + ".join(os.path.basename(t) for t in args.tables)
         grids = build_grids(measured, args.group_by)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not grids:
-        print(f"error: {path} has no ok configuration to make a front of", file=sys.stderr)
+        print(f"error: {name} has no ok configuration to make a front of", file=sys.stderr)
         return 2
     curves, runs = replay(grids, args.seeds)
     summary = summarise(runs, args.budget, args.target)
-    name = os.path.basename(path)
     total = sum(g.total_gpu_hours for g in grids)
     fronts = {g.name: front_size(g) for g in grids}
     header = (

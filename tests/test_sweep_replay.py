@@ -92,16 +92,19 @@ def test_cli_reads_the_trainer_csv(replay_module, tmp_path):
     assert code == 0
     text = (tmp_path / "sweep_cost_replay.md").read_text()
     assert "estimate-ranked" in text and "| grid |" in text
+    assert "Every front is one configuration" in text  # one GPU type at one price
     assert (tmp_path / "sweep_cost_replay.png").exists()
 
 
-def test_cli_replays_the_committed_h100_sweep(replay_module, tmp_path):
+def test_cli_replays_the_committed_h100_and_h200_sweeps_as_one_grid(replay_module, tmp_path):
     code = replay_module.main([
-        str(BENCHMARKS / "results" / "sweep_h100x1.parquet"), "--out", str(tmp_path), "--seeds", "1",
+        str(BENCHMARKS / "results" / "sweep_h100x1.parquet"), str(BENCHMARKS / "results" / "sweep_h200x1.parquet"),
+        "--out", str(tmp_path), "--seeds", "1",
     ])
     assert code == 0
     text = (tmp_path / "sweep_cost_replay.md").read_text()
-    assert "23 configurations in 3 groups" in text
-    assert "llama-100m 1, llama-1b 1, llama-500m 1" in text and "Every front is one configuration" in text
+    assert "`sweep_h100x1.parquet + sweep_h200x1.parquet`: 39 configurations in 4 groups" in text
+    # GPU type is a dimension: the H200 is faster, the H100 cheaper per token, so fronts have two points
+    assert "llama-100m 2, llama-1b 2, llama-2b 1, llama-500m 2" in text and "Every front is one" not in text
     summary = replay_module.pd.read_csv(tmp_path / "sweep_cost_replay.csv").set_index("method")
-    assert summary.loc["estimate-ranked", "oom_trials"] == 0  # the 7 OOMs were all predicted
+    assert summary.loc["estimate-ranked", "oom_trials"] == 0  # the 13 OOMs were all predicted
