@@ -75,7 +75,14 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_usd: float | None) -> str:
-    """The table `--dry-run` prints: each trial, then what the sweep should cost."""
+    """The table `--dry-run` prints: each trial, then what the sweep of `runs` trials should cost.
+
+    A grid runs its first `runs` points in plan order (`--max-trials` cuts it), so only those
+    are listed and totalled.  Optuna samples `runs` trials among all the configurations, so all
+    are listed and the totals are `runs` trials at the average configuration.
+    """
+    grid = space.search == "grid"
+    listed = plan[:runs] if grid else plan
     header = (
         f"{'#':>4}  {'model':<12} {'batch':>5} {'gpus':>4} {'gpu':<10} {'attention':<10} {'strategy':<13} "
         f"{'pred mem GiB':>12} {'OOM?':<12} {'pred tok/s':>11} {'est min':>7} {'est $':>8}"
@@ -83,10 +90,10 @@ def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_
     lines = [header]
     spent = 0.0
     budget_note = None
-    for i, p in enumerate(plan, 1):
+    for i, p in enumerate(listed, 1):
         e = p.estimate
         cost = p.cost_usd
-        if budget_usd is not None and budget_note is None and cost is not None and spent + cost > budget_usd:
+        if grid and budget_usd is not None and budget_note is None and cost is not None and spent + cost > budget_usd:
             budget_note = f"budget ${budget_usd:,.2f} is reached before trial {i}: no trial from there on starts"
         spent += cost or 0.0
         lines.append(
@@ -95,16 +102,18 @@ def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_
             f"{_fmt(e and e.peak_mem_gb, '12.1f')} {('yes' if e and e.oom else 'no' if e else '?') + (' (pruned)' if p.pruned else ''):<12} "
             f"{_fmt(e and e.tokens_per_s, '11,.0f')} {_fmt(p.seconds and p.seconds / 60, '7.1f')} {_fmt(cost, '8.2f')}"
         )
-    ran = [p for p in plan if not p.pruned]
+    ran = [p for p in listed if not p.pruned]
     hours = [p.gpu_hours for p in ran]
     costs = [p.cost_usd for p in ran]
     known_hours = sum(h for h in hours if h is not None)
     known_cost = sum(c for c in costs if c is not None)
     unknown = sum(c is None for c in costs)
     lines.append("")
-    pruned = len(plan) - len(ran)
-    if space.search == "grid":
+    pruned = len(listed) - len(ran)
+    if grid:
         lines.append(f"grid: {runs} trials ({pruned} predicted out of memory and pruned: recorded, not run)")
+        if runs < len(plan):
+            lines.append(f"--max-trials: the first {runs} of the grid's {len(plan)} points; the rest are neither listed nor counted")
         lines.append(f"estimate: {known_hours:,.2f} GPU-hours, ${known_cost:,.2f}")
     else:
         mean_h = known_hours / max(1, len(ran) - sum(h is None for h in hours))
@@ -112,6 +121,12 @@ def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_
         lines.append(f"optuna ({space.sampler}): {runs} trials sampled from these {len(plan)} configurations "
                      f"({pruned} predicted out of memory)")
         lines.append(f"estimate at the average configuration: {runs * mean_h:,.2f} GPU-hours, ${runs * mean_c:,.2f}")
+        if budget_usd is not None and runs * mean_c > budget_usd:
+            # which configurations Optuna picks is not known in advance: only the average can be compared
+            budget_note = (
+                f"budget ${budget_usd:,.2f} is reached after about {int(budget_usd // mean_c)} of the {runs} trials "
+                f"at the average configuration"
+            )
     if unknown:
         lines.append(f"{unknown} trials have no price or no estimate: their cost is not counted")
     if budget_note:

@@ -49,12 +49,21 @@ def join(base: str, *parts: str) -> str:
 def write_atomically(uri: str, write: Callable[[pafs.FileSystem, str], None]) -> None:
     """Call `write(fs, staging_path)`, then move the staging file or directory onto `uri`.
 
-    A reader sees the old object or the new one, never half of one.
+    A reader sees the old object or the new one, never half of one; a write that fails leaves
+    no staging object behind.
     """
     fs, path = filesystem(uri)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     staging = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    write(fs, staging)
+    try:
+        write(fs, staging)
+    except BaseException:
+        kind = fs.get_file_info(staging).type
+        if kind == pafs.FileType.Directory:
+            fs.delete_dir(staging)
+        elif kind == pafs.FileType.File:
+            fs.delete_file(staging)
+        raise
     fs.move(staging, path)
 
 

@@ -37,6 +37,8 @@ from slmray.presets import PAPER_PARAM_COUNTS, PRESETS, get_model
 
 GIB = 1 << 30
 FINAL_LOSS_STEPS = 5
+SHAPE_FLAGS = ("n_layer", "d_model", "n_head", "d_mlp", "vocab_size")
+"""ModelConfig fields the command line can override on a preset."""
 
 
 @dataclass
@@ -286,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--list-models", action="store_true", help="print the model presets and exit")
     p.add_argument("--model", default="tiny", help="preset name (see --list-models)")
-    for name in ("n_layer", "d_model", "n_head", "d_mlp", "vocab_size"):
+    for name in SHAPE_FLAGS:
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, help=f"override the preset's {name}")
     p.add_argument("--attention", default=d["attention"].default, help="eager, sdpa, sdpa-flash, sdpa-cudnn, sdpa-efficient, sdpa-math, flash2")
     p.add_argument("--strategy", default=d["strategy"].default, help="single, ddp, fsdp, fsdp_grad_op")
@@ -303,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    overrides = {k: getattr(args, k) for k in ("n_layer", "d_model", "n_head", "d_mlp", "vocab_size") if getattr(args, k)}
+    # `is not None`, not truthiness: --n-layer 0 must reach ModelConfig's check, not fall back to the preset
+    overrides = {k: getattr(args, k) for k in SHAPE_FLAGS if getattr(args, k) is not None}
     names = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "model"]
     return TrainConfig(model=get_model(args.model, **overrides), **{n: getattr(args, n) for n in names})
 

@@ -51,6 +51,21 @@ def test_prepare_errors_name_the_input(tmp_path, cli):
         HFTokenizer(str(tmp_path / "nope.json"))
 
 
+@pytest.mark.parametrize(
+    "flag, value, field",
+    [("--shard-tokens", "0", "shard_tokens"), ("--shard-tokens", "-4", "shard_tokens"),
+     ("--max-bytes", "0", "max_bytes"), ("--max-bytes", "-1", "max_bytes")],
+)
+def test_prepare_refuses_non_positive_sizes_and_writes_nothing(tmp_path, cli, flag, value, field):
+    # --shard-tokens 0 used to crash in range(), -4 to write a meta.json and no shards;
+    # --max-bytes 0 read nothing and blamed the inputs
+    (tmp_path / "x.txt").write_text("some text")
+    res = cli("-m", "slmray.data", "prepare", str(tmp_path / "x.txt"), "--out", str(tmp_path / "o"), flag, value)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == f"error: {field}: must be a positive integer, got {value}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.txt"]  # no directory, no staging left over
+
+
 def test_stdlib_corpus_is_python_source():
     path = stdlib_corpus()
     assert stdlib_corpus() == path  # built once

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from slmray.attention import flash_attn_available
 from slmray.config import ConfigError, TrainConfig
 from slmray.presets import get_model
 
@@ -17,13 +18,28 @@ from slmray.presets import get_model
         (["--seq-len", "64", "--attention", "flash3"], "error: attention: 'flash3' is not one of eager, sdpa,"),
         (["--seq-len", "64", "--strategy", "zero3"], "error: strategy: 'zero3' is not one of single, ddp,"),
         (["--seq-len", "64", "--data", "/nonexistent"], "error: data: /nonexistent is not a token-shard directory"),
+        # 0 is a value, not "no override": it must reach ModelConfig's check, not fall back to the preset
+        *[([f"--{flag}", "0"], f"error: model.{flag.replace('-', '_')}: must be a positive integer, got 0")
+          for flag in ("n-layer", "d-model", "n-head", "d-mlp", "vocab-size")],
+        (["--n-layer", "-1"], "error: model.n_layer: must be a positive integer, got -1"),
+        (["--vocab-size", "-5"], "error: model.vocab_size: must be a positive integer, got -5"),
     ],
 )
 def test_bad_configuration_is_one_line_naming_the_field(cli, args, message):
     out = cli("-m", "slmray.train", "--device", "cpu", *args)
-    assert out.returncode == 2
+    assert out.returncode == 2, out.stdout + out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith(message), out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.skipif(flash_attn_available(), reason="flash_attn is installed: flash2 is available")
+def test_flash2_without_flash_attn_names_the_extra(cli):
+    out = cli("-m", "slmray.train", "--device", "cpu", "--seq-len", "64", "--attention", "flash2", "--steps", "1")
+    assert out.returncode == 2, out.stdout + out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: attention: flash2 needs the flash_attn package"), out.stderr
+    assert "pip install 'slmray[flash]'" in last
+    assert "Traceback" not in out.stderr and not out.stdout
 
 
 def test_forced_out_of_memory_is_a_status_not_a_traceback(cli):

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
@@ -71,6 +70,45 @@ def test_dry_run_of_the_papers_grid_prunes_out_of_memory(tmp_path):
     assert "grid: 2520 trials" in out.stdout
     pruned = [line for line in out.stdout.splitlines() if "(pruned)" in line]
     assert pruned and any("llama-2b" in line and " 64 " in line for line in pruned)
+
+
+def test_dry_run_totals_only_the_trials_max_trials_lets_run(tmp_path):
+    # 8 GPUs at $450 a GPU-hour: a trial of the tiny model is about its 42 s overhead, $42
+    path = write_space(tmp_path, """
+SPACE = SearchSpace(model=["tiny"], per_device_batch=[1, 2, 4, 8], num_gpus=[8], gpu_type=["H100-80GB"],
+                    attention=["sdpa"], strategy=["ddp"], seq_len=256, prices="aws")
+""")
+
+    def dry_run(*args):
+        out = sweep(path, "--dry-run", "--storage", str(tmp_path / "s"), "--price", "H100-80GB=450", *args)
+        assert out.returncode == 0, out.stderr
+        rows = [line.split() for line in out.stdout.splitlines() if line.split() and line.split()[0].isdigit()]
+        hours, usd = next(line for line in out.stdout.splitlines() if line.startswith("estimate:")).split(", ")
+        return out.stdout, rows, float(hours.split()[1]), float(usd.lstrip("$"))
+
+    # 2 trials (about $84) fit $100; the whole grid's third trial would not (the note said "before trial 3")
+    stdout, rows, hours, usd = dry_run("--max-trials", "2", "--budget-usd", "100")
+    assert "grid: 2 trials" in stdout and "the first 2 of the grid's 4 points" in stdout
+    assert [int(r[0]) for r in rows] == [1, 2]
+    assert usd == pytest.approx(sum(float(r[-1]) for r in rows[:2]), abs=0.02)
+    assert hours == pytest.approx(sum(float(r[-2]) / 60 * int(r[3]) for r in rows[:2]), abs=0.02)
+    assert 80 < usd < 100 and "budget" not in stdout
+
+    stdout, rows, _, usd = dry_run("--max-trials", "3", "--budget-usd", "100")
+    assert len(rows) == 3 and usd == pytest.approx(sum(float(r[-1]) for r in rows), abs=0.02)
+    assert "budget $100.00 is reached before trial 3" in stdout
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("name, text", [("missing.json", None), ("bad.json", '{"H100-80GB": '), ("bad.csv", "gpu,usd\nH100,3\n")])
+def test_bad_price_file_is_one_line_naming_it_and_starts_nothing(tmp_path, name, text):
+    price_file = tmp_path / name
+    if text is not None:
+        price_file.write_text(text)
+    out = sweep("search_spaces/smoke.py", "--dry-run", "--storage", str(tmp_path / "s"), "--price-file", str(price_file))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.startswith(f"error: price file {price_file}: ") and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not out.stdout and not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize(
@@ -196,8 +234,3 @@ SPACE = SearchSpace(model=["tiny"], per_device_batch=[2, 4, 8], num_gpus=[1, 2],
     first = min(rows, key=lambda r: r["started_at"])
     assert (first["num_gpus"], first["attention"], first["per_device_batch"]) == (2, "eager", 2)
     assert "best by max:tokens_per_s:" in out.stdout
-
-
-def test_results_table_files_are_never_half_written(smoke_sweep):
-    _, sweep_dir = smoke_sweep
-    assert not [p for p in Path(sweep_dir).rglob("*.tmp-*")]
