@@ -12,6 +12,8 @@ Ray cannot know:
 - the head has `slmray_head`, which trial drivers ask a sliver of, so they stay off GPU nodes;
 - AWS nodes set `ImageId` (Ray's default AMI is years old) and an instance role: results reach
   S3 through it, and no AWS key may appear anywhere in the file;
+- a node type's `InstanceMarketOptions` (spot) is what EC2's RunInstances accepts, checked against
+  botocore's EC2 model: Ray hands `node_config` to EC2 unread, so a typo would fail only at launch;
 - setup commands are spelled out (Ray's default installs a nightly Ray) and pin Ray and slmray.
 
 Every failure is a `ClusterError`, one line: `<file>: <field>: <what is wrong>`.
@@ -120,11 +122,18 @@ class ClusterSpec:
         return max((nt.gpus for nt in self.workers if nt.gpu == gpu), default=0)
 
     def summary(self) -> str:
-        """`head + 1 worker type, up to 32 x H100-80GB`."""
+        """`head + 2 worker types, up to 32 x H100-80GB; spot: 1 type, off (max_workers 0)`."""
         n = len(self.workers)
         gpus = ", ".join(f"{count} x {gpu}" for gpu, count in self.gpu_capacity().items())
         cpus = self._most(list(self.workers), lambda nt: nt.cpus)
-        return f"head + {n} worker type{'' if n == 1 else 's'}, up to {gpus or f'{cpus} worker CPUs, no GPUs'}"
+        text = f"head + {n} worker type{'' if n == 1 else 's'}, up to {gpus or f'{cpus} worker CPUs, no GPUs'}"
+        spot = [nt for nt in self.workers if nt.spot]
+        if spot:
+            nodes = min(sum(nt.max_workers for nt in spot), self.max_workers)
+            text += f"; spot: {len(spot)} type{'' if len(spot) == 1 else 's'}, " + (
+                f"up to {nodes} node{'' if nodes == 1 else 's'}" if nodes else "off (max_workers 0)"
+            )
+        return text
 
 
 def load_cluster(path: str) -> ClusterSpec:
@@ -310,12 +319,37 @@ def _node_type(path: str, provider: str, name: str, nt: dict, is_head: bool) -> 
             raise ClusterError(path, f"{where}.node_config.ImageId", problem)
         if "IamInstanceProfile" not in conf:
             raise ClusterError(path, f"{where}.node_config.IamInstanceProfile", f"missing: {_ROLE}")
-    market = conf.get("InstanceMarketOptions")
+    market = _market(path, f"{where}.node_config.InstanceMarketOptions", conf) if provider == "aws" else None
     return NodeType(
         name=name, instance_type=itype, gpu=row.gpu if row else None, gpus=res.get("GPU", 0),
-        cpus=res.get("CPU", row.vcpus if row else 0),
-        spot=isinstance(market, dict) and market.get("MarketType") == "spot", min_workers=lo, max_workers=hi,
+        cpus=res.get("CPU", row.vcpus if row else 0), spot=market == "spot", min_workers=lo, max_workers=hi,
     )
+
+
+@functools.cache
+def _ec2_model():
+    import botocore.session  # boto3's; its EC2 model is the RunInstances API that Ray's AWS provider calls
+
+    return botocore.session.get_session().get_service_model("ec2")
+
+
+def _market(path: str, field: str, conf: dict) -> str | None:
+    """The node type's EC2 MarketType (`spot`), None for on-demand; ClusterError if EC2 would refuse it."""
+    if "InstanceMarketOptions" not in conf:
+        return None
+    from botocore.validate import ParamValidator
+
+    options, model = conf["InstanceMarketOptions"], _ec2_model()
+    report = ParamValidator().validate(options, model.shape_for("InstanceMarketOptionsRequest"))
+    if report.has_errors():
+        first = report.generate_report().splitlines()[0]
+        raise ClusterError(path, field, f"EC2 would refuse it ({first}); for spot write {{MarketType: spot}}")
+    markets = model.shape_for("MarketType").enum
+    kind = options.get("MarketType")
+    if kind not in markets:
+        problem = "missing" if kind is None else f"{kind!r} is not an EC2 market type"
+        raise ClusterError(path, f"{field}.MarketType", f"{problem}: one of {', '.join(markets)} (spot for spot)")
+    return kind
 
 
 def _check_gpus(path: str, where: str, res: dict, row: InstanceType | None) -> None:

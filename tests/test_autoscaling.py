@@ -6,7 +6,10 @@ autoscaler asks for as a raylet process on this machine: 2-CPU `cpu_worker` node
 start.  Then `python -m slmray.tune --address ... --cluster-config cluster/local.yaml` sweeps a
 grid of a 2-worker and a 4-worker trial.  The trial drivers sit on the head (`slmray_head`), and
 the head's remaining 0.99 CPU holds no worker, so the autoscaler adds one node for the first
-trial and a second for the 4-worker one, whose gloo group then spans both nodes.
+trial and a second for the 4-worker one, whose gloo group then spans both nodes.  Its losses must
+be one process's on the same global batch (`python -m slmray.train`, as tests/test_distributed.py
+runs it).  With 4 steps, a group whose gradients were not all-reduced is off by 2e-3 (relative)
+at the last one, 100 times the tolerance (measured by replacing DDP with a bare wrapper under torchrun).
 
 The fake provider runs here, so `ray.cluster_utils.AutoscalingCluster` (the same provider behind
 a test API) is not needed.  Two things keep this cluster apart from other Rays on the machine:
@@ -18,7 +21,7 @@ a test API) is not needed.  Two things keep this cluster apart from other Rays o
   session of its own and stops its processes on SIGTERM; the fake nodes, which the autoscaler
   started and nothing stops, are in that session too and are terminated with it.
 
-65 to 80 s on 2 cores, 10 of them teardown.
+About 2 minutes on 2 cores (116 s measured, idle), 10 s of it teardown and 5 to 8 s the single-process reference.
 """
 
 import json
@@ -40,7 +43,9 @@ import pytest
 import yaml
 
 from slmray.results import read_table
+from slmray.space import load_space
 from tests.conftest import run_cli
+from tests.test_distributed import _losses
 
 pytestmark = pytest.mark.ray
 
@@ -144,6 +149,19 @@ class FakeCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def _single_process_losses(space_file: Path, num_gpus: int) -> list[float]:
+    """The trial's own TrainConfig, trained by one process with the trial's whole global batch."""
+    space = load_space(str(space_file))
+    trial = next(t for t in space.trials() if t.num_gpus == num_gpus)
+    cfg = space.train_config(trial, device="cpu")
+    same = ("attention", "seq_len", "steps", "warmup_steps", "repeats", "grad_accum",
+            "lr", "lr_warmup_steps", "seed", "data")
+    flags = [arg for name in same for arg in (f"--{name.replace('_', '-')}", str(getattr(cfg, name)))]
+    # after test_distributed's COMMON flags, so these win (argparse keeps the last)
+    batch = str(cfg.per_device_batch * num_gpus)
+    return _losses(run_cli, "--model", trial.model, "--per-device-batch", batch, *flags)
+
+
 def _session(p: psutil.Process) -> int | None:
     try:
         return os.getsid(p.pid)
@@ -168,7 +186,7 @@ def test_sweep_scales_from_zero_to_two_nodes_and_a_trial_spans_them(fake_cluster
     space.write_text(
         "from slmray.space import SearchSpace\n"
         "SPACE = SearchSpace(model=['tiny'], per_device_batch=[2], num_gpus=[2, 4], attention=['sdpa'],\n"
-        "                    strategy=['ddp'], seq_len=32, steps=2, warmup_steps=1, device='cpu')\n"
+        "                    strategy=['ddp'], seq_len=32, steps=4, warmup_steps=1, device='cpu')\n"
     )
     out = run_cli(
         "-m", "slmray.tune", str(space), "--address", fake_cluster.address, "--cluster-config", str(LOCAL_YAML),
@@ -191,9 +209,11 @@ def test_sweep_scales_from_zero_to_two_nodes_and_a_trial_spans_them(fake_cluster
     for n, row in rows.items():
         assert row["status"] == "ok", row["error"]
         assert row["gpu_type"] == "cpu" and row["num_gpus"] == n
-        assert row["tokens_seen"] == 2 * 32 * n * 3 and row["tokens_per_s"] > 0  # warm-up step included
+        assert row["tokens_seen"] == 2 * 32 * n * 5 and row["tokens_per_s"] > 0  # warm-up step included
         # random tokens: an untrained model's loss is about ln(vocabulary), and the global loss is finite
-        assert len(row["losses"]) == 3 and all(abs(loss - math.log(512)) < 1.0 for loss in row["losses"]), row["losses"]
+        assert len(row["losses"]) == 5 and all(abs(loss - math.log(512)) < 1.0 for loss in row["losses"]), row["losses"]
     # 4 one-CPU workers cannot fit on a 2-CPU node: the trial's gloo group spans two Ray nodes
     assert rows[4]["num_nodes"] == 2
     assert rows[2]["num_nodes"] == 1  # packed onto one node: num_nodes counts nodes, not workers
+    # and across the two nodes it computes what one process computes on the same 8 rows a step
+    assert rows[4]["losses"] == pytest.approx(_single_process_losses(space, 4), rel=2e-5)

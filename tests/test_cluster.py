@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from slmray.cluster import HEAD_RESOURCE, ClusterError, cluster_gpu_types, load_cluster, validate_all
 
@@ -16,7 +17,8 @@ def test_every_shipped_cluster_file_validates():
     for spec in specs.values():
         head = next(nt for nt in spec.node_types if nt.name == spec.head_node_type)
         assert head.gpus == 0 and head.max_workers == 0
-        assert all(nt.min_workers == 0 and not nt.spot for nt in spec.workers)
+        assert all(nt.min_workers == 0 for nt in spec.workers)
+        assert all(nt.max_workers == 0 for nt in spec.workers if nt.spot)  # shipped on demand
     assert specs["local.yaml"].provider == "fake_multinode"
     assert specs["local.yaml"].gpu_capacity() == {}
 
@@ -32,7 +34,8 @@ def test_every_shipped_cluster_file_validates():
 )
 def test_single_gpu_type_files(name, gpu, instance_type, cpus):
     spec = load_cluster(str(CLUSTER / name))
-    (worker,) = spec.workers
+    worker, spot = spec.workers
+    assert not worker.spot and spot.spot and spot.name == f"{worker.name}-spot"
     assert (worker.instance_type, worker.gpu, worker.gpus, worker.cpus) == (instance_type, gpu, 8, cpus)
     assert spec.gpu_capacity() == {gpu: 8 * worker.max_workers}
     assert spec.gpus_per_node(gpu) == 8 and spec.gpus_per_node("L4") == 0
@@ -54,9 +57,30 @@ def test_capacity_is_bounded_by_the_global_max_workers(tmp_path):
     assert spec.workers[0].max_workers == 3 and spec.gpu_capacity() == {"H100-80GB": 8}
 
 
-def test_spot_is_read_per_worker_type(tmp_path):
-    spec = load_cluster(_write(tmp_path, H100.replace("# InstanceMarketOptions", "InstanceMarketOptions")))
-    assert spec.workers[0].spot
+@pytest.mark.parametrize("name", [p.name for p in sorted(CLUSTER.glob("*.yaml")) if p.name != "local.yaml"])
+def test_every_gpu_type_has_a_spot_twin(name):
+    spec = load_cluster(str(CLUSTER / name))
+    raw = yaml.safe_load((CLUSTER / name).read_text())["available_node_types"]
+    on_demand = [nt for nt in spec.workers if not nt.spot]
+    assert on_demand and len(spec.workers) == 2 * len(on_demand)
+    for nt in on_demand:
+        twin = next(s for s in spec.workers if s.name == f"{nt.name}-spot")
+        assert twin.spot and raw[twin.name]["node_config"]["InstanceMarketOptions"] == {"MarketType": "spot"}
+        assert "InstanceMarketOptions" not in raw[nt.name]["node_config"]
+        assert raw[twin.name]["resources"] == raw[nt.name]["resources"]
+        same = {k: v for k, v in raw[twin.name]["node_config"].items() if k != "InstanceMarketOptions"}
+        assert same == raw[nt.name]["node_config"]
+        assert (twin.instance_type, twin.gpu, twin.gpus, twin.cpus) == (nt.instance_type, nt.gpu, nt.gpus, nt.cpus)
+        assert twin.max_workers == 0  # shipped on demand: the price profiles and the study assume it
+
+
+def test_spot_switched_on_changes_the_market_not_the_capacity(tmp_path):
+    spot = "  h100-spot:\n    min_workers: 0\n    max_workers: "  # what cluster/README.md says to do for spot
+    text = H100.replace("max_workers: *nodes", "max_workers: 0").replace(f"{spot}0", f"{spot}*nodes")
+    spec = load_cluster(_write(tmp_path, text))
+    assert [(nt.name, nt.spot, nt.max_workers) for nt in spec.workers] == [("h100", False, 0), ("h100-spot", True, 4)]
+    assert spec.gpu_capacity() == {"H100-80GB": 32}
+    assert spec.summary().endswith("; spot: 1 type, up to 4 nodes")
 
 
 def _write(tmp_path: Path, text: str) -> str:
@@ -66,6 +90,7 @@ def _write(tmp_path: Path, text: str) -> str:
 
 
 W = "available_node_types.h100"
+S = "available_node_types.h100-spot"
 SETUP = '  - pip install -q "ray[default]==2.60.0"'
 ROLE = '      IamInstanceProfile: {Arn: "arn:aws:iam::<ACCOUNT_ID>:instance-profile/slmray-worker"}\n'
 BROKEN = [  # (case, text of h100.yaml, replaced by, field named, words of the message)
@@ -76,7 +101,7 @@ BROKEN = [  # (case, text of h100.yaml, replaced by, field named, words of the m
     ("integral float resource", '"GPU": 8,', '"GPU": 8.0,', f"{W}.resources.GPU", "not a whole number"),
     ("CPU count", '"CPU": 192', '"CPU": 96', f"{W}.resources.CPU", "must be 192"),
     ("secret in setup", SETUP, f"  - export AWS_SECRET_ACCESS_KEY=abc\n{SETUP}", "setup_commands[2]", "AWS credential"),
-    ("key id in a comment", "# Spot: uncomment", "# AKIAABCDEFGHIJKLMNOP", "line {line}", "AWS credential"),
+    ("key id in a comment", "# h100 at the spot price", "# AKIAABCDEFGHIJKLMNOP", "line {line}", "AWS credential"),
     ("credentials mounted", "file_mounts:\n", "file_mounts:\n  /home/ubuntu/.aws: ~/.aws\n",
      "file_mounts./home/ubuntu/.aws", "credentials"),
     ("YAML syntax", "    min_workers: 0", "    min_workers: [0", "line {next_line}, column 16", "not valid YAML"),
@@ -84,7 +109,8 @@ BROKEN = [  # (case, text of h100.yaml, replaced by, field named, words of the m
      "twice"),
     ("unknown top-level key", "idle_timeout_minutes:", "idle_timeout_minute:", "idle_timeout_minute",
      "did you mean idle_timeout_minutes"),
-    ("no node_config", "    node_config:\n      InstanceType: p5", "    other:\n      InstanceType: p5",
+    ("no node_config", "    node_config: &gpu_node\n      InstanceType: p5",
+     "    other: &gpu_node\n      InstanceType: p5",
      f"{W}.node_config", "is a required property"),
     ("head not a node type", "head_node_type: head", "head_node_type: boss", "head_node_type", "Ray rejects it"),
     ("min above max", "min_workers: 0\n    max_workers: *nodes", "min_workers: 2\n    max_workers: 1",
@@ -101,6 +127,18 @@ BROKEN = [  # (case, text of h100.yaml, replaced by, field named, words of the m
     ("stale slmray pin", '"torch==2.13.0"', '"torch==2.13.0" "slmray==0.0.9"', "setup_commands[2]",
      "slmray 0.0.9, but this checkout's version is"),
     ("unsupported provider", "type: aws", "type: gcp", "provider.type", "'gcp'"),
+    # The spot twin gets the same checks as its on-demand type, and its market options EC2's.
+    ("spot GPU count", '"GPU": 8, "accelerator_type:H100": 1}\n    node_config: {<<',
+     '"GPU": 4, "accelerator_type:H100": 1}\n    node_config: {<<', f"{S}.resources.GPU", "must be 8"),
+    ("spot accelerator type", 'accelerator_type:H100": 1}\n    node_config: {<<',
+     'accelerator_type:A100": 1}\n    node_config: {<<', f"{S}.resources", "found accelerator_type:A100"),
+    ("spot market typo", "{MarketType: spot}", "{MarketTyp: spot}", f"{S}.node_config.InstanceMarketOptions",
+     'Unknown parameter in input: "MarketTyp"'),
+    ("spot market value", "{MarketType: spot}", "{MarketType: Spot}",
+     f"{S}.node_config.InstanceMarketOptions.MarketType",
+     "'Spot' is not an EC2 market type"),
+    ("spot market not a mapping", "{MarketType: spot}", "spot", f"{S}.node_config.InstanceMarketOptions",
+     "EC2 would refuse it"),
 ]
 
 
@@ -125,7 +163,9 @@ def test_a_fake_multinode_file_is_validated_as_written(tmp_path):
 def test_cli_good_and_bad(tmp_path, cli):
     good = cli("-m", "slmray.cluster", "validate", str(CLUSTER / "h100.yaml"), timeout=120)
     assert good.returncode == 0, good.stderr
-    assert good.stdout.startswith(f"ok {CLUSTER / 'h100.yaml'}: head + 1 worker type, up to 32 x H100-80GB")
+    assert good.stdout.startswith(
+        f"ok {CLUSTER / 'h100.yaml'}: head + 2 worker types, up to 32 x H100-80GB; spot: 1 type, off (max_workers 0)"
+    )
     bad = _write(tmp_path, H100.replace('"GPU": 8,', '"GPU": 4,'))
     out = cli("-m", "slmray.cluster", "validate", str(CLUSTER / "a10g.yaml"), bad, timeout=120)
     assert out.returncode == 2
