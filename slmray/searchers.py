@@ -1,15 +1,20 @@
-"""Two small Ray Tune searchers: the grid as a fixed plan, and a dollar budget around any searcher.
+"""Small Ray Tune searchers: the grid as a fixed plan, distinct configurations only, and a
+dollar budget around any searcher.
 
 Tune's own grid (`tune.grid_search`) runs under BasicVariantGenerator, which is not a
 `Searcher` and so cannot be wrapped; the plan searcher makes the grid one, so that the same
-budget wrapper stops the grid and Optuna alike.  Both keep their state across
+budget wrapper stops the grid and Optuna alike.  All keep their state across
 `Tuner.restore` (Tune checkpoints searchers with the experiment).
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import math
+import os
 import pickle
+import tempfile
 from typing import Callable
 
 from ray.tune.search import Searcher
@@ -107,3 +112,94 @@ class BudgetLimiter(Searcher):
 
     def restore(self, checkpoint_path: str) -> None:
         self.searcher.restore(checkpoint_path)
+
+
+INFEASIBLE = ("oom", "pruned")
+"""Statuses told to a sampler as the worst outcome: the configuration does not fit."""
+
+
+class DistinctSearcher(Searcher):
+    """Launches each configuration once: a proposal already run is answered with its recorded
+    result, without a trial, and the inner searcher is asked again.
+
+    Optuna's samplers re-propose configurations of small categorical spaces (a sweep's space
+    is one), and each repeat would pay for a trial whose outcome is known.  One still running is
+    told to the inner searcher as failed.  After `max_repeats` repeats in a row the sampler has
+    nothing new to offer, and the search ends.  A trial that ran out of memory, or was pruned as
+    predicted to, is told as the worst value of every objective (the paper counts it as 0), so
+    the sampler learns to avoid it; told as missing, Optuna would drop it as failed.
+    """
+
+    def __init__(self, searcher: Searcher, max_repeats: int = 100):
+        super().__init__(metric=searcher.metric, mode=searcher.mode)
+        self.searcher = searcher
+        self.max_repeats = max_repeats
+        self.results: dict[str, dict | None] = {}
+        """Configuration key -> the objectives it reported (None while it runs or if it failed)."""
+        self.keys: dict[str, str] = {}
+        """Tune's trial id -> its configuration key."""
+        self.inner_ids: dict[str, str] = {}
+        """Tune's trial id -> the id the inner searcher knows it by."""
+        self.asked = 0
+
+    @staticmethod
+    def key(config: dict) -> str:
+        return json.dumps(config, sort_keys=True, default=str)
+
+    def _objectives(self, result: dict) -> dict:
+        """What the inner searcher is told of a finished trial."""
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        modes = self.mode if isinstance(self.mode, list) else [self.mode]
+        if result.get("status") in INFEASIBLE:
+            return {m: -math.inf if mode == "max" else math.inf for m, mode in zip(metrics, modes)}
+        return {m: result.get(m) for m in metrics}
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        for _ in range(self.max_repeats):
+            self.asked += 1
+            inner_id = f"{trial_id}-ask{self.asked}"
+            config = self.searcher.suggest(inner_id)
+            if config is None or config == Searcher.FINISHED:
+                return config
+            key = self.key(config)
+            if key not in self.results:
+                self.results[key] = None
+                self.keys[trial_id], self.inner_ids[trial_id] = key, inner_id
+                return config
+            known = self.results[key]
+            self.searcher.on_trial_complete(inner_id, known, error=known is None)
+        print(f"search: the last {self.max_repeats} proposals had all been run: no more trials start", flush=True)
+        return Searcher.FINISHED
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.searcher.on_trial_result(self.inner_ids.get(trial_id, trial_id), result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        key = self.keys.pop(trial_id, None)
+        told = self._objectives(result) if result and not error else None
+        if key is not None:
+            self.results[key] = told
+        self.searcher.on_trial_complete(self.inner_ids.pop(trial_id, trial_id), told, error or told is None)
+
+    def save(self, checkpoint_path: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            inner = os.path.join(tmp, "inner")
+            self.searcher.save(inner)
+            with open(inner, "rb") as f:
+                inner_bytes = f.read()
+        state = {k: v for k, v in self.__dict__.items() if k != "searcher"}
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump({"state": state, "inner": inner_bytes}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            saved = pickle.load(f)
+        self.__dict__.update(saved["state"])
+        with tempfile.TemporaryDirectory() as tmp:
+            inner = os.path.join(tmp, "inner")
+            with open(inner, "wb") as f:
+                f.write(saved["inner"])
+            self.searcher.restore(inner)

@@ -14,20 +14,23 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import os
 import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 from ray import tune
 
+from slmray.analysis.pareto import pareto_mask
 from slmray.capacity import Capacity, capacity_from_yaml, local_capacity, ray_capacity
 from slmray.cluster import HEAD_RESOURCE, ClusterError
 from slmray.config import ConfigError
 from slmray.plan import PlannedTrial, format_plan, make_plan
 from slmray.prices import PriceBook, PriceError, parse_price_overrides
 from slmray.results import COLUMNS, read_table, to_table, write_table
-from slmray.searchers import BudgetLimiter, PlanSearcher
+from slmray.searchers import BudgetLimiter, DistinctSearcher, PlanSearcher
 from slmray.space import SWEPT, SearchSpace, SpaceError, Trial, load_space
 from slmray.storage import StorageError, exists, join, list_files
 from slmray.trial import SweepSettings, row_uri, run_trial
@@ -155,27 +158,43 @@ def _search_alg(space: SearchSpace, plan: list[PlannedTrial], runs: int, budget:
             "random": lambda: optuna.samplers.RandomSampler(seed=space.seed),
         }[space.sampler]()
         single = len(metrics) == 1
-        alg = OptunaSearch(
+        alg = DistinctSearcher(OptunaSearch(
             metric=metrics[0] if single else metrics, mode=modes[0] if single else modes, sampler=sampler,
-            points_to_evaluate=_predicted_best(space, plan, k=max(1, min(3, runs // 4))),
-        )
+            points_to_evaluate=_predicted_front(space, plan, limit=runs),
+        ))
     if budget is not None:
         alg = BudgetLimiter(alg, budget, PlannedCost(plan))
     return alg
 
 
-def _predicted_best(space: SearchSpace, plan: list[PlannedTrial], k: int) -> list[dict]:
-    """The k configurations the estimator ranks best, for Optuna to try first: by predicted
-    tokens per dollar when the first objective is tokens_per_usd and prices are known, else by
-    predicted tokens/s.  Predicted out-of-memory ones are left out."""
-    by_cost = space.objective_list[0].metric == "tokens_per_usd"
+PREDICTED = {
+    "tokens_per_s": lambda p: p.estimate.tokens_per_s,
+    "tokens_per_s_per_gpu": lambda p: p.estimate.tokens_per_s / p.trial.num_gpus,
+    "tokens_per_usd": lambda p: p.estimate.tokens_per_s * 3600 / p.price_per_hour_usd if p.price_per_hour_usd else math.nan,
+    "usd_per_btok": lambda p: p.price_per_hour_usd / (p.estimate.tokens_per_s * 3600) * 1e9 if p.price_per_hour_usd else math.nan,
+}
+"""The objectives the estimate predicts, from a planned trial."""
 
-    def score(p: PlannedTrial) -> float:
-        rate = p.estimate.tokens_per_s
-        return rate / p.price_per_hour_usd if by_cost and p.price_per_hour_usd else rate
 
-    ranked = sorted((p for p in plan if p.estimate and not p.estimate.oom), key=score, reverse=True)
-    return [p.trial.as_config() for p in ranked[:k]]
+def _predicted_front(space: SearchSpace, plan: list[PlannedTrial], limit: int) -> list[dict]:
+    """The configurations the estimate puts on each model's Pareto front of the space's
+    objectives, for Optuna to try first (the sweep-cost replay's `tpe+estimate`).  Objectives it
+    cannot predict (loss) are left out, tokens/s standing in where none is left; predicted
+    out-of-memory configurations are left out."""
+    candidates = [p for p in plan if p.estimate and not p.estimate.oom]
+    objectives = [(PREDICTED[o.metric], o.mode == "max") for o in space.objective_list if o.metric in PREDICTED]
+    values = np.array([[f(p) for f, _ in objectives] for p in candidates], dtype=float).reshape(len(candidates), -1)
+    known = ~np.isnan(values).all(axis=0) if len(candidates) else np.zeros(len(objectives), bool)
+    objectives, values = [o for o, k in zip(objectives, known) if k], values[:, known]
+    if not objectives:
+        objectives, values = [(PREDICTED["tokens_per_s"], True)], np.array([[p.estimate.tokens_per_s] for p in candidates])
+    front = []
+    for model in dict.fromkeys(p.trial.model for p in candidates):
+        rows = [i for i, p in enumerate(candidates) if p.trial.model == model]
+        mask = pareto_mask(values[rows], [up for _, up in objectives])
+        chosen = sorted((candidates[i] for i, m in zip(rows, mask) if m), key=lambda p: -p.estimate.tokens_per_s)
+        front += [p.trial.as_config() for p in chosen]
+    return front[:limit]
 
 
 def _summary(sweep_dir: str, space: SearchSpace) -> str:

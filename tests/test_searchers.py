@@ -1,0 +1,96 @@
+"""The sweep's searchers, driven directly as Tune would (no Ray cluster needed): Optuna proposes
+each configuration once, and starts from the estimate's predicted Pareto front."""
+
+import optuna
+from ray import tune
+from ray.tune.search.optuna import OptunaSearch
+
+from slmray.capacity import capacity_from_yaml
+from slmray.plan import make_plan
+from slmray.prices import PriceBook
+from slmray.searchers import DistinctSearcher
+from slmray.space import SearchSpace
+from slmray.tune import _predicted_front
+from analysis_fixtures import REPO
+
+SPACE = {"batch": [2, 4], "attention": ["eager", "sdpa"]}
+
+
+def _optuna(seed: int = 0) -> OptunaSearch:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    search = OptunaSearch(metric=["tokens_per_s", "usd"], mode=["max", "min"], sampler=optuna.samplers.TPESampler(seed=seed))
+    search.set_search_properties(None, None, {k: tune.choice(v) for k, v in SPACE.items()})
+    return search
+
+
+def _drive(searcher, trials: int, start: int = 0) -> list[dict]:
+    """Ask for `trials` trials one at a time, completing each as Tune would; the configurations launched."""
+    launched = []
+    for i in range(start, start + trials):
+        config = searcher.suggest(f"t{i}")
+        if config is None or config == DistinctSearcher.FINISHED:
+            break
+        launched.append(config)
+        searcher.on_trial_complete(f"t{i}", {"tokens_per_s": 100.0 * config["batch"], "usd": 1.0, "config": config})
+    return launched
+
+
+def test_plain_optuna_repeats_configurations_and_the_wrapper_launches_each_once():
+    repeats = _drive(_optuna(), 12)
+    assert len(repeats) == 12 and len({tuple(sorted(c.items())) for c in repeats}) < 12  # what it fixes
+    launched = _drive(DistinctSearcher(_optuna(), max_repeats=30), 12)
+    assert sorted((c["batch"], c["attention"]) for c in launched) == [(2, "eager"), (2, "sdpa"), (4, "eager"), (4, "sdpa")]
+
+
+def test_a_configuration_still_running_is_not_launched_twice():
+    searcher = DistinctSearcher(_optuna(), max_repeats=30)
+    running = [searcher.suggest(f"t{i}") for i in range(6)]  # none completes
+    configs = [c for c in running if c not in (None, DistinctSearcher.FINISHED)]
+    assert len(configs) == len({tuple(sorted(c.items())) for c in configs}) <= 4
+
+
+def test_state_survives_save_and_restore(tmp_path):
+    first = DistinctSearcher(_optuna(), max_repeats=30)
+    before = _drive(first, 2)
+    first.save(str(tmp_path / "searcher.pkl"))
+    again = DistinctSearcher(_optuna(seed=1), max_repeats=30)
+    again.restore(str(tmp_path / "searcher.pkl"))
+    after = _drive(again, 10, start=2)
+    assert len(before) == 2 and len(after) == 2  # the restored one knows the first two were run
+    assert {tuple(sorted(c.items())) for c in before}.isdisjoint({tuple(sorted(c.items())) for c in after})
+
+
+def test_optuna_starts_from_the_predicted_front_of_each_model():
+    space = SearchSpace(
+        model=["llama-100m", "llama-1b"], per_device_batch=[8, 64], num_gpus=[1], attention=["eager", "sdpa"],
+        strategy=["ddp"], gpu_type=["H100-80GB", "A100-40GB"], search="optuna", num_samples=20,
+        objectives=["max:tokens_per_s", "max:tokens_per_usd"], prices="aws",
+    )
+    capacity = capacity_from_yaml(str(REPO / "cluster" / "mixed.yaml"))
+    plan = make_plan(space, capacity, PriceBook.load("aws"), prune=True)
+    front = _predicted_front(space, plan, limit=20)
+    by_key = {tuple(sorted(p.trial.as_config().items())): p for p in plan}
+    chosen = [by_key[tuple(sorted(c.items()))] for c in front]
+    assert {p.trial.model for p in chosen} == {"llama-100m", "llama-1b"}
+    assert not any(p.estimate.oom for p in chosen)
+    for p in chosen:  # no feasible configuration of its model is predicted better on both objectives
+        rivals = [q for q in plan if q.trial.model == p.trial.model and not q.estimate.oom]
+        rate, per_usd = p.estimate.tokens_per_s, p.estimate.tokens_per_s / p.price_per_hour_usd
+        assert not any(q.estimate.tokens_per_s > rate and q.estimate.tokens_per_s / q.price_per_hour_usd > per_usd
+                       for q in rivals)
+    assert _predicted_front(space, plan, limit=1) == front[:1]
+
+
+def test_out_of_memory_is_told_as_the_worst_outcome_not_as_missing():
+    inner = _optuna()
+    searcher = DistinctSearcher(inner, max_repeats=30)
+    for i in range(4):
+        config = searcher.suggest(f"t{i}")
+        oom = config["batch"] == 4
+        searcher.on_trial_complete(f"t{i}", {
+            "status": "oom" if oom else "ok", "tokens_per_s": float("nan") if oom else 100.0,
+            "usd": float("nan") if oom else 1.0,
+        })
+    told = {t.params["batch"]: (t.state, t.values) for t in inner._ot_study.trials}  # Ray keeps the study private
+    assert told[4] == (optuna.trial.TrialState.COMPLETE, [float("-inf"), float("inf")])
+    assert told[2] == (optuna.trial.TrialState.COMPLETE, [100.0, 1.0])
