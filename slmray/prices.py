@@ -9,6 +9,8 @@ Profiles
     local             the machine you are on: every GPU and the CPU cost 0, unless overridden.
     aws, gcp, lambda  that provider's on-demand prices.
     aws-spot, gcp-spot  one reading of its spot prices (spot prices move; the row says when).
+    aws-capacity-block  EC2 Capacity Blocks for ML, reserved and paid up front: the only way
+                      to rent a p5e (8x H200) from AWS, which gives it no On-Demand rate.
     paper             Ashkboos et al. 2024, Appendix A: price per GPU relative to the A100-40GB
                       (A100-40GB 1.00, A100-80GB 1.46, H100-80GB 2.53), to reproduce its
                       Token/Dollar figures.  Its "dollars" are A100-40GB-hours, not dollars.

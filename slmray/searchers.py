@@ -12,9 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import pickle
-import tempfile
 from typing import Callable
 
 from ray.tune.search import Searcher
@@ -50,7 +48,37 @@ class PlanSearcher(Searcher):
         self.configs, self.next_index = state["configs"], state["next_index"]
 
 
-class BudgetLimiter(Searcher):
+class SearcherWrapper(Searcher):
+    """A searcher around another, in Tune's wrapper protocol: `SearchGenerator` checkpoints the
+    wrapper's own state by `get_state` and the wrapped searcher by `save`, and restores them alike."""
+
+    unsaved: tuple[str, ...] = ("searcher",)
+    """Attributes rebuilt by the driver on restore rather than checkpointed."""
+
+    def __init__(self, searcher: Searcher):
+        super().__init__(metric=searcher.metric, mode=searcher.mode)
+        self.searcher = searcher
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.searcher.on_trial_result(trial_id, result)
+
+    def get_state(self) -> dict:
+        return copy.deepcopy({k: v for k, v in self.__dict__.items() if k not in self.unsaved})
+
+    def set_state(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def save(self, checkpoint_path: str) -> None:
+        self.searcher.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.searcher.restore(checkpoint_path)
+
+
+class BudgetLimiter(SearcherWrapper):
     """Stops launching trials once dollars spent plus those committed would pass `budget_usd`.
 
     A running trial counts at its estimated cost until it completes and reports its real
@@ -58,17 +86,15 @@ class BudgetLimiter(Searcher):
     ends there (Tune lets running trials finish).
     """
 
+    unsaved = ("searcher", "estimate_usd")
+
     def __init__(self, searcher: Searcher, budget_usd: float, estimate_usd: Callable[[dict], float]):
-        super().__init__(metric=searcher.metric, mode=searcher.mode)
-        self.searcher = searcher
+        super().__init__(searcher)
         self.budget_usd = budget_usd
         self.estimate_usd = estimate_usd
         self.spent_usd = 0.0
         self.committed: dict[str, float] = {}
         self.exhausted = False
-
-    def set_search_properties(self, metric, mode, config, **spec) -> bool:
-        return self.searcher.set_search_properties(metric, mode, config, **spec)
 
     def suggest(self, trial_id: str) -> dict | None:
         if self.exhausted:
@@ -90,35 +116,18 @@ class BudgetLimiter(Searcher):
         self.committed[trial_id] = cost
         return config
 
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        self.searcher.on_trial_result(trial_id, result)
-
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         estimated = self.committed.pop(trial_id, 0.0)
         actual = (result or {}).get("cost_usd")
         self.spent_usd += actual if actual is not None else estimated
         self.searcher.on_trial_complete(trial_id, result, error)
 
-    def get_state(self) -> dict:
-        state = self.__dict__.copy()
-        del state["searcher"], state["estimate_usd"]
-        return copy.deepcopy(state)
-
-    def set_state(self, state: dict) -> None:
-        self.__dict__.update(state)
-
-    def save(self, checkpoint_path: str) -> None:
-        self.searcher.save(checkpoint_path)
-
-    def restore(self, checkpoint_path: str) -> None:
-        self.searcher.restore(checkpoint_path)
-
 
 INFEASIBLE = ("oom", "pruned")
 """Statuses told to a sampler as the worst outcome: the configuration does not fit."""
 
 
-class DistinctSearcher(Searcher):
+class DistinctSearcher(SearcherWrapper):
     """Launches each configuration once: a proposal already run is answered with its recorded
     result, without a trial, and the inner searcher is asked again.
 
@@ -131,8 +140,7 @@ class DistinctSearcher(Searcher):
     """
 
     def __init__(self, searcher: Searcher, max_repeats: int = 100):
-        super().__init__(metric=searcher.metric, mode=searcher.mode)
-        self.searcher = searcher
+        super().__init__(searcher)
         self.max_repeats = max_repeats
         self.results: dict[str, dict | None] = {}
         """Configuration key -> the objectives it reported (None while it runs or if it failed)."""
@@ -153,9 +161,6 @@ class DistinctSearcher(Searcher):
         if result.get("status") in INFEASIBLE:
             return {m: -math.inf if mode == "max" else math.inf for m, mode in zip(metrics, modes)}
         return {m: result.get(m) for m in metrics}
-
-    def set_search_properties(self, metric, mode, config, **spec) -> bool:
-        return self.searcher.set_search_properties(metric, mode, config, **spec)
 
     def suggest(self, trial_id: str) -> dict | None:
         for _ in range(self.max_repeats):
@@ -183,23 +188,3 @@ class DistinctSearcher(Searcher):
         if key is not None:
             self.results[key] = told
         self.searcher.on_trial_complete(self.inner_ids.pop(trial_id, trial_id), told, error or told is None)
-
-    def save(self, checkpoint_path: str) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            inner = os.path.join(tmp, "inner")
-            self.searcher.save(inner)
-            with open(inner, "rb") as f:
-                inner_bytes = f.read()
-        state = {k: v for k, v in self.__dict__.items() if k != "searcher"}
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump({"state": state, "inner": inner_bytes}, f)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            saved = pickle.load(f)
-        self.__dict__.update(saved["state"])
-        with tempfile.TemporaryDirectory() as tmp:
-            inner = os.path.join(tmp, "inner")
-            with open(inner, "wb") as f:
-                f.write(saved["inner"])
-            self.searcher.restore(inner)

@@ -138,7 +138,7 @@ class SearchSpace:
     max_failures: int = 1
     """Ray Train retries of a crashed worker group before the trial is recorded as failed."""
     prices: str = "local"
-    """Price profile for cost columns: local (costs 0), aws, aws-spot, gcp, lambda, paper."""
+    """Price profile for cost columns: local (costs 0), aws, aws-spot, aws-capacity-block, gcp, gcp-spot, lambda, paper."""
 
     def __post_init__(self) -> None:
         for name in ("model", "per_device_batch", "num_gpus", "attention", "strategy", "compile"):

@@ -28,7 +28,7 @@ from slmray.capacity import Capacity, capacity_from_yaml, local_capacity, ray_ca
 from slmray.cluster import HEAD_RESOURCE, ClusterError
 from slmray.config import ConfigError
 from slmray.plan import PlannedTrial, format_plan, make_plan
-from slmray.prices import PriceBook, PriceError, parse_price_overrides
+from slmray.prices import PriceBook, PriceError, parse_price_overrides, profiles
 from slmray.results import COLUMNS, read_table, to_table, write_table
 from slmray.searchers import BudgetLimiter, DistinctSearcher, PlanSearcher
 from slmray.space import SWEPT, SearchSpace, SpaceError, Trial, load_space
@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-prune", action="store_true", help="run trials predicted to run out of memory")
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--cluster-config", default=None, help="cluster YAML whose node types bound the capacity")
-    p.add_argument("--prices", default=None, help="price profile: local, aws, aws-spot, gcp, lambda, paper (default: the space's)")
+    p.add_argument("--prices", default=None, help=f"price profile: {', '.join(profiles())} (default: the space's)")
     p.add_argument("--price-file", default=None, help="CSV or JSON of extra or replacing prices")
     p.add_argument("--price", action="append", default=[], metavar="GPU=USD", help="USD per GPU-hour, e.g. H100-80GB=3.1")
     p.add_argument("--verbose", action="store_true", help="show the trials' own logs (Ray workers' output)")

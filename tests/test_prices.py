@@ -18,14 +18,18 @@ def test_every_entry_has_a_source_a_date_and_a_known_gpu():
         assert e.source and e.note, e
         datetime.date.fromisoformat(e.date_read)
         assert e.gpu in known and e.gpus >= 1 and e.usd_per_hour > 0, e
-        assert e.pricing in ("on-demand", "spot", "relative"), e
+        assert e.pricing in ("on-demand", "spot", "capacity-block", "relative"), e
 
 
 def test_profiles_cover_the_issue():
     assert {"local", "aws", "aws-spot", "gcp", "lambda", "paper"} <= set(profiles())
     needed = {("aws", "p5.48xlarge"), ("aws", "p4de.24xlarge"), ("aws", "p4d.24xlarge"), ("aws", "g5.xlarge"),
-              ("aws", "g6e.xlarge"), ("gcp", "a3-highgpu-8g"), ("gcp", "a2-highgpu-1g")}
+              ("aws", "g6e.xlarge"), ("gcp", "a3-highgpu-8g"), ("gcp", "a2-highgpu-1g"), ("aws", "p5e.48xlarge")}
     assert needed <= {(e.provider, e.instance_type) for e in catalog()}
+    # p5e is rented only as a Capacity Block: its own profile, never mixed into on-demand
+    h200 = PriceBook.load("aws-capacity-block").lookup("H200")
+    assert h200.usd_per_gpu_hour == pytest.approx(39.80 / 8) and "p5e.48xlarge capacity-block" in h200.source
+    assert PriceBook.load("aws").lookup("H200").usd_per_gpu_hour == pytest.approx(63.296 / 8)
 
 
 def test_price_per_gpu_hour_is_derived_from_the_instance():

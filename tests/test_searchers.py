@@ -49,11 +49,14 @@ def test_a_configuration_still_running_is_not_launched_twice():
     assert len(configs) == len({tuple(sorted(c.items())) for c in configs}) <= 4
 
 
-def test_state_survives_save_and_restore(tmp_path):
+def test_state_survives_tunes_checkpoint_and_restore(tmp_path):
+    """As Tune's SearchGenerator does: a wrapper's own state by get_state, the wrapped searcher's by save."""
     first = DistinctSearcher(_optuna(), max_repeats=30)
     before = _drive(first, 2)
+    state = first.get_state()
     first.save(str(tmp_path / "searcher.pkl"))
     again = DistinctSearcher(_optuna(seed=1), max_repeats=30)
+    again.set_state(state)
     again.restore(str(tmp_path / "searcher.pkl"))
     after = _drive(again, 10, start=2)
     assert len(before) == 2 and len(after) == 2  # the restored one knows the first two were run
