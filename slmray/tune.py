@@ -340,6 +340,9 @@ def _run(args, space: SearchSpace, prices: PriceBook, name: str, storage: str, s
                 tune_config=tune.TuneConfig(
                     search_alg=_search_alg(space, plan, runs, args.budget_usd),
                     num_samples=runs, max_concurrent_trials=concurrency,
+                    # a trial's driver is a light actor with the same resources each time: reusing it
+                    # saves its process start and imports, about 7 s between trials on 2 CPU cores
+                    reuse_actors=True,
                 ),
                 run_config=tune.RunConfig(
                     name=name, storage_path=storage, verbose=0,
