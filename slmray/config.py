@@ -21,7 +21,8 @@ class ConfigError(ValueError):
     """A user error in a configuration value; the message names the field."""
 
 
-def _positive_int(name: str, value: Any) -> None:
+def check_positive_int(name: str, value: Any) -> None:
+    """A ConfigError naming `name` unless `value` is an int >= 1 (a bool is not)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{name}: must be a positive integer, got {value!r}")
 
@@ -57,7 +58,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _one_of("model.family", self.family, FAMILIES)
         for name in ("n_layer", "d_model", "n_head", "d_mlp", "vocab_size", "max_seq_len"):
-            _positive_int(f"model.{name}", getattr(self, name))
+            check_positive_int(f"model.{name}", getattr(self, name))
         if self.d_model % self.n_head:
             raise ConfigError(f"model.n_head: {self.n_head} does not divide d_model {self.d_model}")
         if not 0.0 < self.rotary_pct <= 1.0:
@@ -135,7 +136,7 @@ class TrainConfig:
         _one_of("strategy", self.strategy, STRATEGIES)
         _one_of("device", self.device, DEVICES)
         for name in ("per_device_batch", "seq_len", "grad_accum", "steps", "repeats"):
-            _positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         for name in ("warmup_steps", "lr_warmup_steps", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

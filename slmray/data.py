@@ -26,7 +26,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import torch
 
-from slmray.config import ConfigError
+from slmray.config import ConfigError, check_positive_int
 from slmray.storage import exists, filesystem, write_directory
 
 META = "meta.json"
@@ -79,20 +79,15 @@ def _text_files(inputs: list[str]) -> list[Path]:
     return files
 
 
-def _positive_count(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name}: must be a positive integer, got {value!r}")
-
-
 def prepare(
     inputs: list[str], out: str, tokenizer: ByteTokenizer | HFTokenizer, max_bytes: int | None = None,
     shard_tokens: int = SHARD_TOKENS,
 ) -> dict:
     """Tokenise text files into shards under `out`; the directory appears whole or not at all."""
     # before anything is read: 0 would crash range() below, a negative value would write no shards
-    _positive_count("shard_tokens", shard_tokens)
+    check_positive_int("shard_tokens", shard_tokens)
     if max_bytes is not None:
-        _positive_count("max_bytes", max_bytes)  # 0 would read nothing and blame the inputs
+        check_positive_int("max_bytes", max_bytes)  # 0 would read nothing and blame the inputs
     files = _text_files(inputs)
     dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
     pieces: list[np.ndarray] = []

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from ray import tune
 
+from slmray.analysis.costs import tokens_per_usd, usd_per_btok
 from slmray.analysis.pareto import pareto_mask
 from slmray.capacity import Capacity, capacity_from_yaml, local_capacity, ray_capacity
 from slmray.cluster import HEAD_RESOURCE, ClusterError
@@ -170,10 +171,14 @@ def _search_alg(space: SearchSpace, plan: list[PlannedTrial], runs: int, budget:
 PREDICTED = {
     "tokens_per_s": lambda p: p.estimate.tokens_per_s,
     "tokens_per_s_per_gpu": lambda p: p.estimate.tokens_per_s / p.trial.num_gpus,
-    "tokens_per_usd": lambda p: p.estimate.tokens_per_s * 3600 / p.price_per_hour_usd if p.price_per_hour_usd else math.nan,
-    "usd_per_btok": lambda p: p.price_per_hour_usd / (p.estimate.tokens_per_s * 3600) * 1e9 if p.price_per_hour_usd else math.nan,
+    "tokens_per_usd": lambda p: float(tokens_per_usd(p.estimate.tokens_per_s, _price(p))),
+    "usd_per_btok": lambda p: float(usd_per_btok(p.estimate.tokens_per_s, _price(p))),
 }
-"""The objectives the estimate predicts, from a planned trial."""
+"""The objectives the estimate predicts, from a planned trial (NaN without a price)."""
+
+
+def _price(p: PlannedTrial) -> float:
+    return p.price_per_hour_usd if p.price_per_hour_usd else math.nan
 
 
 def _predicted_front(space: SearchSpace, plan: list[PlannedTrial], limit: int) -> list[dict]:
