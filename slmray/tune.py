@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import math
 import os
 import sys
 import warnings
@@ -171,14 +170,10 @@ def _search_alg(space: SearchSpace, plan: list[PlannedTrial], runs: int, budget:
 PREDICTED = {
     "tokens_per_s": lambda p: p.estimate.tokens_per_s,
     "tokens_per_s_per_gpu": lambda p: p.estimate.tokens_per_s / p.trial.num_gpus,
-    "tokens_per_usd": lambda p: float(tokens_per_usd(p.estimate.tokens_per_s, _price(p))),
-    "usd_per_btok": lambda p: float(usd_per_btok(p.estimate.tokens_per_s, _price(p))),
+    "tokens_per_usd": lambda p: float(tokens_per_usd(p.estimate.tokens_per_s, p.price_per_hour_usd)),
+    "usd_per_btok": lambda p: float(usd_per_btok(p.estimate.tokens_per_s, p.price_per_hour_usd)),
 }
 """The objectives the estimate predicts, from a planned trial (NaN without a price)."""
-
-
-def _price(p: PlannedTrial) -> float:
-    return p.price_per_hour_usd if p.price_per_hour_usd else math.nan
 
 
 def _predicted_front(space: SearchSpace, plan: list[PlannedTrial], limit: int) -> list[dict]:

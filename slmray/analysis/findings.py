@@ -156,10 +156,9 @@ def key_findings(df: pd.DataFrame, money: str = "tokens_per_usd", saturation: fl
     """One line per model, and per GPU type where the table has several (a batch that runs out of
     memory on one GPU fits on a larger one, so mixing them would blur every column); see
     `_key_findings_one_gpu` for the columns."""
-    types = sorted(df["gpu_type"].dropna().unique())
-    if len(types) < 2:
+    if not mixes_gpu_types(df):
         return _key_findings_one_gpu(df, money, saturation)
-    parts = [_key_findings_one_gpu(df[df["gpu_type"] == t], money, saturation).assign(gpu_type=t) for t in types]
+    parts = [_key_findings_one_gpu(part, money, saturation).assign(gpu_type=t) for t, part in df.groupby("gpu_type")]
     table = pd.concat(parts, ignore_index=True)
     table = table[["model", "gpu_type", *(c for c in table.columns if c not in ("model", "gpu_type"))]]
     return sort_by_model(table, df, "gpu_type")
