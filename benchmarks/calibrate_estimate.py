@@ -17,6 +17,12 @@ The fit, in order:
    fit of measured step times (weighted for relative error) gives them, with the HBM efficiency
    held at its assumed value (three models cannot tell it apart from the activation passes).
    A term no calibration row exercises keeps its committed value.
+5. FP8 (`fit_fp8`, on the FP8 rows of `FP8_CALIBRATION_ROWS` only, the bf16 constants fixed): the
+   bytes an FP8 Linear's input keeps, as the median of what the measured peaks leave; then the FP8
+   GEMM efficiencies of both recipes, by least squares of the step time the bf16 terms do not
+   explain, with the bytes per cast element held at their assumed value (two models' four rows
+   cannot tell the casts apart from the GEMMs: fitted too, they came out at an impossible >100%
+   rowwise efficiency).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from slmray.config import ConfigError, TrainConfig
-from slmray.estimate import CALIBRATION, GIB, Calibration, memory_breakdown, step_work
+from slmray.estimate import CALIBRATION, GIB, Calibration, _fp8_inputs, compute_time_s, memory_breakdown, step_work
 from slmray.hardware import canonical_gpu, spec_for
 from slmray.presets import PRESETS
 
@@ -41,10 +47,14 @@ CALIBRATION_ROWS = {"trainer_throughput_h100.csv": ("llama-100m", "llama-500m", 
 """Table file name -> models whose rows are fitted.  One small and one mid-size LLaMA (the latter
 with llama-500m's misaligned MLP width, so the slow-GEMM efficiency is identified) and one Pythia;
 llama-1b, llama-2b and pythia-160m stay out to measure the error on unseen configurations."""
+FP8_CALIBRATION_ROWS = {"sweep_h200x1_precision.parquet": ("llama-1b", "llama-100m")}
+"""Table -> models whose FP8 rows fit the FP8 constants (their bf16 rows stay held out): llama-1b,
+every Linear of its blocks in FP8, and llama-100m, the smallest; llama-500m and -2b (MLP in bf16),
+pythia-410m and llama-1b at sequence 2048 are held out."""
 RECORDED = ("peak_mem_gb", "oom", "tokens_per_s")
 TRAINER_COLUMNS = ("model", "attention", "compile", "per_device_batch", "seq_len", "status", "tokens_per_s", "peak_mem_gb")
 COLUMNS = (
-    "table", "model", "attention", "strategy", "compile", "activation_checkpointing", "per_device_batch", "seq_len",
+    "table", "model", "attention", "strategy", "compile", "activation_checkpointing", "precision", "per_device_batch", "seq_len",
     "grad_accum", "num_gpus", "gpu_type", "status", "tokens_per_s", "peak_mem_gb", "wall_s", "startup_s",
     "step_time_median_s", "price_per_hour_usd", "tokens_per_usd", *(f"recorded_{c}" for c in RECORDED),
 )
@@ -68,14 +78,17 @@ def _read_one(path: str) -> pd.DataFrame:
     if path.endswith(".parquet"):
         from slmray.results import read_table
 
-        df = read_table(path).to_pandas().rename(columns={f"predicted_{c}": f"recorded_{c}" for c in RECORDED})
+        df = read_table(path).to_pandas()
+        # a sweep that corrected its estimates (slmray.calibration) also recorded the estimator's own
+        df["predicted_tokens_per_s"] = df["predicted_tokens_per_s_uncorrected"].fillna(df["predicted_tokens_per_s"])
+        df = df.rename(columns={f"predicted_{c}": f"recorded_{c}" for c in RECORDED})
     else:
         df = pd.read_csv(path)
         df["gpu_type"] = df["device"].map(canonical_gpu)
         df["strategy"] = df.get("strategy", "single")
         df["num_gpus"] = df.get("num_gpus", 1)
         df["compile"] = df["compile"].astype(str).str.lower() == "true"
-    defaults = {"compile": False, "activation_checkpointing": False, "grad_accum": 1, "wall_s": math.nan, "startup_s": math.nan,
+    defaults = {"compile": False, "activation_checkpointing": False, "precision": "bf16", "grad_accum": 1, "wall_s": math.nan, "startup_s": math.nan,
                 "step_time_median_s": math.nan, "price_per_hour_usd": math.nan, "tokens_per_usd": math.nan,
                 **{f"recorded_{c}": math.nan for c in RECORDED}}
     for name, value in defaults.items():
@@ -92,7 +105,10 @@ def load_measured(paths: list[str]) -> pd.DataFrame:
     df = df[df["status"].isin(("ok", "oom")) & df["model"].isin(list(PRESETS)) & known_gpu]
     df = df.astype({"per_device_batch": int, "seq_len": int, "grad_accum": int, "num_gpus": int})
     df = df.astype({"compile": bool, "activation_checkpointing": bool})
-    df["calibration"] = [m in CALIBRATION_ROWS.get(t, ()) for t, m in zip(df["table"], df["model"])]
+    df["calibration"] = [
+        m in (CALIBRATION_ROWS if p == "bf16" else FP8_CALIBRATION_ROWS).get(t, ())
+        for t, m, p in zip(df["table"], df["model"], df["precision"])
+    ]
     return df.reset_index(drop=True)
 
 
@@ -101,7 +117,7 @@ def trial_config(row) -> TrainConfig:
     return TrainConfig(
         model=PRESETS[row.model], attention=row.attention, strategy=row.strategy, compile=bool(row.compile),
         activation_checkpointing=bool(row.activation_checkpointing), per_device_batch=int(row.per_device_batch),
-        seq_len=int(row.seq_len), grad_accum=int(row.grad_accum),
+        seq_len=int(row.seq_len), grad_accum=int(row.grad_accum), precision=getattr(row, "precision", "bf16"),
     )
 
 
@@ -196,9 +212,48 @@ def fit_time(df: pd.DataFrame, cal: Calibration) -> Calibration:
     )
 
 
+def fit_fp8(df: pd.DataFrame, cal: Calibration) -> Calibration:
+    """The FP8 constants fitted to the ok FP8 rows of `df`, the bf16 ones as `cal` has them."""
+    ok = df[(df["status"] == "ok") & (df["precision"] != "bf16") & (df["num_gpus"] == 1)]
+    if not len(ok):
+        return cal
+    # memory: with no saving (2 bytes kept per input element), what the measured peak leaves
+    inputs = np.array([
+        r.per_device_batch * r.seq_len * PRESETS[r.model].n_layer * _fp8_inputs(trial_config(r)) for r in ok.itertuples()
+    ], dtype=float)
+    unsaved = _predicted_gib(ok, dataclasses.replace(cal, fp8_saved_input_bytes=2.0))
+    compiled = ok["compile"].to_numpy(bool) & (inputs > 0)
+    if compiled.any():
+        saved = 2.0 - (unsaved - ok["peak_mem_gb"].to_numpy())[compiled] * GIB / inputs[compiled]
+        cal = dataclasses.replace(cal, fp8_saved_input_bytes=float(np.median(saved)))
+    # time: the bf16 terms at the committed constants, the FP8 ones fitted
+    x, rest = [], []
+    for r in ok.itertuples():
+        spec = spec_for(r.gpu_type)
+        work = step_work(trial_config(r), r.num_gpus, cal)
+        times = compute_time_s(work, spec, cal)
+        rest.append(sum(v for k, v in times.items() if not k.startswith("fp8_")))
+        peak8, bw = spec.peak_fp8_tflops * 1e12, spec.hbm_tb_s * 1e12 * cal.hbm_efficiency
+        rest[-1] += work.fp8_cast_elements * cal.fp8_cast_bytes / bw
+        x.append([work.fp8_matmul_flops / peak8, work.fp8_rowwise_matmul_flops / peak8])
+    x, y = np.array(x), measured_step_s(ok)
+    coef = np.array([1 / cal.fp8_matmul_efficiency, 1 / cal.fp8_rowwise_matmul_efficiency])
+    used = np.flatnonzero(np.abs(x).sum(axis=0) > 0)
+    if len(ok) >= len(used):
+        w = 1 / y
+        fitted, *_ = np.linalg.lstsq(x[:, used] * w[:, None], (y - np.array(rest)) * w, rcond=None)
+        if (fitted <= 0).any():
+            names = np.array(["fp8_matmul", "fp8_rowwise_matmul"])[used][fitted <= 0]
+            raise SystemExit(f"error: the FP8 calibration rows give a non-positive coefficient for {', '.join(names)}")
+        coef[used] = fitted
+    return dataclasses.replace(cal, fp8_matmul_efficiency=1 / coef[0], fp8_rowwise_matmul_efficiency=1 / coef[1])
+
+
 def fit(df: pd.DataFrame, start: Calibration = CALIBRATION) -> Calibration:
-    """Constants fitted to the rows of `df` (all of them: select the calibration rows first)."""
-    return fit_time(df, fit_memory(df, start))
+    """Constants fitted to the rows of `df` (all of them: select the calibration rows first).
+    The bf16 constants from its bf16 rows, then the FP8 ones from its FP8 rows."""
+    bf16 = df[df["precision"] == "bf16"]
+    return fit_fp8(df, fit_time(bf16, fit_memory(bf16, start)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from calibrate_estimate import CALIBRATION_ROWS, RESULTS_DIR, committed_tables, fit, load_measured, trial_config
+from calibrate_estimate import CALIBRATION_ROWS, FP8_CALIBRATION_ROWS, RESULTS_DIR, committed_tables, fit, load_measured, trial_config
 from slmray.analysis.accuracy import summarise
 from slmray.estimate import CALIBRATION, Calibration, estimate
 
@@ -106,17 +106,33 @@ def _pretty(summary: pd.DataFrame) -> pd.DataFrame:
 def _unseen_gpu_lines(df: pd.DataFrame) -> list[str]:
     """The verdict on GPU types no calibration row ran on: the estimate's test on hardware it has
     only its datasheet for, with the signed median error, since a spec-driven miss is a bias."""
-    unseen = df[~df["gpu_type"].isin(df.loc[df["calibration"], "gpu_type"])]
+    bf16 = df[df["precision"] == "bf16"]  # the FP8 constants' H200 rows leave the bf16 ones unseen there
+    unseen = bf16[~bf16["gpu_type"].isin(bf16.loc[bf16["calibration"], "gpu_type"])]
     if not len(unseen):
         return []
     s = summarise(unseen)
     ok = unseen[unseen["status"] == "ok"]
     bias = 100 * float(np.median(ok["predicted_tokens_per_s"] / ok["tokens_per_s"] - 1)) if len(ok) else float("nan")
     return [
-        f"- held-out rows of GPU types no calibration row ran on ({', '.join(sorted(unseen['gpu_type'].unique()))}): "
+        f"- held-out bf16 rows of GPU types no bf16 calibration row ran on ({', '.join(sorted(unseen['gpu_type'].unique()))}): "
         f"OOM {100 * s['oom_accuracy']:.0f}% right, peak memory {s['memory_mdape']:.2f}%, tokens/s "
         f"{s['tokens_mdape']:.1f}% ({s['rows']} rows, {s['ok']} ok); median signed tokens/s error {bias:+.1f}% "
         "(positive: predicted faster than measured)"
+    ]
+
+
+def _fp8_lines(df: pd.DataFrame) -> list[str]:
+    """The verdict on held-out FP8 rows (fp8, fp8-rowwise), with the signed median tokens/s error."""
+    held = df[(df["precision"] != "bf16") & ~df["calibration"]]
+    if not len(held):
+        return []
+    s = summarise(held)
+    ok = held[held["status"] == "ok"]
+    bias = 100 * float(np.median(ok["predicted_tokens_per_s"] / ok["tokens_per_s"] - 1)) if len(ok) else float("nan")
+    return [
+        f"- held-out FP8 rows ({', '.join(sorted(held['model'].unique()))}): OOM {100 * s['oom_accuracy']:.0f}% right, "
+        f"peak memory {s['memory_mdape']:.2f}%, tokens/s {s['tokens_mdape']:.1f}% ({s['rows']} rows, {s['ok']} ok); "
+        f"median signed tokens/s error {bias:+.1f}%"
     ]
 
 
@@ -132,17 +148,20 @@ def report(df: pd.DataFrame, lomo: pd.DataFrame) -> str:
         f"{100 * strict['oom_accuracy']:.0f}% right, peak memory {strict['memory_mdape']:.2f}%, tokens/s "
         f"{strict['tokens_mdape']:.1f}% ({strict['rows']} rows, {strict['ok']} ok)",
         *_unseen_gpu_lines(df),
+        *_fp8_lines(df),
         f"- largest held-out errors: peak memory {_worst(df[~df['calibration']], 'peak_mem_gb', 'predicted_peak_mem_gb')}; "
         f"tokens/s {_worst(df[~df['calibration']], 'tokens_per_s', 'predicted_tokens_per_s')}",
     ]
     recorded = recorded_check(df)
-    calibrated_on = "; ".join(f"`{t}`: {', '.join(m)}" for t, m in CALIBRATION_ROWS.items())
+    calibrated_on = "; ".join(f"`{t}`: {', '.join(m)}" for t, m in CALIBRATION_ROWS.items()) + "; FP8 constants: " + (
+        "; ".join(f"`{t}`: the FP8 rows of {', '.join(m)}" for t, m in FP8_CALIBRATION_ROWS.items()))
     def fmt(values, spec):
         return [f"{v:{spec}}" if pd.notna(v) else "-" for v in values]
 
     detail = pd.DataFrame({
         "table": df["table"], "split": np.where(df["calibration"], "cal", "held"), "model": df["model"],
-        "attention": df["attention"], "compile": df["compile"], "strategy": df["strategy"], "gpus": df["num_gpus"],
+        "attention": df["attention"], "compile": df["compile"], "strategy": df["strategy"],
+        "AC": df["activation_checkpointing"], "precision": df["precision"], "gpus": df["num_gpus"],
         "batch": df["per_device_batch"], "seq": df["seq_len"], "status": df["status"],
         "predicted oom": df["predicted_oom"], "GiB": fmt(df["peak_mem_gb"], ".2f"),
         "predicted GiB": fmt(df["predicted_peak_mem_gb"], ".2f"),

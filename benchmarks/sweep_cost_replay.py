@@ -15,7 +15,7 @@ one predicted step).  Methods, each stopped when it has spent the grid's GPU-hou
   repeated one is answered from the cache, both for free;
 - tpe+estimate: tpe that skips configurations `slmray.estimate` predicts to OOM (no GPU time)
   and starts from the predicted Pareto front, as `python -m slmray.tune` does in Optuna mode
-  (`slmray.tune._predicted_front`; repeats answered from a cache and OOMs told as the worst
+  (`slmray.driver._predicted_front`; repeats answered from a cache and OOMs told as the worst
   outcome by `slmray.searchers.DistinctSearcher`);
 - estimate-ranked: no sampler; predicted-OOM configurations skipped, the rest run in the order
   of their predicted Pareto rank.

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from slmray.cluster import ClusterError, load_cluster
 from slmray.config import ConfigError
-from slmray.hardware import CPU, canonical_gpu, gpu_specs
+from slmray.hardware import CPU, canonical_gpu, gpu_specs, spec_for
 from slmray.space import SearchSpace
 
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
@@ -64,6 +64,14 @@ class Capacity:
             for a in space.attention:
                 if a not in ("eager", "sdpa", "sdpa-math"):
                     raise ConfigError(f"attention: {a} needs a CUDA GPU and {self.where} has none")
+        fp8_precisions = [p for p in space.values("precision") if p != "bf16"]
+        if fp8_precisions:
+            if not self.use_gpu:
+                raise ConfigError(f"precision: {fp8_precisions[0]} needs GPUs with FP8 tensor cores and {self.where} has none")
+            lacking = [g for g in space.gpu_type or self.gpu_types if not (spec_for(g) and spec_for(g).peak_fp8_tflops)]
+            if lacking:
+                raise ConfigError(f"precision: {fp8_precisions[0]} needs FP8 tensor cores, which {', '.join(lacking)} "
+                                  f"in {self.where} lacks")
         for g in space.gpu_type or [None]:
             most = self.max_workers(g)
             for n in space.num_gpus:

@@ -24,7 +24,6 @@ Every failure is a `ClusterError`, one line: `<file>: <field>: <what is wrong>`.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import difflib
 import functools
@@ -39,6 +38,7 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from slmray import __version__
+from slmray.cli import ArgumentParser, HelpFormatter
 from slmray.hardware import gpu_specs, spec_for
 from slmray.instances import InstanceType, instance
 
@@ -416,9 +416,14 @@ def _check_pin(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m slmray.cluster", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m slmray.cluster", description=__doc__.split("\n\n")[0],
+                            formatter_class=HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    validate = commands.add_parser("validate", help="check cluster files offline: Ray's validation, then slmray's")
+    validate = commands.add_parser(
+        "validate", help="check cluster files offline: Ray's validation, then slmray's", formatter_class=HelpFormatter,
+        description="Check cluster files offline, as ray up would and then slmray's own checks; prints ok or one "
+                    "error line per file, and exits 2 if any failed.",
+    )
     validate.add_argument("files", nargs="*", help="cluster YAML files (default: every *.yaml in cluster/)")
     args = parser.parse_args(argv)
     try:

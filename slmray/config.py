@@ -15,6 +15,9 @@ FAMILIES = ("llama", "neox")
 ATTENTION_BACKENDS = ("eager", "sdpa", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "sdpa-math", "flash2")
 STRATEGIES = ("single", "ddp", "fsdp", "fsdp_grad_op")
 DEVICES = ("auto", "cuda", "cpu")
+PRECISIONS = ("bf16", "fp8", "fp8-rowwise")
+"""bf16: bf16 compute (fp32 on the CPU); fp8 / fp8-rowwise: torchao's float8 training with
+tensorwise or rowwise dynamic scaling on the Linear layers FP8 can take (`slmray.fp8`)."""
 
 
 class ConfigError(ValueError):
@@ -116,6 +119,9 @@ class TrainConfig:
     """Measured windows of `steps` steps each; the paper ran every setup 3 times."""
     compile: bool = False
     activation_checkpointing: bool = False
+    precision: str = "bf16"
+    """bf16, fp8 (torchao's tensorwise recipe) or fp8-rowwise; fp8 needs FP8 tensor cores and
+    torchao (`pip install 'slmray[fp8]'`), checked before the run starts (`slmray.fp8`)."""
     lr: float = 3e-4
     lr_warmup_steps: int = 10
     weight_decay: float = 0.1
@@ -135,6 +141,11 @@ class TrainConfig:
         _one_of("attention", self.attention, ATTENTION_BACKENDS)
         _one_of("strategy", self.strategy, STRATEGIES)
         _one_of("device", self.device, DEVICES)
+        _one_of("precision", self.precision, PRECISIONS)
+        if self.precision != "bf16" and self.device == "cpu":  # before the other checks: the first thing to fix
+            raise ConfigError(
+                f"precision: {self.precision} needs a GPU with FP8 tensor cores (H100, H200, L4, L40S, ...); device is cpu"
+            )
         for name in ("per_device_batch", "seq_len", "grad_accum", "steps", "repeats"):
             check_positive_int(name, getattr(self, name))
         for name in ("warmup_steps", "lr_warmup_steps", "seed"):

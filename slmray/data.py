@@ -11,7 +11,6 @@ its slice, so 1 process with batch 4 and 2 processes with batch 2 see the same t
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -20,7 +19,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+if __name__ == "__main__":  # python -m slmray.data: parse the command line before torch loads (slmray.data_cli)
+    from slmray.data_cli import main
+
+    sys.exit(main())
+
+import numpy as np  # noqa: E402
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -146,9 +150,37 @@ def read_meta(source: str) -> dict:
     fs, path = filesystem(source)
     try:
         with fs.open_input_stream(f"{path}/{META}") as f:
-            return json.loads(f.read())
-    except (FileNotFoundError, OSError):
+            meta = json.loads(f.read())
+    except FileNotFoundError:
         raise ConfigError(f"data: {source} is not a token-shard directory (no {META})") from None
+    except OSError as exc:  # unreadable, or S3 refusing the credentials at hand
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"data: cannot read {source}/{META} ({reason})") from None
+    except ValueError:
+        raise ConfigError(f"data: {source}/{META} is not valid JSON") from None
+    for key in ("vocab_size", "num_tokens"):
+        if not isinstance(meta, dict) or isinstance(meta.get(key), bool) or not isinstance(meta.get(key), int):
+            raise ConfigError(f"data: {source}/{META} has no integer {key!r}")
+    return meta
+
+
+def check_source(data: str, vocab_size: int, seq_len: int) -> dict | None:
+    """Check a token source before training reads it: shards that exist, metadata that fits the
+    model.  Returns the metadata (None for `synthetic`); `stdlib` is built on first use."""
+    if data == "synthetic":
+        return None
+    source = resolve_source(data)
+    meta = read_meta(source)
+    if meta["vocab_size"] > vocab_size:
+        raise ConfigError(
+            f"data: {data} was tokenised with {meta['vocab_size']} ids, more than the model's vocabulary of {vocab_size}"
+        )
+    if meta["num_tokens"] <= seq_len + 1:
+        raise ConfigError(f"data: {data} holds {meta['num_tokens']} tokens, fewer than one sequence of {seq_len}")
+    fs, path = filesystem(source)
+    if not any(i.path.endswith(".parquet") for i in fs.get_file_info(pafs.FileSelector(path))):
+        raise ConfigError(f"data: {source} has {META} but no .parquet shard")
+    return meta
 
 
 def load_tokens(source: str) -> np.ndarray:
@@ -224,43 +256,12 @@ def make_batches(
     grad_accum: int, seed: int, device: torch.device,
 ) -> BatchStream:
     tokens = None
-    if data != "synthetic":
-        source = resolve_source(data)
-        meta = read_meta(source)
-        if meta["vocab_size"] > vocab_size:
-            raise ConfigError(
-                f"data: {data} was tokenised with {meta['vocab_size']} ids, more than the model's vocabulary of {vocab_size}"
-            )
-        tokens = load_tokens(source)
+    if check_source(data, vocab_size, seq_len) is not None:
+        tokens = load_tokens(resolve_source(data))
         if tokens.size <= seq_len + 1:
             raise ConfigError(f"data: {data} holds {tokens.size} tokens, fewer than one sequence of {seq_len}")
     return BatchStream(tokens, vocab_size, per_device_batch, seq_len, rank, world_size, grad_accum, seed, device)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m slmray.data", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("prepare", help="tokenise text files into Parquet token shards")
-    p.add_argument("inputs", nargs="+", help="text files or directories (read recursively)")
-    p.add_argument("--out", required=True, help="new directory or s3://bucket/prefix for the shards")
-    p.add_argument("--tokenizer", default="bytes", help="`bytes` (default, offline) or a tokenizers JSON file")
-    p.add_argument("--max-bytes", type=int, default=None, help="stop after this much text")
-    p.add_argument("--shard-tokens", type=int, default=SHARD_TOKENS, help="tokens per shard file")
-    s = sub.add_parser("stdlib", help="build (once) the corpus of Python's standard library and print its path")
-    s.add_argument("--cache-dir", default=None)
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "stdlib":
-            print(stdlib_corpus(args.cache_dir))
-            return 0
-        tokenizer = ByteTokenizer() if args.tokenizer == "bytes" else HFTokenizer(args.tokenizer)
-        meta = prepare(args.inputs, args.out, tokenizer, args.max_bytes, args.shard_tokens)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {meta['num_tokens']:,} tokens from {meta['num_documents']} files to {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+# the command line lives apart so that it parses before torch loads; importable from here as before
+from slmray.data_cli import main  # noqa: E402,F401

@@ -21,6 +21,7 @@ import math
 import os
 from dataclasses import dataclass
 
+from slmray import fp8
 from slmray.config import ModelConfig, TrainConfig
 from slmray.hardware import CPU, GPUSpec, spec_for
 from slmray.instances import instance_types
@@ -63,6 +64,16 @@ class Calibration:
     """Share of the link bandwidth a ring collective achieves (NCCL bus bandwidth)."""
     cpu_flops: float
     """FLOP/s of one CPU training process: a deliberately low figure for rough estimates."""
+    fp8_matmul_efficiency: float = 0.5
+    """Achieved share of the dense FP8 peak in the FP8 GEMMs of torchao's tensorwise recipe."""
+    fp8_rowwise_matmul_efficiency: float = 0.35
+    """The same for its rowwise recipe (a scale per row: CUTLASS kernels below cuBLAS's tensorwise)."""
+    fp8_cast_bytes: float = 4.0
+    """HBM bytes moved per element cast to FP8 (the amax read, the scaled cast's read and 1-byte
+    write, the transposed copy backward needs), beyond what the bf16 kernels move anyway."""
+    fp8_saved_input_bytes: float = 2.0
+    """Bytes per element of an FP8 Linear's input that a compiled block keeps for backward (2:
+    the bf16 input, as without FP8; 1: Inductor keeps the FP8 cast instead)."""
 
 
 CALIBRATION = Calibration(
@@ -87,6 +98,15 @@ CALIBRATION = Calibration(
     link_efficiency=0.8,
     # Not fitted: well below what 16 cores of fp32 GEMM reach, so a CPU dry run never promises too much.
     cpu_flops=5e10,
+    # FP8 (torchao.float8, compiled), fitted by the same script on the FP8 rows of llama-1b and
+    # llama-100m in benchmarks/results/sweep_h200x1_precision.parquet (one H200, torch 2.11, torchao
+    # 0.18), the bf16 constants above fixed; the other FP8 rows are held out.
+    fp8_matmul_efficiency=0.4686,
+    fp8_rowwise_matmul_efficiency=0.4261,
+    # Assumed, not fitted: the amax read and the scaled cast's read (2 bytes each), its 1-byte write
+    # and the 1-byte transposed copy backward needs; four rows cannot separate it from the GEMMs.
+    fp8_cast_bytes=6.0,
+    fp8_saved_input_bytes=0.2975,
 )
 
 
@@ -106,7 +126,8 @@ class Estimate:
     tokens_per_s: float
     """Global, all GPUs."""
     time_s: dict[str, float]
-    """Breakdown of the step time: matmul, attention, memory, communication (exposed part)."""
+    """Breakdown of the step time: matmul, attention, memory, communication (exposed part), and
+    for FP8 runs fp8_matmul and fp8_casts."""
     capacity_gb: float | None = None
     """GiB the allocator can reach on this GPU before an OOM; the host's memory on the CPU."""
     rough: bool = False
@@ -143,6 +164,23 @@ def _params(m: ModelConfig) -> _Params:
     return _Params(
         total=m.num_params, root=root, block=(m.num_params - root) // m.n_layer, linear=m.num_params - v * d - norms
     )
+
+
+def _in_fp8(cfg: TrainConfig, fan_in: int, fan_out: int, in_block: bool) -> bool:
+    """Whether this GEMM runs in FP8: `fp8.convertible`'s rule on the shapes of `_linears`."""
+    return (
+        fp8.is_fp8(cfg.precision) and in_block and fan_in % fp8.ALIGNMENT == 0 and fan_out % fp8.ALIGNMENT == 0
+    )
+
+
+def _fp8_params(cfg: TrainConfig) -> int:
+    """Weights of one block that run in FP8 (no biases: torchao keeps them in high precision)."""
+    return sum(i * o for i, o, b in _linears(cfg.model) if _in_fp8(cfg, i, o, b))
+
+
+def _fp8_inputs(cfg: TrainConfig) -> int:
+    """Input elements per token of one block's FP8 Linear layers (their saved activations)."""
+    return sum(i for i, o, b in _linears(cfg.model) if _in_fp8(cfg, i, o, b))
 
 
 def _aligned(fan_in: int, fan_out: int) -> bool:
@@ -185,11 +223,14 @@ def _layer_bytes(cfg: TrainConfig, r: int, c: int, cal: Calibration) -> float:
     else:
         softmax = 4 + (c if c < 4 else 0)  # the fp32 softmax, and its bf16 copy unless compute is fp32
         attention = 4 * c * d + softmax * nh * T
+    # FP8 Linear layers: un-compiled, torchao saves their high-precision inputs (and casts again
+    # backward); compiled, the partitioner may keep the smaller FP8 casts instead
+    fp8_saving = (c - cal.fp8_saved_input_bytes) * _fp8_inputs(cfg) if cfg.compile and c < 4 else 0.0
     if m.family == "llama":
         if cfg.compile:  # the block input, norm outputs, proj output; SiLU and the residual recomputed
-            return r * d + 3 * c * d + attention + 3 * c * h
+            return r * d + 3 * c * d + attention + 3 * c * h - fp8_saving
         return 2 * r * d + 2 * c * d + attention + 4 * c * h  # both norm inputs, gate_up, SiLU, product
-    return r * d + 2 * c * d + attention + 2 * c * h  # parallel residual: x feeds both norms
+    return r * d + 2 * c * d + attention + 2 * c * h - fp8_saving  # parallel residual: x feeds both norms
 
 
 def _head_bytes(cfg: TrainConfig, r: int, c: int) -> tuple[float, float]:
@@ -221,8 +262,11 @@ def memory_breakdown(cfg: TrainConfig, num_gpus: int, on_gpu: bool, cal: Calibra
     L = cfg.model.n_layer
     layer = _layer_bytes(cfg, r, c, cal)
     head_act, logits = _head_bytes(cfg, r, c)
-    if cfg.activation_checkpointing:  # each block keeps its input; one block is recomputed at a time
-        blocks = L * r * cfg.model.d_model + layer
+    if cfg.activation_checkpointing:
+        # each block keeps its input; backward recomputes one block at a time, after the loss's
+        # tensors and the head's activations are freed, so the peak is the larger of the two moments
+        # (counting both at once over-predicted llama-2b batch 32 on the H200 by 12%)
+        blocks = L * r * cfg.model.d_model + max(0.0, layer - head_act - logits)
     else:
         blocks = L * layer
     state = training_state_bytes(cfg, num_gpus)
@@ -237,7 +281,10 @@ def memory_breakdown(cfg: TrainConfig, num_gpus: int, on_gpu: bool, cal: Calibra
         copies_start = 2 * p.root + in_flight
         copies_end = 2 * p.root + 6 * p.root  # the root's gradients, bf16 then fp32 for reduce-scatter
     else:
-        copies_start, copies_end = 2 * p.linear, 0.0  # autocast's bf16 weight copies, saved for backward
+        # autocast's bf16 weight copies, saved for backward; an FP8 Linear casts its fp32 weight
+        # straight to FP8 (1 byte), which is what it keeps
+        converted = L * _fp8_params(cfg)
+        copies_start, copies_end = 2 * (p.linear - converted) + converted, 0.0
     start = {
         **state, "grads": grads_start, "weight_copies": copies_start,
         "activations": tokens * (blocks + head_act), "logits": tokens * logits,
@@ -280,6 +327,12 @@ class Work:
     activation_bytes: float
     """Saved-activation bytes of the step; element-wise traffic is a multiple of these."""
     compiled: bool
+    fp8_matmul_flops: float = 0.0
+    """GEMM FLOPs of the Linear layers in FP8, tensorwise recipe (not in `matmul_flops`)."""
+    fp8_rowwise_matmul_flops: float = 0.0
+    fp8_cast_elements: float = 0.0
+    """Elements cast to FP8 in the step: inputs and output gradients of each FP8 Linear, and its
+    weight forward and backward; rowwise casts each operand along both axes, so twice."""
 
 
 def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -> Work:
@@ -287,10 +340,14 @@ def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -
     m = cfg.model
     tokens = cfg.tokens_per_device_step
     recompute = 4 / 3 if cfg.activation_checkpointing else 1.0  # blocks run forward twice
-    aligned = misaligned = padding = 0.0
+    aligned = misaligned = padding = in_fp8 = casts = 0.0
+    cast_axes = 2 if cfg.precision == "fp8-rowwise" else 1
     for fan_in, fan_out, in_block in _linears(m):
         times = m.n_layer * recompute if in_block else 1.0
-        if _aligned(fan_in, fan_out):
+        if _in_fp8(cfg, fan_in, fan_out, in_block):
+            in_fp8 += fan_in * fan_out * times
+            casts += cast_axes * (tokens * (fan_in + fan_out) * times + 2 * cfg.grad_accum * fan_in * fan_out * m.n_layer)
+        elif _aligned(fan_in, fan_out):
             aligned += fan_in * fan_out * times
         elif cfg.compile:
             # Inductor pads the GEMM to aligned shapes, copying each operand along a misaligned
@@ -328,6 +385,9 @@ def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -
         hbm_bytes=tokens * (score_traffic + loss_traffic + padding) + per_step + cfg.grad_accum * per_micro,
         activation_bytes=tokens * L * _layer_bytes(cfg, r, c, cal) * recompute,
         compiled=cfg.compile,
+        fp8_matmul_flops=6 * tokens * in_fp8 if cfg.precision == "fp8" else 0.0,
+        fp8_rowwise_matmul_flops=6 * tokens * in_fp8 if cfg.precision == "fp8-rowwise" else 0.0,
+        fp8_cast_elements=casts,
     )
 
 
@@ -335,12 +395,22 @@ def compute_time_s(work: Work, spec: GPUSpec, cal: Calibration = CALIBRATION) ->
     """Seconds of matmul, attention and memory-bound work in one step on one GPU."""
     peak, bw = spec.peak_bf16_tflops * 1e12, spec.hbm_tb_s * 1e12
     passes = cal.compiled_activation_passes if work.compiled else cal.activation_passes
-    return {
+    times = {
         "matmul": work.matmul_flops / (peak * cal.matmul_efficiency)
         + work.misaligned_matmul_flops / (peak * cal.misaligned_matmul_efficiency),
         "attention": work.attention_flops / (peak * cal.attention_efficiency),
         "memory": (work.hbm_bytes + passes * work.activation_bytes) / (bw * cal.hbm_efficiency),
     }
+    fp8_flops = work.fp8_matmul_flops + work.fp8_rowwise_matmul_flops
+    if fp8_flops:
+        if not spec.peak_fp8_tflops:
+            raise ValueError(f"precision: {spec.gpu} has no FP8 tensor cores (gpus.csv gives it no FP8 peak)")
+        peak8 = spec.peak_fp8_tflops * 1e12
+        times["fp8_matmul"] = work.fp8_matmul_flops / (peak8 * cal.fp8_matmul_efficiency) + (
+            work.fp8_rowwise_matmul_flops / (peak8 * cal.fp8_rowwise_matmul_efficiency)
+        )
+        times["fp8_casts"] = work.fp8_cast_elements * cal.fp8_cast_bytes / (bw * cal.hbm_efficiency)
+    return times
 
 
 def link_gb_s(spec: GPUSpec, num_gpus: int, gpus_per_node: int, inter_node_gbps: float | None) -> float:

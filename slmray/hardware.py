@@ -25,6 +25,8 @@ class GPUSpec:
     """Ray's accelerator-type resource for this GPU (`accelerator_type:<X>`)."""
     peak_bf16_tflops: float
     """Dense (no sparsity) BF16 tensor-core peak."""
+    peak_fp8_tflops: float | None
+    """Dense FP8 tensor-core peak; None for a GPU without FP8 tensor cores (A100, A10G)."""
     memory_gb: float
     hbm_tb_s: float
     link_gb_s: float
@@ -41,7 +43,8 @@ def gpu_specs() -> tuple[GPUSpec, ...]:
         rows.append(
             GPUSpec(
                 gpu=row["gpu"], name_regex=row["name_regex"], ray_accelerator_type=row["ray_accelerator_type"],
-                peak_bf16_tflops=float(row["peak_bf16_tflops"]), memory_gb=float(row["memory_gb"]),
+                peak_bf16_tflops=float(row["peak_bf16_tflops"]),
+                peak_fp8_tflops=float(row["peak_fp8_tflops"]) if row["peak_fp8_tflops"] else None, memory_gb=float(row["memory_gb"]),
                 hbm_tb_s=float(row["hbm_tb_s"]), link_gb_s=float(row["link_gb_s"]), source=row["source"],
             )
         )

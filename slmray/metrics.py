@@ -30,15 +30,22 @@ def tokens_per_second(tokens: int, seconds: float) -> float:
     return tokens / seconds if seconds > 0 else float("nan")
 
 
-def peak_flops(gpu: str) -> float | None:
-    """Dense BF16 peak of a GPU in FLOP/s, or None for the CPU or an unknown GPU."""
+def peak_flops(gpu: str, dtype: str = "bf16") -> float | None:
+    """Dense BF16 (or, with dtype `fp8`, FP8) peak of a GPU in FLOP/s; None for the CPU, an
+    unknown GPU, or FP8 on a GPU without FP8 tensor cores."""
     spec = spec_for(gpu)
-    return spec.peak_bf16_tflops * 1e12 if spec else None
+    if spec is None:
+        return None
+    tflops = spec.peak_fp8_tflops if dtype == "fp8" else spec.peak_bf16_tflops
+    return tflops * 1e12 if tflops else None
 
 
-def mfu(tokens_per_s_per_gpu: float, flops_per_tok: float, gpu: str) -> float | None:
-    """Model FLOPs utilisation: achieved model FLOP/s over the GPU's dense BF16 peak."""
-    peak = peak_flops(gpu)
+def mfu(tokens_per_s_per_gpu: float, flops_per_tok: float, gpu: str, dtype: str = "bf16") -> float | None:
+    """Model FLOPs utilisation: achieved model FLOP/s over the GPU's dense BF16 peak (`dtype`
+    fp8: its dense FP8 peak).  Every run, FP8 ones too, has the BF16 one, so MFU compares across
+    precisions; the FP8 one says how far an FP8 run is from its own ceiling, which is never
+    reached in full: the attention, the output head and misaligned Linear layers stay bf16."""
+    peak = peak_flops(gpu, dtype)
     return tokens_per_s_per_gpu * flops_per_tok / peak if peak else None
 
 

@@ -1,8 +1,8 @@
 """Process groups and the wrapping of a single-device model for DDP or FSDP2.
 
-Applied from outside the model, in torchtitan's order (`parallelize.py`): activation
-checkpointing, then compile, then FSDP per block, then the root.  The model module knows
-nothing of this.
+Applied from outside the model, in torchtitan's order (`parallelize.py`): FP8 conversion of
+the Linear layers (its model converters run first), activation checkpointing, then compile,
+then FSDP per block, then the root.  The model module knows nothing of this.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.nn.parallel import DistributedDataParallel
 
+from slmray import fp8
 from slmray.config import ConfigError
 
 
@@ -93,14 +94,18 @@ _NO_BUFFER_SYNC = (
 
 
 def parallelize(
-    model: nn.Module, strategy: str, env: DistEnv, *, compile: bool, activation_checkpointing: bool
+    model: nn.Module, strategy: str, env: DistEnv, *, compile: bool, activation_checkpointing: bool,
+    precision: str = "bf16", emulate_fp8: bool = False,
 ) -> tuple[nn.Module, torch.dtype | None]:
     """Wrap `model` (already on `env.device`) in place; returns it and the autocast dtype.
 
     GPU runs train in bf16: FSDP through its MixedPrecisionPolicy (bf16 parameters in compute,
-    fp32 gradient reduction), the others through autocast.  CPU runs stay in fp32.
+    fp32 gradient reduction), the others through autocast.  CPU runs stay in fp32.  With an FP8
+    `precision` the Linear layers `fp8.convertible` accepts run their GEMMs in FP8 on top of
+    that (`fp8.convert`; `emulate_fp8` emulates it, for CPU tests).
     """
     on_gpu = env.device.type == "cuda"
+    fp8.convert(model, precision, fsdp=strategy.startswith("fsdp"), emulate=emulate_fp8)
     blocks = model.blocks
     for i, block in enumerate(blocks):
         if activation_checkpointing:

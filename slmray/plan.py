@@ -5,8 +5,11 @@ of predicted out-of-memory trials use it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Callable
 
+from slmray.calibration import Correction
 from slmray.capacity import Capacity
 from slmray.estimate import Estimate, estimate
 from slmray.prices import PriceBook
@@ -32,6 +35,21 @@ class PlannedTrial:
     seconds: float | None
     pruned: bool
     """Predicted out of memory, and pruning is on: recorded, not run."""
+    uncorrected_tokens_per_s: float | None = None
+    """The estimator's own tokens/s; `estimate.tokens_per_s` (and the time and cost) carry the
+    correction when one was given (`slmray.calibration`), else the two are the same."""
+    correction_rows: int = 0
+    """Ok trials the applied tokens/s correction was fitted on; 0: none applied."""
+
+    def prediction_columns(self) -> dict[str, float | bool | int | None]:
+        """The results row's `predicted_*` and `correction_rows` columns (slmray.results)."""
+        e = self.estimate
+        return {
+            "predicted_peak_mem_gb": e and e.peak_mem_gb, "predicted_oom": e and e.oom,
+            "predicted_tokens_per_s": e and e.tokens_per_s,
+            "predicted_tokens_per_s_uncorrected": self.uncorrected_tokens_per_s if e else None,
+            "correction_rows": self.correction_rows,
+        }
 
     @property
     def gpu_hours(self) -> float | None:
@@ -46,13 +64,31 @@ class PlannedTrial:
         return self.seconds / 3600 * self.price_per_hour_usd
 
 
-def plan_trial(space: SearchSpace, trial: Trial, capacity: Capacity, prices: PriceBook, prune: bool) -> PlannedTrial:
+def corrected(est: Estimate, correction: Correction | None) -> Estimate:
+    """`est` with its tokens/s multiplied by the correction's factor and its step time divided
+    by it (each part of the step time alike); memory is not corrected."""
+    if correction is None or not correction.rows or est.rough:
+        return est
+    f = correction.factor
+    return dataclasses.replace(
+        est, tokens_per_s=correction.apply(est.tokens_per_s), step_time_s=est.step_time_s / f,
+        time_s={k: v / f for k, v in est.time_s.items()},
+    )
+
+
+def plan_trial(
+    space: SearchSpace, trial: Trial, capacity: Capacity, prices: PriceBook, prune: bool,
+    correction: Correction | None = None,
+) -> PlannedTrial:
+    """`correction`: the tokens/s correction of the trial's GPU type (`Recalibrator.correction`);
+    None or one fitted on no rows leaves the estimate as it is."""
     gpu_type = capacity.device_type(trial.gpu_type)
     cfg = space.train_config(trial, device="cuda" if capacity.use_gpu else "cpu")
     try:
-        est = estimate(cfg, gpu_type, trial.num_gpus, gpus_per_node=capacity.gpus_per_node.get(gpu_type, 8))
+        raw = estimate(cfg, gpu_type, trial.num_gpus, gpus_per_node=capacity.gpus_per_node.get(gpu_type, 8))
     except ValueError:  # a GPU the estimator has no specs for ("any GPU", a new model)
-        est = None
+        raw = None
+    est = None if raw is None else corrected(raw, correction)
     price = prices.lookup(gpu_type) if gpu_type != "any GPU" else None
     seconds = None
     if est is not None:
@@ -62,12 +98,27 @@ def plan_trial(space: SearchSpace, trial: Trial, capacity: Capacity, prices: Pri
         trial=trial, gpu_type=gpu_type, estimate=est,
         price_per_hour_usd=None if price is None else price.usd_per_gpu_hour * trial.num_gpus,
         seconds=seconds, pruned=prune and est is not None and est.oom,
+        uncorrected_tokens_per_s=None if raw is None else raw.tokens_per_s,
+        correction_rows=0 if est is raw else correction.rows,
     )
 
 
-def make_plan(space: SearchSpace, capacity: Capacity, prices: PriceBook, prune: bool) -> list[PlannedTrial]:
-    """Every grid point, planned; Optuna samples among these."""
-    return [plan_trial(space, t, capacity, prices, prune) for t in space.trials()]
+def make_plan(
+    space: SearchSpace, capacity: Capacity, prices: PriceBook, prune: bool,
+    corrections: Callable[[str], Correction | None] | None = None,
+) -> list[PlannedTrial]:
+    """Every grid point, planned; Optuna samples among these.  `corrections`: GPU type ->
+    correction (`Recalibrator.correction`), looked up by the trial's GPU type as planned."""
+    def correction(t: Trial) -> Correction | None:
+        return corrections(capacity.device_type(t.gpu_type)) if corrections else None
+
+    return [plan_trial(space, t, capacity, prices, prune, correction(t)) for t in space.trials()]
+
+
+def _variant(t: Trial) -> str:
+    """What the strategy column adds where a trial leaves the defaults: sequence, checkpointing, precision."""
+    return (f"{f' seq {t.seq_len}' if t.seq_len not in (None, 1024) else ''}{' +AC' if t.activation_checkpointing else ''}"
+            f"{f' {t.precision}' if t.precision != 'bf16' else ''}")
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -98,7 +149,7 @@ def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_
         spent += cost or 0.0
         lines.append(
             f"{i:>4}  {p.trial.model:<12} {p.trial.per_device_batch:>5} {p.trial.num_gpus:>4} {p.gpu_type:<10} "
-            f"{p.trial.attention:<10} {p.trial.strategy + (' +compile' if p.trial.compile else ''):<13} "
+            f"{p.trial.attention:<10} {p.trial.strategy + (' +compile' if p.trial.compile else '') + _variant(p.trial):<13} "
             f"{_fmt(e and e.peak_mem_gb, '12.1f')} {('yes' if e and e.oom else 'no' if e else '?') + (' (pruned)' if p.pruned else ''):<12} "
             f"{_fmt(e and e.tokens_per_s, '11,.0f')} {_fmt(p.seconds and p.seconds / 60, '7.1f')} {_fmt(cost, '8.2f')}"
         )

@@ -41,7 +41,6 @@ from importlib import resources
 
 from slmray.hardware import CPU, canonical_gpu
 from slmray.instances import instance
-from slmray.storage import StorageError, filesystem
 
 LOCAL = "local"
 ON_DEMAND = "on-demand"
@@ -149,6 +148,8 @@ def _profile_prices(profile: str) -> dict[str, Price]:
 
 
 def _read_price_file(uri: str) -> dict[str, Price]:
+    from slmray.storage import StorageError, filesystem  # pyarrow, for a price file only: --help never needs it
+
     try:
         fs, path = filesystem(uri)
         with fs.open_input_stream(path) as f:

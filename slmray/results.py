@@ -35,6 +35,7 @@ SCHEMA = pa.schema(
         pa.field("strategy", pa.string()),
         pa.field("compile", pa.bool_()),
         pa.field("activation_checkpointing", pa.bool_()),
+        pa.field("precision", pa.string()),  # bf16, fp8, fp8-rowwise; null in tables from before it (bf16)
         pa.field("grad_accum", pa.int64()),
         pa.field("steps", pa.int64()),
         pa.field("warmup_steps", pa.int64()),
@@ -53,6 +54,8 @@ SCHEMA = pa.schema(
         pa.field("step_time_iqr_s", pa.float64()),
         pa.field("mfu", pa.float64()),
         pa.field("mfu_non_embedding", pa.float64()),
+        pa.field("mfu_fp8", pa.float64()),  # FP8 rows: against the dense FP8 peak (mfu: against BF16)
+        pa.field("fp8_linear_layers", pa.int64()),  # Linear layers that ran in FP8
         pa.field("flops_per_token", pa.float64()),
         pa.field("peak_mem_gb", pa.float64()),
         pa.field("peak_mem_reserved_gb", pa.float64()),
@@ -61,6 +64,10 @@ SCHEMA = pa.schema(
         pa.field("tokens_seen", pa.int64()),
         pa.field("startup_s", pa.float64()),
         pa.field("time_to_first_step_s", pa.float64()),
+        # how the trial ran (slmray.warm): on a worker group that had served trials before it, and how
+        # many that group had served, this one included; null where each trial had a group of its own
+        pa.field("warm", pa.bool_()),
+        pa.field("group_trials", pa.int64()),
         # cost
         pa.field("price_per_hour_usd", pa.float64()),
         pa.field("price_source", pa.string()),
@@ -69,7 +76,11 @@ SCHEMA = pa.schema(
         # prediction made before the trial ran (slmray.estimate)
         pa.field("predicted_peak_mem_gb", pa.float64()),
         pa.field("predicted_oom", pa.bool_()),
-        pa.field("predicted_tokens_per_s", pa.float64()),
+        pa.field("predicted_tokens_per_s", pa.float64()),  # the one used: corrected where a correction was
+        # the estimator's own, before the per-GPU-type correction (slmray.calibration) refitted on the
+        # sweep's earlier ok trials; equal to predicted_tokens_per_s where correction_rows is 0
+        pa.field("predicted_tokens_per_s_uncorrected", pa.float64()),
+        pa.field("correction_rows", pa.int64()),  # ok trials that correction was fitted on; 0: none applied
         # outcome
         pa.field("status", pa.string()),
         pa.field("error", pa.string()),
@@ -121,8 +132,23 @@ def write_table(table: pa.Table, uri: str) -> None:
     write_atomically(uri, lambda fs, staging: pq.write_table(table, staging, filesystem=fs))
 
 
+def _same_kind(have: pa.DataType, want: pa.DataType) -> bool:
+    """Whether a column stored as `have` may be read as `want`: numbers as numbers, text as text,
+    times as times (a cast would turn the strings "123" into a number, silently)."""
+    t = pa.types
+    if t.is_dictionary(have):  # pandas categoricals: judged by what they hold
+        have = have.value_type
+    if have == want or t.is_null(have):
+        return True
+    if t.is_list(want) or t.is_large_list(want):
+        return (t.is_list(have) or t.is_large_list(have)) and _same_kind(have.value_type, want.value_type)
+    kinds = (lambda x: t.is_integer(x) or t.is_floating(x), lambda x: t.is_string(x) or t.is_large_string(x),
+             t.is_timestamp, t.is_boolean)
+    return any(kind(have) and kind(want) for kind in kinds)
+
+
 def read_table(uri: str) -> pa.Table:
-    """A results table, checked against the schema's required columns."""
+    """A results table, checked against the schema's required columns and its columns' types."""
     if not exists(uri):
         raise ResultsError(f"results: no such table {uri}")
     fs, path = filesystem(uri)
@@ -133,11 +159,18 @@ def read_table(uri: str) -> pa.Table:
     missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
     if missing:
         raise ResultsError(f"results: {uri} lacks the column {missing[0]!r}")
+    for name in table.column_names:
+        if name in COLUMNS and not _same_kind(table.schema.field(name).type, SCHEMA.field(name).type):
+            have, want = table.schema.field(name).type, SCHEMA.field(name).type
+            raise ResultsError(f"results: {uri}: column {name!r} holds {have}, not {want}")
     # tables from older versions gain the newer columns as nulls
     for name in COLUMNS:
         if name not in table.column_names:
             table = table.append_column(SCHEMA.field(name), pa.nulls(len(table), SCHEMA.field(name).type))
-    return table.select(list(COLUMNS)).cast(SCHEMA)
+    try:
+        return table.select(list(COLUMNS)).cast(SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:  # e.g. 1e30 into an int64
+        raise ResultsError(f"results: {uri}: {str(exc).splitlines()[0]}") from None
 
 
 def read_tables(uris: Iterable[str]) -> pa.Table:

@@ -10,6 +10,7 @@ budget wrapper stops the grid and Optuna alike.  All keep their state across
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import pickle
@@ -188,3 +189,29 @@ class DistinctSearcher(SearcherWrapper):
         if key is not None:
             self.results[key] = told
         self.searcher.on_trial_complete(self.inner_ids.pop(trial_id, trial_id), told, error or told is None)
+
+
+class Recalibrating(SearcherWrapper):
+    """Hands each suggested configuration the estimator's tokens/s correction of its GPU type as
+    refitted on the sweep's finished trials (`slmray.calibration.Recalibrator`), under the config
+    key `correction`, so that the trial's plan (pruning, predicted time and cost) and its row's
+    prediction use what the sweep has measured so far.  Its recalibrator checkpoints with it."""
+
+    def __init__(self, searcher: Searcher, gpu_type_of: Callable[[dict], str]):
+        from slmray.calibration import Recalibrator
+
+        super().__init__(searcher)
+        self.gpu_type_of = gpu_type_of
+        self.recalibrator = Recalibrator()
+
+    def suggest(self, trial_id: str) -> dict | None:
+        config = self.searcher.suggest(trial_id)
+        if config is None or config == Searcher.FINISHED:
+            return config
+        correction = self.recalibrator.correction(self.gpu_type_of(config))
+        return {**config, "correction": dataclasses.asdict(correction)}
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if result and not error:
+            self.recalibrator.observe(result)
+        self.searcher.on_trial_complete(trial_id, result, error)

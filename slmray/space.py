@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from slmray.attention import installed_backends
-from slmray.config import DEVICES, STRATEGIES, ConfigError, ModelConfig, TrainConfig
-from slmray.hardware import gpu_specs
+from slmray import fp8
+from slmray.config import DEVICES, PRECISIONS, STRATEGIES, ConfigError, ModelConfig, TrainConfig
+from slmray.hardware import gpu_specs, spec_for
 from slmray.presets import PRESETS
 from slmray.results import SCHEMA
 
@@ -41,7 +42,12 @@ CPU_ATTENTION = ("eager", "sdpa", "sdpa-math")
 NUMERIC_COLUMNS = tuple(
     f.name for f in SCHEMA if f.type in ("double", "int64") and f.name not in ("per_device_batch", "num_gpus", "seq_len")
 )
-SWEPT = ("model", "per_device_batch", "num_gpus", "attention", "strategy", "gpu_type", "compile")
+SWEPT = (
+    "model", "per_device_batch", "num_gpus", "attention", "strategy", "gpu_type", "compile", "seq_len",
+    "activation_checkpointing", "precision",
+)
+LISTABLE = ("seq_len", "activation_checkpointing", "precision")
+"""Fields that are one value for every trial or a list to sweep."""
 
 
 class SpaceError(ValueError):
@@ -79,6 +85,10 @@ class Trial:
     strategy: str
     gpu_type: str | None
     compile: bool
+    seq_len: int | None = None
+    """None (configurations of sweeps begun before it was swept): the space's only value."""
+    activation_checkpointing: bool | None = None
+    precision: str = "bf16"
 
     def as_config(self) -> dict[str, Any]:
         """The swept values as a Tune config."""
@@ -86,13 +96,14 @@ class Trial:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Trial:
-        return cls(**{k: config[k] for k in SWEPT})
+        return cls(**{k: config[k] for k in SWEPT if k in config})
 
     def label(self) -> str:
         gpu = self.gpu_type or "local"
         return (
             f"{self.model} b{self.per_device_batch} x{self.num_gpus} {gpu} {self.attention} {self.strategy}"
-            f"{' compiled' if self.compile else ''}"
+            f"{' compiled' if self.compile else ''}{f' seq {self.seq_len}' if self.seq_len else ''}"
+            f"{' +AC' if self.activation_checkpointing else ''}{f' {self.precision}' if self.precision != 'bf16' else ''}"
         )
 
 
@@ -109,7 +120,9 @@ def _as_list(name: str, value: Any) -> list:
 class SearchSpace:
     model: list[str]
     """Preset names (`python -m slmray.train --list-models`) or ModelConfig objects."""
-    per_device_batch: list[int]
+    per_device_batch: list[int] | dict[str, list[int]]
+    """Batches for every model, or {model: batches} (grid search only): the batch that fits, or
+    pays, differs by model."""
     num_gpus: list[int]
     """GPUs per trial (Ray Train workers, one GPU each); CPU processes on a CPU-only machine."""
     attention: list[str]
@@ -117,12 +130,17 @@ class SearchSpace:
     gpu_type: list[str] | None = None
     """Canonical GPU names (`H100-80GB`, `A100-40GB`...); None runs on whatever GPUs the cluster has."""
     compile: list[bool] = field(default_factory=lambda: [False])
-    seq_len: int = 1024
+    seq_len: int | list[int] = 1024
+    """One sequence length, or a list to sweep."""
     steps: int = 10
     warmup_steps: int = 3
     repeats: int = 1
     grad_accum: int = 1
-    activation_checkpointing: bool = False
+    activation_checkpointing: bool | list[bool] = False
+    """One setting, or [False, True] to sweep it."""
+    precision: str | list[str] = "bf16"
+    """bf16, fp8 (torchao's tensorwise recipe), fp8-rowwise, or a list of them: FP8 needs torchao
+    (`slmray[fp8]`) and GPUs with FP8 tensor cores (the gpus.csv rows with an FP8 peak)."""
     data: str = "synthetic"
     device: str = "auto"
     """auto: GPUs where the cluster has them, else CPU processes with gloo."""
@@ -141,18 +159,45 @@ class SearchSpace:
     """Price profile for cost columns: local (costs 0), aws, aws-spot, aws-capacity-block, gcp, gcp-spot, lambda, paper."""
 
     def __post_init__(self) -> None:
-        for name in ("model", "per_device_batch", "num_gpus", "attention", "strategy", "compile"):
+        for name in ("model", "num_gpus", "attention", "strategy", "compile"):
             object.__setattr__(self, name, _as_list(name, getattr(self, name)))
+        if isinstance(self.per_device_batch, dict):
+            batches = {k: _as_list(f"per_device_batch[{k!r}]", v) for k, v in self.per_device_batch.items()}
+            object.__setattr__(self, "per_device_batch", batches)
+        else:
+            object.__setattr__(self, "per_device_batch", _as_list("per_device_batch", self.per_device_batch))
+        for name in LISTABLE:
+            _as_list(name, getattr(self, name))  # checks a list is not empty and lists nothing twice
         if self.gpu_type is not None:
             object.__setattr__(self, "gpu_type", _as_list("gpu_type", self.gpu_type))
         object.__setattr__(self, "objectives", _as_list("objectives", self.objectives))
         for m in self.model:
             if not isinstance(m, ModelConfig) and m not in PRESETS:
                 raise ConfigError(f"model: unknown model {m!r} (known: {', '.join(PRESETS)})")
-        for name in ("per_device_batch", "num_gpus"):
-            for v in getattr(self, name):
+        names = [m.name if isinstance(m, ModelConfig) else m for m in self.model]
+        if isinstance(self.per_device_batch, dict):
+            if self.search != "grid":
+                raise ConfigError("per_device_batch: a batch list per model needs search='grid' (a sampler "
+                                  "would pair models with batches the space does not list)")
+            for k in self.per_device_batch:
+                if k not in names:
+                    raise ConfigError(f"per_device_batch: {k!r} is not one of the space's models ({', '.join(names)})")
+            for k in names:
+                if k not in self.per_device_batch:
+                    raise ConfigError(f"per_device_batch: lists no batch for model {k!r}")
+        for name, values in (("per_device_batch", self.batches()), ("num_gpus", self.num_gpus),
+                             ("seq_len", self.values("seq_len"))):
+            for v in values:
                 if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                     raise ConfigError(f"{name}: {v!r} is not a positive integer")
+        for v in self.values("activation_checkpointing"):
+            if not isinstance(v, bool):
+                raise ConfigError(f"activation_checkpointing: {v!r} is not true or false")
+        for v in self.values("precision"):
+            if v not in PRECISIONS:
+                raise ConfigError(f"precision: {v!r} is not one of {', '.join(PRECISIONS)}")
+            if fp8.is_fp8(v) and not fp8.torchao_available():
+                raise ConfigError(f"precision: {v} needs torchao (pip install 'slmray[fp8]')")
         for a in self.attention:
             if a not in installed_backends():
                 hint = " (flash2 needs: pip install 'slmray[flash]')" if a == "flash2" else ""
@@ -167,6 +212,14 @@ class SearchSpace:
         for g in self.gpu_type or []:
             if g not in known_gpus:
                 raise ConfigError(f"gpu_type: {g!r} is not a known GPU (known: {', '.join(known_gpus)})")
+        fp8_precisions = [v for v in self.values("precision") if fp8.is_fp8(v)]
+        if fp8_precisions:
+            lacking = [g for g in self.gpu_type or [] if spec_for(g).peak_fp8_tflops is None]
+            if lacking:
+                raise ConfigError(f"precision: {fp8_precisions[0]} needs FP8 tensor cores, which {', '.join(lacking)} "
+                                  "lacks (gpus.csv has no FP8 peak for it); sweep it in bf16 in a space of its own")
+            if self.device == "cpu":
+                raise ConfigError(f"precision: {fp8_precisions[0]} needs GPUs with FP8 tensor cores; device is cpu")
         for c in self.compile:
             if not isinstance(c, bool):
                 raise ConfigError(f"compile: {c!r} is not true or false")
@@ -193,7 +246,23 @@ class SearchSpace:
         first = self.trials()[0]
         for m in self.model:
             name = m.name if isinstance(m, ModelConfig) else m
-            self.train_config(Trial(**{**first.__dict__, "model": name}), device="cpu")
+            for seq in self.values("seq_len"):
+                point = {**first.__dict__, "model": name, "seq_len": seq, "precision": "bf16",
+                         "per_device_batch": self.batches(name)[0]}
+                self.train_config(Trial(**point), device="cpu")
+
+    def values(self, name: str) -> list:
+        """The values of a field that is one value or a list (`LISTABLE`), as a list."""
+        value = getattr(self, name)
+        return list(value) if isinstance(value, (list, tuple)) else [value]
+
+    def batches(self, model: str | None = None) -> list[int]:
+        """The per-device batches of `model`; without one, every batch the space names."""
+        if not isinstance(self.per_device_batch, dict):
+            return self.per_device_batch
+        if model is not None:
+            return self.per_device_batch[model]
+        return sorted({b for bs in self.per_device_batch.values() for b in bs})
 
     @property
     def objective_list(self) -> list[Objective]:
@@ -209,10 +278,12 @@ class SearchSpace:
         """Every point of the grid, in a stable order (the order the grid search runs them)."""
         names = [m.name if isinstance(m, ModelConfig) else m for m in self.model]
         return [
-            Trial(model=m, per_device_batch=b, num_gpus=n, attention=a, strategy=s, gpu_type=g, compile=c)
-            for m, g, n, s, a, b, c in itertools.product(
-                names, self.gpu_type or [None], self.num_gpus, self.strategy, self.attention,
-                self.per_device_batch, self.compile,
+            Trial(model=m, per_device_batch=b, num_gpus=n, attention=a, strategy=s, gpu_type=g, compile=c,
+                  seq_len=t, activation_checkpointing=ac, precision=p)
+            for m in names
+            for g, n, s, a, b, c, t, ac, p in itertools.product(
+                self.gpu_type or [None], self.num_gpus, self.strategy, self.attention, self.batches(m), self.compile,
+                self.values("seq_len"), self.values("activation_checkpointing"), self.values("precision"),
             )
         ]
 
@@ -222,9 +293,14 @@ class SearchSpace:
     def train_config(self, trial: Trial, device: str) -> TrainConfig:
         return TrainConfig(
             model=self.model_config(trial.model), attention=trial.attention, strategy=trial.strategy,
-            per_device_batch=trial.per_device_batch, seq_len=self.seq_len, grad_accum=self.grad_accum,
+            per_device_batch=trial.per_device_batch, grad_accum=self.grad_accum,
+            seq_len=trial.seq_len if trial.seq_len is not None else self.values("seq_len")[0],
             steps=self.steps, warmup_steps=self.warmup_steps, repeats=self.repeats, compile=trial.compile,
-            activation_checkpointing=self.activation_checkpointing, seed=self.seed, data=self.data, device=device,
+            activation_checkpointing=(
+                trial.activation_checkpointing if trial.activation_checkpointing is not None
+                else self.values("activation_checkpointing")[0]
+            ),
+            precision=trial.precision, seed=self.seed, data=self.data, device=device,
         )
 
     def choices(self) -> dict[str, list]:
@@ -233,7 +309,7 @@ class SearchSpace:
         return {
             "model": names, "per_device_batch": self.per_device_batch, "num_gpus": self.num_gpus,
             "attention": self.attention, "strategy": self.strategy, "gpu_type": self.gpu_type or [None],
-            "compile": self.compile,
+            "compile": self.compile, **{k: self.values(k) for k in LISTABLE},
         }
 
 

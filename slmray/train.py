@@ -13,10 +13,7 @@ time is the slowest rank's.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import os
 import socket
 import statistics
 import sys
@@ -24,21 +21,23 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import torch
-import torch.distributed as dist
+if __name__ == "__main__":  # python -m slmray.train: parse the command line before torch loads (slmray.train_cli)
+    from slmray.train_cli import main
 
-from slmray import __version__, parallel
-from slmray.config import ConfigError, TrainConfig
+    sys.exit(main())
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+
+from slmray import __version__, fp8, parallel
+from slmray.config import TrainConfig
 from slmray.data import make_batches
 from slmray.hardware import canonical_gpu, detect_device_name
 from slmray.metrics import StepTimer, flops_per_token, median_and_iqr, mfu, tokens_per_second
 from slmray.model import Transformer
-from slmray.presets import PAPER_PARAM_COUNTS, PRESETS, get_model
 
 GIB = 1 << 30
 FINAL_LOSS_STEPS = 5
-SHAPE_FLAGS = ("n_layer", "d_model", "n_head", "d_mlp", "vocab_size")
-"""ModelConfig fields the command line can override on a preset."""
 
 
 @dataclass
@@ -67,6 +66,10 @@ class TrainResult:
     mfu: float | None = None
     """6N + 12LdT FLOPs per token, N with embeddings, over the GPU's dense BF16 peak."""
     mfu_non_embedding: float | None = None
+    mfu_fp8: float | None = None
+    """FP8 runs: the same FLOPs over the GPU's dense FP8 peak (`mfu` stays against BF16)."""
+    fp8_linear_layers: int = 0
+    """Linear layers that ran their GEMMs in FP8 (`fp8.convertible`); 0 in bf16."""
     peak_mem_gb: float | None = None
     """Peak allocated GPU memory of the busiest rank, GiB (None on CPU)."""
     peak_mem_reserved_gb: float | None = None
@@ -123,6 +126,7 @@ def run(
     Ray Train) must tear the group down.
     """
     entered = time.perf_counter()
+    fp8.check_supported(cfg.precision, cfg.device)  # before any process group or model exists
     env = parallel.setup(cfg.device, cfg.strategy)
     try:
         return _run(cfg, env, node_id or socket.gethostname(), progress, entered)
@@ -153,9 +157,12 @@ def _run(
         with env.device:
             model = Transformer(cfg.model, cfg.attention)
         model, amp_dtype = parallel.parallelize(
-            model, cfg.strategy, env, compile=cfg.compile, activation_checkpointing=cfg.activation_checkpointing
+            model, cfg.strategy, env, compile=cfg.compile, activation_checkpointing=cfg.activation_checkpointing,
+            precision=cfg.precision,
         )
+        result.fp8_linear_layers = fp8.count(model)
         optimizer = _optimizer(model, cfg, fused=on_gpu)
+        fp8.register_optimizer_hook(model, optimizer)
         warmup_lr = max(cfg.lr_warmup_steps, 1)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup_lr))
         batches = make_batches(
@@ -204,6 +211,8 @@ def _run(
     result.mfu_non_embedding = mfu(
         result.tokens_per_s_per_gpu, flops_per_token(cfg.model, cfg.seq_len, include_embeddings=False), result.gpu_type
     )
+    if fp8.is_fp8(cfg.precision):
+        result.mfu_fp8 = mfu(result.tokens_per_s_per_gpu, result.flops_per_token, result.gpu_type, dtype="fp8")
     if on_gpu:
         peak, reserved = parallel.all_reduce(
             [torch.cuda.max_memory_allocated(env.device) / GIB, torch.cuda.max_memory_reserved(env.device) / GIB],
@@ -236,24 +245,21 @@ def _train_step(model, optimizer, batches, step: int, cfg: TrainConfig, amp_dtyp
 def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     """Ray Train entry point: `config["train"]` is a `TrainConfig.to_dict()`.
 
-    Reports one result at the end (every `ray.train.report` is a barrier across workers, so
-    nothing is reported inside the timed loop), and returns it: Train V2 hands rank 0's
-    return value to the caller (`Result.return_value`); `Result.metrics` only follows
-    reports that carry a checkpoint.
+    Returns the result, the one channel it leaves by: Train V2 hands rank 0's return value to
+    the caller (`Result.return_value`).  Nothing is `ray.train.report`ed: a report is a barrier
+    across workers, and a Tune trial would see it before its own row.
     """
     import ray
-    import ray.train
 
     cfg = TrainConfig.from_dict(config["train"])
-    result = run(cfg, node_id=ray.get_runtime_context().get_node_id()).to_dict()
-    ray.train.report(result)
-    return result
+    return run(cfg, node_id=ray.get_runtime_context().get_node_id()).to_dict()
 
 
 def format_result(cfg: TrainConfig, r: TrainResult) -> str:
     head = (
         f"{cfg.model.name} {cfg.attention} {cfg.strategy} batch {cfg.per_device_batch} x seq {cfg.seq_len}"
-        f"{' compiled' if cfg.compile else ''} on {r.num_gpus} x {r.gpu_type}"
+        f"{' compiled' if cfg.compile else ''}{f' {cfg.precision}' if fp8.is_fp8(cfg.precision) else ''}"
+        f" on {r.num_gpus} x {r.gpu_type}"
     )
     if r.status != "ok":
         return f"{head}: status {r.status}: {r.error}"
@@ -261,7 +267,9 @@ def format_result(cfg: TrainConfig, r: TrainResult) -> str:
     if r.tokens_per_s_std:
         parts[-1] += f" (sd {r.tokens_per_s_std:,.0f} over {cfg.repeats} repeats)"
     if r.mfu is not None:
-        parts.append(f"MFU {100 * r.mfu:.1f}%")
+        parts.append(f"MFU {100 * r.mfu:.1f}%" + (f" (of FP8 peak {100 * r.mfu_fp8:.1f}%)" if r.mfu_fp8 is not None else ""))
+    if fp8.is_fp8(cfg.precision):
+        parts.append(f"{r.fp8_linear_layers} Linear layers in FP8")
     parts.append(f"step {1e3 * r.step_time_median_s:.1f} ms (IQR {1e3 * r.step_time_iqr_s:.1f})")
     if r.peak_mem_gb is not None:
         parts.append(f"peak {r.peak_mem_gb:.1f} GiB")
@@ -269,71 +277,5 @@ def format_result(cfg: TrainConfig, r: TrainResult) -> str:
     return f"{head}: " + ", ".join(parts)
 
 
-def list_models() -> str:
-    lines = [f"{'model':<12} {'family':<6} {'layers':>6} {'width':>6} {'heads':>5} {'mlp':>6} {'params':>15}  published"]
-    for m in PRESETS.values():
-        published = PAPER_PARAM_COUNTS.get(m.name)
-        pub = f"{published:,} ({100 * (m.num_params / published - 1):+.2f}%)" if published else "-"
-        lines.append(
-            f"{m.name:<12} {m.family:<6} {m.n_layer:>6} {m.d_model:>6} {m.n_head:>5} {m.d_mlp:>6} {m.num_params:>15,}  {pub}"
-        )
-    return "\n".join(lines)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    d = TrainConfig.__dataclass_fields__
-    p = argparse.ArgumentParser(
-        prog="python -m slmray.train", description="Train one configuration and report its throughput.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--list-models", action="store_true", help="print the model presets and exit")
-    p.add_argument("--model", default="tiny", help="preset name (see --list-models)")
-    for name in SHAPE_FLAGS:
-        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, help=f"override the preset's {name}")
-    p.add_argument("--attention", default=d["attention"].default, help="eager, sdpa, sdpa-flash, sdpa-cudnn, sdpa-efficient, sdpa-math, flash2")
-    p.add_argument("--strategy", default=d["strategy"].default, help="single, ddp, fsdp, fsdp_grad_op")
-    for name in ("per_device_batch", "seq_len", "grad_accum", "steps", "warmup_steps", "repeats", "lr_warmup_steps", "seed"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=d[name].default)
-    for name in ("lr", "weight_decay", "grad_clip", "memory_fraction"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=d[name].default)
-    p.add_argument("--compile", action="store_true", help="torch.compile each block and the output head")
-    p.add_argument("--activation-checkpointing", action="store_true")
-    p.add_argument("--data", default=d["data"].default, help="synthetic, stdlib, or a token-shard directory / s3:// prefix")
-    p.add_argument("--device", default=d["device"].default, choices=("auto", "cuda", "cpu"))
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    return p
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    # `is not None`, not truthiness: --n-layer 0 must reach ModelConfig's check, not fall back to the preset
-    overrides = {k: getattr(args, k) for k in SHAPE_FLAGS if getattr(args, k) is not None}
-    names = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "model"]
-    return TrainConfig(model=get_model(args.model, **overrides), **{n: getattr(args, n) for n in names})
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.list_models:
-        print(list_models())
-        return 0
-    try:
-        cfg = config_from_args(args)
-        result = run(cfg, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        if not is_out_of_memory(exc):
-            raise
-        print(f"status oom: {str(exc).strip().splitlines()[0][:300]}", file=sys.stderr)  # a rank of a multi-process run
-        return 3
-    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 alone prints
-        if args.json:
-            print(json.dumps({"config": cfg.to_dict(), "result": result.to_dict()}))
-        else:
-            print(format_result(cfg, result))
-    return 0 if result.status == "ok" else 3
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+# the command line lives apart so that it parses before torch loads; importable from here as before
+from slmray.train_cli import SHAPE_FLAGS, build_parser, config_from_args, list_models, main  # noqa: E402,F401

@@ -2,8 +2,11 @@
 `TorchTrainer` on `num_gpus` workers and reports one results row, whatever happened.
 
 Train V2 inside Tune, as Ray documents it: the trial function builds the trainer and calls
-`fit()`; the workers' report reaches Tune through `TuneReportCallback`; the trial's last
-`tune.report` is the row (and carries the objectives Optuna is told).
+`fit()`, which hands back rank 0's result (`Result.return_value`).  Tune sees exactly one
+report per trial, the row: the workers' own results are not forwarded (`TuneReportCallback`),
+since they lack what the trial adds (cost, tokens per $, ...), and Tune checks a searcher's
+metrics on every report it sees.  So any numeric column is an objective, and what the searcher
+is told of a finished trial is the row's value.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 
 from slmray import __version__
 from slmray.analysis.costs import tokens_per_usd, trial_cost_usd
+from slmray.calibration import Correction
 from slmray.capacity import Capacity
 from slmray.config import TrainConfig
 from slmray.hardware import spec_for
@@ -43,6 +47,20 @@ class SweepSettings:
     prices: PriceBook
     prune: bool
     cpus_per_worker: float = 1.0
+    pools: dict[str, Any] | None = None
+    """Shape key -> the sweep's `slmray.warm.WarmPool` actor; None runs each trial on a worker
+    group of its own (`--isolate-trials`)."""
+
+    def group_spec(self, trial: Trial):
+        """The worker group a trial of this sweep runs on (`slmray.warm.GroupSpec`)."""
+        from slmray.warm import GroupSpec
+
+        spec = spec_for(trial.gpu_type) if trial.gpu_type else None
+        return GroupSpec(
+            num_workers=trial.num_gpus, use_gpu=self.capacity.use_gpu,
+            accelerator_type=spec.ray_accelerator_type if spec else None, cpus_per_worker=self.cpus_per_worker,
+            storage_path=join(self.sweep_dir, "train"), max_groups=1, max_failures=self.space.max_failures,
+        )
 
 
 def row_uri(sweep_dir: str, trial_id: str) -> str:
@@ -50,9 +68,11 @@ def row_uri(sweep_dir: str, trial_id: str) -> str:
     return join(sweep_dir, "rows", f"{trial_id}.parquet")
 
 
-def _failure(exc: BaseException) -> tuple[str, str]:
-    """(status, message) for a failed fit: `oom` if any worker ran out of memory."""
-    errors = list(getattr(exc, "worker_failures", {}).values()) or [exc]
+def failure(exc: BaseException) -> tuple[str, str]:
+    """(status, message) for a failed fit: `oom` if any worker ran out of memory.  `exc` may be
+    Ray Train's error, or a task's error wrapping it (`cause`, a warm group's)."""
+    train_error = next((e for e in (exc, getattr(exc, "cause", None)) if getattr(e, "worker_failures", None)), exc)
+    errors = list(getattr(train_error, "worker_failures", {}).values()) or [exc]
     for err in errors:
         chain, seen = [err], set()
         while chain:
@@ -79,15 +99,14 @@ def make_row(
     """The results row of a trial (`slmray.results.SCHEMA`); times as epoch seconds."""
     import ray
 
-    t, est = planned.trial, planned.estimate
+    t = planned.trial
     row: dict[str, Any] = {
         "sweep_id": sweep.sweep_id, "trial_id": trial_id, "model": t.model, "family": cfg.model.family,
         "n_params": cfg.model.num_params, "per_device_batch": t.per_device_batch, "seq_len": cfg.seq_len,
         "num_gpus": t.num_gpus, "attention": t.attention, "strategy": t.strategy, "compile": t.compile,
-        "activation_checkpointing": cfg.activation_checkpointing, "grad_accum": cfg.grad_accum, "steps": cfg.steps,
+        "activation_checkpointing": cfg.activation_checkpointing, "precision": cfg.precision, "grad_accum": cfg.grad_accum, "steps": cfg.steps,
         "warmup_steps": cfg.warmup_steps, "repeats": cfg.repeats, "data": cfg.data, "requested_gpu_type": t.gpu_type,
-        "gpu_type": planned.gpu_type, "predicted_peak_mem_gb": est and est.peak_mem_gb,
-        "predicted_oom": est and est.oom, "predicted_tokens_per_s": est and est.tokens_per_s,
+        "gpu_type": planned.gpu_type, **planned.prediction_columns(),
         "status": status, "error": error, "started_at": started, "ended_at": ended, "wall_s": ended - started,
         "torch_version": torch.__version__, "ray_version": ray.__version__, "slmray_version": __version__,
     }
@@ -113,13 +132,21 @@ def make_row(
     return row
 
 
+def _run_warm(sweep: SweepSettings, trial: Trial, trial_id: str, cfg: TrainConfig) -> dict:
+    """Hand the configuration to the warm pool of its shape and wait for it to run there."""
+    import ray
+
+    pool = sweep.pools[sweep.group_spec(trial).key]
+    ray.get(pool.submit.remote(trial_id, cfg.to_dict()))
+    return ray.get(pool.result.remote(trial_id))
+
+
 def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
     """Tune function trainable: plan, run (or prune) one trial, report its row."""
     import ray.train
     from ray import tune
     from ray.train import FailureConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
-    from ray.tune.integration.ray_train import TuneReportCallback
 
     started = time.time()
     trial = Trial.from_config(config)
@@ -129,12 +156,15 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
         row = read_table(recorded).to_pylist()[0]
         tune.report({k: v.timestamp() if isinstance(v, datetime.datetime) else v for k, v in row.items()})
         return
-    planned = plan_trial(sweep.space, trial, sweep.capacity, sweep.prices, sweep.prune)
+    correction = Correction(**config["correction"]) if config.get("correction") else None  # slmray.searchers.Recalibrating
+    planned = plan_trial(sweep.space, trial, sweep.capacity, sweep.prices, sweep.prune, correction)
     cfg = sweep.space.train_config(trial, device="cuda" if sweep.capacity.use_gpu else "cpu")
     result, status, error = None, "ok", ""
     if planned.pruned:
         status = "pruned"
         error = f"predicted {planned.estimate.peak_mem_gb:.1f} GiB per GPU: more than {planned.gpu_type} holds"
+    elif sweep.pools is not None:
+        outcome = _run_warm(sweep, trial, trial_id, cfg)
     else:
         spec = spec_for(trial.gpu_type) if trial.gpu_type else None
         scaling = ScalingConfig(
@@ -149,7 +179,6 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
             run_config=ray.train.RunConfig(
                 name=trial_id,  # deterministic: a retried trial restores its own Train run
                 storage_path=join(sweep.sweep_dir, "train"),
-                callbacks=[TuneReportCallback()],
                 failure_config=FailureConfig(max_failures=sweep.space.max_failures),
             ),
         )
@@ -157,9 +186,14 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
             result = trainer.fit().return_value
             status, error = result["status"], result["error"]
         except Exception as exc:  # Ray Train's TrainingFailedError, or a start-up failure
-            status, error = _failure(exc)
+            status, error = failure(exc)
+    if sweep.pools is not None and not planned.pruned:
+        result = outcome.get("result")
+        status, error = (result["status"], result["error"]) if result else outcome["error"]
     row = make_row(sweep, trial_id, planned, cfg, result, status, error, started, time.time())
-    for objective in sweep.space.objective_list:  # Optuna is told the last report's objectives
+    if sweep.pools is not None and not planned.pruned:
+        row["warm"], row["group_trials"] = outcome["warm"], outcome["group_trials"]
+    for objective in sweep.space.objective_list:  # a searcher needs every objective in the report
         if row.get(objective.metric) is None:
             row[objective.metric] = math.nan
     tune.report(row)

@@ -53,4 +53,5 @@ def test_notebook_runs_on_the_committed_gpu_tables(parameters, shown, figures):
     for text in shown:
         assert text in html
     assert "fused / eager" in html and "smallest OOM batch" in html
+    assert "cheapest source" in html and "fastest $" in html  # 8: planning a run (slmray.analysis.decision)
     assert len(outputs(nb, "image/png")) >= figures  # the sweep recorded predictions: one figure more

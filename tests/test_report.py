@@ -8,7 +8,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from analysis_fixtures import H100_BENCHMARK, H100_CSV, H100_SWEEP, REPO, cpu_sweep_table
+from analysis_fixtures import H100_BENCHMARK, H100_CSV, H100_SWEEP, H200_SWEEP, REPO, cpu_sweep_table
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.image import imread
 
 from slmray.analysis import accuracy, findings, plots
@@ -18,7 +19,7 @@ from slmray.analysis.pareto import parse_objective
 from slmray.analysis.report import write_report
 from slmray.analysis.table import to_frame
 from slmray.prices import PriceBook
-from slmray.results import SCHEMA, read_table, write_table
+from slmray.results import SCHEMA, read_table, read_tables, write_table
 
 OBJECTIVES = [parse_objective("max:tokens_per_s"), parse_objective("min:usd_per_btok")]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -188,16 +189,16 @@ def test_findings_tables_by_hand():
     df = pd.DataFrame(rows, columns=["model", "gpu_type", "num_gpus", "strategy", "attention", "per_device_batch",
                                      "status", "tokens_per_s", "tokens_per_usd"]).assign(
         n_params=lambda d: d["model"].map({"a": 1e8, "b": 2e9}), compile=False)
-    scaling = findings.gpu_scaling(df).set_index(["model", "num_gpus"])
-    assert scaling.loc[("a", 2), "scaling_efficiency"] == pytest.approx(0.9)  # 180 / (2 x 100)
-    assert scaling.loc[("b", 2), "scaling_efficiency"] == pytest.approx(1.0)  # 20 / (2 x 10)
+    scaling = findings.gpu_scaling(df).set_index(["model", "strategy", "num_gpus"])  # a line per strategy
+    assert scaling.loc[("a", "ddp", 2), "scaling_efficiency"] == pytest.approx(0.9)  # 180 / (2 x 100)
+    assert scaling.loc[("b", "fsdp", 2), "scaling_efficiency"] == pytest.approx(1.0)  # 20 / (2 x 10)
     strategy = findings.strategy_effect(df).set_index(["model", "num_gpus"])
     assert strategy.loc[("a", 2), "fsdp / ddp"] == pytest.approx(150 / 180)
     assert strategy.loc[("b", 2), "fsdp / ddp"] == pytest.approx(20 / 16)
     attention = findings.attention_effect(df).set_index("model")
     assert attention.loc["a", "fused / eager"] == pytest.approx(180 / 50) and pd.isna(attention.loc["b", "eager"])
     batch = findings.batch_effect(df).set_index("model")
-    assert list(batch.columns) == ["8", "16"] and batch.loc["a", "16"] == 0.0  # eager at 16 ran out of memory
+    assert list(batch.columns) == ["8", "16"] and batch.loc["a", "16"] == "oom"  # eager at 16 ran out of memory
     assert findings.gpu_type_effect(df).set_index("model").loc["b", "A100-40GB"] == 20.0
     assert list(findings.gpu_type_effect(df)["model"]) == ["a", "b"]  # smallest model first
     fig = plots.scaling_figure(df)
@@ -217,9 +218,11 @@ def test_compile_oom_boundary_and_key_findings_by_hand():
     df = pd.DataFrame(rows, columns=["model", "strategy", "attention", "compile", "per_device_batch", "status",
                                      "tokens_per_s", "peak_mem_gb", "mfu"]).assign(
         n_params=1e8, gpu_type="H100-80GB", num_gpus=1, seq_len=1024)
-    assert findings.mixes_compile(df) and findings.row_keys(df, "num_gpus") == ["model", "num_gpus", "compile"]
-    effect = findings.compile_effect(df).set_index("attention")
-    assert effect.loc["sdpa", "on / off"] == pytest.approx(300 / 200) and effect.loc["eager", "on"] == 250.0
+    assert findings.mixes_compile(df) and findings.row_keys(df, "num_gpus") == ["model", "num_gpus", "strategy", "compile"]
+    assert findings.row_keys(df, "num_gpus", compared="strategy") == ["model", "num_gpus", "compile"]
+    effect = findings.compile_effect(df).set_index(["strategy", "attention"])  # like for like: a row per strategy
+    assert effect.loc[("single", "sdpa"), "on / off"] == pytest.approx(300 / 200)
+    assert effect.loc[("single", "eager"), "on"] == 250.0 and effect.loc[("ddp", "sdpa"), "off"] == "oom"
     split = findings.attention_effect(df, rows=["model", "compile"]).set_index("compile")
     assert split.loc[False, "fused / eager"] == pytest.approx(2.0) and split.loc[True, "fused / eager"] == pytest.approx(1.2)
     boundary = findings.oom_boundary(df).set_index(["strategy", "attention", "compile"])
@@ -257,3 +260,85 @@ def test_key_findings_and_gpu_type_effect_split_by_gpu_type():
     assert cost.loc["a", "best"] == "H100-80GB" and cost.loc["a", "H200 / best"] == pytest.approx(0.9)
     speed = findings.gpu_type_effect(df, "tokens_per_s").set_index("model")
     assert speed.loc["a", "best"] == "H200" and speed.loc["a", "H100-80GB / best"] == pytest.approx(200 / 230)
+
+
+COMMITTED = [str(H100_SWEEP), str(H200_SWEEP), str(H100_BENCHMARK)]
+"""The tables of benchmarks/results/report/, an H100 and an H200 sweep and the H100 trainer benchmark."""
+
+
+def _table(md: str, caption: str) -> str:
+    return md.split(f"**{caption}**")[1].split("\n\n")[1]
+
+
+def test_committed_report_compares_like_for_like(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main([*COMMITTED, "--out", str(out), "--prices", "aws"]) == 0
+    md = (out / "report.md").read_text()
+    compile_table = _table(md, "torch.compile off and on, tokens/s")
+    assert compile_table.splitlines()[0] == "| model | gpu_type | strategy | attention | off | on | on / off |"
+    # llama-100m eager: the H100's own uncompiled 166,964 (single, as the compiled run), not the H200's 206,719
+    assert "| llama-100m | H100-80GB | single | eager | 166,964 | 463,804 | 2.78 |" in compile_table
+    assert "| llama-100m | H200 | ddp | eager | 206,719 | - | - |" in compile_table
+    attention = _table(md, "FlashAttention (fused) vs eager attention, tokens/s")
+    assert "| llama-2b | H200 | ddp | False | oom | 18,219 | - |" in attention  # every eager trial ran out of memory
+    assert "| llama-2b | H200 | ddp | False | oom | 0.231 |" in _table(md, "MFU by attention backend")
+    assert "| llama-1b | H100-80GB | ddp | False | - | 29,958,333 | 32,916,669 | oom | oom |" in _table(
+        md, "Per-device batch size, tokens per $")
+    for caption in ("FlashAttention (fused) vs eager attention, tokens/s", "GPU type, tokens/s",
+                    "Per-device batch size, tokens per $", "MFU by attention backend"):
+        assert not [row for row in _table(md, caption).splitlines() if "| 0 |" in row], caption
+    speed = _table(md, "GPU type, tokens/s")  # ddp on both: the sweeps; the H100 benchmark's single alone
+    assert "| llama-100m | ddp | False | 354,250 | 397,641 | H200 | 0.891 | 1 |" in speed
+    assert "| llama-2b | single | False | 17,520 | - | - | - | - |" in speed
+    printed = capsys.readouterr().out
+    assert "  llama-2b: H100-80GB x1 single sdpa b16 compile (tokens_per_s 39,525)" in printed and "e+" not in printed
+
+
+def test_report_without_prices_says_so_once(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main([str(H100_SWEEP), str(H200_SWEEP), "--out", str(out), "--prices", "local"]) == 0
+    md = (out / "report.md").read_text()
+    assert md.count("**GPU type, tokens/s**") == 1
+    assert "there is no cost axis" in md.split("## Pareto front")[1].split("\n## ")[0]
+    assert not (out / "pareto.png").exists() and "pareto.png" not in md
+    assert "  llama-2b: H200 x1 ddp sdpa b16 (tokens_per_s 18,219)" in capsys.readouterr().out
+
+
+def test_a_column_of_the_wrong_type_is_one_line(tmp_path, capsys):
+    table = read_table(str(H100_SWEEP))
+    i = table.schema.get_field_index("tokens_per_s")
+    for text in (pc.cast(table["tokens_per_s"], pa.string()), pa.array(["fast"] * len(table))):
+        path = tmp_path / "strings.parquet"
+        write_table(table.set_column(i, "tokens_per_s", text), str(path))
+        assert main([str(path), "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: results: {path}: column 'tokens_per_s' holds string, not double\n"
+    assert not (tmp_path / "out").exists()
+
+
+def _inside(box, bbox) -> bool:
+    return bbox.x0 >= box.x0 - 0.5 and bbox.x1 <= box.x1 + 0.5 and bbox.y0 >= box.y0 - 0.5 and bbox.y1 <= box.y1 + 0.5
+
+
+@pytest.mark.parametrize("panels", [1, 2])
+def test_prediction_title_fits_the_figure(panels):
+    df = to_frame(read_table(str(H100_SWEEP)))
+    fig = plots.prediction_figure(df if panels == 2 else df.assign(predicted_peak_mem_gb=None))
+    assert len(fig.axes) == panels
+    renderer = FigureCanvasAgg(fig).get_renderer()  # the figures have no pyplot canvas
+    fig.draw(renderer)
+    assert _inside(fig.bbox, fig._suptitle.get_window_extent(renderer))
+
+
+def test_scaling_legend_hides_no_point():
+    df = add_cost_metrics(price_trials(to_frame(read_tables(COMMITTED)), PriceBook.load("aws")))
+    fig = plots.scaling_figure(df)
+    renderer = FigureCanvasAgg(fig).get_renderer()  # the figures have no pyplot canvas
+    fig.draw(renderer)
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    assert legends and all(_inside(fig.bbox, leg.get_window_extent(renderer)) for leg in legends)
+    for ax in fig.axes:
+        assert not any(leg.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer)) for leg in legends)
+    # one line per GPU type, strategy and compile setting: compiled and uncompiled are not one line
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["H100-80GB ddp", "H100-80GB single", "H100-80GB single compile", "H200 ddp"]

@@ -2,6 +2,7 @@
 each configuration once, and starts from the estimate's predicted Pareto front."""
 
 import optuna
+import pytest
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
@@ -10,7 +11,7 @@ from slmray.plan import make_plan
 from slmray.prices import PriceBook
 from slmray.searchers import DistinctSearcher
 from slmray.space import SearchSpace
-from slmray.tune import _predicted_front
+from slmray.driver import _predicted_front
 from analysis_fixtures import REPO
 
 SPACE = {"batch": [2, 4], "attention": ["eager", "sdpa"]}
@@ -97,3 +98,62 @@ def test_out_of_memory_is_told_as_the_worst_outcome_not_as_missing():
     told = {t.params["batch"]: (t.state, t.values) for t in inner._ot_study.trials}  # Ray keeps the study private
     assert told[4] == (optuna.trial.TrialState.COMPLETE, [float("-inf"), float("inf")])
     assert told[2] == (optuna.trial.TrialState.COMPLETE, [100.0, 1.0])
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])
+def test_every_numeric_column_is_an_objective_of_every_sampler(sampler):
+    """The sweep's own searcher (`slmray.driver.search_alg`) takes any numeric column as its
+    objective, next to a second one, and Optuna learns exactly the value of the row it is told."""
+    from slmray.capacity import local_capacity
+    from slmray.driver import search_alg
+    from slmray.trial import SweepSettings
+    from slmray.space import NUMERIC_COLUMNS
+
+    for i, column in enumerate(NUMERIC_COLUMNS):
+        second = "final_loss" if column != "final_loss" else "tokens_per_s"
+        space = SearchSpace(model=["tiny"], per_device_batch=[2, 4], num_gpus=[1], attention=["eager", "sdpa"],
+                            strategy=["ddp"], seq_len=32, device="cpu", search="optuna", sampler=sampler,
+                            num_samples=2, objectives=[f"max:{column}", f"min:{second}"])
+        settings = SweepSettings(space=space, sweep_id="s", sweep_dir="/unused", capacity=local_capacity("cpu"),
+                                 prices=PriceBook.load("local"), prune=True)
+        plan = make_plan(space, settings.capacity, settings.prices, prune=True)
+        alg = search_alg(settings, plan, runs=2, budget=None)
+        alg.set_search_properties(None, None, {k: tune.choice(v) for k, v in space.choices().items()})
+        config = alg.suggest(f"t{i}")
+        assert config["model"] == "tiny" and config["correction"]["rows"] == 0  # nothing measured yet
+        row = {"status": "ok", column: 1234.5 + i, second: 2.5}
+        alg.on_trial_complete(f"t{i}", row)
+        [told] = [t.values for t in alg.searcher.searcher._ot_study.trials if t.values]
+        assert told == [1234.5 + i, 2.5], column
+
+
+def test_recalibrating_searcher_hands_each_trial_the_correction_fitted_so_far():
+    """The grid through the sweep's searcher: the first trial gets no correction; once an ok trial
+    measured 20% under its prediction, the next carries that factor, and its plan uses it."""
+    from slmray.calibration import Correction
+    from slmray.driver import PlannedCost, search_alg
+    from slmray.plan import plan_trial
+    from slmray.space import Trial
+    from slmray.trial import SweepSettings
+
+    space = SearchSpace(model=["llama-100m"], per_device_batch=[8, 16], num_gpus=[1], gpu_type=["H100-80GB"],
+                        attention=["sdpa"], strategy=["ddp"], prices="aws")
+    settings = SweepSettings(space=space, sweep_id="s", sweep_dir="/unused",
+                             capacity=capacity_from_yaml(str(REPO / "cluster" / "h100.yaml")),
+                             prices=PriceBook.load("aws"), prune=True)
+    plan = make_plan(space, settings.capacity, settings.prices, prune=True)
+    alg = search_alg(settings, plan, runs=2, budget=1e9)
+    first = alg.suggest("t0")
+    assert first["correction"]["rows"] == 0
+    predicted = plan[0].estimate.tokens_per_s
+    alg.on_trial_complete("t0", {"status": "ok", "gpu_type": "H100-80GB", "tokens_per_s": 0.8 * predicted,
+                                 "predicted_tokens_per_s_uncorrected": predicted, "cost_usd": 1.0})
+    second = alg.suggest("t1")
+    assert second["correction"]["rows"] == 1 and second["correction"]["factor"] == pytest.approx(0.8)
+    corrected = plan_trial(space, Trial.from_config(second), settings.capacity, settings.prices, True,
+                           Correction(**second["correction"]))
+    assert corrected.estimate.tokens_per_s == pytest.approx(0.8 * plan[1].estimate.tokens_per_s)
+    assert corrected.prediction_columns()["predicted_tokens_per_s_uncorrected"] == pytest.approx(plan[1].estimate.tokens_per_s)
+    assert corrected.prediction_columns()["correction_rows"] == 1
+    # the budget prices the next trial with the correction: slower, so dearer than first planned
+    assert PlannedCost(settings)(second) > plan[1].cost_usd

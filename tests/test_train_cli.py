@@ -7,6 +7,7 @@ import pytest
 from slmray.attention import flash_attn_available
 from slmray.config import ConfigError, TrainConfig
 from slmray.presets import get_model
+from slmray.train import build_parser, config_from_args, main
 
 
 @pytest.mark.parametrize(
@@ -73,3 +74,42 @@ def test_config_round_trips_and_rejects_unknown_fields():
         TrainConfig.from_dict({**cfg.to_dict(), "batch": 3})
     with pytest.raises(ConfigError, match="^warmup_steps: compile needs"):
         TrainConfig(model=get_model("tiny"), seq_len=64, compile=True, warmup_steps=0)
+
+
+def test_no_arguments_run_the_defaults(capsys):
+    """`python -m slmray.train` alone: tiny at its own sequence limit (256), not TrainConfig's 1024."""
+    assert main([]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("tiny sdpa single batch 8 x seq 256 on 1 x "), out.out + out.err
+    assert "tokens/s" in out.out and "error" not in out.err
+
+
+@pytest.mark.parametrize(
+    "args, seq_len",
+    [([], 256), (["--model", "llama-100m"], 1024), (["--model", "pythia-160m"], 1024), (["--seq-len", "64"], 64)],
+)
+def test_default_sequence_length_follows_the_model(args, seq_len):
+    assert config_from_args(build_parser().parse_args(args)).seq_len == seq_len
+
+
+def test_an_explicit_sequence_length_is_still_checked(capsys):
+    assert main(["--seq-len", "1024"]) == 2
+    assert capsys.readouterr().err == "error: seq_len: 1024 is above tiny's limit of 256\n"
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp", "fsdp_grad_op"])
+def test_a_parallel_strategy_outside_torchrun_says_it_runs_one_process(strategy, capsys, monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["--strategy", strategy, "--device", "cpu", "--seq-len", "32", "--steps", "1", "--warmup-steps", "1"]) == 0
+    out = capsys.readouterr()
+    warnings = [line for line in out.err.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: --strategy {strategy} outside torchrun runs one process; for N GPUs: "
+                        "torchrun --nproc-per-node N -m slmray.train ..."], out.err
+    assert f"tiny sdpa {strategy} batch 8 x seq 32 on 1 x cpu" in out.out
+
+
+def test_single_or_torchrun_gets_no_such_warning(capsys, monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert main(["--device", "cpu", "--seq-len", "32", "--steps", "1", "--warmup-steps", "1"]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -47,6 +47,11 @@ def test_smoke_sweep_writes_one_row_per_trial(smoke_sweep):
         assert r["torch_version"] and r["ray_version"] and r["slmray_version"]
         assert r["sweep_id"] == "smoke" and len(r["losses"]) == 7
     assert len(list((sweep_dir / "rows").glob("*.parquet"))) == 4
+    # warm trials: each shape's group starts once and serves its second trial; the 2-worker group
+    # starts while the idle 1-worker one holds a core it needs (it gives it back)
+    in_order = sorted(rows, key=lambda r: r["started_at"])
+    assert [(r["num_gpus"], r["warm"], r["group_trials"]) for r in in_order] == [
+        (1, False, 1), (1, True, 2), (2, False, 1), (2, True, 2)]
 
 
 def test_smoke_sweep_shows_progress_and_best(smoke_sweep):
@@ -54,183 +59,200 @@ def test_smoke_sweep_shows_progress_and_best(smoke_sweep):
     assert "4/4 done: 4 ok, 0 oom, 0 failed, 0 pruned" in out.stdout
     assert f"results: {sweep_dir / 'results.parquet'} (4 trials)" in out.stdout
     assert "best by max:tokens_per_s:" in out.stdout and "best by min:final_loss:" in out.stdout
+    assert f"analyse it: python -m slmray.analysis {sweep_dir / 'results.parquet'} --out smoke-report" in out.stdout
 
 
-def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path):
-    out = sweep("search_spaces/smoke.py", "--dry-run", "--storage", str(tmp_path), "--name", "plan")
-    assert out.returncode == 0, out.stderr
-    assert "grid: 4 trials" in out.stdout and "estimate:" in out.stdout and "GPU-hours" in out.stdout
-    assert out.stdout.count(" tiny ") == 4
-    assert not list(tmp_path.iterdir())
-
-
-def test_dry_run_of_the_papers_grid_prunes_out_of_memory(tmp_path):
-    out = sweep("search_spaces/full.py", "--dry-run", "--storage", str(tmp_path))
-    assert out.returncode == 0, out.stderr
-    assert "grid: 2520 trials" in out.stdout
-    pruned = [line for line in out.stdout.splitlines() if "(pruned)" in line]
-    assert pruned and any("llama-2b" in line and " 64 " in line for line in pruned)
-
-
-def test_dry_run_totals_only_the_trials_max_trials_lets_run(tmp_path):
-    # 8 GPUs at $450 a GPU-hour: a trial of the tiny model is about its 42 s overhead, $42
-    path = write_space(tmp_path, """
-SPACE = SearchSpace(model=["tiny"], per_device_batch=[1, 2, 4, 8], num_gpus=[8], gpu_type=["H100-80GB"],
-                    attention=["sdpa"], strategy=["ddp"], seq_len=256, prices="aws")
-""")
-
-    def dry_run(*args):
-        out = sweep(path, "--dry-run", "--storage", str(tmp_path / "s"), "--price", "H100-80GB=450", *args)
-        assert out.returncode == 0, out.stderr
-        rows = [line.split() for line in out.stdout.splitlines() if line.split() and line.split()[0].isdigit()]
-        hours, usd = next(line for line in out.stdout.splitlines() if line.startswith("estimate:")).split(", ")
-        return out.stdout, rows, float(hours.split()[1]), float(usd.lstrip("$"))
-
-    # 2 trials (about $84) fit $100; the whole grid's third trial would not (the note said "before trial 3")
-    stdout, rows, hours, usd = dry_run("--max-trials", "2", "--budget-usd", "100")
-    assert "grid: 2 trials" in stdout and "the first 2 of the grid's 4 points" in stdout
-    assert [int(r[0]) for r in rows] == [1, 2]
-    assert usd == pytest.approx(sum(float(r[-1]) for r in rows[:2]), abs=0.02)
-    assert hours == pytest.approx(sum(float(r[-2]) / 60 * int(r[3]) for r in rows[:2]), abs=0.02)
-    assert 80 < usd < 100 and "budget" not in stdout
-
-    stdout, rows, _, usd = dry_run("--max-trials", "3", "--budget-usd", "100")
-    assert len(rows) == 3 and usd == pytest.approx(sum(float(r[-1]) for r in rows), abs=0.02)
-    assert "budget $100.00 is reached before trial 3" in stdout
-    assert not (tmp_path / "s").exists()
-
-
-@pytest.mark.parametrize("name, text", [("missing.json", None), ("bad.json", '{"H100-80GB": '), ("bad.csv", "gpu,usd\nH100,3\n")])
-def test_bad_price_file_is_one_line_naming_it_and_starts_nothing(tmp_path, name, text):
-    price_file = tmp_path / name
-    if text is not None:
-        price_file.write_text(text)
-    out = sweep("search_spaces/smoke.py", "--dry-run", "--storage", str(tmp_path / "s"), "--price-file", str(price_file))
-    assert out.returncode == 2, out.stdout + out.stderr
-    assert out.stderr.startswith(f"error: price file {price_file}: ") and len(out.stderr.strip().splitlines()) == 1, out.stderr
-    assert not out.stdout and not (tmp_path / "s").exists()
-
-
-@pytest.mark.parametrize(
-    "body, message",
-    [
-        ("SPACE = SearchSpace(model=['tiny'], per_device_batch=[2], num_gpus=[64], attention=['sdpa'], strategy=['ddp'], seq_len=32, device='cpu')",
-         "num_gpus: 64 is more than the"),
-        ("SPACE = SearchSpace(model=['tiny'], per_device_batch=[2], num_gpus=[1], attention=['sdpa'], strategy=['ddp'], seq_len=32, gpu_type=['H100-80GB'], device='cpu')",
-         "gpu_type: H100-80GB asked for, but this machine has no GPU"),
-    ],
-)
-def test_impossible_spaces_are_refused_before_starting(tmp_path, body, message):
-    path = write_space(tmp_path, body)
-    out = sweep(path, "--storage", str(tmp_path / "s"))
-    assert out.returncode == 2
-    assert out.stderr.strip().startswith(f"error: {path}: {message}"), out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "s").exists()
-
-
-def test_cli_argument_errors(tmp_path):
-    out = sweep("search_spaces/smoke.py", "--resume")
-    assert out.returncode == 2 and out.stderr.strip() == "error: --resume: needs --name, the sweep to continue"
-    out = sweep("search_spaces/smoke.py", "--resume", "--name", "nothing-here", "--storage", str(tmp_path))
-    assert out.returncode == 2 and "there is no sweep nothing-here" in out.stderr
-    out = sweep("search_spaces/smoke.py", "--dry-run", "--prices", "moon")
-    assert out.returncode == 2 and "moon" in out.stderr and "Traceback" not in out.stderr
+def test_smoke_sweep_console_is_slmrays_own_lines_once_per_event(smoke_sweep):
+    out, _ = smoke_sweep
+    console = out.stdout + out.stderr
+    for noise in ("╭", "Configuration for experiment", "TensorBoard", "Token authentication", "Started a local Ray",
+                  "Tuner.restore", "Wrote the latest version", "View detailed results"):
+        assert noise not in console, noise
+    progress = [line.split("] ", 1)[1] for line in out.stdout.splitlines() if " done: " in line]
+    assert [p.split(" done")[0] for p in progress] == ["1/4", "2/4", "3/4", "4/4"]  # one line per trial's end
+    started = [line for line in out.stdout.splitlines() if "] started tiny batch 4 x " in line]
+    assert len(started) == 4
+    # 1.646e+04 is not how a count of tokens reads
+    best = [line for line in out.stdout.splitlines() if line.strip().endswith(" ddp")]
+    assert best and all("e+" not in line for line in best)
 
 
 def test_out_of_memory_and_crashes_are_rows_and_the_sweep_goes_on(tmp_path):
-    # 64 x 256 x 4M fp32 logits: the CPU allocator refuses at once (a real out-of-memory path);
-    # a missing data directory crashes every worker (retried once, then recorded as failed).
-    # One worker reports its OOM as a status, two raise it from the worker group: both paths, and
-    # the sweep goes on from the first to the second.
+    # 2048 x 32 x 4M fp32 logits: the CPU allocator refuses at once (a real out-of-memory path),
+    # batch 1 fits.  One worker reports its OOM as a status and its warm group serves the next
+    # trial; two raise it from the worker group, which ends: the next trial gets a fresh group.
     path = write_space(tmp_path, """
 huge = get_model("tiny", vocab_size=4_000_000, d_model=8, n_head=2, name="tiny-huge-vocab")
-SPACE = SearchSpace(model=[huge], per_device_batch=[64], num_gpus=[1, 2], attention=["sdpa"],
-                    strategy=["ddp"], seq_len=256, steps=2, warmup_steps=1, device="cpu", max_failures=0)
+SPACE = SearchSpace(model=[huge], per_device_batch=[2048, 1], num_gpus=[1, 2], attention=["sdpa"],
+                    strategy=["ddp"], seq_len=32, steps=2, warmup_steps=1, device="cpu", max_failures=0)
 """)
     out = sweep(path, "--storage", str(tmp_path / "s"), "--name", "oom", "--no-prune")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    rows = {r["num_gpus"]: r for r in read_table(str(tmp_path / "s/oom/results.parquet")).to_pylist()}
-    assert sorted(rows) == [1, 2]
+    rows = {(r["num_gpus"], r["per_device_batch"]): r for r in read_table(str(tmp_path / "s/oom/results.parquet")).to_pylist()}
+    assert sorted(rows) == [(1, 1), (1, 2048), (2, 1), (2, 2048)]
     for n in (1, 2):
-        assert rows[n]["status"] == "oom" and "memory" in rows[n]["error"] and rows[n]["tokens_per_s"] is None
+        assert rows[n, 2048]["status"] == "oom" and "memory" in rows[n, 2048]["error"] and rows[n, 2048]["tokens_per_s"] is None
+        assert rows[n, 1]["status"] == "ok" and rows[n, 1]["tokens_per_s"] > 0
+    assert (rows[1, 1]["warm"], rows[1, 1]["group_trials"]) == (True, 2)  # the OOM left its group warm
+    assert (rows[2, 1]["warm"], rows[2, 1]["group_trials"]) == (False, 1)  # a fresh group after the raised OOM
 
-    # with pruning on (the default), the trial predicted to need 805 GB is recorded, not run
-    crash = write_space(tmp_path, """
+    # with pruning on (the default), the trial predicted to need 805 GB is recorded, not run; shards whose
+    # metadata passes the sweep's own check but whose data is garbage crash every worker
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "meta.json").write_text('{"vocab_size": 256, "num_tokens": 100000}')
+    (shards / "shard_00000.parquet").write_bytes(b"not parquet at all" * 100)
+    crash = write_space(tmp_path, f"""
 huge = get_model("tiny", vocab_size=4_000_000, d_model=8, n_head=2, name="tiny-huge-vocab")
 SPACE = SearchSpace(model=["tiny", huge], per_device_batch=[64], num_gpus=[2], attention=["sdpa"], strategy=["ddp"],
-                    seq_len=256, steps=1, warmup_steps=0, device="cpu", data="/nonexistent/shards", max_failures=1)
+                    seq_len=256, steps=1, warmup_steps=0, device="cpu", data="{shards}", max_failures=1)
 """, name="crash.py")
     out = sweep(crash, "--storage", str(tmp_path / "s"), "--name", "crash")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     rows = {r["model"]: r for r in read_table(str(tmp_path / "s/crash/results.parquet")).to_pylist()}
-    assert rows["tiny"]["status"] == "failed" and "is not a token-shard directory" in rows["tiny"]["error"]
+    assert rows["tiny"]["status"] == "failed" and "Parquet" in rows["tiny"]["error"], rows["tiny"]["error"]
     pruned = rows["tiny-huge-vocab"]
     assert pruned["status"] == "pruned" and pruned["predicted_oom"] and pruned["predicted_peak_mem_gb"] > 500
     assert pruned["error"].startswith("predicted ") and pruned["wall_s"] < 5
+    assert rows["tiny"]["group_trials"] == 1  # its retry ran on a fresh group, and failed again
 
 
 def test_budget_stops_launching_trials(tmp_path):
     # at $3,600 an hour a CPU worker costs $1 a second: the plan puts a trial at about $45, so
     # after the first (about $15 once measured) the next would pass $50
     out = sweep("search_spaces/smoke.py", "--storage", str(tmp_path), "--name", "budget", "--price", "cpu=3600",
-                "--budget-usd", "50")
+                "--budget-usd", "50", "--isolate-trials")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     rows = read_table(str(tmp_path / "budget/results.parquet")).to_pylist()
     assert len(rows) == 1 and rows[0]["status"] == "ok"
     assert rows[0]["price_per_hour_usd"] == 3600 and rows[0]["cost_usd"] == pytest.approx(rows[0]["wall_s"])
     assert "would pass $50.00: no more trials start" in out.stdout
+    assert rows[0]["warm"] is None and rows[0]["group_trials"] is None  # isolated: a worker group of its own
 
 
-def test_resume_after_the_driver_is_killed(tmp_path):
+def test_killed_interrupted_and_contested_sweep_resumes_with_every_trial_once(tmp_path):
+    """A sweep's drivers die or collide: SIGKILL leaves no stuck lock, a second driver (or --resume)
+    on the running sweep gets one line and exit 2, Ctrl-C says what is left and how to continue
+    (exit 130), and the continued sweep holds every configuration once."""
+    from slmray.tune import main
+
     path = write_space(tmp_path, """
-SPACE = SearchSpace(model=["tiny"], per_device_batch=[2, 4, 8], num_gpus=[1], attention=["sdpa"], strategy=["ddp"],
-                    seq_len=32, steps=2, warmup_steps=1, device="cpu")
-""")
+SPACE = SearchSpace(model=["tiny"], per_device_batch=[1, 2, 4, 8, 16], num_gpus=[1], attention=["sdpa"],
+                    strategy=["ddp"], seq_len=32, steps=300, warmup_steps=1, device="cpu")
+""")  # 300 steps: a few seconds a trial even on a warm group, time to act while one runs
     storage = tmp_path / "s"
-    rows_dir = storage / "killed" / "rows"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "slmray.tune", path, "--storage", str(storage), "--name", "killed"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline and len(list(rows_dir.glob("*.parquet"))) < 1:
-        time.sleep(0.5)
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
-    driver.wait()
-    before = {p.stem: read_table(str(p)).to_pylist()[0] for p in rows_dir.glob("*.parquet")}
-    assert 1 <= len(before) < 3
+    rows_dir = storage / "life" / "rows"
+    base = [path, "--storage", str(storage), "--name", "life"]
 
-    out = sweep(path, "--storage", str(storage), "--name", "killed", "--resume")
+    def start(*extra):
+        return subprocess.Popen([sys.executable, "-m", "slmray.tune", *base, *extra], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    def wait_for_rows(n):
+        deadline = time.time() + 300
+        while time.time() < deadline and len(list(rows_dir.glob("*.parquet"))) < n:
+            time.sleep(0.3)
+        return len(list(rows_dir.glob("*.parquet")))
+
+    driver = start()
+    wait_for_rows(1)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    driver.communicate()
+    before = {p.stem: read_table(str(p)).to_pylist()[0] for p in rows_dir.glob("*.parquet")}
+    assert 1 <= len(before) < 5
+
+    driver = start("--resume")  # the killed driver's lock is not in its way
+    lock_file, deadline = storage / "life" / "driver.lock", time.time() + 120
+    while time.time() < deadline and f'"pid": {driver.pid},' not in (lock_file.read_text() if lock_file.exists() else ""):
+        time.sleep(0.2)
+    for extra in ([], ["--resume"]):
+        import contextlib
+        import io
+
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert main([*base, *extra]) == 2
+        assert err.getvalue().startswith(f"error: --name: sweep life is being run by another driver (pid {driver.pid} on ")
+        assert len(err.getvalue().strip().splitlines()) == 1
+    assert wait_for_rows(len(before) + 1) < 5
+    os.killpg(driver.pid, signal.SIGINT)  # Ctrl-C, as a terminal sends it: to the whole process group
+    out, err = driver.communicate(timeout=300)
+    assert driver.returncode == 130, out[-3000:] + err[-3000:]
+    recorded = len(list(rows_dir.glob("*.parquet")))
+    assert f"interrupted: {recorded} of 5 trials recorded, {5 - recorded} left" in out
+    continue_line = next(line for line in out.splitlines() if line.startswith("continue with: "))
+    assert continue_line == f"continue with: python -m slmray.tune {' '.join(base)} --resume"
+    assert "best by" not in out and "Tuner.restore" not in out + err
+
+    out = sweep(*continue_line.removeprefix("continue with: python -m slmray.tune ").split())
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    table = read_table(str(storage / "killed/results.parquet"))
+    table = read_table(str(storage / "life/results.parquet"))
     rows = table.to_pylist()
-    assert sorted(r["per_device_batch"] for r in rows) == [2, 4, 8]  # none lost, none twice
-    assert len(set(pc.unique(table["trial_id"]).to_pylist())) == 3
+    assert sorted(r["per_device_batch"] for r in rows) == [1, 2, 4, 8, 16]  # none lost, none twice
+    assert len(set(pc.unique(table["trial_id"]).to_pylist())) == 5
     for trial_id, row in before.items():
         again = next(r for r in rows if r["trial_id"] == trial_id)
         assert again["started_at"] == row["started_at"]  # finished trials were not run again
 
 
-def test_optuna_multi_objective_on_s3(tmp_path, s3_server):
+def test_optuna_on_a_cost_objective_on_s3_keeps_credentials_out_of_every_file(tmp_path, s3_server):
+    """The README's pairing, tokens/s and tokens per $, through Optuna; what Optuna is told of each
+    trial is its row's value; a canary secret key reaches no file the sweep causes."""
+    import glob
+    import pickle
+
+    import boto3
+
+    canary = f"slmray-canary-{os.getpid()}-{time.time_ns()}"
+    env = {**s3_server, "AWS_SECRET_ACCESS_KEY": canary}
     path = write_space(tmp_path, """
 SPACE = SearchSpace(model=["tiny"], per_device_batch=[2, 4, 8], num_gpus=[1, 2], attention=["eager", "sdpa"],
                     strategy=["ddp"], seq_len=32, steps=2, warmup_steps=1, device="cpu", search="optuna",
-                    sampler="nsga2", num_samples=2, seed=7, objectives=["max:tokens_per_s", "min:final_loss"])
+                    sampler="nsga2", num_samples=2, seed=7, objectives=["max:tokens_per_s", "max:tokens_per_usd"])
 """)
-    out = sweep(path, "--storage", "s3://slmray-test/sweeps", "--name", "opt", env=s3_server)
+    started = time.time()
+    out = sweep(path, "--storage", "s3://slmray-test/sweeps", "--name", "opt", "--price", "cpu=1.0", env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "warning: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY set in the environment: kept out of" in out.stdout
     env_before = dict(os.environ)
     os.environ.update(s3_server)
     try:
         rows = read_table("s3://slmray-test/sweeps/opt/results.parquet").to_pylist()
+        s3 = boto3.client("s3")
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="slmray-test", Prefix="sweeps/opt/")["Contents"]]
+        objects = {k: s3.get_object(Bucket="slmray-test", Key=k)["Body"].read() for k in keys}
     finally:
         os.environ.clear()
         os.environ.update(env_before)
     assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
     assert len({(r["per_device_batch"], r["num_gpus"], r["attention"]) for r in rows}) == 2  # no configuration twice
     assert all(r["per_device_batch"] in (2, 4, 8) and r["num_gpus"] in (1, 2) for r in rows)
+    assert all(r["tokens_per_usd"] == pytest.approx(r["tokens_per_s"] * 3600 / r["num_gpus"]) for r in rows)
     # the estimator's best guess goes first: on the CPU it ranks by worker count, then plan order
     first = min(rows, key=lambda r: r["started_at"])
     assert (first["num_gpus"], first["attention"], first["per_device_batch"]) == (2, "eager", 2)
-    assert "best by max:tokens_per_s:" in out.stdout
+    assert "best by max:tokens_per_s:" in out.stdout and "best by max:tokens_per_usd:" in out.stdout
+
+    # what Optuna was told: its study, checkpointed with the sweep
+    state = pickle.loads(next(v for k, v in objects.items() if "searcher-state" in k))
+    told = {tuple(t.params[k] for k in ("per_device_batch", "num_gpus", "attention")): t.values
+            for t in state["_ot_study"].trials if t.values}
+    assert told == {(r["per_device_batch"], r["num_gpus"], r["attention"]): [r["tokens_per_s"], r["tokens_per_usd"]]
+                    for r in rows}
+
+    secret = canary.encode()
+    assert canary not in out.stdout + out.stderr
+    assert not [k for k, v in objects.items() if secret in v]
+    leaked = []
+    for session in glob.glob("/tmp/ray/session_*"):
+        if os.path.islink(session) or os.path.getmtime(session) < started - 5:
+            continue
+        for root, _, files in os.walk(session):
+            for name in files:
+                file = os.path.join(root, name)
+                try:
+                    if os.path.isfile(file) and secret in open(file, "rb").read():
+                        leaked.append(file)
+                except OSError:
+                    pass
+    assert not leaked, leaked

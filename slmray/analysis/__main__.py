@@ -10,43 +10,52 @@ import argparse
 import sys
 import warnings
 
-from slmray.analysis.costs import DERIVED_COLUMNS, LOSS_SOURCES, add_cost_metrics, price_trials
-from slmray.analysis.pareto import ObjectiveError, parse_objective
-from slmray.analysis.report import write_report
-from slmray.analysis.table import load_results
-from slmray.prices import PriceBook, PriceError, parse_price_overrides, profiles
-from slmray.results import SCHEMA, ResultsError
-from slmray.storage import StorageError
+from slmray.cli import parser as new_parser
+from slmray.prices import profiles
 
 DEFAULT_OBJECTIVES = ("max:tokens_per_s", "min:usd_per_btok")
-OBJECTIVE_COLUMNS = (*(f.name for f in SCHEMA if f.type in ("double", "int64")), *DERIVED_COLUMNS)
+LOSS_SOURCES = ("scaling", "measured")
+"""`costs.LOSS_SOURCES`, spelled out so that --help imports no pandas (tests/test_cli_help.py checks they agree)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m slmray.analysis",
-        description="Analyse slmray results tables and write a report (Markdown, HTML, PNG plots).",
-    )
+    p = new_parser("python -m slmray.analysis",
+                   "Analyse slmray results tables and write a report (Markdown, HTML, PNG plots).")
     p.add_argument("results", nargs="+", help="results tables (.parquet), local paths or s3:// URIs")
     p.add_argument("--out", default="analysis-report", help="folder for report.md, report.html and the plots")
     p.add_argument(
-        "--objective", action="append", default=None,
-        help="max:COLUMN or min:COLUMN, repeatable; the first ranks the recommendation "
-        f"(default: {' '.join(DEFAULT_OBJECTIVES)})",
+        "--objective", action="append", default=None, metavar="max:COLUMN|min:COLUMN",
+        help="an objective, repeatable; the first ranks the recommendation "
+        f"(default: {' and '.join(DEFAULT_OBJECTIVES)})",
     )
-    p.add_argument("--prices", choices=profiles(), default=None, help="re-price every trial with this profile")
-    p.add_argument("--price-file", default=None, help="CSV (gpu,usd_per_gpu_hour[,source]) or JSON of per-GPU prices")
-    p.add_argument("--price", action="append", default=[], metavar="GPU=USD", help="price of one GPU-hour, repeatable")
+    p.add_argument("--prices", choices=profiles(), default=None, metavar="PROFILE",
+                   help=f"re-price every trial with this profile: {', '.join(profiles())} "
+                        "(default: the prices the sweep recorded)")
+    p.add_argument("--price-file", default=None,
+                   help="CSV (gpu,usd_per_gpu_hour[,source]) or JSON of per-GPU prices, over the profile's (default: none)")
+    p.add_argument("--price", action="append", default=[], metavar="GPU=USD",
+                   help="price of one GPU-hour, over the profile's and the file's; repeatable (default: none)")
     p.add_argument("--loss-per-token", choices=LOSS_SOURCES, default=LOSS_SOURCES[0],
-                   help="source of Loss/Token in loss per dollar: the Chinchilla law or the trial's loss curve")
+                   help="source of Loss/Token in loss per dollar: scaling (the Chinchilla law) or measured "
+                        "(the slope of the trial's loss curve)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # after parsing: pandas, pyarrow and matplotlib take about a second to import, which --help need not wait for
+    from slmray.analysis.costs import DERIVED_COLUMNS, add_cost_metrics, price_trials
+    from slmray.analysis.pareto import ObjectiveError, parse_objective
+    from slmray.analysis.report import cell, write_report
+    from slmray.analysis.table import load_results
+    from slmray.prices import PriceBook, PriceError, parse_price_overrides
+    from slmray.results import SCHEMA, ResultsError
+    from slmray.storage import StorageError
+
+    objective_columns = (*(f.name for f in SCHEMA if f.type in ("double", "int64")), *DERIVED_COLUMNS)
     notes = []
     try:
-        objectives = [parse_objective(o, OBJECTIVE_COLUMNS) for o in args.objective or DEFAULT_OBJECTIVES]
+        objectives = [parse_objective(o, objective_columns) for o in args.objective or DEFAULT_OBJECTIVES]
         repricing = args.prices or args.price_file or args.price
         book = PriceBook.load(args.prices or "local", args.price_file, parse_price_overrides(args.price)) if repricing else None
         df = load_results(args.results)
@@ -65,12 +74,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {w.message}", file=sys.stderr)
             notes.append(str(w.message))
     df = add_cost_metrics(df, args.loss_per_token)
-    report = write_report(df, args.out, objectives, args.results, notes, args.loss_per_token)
+    try:
+        report = write_report(df, args.out, objectives, args.results, notes, args.loss_per_token)
+    except OSError as exc:  # --out is a file, or a folder that cannot be made
+        print(f"error: --out {args.out}: cannot write the report there ({exc.strerror or exc})", file=sys.stderr)
+        return 2
     print(f"wrote {report.markdown}, {report.html} and {len(report.figures)} plots")
     if not report.recommendations.empty:
         column = report.recommendations.columns[2]  # the objective the recommendation ranked by
         for _, r in report.recommendations.iterrows():
-            print(f"  {r['model']}: {r['best']} ({column} {r[column]:,.4g})")
+            print(f"  {r['model']}: {r['best']} ({column} {cell(r[column])})")  # 16,456, not 1.646e+04
     return 0
 
 

@@ -44,6 +44,8 @@ CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 LOSS_SOURCES = ("scaling", "measured")
 DERIVED_COLUMNS = ("usd_per_btok", "loss_per_token", "loss_per_usd")
 """Columns `add_cost_metrics` adds to a results frame."""
+PRICED_COLUMNS = ("price_per_hour_usd", "cost_usd", "tokens_per_usd", "usd_per_btok", "loss_per_usd")
+"""Columns that mean something only where a trial has a price."""
 
 
 def _positive(x: np.ndarray) -> np.ndarray:

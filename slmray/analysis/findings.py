@@ -1,14 +1,17 @@
 """The seed paper's questions, each answered from a results frame as one small table.
 
-Every cell is `costs.best_over`: the best ok trial for that cell over every parameter the table
-does not show, a cell whose trials all ran out of memory scoring 0.  Models are listed
-smallest first.  `torch.compile` changes tokens/s and memory more than most choices, so where a
-table has trials with and without it, the tables that take `rows` split by it (`row_keys`, which splits by GPU type too)
-and `key_findings` reads the trials without it.
+Every cell is `costs.best_over`: the best ok trial for that cell over the per-device batch (the
+paper's convention: each setting at its best batch), a cell whose trials all ran out of memory
+reading `oom`.  A comparison holds everything else fixed but the compared factor: `row_keys`
+gives a row to each GPU type, GPU count, strategy, sequence length and compile setting the
+table varies, so that an H100 figure is never divided by an H200 one, nor a compiled one by an
+uncompiled one.  Models are listed smallest first.  `key_findings` reads the trials without
+compile, one line per model and GPU type.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import pandas as pd
@@ -18,10 +21,16 @@ from slmray.analysis.table import model_order, sort_by_model
 
 VANILLA_ATTENTION = ("eager", "sdpa-math")
 """Attention that materialises the T x T scores, the paper's "vanilla"; the rest are fused."""
+OOM = "oom"
+"""A cell whose trials all ran out of memory (a number there would read as a measurement)."""
+CONDITIONS = ("gpu_type", "num_gpus", "strategy", "seq_len")
+"""What a comparison holds fixed where the table varies it, besides compile (`row_keys`)."""
 
 
 def _by_model(table: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
-    return sort_by_model(table, df, *(c for c in ("gpu_type", "num_gpus", "attention", "compile") if c in table.columns))
+    return sort_by_model(
+        table, df, *(c for c in ("gpu_type", "num_gpus", "strategy", "seq_len", "attention", "compile") if c in table.columns)
+    )
 
 
 def mixes_compile(df: pd.DataFrame) -> bool:
@@ -34,12 +43,25 @@ def mixes_gpu_types(df: pd.DataFrame) -> bool:
     return df["gpu_type"].nunique() > 1
 
 
-def row_keys(df: pd.DataFrame, *keys: str, gpu_type: bool = True) -> list[str]:
-    """Row keys for a per-model table: the model, the GPU type where the table has several (and
-    `gpu_type`), `keys`, and compile where the table mixes it: tokens/s and memory differ by GPU
-    and by compile more than by most choices, so a row each keeps them apart."""
-    gpu = ["gpu_type"] if gpu_type and mixes_gpu_types(df) else []
-    return ["model", *gpu, *keys, *(["compile"] if mixes_compile(df) else [])]
+def _varies(df: pd.DataFrame, column: str) -> bool:
+    """Whether some model's trials differ in `column` (the GPU type: whether the table has several)."""
+    if column == "gpu_type":
+        return mixes_gpu_types(df)
+    if column not in df.columns or df.empty:
+        return False
+    return bool((df.groupby("model")[column].nunique() > 1).any())
+
+
+def row_keys(df: pd.DataFrame, *keys: str, gpu_type: bool = True, compared: str | None = None) -> list[str]:
+    """Row keys for a per-model table comparing `compared`: the model, each of `CONDITIONS` the
+    table varies (the GPU type only with `gpu_type`), `keys`, and compile where the table mixes
+    it.  A row each holds everything but `compared` and the per-device batch fixed: tokens/s and
+    memory differ by GPU, GPU count and compile more than by most choices."""
+    skip = {compared, *([] if gpu_type else ["gpu_type"])}
+    fixed = [c for c in CONDITIONS if c not in skip and (c in keys or _varies(df, c))]
+    rest = [k for k in keys if k not in fixed]
+    tail = ["compile"] if mixes_compile(df) and compared != "compile" and "compile" not in keys else []
+    return ["model", *fixed, *rest, *tail]
 
 
 def without_compile(df: pd.DataFrame) -> pd.DataFrame:
@@ -52,50 +74,82 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     return numerator.astype(float) / denominator.astype(float).where(denominator > 0)
 
 
-def grid(df: pd.DataFrame, metric: str, rows: Sequence[str], column: str, maximize: bool = True) -> pd.DataFrame:
-    """`metric` with `rows` down and the values of `column` across, best over the rest."""
+def _grid(
+    df: pd.DataFrame, metric: str, rows: Sequence[str], column: str, maximize: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`grid`'s numbers (out of memory as `best_over` scores it, 0 or inf) and a frame of the
+    same shape, True where every trial of the cell ran out of memory."""
     best = best_over(df, metric, [*rows, column], maximize)
     best[column] = best[column].astype(object).where(best[column].notna(), "unknown")
-    table = best.pivot(index=list(rows), columns=column, values=metric)
-    table = table.reindex(columns=sorted(table.columns, key=lambda c: (isinstance(c, str), c)))  # labels, even bools
-    table.columns = [str(c) for c in table.columns]
-    return _by_model(table.reset_index(), df)
+    oom_value = 0.0 if maximize else math.inf
+    best["_oom"] = best["row"].isna() & (best[metric] == oom_value)
+    tables = []
+    for values in (metric, "_oom"):
+        table = best.pivot(index=list(rows), columns=column, values=values)
+        table = table.reindex(columns=sorted(table.columns, key=lambda c: (isinstance(c, str), c)))  # labels, even bools
+        table.columns = [str(c) for c in table.columns]
+        tables.append(_by_model(table.reset_index(), df))
+    values, oom = tables
+    oom = oom.assign(**{c: False for c in rows}).fillna(False).astype(bool)
+    return values, oom
+
+
+def _mark_oom(values: pd.DataFrame, oom: pd.DataFrame) -> pd.DataFrame:
+    """`values` with `OOM` in the cells `oom` flags (columns `oom` lacks, such as ratios, kept)."""
+    out = values.copy()
+    for c in oom.columns:
+        if oom[c].any():
+            out[c] = out[c].astype(object).where(~oom[c], OOM)
+    return out
+
+
+def grid(df: pd.DataFrame, metric: str, rows: Sequence[str], column: str, maximize: bool = True) -> pd.DataFrame:
+    """`metric` with `rows` down and the values of `column` across, best over the rest; `OOM`
+    where every trial of a cell ran out of memory."""
+    return _mark_oom(*_grid(df, metric, rows, column, maximize))
 
 
 def attention_effect(df: pd.DataFrame, metric: str = "tokens_per_s", rows: Sequence[str] = ("model",)) -> pd.DataFrame:
     """Per model (or `rows`): each attention backend, and the best fused backend over eager."""
-    table = grid(df, metric, rows, "attention")
+    table, oom = _grid(df, metric, rows, "attention")
     fused = [c for c in table.columns if c not in (*rows, *VANILLA_ATTENTION)]
     if "eager" in table.columns and fused:
         table["fused / eager"] = _ratio(table[fused].max(axis=1), table["eager"])
-    return table
+    return _mark_oom(table, oom)
 
 
 def strategy_effect(
     df: pd.DataFrame, metric: str = "tokens_per_s", rows: Sequence[str] = ("model", "num_gpus")
 ) -> pd.DataFrame:
     """Per model and GPU count (or `rows`): each parallelism strategy, and the best FSDP over DDP."""
-    table = grid(df, metric, rows, "strategy")
+    table, oom = _grid(df, metric, rows, "strategy")
     fsdp = [c for c in table.columns if c.startswith("fsdp")]
     if "ddp" in table.columns and fsdp:
         table["fsdp / ddp"] = _ratio(table[fsdp].max(axis=1), table["ddp"])
-    return table
+    return _mark_oom(table, oom)
 
 
 def gpu_scaling(df: pd.DataFrame) -> pd.DataFrame:
-    """Tokens/s and tokens/$ by GPU count, per model and GPU type, with the scaling efficiency.
+    """Tokens/s and tokens/$ by GPU count, per model and GPU type (and strategy, sequence length
+    and compile where the table varies them), with the scaling efficiency.
 
     Efficiency at n GPUs: tokens/s over n times the per-GPU tokens/s at the smallest count run
-    (1.0 is linear scaling).
+    with the same everything else (1.0 is linear scaling).
     """
-    keys = ["model", "gpu_type", "num_gpus"]
-    speed = best_over(df, "tokens_per_s", keys).drop(columns="row")
+    group = row_keys(df, "gpu_type", compared="num_gpus")
+    keys = [*group, "num_gpus"]
+    speed = best_over(df, "tokens_per_s", keys)
+    every_oom = speed.pop("row").isna() & (speed["tokens_per_s"] == 0)
     cost = best_over(df, "tokens_per_usd", keys).drop(columns="row")
-    table = speed.merge(cost, on=keys)
-    base = table.sort_values("num_gpus").drop_duplicates(["model", "gpu_type"])
-    base = base.assign(per_gpu=base["tokens_per_s"] / base["num_gpus"])[["model", "gpu_type", "per_gpu"]]
-    table = table.merge(base, on=["model", "gpu_type"], how="left")
+    table = speed.assign(_oom=every_oom).merge(cost, on=keys)
+    base = table[~table["_oom"]].sort_values("num_gpus").drop_duplicates(group)
+    base = base.assign(per_gpu=base["tokens_per_s"] / base["num_gpus"])[[*group, "per_gpu"]]
+    table = table.merge(base, on=group, how="left")
     table["scaling_efficiency"] = table["tokens_per_s"] / (table["num_gpus"] * table.pop("per_gpu"))
+    table["scaling_efficiency"] = table["scaling_efficiency"].where(~table["_oom"])
+    oom = table.pop("_oom")
+    for metric in ("tokens_per_s", "tokens_per_usd"):
+        table[metric] = table[metric].astype(object).where(~oom, OOM)
     return _by_model(table, df)
 
 
@@ -108,22 +162,26 @@ def gpu_type_effect(df: pd.DataFrame, metric: str = "tokens_per_usd", rows: Sequ
     """Per model (or `rows`): `metric` on each GPU type, and which type is best; with more than
     one type, each type's value over the best (the paper's question: is the dearest GPU the most
     cost-efficient?)."""
-    table = grid(df, metric, rows, "gpu_type")
+    table, oom = _grid(df, metric, rows, "gpu_type")
     types = [c for c in table.columns if c not in rows]
     if len(types) > 1:
         values = table[types].astype(float)
-        table["best"] = values.idxmax(axis=1).where(values.max(axis=1) > 0)
+        compared = values.notna().sum(axis=1) > 1  # a row with one type's value (oom counts) compares nothing
+        table["best"] = values.idxmax(axis=1).where(compared)
         for t in types:
-            table[f"{t} / best"] = values[t] / values.max(axis=1)
-    return table
+            table[f"{t} / best"] = (values[t] / values.max(axis=1)).where(compared)
+    return _mark_oom(table, oom)
 
 
-def compile_effect(df: pd.DataFrame, metric: str = "tokens_per_s") -> pd.DataFrame:
-    """Per model and attention backend: `metric` without and with `torch.compile`, and their ratio."""
-    table = grid(df, metric, ["model", "attention"], "compile").rename(columns={"False": "off", "True": "on"})
+def compile_effect(df: pd.DataFrame, metric: str = "tokens_per_s", rows: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per model and attention backend (and each of `row_keys`'s conditions the table varies, or
+    `rows`): `metric` without and with `torch.compile`, and their ratio."""
+    rows = list(rows) if rows is not None else row_keys(df, "attention", compared="compile")
+    table, oom = _grid(df, metric, rows, "compile")
+    table, oom = (t.rename(columns={"False": "off", "True": "on"}) for t in (table, oom))
     if {"off", "on"} <= set(table.columns):
         table["on / off"] = _ratio(table["on"], table["off"])
-    return table
+    return _mark_oom(table, oom)
 
 
 def oom_boundary(df: pd.DataFrame) -> pd.DataFrame:
@@ -147,6 +205,14 @@ def oom_boundary(df: pd.DataFrame) -> pd.DataFrame:
     return sort_by_model(table, df, *keys[1:])
 
 
+def _at_best(table: pd.DataFrame, columns: Sequence[str], ratio: str) -> pd.Series:
+    """Per model, `ratio` on the row with the highest value in `columns` among those that have
+    the ratio: a like-for-like ratio (one row holds everything else fixed) at the best setting."""
+    best = table[list(columns)].apply(pd.to_numeric, errors="coerce").max(axis=1)
+    rows = table.assign(_best=best)[table[ratio].notna() & best.notna()]
+    return rows.sort_values("_best", ascending=False).drop_duplicates("model").set_index("model")[ratio]
+
+
 def _smallest_batch(values: pd.Series, test) -> int | None:
     """The smallest batch (`values` indexed by batch, as text) whose value passes `test`."""
     return next((int(b) for b in sorted(values.index, key=int) if test(values[b])), None)
@@ -168,31 +234,34 @@ def _key_findings_one_gpu(df: pd.DataFrame, money: str, saturation: float) -> pd
     """One line per model: the paper's questions in numbers, from the trials without compile
     (`without_compile`), with compile's gain where the table has it.
 
-    fused / eager: best fused over best eager tokens/s.  best batch: the batch with the most
-    `money`; saturates at: the smallest batch within `saturation` of that.  eager / fused OOM
-    from: the smallest batch at which every trial of that kind of attention ran out of memory.
-    best MFU: over all trials.  compile on / off: best fused tokens/s with compile over without.
+    fused / eager: fused over eager tokens/s, each at its best batch, at the GPU count, strategy
+    and sequence length where fused is fastest.  best batch: the batch with the most `money`;
+    saturates at: the smallest batch within `saturation` of that.  eager / fused OOM from: the
+    smallest batch at which every trial of that kind of attention ran out of memory.  best MFU:
+    over all trials.  compile on / off: fused tokens/s with compile over without, at the
+    configuration where compiled fused attention is fastest.
     """
     base = without_compile(df)
     vanilla = base["attention"].isin(VANILLA_ATTENTION)
-    attention = attention_effect(base).set_index("model")
-    by_batch = batch_effect(base, money).set_index("model").astype(float)
-    oom = {name: batch_effect(part, "tokens_per_s").set_index("model").astype(float)
+    attention = attention_effect(base, rows=row_keys(base, compared="attention"))
+    fused_columns = [c for c in attention.columns if c not in (*row_keys(base), *VANILLA_ATTENTION, "fused / eager")]
+    speedup = _at_best(attention, fused_columns, "fused / eager")
+    by_batch = _grid(base, money, ["model"], "per_device_batch")[0].set_index("model").astype(float)
+    oom = {name: _grid(part, "tokens_per_s", ["model"], "per_device_batch")[0].set_index("model").astype(float)
            for name, part in (("eager", base[vanilla]), ("fused", base[~vanilla])) if len(part)}
     mfu = best_over(df, "mfu", "model").set_index("model")["mfu"]
     gain = pd.Series(dtype=float)
     if mixes_compile(df):
         fused = compile_effect(df[~df["attention"].isin(VANILLA_ATTENTION)])
         if {"on", "off"} <= set(fused.columns):
-            best = fused.groupby("model")[["on", "off"]].max()
-            gain = _ratio(best["on"], best["off"])
+            gain = _at_best(fused, ["on"], "on / off")
     rows = []
     for model in model_order(df):
         values = by_batch.loc[model] if model in by_batch.index else pd.Series(dtype=float)
         top = values.max()
         row = {"model": model}
         if "fused / eager" in attention.columns:
-            row["fused / eager"] = attention["fused / eager"].get(model)
+            row["fused / eager"] = speedup.get(model)
         row["best batch"] = _smallest_batch(values, lambda v: v >= top) if top > 0 else None
         row["saturates at"] = _smallest_batch(values, lambda v: v >= saturation * top) if top > 0 else None
         for name, table in oom.items():
@@ -202,3 +271,29 @@ def _key_findings_one_gpu(df: pd.DataFrame, money: str, saturation: float) -> pd
             row["compile on / off (fused)"] = gain.get(model)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def precision_effect(df: pd.DataFrame) -> pd.DataFrame | None:
+    """bf16 against FP8 like with like: per model, GPU type, batch, sequence length, attention,
+    activation checkpointing and compile (those a row holds fixed), tokens/s in each precision,
+    each FP8 recipe over bf16, and peak memory (GiB) in each.  None where the table has no FP8 trial.
+    A table from before the `precision` column (null) ran in bf16."""
+    if "precision" not in df.columns:
+        return None
+    df = df.assign(precision=df["precision"].fillna("bf16"))
+    if not (df["precision"] != "bf16").any():
+        return None
+    keys = [k for k in ("activation_checkpointing", "compile") if k in df.columns and df[k].nunique() > 1]
+    rows = row_keys(df, "gpu_type", "per_device_batch", "seq_len", "attention", *keys, compared="precision")
+    rows = list(dict.fromkeys(rows))
+    speed, speed_oom = _grid(df, "tokens_per_s", rows, "precision")
+    memory, _ = _grid(df, "peak_mem_gb", rows, "precision", maximize=False)
+    recipes = [c for c in speed.columns if c not in rows and c != "bf16"]
+    if "bf16" in speed.columns:
+        for r in recipes:
+            speed[f"{r} / bf16"] = _ratio(speed[r], speed["bf16"])
+    speed = _mark_oom(speed, speed_oom)
+    for c in [c for c in memory.columns if c not in rows]:
+        speed[f"GiB {c}"] = memory[c].where(memory[c] < math.inf)
+    tried = speed_oom[recipes].any(axis=1) | speed[recipes].apply(pd.to_numeric, errors="coerce").notna().any(axis=1)
+    return speed[tried].reset_index(drop=True)  # configurations run in bf16 alone compare nothing here

@@ -8,6 +8,7 @@ figure does not show, with configurations that ran out of memory at 0.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -15,11 +16,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
 
 from slmray.analysis.accuracy import judged
 from slmray.analysis.costs import best_over
-from slmray.analysis.findings import mixes_compile
+from slmray.analysis.findings import mixes_compile, mixes_gpu_types
 from slmray.analysis.pareto import Objective
 from slmray.analysis.table import config_label, model_order, ok
 from slmray.hardware import spec_for
@@ -63,43 +65,72 @@ def _by_batch(df: pd.DataFrame, points: pd.DataFrame, y: str, **style) -> tuple[
 
 
 def scaling_figure(df: pd.DataFrame, metric: str = "tokens_per_s") -> Figure | None:
-    """`metric` against GPU count, one panel per model, a line per GPU type and strategy."""
-    best = _finite(best_over(df, metric, ["model", "gpu_type", "strategy", "num_gpus"]), metric)
+    """`metric` against GPU count, one panel per model, a line per GPU type and strategy (and
+    compile setting, where the table has both), one colour per line across the panels and one
+    legend below them, where it can hide no point."""
+    compiled = df["compile"].fillna(False).astype(bool)
+    line_label = df["gpu_type"].astype(str) + " " + df["strategy"].astype(str)
+    if mixes_compile(df):
+        line_label = line_label + np.where(compiled, " compile", "")
+    best = _finite(best_over(df.assign(line=line_label), metric, ["model", "line", "num_gpus"]), metric)
     if best.empty:
         return None
     models = [m for m in model_order(df) if m in set(best["model"])]
+    names = sorted(best["line"].unique())
+    colours = {name: f"C{i % 10}" for i, name in enumerate(names)}
+    markers = {name: "osD^v<>"[i % 7] for i, name in enumerate(names)}  # lines on the same values stay told apart
     fig, axes = _panels(len(models))
     for ax, model in zip(axes, models):
         part = best[best["model"] == model]
-        for (gpu, strategy), line in part.groupby(["gpu_type", "strategy"], dropna=False):
+        for name, line in part.groupby("line"):
             line = line.sort_values("num_gpus")
-            ax.plot(line["num_gpus"], line[metric], marker="o", label=f"{gpu} {strategy}")
+            ax.plot(line["num_gpus"], line[metric], marker=markers[name], color=colours[name], label=name,
+                    fillstyle="none", markersize=7)
         ax.set_xticks(sorted(part["num_gpus"].unique()))
-        ax.set_ylim(bottom=0)
+        top = part[metric].max()  # 0 where every trial ran out of memory
+        ax.set_ylim(0, 1.08 * top if top > 0 else 1.0)  # headroom: a marker at the top is not cut in half
+        ax.yaxis.set_major_formatter(FuncFormatter(_short_number))
         ax.set(title=model, xlabel="GPUs", ylabel=label(metric))
-        ax.legend(fontsize=7)
+    handles = [Line2D([], [], color=colours[n], marker=markers[n], fillstyle="none", label=n) for n in names]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), fontsize=8)
     fig.suptitle(f"{label(metric)} by GPU count")
     return fig
 
 
 def batch_figure(df: pd.DataFrame, metric: str = "tokens_per_usd") -> Figure | None:
-    """`metric` against per-device batch, a line per model (out of memory at 0)."""
-    best = _finite(best_over(df, metric, ["model", "per_device_batch"]), metric)
+    """`metric` against per-device batch, a line per model (out of memory at 0), and per GPU type
+    where the table has several (dashed, the second): a batch's best on one GPU is not the other's."""
+    by_gpu = mixes_gpu_types(df)
+    best = _finite(best_over(df, metric, ["model", *(["gpu_type"] if by_gpu else []), "per_device_batch"]), metric)
     if best.empty or not best[metric].astype(float).any():
         return None
-    fig, ax = _by_batch(df, best, metric)
+    if not by_gpu:
+        fig, ax = _by_batch(df, best, metric)
+    else:
+        fig, ax = _by_batch(df, best.iloc[:0], metric)  # the axes alone; a line per model and GPU type below
+        ax.set_xticks(sorted(best["per_device_batch"].dropna().unique()))
+        gpus = sorted(best["gpu_type"].dropna().unique())
+        for i, model in enumerate(m for m in model_order(df) if m in set(best["model"])):
+            for j, gpu in enumerate(gpus):
+                part = best[(best["model"] == model) & (best["gpu_type"] == gpu)].sort_values("per_device_batch")
+                if not part.empty:
+                    ax.plot(part["per_device_batch"], part[metric], marker="os^D"[j % 4], color=f"C{i % 10}",
+                            linestyle=("-", "--", ":", "-.")[j % 4], label=f"{model} {gpu}")
     ax.set_ylim(bottom=0)
     ax.set(title=f"{label(metric)} by per-device batch", xlabel="per-device batch", ylabel=label(metric))
-    ax.legend(fontsize=7)
+    ax.yaxis.set_major_formatter(FuncFormatter(_short_number))
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))  # beside the axes, over no point
     return fig
 
 
 def attention_figure(df: pd.DataFrame, metric: str = "tokens_per_s") -> Figure | None:
-    """`metric` per model, a bar per attention backend (and per compile setting, where the
-    table has trials with and without it)."""
+    """`metric` per model, a bar per attention backend (and per compile setting and GPU type,
+    where the table has several)."""
     backend = df["attention"].astype(str)
     if mixes_compile(df):
         backend = backend + np.where(df["compile"].fillna(False).astype(bool), " + compile", "")
+    if mixes_gpu_types(df):  # a bar per GPU type too: an H100 bar is not set beside an H200 one as if alike
+        backend = df["gpu_type"].astype(str) + " " + backend
     best = _finite(best_over(df.assign(attention=backend), metric, ["model", "attention"]), metric)
     if best.empty:
         return None
@@ -114,6 +145,7 @@ def attention_figure(df: pd.DataFrame, metric: str = "tokens_per_s") -> Figure |
         ax.bar(x + i * width - 0.4 + width / 2, part[metric].fillna(0), width, label=backend)
     ax.set_xticks(x, models, rotation=20)
     ax.set(title=f"{label(metric)}: attention backends", ylabel=label(metric))
+    ax.yaxis.set_major_formatter(FuncFormatter(_short_number))
     ax.legend(fontsize=7)
     return fig
 
@@ -193,7 +225,9 @@ def prediction_figure(df: pd.DataFrame) -> Figure | None:
             axis.set_major_formatter(FuncFormatter(_short_number))
             axis.set_minor_formatter(NullFormatter())
         ax.legend(fontsize=7)
-    fig.suptitle("slmray.estimate's predictions, recorded before each trial, against the measurements")
+    # wrapped to the figure's width: one panel (a CPU table has no peak memory) is half as wide
+    title = "slmray.estimate's predictions, recorded before each trial, against the measurements"
+    fig.suptitle(textwrap.fill(title, 44 * len(panels)))
     return fig
 
 

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from slmray.analysis import accuracy, findings, plots
-from slmray.analysis.costs import LOSS_SOURCES, money_metric
+from slmray.analysis import accuracy, decision, findings, plots
+from slmray.analysis.costs import LOSS_SOURCES, PRICED_COLUMNS, money_metric
 from slmray.analysis.pareto import Objective, best_by_group, pareto_front
 from slmray.analysis.table import config_label, model_order, ok, sort_by_model, summary
 
@@ -31,8 +31,10 @@ DEFINITIONS = (
     "tokens per $ = tokens/s x 3600 / price per hour; $ per billion tokens = price per hour / (tokens/s x 3600) x 1e9.",
     "Loss per $ (Ashkboos et al. 2024, Eq. 1) = Loss/Token x Token/Second / (Dollar/Second), Loss/Token being the "
     "loss reduction per training token (see slmray.analysis.costs for its source).",
-    "Tables and figures show, for each cell or point, the best ok trial over every parameter not shown; "
-    "a cell whose trials all ran out of memory is 0 (the paper's convention).",
+    "Each comparison holds everything but the compared factor fixed: a row per GPU type, GPU count, strategy, "
+    "sequence length and compile setting the table varies; each cell is the best ok trial over the per-device batch "
+    "(the figures: over every parameter not shown). A cell whose trials all ran out of memory reads oom (a figure "
+    "draws it at 0, the paper's convention).",
     "Pareto front: ok trials no other trial beats on every objective at once, per model.",
     "MFU: tokens/s x training FLOPs per token (6N + 12LdT, N with embeddings; slmray.metrics) over the GPU's "
     "dense BF16 peak.",
@@ -110,10 +112,12 @@ def _recommend(section: Section, df: pd.DataFrame, objective: Objective) -> pd.D
 def _key_findings(df: pd.DataFrame, money: str) -> Section:
     section = Section("Key findings")
     section.text.append(
-        "Per model, smallest first (per GPU type where the table has several). fused / eager: best fused-attention tokens/s over best eager; best batch: the "
+        "Per model, smallest first (per GPU type where the table has several). fused / eager: fused-attention tokens/s "
+        "over eager, each at its best batch, with everything else as where fused is fastest; best batch: the "
         f"per-device batch with the most {plots.label(money)}, saturates at: the smallest batch within 5% of it; "
         "eager / fused OOM from: the smallest batch at which every such trial ran out of memory (- where none did); "
-        "best MFU over all trials; compile on / off: best fused tokens/s with torch.compile over without."
+        "best MFU over all trials; compile on / off: fused tokens/s with torch.compile over without, with everything "
+        "else as where compiled fused attention is fastest."
         + (" All but the last two columns read the trials without compile." if findings.mixes_compile(df) else ""))
     section.tables.append(("Key findings per model", findings.key_findings(df, money)))
     return section
@@ -124,16 +128,20 @@ def _findings(df: pd.DataFrame, money: str) -> Section:
     tables = [("FlashAttention (fused) vs eager attention, tokens/s", findings.attention_effect(df, rows=rows))]
     if findings.mixes_compile(df):
         tables.append(("torch.compile off and on, tokens/s", findings.compile_effect(df)))
+    if (precision := findings.precision_effect(df)) is not None:
+        tables.append(("bf16 vs FP8 (torchao.float8) at the same configuration: tokens/s, peak GiB", precision))
+    by_gpu_type = findings.row_keys(df, compared="gpu_type")
     tables += [
         ("MFU by attention backend", findings.grid(df, "mfu", rows, "attention")),
         ("DDP vs FSDP by model size and GPU count, tokens/s",
-         findings.strategy_effect(df, rows=findings.row_keys(df, "num_gpus"))),
+         findings.strategy_effect(df, rows=findings.row_keys(df, "num_gpus", compared="strategy"))),
         ("Scaling with GPU count: tokens/s, tokens per $, efficiency", findings.gpu_scaling(df)),
         (f"Per-device batch size, {plots.label(money)}", findings.batch_effect(df, money, rows)),
         ("Out-of-memory boundary: largest batch that ran, smallest that did not", findings.oom_boundary(df)),
-        (f"GPU type, {plots.label(money)}", findings.gpu_type_effect(df, money, findings.row_keys(df, gpu_type=False))),
-        ("GPU type, tokens/s", findings.gpu_type_effect(df, "tokens_per_s", findings.row_keys(df, gpu_type=False))),
+        (f"GPU type, {plots.label(money)}", findings.gpu_type_effect(df, money, by_gpu_type)),
     ]
+    if money != "tokens_per_s":  # without prices the table above is this one already
+        tables.append(("GPU type, tokens/s", findings.gpu_type_effect(df, "tokens_per_s", by_gpu_type)))
     return Section("Findings", tables=tables)
 
 
@@ -157,7 +165,8 @@ def _predictions(df: pd.DataFrame, out_dir: Path) -> Section:
     return section
 
 
-def _front(df: pd.DataFrame, objectives: Sequence[Objective], out_dir: Path) -> Section:
+def _front(df: pd.DataFrame, objectives: Sequence[Objective], out_dir: Path, unpriced: bool = False) -> Section:
+    """`unpriced`: an objective needs a price and no trial has one, so the plot would have no cost axis."""
     section = Section("Pareto front")
     if not objectives:
         section.text.append("No objective has values; no front.")
@@ -167,7 +176,10 @@ def _front(df: pd.DataFrame, objectives: Sequence[Objective], out_dir: Path) -> 
     table = rows.assign(configuration=config_label(rows))[["model", "configuration", *(o.column for o in objectives)]]
     section.text.append(f"Objectives: {', '.join(map(str, objectives))}; non-dominated ok trials per model.")
     section.tables.append(("Non-dominated trials", table))
-    if len(objectives) >= 2:
+    if unpriced:
+        section.text.append("No trial has a price, so there is no cost axis to plot the front on (every trial would "
+                            "sit at $0); re-price with --prices PROFILE for the plot.")
+    elif len(objectives) >= 2:
         fig = plots.pareto_figure(df, objectives, pareto_front(df, objectives[:2], by="model"))
         _figure(section, fig, out_dir, "pareto.png", f"Pareto front per model, {objectives[0]} vs {objectives[1]}")
     else:
@@ -177,7 +189,7 @@ def _front(df: pd.DataFrame, objectives: Sequence[Objective], out_dir: Path) -> 
 
 def _figures(df: pd.DataFrame, money: str, out_dir: Path) -> Section:
     section = Section("Figures")
-    _figure(section, plots.scaling_figure(df), out_dir, "scaling.png", "tokens/s by GPU count, per GPU type and strategy")
+    _figure(section, plots.scaling_figure(df), out_dir, "scaling.png", "tokens/s by GPU count, a line per GPU type, strategy and compile setting")
     no_compile = " (trials without compile)" if findings.mixes_compile(df) else ""
     _figure(section, plots.batch_figure(findings.without_compile(df), money), out_dir, "batch.png",
             f"{plots.label(money)} by per-device batch{no_compile}")
@@ -204,8 +216,10 @@ def _analysis(
         best = pd.DataFrame()
         recommend.text.append("No recommendation: no objective has values among the ok trials.")
     predictions = [_predictions(df, out_dir)] if accuracy.has_predictions(df) else []
-    sections = [_key_findings(df, money), _findings(df, money), *predictions, _front(df, usable, out_dir),
-                _figures(df, money, out_dir), Section("How the numbers are computed", list(DEFINITIONS)), recommend]
+    unpriced = money == "tokens_per_s" and any(o.column in PRICED_COLUMNS for o in objectives)
+    sections = [_key_findings(df, money), _findings(df, money), *predictions, _front(df, usable, out_dir, unpriced),
+                _figures(df, money, out_dir), *(Section(*parts) for parts in decision.sections(df)),
+                Section("How the numbers are computed", list(DEFINITIONS)), recommend]
     return sections, best
 
 

@@ -1,0 +1,256 @@
+"""`python -m slmray.tune` before Ray starts: what is refused, in one line and exit 2, with nothing
+written.  In-process through `main([...])`; no Ray starts in this file."""
+
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from slmray.lock import SweepLock
+from slmray.tune import build_parser, main
+
+
+def write_space(tmp_path, body: str, name="space.py") -> str:
+    path = tmp_path / name
+    path.write_text("from slmray.space import SearchSpace\n" + body)
+    return str(path)
+
+
+def tiny_space(tmp_path, **fields) -> str:
+    extra = "".join(f", {k}={v!r}" for k, v in fields.items())
+    return write_space(tmp_path, f"""
+SPACE = SearchSpace(model=["tiny"], per_device_batch=[2], num_gpus=[1], attention=["sdpa"], strategy=["ddp"],
+                    seq_len=32, steps=1, warmup_steps=0, device="cpu"{extra})
+""")
+
+
+@pytest.fixture
+def sweep(capsys):
+    """`python -m slmray.tune ARGS`, in this process: (returncode, stdout, stderr)."""
+    def run(*args):
+        code = main(list(args))
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+    return run
+
+
+def one_error_line(capsys) -> str:
+    out = capsys.readouterr()
+    assert not out.out, out.out
+    lines = out.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.err
+    return lines[0]
+
+
+def test_storage_naming_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert main([tiny_space(tmp_path), "--storage", str(tmp_path / "file"), "--name", "s"]) == 2
+    assert one_error_line(capsys) == f"error: --storage: {tmp_path / 'file'} is a file, not a directory"
+
+
+def test_storage_that_cannot_be_created_is_one_line(tmp_path, capsys):
+    assert main([tiny_space(tmp_path), "--storage", "/proc/slmray", "--name", "s"]) == 2
+    assert one_error_line(capsys).startswith("error: --storage: cannot write /proc (")
+
+
+def test_unknown_storage_scheme_is_one_line(tmp_path, capsys):
+    assert main([tiny_space(tmp_path), "--storage", "gs://bucket/x", "--name", "s"]) == 2
+    assert "gs://bucket/x is neither a local path nor s3://" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("meta, message", [
+    (None, "is not a token-shard directory (no meta.json)"),
+    ("{not json", "meta.json is not valid JSON"),
+    ('{"num_tokens": 1000}', "meta.json has no integer 'vocab_size'"),
+    ('{"vocab_size": 100000, "num_tokens": 1000}', "was tokenised with 100000 ids, more than the model's vocabulary"),
+    ('{"vocab_size": 100, "num_tokens": 10}', "holds 10 tokens, fewer than one sequence of 32"),
+    ('{"vocab_size": 100, "num_tokens": 1000}', "has meta.json but no .parquet shard"),
+])
+def test_a_data_source_that_cannot_be_read_is_found_before_anything_starts(tmp_path, capsys, meta, message):
+    shards = tmp_path / "shards"
+    if meta is not None:
+        shards.mkdir()
+        (shards / "meta.json").write_text(meta)
+    space = tiny_space(tmp_path, data=str(tmp_path / "shards" if meta is not None else "/no/such/shards"))
+    assert main([space, "--storage", str(tmp_path / "s"), "--name", "d"]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"error: {space}: data: ") and message in line, line
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_second_driver_on_a_running_sweep_is_refused(tmp_path, capsys):
+    space, storage = tiny_space(tmp_path), tmp_path / "s"
+    (storage / "busy").mkdir(parents=True)
+    (storage / "busy" / "tuner.pkl").write_bytes(b"")  # a sweep that exists, so --resume gets past its check
+    with SweepLock(str(storage / "busy"), "busy"):
+        for extra in ([], ["--resume"]):
+            assert main([space, "--storage", str(storage), "--name", "busy", *extra]) == 2
+            line = one_error_line(capsys)
+            assert line.startswith("error: --name: sweep busy is being run by another driver (pid "), line
+    assert sorted(p.name for p in (storage / "busy").iterdir()) == ["driver.lock", "tuner.pkl"]
+
+
+def test_an_existing_sweep_without_resume_is_refused_and_the_lock_released(tmp_path, capsys):
+    space, storage = tiny_space(tmp_path), tmp_path / "s"
+    (storage / "done").mkdir(parents=True)
+    (storage / "done" / "tuner.pkl").write_bytes(b"")
+    assert main([space, "--storage", str(storage), "--name", "done"]) == 2
+    assert "a sweep done already exists" in one_error_line(capsys)
+    with SweepLock(str(storage / "done"), "done"):  # not left held
+        pass
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", " "])
+def test_a_name_that_is_not_one_path_component_is_refused(tmp_path, capsys, name):
+    assert main([tiny_space(tmp_path), "--storage", str(tmp_path / "s"), "--name", name]) == 2
+    assert one_error_line(capsys).startswith("error: --name: ")
+    assert not (tmp_path / "s").exists()
+
+
+def test_help_describes_every_option_and_shows_each_default_once():
+    assert "(default: None)" not in build_parser().format_help()
+    for action in build_parser()._actions:
+        assert action.help, f"{action.option_strings or action.dest} has no help"
+        shown = action.help % {"default": action.default, "prog": "python -m slmray.tune"}
+        assert shown.count("(default:") <= 1, shown
+
+
+def test_help_imports_neither_torch_nor_ray():
+    code = ("import sys, contextlib, io\nfrom slmray.tune import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try: main(['--help'])\n    except SystemExit: pass\n"
+            "print(sorted(m for m in ('torch', 'ray', 'pyarrow.parquet', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_dry_run_checks_nothing_it_would_write(tmp_path, capsys):
+    # a dry run plans a sweep for elsewhere: neither its data nor its storage is touched
+    space = tiny_space(tmp_path, data="/data/on/the/cluster")
+    assert main([space, "--dry-run", "--storage", str(tmp_path / "s"), "--name", "plan"]) == 0
+    assert "grid: 1 trials" in capsys.readouterr().out
+    assert not (tmp_path / "s").exists()
+
+
+def test_data_meta_json_round_trip_is_accepted(tmp_path, capsys):
+    from slmray.data import ByteTokenizer, check_source, prepare
+
+    (tmp_path / "text.txt").write_text("hello world " * 200)
+    prepare([str(tmp_path / "text.txt")], str(tmp_path / "shards"), ByteTokenizer())
+    meta = check_source(str(tmp_path / "shards"), vocab_size=512, seq_len=32)
+    assert meta == json.loads((tmp_path / "shards" / "meta.json").read_text())
+
+
+def test_a_cost_objective_without_any_price_is_refused(tmp_path, capsys):
+    space = tiny_space(tmp_path, objectives=["max:tokens_per_usd"])
+    assert main([space, "--storage", str(tmp_path / "s"), "--name", "free"]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"error: {space}: objectives: tokens_per_usd needs a price, and cpu has none"), line
+    assert "--price GPU=USD" in line and not (tmp_path / "s").exists()
+    assert main([space, "--dry-run", "--price", "cpu=1.5"]) == 0  # with a price it plans
+    assert "grid: 1 trials" in capsys.readouterr().out
+
+
+@pytest.mark.s3
+def test_s3_storage_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypatch, s3_server):
+    for k, v in s3_server.items():
+        monkeypatch.setenv(k, v)
+    assert main([tiny_space(tmp_path), "--storage", "s3://no-such-bucket/sweeps", "--name", "x"]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith("error: --storage: cannot write s3://no-such-bucket/sweeps/x/driver.lock (") and "NoSuchBucket" in line
+
+
+@pytest.mark.parametrize("address, message", [
+    ("127.0.0.1:1", "--address: nothing answers at 127.0.0.1:1 (Connection refused)"),
+    ("no-port-here", "--address: 'no-port-here' is not host:port"),
+])
+def test_a_ray_address_nothing_answers_on_is_one_line(tmp_path, capsys, address, message):
+    assert main([tiny_space(tmp_path), "--storage", str(tmp_path / "s"), "--name", "a", "--address", address]) == 2
+    assert one_error_line(capsys).startswith(f"error: {message}")
+    assert not (tmp_path / "s").exists()
+
+
+# moved from test_tune.py: the same assertions, without an interpreter start each
+def test_dry_run_prints_the_plan_and_starts_nothing(sweep, tmp_path):
+    out = sweep("search_spaces/smoke.py", "--dry-run", "--storage", str(tmp_path), "--name", "plan")
+    assert out.returncode == 0, out.stderr
+    assert "grid: 4 trials" in out.stdout and "estimate:" in out.stdout and "GPU-hours" in out.stdout
+    assert out.stdout.count(" tiny ") == 4
+    assert not list(tmp_path.iterdir())
+
+
+def test_dry_run_of_the_papers_grid_prunes_out_of_memory(sweep, tmp_path):
+    out = sweep("search_spaces/full.py", "--dry-run", "--storage", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "grid: 2520 trials" in out.stdout
+    pruned = [line for line in out.stdout.splitlines() if "(pruned)" in line]
+    assert pruned and any("llama-2b" in line and " 64 " in line for line in pruned)
+
+
+def test_dry_run_totals_only_the_trials_max_trials_lets_run(sweep, tmp_path):
+    # 8 GPUs at $450 a GPU-hour: a trial of the tiny model is about its 42 s overhead, $42
+    path = write_space(tmp_path, """
+SPACE = SearchSpace(model=["tiny"], per_device_batch=[1, 2, 4, 8], num_gpus=[8], gpu_type=["H100-80GB"],
+                    attention=["sdpa"], strategy=["ddp"], seq_len=256, prices="aws")
+""")
+
+    def dry_run(*args):
+        out = sweep(path, "--dry-run", "--storage", str(tmp_path / "s"), "--price", "H100-80GB=450", *args)
+        assert out.returncode == 0, out.stderr
+        rows = [line.split() for line in out.stdout.splitlines() if line.split() and line.split()[0].isdigit()]
+        hours, usd = next(line for line in out.stdout.splitlines() if line.startswith("estimate:")).split(", ")
+        return out.stdout, rows, float(hours.split()[1]), float(usd.lstrip("$"))
+
+    # 2 trials (about $84) fit $100; the whole grid's third trial would not (the note said "before trial 3")
+    stdout, rows, hours, usd = dry_run("--max-trials", "2", "--budget-usd", "100")
+    assert "grid: 2 trials" in stdout and "the first 2 of the grid's 4 points" in stdout
+    assert [int(r[0]) for r in rows] == [1, 2]
+    assert usd == pytest.approx(sum(float(r[-1]) for r in rows[:2]), abs=0.02)
+    assert hours == pytest.approx(sum(float(r[-2]) / 60 * int(r[3]) for r in rows[:2]), abs=0.02)
+    assert 80 < usd < 100 and "budget" not in stdout
+
+    stdout, rows, _, usd = dry_run("--max-trials", "3", "--budget-usd", "100")
+    assert len(rows) == 3 and usd == pytest.approx(sum(float(r[-1]) for r in rows), abs=0.02)
+    assert "budget $100.00 is reached before trial 3" in stdout
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("name, text", [("missing.json", None), ("bad.json", '{"H100-80GB": '), ("bad.csv", "gpu,usd\nH100,3\n")])
+def test_bad_price_file_is_one_line_naming_it_and_starts_nothing(sweep, tmp_path, name, text):
+    price_file = tmp_path / name
+    if text is not None:
+        price_file.write_text(text)
+    out = sweep("search_spaces/smoke.py", "--dry-run", "--storage", str(tmp_path / "s"), "--price-file", str(price_file))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.startswith(f"error: price file {price_file}: ") and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not out.stdout and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("SPACE = SearchSpace(model=['tiny'], per_device_batch=[2], num_gpus=[64], attention=['sdpa'], strategy=['ddp'], seq_len=32, device='cpu')",
+         "num_gpus: 64 is more than the"),
+        ("SPACE = SearchSpace(model=['tiny'], per_device_batch=[2], num_gpus=[1], attention=['sdpa'], strategy=['ddp'], seq_len=32, gpu_type=['H100-80GB'], device='cpu')",
+         "gpu_type: H100-80GB asked for, but this machine has no GPU"),
+    ],
+)
+def test_impossible_spaces_are_refused_before_starting(sweep, tmp_path, body, message):
+    path = write_space(tmp_path, body)
+    out = sweep(path, "--storage", str(tmp_path / "s"))
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith(f"error: {path}: {message}"), out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+
+
+def test_cli_argument_errors(sweep, tmp_path):
+    out = sweep("search_spaces/smoke.py", "--resume")
+    assert out.returncode == 2 and out.stderr.strip() == "error: --resume: needs --name, the sweep to continue"
+    out = sweep("search_spaces/smoke.py", "--resume", "--name", "nothing-here", "--storage", str(tmp_path))
+    assert out.returncode == 2 and "there is no sweep nothing-here" in out.stderr
+    out = sweep("search_spaces/smoke.py", "--dry-run", "--prices", "moon")
+    assert out.returncode == 2 and "moon" in out.stderr and "Traceback" not in out.stderr
