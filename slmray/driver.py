@@ -168,10 +168,15 @@ def _now() -> str:
 
 
 def config_label(config: dict) -> str:
-    """A configuration in one short line: `llama-1b batch 16 x 1 H100-80GB sdpa ddp compiled`."""
+    """A configuration (a Tune config or a row) in one short line:
+    `llama-1b batch 16 x 1 H100-80GB sdpa ddp compiled fp8 +AC seq 2048`; what is at its default
+    (bf16, no checkpointing, sequence 1024) is left out."""
+    precision, seq_len = config.get("precision"), config.get("seq_len")
     return (
         f"{config['model']} batch {config['per_device_batch']} x {config['num_gpus']} {config.get('gpu_type') or 'local'} "
         f"{config['attention']} {config['strategy']}{' compiled' if config.get('compile') else ''}"
+        f"{f' {precision}' if precision not in (None, 'bf16') else ''}{' +AC' if config.get('activation_checkpointing') else ''}"
+        f"{f' seq {seq_len}' if seq_len not in (None, 1024) else ''}"
     )
 
 

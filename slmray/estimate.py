@@ -6,7 +6,9 @@ activation plus the loss's (tokens, vocab) tensors) and the end of backward (eve
 Step time is a roofline sum: GEMM FLOPs over the GPU's achievable matrix rate, fused attention
 FLOPs over its own rate, memory-bound work (element-wise kernels, the loss, the optimizer)
 over HBM bandwidth, plus the part of the collectives that the strategy cannot hide behind
-compute.  The few constants fitted to measurements live in `CALIBRATION`; everything else is
+compute.  FP8 runs (`precision`) move the GEMMs of the Linear layers `fp8.convertible` takes to
+the GPU's FP8 rate (per recipe), add their casts' HBM traffic, and keep smaller weight copies and
+saved inputs.  The few constants fitted to measurements live in `CALIBRATION`; everything else is
 arithmetic on the model shape and the GPU table (`gpus.csv`).
 
 On the CPU (`gpu_type="cpu"`) `estimate` returns a rough answer, flagged `rough=True`: fp32
@@ -183,6 +185,13 @@ def _fp8_inputs(cfg: TrainConfig) -> int:
     return sum(i for i, o, b in _linears(cfg.model) if _in_fp8(cfg, i, o, b))
 
 
+def _gathered_block_bytes(cfg: TrainConfig, p: _Params) -> float:
+    """Bytes of one block's parameters as FSDP2 all-gathers them: bf16, but 1 byte for the FP8
+    Linear weights under the tensorwise recipe (torchao's FP8 all-gather; rowwise has none)."""
+    fp8_weights = _fp8_params(cfg) if cfg.precision == "fp8" else 0
+    return 2 * (p.block - fp8_weights) + fp8_weights
+
+
 def _aligned(fan_in: int, fan_out: int) -> bool:
     # cuBLAS's fast bf16 tensor-core kernels need every leading dimension to be 16 bytes
     return fan_in % 8 == 0 and fan_out % 8 == 0
@@ -277,7 +286,7 @@ def memory_breakdown(cfg: TrainConfig, num_gpus: int, on_gpu: bool, cal: Calibra
     elif cfg.strategy.startswith("fsdp"):
         # bf16 unsharded parameters: the root stays gathered from forward to backward; blocks are
         # gathered one at a time (plus one prefetched), or all kept (fsdp_grad_op)
-        in_flight = 2 * p.block * (L if cfg.strategy == "fsdp_grad_op" else 2)
+        in_flight = _gathered_block_bytes(cfg, p) * (L if cfg.strategy == "fsdp_grad_op" else 2)
         copies_start = 2 * p.root + in_flight
         copies_end = 2 * p.root + 6 * p.root  # the root's gradients, bf16 then fp32 for reduce-scatter
     else:
@@ -458,7 +467,7 @@ def communication_s(
     if cfg.strategy == "ddp":  # gradients are reduced in the last micro-step only (no_sync before)
         embedding = cfg.model.vocab_size * cfg.model.d_model
         return max(2 * ring * 4 * p.total / bw - backward, 2 * ring * 4 * embedding / bw)
-    gather = ring * 2 * (p.total - p.root) / bw  # the blocks' bf16 parameters
+    gather = ring * cfg.model.n_layer * _gathered_block_bytes(cfg, p) / bw  # the blocks' bf16 (or FP8) parameters
     scatter = ring * 4 * (p.total - p.root) / bw  # their fp32 gradients (reduce_dtype)
     root_gather, root_scatter = ring * 2 * p.root / bw, ring * 4 * p.root / bw
     regather = gather if cfg.strategy == "fsdp" else 0.0

@@ -275,7 +275,6 @@ def plan_run(
     import warnings
 
     import numpy as np
-    import pandas as pd
 
     from slmray.analysis.costs import trial_cost_usd
     from slmray.hardware import CPU, spec_for
@@ -514,9 +513,11 @@ def parse_tokens(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m slmray.recommend",
-        description="Plan a training run of D tokens from results tables: which GPU type, how many GPUs, which "
+    from slmray.cli import parser
+
+    p = parser(
+        "python -m slmray.recommend",
+        "Plan a training run of D tokens from results tables: which GPU type, how many GPUs, which "
         "configuration, how long and what it costs; the cheapest within a deadline, the fastest within a budget.",
     )
     p.add_argument("results", nargs="+", help="results tables (.parquet), local paths or s3:// URIs")
@@ -525,19 +526,19 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--tokens", type=parse_tokens, help="training tokens D (2.6e10, 26B)")
     size.add_argument("--tokens-per-param", type=float, help=f"D as a multiple of the parameter count "
                       f"(Chinchilla: {DEFAULT_TOKENS_PER_PARAM:g})")
-    p.add_argument("--deadline-hours", type=float, default=None, help="wall-clock hours the run must finish in")
-    p.add_argument("--budget-usd", type=float, default=None, help="dollars the run may cost")
+    p.add_argument("--deadline-hours", type=float, default=None, help="wall-clock hours the run must finish in (default: no deadline)")
+    p.add_argument("--budget-usd", type=float, default=None, help="dollars the run may cost (default: no budget)")
     p.add_argument("--gpu-types", nargs="+", default=None, help="GPU types to consider (default: the tables')")
-    p.add_argument("--max-gpus", type=int, default=8, help="largest GPU count to consider (default 8)")
-    p.add_argument("--prices", default=None, help="price profile (aws, gcp, lambda, ...; default: the prices "
+    p.add_argument("--max-gpus", type=int, default=8, help="largest GPU count to consider")
+    p.add_argument("--prices", default=None, help="price profile: aws, gcp, lambda, ... (default: the prices "
                    "the tables recorded)")
-    p.add_argument("--price-file", default=None, help="CSV (gpu,usd_per_gpu_hour[,source]) or JSON of per-GPU prices")
-    p.add_argument("--price", action="append", default=[], metavar="GPU=USD", help="price of one GPU-hour, repeatable")
+    p.add_argument("--price-file", default=None, help="CSV (gpu,usd_per_gpu_hour[,source]) or JSON of per-GPU prices (default: none)")
+    p.add_argument("--price", action="append", default=[], metavar="GPU=USD", help="price of one GPU-hour, repeatable (default: none)")
     p.add_argument("--startup-s", type=float, default=None,
                    help="start-up seconds, counted once (default: the tables' median time to first step)")
     p.add_argument("--checkpoint-every-hours", type=float, default=1.0, help="hours between checkpoints; 0: none")
     p.add_argument("--checkpoint-gb-s", type=float, default=1.0, help="write bandwidth of a checkpoint save, GB/s")
-    p.add_argument("--top", type=int, default=15, help="rows of each table to print (default 15)")
+    p.add_argument("--top", type=int, default=15, help="rows of each table to print")
     return p
 
 

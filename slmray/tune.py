@@ -163,7 +163,7 @@ def _request(args: argparse.Namespace, command: list[str]):
         return None
     for model in dict.fromkeys(space.model_config(t.model) for t in space.trials()):
         try:
-            check_source(space.data, model.vocab_size, space.seq_len)
+            check_source(space.data, model.vocab_size, max(space.values("seq_len")))
         except ConfigError as exc:
             raise SpaceError(f"{args.space}: {exc}") from None
     if args.resume and not exists(join(sweep_dir, "tuner.pkl")):

@@ -122,7 +122,7 @@ class WarmPool:
                     if left <= 0:
                         return None
                     self.cond.wait(left)
-                if not self.pending:
+                if self.closed or not self.pending:
                     return None
                 job = self.pending.popleft()
             finally:
@@ -166,12 +166,16 @@ class WarmPool:
         return all(free.get(k, 0.0) >= v - 1e-6 for k, v in need.items())
 
     def _watch(self) -> None:
-        """When a group ends: an error fails (or requeues) the job it was running."""
+        """When a group ends: an error fails (or requeues) the job it was running.  While a group
+        of ours waits for resources, idle groups of other shapes are asked, each second, to end."""
         from slmray.trial import failure
 
         while True:
             with self.cond:
                 refs = dict(self.groups)
+                if self.starting and not self._fits():  # still waiting for resources an idle peer may hold
+                    for peer in self.peers:
+                        peer.release_idle.remote()
             if not refs:
                 time.sleep(0.2)
                 continue

@@ -1,4 +1,4 @@
-"""First contact with every command but `slmray.tune`: `--help` imports nothing heavy, and every
+"""First contact with every command: `--help` imports nothing heavy, and every
 option says what it is and shows its default once."""
 
 import argparse
@@ -13,7 +13,9 @@ from slmray.analysis.__main__ import LOSS_SOURCES
 from slmray.analysis.__main__ import build_parser as analysis_parser
 from slmray.data_cli import SHARD_TOKENS_HELP
 from slmray.data_cli import build_parser as data_parser
+from slmray.recommend import build_parser as recommend_parser
 from slmray.train_cli import build_parser as train_parser
+from slmray.tune import build_parser as tune_parser
 
 HEAVY = ("torch", "ray", "matplotlib", "pyarrow", "pandas")
 """Each takes a tenth of a second to seconds to import; --help needs none of them."""
@@ -22,6 +24,7 @@ COMMANDS = [
     ("slmray.train", ["--help"]), ("slmray.train", ["--list-models"]),
     ("slmray.data", ["--help"]), ("slmray.data", ["prepare", "--help"]), ("slmray.data", ["stdlib", "--help"]),
     ("slmray.analysis", ["--help"]), ("slmray.cluster", ["--help"]), ("slmray.cluster", ["validate", "--help"]),
+    ("slmray.tune", ["--help"]), ("slmray.recommend", ["--help"]),
 ]
 
 # `python -m MODULE ARGS` as runpy runs it, then the modules it left imported
@@ -58,6 +61,7 @@ def _parsers(parser: argparse.ArgumentParser, name: str):
 
 @pytest.mark.parametrize("name, parser", [
     *_parsers(train_parser(), "train"), *_parsers(data_parser(), "data"), *_parsers(analysis_parser(), "analysis"),
+    *_parsers(tune_parser(), "tune"), *_parsers(recommend_parser(), "recommend"),
 ])
 def test_every_option_says_what_it_is_and_shows_its_default_once(name, parser):
     formatter = parser._get_formatter()
@@ -70,7 +74,8 @@ def test_every_option_says_what_it_is_and_shows_its_default_once(name, parser):
         assert text.count("default") <= 1, f"{name} {flag}: {text}"
         assert "(default: None)" not in text and "(default: False)" not in text, f"{name} {flag}: {text}"
         takes_value = action.nargs != 0
-        if action.option_strings and takes_value and not action.required:
+        one_of_required = any(g.required and action in g._group_actions for g in parser._mutually_exclusive_groups)
+        if action.option_strings and takes_value and not action.required and not one_of_required:
             assert text.count("(default: ") == 1, f"{name} {flag}: no default shown: {text}"
     page = parser.format_help()
     assert "(default: None)" not in page and "(default: False)" not in page and "(default: []" not in page

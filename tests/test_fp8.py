@@ -42,6 +42,7 @@ def test_bf16_converts_nothing():
     assert fp8.convert(m, "bf16", fsdp=False) == 0 and fp8.count(m) == 0
 
 
+@pytest.mark.dist
 @pytest.mark.parametrize("strategy, precision, hook", [("single", "fp8", False), ("fsdp", "fp8", True),
                                                        ("fsdp", "fp8-rowwise", False)])
 def test_fp8_loop_through_parallelize_learns_on_cpu(strategy, precision, hook):
@@ -244,3 +245,15 @@ def test_precision_table_compares_like_with_like():
     assert not table["fp8"].isna().any()  # checkpointing rows run in bf16 alone are not listed
     assert precision_effect(read_tables([str(H200_SWEEP)]).to_pandas()) is None
     assert precision_effect(pd.DataFrame({"model": ["tiny"], "tokens_per_s": [1.0]})) is None
+
+
+def test_estimate_counts_fsdp_fp8_all_gather_as_one_byte_weights():
+    from slmray.estimate import estimate
+
+    def fsdp(precision):
+        cfg = TrainConfig(model=get_model("llama-1b"), strategy="fsdp", per_device_batch=8, compile=True, precision=precision)
+        return estimate(cfg, "H100-80GB", 16, gpus_per_node=8)
+
+    bf16, tensorwise, rowwise = fsdp("bf16"), fsdp("fp8"), fsdp("fp8-rowwise")
+    assert tensorwise.memory_gb["weight_copies"] < rowwise.memory_gb["weight_copies"] == bf16.memory_gb["weight_copies"]
+    assert tensorwise.time_s["communication"] < rowwise.time_s["communication"]

@@ -9,7 +9,10 @@ import pyarrow as pa
 
 from slmray.results import STATUSES, read_tables
 
-CONFIG_COLUMNS = ("model", "gpu_type", "num_gpus", "strategy", "attention", "per_device_batch", "seq_len", "compile")
+CONFIG_COLUMNS = (
+    "model", "gpu_type", "num_gpus", "strategy", "attention", "per_device_batch", "seq_len", "compile", "precision",
+    "activation_checkpointing",
+)
 """What a trial chose; every other column is a measurement, a cost or bookkeeping."""
 
 
@@ -41,7 +44,8 @@ def sort_by_model(frame: pd.DataFrame, df: pd.DataFrame, *then: str) -> pd.DataF
 
 
 def config_label(df: pd.DataFrame) -> pd.Series:
-    """`H100-80GB x8 fsdp sdpa b16 compile` for each row: the configuration in one string."""
+    """`H100-80GB x8 fsdp sdpa b16 compile fp8 +AC` for each row: the configuration in one string
+    (precision and checkpointing only where they leave bf16 and no checkpointing)."""
 
     def label(row: pd.Series) -> str:
         parts = [
@@ -50,6 +54,10 @@ def config_label(df: pd.DataFrame) -> pd.Series:
         ]
         if pd.notna(row["compile"]) and bool(row["compile"]):
             parts.append("compile")
+        if pd.notna(row.get("precision")) and row["precision"] != "bf16":  # null: a table from before FP8, bf16
+            parts.append(str(row["precision"]))
+        if pd.notna(row.get("activation_checkpointing")) and bool(row["activation_checkpointing"]):
+            parts.append("+AC")
         return " ".join(parts)
 
     if df.empty:
