@@ -113,11 +113,13 @@ def load_measured(paths: list[str]) -> pd.DataFrame:
 
 
 def trial_config(row) -> TrainConfig:
-    """The TrainConfig a table row ran."""
+    """The TrainConfig a table row ran (bf16 where a table from before FP8 has no precision)."""
+    precision = getattr(row, "precision", None)
     return TrainConfig(
         model=PRESETS[row.model], attention=row.attention, strategy=row.strategy, compile=bool(row.compile),
         activation_checkpointing=bool(row.activation_checkpointing), per_device_batch=int(row.per_device_batch),
-        seq_len=int(row.seq_len), grad_accum=int(row.grad_accum), precision=getattr(row, "precision", "bf16"),
+        seq_len=int(row.seq_len), grad_accum=int(row.grad_accum),
+        precision=precision if isinstance(precision, str) else "bf16",
     )
 
 

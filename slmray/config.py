@@ -164,7 +164,7 @@ class TrainConfig:
             raise ConfigError("grad_clip, weight_decay: must not be negative")
         if not 0.0 < self.memory_fraction <= 1.0:
             raise ConfigError(f"memory_fraction: must be in (0, 1], got {self.memory_fraction}")
-        if not self.data:
+        if not isinstance(self.data, str) or not self.data.strip():
             raise ConfigError("data: must name synthetic, stdlib or a token-shard directory")
 
     @property

@@ -13,6 +13,7 @@ import dataclasses
 import datetime
 import logging
 import os
+import shlex
 import signal
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from slmray.calibration import Correction
 from slmray.capacity import Capacity, local_capacity, ray_capacity
 from slmray.cluster import HEAD_RESOURCE
 from slmray.config import ConfigError
+from slmray.lock import lock_lost
 from slmray.plan import PlannedTrial, make_plan, plan_trial
 from slmray.prices import PriceBook
 from slmray.results import COLUMNS, RESULTS_FILE, read_table, to_table, write_table
@@ -130,6 +132,8 @@ class SweepRecorder(tune.Callback):
 
     def _record(self, row: dict) -> None:
         self.running.discard(row["trial_id"])
+        if lock_lost(self.sweep_dir):
+            return
         table = to_table([row])
         write_table(table, row_uri(self.sweep_dir, row["trial_id"]))
         self.rows[row["trial_id"]] = table.to_pylist()[0]
@@ -137,6 +141,8 @@ class SweepRecorder(tune.Callback):
         self._progress()
 
     def _write_table(self) -> None:
+        if lock_lost(self.sweep_dir):  # another driver holds the sweep now: its table, not ours
+            return
         write_table(to_table(self.rows.values()), join(self.sweep_dir, RESULTS_FILE))
 
     def _progress(self) -> None:
@@ -212,7 +218,12 @@ def _keep_credentials_out_of_ray() -> None:
 
 
 class SweepError(RuntimeError):
-    """The sweep could not start, or stopped on an unexpected error; one line, and what to do."""
+    """The sweep could not start (exit 2), or stopped on an unexpected error (exit 1); one line,
+    and what to do."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _connect(address: str | None, capacity_hint: Capacity, verbose: bool) -> bool:
@@ -225,7 +236,7 @@ def _connect(address: str | None, capacity_hint: Capacity, verbose: bool) -> boo
         try:
             ray.init(address=address, log_to_driver=verbose, logging_level=level)
         except Exception as exc:  # ConnectionError, or Ray's own on a wrong address
-            raise SweepError(f"--address: cannot join the Ray cluster at {where} ({_first_line(exc)})") from None
+            raise SweepError(f"--address: cannot join the Ray cluster at {where} ({_first_line(exc)})", 2) from None
         return False
     cpus = capacity_hint.cpus
     if not capacity_hint.use_gpu:
@@ -363,12 +374,12 @@ def continue_command(request: SweepRequest) -> str:
             skip = arg == "--name"
         elif not arg.startswith("--name="):
             args.append(arg)
-    return " ".join(["python -m slmray.tune", *args, "--name", request.name, "--resume"])
+    return shlex.join(["python", "-m", "slmray.tune", *args, "--name", request.name, "--resume"])
 
 
 def run_sweep(request: SweepRequest) -> int:
-    """Run (or resume) the sweep on Ray; the exit status: 0, 2 for a space the cluster cannot
-    hold, 130 when interrupted."""
+    """Run (or resume) the sweep on Ray; the exit status: 0, or 130 when interrupted.  Raises
+    SpaceError for a space the cluster cannot hold, SweepError when Ray cannot start or fails."""
     import ray
 
     _quiet_ray(request.verbose)
@@ -424,15 +435,16 @@ def run_sweep(request: SweepRequest) -> int:
         with _Interrupt() as interrupt:
             try:
                 tuner.fit()
-                if settings.pools:
-                    from slmray.warm import close_pools
-
-                    close_pools(settings.pools)
             except Exception as exc:  # a storage outage, a bug: the state saved so far stays resumable
                 if request.verbose:
                     raise
                 raise SweepError(f"the sweep stopped: {type(exc).__name__}: {_first_line(exc)} (--verbose shows "
                                  f"the traceback); continue with: {continue_command(request)}") from None
+            finally:
+                if settings.pools:  # idle groups end now; a group mid-trial ends after it
+                    from slmray.warm import close_pools
+
+                    close_pools(settings.pools)
         if interrupt.seen:
             recorded = len(list_files(join(request.sweep_dir, "rows"), ".parquet"))
             print(f"interrupted: {recorded} of {runs} trials recorded, {max(runs - recorded, 0)} left "

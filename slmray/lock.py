@@ -27,6 +27,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from slmray.storage import StorageError, filesystem, join
 
@@ -38,6 +39,15 @@ LEASE_S = 60.0
 
 class LockHeld(StorageError):
     """Another live driver holds the sweep; the message names it."""
+
+
+_LOST: set[str] = set()
+"""Lock files of this process that another driver took over (an S3 lease outlived)."""
+
+
+def lock_lost(sweep_dir: str) -> bool:
+    """Whether this process lost the sweep's lock: it must write nothing more there."""
+    return join(sweep_dir, LOCK_FILE) in _LOST
 
 
 def _holder() -> dict:
@@ -68,8 +78,9 @@ def _describe(holder: dict) -> str:
 class SweepLock:
     """`with SweepLock(sweep_dir, name):` holds the sweep for this process, or raises LockHeld."""
 
-    def __init__(self, sweep_dir: str, name: str):
-        self.uri, self.name = join(sweep_dir, LOCK_FILE), name
+    def __init__(self, sweep_dir: str, name: str, on_lost: Callable[[], None] | None = None):
+        """`on_lost`: called (from the heartbeat thread) when another driver took the lock over."""
+        self.uri, self.name, self.on_lost = join(sweep_dir, LOCK_FILE), name, on_lost
         self._fd: int | None = None
         self._s3 = None
         self._etag: str | None = None
@@ -142,7 +153,8 @@ class SweepLock:
 
         self._s3 = self._client()
         bucket, key = self._bucket_key()
-        body = json.dumps(_holder()).encode()
+        self._holder = _holder()
+        body = json.dumps(self._holder).encode()
         try:
             try:
                 self._etag = self._s3.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")["ETag"]
@@ -161,10 +173,15 @@ class SweepLock:
         try:
             got = self._s3.get_object(Bucket=bucket, Key=key)
         except ClientError as exc:
-            if _code(exc) in ("NoSuchKey", "404"):  # released meanwhile: try once more to create it
+            if _code(exc) not in ("NoSuchKey", "404"):
+                raise
+            try:  # released meanwhile: try once more to create it
                 self._etag = self._s3.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")["ETag"]
                 return
-            raise
+            except ClientError as again:
+                if _code(again) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                    raise self._held({}) from None
+                raise
         try:
             holder = json.loads(got["Body"].read())
         except ValueError:
@@ -183,16 +200,26 @@ class SweepLock:
             raise
 
     def _beat(self, bucket: str, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         while not self._stop.wait(HEARTBEAT_S):
             try:
-                body = json.dumps({**_holder(), "heartbeat": time.time()}).encode()
+                body = json.dumps({**self._holder, "heartbeat": time.time()}).encode()
                 self._etag = self._s3.put_object(Bucket=bucket, Key=key, Body=body, IfMatch=self._etag)["ETag"]
-            except Exception as exc:
-                if "PreconditionFailed" in str(exc) or "NoSuchKey" in str(exc):
-                    self.lost = True
-                    print(f"warning: the lock on sweep {self.name} was taken over by another driver", flush=True)
+            except ClientError as exc:
+                if _code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"):
+                    self._lose()
                     return
-                # a transient error: the next beat tries again, well inside the lease
+            except BotoCoreError:
+                pass  # a transient network error: the next beat tries again, well inside the lease
+
+    def _lose(self) -> None:
+        """Another driver holds the sweep now: this process writes nothing more there."""
+        self.lost = True
+        _LOST.add(self.uri)
+        print(f"warning: the lock on sweep {self.name} was taken over by another driver: stopping", flush=True)
+        if self.on_lost:
+            self.on_lost()
 
 
 def _unwritable(directory: Path, exc: OSError) -> str:

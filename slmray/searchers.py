@@ -197,6 +197,8 @@ class Recalibrating(SearcherWrapper):
     key `correction`, so that the trial's plan (pruning, predicted time and cost) and its row's
     prediction use what the sweep has measured so far.  Its recalibrator checkpoints with it."""
 
+    unsaved = ("searcher", "gpu_type_of")
+
     def __init__(self, searcher: Searcher, gpu_type_of: Callable[[dict], str]):
         from slmray.calibration import Recalibrator
 

@@ -18,13 +18,29 @@ class StorageError(ValueError):
     """A path slmray cannot use; the message names it."""
 
 
+def normalize(uri: str, field: str = "storage") -> str:
+    """An s3:// URI as given, a local path made absolute; checked without touching the network."""
+    if uri.startswith("s3://"):
+        if not uri.removeprefix("s3://").split("/", 1)[0]:
+            raise StorageError(f"{field}: {uri} names no bucket (s3://bucket/prefix)")
+        return uri
+    if "://" in uri:
+        raise StorageError(f"{field}: {uri} is neither a local path nor s3://")
+    try:
+        return str(Path(uri).expanduser().absolute())
+    except RuntimeError as exc:  # ~nosuchuser
+        raise StorageError(f"{field}: {uri}: {exc}") from None
+
+
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """(filesystem, path inside it) for a local path or an s3:// URI."""
+    uri = normalize(uri)
     if uri.startswith("s3://"):
-        return pafs.FileSystem.from_uri(uri)
-    if "://" in uri:
-        raise StorageError(f"storage: {uri} is neither a local path nor s3://")
-    return pafs.LocalFileSystem(), str(Path(uri).expanduser().absolute())
+        try:
+            return pafs.FileSystem.from_uri(uri)
+        except OSError as exc:  # the bucket's region is looked up: no network, no bucket, no access
+            raise StorageError(f"storage: cannot reach {uri} ({(str(exc).strip().splitlines() or ['?'])[0]})") from None
+    return pafs.LocalFileSystem(), uri
 
 
 def exists(uri: str) -> bool:
@@ -43,7 +59,7 @@ def list_files(uri: str, suffix: str = "") -> list[str]:
 
 
 def join(base: str, *parts: str) -> str:
-    return "/".join([base.rstrip("/"), *parts])
+    return "/".join([base if base.endswith("://") else base.rstrip("/"), *parts])
 
 
 def write_atomically(uri: str, write: Callable[[pafs.FileSystem, str], None]) -> None:

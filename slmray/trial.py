@@ -154,17 +154,20 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
     recorded = row_uri(sweep.sweep_dir, trial_id)
     if exists(recorded):  # finished before the driver died, after Tune's last checkpoint: not run again
         row = read_table(recorded).to_pylist()[0]
-        tune.report({k: v.timestamp() if isinstance(v, datetime.datetime) else v for k, v in row.items()})
+        _report(sweep, {k: v.timestamp() if isinstance(v, datetime.datetime) else v for k, v in row.items()})
         return
     correction = Correction(**config["correction"]) if config.get("correction") else None  # slmray.searchers.Recalibrating
     planned = plan_trial(sweep.space, trial, sweep.capacity, sweep.prices, sweep.prune, correction)
     cfg = sweep.space.train_config(trial, device="cuda" if sweep.capacity.use_gpu else "cpu")
-    result, status, error = None, "ok", ""
+    result, status, error, ran_on = None, "ok", "", {}
     if planned.pruned:
         status = "pruned"
         error = f"predicted {planned.estimate.peak_mem_gb:.1f} GiB per GPU: more than {planned.gpu_type} holds"
     elif sweep.pools is not None:
         outcome = _run_warm(sweep, trial, trial_id, cfg)
+        result = outcome.get("result")
+        status, error = (result["status"], result["error"]) if result else outcome["error"]
+        ran_on = {"warm": outcome["warm"], "group_trials": outcome["group_trials"]}
     else:
         spec = spec_for(trial.gpu_type) if trial.gpu_type else None
         scaling = ScalingConfig(
@@ -187,13 +190,16 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
             status, error = result["status"], result["error"]
         except Exception as exc:  # Ray Train's TrainingFailedError, or a start-up failure
             status, error = failure(exc)
-    if sweep.pools is not None and not planned.pruned:
-        result = outcome.get("result")
-        status, error = (result["status"], result["error"]) if result else outcome["error"]
     row = make_row(sweep, trial_id, planned, cfg, result, status, error, started, time.time())
-    if sweep.pools is not None and not planned.pruned:
-        row["warm"], row["group_trials"] = outcome["warm"], outcome["group_trials"]
-    for objective in sweep.space.objective_list:  # a searcher needs every objective in the report
+    _report(sweep, {**row, **ran_on})
+
+
+def _report(sweep: SweepSettings, row: dict[str, Any]) -> None:
+    """The trial's one report to Tune: its row, with every objective present (NaN where not
+    measured), since a searcher is told the objectives and Tune checks they are there."""
+    from ray import tune
+
+    for objective in sweep.space.objective_list:
         if row.get(objective.metric) is None:
             row[objective.metric] = math.nan
     tune.report(row)

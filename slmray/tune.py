@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import os
+import re
+import signal
 import sys
 import warnings
 from pathlib import Path
 
 DEFAULT_STORAGE = "~/slmray_results"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+"""A sweep name: one path component that a shell, S3 and every file system take as it is."""
 
 
 def __getattr__(name: str):
@@ -86,11 +91,15 @@ def main(argv: list[str] | None = None) -> int:
         request = _request(args, command)
         if request is None:
             return 0  # a dry run: printed, nothing started
-        lock = SweepLock(request.sweep_dir, request.name)
+        # a lost lock stops the sweep as Ctrl-C does (its trials stop, its state is saved)
+        lock = SweepLock(request.sweep_dir, request.name, on_lost=lambda: os.kill(os.getpid(), signal.SIGINT))
         lock.acquire()  # also the first write: storage that cannot be written is found here
     except user_errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted before the sweep started: nothing ran", file=sys.stderr)
+        return 130
     from slmray.driver import INTERRUPTED, SweepError, continue_command, run_sweep
     from slmray.storage import exists, join
 
@@ -98,13 +107,18 @@ def main(argv: list[str] | None = None) -> int:
         if exists(join(request.sweep_dir, "tuner.pkl")) and not request.resume:
             raise ConfigError(f"--name: a sweep {request.name} already exists in {request.storage}; "
                               "add --resume to continue it")
-        return run_sweep(request)
+        code = run_sweep(request)
+        if lock.lost:
+            print(f"error: the lock on sweep {request.name} was taken over by another driver; this one stopped "
+                  "and wrote nothing after that", file=sys.stderr)
+            return 2
+        return code
     except user_errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except SweepError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2 if str(exc).startswith("--") else 1
+        return exc.exit_code
     except KeyboardInterrupt:  # before Tune took over, or a second Ctrl-C
         if exists(join(request.sweep_dir, "tuner.pkl")):
             print(f"interrupted; continue with: {continue_command(request)}", file=sys.stderr)
@@ -123,23 +137,24 @@ def _request(args: argparse.Namespace, command: list[str]):
     from slmray.plan import format_plan, make_plan
     from slmray.prices import PriceBook, parse_price_overrides
     from slmray.space import SpaceError, load_space
-    from slmray.storage import exists, filesystem, join
+    from slmray.storage import exists, join, normalize
 
     space = load_space(args.space)
     prices = PriceBook.load(args.prices or space.prices, args.price_file, parse_price_overrides(args.price))
     if args.max_trials is not None and args.max_trials < 1:
         raise ConfigError(f"--max-trials: {args.max_trials} is not a positive integer")
-    if args.budget_usd is not None and args.budget_usd <= 0:
+    if args.budget_usd is not None and not (math.isfinite(args.budget_usd) and args.budget_usd > 0):
         raise ConfigError(f"--budget-usd: {args.budget_usd} is not a positive amount")
     if args.resume and not args.name:
         raise ConfigError("--resume: needs --name, the sweep to continue")
-    if args.name is not None and (not args.name.strip() or "/" in args.name or args.name in (".", "..")):
-        raise ConfigError(f"--name: {args.name!r} is not a sweep name (one path component, e.g. h100-a)")
-    name = args.name or f"{Path(args.space).stem}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    if args.name is not None and not NAME.fullmatch(args.name):
+        raise ConfigError(f"--name: {args.name!r} is not a sweep name: 1 to 128 letters, digits, '.', '_' or '-', "
+                          "beginning with a letter or digit (e.g. h100-a)")
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(args.space).stem).strip(".-_") or "sweep"
+    name = args.name or f"{stem[:100]}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     if not args.storage.strip():
         raise ConfigError("--storage: is empty; give a directory or s3://bucket/prefix")
-    filesystem(args.storage)  # a URI scheme slmray cannot use is one line, here
-    storage = args.storage if args.storage.startswith("s3://") else str(Path(args.storage).expanduser().absolute())
+    storage = normalize(args.storage, "--storage")  # checked offline: a dry run plans from a laptop
     sweep_dir = join(storage, name)
     if not args.dry_run:
         _check_reachable(args.address)

@@ -166,6 +166,20 @@ class WarmPool:
         return all(free.get(k, 0.0) >= v - 1e-6 for k, v in need.items())
 
     def _watch(self) -> None:
+        while True:
+            try:
+                self._watch_groups()
+            except Exception as exc:  # never leave trials waiting on a dead watcher: fail what waits
+                with self.cond:
+                    for job in [*self.in_flight.values(), *self.pending]:
+                        self.results[job["trial_id"]] = {"error": ("failed", f"warm pool: {exc}"), "warm": False,
+                                                         "group_trials": 0}
+                    self.in_flight.clear()
+                    self.pending.clear()
+                    self.cond.notify_all()
+                time.sleep(1.0)
+
+    def _watch_groups(self) -> None:
         """When a group ends: an error fails (or requeues) the job it was running.  While a group
         of ours waits for resources, idle groups of other shapes are asked, each second, to end."""
         from slmray.trial import failure

@@ -151,7 +151,8 @@ def test_s3_heartbeat_keeps_the_lease_and_notices_a_takeover(monkeypatch, s3_ser
     _s3_env(monkeypatch, s3_server)
     monkeypatch.setattr(lock_module, "HEARTBEAT_S", 0.2)
     s3 = boto3.client("s3")
-    held = SweepLock("s3://slmray-test/sweeps/beat", "beat")
+    lost = []
+    held = SweepLock("s3://slmray-test/sweeps/beat", "beat", on_lost=lambda: lost.append(True))
     held.acquire()
     first = s3.head_object(Bucket="slmray-test", Key="sweeps/beat/driver.lock")["ETag"]
     deadline = time.time() + 10
@@ -162,5 +163,6 @@ def test_s3_heartbeat_keeps_the_lease_and_notices_a_takeover(monkeypatch, s3_ser
     while not held.lost:
         assert time.time() < deadline, "the holder did not notice the takeover"
         time.sleep(0.1)
+    assert lost == [True] and lock_module.lock_lost("s3://slmray-test/sweeps/beat")  # it writes nothing more
     held.release()
     assert s3.get_object(Bucket="slmray-test", Key="sweeps/beat/driver.lock")["Body"].read() == b'{"host": "thief"}'

@@ -254,3 +254,44 @@ def test_cli_argument_errors(sweep, tmp_path):
     assert out.returncode == 2 and "there is no sweep nothing-here" in out.stderr
     out = sweep("search_spaces/smoke.py", "--dry-run", "--prices", "moon")
     assert out.returncode == 2 and "moon" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--storage", "s3://", "--name", "x"], "error: --storage: s3:// names no bucket (s3://bucket/prefix)"),
+    (["--storage", "~no-such-user-here/x", "--name", "x"], "error: --storage: ~no-such-user-here/x: "),
+    (["--name", "a b"], "error: --name: 'a b' is not a sweep name: 1 to 128 letters, digits"),
+    (["--name", "x" * 300], "error: --name: 'xxxx"),
+    (["--name", ".hidden"], "error: --name: '.hidden' is not a sweep name"),
+    (["--budget-usd", "nan"], "error: --budget-usd: nan is not a positive amount"),
+])
+def test_odd_storage_names_and_amounts_are_one_line(tmp_path, capsys, args, message):
+    assert main([tiny_space(tmp_path), *args]) == 2
+    assert one_error_line(capsys).startswith(message)
+    assert not list(tmp_path.glob("s3:*"))
+
+
+@pytest.mark.parametrize("data", ["3", "['stdlib']"])
+def test_a_data_field_that_is_not_a_name_is_refused_when_the_space_loads(tmp_path, capsys, data):
+    space = write_space(tmp_path, f"""
+SPACE = SearchSpace(model=["tiny"], per_device_batch=[2], num_gpus=[1], attention=["sdpa"], strategy=["ddp"],
+                    seq_len=32, device="cpu", data={data})
+""")
+    assert main([space, "--dry-run"]) == 2
+    assert one_error_line(capsys) == f"error: {space}: data: must name synthetic, stdlib or a token-shard directory"
+
+
+def test_the_default_sweep_name_is_made_of_the_space_file_name(tmp_path, capsys):
+    space = tiny_space(tmp_path)
+    odd = tmp_path / "my space (v2).py"
+    odd.write_text(open(space).read())
+    assert main([str(odd), "--dry-run"]) == 0
+    assert "; sweep my-space-v2-20" in capsys.readouterr().out
+
+
+def test_the_command_to_continue_a_sweep_is_quoted_for_the_shell():
+    from slmray.driver import continue_command
+
+    class Request:
+        name, command = "n", ["my space.py", "--storage", "/tmp/a b", "--name", "n", "--max-trials", "3"]
+
+    assert continue_command(Request) == "python -m slmray.tune 'my space.py' --storage '/tmp/a b' --max-trials 3 --name n --resume"
