@@ -145,7 +145,7 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
     """Tune function trainable: plan, run (or prune) one trial, report its row."""
     import ray.train
     from ray import tune
-    from ray.train import FailureConfig, ScalingConfig
+    from ray.train import FailureConfig
     from ray.train.torch import TorchTrainer
 
     started = time.time()
@@ -169,20 +169,14 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
         status, error = (result["status"], result["error"]) if result else outcome["error"]
         ran_on = {"warm": outcome["warm"], "group_trials": outcome["group_trials"]}
     else:
-        spec = spec_for(trial.gpu_type) if trial.gpu_type else None
-        scaling = ScalingConfig(
-            num_workers=trial.num_gpus, use_gpu=sweep.capacity.use_gpu,
-            accelerator_type=spec.ray_accelerator_type if spec else None,
-            resources_per_worker={"CPU": sweep.cpus_per_worker, **({"GPU": 1} if sweep.capacity.use_gpu else {})},
-        )
+        group = sweep.group_spec(trial)
         trainer = TorchTrainer(
             train_loop_per_worker,
             train_loop_config={"train": cfg.to_dict()},
-            scaling_config=scaling,
+            scaling_config=group.scaling_config(),
             run_config=ray.train.RunConfig(
                 name=trial_id,  # deterministic: a retried trial restores its own Train run
-                storage_path=join(sweep.sweep_dir, "train"),
-                failure_config=FailureConfig(max_failures=sweep.space.max_failures),
+                storage_path=group.storage_path, failure_config=FailureConfig(max_failures=group.max_failures),
             ),
         )
         try:

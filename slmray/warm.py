@@ -57,6 +57,15 @@ class GroupSpec:
     """Groups of this shape at once: the sweep's concurrency."""
     max_failures: int
 
+    def scaling_config(self):
+        """Ray Train's ScalingConfig of such a group."""
+        from ray.train import ScalingConfig
+
+        return ScalingConfig(
+            num_workers=self.num_workers, use_gpu=self.use_gpu, accelerator_type=self.accelerator_type,
+            resources_per_worker={"CPU": self.cpus_per_worker, **({"GPU": 1} if self.use_gpu else {})},
+        )
+
     @property
     def key(self) -> str:
         return f"{self.num_workers}x{self.accelerator_type or ('gpu' if self.use_gpu else 'cpu')}"
@@ -221,16 +230,13 @@ class WarmPool:
 def serve_group(pool, group_id: str, spec: GroupSpec) -> None:
     """One worker group: a `TorchTrainer` whose workers run the pool's configurations until idle."""
     import ray.train
-    from ray.train import FailureConfig, ScalingConfig
+    from ray.train import FailureConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     trainer = TorchTrainer(
         serve,
         train_loop_config={"pool": pool, "group_id": group_id},
-        scaling_config=ScalingConfig(
-            num_workers=spec.num_workers, use_gpu=spec.use_gpu, accelerator_type=spec.accelerator_type,
-            resources_per_worker={"CPU": spec.cpus_per_worker, **({"GPU": 1} if spec.use_gpu else {})},
-        ),
+        scaling_config=spec.scaling_config(),
         torch_config=TorchConfig(timeout_s=COLLECTIVE_TIMEOUT_S),
         run_config=ray.train.RunConfig(
             name=f"warm-{group_id}-{time.time_ns()}", storage_path=spec.storage_path,
