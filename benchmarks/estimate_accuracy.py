@@ -110,15 +110,18 @@ def _unseen_gpu_lines(df: pd.DataFrame) -> list[str]:
     unseen = bf16[~bf16["gpu_type"].isin(bf16.loc[bf16["calibration"], "gpu_type"])]
     if not len(unseen):
         return []
-    s = summarise(unseen)
-    ok = unseen[unseen["status"] == "ok"]
+    gpus = ", ".join(sorted(unseen["gpu_type"].unique()))
+    return [_verdict(f"held-out bf16 rows of GPU types no bf16 calibration row ran on ({gpus})", unseen)
+            + " (positive: predicted faster than measured)"]
+
+
+def _verdict(what: str, rows: pd.DataFrame) -> str:
+    """`- WHAT: OOM ..% right, peak memory ..%, tokens/s ..% (..); median signed tokens/s error ..%`"""
+    s = summarise(rows)
+    ok = rows[rows["status"] == "ok"]
     bias = 100 * float(np.median(ok["predicted_tokens_per_s"] / ok["tokens_per_s"] - 1)) if len(ok) else float("nan")
-    return [
-        f"- held-out bf16 rows of GPU types no bf16 calibration row ran on ({', '.join(sorted(unseen['gpu_type'].unique()))}): "
-        f"OOM {100 * s['oom_accuracy']:.0f}% right, peak memory {s['memory_mdape']:.2f}%, tokens/s "
-        f"{s['tokens_mdape']:.1f}% ({s['rows']} rows, {s['ok']} ok); median signed tokens/s error {bias:+.1f}% "
-        "(positive: predicted faster than measured)"
-    ]
+    return (f"- {what}: OOM {100 * s['oom_accuracy']:.0f}% right, peak memory {s['memory_mdape']:.2f}%, tokens/s "
+            f"{s['tokens_mdape']:.1f}% ({s['rows']} rows, {s['ok']} ok); median signed tokens/s error {bias:+.1f}%")
 
 
 def _fp8_lines(df: pd.DataFrame) -> list[str]:
@@ -126,14 +129,7 @@ def _fp8_lines(df: pd.DataFrame) -> list[str]:
     held = df[(df["precision"] != "bf16") & ~df["calibration"]]
     if not len(held):
         return []
-    s = summarise(held)
-    ok = held[held["status"] == "ok"]
-    bias = 100 * float(np.median(ok["predicted_tokens_per_s"] / ok["tokens_per_s"] - 1)) if len(ok) else float("nan")
-    return [
-        f"- held-out FP8 rows ({', '.join(sorted(held['model'].unique()))}): OOM {100 * s['oom_accuracy']:.0f}% right, "
-        f"peak memory {s['memory_mdape']:.2f}%, tokens/s {s['tokens_mdape']:.1f}% ({s['rows']} rows, {s['ok']} ok); "
-        f"median signed tokens/s error {bias:+.1f}%"
-    ]
+    return [_verdict(f"held-out FP8 rows ({', '.join(sorted(held['model'].unique()))})", held)]
 
 
 def report(df: pd.DataFrame, lomo: pd.DataFrame) -> str:
