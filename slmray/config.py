@@ -24,6 +24,11 @@ class ConfigError(ValueError):
     """A user error in a configuration value; the message names the field."""
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one line (its first), for the one-line errors users see."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def check_positive_int(name: str, value: Any) -> None:
     """A ConfigError naming `name` unless `value` is an int >= 1 (a bool is not)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -30,7 +30,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import torch
 
-from slmray.config import ConfigError, check_positive_int
+from slmray.config import ConfigError, check_positive_int, first_line
 from slmray.storage import exists, filesystem, write_directory
 
 META = "meta.json"
@@ -154,8 +154,7 @@ def read_meta(source: str) -> dict:
     except FileNotFoundError:
         raise ConfigError(f"data: {source} is not a token-shard directory (no {META})") from None
     except OSError as exc:  # unreadable, or S3 refusing the credentials at hand
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"data: cannot read {source}/{META} ({reason})") from None
+        raise ConfigError(f"data: cannot read {source}/{META} ({first_line(exc)})") from None
     except ValueError:
         raise ConfigError(f"data: {source}/{META} is not valid JSON") from None
     for key in ("vocab_size", "num_tokens"):

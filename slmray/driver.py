@@ -25,7 +25,7 @@ from slmray.analysis.pareto import pareto_mask
 from slmray.calibration import Correction
 from slmray.capacity import Capacity, local_capacity, ray_capacity
 from slmray.cluster import HEAD_RESOURCE
-from slmray.config import ConfigError
+from slmray.config import ConfigError, first_line
 from slmray.lock import lock_lost
 from slmray.plan import PlannedTrial, make_plan, plan_trial
 from slmray.prices import PriceBook
@@ -165,10 +165,6 @@ class SweepRecorder(tune.Callback):
         )
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-
-
 def _now() -> str:
     return f"{datetime.datetime.now():%H:%M:%S}"
 
@@ -236,7 +232,7 @@ def _connect(address: str | None, capacity_hint: Capacity, verbose: bool) -> boo
         try:
             ray.init(address=address, log_to_driver=verbose, logging_level=level)
         except Exception as exc:  # ConnectionError, or Ray's own on a wrong address
-            raise SweepError(f"--address: cannot join the Ray cluster at {where} ({_first_line(exc)})", 2) from None
+            raise SweepError(f"--address: cannot join the Ray cluster at {where} ({first_line(exc)[:300]})", 2) from None
         return False
     cpus = capacity_hint.cpus
     if not capacity_hint.use_gpu:
@@ -438,7 +434,7 @@ def run_sweep(request: SweepRequest) -> int:
             except Exception as exc:  # a storage outage, a bug: the state saved so far stays resumable
                 if request.verbose:
                     raise
-                raise SweepError(f"the sweep stopped: {type(exc).__name__}: {_first_line(exc)} (--verbose shows "
+                raise SweepError(f"the sweep stopped: {type(exc).__name__}: {first_line(exc)[:300]} (--verbose shows "
                                  f"the traceback); continue with: {continue_command(request)}") from None
             finally:
                 if settings.pools:  # idle groups end now; a group mid-trial ends after it

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from slmray.config import first_line
 from slmray.storage import StorageError, filesystem, join
 
 LOCK_FILE = "driver.lock"
@@ -163,7 +164,7 @@ class SweepLock:
                     raise
                 self._take_over_if_stale(bucket, key, body)
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"--storage: cannot write s3://{bucket}/{key} ({_first_line(exc)})") from None
+            raise StorageError(f"--storage: cannot write s3://{bucket}/{key} ({first_line(exc)})") from None
         self._heartbeat = threading.Thread(target=self._beat, args=(bucket, key), daemon=True)
         self._heartbeat.start()
 
@@ -233,7 +234,3 @@ def _unwritable(directory: Path, exc: OSError) -> str:
 
 def _code(exc) -> str:
     return exc.response.get("Error", {}).get("Code", "")
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

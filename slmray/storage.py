@@ -13,6 +13,8 @@ from typing import Callable
 
 import pyarrow.fs as pafs
 
+from slmray.config import first_line
+
 
 class StorageError(ValueError):
     """A path slmray cannot use; the message names it."""
@@ -39,7 +41,7 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
         try:
             return pafs.FileSystem.from_uri(uri)
         except OSError as exc:  # the bucket's region is looked up: no network, no bucket, no access
-            raise StorageError(f"storage: cannot reach {uri} ({(str(exc).strip().splitlines() or ['?'])[0]})") from None
+            raise StorageError(f"storage: cannot reach {uri} ({first_line(exc)})") from None
     return pafs.LocalFileSystem(), uri
 
 
