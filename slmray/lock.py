@@ -215,12 +215,13 @@ class SweepLock:
                 pass  # a transient network error: the next beat tries again, well inside the lease
 
     def _lose(self) -> None:
-        """Another driver holds the sweep now: this process writes nothing more there."""
-        self.lost = True
+        """Another driver holds the sweep now: this process writes nothing more there.  `lost` is
+        set last, once all of this has happened."""
         _LOST.add(self.uri)
         print(f"warning: the lock on sweep {self.name} was taken over by another driver: stopping", flush=True)
         if self.on_lost:
             self.on_lost()
+        self.lost = True
 
 
 def _unwritable(directory: Path, exc: OSError) -> str:
