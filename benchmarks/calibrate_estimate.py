@@ -66,9 +66,11 @@ def committed_tables(results_dir: str = RESULTS_DIR) -> list[str]:
 
     A Parquet file beside a trainer CSV of the same name is that CSV rewritten for the analysis
     (`trainer_throughput.py --from-csv`): its rows are read once, from the CSV, which is what
-    `CALIBRATION_ROWS` names.
+    `CALIBRATION_ROWS` names.  The `warm_trials_*` tables are left out: they repeat configurations
+    of `sweep_h200x1.parquet` to compare the sweep's two trial paths, and would count them twice.
     """
     paths = sorted(glob.glob(os.path.join(results_dir, "*.csv")) + glob.glob(os.path.join(results_dir, "*.parquet")))
+    paths = [p for p in paths if not os.path.basename(p).startswith("warm_trials_")]
     csvs = [p for p in paths if p.endswith(".csv") and set(TRAINER_COLUMNS) <= set(pd.read_csv(p, nrows=0).columns)]
     converted = {os.path.splitext(p)[0] + ".parquet" for p in csvs}
     return [p for p in paths if p in csvs or (p.endswith(".parquet") and p not in converted)]

@@ -5,15 +5,22 @@
 Runs the same six-trial sweep of the `tiny` model through `python -m slmray.tune` twice on
 this machine, warm and isolated, and reports per trial: the time outside its training steps
 (wall time minus warm-up and measured steps, the steps at the trial's median step time), and
-tokens/s side by side.  The overhead figure is the median over ok trials after the first (the
-first pays the group's start either way).  On a GPU machine pass `--space` with a GPU space.
+tokens/s and peak memory side by side.  The overhead figure is the median over ok trials after the
+first (the first pays the group's start either way); an out-of-memory trial's cost is its wall time.
+On a GPU machine pass `--space` with a GPU space, `--no-prune` to run the predicted out-of-memory
+trials, and `--tables DIR` to keep both results tables:
+
+    python benchmarks/warm_trials.py --space search_spaces/h200x1_warm.py --no-prune \
+        --tables benchmarks/results --out benchmarks/results/warm_trials_h200.md
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,13 +45,24 @@ def _rate(row: dict) -> str:
     return f"{row['tokens_per_s']:,.0f}" if row["tokens_per_s"] else row["status"]
 
 
-def run_sweep(space: str, storage: str, name: str, *extra: str) -> tuple[list[dict], float]:
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.3f}" if a and b else "-"
+
+
+def _key(row: dict) -> tuple:
+    return (row["model"], row["per_device_batch"], row["num_gpus"], row["attention"], row["strategy"], row["compile"],
+            row["precision"], row["seq_len"])
+
+
+def run_sweep(space: str, storage: str, name: str, log: Path, *extra: str) -> tuple[list[dict], float]:
+    """One sweep through the CLI (its console kept in `log`), its rows in the order they started, and its wall time."""
     from slmray.results import read_table
 
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "slmray.tune", space, "--storage", storage, "--name", name, *extra],
                          capture_output=True, text=True)
     wall = time.perf_counter() - started
+    log.write_text(out.stdout + out.stderr)
     if out.returncode != 0:
         sys.exit(f"error: the {name} sweep failed: {out.stderr.strip().splitlines()[-1:]}")
     rows = sorted(read_table(f"{storage}/{name}/results.parquet").to_pylist(), key=lambda r: r["started_at"])
@@ -54,8 +72,11 @@ def run_sweep(space: str, storage: str, name: str, *extra: str) -> tuple[list[di
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--space", default=None, help="search-space file (default: six tiny trials on the CPU)")
-    p.add_argument("--out", required=True, help="Markdown file to write")
+    p.add_argument("--no-prune", action="store_true", help="run the trials predicted out of memory too")
+    p.add_argument("--tables", default=None, help="folder to copy both results tables to (warm_trials_<mode>.parquet)")
+    p.add_argument("--out", required=True, help="Markdown file to write (each sweep's console beside it, <out>.<mode>.log)")
     args = p.parse_args(argv)
+    prune = ("--no-prune",) if args.no_prune else ()
     import ray
     import torch
 
@@ -64,29 +85,37 @@ def main(argv: list[str] | None = None) -> int:
         if space is None:
             space = f"{tmp}/six_tiny.py"
             Path(space).write_text(SIX_TINY)
-        sweeps = {mode: run_sweep(space, f"{tmp}/s", mode, *extra)
-                  for mode, extra in (("warm", ()), ("isolated", ("--isolate-trials",)))}
+        sweeps = {}
+        for mode, extra in (("warm", ()), ("isolated", ("--isolate-trials",))):
+            sweeps[mode] = run_sweep(space, f"{tmp}/s", mode, Path(args.out).with_suffix(f".{mode}.log"), *prune, *extra)
+            if args.tables:  # at once: a later sweep cut short by a time limit leaves this one
+                shutil.copy(f"{tmp}/s/{mode}/results.parquet", f"{args.tables}/warm_trials_{Path(space).stem}_{mode}.parquet")
+    device = sweeps["warm"][0][0]["device_name"] or platform.processor() or platform.machine()
     lines = [
         "# Warm worker groups against one group per trial",
         "",
-        f"`python benchmarks/warm_trials.py{' --space ' + args.space if args.space else ''}` on {platform.node()} "
-        f"({platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores), "
+        f"`python benchmarks/warm_trials.py{' --space ' + args.space if args.space else ''}"
+        f"{' --no-prune' if args.no_prune else ''}` on {platform.node()} ({device}, {os.cpu_count()} cores), "
         f"{datetime.date.today()}, torch {torch.__version__}, Ray {ray.__version__}.",
         "",
-        "| mode | sweep wall s | median overhead s (ok trials after the first) | overhead s per trial |",
-        "| --- | --- | --- | --- |",
+        "| mode | sweep wall s | median overhead s (ok trials after the first) | overhead s per trial | "
+        "out-of-memory trials' wall s |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for mode, (rows, wall) in sweeps.items():
         per_trial = [overhead_s(r) for r in rows]
         later = [o for o in per_trial[1:] if o is not None]
+        oom = [f"{r['wall_s']:.2f}" for r in rows if r["status"] == "oom"]
         lines.append(f"| {mode} | {wall:.1f} | {statistics.median(later):.2f} | "
-                     f"{', '.join('-' if o is None else f'{o:.2f}' for o in per_trial)} |")
-    lines += ["", "| trial | warm tokens/s | isolated tokens/s | warm / isolated | group trials |", "| --- | --- | --- | --- | --- |"]
-    warm, isolated = sweeps["warm"][0], sweeps["isolated"][0]
-    for w, i in zip(warm, isolated):
-        ratio = f"{w['tokens_per_s'] / i['tokens_per_s']:.3f}" if w["tokens_per_s"] and i["tokens_per_s"] else "-"
-        lines.append(f"| {w['model']} b{w['per_device_batch']} x{w['num_gpus']} | {_rate(w)} | {_rate(i)} | {ratio} | "
-                     f"{w['group_trials']} |")
+                     f"{', '.join('-' if o is None else f'{o:.2f}' for o in per_trial)} | {', '.join(oom) or '-'} |")
+    lines += ["", "| trial | warm tokens/s | isolated tokens/s | warm / isolated | warm / isolated peak memory | "
+              "group trials |", "| --- | --- | --- | --- | --- | --- |"]
+    isolated = {_key(r): r for r in sweeps["isolated"][0]}
+    for w in sweeps["warm"][0]:
+        i = isolated[_key(w)]
+        lines.append(f"| {w['model']} b{w['per_device_batch']} x{w['num_gpus']} {w['attention']} | {_rate(w)} | "
+                     f"{_rate(i)} | {_ratio(w['tokens_per_s'], i['tokens_per_s'])} | "
+                     f"{_ratio(w['peak_mem_gb'], i['peak_mem_gb'])} | {w['group_trials']} |")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
