@@ -78,7 +78,8 @@ class PlannedCost:
     def __call__(self, config: dict) -> float:
         s = self.settings
         correction = Correction(**config["correction"]) if config.get("correction") else None
-        return plan_trial(s.space, Trial.from_config(config), s.capacity, s.prices, s.prune, correction).cost_usd or 0.0
+        planned = plan_trial(s.space, Trial.from_config(config), s.capacity, s.prices, s.prune, correction, s.pools is None)
+        return planned.cost_usd or 0.0
 
 
 class GpuTypeOf:
@@ -389,7 +390,7 @@ def run_sweep(request: SweepRequest) -> int:
                 capacity.check(space)
             except ConfigError as exc:
                 raise SpaceError(f"{request.space_path}: {exc}") from None
-        plan = make_plan(space, capacity, request.prices, prune=request.prune)
+        plan = make_plan(space, capacity, request.prices, prune=request.prune, isolate=request.isolate_trials)
         runs = planned_runs(space, plan, request.max_trials)
         concurrency = _concurrency(space, capacity)
         settings = SweepSettings(

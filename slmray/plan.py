@@ -15,13 +15,22 @@ from slmray.estimate import Estimate, estimate
 from slmray.prices import PriceBook
 from slmray.space import SearchSpace, Trial
 
-TRIAL_OVERHEAD_S = 42.0
-"""A trial's time outside its training steps, measured in benchmarks/results/sweep_h100x1.parquet
-(one H100, medians): 22 s from the trial's start to the training loop (Ray Train's controller
-and worker group, torch and CUDA start-up, the NCCL group), 7.5 s from the last step to the
-trial's end, and 12 s before Tune starts the next trial.  Model build is a few seconds more."""
-COMPILE_S = 60.0
-"""Rough cold torch.compile of one block and the head."""
+TRIAL_OVERHEAD_S = 0.8
+"""A warm trial's time outside its training steps (the sweep's default): the median over a warm
+group's ok trials after its first, 0.78 s on one H200 (benchmarks/results/warm_trials_h200.md:
+the configuration handed to the group, the model built, the result handed back, the next trial
+started)."""
+GROUP_START_S = 42.0
+"""What the first trial of a warm group pays once on top: Ray Train's controller and workers,
+torch and CUDA start-up, the process group (42.7 s on the H200, same file)."""
+ISOLATED_TRIAL_OVERHEAD_S = 25.0
+"""A trial's time outside its training steps with `--isolate-trials`, each on a group of its own
+(median 25.0 s on the H200, same file; 27.8 s in benchmarks/results/sweep_h200x1.parquet)."""
+COMPILE_S = {"bf16": 18.0, "fp8": 25.0, "fp8-rowwise": 29.0}
+"""torch.compile's time before the first measured step, by precision: the medians over the H200's
+compiled trials (benchmarks/results/sweep_h200x1_{precision,checkpointing,seq_len}.parquet:
+startup_s less the warm-up steps at the measured step time; 10 to 34 s by model).  FP8 compiles
+more graphs: the casts and scalings."""
 
 
 @dataclass(frozen=True)
@@ -78,10 +87,12 @@ def corrected(est: Estimate, correction: Correction | None) -> Estimate:
 
 def plan_trial(
     space: SearchSpace, trial: Trial, capacity: Capacity, prices: PriceBook, prune: bool,
-    correction: Correction | None = None,
+    correction: Correction | None = None, isolate: bool = False,
 ) -> PlannedTrial:
     """`correction`: the tokens/s correction of the trial's GPU type (`Recalibrator.correction`);
-    None or one fitted on no rows leaves the estimate as it is."""
+    None or one fitted on no rows leaves the estimate as it is.  `isolate`: the trial runs on a
+    worker group of its own (`--isolate-trials`), not on a warm one; a warm group's own start is
+    counted once per group (`group_starts`), not here."""
     gpu_type = capacity.device_type(trial.gpu_type)
     cfg = space.train_config(trial, device="cuda" if capacity.use_gpu else "cpu")
     try:
@@ -93,7 +104,8 @@ def plan_trial(
     seconds = None
     if est is not None:
         steps = space.warmup_steps + space.steps * space.repeats
-        seconds = TRIAL_OVERHEAD_S + (COMPILE_S if trial.compile else 0.0) + steps * est.step_time_s
+        overhead = ISOLATED_TRIAL_OVERHEAD_S if isolate else TRIAL_OVERHEAD_S
+        seconds = overhead + (COMPILE_S[trial.precision] if trial.compile else 0.0) + steps * est.step_time_s
     return PlannedTrial(
         trial=trial, gpu_type=gpu_type, estimate=est,
         price_per_hour_usd=None if price is None else price.usd_per_gpu_hour * trial.num_gpus,
@@ -105,14 +117,24 @@ def plan_trial(
 
 def make_plan(
     space: SearchSpace, capacity: Capacity, prices: PriceBook, prune: bool,
-    corrections: Callable[[str], Correction | None] | None = None,
+    corrections: Callable[[str], Correction | None] | None = None, isolate: bool = False,
 ) -> list[PlannedTrial]:
     """Every grid point, planned; Optuna samples among these.  `corrections`: GPU type ->
     correction (`Recalibrator.correction`), looked up by the trial's GPU type as planned."""
     def correction(t: Trial) -> Correction | None:
         return corrections(capacity.device_type(t.gpu_type)) if corrections else None
 
-    return [plan_trial(space, t, capacity, prices, prune, correction(t)) for t in space.trials()]
+    return [plan_trial(space, t, capacity, prices, prune, correction(t), isolate) for t in space.trials()]
+
+
+def group_starts(plan: list[PlannedTrial]) -> list[PlannedTrial]:
+    """One trial per warm group the plan's run trials need (the first of each shape: number of
+    GPUs and GPU type), each standing for that group's start (`GROUP_START_S`)."""
+    firsts: dict[tuple, PlannedTrial] = {}
+    for p in plan:
+        if not p.pruned:
+            firsts.setdefault((p.trial.num_gpus, p.gpu_type), p)
+    return list(firsts.values())
 
 
 def _variant(t: Trial) -> str:
@@ -125,7 +147,8 @@ def _fmt(value: float | None, spec: str) -> str:
     return "?" if value is None else format(value, spec)
 
 
-def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_usd: float | None) -> str:
+def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_usd: float | None,
+                isolate: bool = False) -> str:
     """The table `--dry-run` prints: each trial, then what the sweep of `runs` trials should cost.
 
     A grid runs its first `runs` points in plan order (`--max-trials` cuts it), so only those
@@ -139,7 +162,11 @@ def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_
         f"{'pred mem GiB':>12} {'OOM?':<12} {'pred tok/s':>11} {'est min':>7} {'est $':>8}"
     )
     lines = [header]
-    spent = 0.0
+    ran = [p for p in listed if not p.pruned]
+    starts = [] if isolate else group_starts(ran)
+    start_hours = sum(GROUP_START_S / 3600 * p.trial.num_gpus for p in starts)
+    start_cost = sum(GROUP_START_S / 3600 * (p.price_per_hour_usd or 0.0) for p in starts)
+    spent = start_cost if grid else 0.0
     budget_note = None
     for i, p in enumerate(listed, 1):
         e = p.estimate
@@ -153,7 +180,6 @@ def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_
             f"{_fmt(e and e.peak_mem_gb, '12.1f')} {('yes' if e and e.oom else 'no' if e else '?') + (' (pruned)' if p.pruned else ''):<12} "
             f"{_fmt(e and e.tokens_per_s, '11,.0f')} {_fmt(p.seconds and p.seconds / 60, '7.1f')} {_fmt(cost, '8.2f')}"
         )
-    ran = [p for p in listed if not p.pruned]
     hours = [p.gpu_hours for p in ran]
     costs = [p.cost_usd for p in ran]
     known_hours = sum(h for h in hours if h is not None)
@@ -165,19 +191,26 @@ def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_
         lines.append(f"grid: {runs} trials ({pruned} predicted out of memory and pruned: recorded, not run)")
         if runs < len(plan):
             lines.append(f"--max-trials: the first {runs} of the grid's {len(plan)} points; the rest are neither listed nor counted")
-        lines.append(f"estimate: {known_hours:,.2f} GPU-hours, ${known_cost:,.2f}")
+        lines.append(f"estimate: {known_hours + start_hours:,.2f} GPU-hours, ${known_cost + start_cost:,.2f}")
     else:
         mean_h = known_hours / max(1, len(ran) - sum(h is None for h in hours))
         mean_c = known_cost / max(1, len(ran) - unknown)
         lines.append(f"optuna ({space.sampler}): {runs} trials sampled from these {len(plan)} configurations "
                      f"({pruned} predicted out of memory)")
-        lines.append(f"estimate at the average configuration: {runs * mean_h:,.2f} GPU-hours, ${runs * mean_c:,.2f}")
-        if budget_usd is not None and runs * mean_c > budget_usd:
+        lines.append(f"estimate at the average configuration: {runs * mean_h + start_hours:,.2f} GPU-hours, "
+                     f"${runs * mean_c + start_cost:,.2f}")
+        if budget_usd is not None and runs * mean_c + start_cost > budget_usd:
             # which configurations Optuna picks is not known in advance: only the average can be compared
             budget_note = (
                 f"budget ${budget_usd:,.2f} is reached after about {int(budget_usd // mean_c)} of the {runs} trials "
                 f"at the average configuration"
             )
+    if starts:
+        lines.append(f"counted: {len(starts)} warm worker-group start{'s' if len(starts) > 1 else ''} "
+                     f"({GROUP_START_S:.0f} s each), {TRIAL_OVERHEAD_S} s a trial outside its steps "
+                     f"(--isolate-trials: {ISOLATED_TRIAL_OVERHEAD_S:.0f} s a trial)")
+    elif isolate:
+        lines.append(f"counted: {ISOLATED_TRIAL_OVERHEAD_S:.0f} s a trial outside its steps (--isolate-trials)")
     if unknown:
         lines.append(f"{unknown} trials have no price or no estimate: their cost is not counted")
     if budget_note:

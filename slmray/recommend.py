@@ -56,7 +56,8 @@ class RunAssumptions:
     """Start to first training step, once (the tables' median time_to_first_step_s: Ray Train's
     worker group, torch, CUDA, NCCL and the warm-up steps)."""
     compile_s: float
-    """Added once where compile is on (`slmray.plan.COMPILE_S`)."""
+    """Added once where compile is on: the slowest precision's (`slmray.plan.COMPILE_S`), seconds
+    that do not matter against a run of hours."""
     checkpoint_every_h: float = 1.0
     checkpoint_gb_s: float = 1.0
     """Sustained write bandwidth of one save (all ranks together), blocking training."""
@@ -545,21 +546,21 @@ def build_parser() -> argparse.ArgumentParser:
 def default_assumptions(df: pd.DataFrame, startup_s: float | None = None, checkpoint_every_h: float = 1.0,
                         checkpoint_gb_s: float = 1.0) -> RunAssumptions:
     """Start-up from the tables' ok trials (median time to first step), or the plan's trial
-    overhead where none recorded it; compile from the plan."""
+    group start where none recorded it; compile from the plan."""
     import numpy as np
 
-    from slmray.plan import COMPILE_S, TRIAL_OVERHEAD_S
+    from slmray.plan import COMPILE_S, GROUP_START_S
 
     if startup_s is None:
         first = df.loc[df["status"] == "ok", "time_to_first_step_s"].astype(float)
         first = first[np.isfinite(first)]
-        startup_s = float(first.median()) if len(first) else TRIAL_OVERHEAD_S
+        startup_s = float(first.median()) if len(first) else GROUP_START_S
     for name, value in (("--startup-s", startup_s), ("--checkpoint-every-hours", checkpoint_every_h)):
         if not (math.isfinite(value) and value >= 0):
             raise RecommendError(f"{name}: must be a non-negative number, got {value}")
     if not checkpoint_gb_s > 0:
         raise RecommendError(f"--checkpoint-gb-s: must be positive, got {checkpoint_gb_s}")
-    return RunAssumptions(startup_s, COMPILE_S, checkpoint_every_h, checkpoint_gb_s)
+    return RunAssumptions(startup_s, max(COMPILE_S.values()), checkpoint_every_h, checkpoint_gb_s)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -157,7 +157,7 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
         _report(sweep, {k: v.timestamp() if isinstance(v, datetime.datetime) else v for k, v in row.items()})
         return
     correction = Correction(**config["correction"]) if config.get("correction") else None  # slmray.searchers.Recalibrating
-    planned = plan_trial(sweep.space, trial, sweep.capacity, sweep.prices, sweep.prune, correction)
+    planned = plan_trial(sweep.space, trial, sweep.capacity, sweep.prices, sweep.prune, correction, sweep.pools is None)
     cfg = sweep.space.train_config(trial, device="cuda" if sweep.capacity.use_gpu else "cpu")
     result, status, error, ran_on = None, "ok", "", {}
     if planned.pruned:

@@ -171,10 +171,10 @@ def _request(args: argparse.Namespace, command: list[str]):
             raise SpaceError(f"{args.space}: objectives: tokens_per_usd needs a price, and {gpus} has none under "
                              f"the prices {args.prices or space.prices!r}: give --prices PROFILE or --price GPU=USD")
     if args.dry_run:
-        plan = make_plan(space, capacity, prices, prune=not args.no_prune)
+        plan = make_plan(space, capacity, prices, prune=not args.no_prune, isolate=args.isolate_trials)
         runs = planned_runs(space, plan, args.max_trials)
         print(f"{args.space}: {len(plan)} configurations on {capacity.where}; sweep {name} -> {sweep_dir}")
-        print(format_plan(plan, space, runs, args.budget_usd))
+        print(format_plan(plan, space, runs, args.budget_usd, isolate=args.isolate_trials))
         return None
     for model in dict.fromkeys(space.model_config(t.model) for t in space.trials()):
         try:

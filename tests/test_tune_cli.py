@@ -191,7 +191,7 @@ def test_dry_run_of_the_papers_grid_prunes_out_of_memory(sweep, tmp_path):
 
 
 def test_dry_run_totals_only_the_trials_max_trials_lets_run(sweep, tmp_path):
-    # 8 GPUs at $450 a GPU-hour: a trial of the tiny model is about its 42 s overhead, $42
+    # 8 GPUs at $450 a GPU-hour: an isolated trial of the tiny model is about its 25 s overhead, $25
     path = write_space(tmp_path, """
 SPACE = SearchSpace(model=["tiny"], per_device_batch=[1, 2, 4, 8], num_gpus=[8], gpu_type=["H100-80GB"],
                     attention=["sdpa"], strategy=["ddp"], seq_len=256, prices="aws")
@@ -204,17 +204,30 @@ SPACE = SearchSpace(model=["tiny"], per_device_batch=[1, 2, 4, 8], num_gpus=[8],
         hours, usd = next(line for line in out.stdout.splitlines() if line.startswith("estimate:")).split(", ")
         return out.stdout, rows, float(hours.split()[1]), float(usd.lstrip("$"))
 
-    # 2 trials (about $84) fit $100; the whole grid's third trial would not (the note said "before trial 3")
-    stdout, rows, hours, usd = dry_run("--max-trials", "2", "--budget-usd", "100")
+    # warm (the default): each trial about its 0.8 s beyond its steps, plus one group start of 42 s ($42) in the total
+    stdout, rows, hours, usd = dry_run("--max-trials", "2")
+    start = 42 / 3600 * 8 * 450
+    assert usd == pytest.approx(start + sum(float(r[-1]) for r in rows[:2]), abs=0.02)
+    assert "counted: 1 warm worker-group start (42 s each)" in stdout
+
+    def dry_run(*args):
+        out = sweep(path, "--dry-run", "--storage", str(tmp_path / "s"), "--price", "H100-80GB=450", "--isolate-trials", *args)
+        assert out.returncode == 0, out.stderr
+        rows = [line.split() for line in out.stdout.splitlines() if line.split() and line.split()[0].isdigit()]
+        hours, usd = next(line for line in out.stdout.splitlines() if line.startswith("estimate:")).split(", ")
+        return out.stdout, rows, float(hours.split()[1]), float(usd.lstrip("$"))
+
+    # 2 trials (about $50) fit $60; the whole grid's third trial would not (the note said "before trial 3")
+    stdout, rows, hours, usd = dry_run("--max-trials", "2", "--budget-usd", "60")
     assert "grid: 2 trials" in stdout and "the first 2 of the grid's 4 points" in stdout
     assert [int(r[0]) for r in rows] == [1, 2]
     assert usd == pytest.approx(sum(float(r[-1]) for r in rows[:2]), abs=0.02)
     assert hours == pytest.approx(sum(float(r[-2]) / 60 * int(r[3]) for r in rows[:2]), abs=0.02)
-    assert 80 < usd < 100 and "budget" not in stdout
+    assert 50 <= usd < 60 and "budget" not in stdout and "counted: 25 s a trial" in stdout
 
-    stdout, rows, _, usd = dry_run("--max-trials", "3", "--budget-usd", "100")
+    stdout, rows, _, usd = dry_run("--max-trials", "3", "--budget-usd", "60")
     assert len(rows) == 3 and usd == pytest.approx(sum(float(r[-1]) for r in rows), abs=0.02)
-    assert "budget $100.00 is reached before trial 3" in stdout
+    assert "budget $60.00 is reached before trial 3" in stdout
     assert not (tmp_path / "s").exists()
 
 
