@@ -3,6 +3,12 @@
 Everything past this module receives a `ModelConfig` / `TrainConfig`, never a raw dict.
 Errors are `ConfigError`s whose message starts with the field name, so a CLI can print
 them on one line.
+
+Frozen dataclasses, not pydantic (which Ray installs): the checks that need code either way
+(seq_len under the model's limit, n_head dividing d_model, FP8 not on the CPU) are most of
+`__post_init__`; the rest is one helper call per rule (`check_positive_int`, `_one_of`), and
+`from_dict` already refuses unknown fields.  pydantic would add a model-class layer and its own
+multi-line error format that each CLI would have to flatten back to `<field>: <what is wrong>`.
 """
 
 from __future__ import annotations
@@ -29,10 +35,11 @@ def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def check_positive_int(name: str, value: Any) -> None:
-    """A ConfigError naming `name` unless `value` is an int >= 1 (a bool is not)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name}: must be a positive integer, got {value!r}")
+def check_positive_int(name: str, value: Any, *, zero_ok: bool = False) -> None:
+    """A ConfigError naming `name` unless `value` is an int >= 1 (>= 0 with `zero_ok`; a bool is
+    not an int here).  The one integer check: configs, search spaces, CLIs and the estimate."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero_ok else 1):
+        raise ConfigError(f"{name}: must be a {'non-negative' if zero_ok else 'positive'} integer, got {value!r}")
 
 
 def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -154,9 +161,7 @@ class TrainConfig:
         for name in ("per_device_batch", "seq_len", "grad_accum", "steps", "repeats"):
             check_positive_int(name, getattr(self, name))
         for name in ("warmup_steps", "lr_warmup_steps", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{name}: must be a non-negative integer, got {value!r}")
+            check_positive_int(name, getattr(self, name), zero_ok=True)
         if self.seq_len > self.model.max_seq_len:
             raise ConfigError(
                 f"seq_len: {self.seq_len} is above {self.model.name}'s limit of {self.model.max_seq_len}"

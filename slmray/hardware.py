@@ -6,11 +6,12 @@ canonical name (`H100-80GB`, `A100-40GB`, ...) that `canonical_gpu` derives from
 
 from __future__ import annotations
 
-import csv
 import functools
 import re
 from dataclasses import dataclass
 from importlib import resources
+
+from slmray.csvdata import read_records
 
 CPU = "cpu"
 
@@ -37,18 +38,7 @@ class GPUSpec:
 @functools.cache
 def gpu_specs() -> tuple[GPUSpec, ...]:
     """Rows of gpus.csv, most specific first (H100 PCIe before plain H100)."""
-    text = resources.files("slmray").joinpath("gpus.csv").read_text()
-    rows = []
-    for row in csv.DictReader(text.splitlines()):
-        rows.append(
-            GPUSpec(
-                gpu=row["gpu"], name_regex=row["name_regex"], ray_accelerator_type=row["ray_accelerator_type"],
-                peak_bf16_tflops=float(row["peak_bf16_tflops"]),
-                peak_fp8_tflops=float(row["peak_fp8_tflops"]) if row["peak_fp8_tflops"] else None, memory_gb=float(row["memory_gb"]),
-                hbm_tb_s=float(row["hbm_tb_s"]), link_gb_s=float(row["link_gb_s"]), source=row["source"],
-            )
-        )
-    return tuple(rows)
+    return read_records(resources.files("slmray") / "gpus.csv", GPUSpec)
 
 
 def spec_for(name: str) -> GPUSpec | None:

@@ -5,10 +5,11 @@ Hardware facts only; what an instance costs is in the price catalog (`prices.py`
 
 from __future__ import annotations
 
-import csv
 import functools
 from dataclasses import dataclass
 from importlib import resources
+
+from slmray.csvdata import read_records
 
 
 @dataclass(frozen=True)
@@ -27,15 +28,7 @@ class InstanceType:
 
 @functools.cache
 def instance_types() -> tuple[InstanceType, ...]:
-    text = resources.files("slmray").joinpath("instances.csv").read_text()
-    return tuple(
-        InstanceType(
-            provider=r["provider"], instance_type=r["instance_type"], gpu=r["gpu"], gpus=int(r["gpus"]),
-            vcpus=int(r["vcpus"]), memory_gib=int(r["memory_gib"]), network_gbps=float(r["network_gbps"]),
-            source=r["source"],
-        )
-        for r in csv.DictReader(text.splitlines())
-    )
+    return read_records(resources.files("slmray") / "instances.csv", InstanceType)
 
 
 def instance(provider: str, instance_type: str) -> InstanceType | None:

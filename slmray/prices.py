@@ -39,6 +39,7 @@ import warnings
 from dataclasses import dataclass
 from importlib import resources
 
+from slmray.csvdata import read_rows
 from slmray.hardware import CPU, canonical_gpu
 from slmray.instances import instance
 
@@ -46,6 +47,11 @@ LOCAL = "local"
 ON_DEMAND = "on-demand"
 RELATIVE = "relative"
 PRICE_FILE_COLUMNS = ("gpu", "usd_per_gpu_hour", "source")
+CATALOG_COLUMNS = {
+    "provider": str, "instance_type": str, "gpu": str, "pricing": str, "usd_per_hour": float, "region": str,
+    "source": str, "date_read": str, "note": str,
+}
+"""prices.csv's columns and their types."""
 
 
 class PriceError(ValueError):
@@ -99,9 +105,8 @@ class CatalogEntry:
 @functools.cache
 def catalog() -> tuple[CatalogEntry, ...]:
     """Rows of prices.csv; a row naming an instance missing from instances.csv is an error."""
-    text = resources.files("slmray").joinpath("prices.csv").read_text()
     entries = []
-    for line, row in enumerate(csv.DictReader(text.splitlines()), start=2):
+    for line, row in enumerate(read_rows(resources.files("slmray") / "prices.csv", CATALOG_COLUMNS), start=2):
         if row["instance_type"]:
             it = instance(row["provider"], row["instance_type"])
             if it is None:
@@ -112,7 +117,7 @@ def catalog() -> tuple[CatalogEntry, ...]:
         entries.append(
             CatalogEntry(
                 provider=row["provider"], instance_type=row["instance_type"], gpu=gpu, gpus=gpus, pricing=row["pricing"],
-                usd_per_hour=float(row["usd_per_hour"]), region=row["region"], source=row["source"],
+                usd_per_hour=row["usd_per_hour"], region=row["region"], source=row["source"],
                 date_read=row["date_read"], note=row["note"],
             )
         )

@@ -51,3 +51,72 @@ def s3_server():
     server.stop()
 
 
+
+
+# -- tiers ---------------------------------------------------------------------------------------
+# `python -m pytest -m unit` is the fast tier.  Marks are given here from the fixtures a test uses
+# (and its module's `pytestmark` / its own decorators where no fixture tells): a test that starts a
+# Ray is `ray`, one on the S3 server `s3`, one under torchrun or in a process group `dist`, one that
+# runs the notebook `notebook`, and one that spawns an interpreter `subprocess`; a test with none of
+# these is `unit`, and `_unit_tests_stay_in_process` below fails it if it spawns, starts Ray or a
+# process group after all.
+TIERS = ("dist", "ray", "s3", "notebook", "subprocess")
+FIXTURE_MARKS = {
+    "cli": ("subprocess",),  # run_cli: a real interpreter
+    "smoke_sweep": ("ray", "subprocess"),  # python -m slmray.tune, which starts its own local Ray
+    "fake_cluster": ("ray", "subprocess"),  # tests/test_autoscaling.py: `ray start` and a fake provider
+    "s3_server": ("s3",),  # moto's server on 127.0.0.1
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "subprocess: spawns a Python interpreter (a CLI run as a user would, a lock holder)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for fixture in getattr(item, "fixturenames", ()):
+            for name in FIXTURE_MARKS.get(fixture, ()):
+                if item.get_closest_marker(name) is None:
+                    item.add_marker(name)
+        tiers = [name for name in TIERS if item.get_closest_marker(name) is not None]
+        if item.get_closest_marker("unit") is not None and tiers:
+            raise pytest.UsageError(f"{item.nodeid} is marked unit and also {', '.join(tiers)}")
+        if not tiers:
+            item.add_marker("unit")
+
+
+class SpawnInUnitTest(AssertionError):
+    """A `unit` test spawned a process, started Ray or a process group: mark it (see TIERS) instead."""
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_stay_in_process(request, monkeypatch):
+    if request.node.get_closest_marker("unit") is None:
+        yield
+        return
+
+    def refuse(what):
+        def refused(*args, **kwargs):
+            raise SpawnInUnitTest(f"{request.node.nodeid} is marked unit but {what}; give it the mark of its tier")
+        return refused
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("spawns a process (subprocess.Popen)"))
+    monkeypatch.setattr(os, "fork", refuse("forks (os.fork)"))
+    monkeypatch.setattr(os, "posix_spawn", refuse("spawns a process (os.posix_spawn)"))
+    import ray  # once a session, about 0.3 s: ray.init(address=...) joins a cluster without spawning
+    import torch.distributed as dist
+
+    monkeypatch.setattr(ray, "init", refuse("starts Ray (ray.init)"))
+    monkeypatch.setattr(dist, "init_process_group", refuse("starts a process group (init_process_group)"))
+    yield
+
+
+def call_main(capsys, main, *args: str) -> subprocess.CompletedProcess:
+    """`python -m MODULE ARGS` in this process: `main(ARGS)`'s return (or SystemExit) code and its output."""
+    try:
+        code = main(list(args))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(["main", *args], code, out.out, out.err)

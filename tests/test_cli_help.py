@@ -41,6 +41,7 @@ print("\\nIMPORTED", json.dumps(sorted(m for m in {heavy} if m in sys.modules)),
 """
 
 
+@pytest.mark.subprocess  # a fresh interpreter's sys.modules
 @pytest.mark.parametrize("module, args", COMMANDS, ids=[" ".join([m, *a]) for m, a in COMMANDS])
 def test_help_imports_no_heavy_module(module, args):
     out = subprocess.run([sys.executable, "-c", _PROBE.format(heavy=HEAVY), module, json.dumps(args)],

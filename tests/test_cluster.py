@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from slmray.cluster import main as cluster_main
+from tests.conftest import call_main
 from slmray.cluster import HEAD_RESOURCE, ClusterError, cluster_gpu_types, load_cluster, validate_all
 
 CLUSTER = Path(__file__).resolve().parent.parent / "cluster"
@@ -160,14 +162,14 @@ def test_a_fake_multinode_file_is_validated_as_written(tmp_path):
         load_cluster(_write(tmp_path, text))
 
 
-def test_cli_good_and_bad(tmp_path, cli):
-    good = cli("-m", "slmray.cluster", "validate", str(CLUSTER / "h100.yaml"), timeout=120)
+def test_cli_good_and_bad(tmp_path, capsys):
+    good = call_main(capsys, cluster_main, "validate", str(CLUSTER / "h100.yaml"))
     assert good.returncode == 0, good.stderr
     assert good.stdout.startswith(
         f"ok {CLUSTER / 'h100.yaml'}: head + 2 worker types, up to 32 x H100-80GB; spot: 1 type, off (max_workers 0)"
     )
     bad = _write(tmp_path, H100.replace('"GPU": 8,', '"GPU": 4,'))
-    out = cli("-m", "slmray.cluster", "validate", str(CLUSTER / "a10g.yaml"), bad, timeout=120)
+    out = call_main(capsys, cluster_main, "validate", str(CLUSTER / "a10g.yaml"), bad)
     assert out.returncode == 2
     assert out.stdout.startswith("ok ") and "a10g.yaml" in out.stdout
     assert out.stderr.strip() == f"error: {bad}: available_node_types.h100.resources.GPU: " + (

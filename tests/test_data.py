@@ -3,6 +3,8 @@ import pytest
 import torch
 
 from slmray.config import ConfigError
+from slmray.data_cli import main as data_main
+from tests.conftest import call_main
 from slmray.data import ByteTokenizer, HFTokenizer, load_tokens, make_batches, prepare, read_meta, stdlib_corpus
 
 
@@ -39,13 +41,13 @@ def test_prepare_with_a_tokenizers_json(tmp_path):
     assert meta["vocab_size"] == tok.get_vocab_size() + 1
 
 
-def test_prepare_errors_name_the_input(tmp_path, cli):
-    res = cli("-m", "slmray.data", "prepare", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o"))
+def test_prepare_errors_name_the_input(tmp_path, capsys):
+    res = call_main(capsys, data_main, "prepare", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o"))
     assert res.returncode == 2
     assert res.stderr.strip() == f"error: inputs: no such file or directory {tmp_path / 'missing.txt'}"
     (tmp_path / "x.txt").write_text("x")
     (tmp_path / "o").mkdir()
-    res = cli("-m", "slmray.data", "prepare", str(tmp_path / "x.txt"), "--out", str(tmp_path / "o"))
+    res = call_main(capsys, data_main, "prepare", str(tmp_path / "x.txt"), "--out", str(tmp_path / "o"))
     assert res.returncode == 2 and "out:" in res.stderr and "already exists" in res.stderr
     with pytest.raises(ConfigError, match="^tokenizer: no such file"):
         HFTokenizer(str(tmp_path / "nope.json"))
@@ -56,11 +58,11 @@ def test_prepare_errors_name_the_input(tmp_path, cli):
     [("--shard-tokens", "0", "shard_tokens"), ("--shard-tokens", "-4", "shard_tokens"),
      ("--max-bytes", "0", "max_bytes"), ("--max-bytes", "-1", "max_bytes")],
 )
-def test_prepare_refuses_non_positive_sizes_and_writes_nothing(tmp_path, cli, flag, value, field):
+def test_prepare_refuses_non_positive_sizes_and_writes_nothing(tmp_path, capsys, flag, value, field):
     # --shard-tokens 0 used to crash in range(), -4 to write a meta.json and no shards;
     # --max-bytes 0 read nothing and blamed the inputs
     (tmp_path / "x.txt").write_text("some text")
-    res = cli("-m", "slmray.data", "prepare", str(tmp_path / "x.txt"), "--out", str(tmp_path / "o"), flag, value)
+    res = call_main(capsys, data_main, "prepare", str(tmp_path / "x.txt"), "--out", str(tmp_path / "o"), flag, value)
     assert res.returncode == 2, res.stderr
     assert res.stderr.strip() == f"error: {field}: must be a positive integer, got {value}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.txt"]  # no directory, no staging left over

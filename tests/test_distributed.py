@@ -10,6 +10,8 @@ COMMON = [
     "--device", "cpu", "--lr", "3e-3", "--lr-warmup-steps", "1", "--json",
 ]
 
+pytestmark = [pytest.mark.dist, pytest.mark.subprocess]  # torchrun, gloo process groups
+
 
 def _losses(cli, *args, nproc=1, timeout=300):
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)] if nproc > 1 else []

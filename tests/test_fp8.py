@@ -10,6 +10,7 @@ import torch
 
 from slmray import fp8, parallel
 from slmray.capacity import Capacity
+from tests.conftest import call_main
 from slmray.config import ConfigError, TrainConfig
 from slmray.metrics import mfu
 from slmray.model import Transformer
@@ -97,8 +98,10 @@ def test_gpu_without_fp8_or_without_torchao_is_refused(monkeypatch):
 
 @pytest.mark.parametrize("args", [["--precision", "fp8", "--device", "cpu"],
                                   ["--precision", "fp8-rowwise", "--device", "cpu", "--model", "llama-1b"]])
-def test_cli_fp8_on_cpu_exits_2_with_one_line_naming_precision(cli, args):
-    out = cli("-m", "slmray.train", *args)
+def test_cli_fp8_on_cpu_exits_2_with_one_line_naming_precision(capsys, args):
+    from slmray.train import main
+
+    out = call_main(capsys, main, *args)
     assert out.returncode == 2, out.stdout + out.stderr
     assert out.stderr.strip().startswith("error: precision: fp8"), out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and not out.stdout

@@ -55,6 +55,7 @@ def test_storage_that_cannot_be_written_is_one_line(tmp_path):
         SweepLock("/proc/slmray-test/x", "x").acquire()
 
 
+@pytest.mark.subprocess  # the holder is a process SIGKILLed
 def test_local_lock_of_a_killed_driver_is_not_stuck(tmp_path):
     sweep_dir = str(tmp_path / "sweep")
     holder = _holder_process(sweep_dir)

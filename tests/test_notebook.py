@@ -32,6 +32,8 @@ def test_committed_notebook_has_one_parameter_cell_and_no_outputs():
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
 
 
+@pytest.mark.notebook
+@pytest.mark.subprocess  # nbclient's kernel
 def test_notebook_runs_on_the_cpu_sweep(smoke_sweep):
     done, sweep_dir = smoke_sweep
     assert done.returncode == 0, done.stderr[-2000:]
@@ -42,6 +44,8 @@ def test_notebook_runs_on_the_cpu_sweep(smoke_sweep):
     assert len(outputs(nb, "image/png")) >= 3
 
 
+@pytest.mark.notebook
+@pytest.mark.subprocess  # nbclient's kernel
 @pytest.mark.parametrize("parameters, shown, figures", [
     # the defaults: the committed H100 and H200 sweeps side by side, AWS prices
     ({}, ("llama-100m", "llama-500m", "llama-1b", "llama-2b", "H200 / best"), 5),

@@ -52,8 +52,11 @@ ISSUE_EXACT = {"llama-500m": 526_550_016, "llama-1b": 970_458_240, "llama-2b": 1
 ISSUE_WITHIN_1PCT = {"pythia-160m": 162_322_944}
 
 
-def test_list_models_cli(cli):
-    out = cli("-m", "slmray.train", "--list-models")
+def test_list_models_cli(capsys):
+    from slmray.train import main
+    from tests.conftest import call_main
+
+    out = call_main(capsys, main, "--list-models")
     assert out.returncode == 0, out.stderr
     header, *lines = out.stdout.strip().splitlines()
     assert header.split()[:7] == ["model", "family", "layers", "width", "heads", "mlp", "params"]

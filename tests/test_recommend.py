@@ -154,6 +154,7 @@ def test_parse_tokens_suffixes():
     assert parse_tokens("26B") == 26e9 and parse_tokens("500m") == 5e8 and parse_tokens("2.6e10") == 2.6e10
 
 
+@pytest.mark.subprocess  # a fresh interpreter's start-up
 def test_help_is_fast():
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "slmray.recommend", "--help"], capture_output=True, text=True, cwd=REPO)

@@ -8,6 +8,7 @@ from slmray.attention import flash_attn_available
 from slmray.config import ConfigError, TrainConfig
 from slmray.presets import get_model
 from slmray.train import build_parser, config_from_args, main
+from tests.conftest import call_main
 
 
 @pytest.mark.parametrize(
@@ -26,16 +27,16 @@ from slmray.train import build_parser, config_from_args, main
         (["--vocab-size", "-5"], "error: model.vocab_size: must be a positive integer, got -5"),
     ],
 )
-def test_bad_configuration_is_one_line_naming_the_field(cli, args, message):
-    out = cli("-m", "slmray.train", "--device", "cpu", *args)
+def test_bad_configuration_is_one_line_naming_the_field(capsys, args, message):
+    out = call_main(capsys, main, "--device", "cpu", *args)
     assert out.returncode == 2, out.stdout + out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith(message), out.stderr
     assert "Traceback" not in out.stderr
 
 
 @pytest.mark.skipif(flash_attn_available(), reason="flash_attn is installed: flash2 is available")
-def test_flash2_without_flash_attn_names_the_extra(cli):
-    out = cli("-m", "slmray.train", "--device", "cpu", "--seq-len", "64", "--attention", "flash2", "--steps", "1")
+def test_flash2_without_flash_attn_names_the_extra(capsys):
+    out = call_main(capsys, main, "--device", "cpu", "--seq-len", "64", "--attention", "flash2", "--steps", "1")
     assert out.returncode == 2, out.stdout + out.stderr
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("error: attention: flash2 needs the flash_attn package"), out.stderr
@@ -97,6 +98,7 @@ def test_an_explicit_sequence_length_is_still_checked(capsys):
     assert capsys.readouterr().err == "error: seq_len: 1024 is above tiny's limit of 256\n"
 
 
+@pytest.mark.dist  # parallel.setup starts a one-rank gloo group
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp", "fsdp_grad_op"])
 def test_a_parallel_strategy_outside_torchrun_says_it_runs_one_process(strategy, capsys, monkeypatch):
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR"):

@@ -16,7 +16,7 @@ import pytest
 from slmray.results import REQUIRED_COLUMNS, read_table
 from tests.conftest import run_cli
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.subprocess]  # each sweep is `python -m slmray.tune`, its own Ray
 
 
 def sweep(*args, timeout=600, env=None):
@@ -118,15 +118,15 @@ SPACE = SearchSpace(model=["tiny", huge], per_device_batch=[64], num_gpus=[2], a
 
 
 def test_budget_stops_launching_trials(tmp_path):
-    # at $3,600 an hour a CPU worker costs $1 a second: the plan puts a trial at about $45, so
-    # after the first (about $15 once measured) the next would pass $50
-    out = sweep("search_spaces/smoke.py", "--storage", str(tmp_path), "--name", "budget", "--price", "cpu=3600",
-                "--budget-usd", "50", "--isolate-trials")
+    # at $7,200 an hour a CPU worker costs $2 a second: the plan puts an isolated trial at about
+    # $50 (25 s), so after the first (over 10 s, $20, once measured) the next would pass $70
+    out = sweep("search_spaces/smoke.py", "--storage", str(tmp_path), "--name", "budget", "--price", "cpu=7200",
+                "--budget-usd", "70", "--isolate-trials")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     rows = read_table(str(tmp_path / "budget/results.parquet")).to_pylist()
     assert len(rows) == 1 and rows[0]["status"] == "ok"
-    assert rows[0]["price_per_hour_usd"] == 3600 and rows[0]["cost_usd"] == pytest.approx(rows[0]["wall_s"])
-    assert "would pass $50.00: no more trials start" in out.stdout
+    assert rows[0]["price_per_hour_usd"] == 7200 and rows[0]["cost_usd"] == pytest.approx(2 * rows[0]["wall_s"])
+    assert "would pass $70.00: no more trials start" in out.stdout
     assert rows[0]["warm"] is None and rows[0]["group_trials"] is None  # isolated: a worker group of its own
 
 

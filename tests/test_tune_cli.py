@@ -117,6 +117,7 @@ def test_help_describes_every_option_and_shows_each_default_once():
         assert shown.count("(default:") <= 1, shown
 
 
+@pytest.mark.subprocess  # a fresh interpreter's sys.modules
 def test_help_imports_neither_torch_nor_ray():
     code = ("import sys, contextlib, io\nfrom slmray.tune import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
