@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 FAMILIES = ("llama", "neox")
 ATTENTION_BACKENDS = ("eager", "sdpa", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "sdpa-math", "flash2")
@@ -214,4 +214,33 @@ def model_from_dict(raw: dict[str, Any]) -> ModelConfig:
         return ModelConfig(**raw)
     except TypeError as exc:  # a missing required field
         raise ConfigError(f"model: {exc}") from None
+
+
+def config_label(config: Mapping[str, Any], *, model: bool = True) -> str:
+    """A sweep configuration (a Tune config, `Trial.as_config()`, a results row) in one line:
+    `llama-1b H100-80GB x8 fsdp sdpa b16 compile fp8 +AC seq 2048`.  What is at its default
+    (bf16, no checkpointing, TrainConfig's seq_len) or unknown (a null of an older table) is
+    left out, no GPU type reads `local`; `model=False` drops the model, for a table with a model
+    column.  Here, not in `slmray.space`, so that analysis can label rows without importing torch."""
+
+    def given(key: str) -> Any:
+        value = config.get(key)
+        return None if value is None or value != value else value  # NaN: a null in a pandas row
+
+    def whole(value: Any) -> Any:  # 8.0 from a pandas int column with nulls reads 8
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+
+    precision, seq_len = given("precision"), given("seq_len")
+    parts = [str(config["model"])] if model else []
+    parts += [f"{given('gpu_type') or 'local'} x{whole(config['num_gpus'])}", str(config["strategy"]),
+              str(config["attention"]), f"b{whole(config['per_device_batch'])}"]
+    if given("compile"):
+        parts.append("compile")
+    if precision not in (None, "bf16"):
+        parts.append(str(precision))
+    if given("activation_checkpointing"):
+        parts.append("+AC")
+    if seq_len is not None and seq_len != TrainConfig.seq_len:
+        parts.append(f"seq {whole(seq_len)}")
+    return " ".join(parts)
 

@@ -30,7 +30,7 @@ from slmray.lock import lock_lost
 from slmray.plan import PlannedTrial, make_plan, plan_trial
 from slmray.prices import PriceBook
 from slmray.results import COLUMNS, RESULTS_FILE, read_table, to_table, write_table
-from slmray.searchers import BudgetLimiter, DistinctSearcher, PlanSearcher, Recalibrating
+from slmray.searchers import SAMPLERS, BudgetLimiter, DistinctSearcher, PlanSearcher, Recalibrating
 from slmray.space import SearchSpace, SpaceError, Trial
 from slmray.storage import join, list_files
 from slmray.trial import SweepSettings, row_uri, run_trial
@@ -264,11 +264,7 @@ def search_alg(settings: SweepSettings, plan: list[PlannedTrial], runs: int, bud
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO lines are not slmray's
-        sampler = {
-            "tpe": lambda: optuna.samplers.TPESampler(seed=space.seed),
-            "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=space.seed),
-            "random": lambda: optuna.samplers.RandomSampler(seed=space.seed),
-        }[space.sampler]()
+        sampler = SAMPLERS[space.sampler](seed=space.seed)
         single = len(metrics) == 1
         alg = DistinctSearcher(OptunaSearch(
             metric=metrics[0] if single else metrics, mode=modes[0] if single else modes, sampler=sampler,

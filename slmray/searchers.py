@@ -14,9 +14,28 @@ import dataclasses
 import json
 import math
 import pickle
+import threading
 from typing import Callable
 
+import optuna
 from ray.tune.search import Searcher
+
+
+class PicklableNSGAII(optuna.samplers.NSGAIISampler):
+    """NSGA-II as Tune can pickle it into its tuner and searcher state: Optuna 5.1's genetic
+    samplers hold a `threading.Lock` (their generation cache's guard), which pickle refuses, so it
+    is left out on the way out and made anew on the way in."""
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_thread_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()
+
+
+SAMPLERS = {"tpe": optuna.samplers.TPESampler, "nsga2": PicklableNSGAII, "random": optuna.samplers.RandomSampler}
+"""The space's `sampler` names; each is built with the space's seed."""
 
 
 class PlanSearcher(Searcher):

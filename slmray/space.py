@@ -25,13 +25,15 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from slmray.attention import installed_backends
 from slmray import fp8
-from slmray.config import DEVICES, PRECISIONS, STRATEGIES, ConfigError, ModelConfig, TrainConfig
+from slmray.config import (
+    DEVICES, PRECISIONS, STRATEGIES, ConfigError, ModelConfig, TrainConfig, check_positive_int,
+)
 from slmray.hardware import gpu_specs, spec_for
 from slmray.presets import PRESETS
 from slmray.results import SCHEMA
@@ -48,6 +50,10 @@ SWEPT = (
 )
 LISTABLE = ("seq_len", "activation_checkpointing", "precision")
 """Fields that are one value for every trial or a list to sweep."""
+FIXED = ("grad_accum", "steps", "warmup_steps", "repeats", "seed", "data")
+"""Fields a space holds at one value for every trial and hands to each TrainConfig as they are."""
+DEFAULT = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+"""TrainConfig's defaults: a space's own defaults for the training fields it shares."""
 
 
 class SpaceError(ValueError):
@@ -88,7 +94,7 @@ class Trial:
     seq_len: int | None = None
     """None (configurations of sweeps begun before it was swept): the space's only value."""
     activation_checkpointing: bool | None = None
-    precision: str = "bf16"
+    precision: str = DEFAULT["precision"]
 
     def as_config(self) -> dict[str, Any]:
         """The swept values as a Tune config."""
@@ -97,14 +103,6 @@ class Trial:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Trial:
         return cls(**{k: config[k] for k in SWEPT if k in config})
-
-    def label(self) -> str:
-        gpu = self.gpu_type or "local"
-        return (
-            f"{self.model} b{self.per_device_batch} x{self.num_gpus} {gpu} {self.attention} {self.strategy}"
-            f"{' compiled' if self.compile else ''}{f' seq {self.seq_len}' if self.seq_len else ''}"
-            f"{' +AC' if self.activation_checkpointing else ''}{f' {self.precision}' if self.precision != 'bf16' else ''}"
-        )
 
 
 def _as_list(name: str, value: Any) -> list:
@@ -130,19 +128,19 @@ class SearchSpace:
     gpu_type: list[str] | None = None
     """Canonical GPU names (`H100-80GB`, `A100-40GB`...); None runs on whatever GPUs the cluster has."""
     compile: list[bool] = field(default_factory=lambda: [False])
-    seq_len: int | list[int] = 1024
+    seq_len: int | list[int] = DEFAULT["seq_len"]
     """One sequence length, or a list to sweep."""
-    steps: int = 10
-    warmup_steps: int = 3
-    repeats: int = 1
-    grad_accum: int = 1
-    activation_checkpointing: bool | list[bool] = False
+    steps: int = DEFAULT["steps"]
+    warmup_steps: int = DEFAULT["warmup_steps"]
+    repeats: int = DEFAULT["repeats"]
+    grad_accum: int = DEFAULT["grad_accum"]
+    activation_checkpointing: bool | list[bool] = DEFAULT["activation_checkpointing"]
     """One setting, or [False, True] to sweep it."""
-    precision: str | list[str] = "bf16"
+    precision: str | list[str] = DEFAULT["precision"]
     """bf16, fp8 (torchao's tensorwise recipe), fp8-rowwise, or a list of them: FP8 needs torchao
     (`slmray[fp8]`) and GPUs with FP8 tensor cores (the gpus.csv rows with an FP8 peak)."""
-    data: str = "synthetic"
-    device: str = "auto"
+    data: str = DEFAULT["data"]
+    device: str = DEFAULT["device"]
     """auto: GPUs where the cluster has them, else CPU processes with gloo."""
     search: str = "grid"
     objectives: list[str] = field(default_factory=lambda: ["max:tokens_per_s"])
@@ -152,7 +150,7 @@ class SearchSpace:
     """Optuna sampler: tpe, nsga2 (multi-objective) or random."""
     max_concurrent: int | None = None
     """Cap on trials running at once; default: as many as the GPUs fit."""
-    seed: int = 0
+    seed: int = DEFAULT["seed"]
     max_failures: int = 1
     """Ray Train retries of a crashed worker group before the trial is recorded as failed."""
     prices: str = "local"
@@ -188,8 +186,7 @@ class SearchSpace:
         for name, values in (("per_device_batch", self.batches()), ("num_gpus", self.num_gpus),
                              ("seq_len", self.values("seq_len"))):
             for v in values:
-                if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                    raise ConfigError(f"{name}: {v!r} is not a positive integer")
+                check_positive_int(name, v)
         for v in self.values("activation_checkpointing"):
             if not isinstance(v, bool):
                 raise ConfigError(f"activation_checkpointing: {v!r} is not true or false")
@@ -237,11 +234,9 @@ class SearchSpace:
         if len({o.metric for o in objectives}) != len(objectives):
             raise ConfigError("objectives: names a column twice")
         for name in ("num_samples", "max_concurrent"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ConfigError(f"{name}: {v!r} is not a positive integer")
-        if not isinstance(self.max_failures, int) or self.max_failures < 0:
-            raise ConfigError(f"max_failures: {self.max_failures!r} is not a non-negative integer")
+            if getattr(self, name) is not None:
+                check_positive_int(name, getattr(self, name))
+        check_positive_int("max_failures", self.max_failures, zero_ok=True)
         # a TrainConfig per model checks seq_len, steps and the rest as the trainer does
         first = self.trials()[0]
         for m in self.model:
@@ -293,14 +288,13 @@ class SearchSpace:
     def train_config(self, trial: Trial, device: str) -> TrainConfig:
         return TrainConfig(
             model=self.model_config(trial.model), attention=trial.attention, strategy=trial.strategy,
-            per_device_batch=trial.per_device_batch, grad_accum=self.grad_accum,
-            seq_len=trial.seq_len if trial.seq_len is not None else self.values("seq_len")[0],
-            steps=self.steps, warmup_steps=self.warmup_steps, repeats=self.repeats, compile=trial.compile,
+            per_device_batch=trial.per_device_batch, **{name: getattr(self, name) for name in FIXED},
+            seq_len=trial.seq_len if trial.seq_len is not None else self.values("seq_len")[0], compile=trial.compile,
             activation_checkpointing=(
                 trial.activation_checkpointing if trial.activation_checkpointing is not None
                 else self.values("activation_checkpointing")[0]
             ),
-            precision=trial.precision, seed=self.seed, data=self.data, device=device,
+            precision=trial.precision, device=device,
         )
 
     def choices(self) -> dict[str, list]:

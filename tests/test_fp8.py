@@ -11,7 +11,7 @@ import torch
 from slmray import fp8, parallel
 from slmray.capacity import Capacity
 from tests.conftest import call_main
-from slmray.config import ConfigError, TrainConfig
+from slmray.config import ConfigError, TrainConfig, config_label
 from slmray.metrics import mfu
 from slmray.model import Transformer
 from slmray.presets import get_model
@@ -137,7 +137,7 @@ def test_precision_checkpointing_and_seq_len_are_swept():
     cfg = space.train_config(trials[-1], device="cuda")
     assert (cfg.seq_len, cfg.activation_checkpointing, cfg.precision) == (64, True, "fp8-rowwise")
     assert Trial.from_config(trials[-1].as_config()) == trials[-1]
-    assert "seq 64 +AC fp8-rowwise" in trials[-1].label()
+    assert config_label(trials[-1].as_config()) == "tiny H200 x1 single sdpa b2 fp8-rowwise +AC seq 64"
     assert space.choices()["precision"] == ["bf16", "fp8", "fp8-rowwise"]
 
 
@@ -165,7 +165,7 @@ def test_batch_per_model():
         ({"seq_len": [32, 32]}, "seq_len: lists a value twice"),
         ({"seq_len": [32, 4096]}, "seq_len: 4096 is above tiny's limit of 256"),
         ({"per_device_batch": {"tiny": [2], "llama-1b": [4]}}, "per_device_batch: 'llama-1b' is not one of the space's models"),
-        ({"per_device_batch": {"tiny": [0]}}, "per_device_batch: 0 is not a positive integer"),
+        ({"per_device_batch": {"tiny": [0]}}, "per_device_batch: must be a positive integer, got 0"),
         ({"per_device_batch": {"tiny": [2]}, "search": "optuna"}, "per_device_batch: a batch list per model needs search='grid'"),
     ],
 )

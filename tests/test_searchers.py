@@ -1,6 +1,8 @@
 """The sweep's searchers, driven directly as Tune would (no Ray cluster needed): Optuna proposes
 each configuration once, and starts from the estimate's predicted Pareto front."""
 
+import pickle
+
 import optuna
 import pytest
 from ray import tune
@@ -9,8 +11,8 @@ from ray.tune.search.optuna import OptunaSearch
 from slmray.capacity import capacity_from_yaml
 from slmray.plan import make_plan
 from slmray.prices import PriceBook
-from slmray.searchers import DistinctSearcher
-from slmray.space import SearchSpace
+from slmray.searchers import SAMPLERS, DistinctSearcher
+from slmray.space import OPTUNA_SAMPLERS, SearchSpace
 from slmray.driver import _predicted_front
 from analysis_fixtures import REPO
 
@@ -157,3 +159,19 @@ def test_recalibrating_searcher_hands_each_trial_the_correction_fitted_so_far():
     assert corrected.prediction_columns()["correction_rows"] == 1
     # the budget prices the next trial with the correction: slower, so dearer than first planned
     assert PlannedCost(settings)(second) > plan[1].cost_usd
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_every_sampler_survives_the_pickling_tune_does_mid_search(name):
+    """Tune pickles the searcher into its tuner file and its checkpoints (Optuna 5.1's NSGA-II holds
+    a lock pickle refuses): a searcher restored halfway goes on without repeating a configuration."""
+    assert set(SAMPLERS) == set(OPTUNA_SAMPLERS)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    search = OptunaSearch(metric=["tokens_per_s", "usd"], mode=["max", "min"], sampler=SAMPLERS[name](seed=3))
+    search.set_search_properties(None, None, {k: tune.choice(v) for k, v in SPACE.items()})
+    searcher = DistinctSearcher(search)
+    first = _drive(searcher, 2)
+    restored = pickle.loads(pickle.dumps(searcher))
+    rest = _drive(restored, 4, start=2)
+    assert len(first) == 2 and len(first + rest) == 4
+    assert len({tuple(sorted(c.items())) for c in first + rest}) == 4

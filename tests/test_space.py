@@ -64,7 +64,7 @@ FIELDS = {"model": '["tiny"]', "per_device_batch": "[2]", "num_gpus": "[1]", "at
     [
         ("model", '["llama-7b"]', "model: unknown model 'llama-7b'"),
         ("model", "[]", "model: must list at least one value"),
-        ("per_device_batch", "[0, 4]", "per_device_batch: 0 is not a positive integer"),
+        ("per_device_batch", "[0, 4]", "per_device_batch: must be a positive integer, got 0"),
         ("num_gpus", "[1, 1]", "num_gpus: lists a value twice"),
         ("attention", '["flash2"]', "attention: 'flash2' is not an installed backend"),
         ("strategy", '["zero"]', "strategy: 'zero' is not one of single, ddp, fsdp, fsdp_grad_op"),
