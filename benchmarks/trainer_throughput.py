@@ -30,6 +30,7 @@ import pyarrow as pa
 import torch
 
 from slmray.config import TrainConfig
+from slmray.core.row import make_row
 from slmray.hardware import canonical_gpu
 from slmray.presets import get_model
 from slmray.results import to_table, write_table
@@ -118,7 +119,7 @@ def results_table(csv_path: str) -> pa.Table:
             final = r["phase"] == "final"
             gpus = int(r["num_gpus"])
             tps = _number(r["tokens_per_s"])
-            rows.append({
+            rows.append(make_row({
                 "sweep_id": sweep_id, "trial_id": f"{r['phase']}-{i:03d}", "model": model.name, "family": model.family,
                 "n_params": model.num_params, "per_device_batch": int(r["per_device_batch"]),
                 "seq_len": int(r["seq_len"]), "num_gpus": gpus, "attention": r["attention"], "strategy": r["strategy"],
@@ -132,7 +133,7 @@ def results_table(csv_path: str) -> pa.Table:
                 "peak_mem_gb": _number(r["peak_mem_gb"]), "final_loss": _number(r["final_loss"]),
                 "startup_s": _number(r["startup_s"]), "status": r["status"], "torch_version": r["torch"],
                 "slmray_version": r["slmray"],
-            })
+            }))
     return to_table(rows)
 
 

@@ -56,7 +56,7 @@ def _key(row: dict) -> tuple:
 
 def run_sweep(space: str, storage: str, name: str, log: Path, *extra: str) -> tuple[list[dict], float]:
     """One sweep through the CLI (its console kept in `log`), its rows in the order they started, and its wall time."""
-    from slmray.results import read_table
+    from slmray.results import RESULTS_FILE, read_table
 
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "slmray.tune", space, "--storage", storage, "--name", name, *extra],
@@ -65,7 +65,7 @@ def run_sweep(space: str, storage: str, name: str, log: Path, *extra: str) -> tu
     log.write_text(out.stdout + out.stderr)
     if out.returncode != 0:
         sys.exit(f"error: the {name} sweep failed: {out.stderr.strip().splitlines()[-1:]}")
-    rows = sorted(read_table(f"{storage}/{name}/results.parquet").to_pylist(), key=lambda r: r["started_at"])
+    rows = sorted(read_table(f"{storage}/{name}/{RESULTS_FILE}").to_pylist(), key=lambda r: r["started_at"])
     return rows, wall
 
 
@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     import torch
 
+    from slmray.results import RESULTS_FILE
+
     with tempfile.TemporaryDirectory() as tmp:
         space = args.space
         if space is None:
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode, extra in (("warm", ()), ("isolated", ("--isolate-trials",))):
             sweeps[mode] = run_sweep(space, f"{tmp}/s", mode, Path(args.out).with_suffix(f".{mode}.log"), *prune, *extra)
             if args.tables:  # at once: a later sweep cut short by a time limit leaves this one
-                shutil.copy(f"{tmp}/s/{mode}/results.parquet", f"{args.tables}/warm_trials_{Path(space).stem}_{mode}.parquet")
+                shutil.copy(f"{tmp}/s/{mode}/{RESULTS_FILE}", f"{args.tables}/warm_trials_{Path(space).stem}_{mode}.parquet")
     device = sweeps["warm"][0][0]["device_name"] or platform.processor() or platform.machine()
     lines = [
         "# Warm worker groups against one group per trial",

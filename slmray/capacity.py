@@ -35,13 +35,14 @@ class Capacity:
     def gpu_types(self) -> list[str]:
         return sorted(self.gpus)
 
-    def device_type(self, requested: str | None) -> str:
-        """The GPU type a trial runs on: the one asked for, or the cluster's only one, or cpu."""
+    def device_type(self, requested: str | None) -> str | None:
+        """The GPU type a trial runs on: the one asked for, or the cluster's only one, or cpu;
+        None where it may run on any of several types (not known until it runs)."""
         if not self.use_gpu:
             return CPU
         if requested:
             return requested
-        return self.gpu_types[0] if len(self.gpus) == 1 else "any GPU"
+        return self.gpu_types[0] if len(self.gpus) == 1 else None
 
     def max_workers(self, gpu_type: str | None) -> int:
         if not self.use_gpu:

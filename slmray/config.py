@@ -181,6 +181,12 @@ class TrainConfig:
     def tokens_per_device_step(self) -> int:
         return self.per_device_batch * self.seq_len * self.grad_accum
 
+    def flat(self) -> dict[str, Any]:
+        """The run's values under one level of names: the model's name, family and size beside
+        the training fields (what a results row records of its configuration)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
+        return {"model": self.model.name, "family": self.model.family, "n_params": self.model.num_params, **values}
+
     def to_dict(self) -> dict[str, Any]:
         """Plain, serialisable form (Ray config, JSON); inverse of `from_dict`."""
         return dataclasses.asdict(self)
@@ -195,10 +201,9 @@ class TrainConfig:
         model = values.get("model")
         if isinstance(model, dict):
             values["model"] = model_from_dict(model)
-        elif isinstance(model, str):
-            from slmray.presets import get_model
-
-            values["model"] = get_model(model)
+        elif not isinstance(model, ModelConfig):
+            # a preset's name is resolved by `slmray.presets.get_model`, which stands on this module
+            raise ConfigError(f"model: {model!r} is not a model's fields (a preset by name: slmray.presets.get_model)")
         return cls(**values)
 
     def replace(self, **changes: Any) -> TrainConfig:

@@ -261,6 +261,3 @@ def make_batches(
             raise ConfigError(f"data: {data} holds {tokens.size} tokens, fewer than one sequence of {seq_len}")
     return BatchStream(tokens, vocab_size, per_device_batch, seq_len, rank, world_size, grad_accum, seed, device)
 
-
-# the command line lives apart so that it parses before torch loads; importable from here as before
-from slmray.data_cli import main  # noqa: E402,F401

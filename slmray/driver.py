@@ -20,12 +20,13 @@ from dataclasses import dataclass
 import numpy as np
 from ray import tune
 
-from slmray.analysis.costs import tokens_per_usd, usd_per_btok
-from slmray.analysis.pareto import pareto_mask
 from slmray.calibration import Correction
 from slmray.capacity import Capacity, local_capacity, ray_capacity
 from slmray.cluster import HEAD_RESOURCE
-from slmray.config import ConfigError, first_line
+from slmray.config import ConfigError, config_label, first_line
+from slmray.core.costs import tokens_per_usd
+from slmray.core.pareto import pareto_mask
+from slmray.core.row import make_row
 from slmray.lock import lock_lost
 from slmray.plan import PlannedTrial, make_plan, plan_trial
 from slmray.prices import PriceBook
@@ -99,8 +100,9 @@ class SweepRecorder(tune.Callback):
     is never lost or counted twice.  One line per event: a trial starts, a trial ends.
     """
 
-    def __init__(self, sweep_dir: str, planned: int, concurrency: int):
-        self.sweep_dir, self.planned, self.concurrency = sweep_dir, planned, concurrency
+    def __init__(self, sweep_id: str, sweep_dir: str, planned: int, concurrency: int, gpu_type_of: GpuTypeOf):
+        self.sweep_id, self.sweep_dir, self.planned, self.concurrency = sweep_id, sweep_dir, planned, concurrency
+        self.gpu_type_of = gpu_type_of
         self.rows: dict[str, dict] = {}
         self.running: set[str] = set()
 
@@ -123,10 +125,12 @@ class SweepRecorder(tune.Callback):
         self._record({k: v for k, v in result.items() if k in COLUMNS})
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        row = {**Trial.from_config(trial.config).__dict__, "trial_id": trial.trial_id, "status": "failed"}
-        row["requested_gpu_type"] = row["gpu_type"]
-        row["error"] = "the trial process failed" + (f"; see {trial.error_file}" if trial.error_file else "")
-        self._record(row)
+        config = Trial.from_config(trial.config)
+        error = "the trial process failed" + (f"; see {trial.error_file}" if trial.error_file else "")
+        self._record(make_row(
+            {**config.as_config(), "requested_gpu_type": config.gpu_type, "gpu_type": self.gpu_type_of(trial.config)},
+            {"sweep_id": self.sweep_id, "trial_id": trial.trial_id, "status": "failed", "error": error},
+        ))
 
     def on_experiment_end(self, trials, **info) -> None:
         self._write_table()
@@ -168,19 +172,6 @@ class SweepRecorder(tune.Callback):
 
 def _now() -> str:
     return f"{datetime.datetime.now():%H:%M:%S}"
-
-
-def config_label(config: dict) -> str:
-    """A configuration (a Tune config or a row) in one short line:
-    `llama-1b batch 16 x 1 H100-80GB sdpa ddp compiled fp8 +AC seq 2048`; what is at its default
-    (bf16, no checkpointing, sequence 1024) is left out."""
-    precision, seq_len = config.get("precision"), config.get("seq_len")
-    return (
-        f"{config['model']} batch {config['per_device_batch']} x {config['num_gpus']} {config.get('gpu_type') or 'local'} "
-        f"{config['attention']} {config['strategy']}{' compiled' if config.get('compile') else ''}"
-        f"{f' {precision}' if precision not in (None, 'bf16') else ''}{' +AC' if config.get('activation_checkpointing') else ''}"
-        f"{f' seq {seq_len}' if seq_len not in (None, 1024) else ''}"
-    )
 
 
 def _quiet_ray(verbose: bool) -> None:
@@ -256,7 +247,7 @@ def search_alg(settings: SweepSettings, plan: list[PlannedTrial], runs: int, bud
     space = settings.space
     from ray.tune.search.optuna import OptunaSearch
 
-    metrics = [o.metric for o in space.objective_list]
+    metrics = [o.column for o in space.objective_list]
     modes = [o.mode for o in space.objective_list]
     if space.search == "grid":
         alg = PlanSearcher([p.trial.as_config() for p in plan][:runs])
@@ -280,7 +271,6 @@ PREDICTED = {
     "tokens_per_s": lambda p: p.estimate.tokens_per_s,
     "tokens_per_s_per_gpu": lambda p: p.estimate.tokens_per_s / p.trial.num_gpus,
     "tokens_per_usd": lambda p: float(tokens_per_usd(p.estimate.tokens_per_s, p.price_per_hour_usd)),
-    "usd_per_btok": lambda p: float(usd_per_btok(p.estimate.tokens_per_s, p.price_per_hour_usd)),
 }
 """The objectives the estimate predicts, from a planned trial (NaN without a price)."""
 
@@ -291,7 +281,7 @@ def _predicted_front(space: SearchSpace, plan: list[PlannedTrial], limit: int) -
     cannot predict (loss) are left out, tokens/s standing in where none is left; predicted
     out-of-memory configurations are left out."""
     candidates = [p for p in plan if p.estimate and not p.estimate.oom]
-    objectives = [(PREDICTED[o.metric], o.mode == "max") for o in space.objective_list if o.metric in PREDICTED]
+    objectives = [(PREDICTED[o.column], o.maximize) for o in space.objective_list if o.column in PREDICTED]
     values = np.array([[f(p) for f, _ in objectives] for p in candidates], dtype=float).reshape(len(candidates), -1)
     known = ~np.isnan(values).all(axis=0) if len(candidates) else np.zeros(len(objectives), bool)
     objectives, values = [o for o, k in zip(objectives, known) if k], values[:, known]
@@ -317,10 +307,10 @@ def summary(sweep_dir: str, space: SearchSpace) -> str:
     lines = [f"results: {uri} ({len(table)} trials)"]
     ok = [r for r in table if r["status"] == "ok"]
     for o in space.objective_list:
-        scored = [r for r in ok if r.get(o.metric) is not None]
-        scored.sort(key=lambda r: r[o.metric], reverse=o.mode == "max")
+        scored = [r for r in ok if r.get(o.column) is not None]
+        scored.sort(key=lambda r: r[o.column], reverse=o.maximize)
         lines.append(f"best by {o}:")
-        lines += [f"  {_format_value(r[o.metric])}  {config_label(r)}" for r in scored[:3]]
+        lines += [f"  {_format_value(r[o.column])}  {config_label(r)}" for r in scored[:3]]
         if not scored:
             lines.append("  (no successful trial measured it)")
     lines.append(f"analyse it: python -m slmray.analysis {uri} --out {sweep_dir.rstrip('/').rsplit('/', 1)[-1]}-report")
@@ -422,7 +412,7 @@ def run_sweep(request: SweepRequest) -> int:
                 ),
                 run_config=tune.RunConfig(
                     name=request.name, storage_path=request.storage, verbose=0,
-                    callbacks=[SweepRecorder(request.sweep_dir, runs, concurrency)],
+                    callbacks=[SweepRecorder(request.name, request.sweep_dir, runs, concurrency, GpuTypeOf(capacity))],
                 ),
             )
         with _Interrupt() as interrupt:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from slmray.calibration import Correction
 from slmray.capacity import Capacity
@@ -36,8 +36,9 @@ more graphs: the casts and scalings."""
 @dataclass(frozen=True)
 class PlannedTrial:
     trial: Trial
-    gpu_type: str
-    """What it will run on: the GPU type asked for, the cluster's only one, or cpu."""
+    gpu_type: str | None
+    """What it will run on: the GPU type asked for, the cluster's only one, or cpu; None for any
+    of a cluster's several GPU types (known once it runs)."""
     estimate: Estimate | None
     price_per_hour_usd: float | None
     """For all of the trial's GPUs; None where the GPU has no price."""
@@ -59,6 +60,13 @@ class PlannedTrial:
             "predicted_tokens_per_s_uncorrected": self.uncorrected_tokens_per_s if e else None,
             "correction_rows": self.correction_rows,
         }
+
+    def row_columns(self) -> dict[str, Any]:
+        """What the results row records of the plan: the swept values, the GPU type asked for
+        and the one planned (the row's `gpu_type` until the trial reports what it ran on), and
+        the predictions."""
+        return {**self.trial.as_config(), "requested_gpu_type": self.trial.gpu_type, "gpu_type": self.gpu_type,
+                **self.prediction_columns()}
 
     @property
     def gpu_hours(self) -> float | None:
@@ -96,11 +104,11 @@ def plan_trial(
     gpu_type = capacity.device_type(trial.gpu_type)
     cfg = space.train_config(trial, device="cuda" if capacity.use_gpu else "cpu")
     try:
-        raw = estimate(cfg, gpu_type, trial.num_gpus, gpus_per_node=capacity.gpus_per_node.get(gpu_type, 8))
-    except ValueError:  # a GPU the estimator has no specs for ("any GPU", a new model)
+        raw = estimate(cfg, gpu_type, trial.num_gpus, gpus_per_node=capacity.gpus_per_node.get(gpu_type, 8)) if gpu_type else None
+    except ValueError:  # a GPU the estimator has no specs for (a new model)
         raw = None
     est = None if raw is None else corrected(raw, correction)
-    price = prices.lookup(gpu_type) if gpu_type != "any GPU" else None
+    price = prices.trial_price(gpu_type, trial.num_gpus)
     seconds = None
     if est is not None:
         steps = space.warmup_steps + space.steps * space.repeats
@@ -108,7 +116,7 @@ def plan_trial(
         seconds = overhead + (COMPILE_S[trial.precision] if trial.compile else 0.0) + steps * est.step_time_s
     return PlannedTrial(
         trial=trial, gpu_type=gpu_type, estimate=est,
-        price_per_hour_usd=None if price is None else price.usd_per_gpu_hour * trial.num_gpus,
+        price_per_hour_usd=None if price is None else price.usd_per_hour,
         seconds=seconds, pruned=prune and est is not None and est.oom,
         uncorrected_tokens_per_s=None if raw is None else raw.tokens_per_s,
         correction_rows=0 if est is raw else correction.rows,
@@ -175,7 +183,7 @@ def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_
             budget_note = f"budget ${budget_usd:,.2f} is reached before trial {i}: no trial from there on starts"
         spent += cost or 0.0
         lines.append(
-            f"{i:>4}  {p.trial.model:<12} {p.trial.per_device_batch:>5} {p.trial.num_gpus:>4} {p.gpu_type:<10} "
+            f"{i:>4}  {p.trial.model:<12} {p.trial.per_device_batch:>5} {p.trial.num_gpus:>4} {p.gpu_type or 'any GPU':<10} "
             f"{p.trial.attention:<10} {p.trial.strategy + (' +compile' if p.trial.compile else '') + _variant(p.trial):<13} "
             f"{_fmt(e and e.peak_mem_gb, '12.1f')} {('yes' if e and e.oom else 'no' if e else '?') + (' (pruned)' if p.pruned else ''):<12} "
             f"{_fmt(e and e.tokens_per_s, '11,.0f')} {_fmt(p.seconds and p.seconds / 60, '7.1f')} {_fmt(cost, '8.2f')}"

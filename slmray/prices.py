@@ -19,7 +19,7 @@ Choosing among entries: where a provider lists several instances (sizes, regions
 same GPU under the same pricing, the lowest price per GPU-hour wins.  The catalog keeps one
 region per provider (AWS us-east-1, GCP us-central1; Lambda charges the same everywhere), so in
 practice this picks among instance sizes: a sweep packs its trials onto the instance with the
-cheapest GPU-hour, and a trial is charged for the GPUs it used (`slmray.analysis.costs`).
+cheapest GPU-hour, and a trial is charged for the GPUs it used (`PriceBook.trial_price`, `slmray.core.costs`).
 
 Overrides: `file` (CSV with columns gpu, usd_per_gpu_hour and optionally source; or JSON, either
 {"H100-80GB": 3.1} or a list of such rows) and then `overrides` ({"H100-80GB": 3.1}) replace or
@@ -69,6 +69,14 @@ class Price:
     usd_per_gpu_hour: float
     source: str
     """Short provenance: `aws p5.48xlarge on-demand us-east-1 (URL, read 2026-07-27)`."""
+
+
+@dataclass(frozen=True)
+class TrialPrice:
+    """What an hour of a trial's GPUs costs together: one GPU-hour's price times the GPUs it used."""
+
+    usd_per_hour: float
+    source: str
 
 
 @dataclass(frozen=True)
@@ -223,6 +231,13 @@ class PriceBook:
     def prices(self) -> tuple[Price, ...]:
         """The explicit prices (under `local`, everything else costs 0)."""
         return tuple(sorted(self._prices.values(), key=lambda p: p.gpu))
+
+    def trial_price(self, gpu_type: str | None, num_gpus: int) -> TrialPrice | None:
+        """The one price lookup of a trial (the plan, its row, the analysis and the planner): an
+        hour of `num_gpus` GPUs of `gpu_type`; None where the type is not known (any GPU of a
+        cluster, before the trial ran) or has no price."""
+        price = self.lookup(gpu_type) if gpu_type else None
+        return None if price is None else TrialPrice(price.usd_per_gpu_hour * num_gpus, price.source)
 
     def lookup(self, gpu_type: str) -> Price | None:
         """The price of one GPU-hour of `gpu_type` (canonical, or as torch names it), or None."""

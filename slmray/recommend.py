@@ -16,7 +16,7 @@ A run is longer than a trial: its wall-clock is start-up (once), compile (once, 
 D / tokens/s of training, and blocking checkpoint saves (an explicit assumption: a save of
 the fp32 weights and AdamW's two moments, 12 bytes per parameter, every
 `--checkpoint-every-hours` at `--checkpoint-gb-s`).  Dollars = price per GPU-hour x GPUs x
-wall-clock hours (`slmray.analysis.costs`).  Prices: those the tables recorded, or a profile
+wall-clock hours (`slmray.core.costs`).  Prices: those the tables recorded, or a profile
 and overrides (`--prices`, `--price`, `--price-file`, as in `python -m slmray.analysis`).
 """
 
@@ -27,6 +27,8 @@ import math
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
+
+from slmray.config import config_label
 
 if TYPE_CHECKING:  # heavy imports stay out of `--help`
     import pandas as pd
@@ -277,7 +279,7 @@ def plan_run(
 
     import numpy as np
 
-    from slmray.analysis.costs import trial_cost_usd
+    from slmray.core.costs import trial_cost_usd
     from slmray.hardware import CPU, spec_for
     from slmray.presets import PRESETS
     from slmray.prices import PriceWarning
@@ -310,8 +312,8 @@ def plan_run(
     options = options.assign(**{k: [sp[i] for sp in speeds] for i, k in enumerate(SPEED)})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PriceWarning)  # a missing price is reported per option below
-        prices = {g: book.lookup(g) for g in gpu_types}
-    per_gpu_hour = options["gpu_type"].map(lambda g: prices[g].usd_per_gpu_hour if prices[g] else math.nan)
+        prices = {g: book.trial_price(g, 1) for g in gpu_types}
+    per_gpu_hour = options["gpu_type"].map(lambda g: prices[g].usd_per_hour if prices[g] else math.nan)
     wall = assumptions.wall_s(tokens / options["tokens_per_s"].to_numpy(dtype=float), options["compile"].to_numpy(), n_params)
     options = options.assign(
         usd_per_gpu_hour=per_gpu_hour, hours=wall / 3600, gpu_hours=wall / 3600 * options["num_gpus"],
@@ -346,13 +348,8 @@ def plan_run(
 
 
 def option_label(o) -> str:
-    """`H200 x8 fsdp sdpa b16` (+ compile, + precision where not bf16)."""
-    text = f"{o['gpu_type']} x{o['num_gpus']} {o['strategy']} {o['attention']} b{o['per_device_batch']}"
-    if o["compile"]:
-        text += " compile"
-    if o["precision"] != "bf16":
-        text += f" {o['precision']}"
-    return text
+    """`H200 x8 fsdp sdpa b16` (+ compile, precision, checkpointing, sequence length where not the default)."""
+    return config_label(o, model=False)
 
 
 def _money(usd: float) -> str:
@@ -567,11 +564,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import warnings
 
-    from slmray.analysis.costs import price_trials
-    from slmray.analysis.table import load_results
+    from slmray.core.costs import price_trials
     from slmray.presets import PRESETS
     from slmray.prices import PriceBook, PriceError, parse_price_overrides
-    from slmray.results import ResultsError
+    from slmray.results import ResultsError, load_results
     from slmray.storage import StorageError
 
     try:

@@ -8,93 +8,18 @@ from __future__ import annotations
 
 import datetime
 import math
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from slmray.core.schema import COLUMNS, SCHEMA, STATUSES, TIMESTAMP_COLUMNS  # noqa: F401  (re-exported)
 from slmray.storage import exists, filesystem, write_atomically
 
-STATUSES = ("ok", "oom", "failed", "pruned")
-RESULTS_FILE = "results.parquet"
+if TYPE_CHECKING:
+    import pandas as pd
 
-_ts = pa.timestamp("us", tz="UTC")
-SCHEMA = pa.schema(
-    [
-        # identity
-        pa.field("sweep_id", pa.string()),
-        pa.field("trial_id", pa.string()),
-        # configuration
-        pa.field("model", pa.string()),
-        pa.field("family", pa.string()),
-        pa.field("n_params", pa.int64()),
-        pa.field("per_device_batch", pa.int64()),
-        pa.field("seq_len", pa.int64()),
-        pa.field("num_gpus", pa.int64()),
-        pa.field("attention", pa.string()),
-        pa.field("strategy", pa.string()),
-        pa.field("compile", pa.bool_()),
-        pa.field("activation_checkpointing", pa.bool_()),
-        pa.field("precision", pa.string()),  # bf16, fp8, fp8-rowwise; null in tables from before it (bf16)
-        pa.field("grad_accum", pa.int64()),
-        pa.field("steps", pa.int64()),
-        pa.field("warmup_steps", pa.int64()),
-        pa.field("repeats", pa.int64()),
-        pa.field("data", pa.string()),
-        pa.field("requested_gpu_type", pa.string()),
-        # hardware, detected
-        pa.field("gpu_type", pa.string()),
-        pa.field("device_name", pa.string()),
-        pa.field("num_nodes", pa.int64()),
-        # measurements (slmray.train.TrainResult)
-        pa.field("tokens_per_s", pa.float64()),
-        pa.field("tokens_per_s_per_gpu", pa.float64()),
-        pa.field("tokens_per_s_std", pa.float64()),
-        pa.field("step_time_median_s", pa.float64()),
-        pa.field("step_time_iqr_s", pa.float64()),
-        pa.field("mfu", pa.float64()),
-        pa.field("mfu_non_embedding", pa.float64()),
-        pa.field("mfu_fp8", pa.float64()),  # FP8 rows: against the dense FP8 peak (mfu: against BF16)
-        pa.field("fp8_linear_layers", pa.int64()),  # Linear layers that ran in FP8
-        pa.field("flops_per_token", pa.float64()),
-        pa.field("peak_mem_gb", pa.float64()),
-        pa.field("peak_mem_reserved_gb", pa.float64()),
-        pa.field("final_loss", pa.float64()),
-        pa.field("losses", pa.list_(pa.float64())),
-        pa.field("tokens_seen", pa.int64()),
-        pa.field("startup_s", pa.float64()),
-        pa.field("time_to_first_step_s", pa.float64()),
-        # how the trial ran (slmray.warm): on a worker group that had served trials before it, and how
-        # many that group had served, this one included; null where each trial had a group of its own
-        pa.field("warm", pa.bool_()),
-        pa.field("group_trials", pa.int64()),
-        # cost
-        pa.field("price_per_hour_usd", pa.float64()),
-        pa.field("price_source", pa.string()),
-        pa.field("cost_usd", pa.float64()),
-        pa.field("tokens_per_usd", pa.float64()),
-        # prediction made before the trial ran (slmray.estimate)
-        pa.field("predicted_peak_mem_gb", pa.float64()),
-        pa.field("predicted_oom", pa.bool_()),
-        pa.field("predicted_tokens_per_s", pa.float64()),  # the one used: corrected where a correction was
-        # the estimator's own, before the per-GPU-type correction (slmray.calibration) refitted on the
-        # sweep's earlier ok trials; equal to predicted_tokens_per_s where correction_rows is 0
-        pa.field("predicted_tokens_per_s_uncorrected", pa.float64()),
-        pa.field("correction_rows", pa.int64()),  # ok trials that correction was fitted on; 0: none applied
-        # outcome
-        pa.field("status", pa.string()),
-        pa.field("error", pa.string()),
-        pa.field("started_at", _ts),
-        pa.field("ended_at", _ts),
-        pa.field("wall_s", pa.float64()),
-        # versions
-        pa.field("torch_version", pa.string()),
-        pa.field("ray_version", pa.string()),
-        pa.field("slmray_version", pa.string()),
-    ]
-)
-COLUMNS = tuple(SCHEMA.names)
-_TIMESTAMPS = {f.name for f in SCHEMA if pa.types.is_timestamp(f.type)}
+RESULTS_FILE = "results.parquet"
 REQUIRED_COLUMNS = (
     "model", "per_device_batch", "num_gpus", "attention", "strategy", "gpu_type", "tokens_per_s", "mfu", "peak_mem_gb",
     "final_loss", "price_per_hour_usd", "cost_usd", "tokens_per_usd", "status",
@@ -122,7 +47,7 @@ def _cell(column: str, value: Any) -> Any:
     """NaN is stored as null (not measured); epoch seconds become UTC timestamps."""
     if isinstance(value, float) and math.isnan(value):
         return None
-    if column in _TIMESTAMPS and isinstance(value, (int, float)):
+    if column in TIMESTAMP_COLUMNS and isinstance(value, (int, float)):
         return datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
     return value
 
@@ -175,3 +100,14 @@ def read_table(uri: str) -> pa.Table:
 
 def read_tables(uris: Iterable[str]) -> pa.Table:
     return pa.concat_tables([read_table(u) for u in uris])
+
+
+def to_frame(table: pa.Table) -> "pd.DataFrame":
+    """A table of `SCHEMA` as a pandas DataFrame (the one conversion from Arrow)."""
+    return table.to_pandas().reset_index(drop=True)
+
+
+def load_results(uris: str | Iterable[str]) -> "pd.DataFrame":
+    """Read one or more results tables (local or s3://) into one DataFrame: what the analysis and
+    the planner read."""
+    return to_frame(read_tables([uris] if isinstance(uris, str) else list(uris)))

@@ -36,14 +36,14 @@ from slmray.config import (
 )
 from slmray.hardware import gpu_specs, spec_for
 from slmray.presets import PRESETS
-from slmray.results import SCHEMA
+from slmray.core.objective import Objective, ObjectiveError
+from slmray.core.schema import NUMERIC_COLUMNS
 
 SEARCHES = ("grid", "optuna")
 OPTUNA_SAMPLERS = ("tpe", "nsga2", "random")
 CPU_ATTENTION = ("eager", "sdpa", "sdpa-math")
-NUMERIC_COLUMNS = tuple(
-    f.name for f in SCHEMA if f.type in ("double", "int64") and f.name not in ("per_device_batch", "num_gpus", "seq_len")
-)
+OBJECTIVE_COLUMNS = tuple(c for c in NUMERIC_COLUMNS if c not in ("per_device_batch", "num_gpus", "seq_len"))
+"""The results columns a sweep may optimise: the numeric ones but the swept dimensions."""
 SWEPT = (
     "model", "per_device_batch", "num_gpus", "attention", "strategy", "gpu_type", "compile", "seq_len",
     "activation_checkpointing", "precision",
@@ -58,26 +58,6 @@ DEFAULT = {f.name: f.default for f in fields(TrainConfig) if f.default is not MI
 
 class SpaceError(ValueError):
     """A search-space file that cannot be used: `<file>: <field>: <what is wrong>`."""
-
-
-@dataclass(frozen=True)
-class Objective:
-    """A results column to maximise or minimise, written `max:tokens_per_s`."""
-
-    mode: str
-    metric: str
-
-    @classmethod
-    def parse(cls, text: str) -> Objective:
-        mode, _, metric = text.partition(":")
-        if mode not in ("max", "min") or not metric:
-            raise ConfigError(f"objectives: {text!r} is not of the form max:<column> or min:<column>")
-        if metric not in NUMERIC_COLUMNS:
-            raise ConfigError(f"objectives: {metric!r} is not a numeric results column ({', '.join(NUMERIC_COLUMNS)})")
-        return cls(mode, metric)
-
-    def __str__(self) -> str:
-        return f"{self.mode}:{self.metric}"
 
 
 @dataclass(frozen=True)
@@ -230,8 +210,11 @@ class SearchSpace:
             raise ConfigError(f"search: {self.search!r} is not one of {', '.join(SEARCHES)}")
         if self.sampler not in OPTUNA_SAMPLERS:
             raise ConfigError(f"sampler: {self.sampler!r} is not one of {', '.join(OPTUNA_SAMPLERS)}")
-        objectives = [Objective.parse(o) for o in self.objectives]
-        if len({o.metric for o in objectives}) != len(objectives):
+        try:
+            objectives = self.objective_list
+        except ObjectiveError as exc:
+            raise ConfigError(f"objectives: {exc}") from None
+        if len({o.column for o in objectives}) != len(objectives):
             raise ConfigError("objectives: names a column twice")
         for name in ("num_samples", "max_concurrent"):
             if getattr(self, name) is not None:
@@ -261,7 +244,7 @@ class SearchSpace:
 
     @property
     def objective_list(self) -> list[Objective]:
-        return [Objective.parse(o) for o in self.objectives]
+        return [Objective.parse(o, OBJECTIVE_COLUMNS) for o in self.objectives]
 
     def model_config(self, model: str) -> ModelConfig:
         for m in self.model:

@@ -276,6 +276,3 @@ def format_result(cfg: TrainConfig, r: TrainResult) -> str:
     parts.append(f"loss {r.final_loss:.3f}")
     return f"{head}: " + ", ".join(parts)
 
-
-# the command line lives apart so that it parses before torch loads; importable from here as before
-from slmray.train_cli import SHAPE_FLAGS, build_parser, config_from_args, list_models, main  # noqa: E402,F401

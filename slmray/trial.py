@@ -20,19 +20,19 @@ from typing import Any
 import torch
 
 from slmray import __version__
-from slmray.analysis.costs import tokens_per_usd, trial_cost_usd
 from slmray.calibration import Correction
 from slmray.capacity import Capacity
 from slmray.config import TrainConfig
+from slmray.core import row as core_row
 from slmray.hardware import spec_for
 from slmray.plan import PlannedTrial, plan_trial
 from slmray.prices import PriceBook
 from slmray.space import SearchSpace, Trial
 from slmray.results import read_table
 from slmray.storage import exists, join
-from slmray.train import TrainResult, is_out_of_memory, train_loop_per_worker
+from slmray.train import train_loop_per_worker
+from slmray.warm import failure
 
-ERROR_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -68,68 +68,17 @@ def row_uri(sweep_dir: str, trial_id: str) -> str:
     return join(sweep_dir, "rows", f"{trial_id}.parquet")
 
 
-def failure(exc: BaseException) -> tuple[str, str]:
-    """(status, message) for a failed fit: `oom` if any worker ran out of memory.  `exc` may be
-    Ray Train's error, or a task's error wrapping it (`cause`, a warm group's)."""
-    train_error = next((e for e in (exc, getattr(exc, "cause", None)) if getattr(e, "worker_failures", None)), exc)
-    errors = list(getattr(train_error, "worker_failures", {}).values()) or [exc]
-    for err in errors:
-        chain, seen = [err], set()
-        while chain:
-            e = chain.pop()
-            if e is None or id(e) in seen:
-                continue
-            seen.add(id(e))
-            if is_out_of_memory(e) or "OutOfMemoryError" in type(e).__name__ or "CUDA out of memory" in str(e):
-                return "oom", _first_line(e)
-            chain += [e.__cause__, e.__context__, getattr(e, "cause", None)]
-    return "failed", _first_line(errors[0])
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = next((line for line in lines if "Error" in line or "error" in line), lines[0] if lines else type(exc).__name__)
-    return text[:ERROR_CHARS]
-
-
 def make_row(
     sweep: SweepSettings, trial_id: str, planned: PlannedTrial, cfg: TrainConfig, result: dict[str, Any] | None,
     status: str, error: str, started: float, ended: float,
 ) -> dict[str, Any]:
-    """The results row of a trial (`slmray.results.SCHEMA`); times as epoch seconds."""
+    """The results row of a trial (`slmray.core.row`); `result`'s versions are what the workers ran."""
     import ray
 
-    t = planned.trial
-    row: dict[str, Any] = {
-        "sweep_id": sweep.sweep_id, "trial_id": trial_id, "model": t.model, "family": cfg.model.family,
-        "n_params": cfg.model.num_params, "per_device_batch": t.per_device_batch, "seq_len": cfg.seq_len,
-        "num_gpus": t.num_gpus, "attention": t.attention, "strategy": t.strategy, "compile": t.compile,
-        "activation_checkpointing": cfg.activation_checkpointing, "precision": cfg.precision, "grad_accum": cfg.grad_accum, "steps": cfg.steps,
-        "warmup_steps": cfg.warmup_steps, "repeats": cfg.repeats, "data": cfg.data, "requested_gpu_type": t.gpu_type,
-        "gpu_type": planned.gpu_type, **planned.prediction_columns(),
-        "status": status, "error": error, "started_at": started, "ended_at": ended, "wall_s": ended - started,
-        "torch_version": torch.__version__, "ray_version": ray.__version__, "slmray_version": __version__,
-    }
-    if result:
-        for key in TrainResult.__dataclass_fields__:
-            if key in ("num_gpus", "status", "error"):
-                continue
-            if key == "first_measured_at":
-                if result[key] is not None:
-                    row["time_to_first_step_s"] = result[key] - started
-            elif key in ("slmray_version", "torch_version"):
-                row[key] = result[key]  # what the workers ran
-            elif key != "n_params":
-                row[key] = result[key]
-        row.pop("tokens_per_step", None)
-    price = sweep.prices.lookup(row["gpu_type"]) if row["gpu_type"] else None
-    if price is not None:
-        per_hour = price.usd_per_gpu_hour * t.num_gpus
-        row["price_per_hour_usd"], row["price_source"] = per_hour, price.source
-        row["cost_usd"] = float(trial_cost_usd(per_hour, row["wall_s"]))
-        if row.get("tokens_per_s"):
-            row["tokens_per_usd"] = float(tokens_per_usd(row["tokens_per_s"], per_hour))  # NaN (null) when free
-    return row
+    driver = {"sweep_id": sweep.sweep_id, "trial_id": trial_id, "torch_version": torch.__version__,
+              "ray_version": ray.__version__, "slmray_version": __version__}
+    return core_row.make_row(driver, planned.row_columns(), cfg.flat(), result, {"status": status, "error": error},
+                             started=started, ended=ended, prices=sweep.prices)
 
 
 def _run_warm(sweep: SweepSettings, trial: Trial, trial_id: str, cfg: TrainConfig) -> dict:
@@ -194,6 +143,6 @@ def _report(sweep: SweepSettings, row: dict[str, Any]) -> None:
     from ray import tune
 
     for objective in sweep.space.objective_list:
-        if row.get(objective.metric) is None:
-            row[objective.metric] = math.nan
+        if row.get(objective.column) is None:
+            row[objective.column] = math.nan
     tune.report(row)

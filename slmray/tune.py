@@ -164,7 +164,7 @@ def _request(args: argparse.Namespace, command: list[str]):
             capacity.check(space)
         except ConfigError as exc:
             raise SpaceError(f"{args.space}: {exc}") from None
-    if capacity is not None and any(o.metric == "tokens_per_usd" for o in space.objective_list):
+    if capacity is not None and any(o.column == "tokens_per_usd" for o in space.objective_list):
         plan = make_plan(space, capacity, prices, prune=not args.no_prune)
         if not any(p.price_per_hour_usd for p in plan):
             gpus = ", ".join(sorted({p.gpu_type for p in plan}))

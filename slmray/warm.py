@@ -191,8 +191,6 @@ class WarmPool:
     def _watch_groups(self) -> None:
         """When a group ends: an error fails (or requeues) the job it was running.  While a group
         of ours waits for resources, idle groups of other shapes are asked, each second, to end."""
-        from slmray.trial import failure
-
         while True:
             with self.cond:
                 refs = dict(self.groups)
@@ -297,6 +295,35 @@ def release_collective_tensors() -> None:
     torch.cuda.synchronize()
     time.sleep(0.25)  # the watchdog looks every 100 ms
     dist.barrier()
+
+
+ERROR_CHARS = 500
+
+
+def failure(exc: BaseException) -> tuple[str, str]:
+    """(status, message) for a failed fit: `oom` if any worker ran out of memory.  `exc` may be
+    Ray Train's error, or a task's error wrapping it (`cause`, a warm group's)."""
+    from slmray.train import is_out_of_memory  # torch loads once a failure is classified, not with the module
+
+    train_error = next((e for e in (exc, getattr(exc, "cause", None)) if getattr(e, "worker_failures", None)), exc)
+    errors = list(getattr(train_error, "worker_failures", {}).values()) or [exc]
+    for err in errors:
+        chain, seen = [err], set()
+        while chain:
+            e = chain.pop()
+            if e is None or id(e) in seen:
+                continue
+            seen.add(id(e))
+            if is_out_of_memory(e) or "OutOfMemoryError" in type(e).__name__ or "CUDA out of memory" in str(e):
+                return "oom", _first_line(e)
+            chain += [e.__cause__, e.__context__, getattr(e, "cause", None)]
+    return "failed", _first_line(errors[0])
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = next((line for line in lines if "Error" in line or "error" in line), lines[0] if lines else type(exc).__name__)
+    return text[:ERROR_CHARS]
 
 
 def start_pools(shapes: dict[str, GroupSpec]) -> dict[str, Any]:

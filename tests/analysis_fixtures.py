@@ -11,16 +11,14 @@ table (`python benchmarks/trainer_throughput.py --from-csv ...`).
 from __future__ import annotations
 
 import functools
-import math
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from slmray.analysis.costs import tokens_per_usd, trial_cost_usd
 from slmray.config import TrainConfig
+from slmray.core.row import make_row
 from slmray.presets import get_model
 from slmray.prices import PriceBook
 from slmray.results import to_table
@@ -38,26 +36,8 @@ OOM_MODEL = get_model("tiny", vocab_size=4_000_000, d_model=8, n_head=2).replace
 
 def trial_row(cfg: TrainConfig, r: TrainResult, sweep_id: str, trial_id: str, started: float, ended: float) -> dict[str, Any]:
     """One row of the results schema for a trainer run priced as the local machine."""
-    price = PriceBook.load("local").lookup(r.gpu_type)
-    per_hour = price.usd_per_gpu_hour * r.num_gpus
-    return {
-        "sweep_id": sweep_id, "trial_id": trial_id, "model": cfg.model.name, "family": cfg.model.family,
-        "n_params": r.n_params, "per_device_batch": cfg.per_device_batch, "seq_len": cfg.seq_len, "num_gpus": r.num_gpus,
-        "attention": cfg.attention, "strategy": cfg.strategy, "compile": cfg.compile,
-        "activation_checkpointing": cfg.activation_checkpointing, "grad_accum": cfg.grad_accum, "steps": cfg.steps,
-        "warmup_steps": cfg.warmup_steps, "repeats": cfg.repeats, "data": cfg.data, "gpu_type": r.gpu_type,
-        "device_name": r.device_name, "num_nodes": r.num_nodes, "tokens_per_s": r.tokens_per_s,
-        "tokens_per_s_per_gpu": r.tokens_per_s_per_gpu, "tokens_per_s_std": r.tokens_per_s_std,
-        "step_time_median_s": r.step_time_median_s, "step_time_iqr_s": r.step_time_iqr_s, "mfu": r.mfu,
-        "mfu_non_embedding": r.mfu_non_embedding, "flops_per_token": r.flops_per_token, "peak_mem_gb": r.peak_mem_gb,
-        "peak_mem_reserved_gb": r.peak_mem_reserved_gb, "final_loss": r.final_loss, "losses": r.losses,
-        "tokens_seen": r.tokens_seen, "startup_s": r.startup_s, "price_per_hour_usd": per_hour,
-        "price_source": price.source, "cost_usd": float(trial_cost_usd(per_hour, ended - started)),
-        "tokens_per_usd": float(tokens_per_usd(r.tokens_per_s if r.tokens_per_s is not None else math.nan, per_hour)),
-        "status": r.status, "error": r.error, "wall_s": ended - started,
-        "started_at": datetime.fromtimestamp(started, timezone.utc), "ended_at": datetime.fromtimestamp(ended, timezone.utc),
-        "torch_version": r.torch_version, "slmray_version": r.slmray_version,
-    }
+    return make_row({"sweep_id": sweep_id, "trial_id": trial_id}, cfg.flat(), r.to_dict(), started=started,
+                    ended=ended, prices=PriceBook.load("local"))
 
 
 @functools.cache

@@ -115,7 +115,8 @@ def _one_error_line(err: str, start: str) -> None:
     ("slmray.cluster", ["frob"], "error: argument command: invalid choice: 'frob'"),
 ])
 def test_a_bad_command_line_is_one_line_and_exit_2(module, args, start, capsys):
-    main = __import__(module if module != "slmray.analysis" else "slmray.analysis.__main__", fromlist=["main"]).main
+    entry = {"slmray.analysis": "slmray.analysis.__main__", "slmray.train": "slmray.train_cli", "slmray.data": "slmray.data_cli"}
+    main = __import__(entry.get(module, module), fromlist=["main"]).main
     with pytest.raises(SystemExit) as exit_:
         main(args)
     assert exit_.value.code == 2

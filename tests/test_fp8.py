@@ -99,7 +99,7 @@ def test_gpu_without_fp8_or_without_torchao_is_refused(monkeypatch):
 @pytest.mark.parametrize("args", [["--precision", "fp8", "--device", "cpu"],
                                   ["--precision", "fp8-rowwise", "--device", "cpu", "--model", "llama-1b"]])
 def test_cli_fp8_on_cpu_exits_2_with_one_line_naming_precision(capsys, args):
-    from slmray.train import main
+    from slmray.train_cli import main
 
     out = call_main(capsys, main, *args)
     assert out.returncode == 2, out.stdout + out.stderr

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slmray.analysis.pareto import (
-    Objective, ObjectiveError, best_by_group, parse_objective, pareto_front, pareto_mask,
-)
+from slmray.analysis.pareto import best_by_group, pareto_front
+from slmray.core.objective import Objective, ObjectiveError
+from slmray.core.pareto import pareto_mask
 
 
 def brute_force(values: list[list[float]], maximize: list[bool]) -> list[bool]:
@@ -129,10 +129,10 @@ def test_best_by_group_and_runner_up_margin():
 
 
 def test_parse_objective():
-    assert parse_objective("max:tokens_per_s") == Objective("tokens_per_s", True)
-    assert str(parse_objective("min:usd_per_btok")) == "min:usd_per_btok"
+    assert Objective.parse("max:tokens_per_s") == Objective("tokens_per_s", True)
+    assert str(Objective.parse("min:usd_per_btok")) == "min:usd_per_btok"
     for bad in ("tokens_per_s", "up:tokens_per_s", "max:"):
         with pytest.raises(ObjectiveError, match="expected max:COLUMN or min:COLUMN"):
-            parse_objective(bad)
+            Objective.parse(bad)
     with pytest.raises(ObjectiveError, match="unknown column 'speed'"):
-        parse_objective("max:speed", ["tokens_per_s"])
+        Objective.parse("max:speed", ["tokens_per_s"])

@@ -15,13 +15,13 @@ from matplotlib.image import imread
 from slmray.analysis import accuracy, findings, plots
 from slmray.analysis.__main__ import main
 from slmray.analysis.costs import add_cost_metrics, price_trials
-from slmray.analysis.pareto import parse_objective
+from slmray.core.objective import Objective
 from slmray.analysis.report import write_report
 from slmray.analysis.table import to_frame
 from slmray.prices import PriceBook
 from slmray.results import SCHEMA, read_table, read_tables, write_table
 
-OBJECTIVES = [parse_objective("max:tokens_per_s"), parse_objective("min:usd_per_btok")]
+OBJECTIVES = [Objective.parse("max:tokens_per_s"), Objective.parse("min:usd_per_btok")]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

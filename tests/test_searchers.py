@@ -109,9 +109,9 @@ def test_every_numeric_column_is_an_objective_of_every_sampler(sampler):
     from slmray.capacity import local_capacity
     from slmray.driver import search_alg
     from slmray.trial import SweepSettings
-    from slmray.space import NUMERIC_COLUMNS
+    from slmray.space import OBJECTIVE_COLUMNS
 
-    for i, column in enumerate(NUMERIC_COLUMNS):
+    for i, column in enumerate(OBJECTIVE_COLUMNS):
         second = "final_loss" if column != "final_loss" else "tokens_per_s"
         space = SearchSpace(model=["tiny"], per_device_batch=[2, 4], num_gpus=[1], attention=["eager", "sdpa"],
                             strategy=["ddp"], seq_len=32, device="cpu", search="optuna", sampler=sampler,

@@ -36,7 +36,7 @@ def _write(tmp_path, text, name="space.py"):
     [
         ("model_x=1", "unexpected keyword argument 'model_x'"),
         ("search='bayes'", "search: 'bayes' is not one of grid, optuna"),
-        ("objectives=['max:speed']", "objectives: 'speed' is not a numeric results column"),
+        ("objectives=['max:speed']", "objectives: objective 'max:speed': unknown column 'speed'"),
         ("gpu_type=['H100']", "gpu_type: 'H100' is not a known GPU (known: H200, H100-PCIe"),
         ("compile=[]", "compile: must list at least one value"),
         ("device='tpu'", "device: 'tpu' is not one of auto, cuda, cpu"),

@@ -7,7 +7,7 @@ import pytest
 from slmray.attention import flash_attn_available
 from slmray.config import ConfigError, TrainConfig
 from slmray.presets import get_model
-from slmray.train import build_parser, config_from_args, main
+from slmray.train_cli import build_parser, config_from_args, main
 from tests.conftest import call_main
 
 

@@ -70,10 +70,10 @@ def test_smoke_sweep_console_is_slmrays_own_lines_once_per_event(smoke_sweep):
         assert noise not in console, noise
     progress = [line.split("] ", 1)[1] for line in out.stdout.splitlines() if " done: " in line]
     assert [p.split(" done")[0] for p in progress] == ["1/4", "2/4", "3/4", "4/4"]  # one line per trial's end
-    started = [line for line in out.stdout.splitlines() if "] started tiny batch 4 x " in line]
+    started = [line for line in out.stdout.splitlines() if "] started tiny local x" in line and " b4" in line]
     assert len(started) == 4
     # 1.646e+04 is not how a count of tokens reads
-    best = [line for line in out.stdout.splitlines() if "tiny batch" in line and "] started" not in line]
+    best = [line for line in out.stdout.splitlines() if "tiny cpu x" in line and "] started" not in line]
     assert best and all("e+" not in line for line in best)
 
 
@@ -114,6 +114,8 @@ SPACE = SearchSpace(model=["tiny", huge], per_device_batch=[64], num_gpus=[2], a
     pruned = rows["tiny-huge-vocab"]
     assert pruned["status"] == "pruned" and pruned["predicted_oom"] and pruned["predicted_peak_mem_gb"] > 500
     assert pruned["error"].startswith("predicted ") and pruned["wall_s"] < 5
+    # what a trial ran on, or was planned to run on where it never ran; what the space asked: nothing
+    assert [(r["gpu_type"], r["requested_gpu_type"]) for r in rows.values()] == [("cpu", None)] * 2
     assert rows["tiny"]["group_trials"] == 1  # its retry ran on a fresh group, and failed again
 
 

@@ -45,17 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # after parsing: pandas, pyarrow and matplotlib take about a second to import, which --help need not wait for
     from slmray.analysis.costs import DERIVED_COLUMNS, add_cost_metrics, price_trials
-    from slmray.analysis.pareto import ObjectiveError, parse_objective
     from slmray.analysis.report import cell, write_report
     from slmray.analysis.table import load_results
     from slmray.prices import PriceBook, PriceError, parse_price_overrides
-    from slmray.results import SCHEMA, ResultsError
+    from slmray.core.objective import Objective, ObjectiveError
+    from slmray.core.schema import NUMERIC_COLUMNS
+    from slmray.results import ResultsError
     from slmray.storage import StorageError
 
-    objective_columns = (*(f.name for f in SCHEMA if f.type in ("double", "int64")), *DERIVED_COLUMNS)
+    objective_columns = (*NUMERIC_COLUMNS, *DERIVED_COLUMNS)
     notes = []
     try:
-        objectives = [parse_objective(o, objective_columns) for o in args.objective or DEFAULT_OBJECTIVES]
+        objectives = [Objective.parse(o, objective_columns) for o in args.objective or DEFAULT_OBJECTIVES]
         repricing = args.prices or args.price_file or args.price
         book = PriceBook.load(args.prices or "local", args.price_file, parse_price_overrides(args.price)) if repricing else None
         df = load_results(args.results)

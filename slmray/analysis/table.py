@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Iterable
-
 import pandas as pd
-import pyarrow as pa
 
-from slmray.results import STATUSES, read_tables
-
-CONFIG_COLUMNS = (
-    "model", "gpu_type", "num_gpus", "strategy", "attention", "per_device_batch", "seq_len", "compile", "precision",
-    "activation_checkpointing",
-)
-"""What a trial chose; every other column is a measurement, a cost or bookkeeping."""
-
-
-def to_frame(table: pa.Table) -> pd.DataFrame:
-    """A table of `slmray.results.SCHEMA` as a DataFrame (the one conversion from Arrow)."""
-    return table.to_pandas().reset_index(drop=True)
-
-
-def load_results(uris: str | Iterable[str]) -> pd.DataFrame:
-    """Read one or more results tables (local or s3://) into one DataFrame."""
-    return to_frame(read_tables([uris] if isinstance(uris, str) else list(uris)))
-
+from slmray import config
+from slmray.results import STATUSES, load_results, to_frame  # noqa: F401  (re-exported for analysis code)
 
 def ok(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["status"] == "ok"]
@@ -44,25 +25,11 @@ def sort_by_model(frame: pd.DataFrame, df: pd.DataFrame, *then: str) -> pd.DataF
 
 
 def config_label(df: pd.DataFrame) -> pd.Series:
-    """`H100-80GB x8 fsdp sdpa b16 compile fp8 +AC` for each row: the configuration in one string
-    (precision and checkpointing only where they leave bf16 and no checkpointing)."""
-
-    def label(row: pd.Series) -> str:
-        parts = [
-            f"{row['gpu_type']} x{row['num_gpus']}", str(row["strategy"]), str(row["attention"]),
-            f"b{row['per_device_batch']}",
-        ]
-        if pd.notna(row["compile"]) and bool(row["compile"]):
-            parts.append("compile")
-        if pd.notna(row.get("precision")) and row["precision"] != "bf16":  # null: a table from before FP8, bf16
-            parts.append(str(row["precision"]))
-        if pd.notna(row.get("activation_checkpointing")) and bool(row["activation_checkpointing"]):
-            parts.append("+AC")
-        return " ".join(parts)
-
+    """`H100-80GB x8 fsdp sdpa b16 compile fp8 +AC` for each row (`slmray.config.config_label`
+    without the model: a results frame has a model column)."""
     if df.empty:
         return pd.Series([], index=df.index, dtype=object)
-    return df.apply(label, axis=1)
+    return df.apply(lambda row: config.config_label(row, model=False), axis=1)
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
