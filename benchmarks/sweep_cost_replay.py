@@ -7,16 +7,28 @@ Every configuration of the tables is a point of the grid (several tables make on
 one-GPU sweeps of two GPU types make GPU type a dimension); "running" a trial looks its measured
 outcome up and charges its GPU-hours (wall_s x num_gpus, or, where a table has no wall_s,
 startup plus `TRIAL_STEPS` steps at the measured step time; an OOM trial pays its start-up and
-one predicted step).  Methods, each stopped when it has spent the grid's GPU-hours:
+one predicted step).  Methods, each stopped when it has spent the grid's GPU-hours (a searcher
+also once every configuration of the table has run or been pruned, or when DistinctSearcher ends
+the search):
 
 - grid: every configuration, in a random order;
-- tpe, nsga2: Optuna's samplers over the table's columns (`study.ask` / `study.tell`), an OOM
-  told as infeasible (`trial.set_constraint`); a proposal the table lacks is told failed, and a
-  repeated one is answered from the cache, both for free;
-- tpe+estimate: tpe that skips configurations `slmray.estimate` predicts to OOM (no GPU time)
-  and starts from the predicted Pareto front, as `python -m slmray.tune` does in Optuna mode
-  (`slmray.driver._predicted_front`; repeats answered from a cache and OOMs told as the worst
-  outcome by `slmray.searchers.DistinctSearcher`);
+- tpe, nsga2: the sweep's own searcher, driven as Tune drives it (`suggest` / `on_trial_complete`,
+  no cluster): `slmray.searchers.DistinctSearcher` around Ray's `OptunaSearch` with the sampler
+  `slmray.searchers.SAMPLERS[name](seed=seed)` (Optuna's defaults, as `python -m slmray.tune`
+  builds it in `slmray.driver.search_alg`), over `tune.choice` of each column that varies in the
+  group, told the sweep's objectives `max:tokens_per_s max:tokens_per_usd` (tokens per GPU-hour
+  where the table has no prices).  Each suggested configuration is looked up in the table and
+  completed with a result shaped like the sweep's row (`slmray.trial._report`): its status,
+  tokens/s and tokens/$, NaN where not measured (an OOM), and its `config`; so an OOM is told as
+  the worst outcome and a repeated proposal answered from the cache, by DistinctSearcher, as in
+  a sweep.  A configuration the table lacks (the columns' product holds combinations no table
+  row ran) is completed as a trial that errored (`error=True`, no result: Optuna marks it FAIL
+  and learns nothing from it), at no GPU cost; a row with NaN objectives would not do, since
+  Optuna refuses NaN and Ray only logs that, leaving the trial RUNNING;
+- tpe+estimate: tpe as `python -m slmray.tune` runs it in Optuna mode with pruning on: Ray's
+  `points_to_evaluate` is the estimate's predicted Pareto front (`slmray.driver._predicted_front`,
+  given the group's configurations with their estimates and prices), and a proposal the estimate
+  predicts to OOM is completed as `pruned` (told as the worst outcome) at no GPU cost;
 - estimate-ranked: no sampler; predicted-OOM configurations skipped, the rest run in the order
   of their predicted Pareto rank.
 
@@ -38,10 +50,15 @@ from dataclasses import dataclass
 import numpy as np
 import optuna
 import pandas as pd
+from ray import tune
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
 
 from calibrate_estimate import load_measured, trial_config
 from estimate_accuracy import markdown_table
-from slmray.estimate import estimate
+from slmray.driver import _predicted_front
+from slmray.estimate import Estimate, estimate
+from slmray.searchers import SAMPLERS, DistinctSearcher
 
 TRIAL_STEPS = 33
 """Warm-up plus measured steps of a trial (3 + 3 x 10, the trainer's final protocol)."""
@@ -51,11 +68,9 @@ CONFIG_COLUMNS = (
 )
 REFERENCE = 1.1
 """Hypervolume reference point on normalised objectives (0 best, 1 worst of the grid)."""
-INFEASIBLE = (2.0, 2.0)
-"""Objective values told for an OOM or pruned trial (beyond the reference point)."""
-MAX_ASKS_PER_CONFIG = 10
-"""A study asks at most this many times per configuration of the grid: samplers on small
-categorical spaces keep re-proposing what they have seen (answered from the cache, for free)."""
+METRICS = ("tokens_per_s", "tokens_per_usd")
+"""What a replayed searcher is told of a trial, both maximised (the sweep's objectives
+`max:tokens_per_s max:tokens_per_usd`); tokens/$ is tokens per GPU-hour where the table has no prices."""
 METHODS = ("grid", "tpe", "nsga2", "tpe+estimate", "estimate-ranked")
 
 
@@ -116,7 +131,8 @@ class Grid:
     params: list[str]
     """Columns that vary within the group: the search space."""
     configs: pd.DataFrame
-    """One row per configuration: its params, ok, objectives, gpu_hours, predicted objectives and oom."""
+    """One row per configuration: its params, ok, tokens_per_s, tokens_per_usd (told to a searcher),
+    price_per_hour_usd, normalised objectives, gpu_hours, its estimate, predicted objectives and oom."""
 
     def key(self, values: dict) -> tuple:
         return tuple(values[p] for p in self.params)
@@ -142,6 +158,7 @@ def build_grids(df: pd.DataFrame, group_by: str) -> list[Grid]:
     startup = df["startup_s"].fillna(df.groupby("model")["startup_s"].transform("median")).fillna(60.0)
     step = df["per_device_batch"] * df["seq_len"] * df["grad_accum"] * df["num_gpus"] / df["tokens_per_s"]
     preds = [estimate(trial_config(r), r.gpu_type, r.num_gpus) for r in df.itertuples()]
+    df["estimate"] = preds
     df["predicted_oom"] = [p.oom for p in preds]
     df["predicted_tokens_per_s"] = [p.tokens_per_s for p in preds]
     step = step.fillna(pd.Series([p.step_time_s for p in preds], index=df.index))
@@ -154,6 +171,7 @@ def build_grids(df: pd.DataFrame, group_by: str) -> list[Grid]:
         ok=("status", lambda s: (s == "ok").any()), tokens_per_s=("ok_tokens", "median"),
         tokens_per_usd=("tokens_per_usd", "median"), gpu_hours=("gpu_hours", "mean"),
         predicted_oom=("predicted_oom", "first"), predicted_tokens_per_s=("predicted_tokens_per_s", "first"),
+        estimate=("estimate", "first"),
     ).reset_index()
     grids = []
     for name, g in agg.groupby(group_by):
@@ -163,6 +181,8 @@ def build_grids(df: pd.DataFrame, group_by: str) -> list[Grid]:
             g[c] = [_plain(v) for v in g[c]]
         cost = _cost_per_gpu_s(g)
         gpus = g["num_gpus"].to_numpy(float)
+        g["price_per_hour_usd"] = cost * 3600 * gpus  # USD, or GPU-hours where the table has no prices
+        g["tokens_per_usd"] = g["tokens_per_s"] * 3600 / g["price_per_hour_usd"]  # the cost objective as a row has it
         measured = _objectives(g["tokens_per_s"].to_numpy(float), gpus, cost)
         predicted = _objectives(g["predicted_tokens_per_s"].to_numpy(float), gpus, cost)
         ok_rows = g["ok"].to_numpy()
@@ -185,6 +205,8 @@ class Run:
     order: list[int]
     """Configurations run, in order (each charged its GPU-hours)."""
     pruned: int = 0
+    searcher: Searcher | None = None
+    """The searcher that chose them (tpe, nsga2, tpe+estimate), as it stands at the end."""
 
 
 def _budgeted(grid: Grid, order) -> Run:
@@ -212,41 +234,98 @@ def run_ranked(grid: Grid, seed: int) -> Run:
     return run
 
 
-def run_optuna(grid: Grid, seed: int, sampler: str, use_estimate: bool = False) -> Run:
+@dataclass(frozen=True)
+class _ReplayedTrial:
+    """What `_predicted_front` reads of a planned trial's `trial`: its model and its Tune config
+    (here the group's search-space columns, not every swept one)."""
+
+    model: str
+    config: dict
+
+    def as_config(self) -> dict:
+        return dict(self.config)
+
+
+@dataclass(frozen=True)
+class _ReplayedPlan:
+    """What `_predicted_front` reads of a `slmray.plan.PlannedTrial`."""
+
+    trial: _ReplayedTrial
+    estimate: Estimate
+    price_per_hour_usd: float
+
+
+def predicted_front(grid: Grid) -> list[dict]:
+    """The configurations the sweep's Optuna mode would try first (`slmray.driver._predicted_front`
+    of the group's configurations, with the estimate's predictions and the group's prices, for the
+    objectives `METRICS`): the estimate's Pareto front, predicted OOMs left out."""
+    plan = [
+        _ReplayedPlan(_ReplayedTrial(r["model"], {p: r[p] for p in grid.params}), r["estimate"], r["price_per_hour_usd"])
+        for r in grid.configs.to_dict("records")
+    ]
+    return _predicted_front(_objective_space(), plan, limit=len(plan))
+
+
+def _objective_space():
+    """A sweep space with the replay's objectives: `_predicted_front` reads only its objectives."""
+    from slmray.space import SearchSpace
+
+    return SearchSpace(
+        model=["llama-100m"], per_device_batch=[8], num_gpus=[1], attention=["sdpa"], strategy=["ddp"],
+        search="optuna", objectives=[f"max:{m}" for m in METRICS],
+    )
+
+
+def make_searcher(grid: Grid, sampler: str, seed: int, points_to_evaluate: list[dict] | None = None) -> Searcher:
+    """The sweep's Optuna searcher (`slmray.driver.search_alg`) over the group's columns."""
+    searcher = DistinctSearcher(OptunaSearch(
+        metric=list(METRICS), mode=["max"] * len(METRICS), sampler=SAMPLERS[sampler](seed=seed),
+        points_to_evaluate=points_to_evaluate,
+    ))
+    space = {p: tune.choice(sorted(grid.configs[p].unique().tolist(), key=str)) for p in grid.params}
+    searcher.set_search_properties(None, None, space)
+    return searcher
+
+
+def replayed_row(grid: Grid, i: int, config: dict, pruned: bool = False) -> dict:
+    """What the sweep's trial `i` would report to Tune (`slmray.trial._report`): its status and
+    every objective, NaN where not measured (an OOM, or one pruned as predicted to OOM)."""
     c = grid.configs
-    index = {grid.key(row): i for i, row in zip(c.index, c[grid.params].to_dict("records"))}
-    space = {p: optuna.distributions.CategoricalDistribution(sorted(c[p].unique().tolist(), key=str)) for p in grid.params}
-    if sampler == "tpe":
-        chosen = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, multivariate=True)
+    if pruned or not c.at[i, "ok"]:
+        status = "pruned" if pruned else "oom"
+        values = {m: float("nan") for m in METRICS}
     else:
-        chosen = optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
-    study = optuna.create_study(directions=["minimize", "minimize"], sampler=chosen)
-    if use_estimate:
-        keep = np.flatnonzero(~c["predicted_oom"].to_numpy())
-        front = keep[pareto_rank(c.loc[keep, ["pred0", "pred1"]].to_numpy()) == 0]
-        for i in front:
-            study.enqueue_trial({p: c.at[i, p] for p in grid.params})
-    ran, seen, pruned, spent = [], set(), set(), 0.0
-    for _ in range(MAX_ASKS_PER_CONFIG * len(c)):
-        if spent >= grid.total_gpu_hours or len(seen) + len(pruned) == len(c):
+        status = "ok"
+        values = {m: float(c.at[i, m]) for m in METRICS}
+    return {"status": status, **values, "config": dict(config)}
+
+
+def run_searcher(grid: Grid, seed: int, sampler: str, use_estimate: bool = False) -> Run:
+    """Drive the sweep's searcher over the table, one trial at a time, as Tune would."""
+    c = grid.configs
+    if not grid.params:  # one configuration: nothing to search
+        return _budgeted(grid, c.index)
+    index = {grid.key(row): i for i, row in zip(c.index, c[grid.params].to_dict("records"))}
+    searcher = make_searcher(grid, sampler, seed, predicted_front(grid) if use_estimate else None)
+    ran, pruned, spent, n = [], set(), 0.0, 0
+    while spent < grid.total_gpu_hours and len(ran) + len(pruned) < len(c):
+        trial_id = f"{grid.name}-{seed}-{n}"
+        n += 1
+        config = searcher.suggest(trial_id)
+        if config is None or config == Searcher.FINISHED:
             break
-        trial = study.ask(space)
-        i = index.get(grid.key(trial.params))
-        if i is None:  # not in the table: nothing to replay
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            continue
-        if use_estimate and c.at[i, "predicted_oom"]:
+        i = index.get(grid.key(config))
+        skip = i is not None and use_estimate and bool(c.at[i, "predicted_oom"])
+        if skip:
             pruned.add(i)
-            feasible = False
+        elif i is not None:
+            ran.append(int(i))
+            spent += c.at[i, "gpu_hours"]
+        if i is None:  # not in the table: nothing to replay, told as a trial that errored, for free
+            searcher.on_trial_complete(trial_id, None, error=True)
         else:
-            if i not in seen:
-                seen.add(i)
-                ran.append(i)
-                spent += c.at[i, "gpu_hours"]
-            feasible = bool(c.at[i, "ok"])
-        trial.set_constraint("oom", 0.0 if feasible else 1.0)  # Optuna 5's samplers read these
-        study.tell(trial, [c.at[i, "obj0"], c.at[i, "obj1"]] if feasible else list(INFEASIBLE))
-    return Run(ran, pruned=len(pruned))
+            searcher.on_trial_complete(trial_id, replayed_row(grid, i, config, pruned=skip))
+    return Run(ran, pruned=len(pruned), searcher=searcher)
 
 
 def search(method: str, grid: Grid, seed: int) -> Run:
@@ -254,7 +333,7 @@ def search(method: str, grid: Grid, seed: int) -> Run:
         return run_grid(grid, seed)
     if method == "estimate-ranked":
         return run_ranked(grid, seed)
-    return run_optuna(grid, seed, sampler=method.split("+")[0], use_estimate=method.endswith("+estimate"))
+    return run_searcher(grid, seed, sampler=method.split("+")[0], use_estimate=method.endswith("+estimate"))
 
 
 def curve(grid: Grid, run: Run) -> pd.DataFrame:
@@ -361,10 +440,12 @@ def synthetic_table(
 ):
     """Rows of the results schema: 'measured' = predicted x per-(model, strategy, attention) bias x
     per-row noise (10% on tokens/s, 3% on memory), so the estimate is informative but wrong."""
-    from slmray.presets import get_model
+    from slmray.core.row import make_row
+    from slmray.prices import Price, PriceBook, gpu_key
     from slmray.results import to_table
 
     rng = np.random.default_rng(seed)
+    book = PriceBook("synthetic", {gpu_key(gpu_type): Price(gpu_key(gpu_type), SYNTHETIC_PRICE_PER_GPU_HOUR, "synthetic")})
     rows = []
     for model in models:
         for strategy in strategies:
@@ -381,18 +462,15 @@ def synthetic_table(
                         ok = peak <= est.capacity_gb
                         tps = est.tokens_per_s * bias * np.exp(rng.normal(0, 0.1))
                         step = n * cfg.tokens_per_device_step / tps
-                        startup = 30 + 20 * get_model(model).num_params / 1e9
+                        startup = 30 + 20 * cfg.model.num_params / 1e9
                         wall = startup + (TRIAL_STEPS * step if ok else step)
-                        price = SYNTHETIC_PRICE_PER_GPU_HOUR * n
-                        rows.append({
-                            "sweep_id": "synthetic", "trial_id": f"t{len(rows):04d}", "model": model, "family": "llama",
-                            "n_params": get_model(model).num_params, "per_device_batch": b, "seq_len": 1024, "num_gpus": n,
-                            "attention": att, "strategy": strategy, "compile": False, "activation_checkpointing": False,
-                            "grad_accum": 1, "gpu_type": gpu_type, "status": "ok" if ok else "oom", "peak_mem_gb": peak,
+                        measured = {
+                            "status": "ok" if ok else "oom", "peak_mem_gb": peak, "startup_s": startup, "wall_s": wall,
                             "tokens_per_s": tps if ok else None, "step_time_median_s": step if ok else None,
-                            "startup_s": startup, "wall_s": wall, "price_per_hour_usd": price,
-                            "cost_usd": price * wall / 3600, "tokens_per_usd": tps * 3600 / price if ok else None,
-                        })
+                        }
+                        identity = {"sweep_id": "synthetic", "trial_id": f"t{len(rows):04d}", "num_gpus": n,
+                                    "gpu_type": gpu_type}
+                        rows.append(make_row(identity, cfg.flat(), measured, prices=book))
     return to_table(rows)
 
 

@@ -108,3 +108,84 @@ def test_cli_replays_the_committed_h100_and_h200_sweeps_as_one_grid(replay_modul
     assert "llama-100m 2, llama-1b 2, llama-2b 1, llama-500m 2" in text and "Every front is one" not in text
     summary = replay_module.pd.read_csv(tmp_path / "sweep_cost_replay.csv").set_index("method")
     assert summary.loc["estimate-ranked", "oom_trials"] == 0  # the 13 OOMs were all predicted
+
+
+def _study(run):
+    """The Optuna study inside the replayed run's searcher (Ray keeps it private)."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    from slmray.searchers import DistinctSearcher
+
+    assert isinstance(run.searcher, DistinctSearcher) and isinstance(run.searcher.searcher, OptunaSearch)
+    return run.searcher.searcher._ot_study
+
+
+def test_tpe_drives_the_sweeps_searcher_each_configuration_once_an_oom_told_worst(replay_module, grids):
+    """tpe is `DistinctSearcher(OptunaSearch(sampler=SAMPLERS['tpe']))` told rows as the sweep tells
+    them: no configuration is charged twice, and an OOM reaches Optuna as the worst outcome of both
+    objectives (DistinctSearcher's), not as a made-up constant with a constraint."""
+    import optuna
+
+    grid = next(g for g in grids if (~g.configs["ok"]).any())
+    run = replay_module.search("tpe", grid, seed=0)
+    assert len(run.order) == len(set(run.order)) > 0
+    study = _study(run)
+    assert isinstance(study.sampler, optuna.samplers.TPESampler)
+    assert study.directions == [optuna.study.StudyDirection.MAXIMIZE] * 2
+    by_key = {grid.key(t.params): t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
+    ooms = [i for i in run.order if not grid.configs.at[i, "ok"]]
+    oks = [i for i in run.order if grid.configs.at[i, "ok"]]
+    assert ooms and oks
+    for i in ooms:
+        assert by_key[grid.key(grid.configs.loc[i])].values == [float("-inf"), float("-inf")]
+        assert not any(t.system_attrs.get("constraints") for t in study.trials)
+    for i in oks:  # the row's own values, not normalised ones
+        assert by_key[grid.key(grid.configs.loc[i])].values == pytest.approx(
+            [grid.configs.at[i, "tokens_per_s"], grid.configs.at[i, "tokens_per_usd"]])
+    # repeats were proposed and answered from DistinctSearcher's cache, never charged
+    assert len(run.searcher.results) == len(run.order)
+
+
+def test_nsga2_and_tpe_estimate_are_the_sweeps_optuna_mode(replay_module, grids):
+    import optuna
+
+    for grid in grids:
+        assert isinstance(_study(replay_module.search("nsga2", grid, seed=0)).sampler, optuna.samplers.NSGAIISampler)
+        run = replay_module.search("tpe+estimate", grid, seed=0)
+        front = replay_module.predicted_front(grid)
+        index = {grid.key(r): i for i, r in zip(grid.configs.index, grid.configs.to_dict("records"))}
+        first = [index[grid.key(c)] for c in front]
+        assert front and not grid.configs.loc[first, "predicted_oom"].any()
+        k = min(len(first), len(run.order))
+        assert run.order[:k] == first[:k]  # Ray's points_to_evaluate: the predicted front first
+        told = [t for t in _study(run).trials if t.state == optuna.trial.TrialState.COMPLETE]
+        pruned = [t for t in told if grid.configs.at[index[grid.key(t.params)], "predicted_oom"]]
+        assert len({grid.key(t.params) for t in pruned}) == run.pruned
+        assert all(t.values == [float("-inf"), float("-inf")] for t in pruned)  # told as the sweep tells `pruned`
+
+
+def test_a_configuration_the_table_lacks_is_told_failed_at_no_cost(replay_module, grids):
+    """Completed as a trial that errored: Optuna marks it FAIL (not left RUNNING, as a NaN row
+    would be), and no GPU-hours are charged for it."""
+    import dataclasses
+
+    import optuna
+
+    grid = grids[0]
+    codes = sum(grid.configs[p].rank(method="dense").astype(int) for p in grid.params)
+    kept = grid.configs[codes % 2 == 0].reset_index(drop=True)  # a checkerboard: the columns' product holds the rest
+    assert all(set(kept[p]) == set(grid.configs[p]) for p in grid.params)
+    sparse = dataclasses.replace(grid, configs=kept)
+    lacking = {grid.key(r) for r in grid.configs.to_dict("records")} - {sparse.key(r) for r in kept.to_dict("records")}
+    failed, charged = set(), 0
+    for seed in range(3):
+        run = replay_module.search("tpe", sparse, seed=seed)
+        assert all(0 <= i < len(kept) for i in run.order)
+        charged += len(run.order)
+        trials = _study(run).trials
+        assert not any(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+        for t in trials:
+            if sparse.key(t.params) in lacking:
+                assert t.state == optuna.trial.TrialState.FAIL
+                failed.add(sparse.key(t.params))
+    assert failed and charged > 0
