@@ -188,6 +188,8 @@ def _run(
                 timer.mark()
             losses.append(_train_step(model, optimizer, batches, step, cfg, amp_dtype, env.device))
             schedule.step()
+            if step == 0 and cfg.warmup_steps > 0 and on_gpu:
+                parallel.release_unwaited_collectives()  # a peak of training, not of NCCL's watchdog timing
             if step >= cfg.warmup_steps:
                 timer.mark()
         durations = timer.durations()

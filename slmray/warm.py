@@ -247,7 +247,6 @@ def serve_group(pool, group_id: str, spec: GroupSpec) -> None:
 def serve(config: dict[str, Any]) -> None:
     """Ray Train's `train_loop_per_worker` of a warm group: rank 0 asks the pool for the next
     configuration and every rank gets it by broadcast; all run it; rank 0 hands back the result."""
-    import torch
     import torch.distributed as dist
 
     from slmray.config import TrainConfig
@@ -267,34 +266,28 @@ def serve(config: dict[str, Any]) -> None:
             return
         cfg = TrainConfig.from_dict(job["train"])
         result = run(cfg, node_id=node).to_dict()
-        if cfg.compile:
-            # dynamo recompiles a frame for each new shape and falls back to eager past
-            # `recompile_limit` (8) variants: a long-lived group would measure later compiled
-            # trials uncompiled.  Inductor's compiled-graph cache survives the reset.
-            torch._dynamo.reset()
-        release_collective_tensors()
-        gc.collect()  # the model, optimizer and batches of this configuration are gone
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
+        clean_up_after_configuration(compiled=cfg.compile)
         if rank == 0:
             ray.get(pool.finish.remote(group_id, job["trial_id"], result))
 
 
-def release_collective_tensors() -> None:
-    """Free what NCCL still holds of the last configuration.  ProcessGroupNCCL keeps the tensors of
-    collectives nobody `wait()`ed on (DDP's gradient buckets: the size of the gradients) until its
-    next call on this thread after its watchdog saw them finish (`shelvesToUnstash_` in
-    ProcessGroupNCCL.hpp).  Left there, they are counted in the next configuration's peak memory
-    until its first collective: 3.6 GB more for llama-1b on the H200, measured."""
+def clean_up_after_configuration(compiled: bool) -> None:
+    """Leave the process as a fresh one would start the next configuration: nothing of this one
+    allocated, the CUDA cache empty, the peak counters reset."""
     import torch
-    import torch.distributed as dist
 
-    if not (dist.is_initialized() and torch.cuda.is_available()):
-        return
-    torch.cuda.synchronize()
-    time.sleep(0.25)  # the watchdog looks every 100 ms
-    dist.barrier()
+    from slmray import parallel
+
+    if compiled:
+        # dynamo recompiles a frame for each new shape and falls back to eager past
+        # `recompile_limit` (8) variants: a long-lived group would measure later compiled
+        # trials uncompiled.  Inductor's compiled-graph cache survives the reset.
+        torch._dynamo.reset()
+    parallel.release_unwaited_collectives()
+    gc.collect()  # the model, optimizer and batches of this configuration are gone
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
 
 
 ERROR_CHARS = 500

@@ -205,7 +205,7 @@ SPACE = SearchSpace(model=["tiny"], per_device_batch=[1, 2, 4, 8], num_gpus=[8],
         hours, usd = next(line for line in out.stdout.splitlines() if line.startswith("estimate:")).split(", ")
         return out.stdout, rows, float(hours.split()[1]), float(usd.lstrip("$"))
 
-    # warm (the default): each trial about its 0.8 s beyond its steps, plus one group start of 42 s ($42) in the total
+    # warm (the default): each trial about its 1 s beyond its steps, plus one group start of 42 s ($42) in the total
     stdout, rows, hours, usd = dry_run("--max-trials", "2")
     start = 42 / 3600 * 8 * 450
     assert usd == pytest.approx(start + sum(float(r[-1]) for r in rows[:2]), abs=0.02)
