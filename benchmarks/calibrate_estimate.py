@@ -1,10 +1,10 @@
-"""Fit the constants of `slmray.estimate.CALIBRATION` to the committed GPU tables, and print them.
+"""Fit the constants of `slmray.predict.estimate.CALIBRATION` to the committed GPU tables, and print them.
 
     python benchmarks/calibrate_estimate.py                 # every table in benchmarks/results
     python benchmarks/calibrate_estimate.py TABLE [TABLE ...]
 
 Reads every committed measurement table: trainer CSVs (`benchmarks/trainer_throughput.py`'s
-columns) and results-schema Parquet files (`slmray.results`).  Only the calibration rows
+columns) and results-schema Parquet files (`slmray.results.table`).  Only the calibration rows
 (`CALIBRATION_ROWS`) are fitted; the rest are held out for `estimate_accuracy.py`.
 
 The fit, in order:
@@ -37,10 +37,12 @@ import sys
 import numpy as np
 import pandas as pd
 
-from slmray.config import ConfigError, TrainConfig
-from slmray.estimate import CALIBRATION, GIB, Calibration, _fp8_inputs, compute_time_s, memory_breakdown, step_work
-from slmray.hardware import canonical_gpu, spec_for
-from slmray.presets import PRESETS
+from slmray.errors import ConfigError
+
+from slmray.train.config import TrainConfig
+from slmray.predict.estimate import CALIBRATION, GIB, Calibration, _fp8_inputs, compute_time_s, memory_breakdown, step_work
+from slmray.catalog.gpus import canonical_gpu, spec_for
+from slmray.train.presets import PRESETS
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 CALIBRATION_ROWS = {"trainer_throughput_h100.csv": ("llama-100m", "llama-500m", "pythia-1b")}
@@ -78,10 +80,10 @@ def committed_tables(results_dir: str = RESULTS_DIR) -> list[str]:
 
 def _read_one(path: str) -> pd.DataFrame:
     if path.endswith(".parquet"):
-        from slmray.results import read_table
+        from slmray.results.table import read_table
 
         df = read_table(path).to_pandas()
-        # a sweep that corrected its estimates (slmray.calibration) also recorded the estimator's own
+        # a sweep that corrected its estimates (slmray.predict.calibration) also recorded the estimator's own
         df["predicted_tokens_per_s"] = df["predicted_tokens_per_s_uncorrected"].fillna(df["predicted_tokens_per_s"])
         df = df.rename(columns={f"predicted_{c}": f"recorded_{c}" for c in RECORDED})
     else:

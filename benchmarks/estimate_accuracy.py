@@ -1,4 +1,4 @@
-"""How well `slmray.estimate` predicts the committed GPU tables: OOM, peak memory, tokens/s.
+"""How well `slmray.predict.estimate` predicts the committed GPU tables: OOM, peak memory, tokens/s.
 
     python benchmarks/estimate_accuracy.py                 # writes benchmarks/results/estimate_accuracy.md
     python benchmarks/estimate_accuracy.py --out -         # print only
@@ -27,7 +27,7 @@ import pandas as pd
 
 from calibrate_estimate import CALIBRATION_ROWS, FP8_CALIBRATION_ROWS, RESULTS_DIR, committed_tables, fit, load_measured, trial_config
 from slmray.analysis.accuracy import summarise
-from slmray.estimate import CALIBRATION, Calibration, estimate
+from slmray.predict.estimate import CALIBRATION, Calibration, estimate
 
 TARGETS = {"oom_accuracy": 0.95, "memory_mdape": 10.0, "tokens_mdape": 15.0}
 
@@ -166,13 +166,13 @@ def report(df: pd.DataFrame, lomo: pd.DataFrame) -> str:
         "tokens/s err %": fmt(100 * (df["predicted_tokens_per_s"] / df["tokens_per_s"] - 1), "+.1f"),
     })
     return "\n\n".join([
-        "# Accuracy of the memory and throughput estimate (`slmray/estimate.py`)",
+        "# Accuracy of the memory and throughput estimate (`slmray/predict/estimate.py`)",
         "Made by `python benchmarks/estimate_accuracy.py` from every committed table in `benchmarks/results`. "
         f"Constants fitted by `python benchmarks/calibrate_estimate.py` on the calibration rows ({calibrated_on}); "
         "every other row is held out. MdAPE: median absolute percentage error. Peak memory is "
         "`torch.cuda.max_memory_allocated` (GiB); an OOM row's peak is where it failed, so memory error counts ok rows only.",
         "\n".join(verdict),
-        "Caveat: the byte and traffic counts in `slmray/estimate.py` are derived from the code, but they were "
+        "Caveat: the byte and traffic counts in `slmray/predict/estimate.py` are derived from the code, but they were "
         "checked against every row of the H100 table while being written (a missing tensor shows at once), so on "
         "that table only the constants are out-of-sample. A table committed later, or of a GPU type no calibration "
         "row ran on, is a fully unseen test; one whose rows carry the prediction recorded before each trial ran "

@@ -1,5 +1,5 @@
 """Replay committed sweeps in trial order: does refitting the estimator's correction as trials
-finish (`slmray.calibration.Recalibrator`, what the sweep does) improve the tokens/s predicted
+finish (`slmray.predict.calibration.Recalibrator`, what the sweep does) improve the tokens/s predicted
 before each trial?
 
     python benchmarks/recalibration_replay.py              # writes benchmarks/results/recalibration_replay.md
@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from calibrate_estimate import RESULTS_DIR, trial_config
-from slmray.calibration import Recalibrator
-from slmray.estimate import estimate
-from slmray.results import read_table
+from slmray.predict.calibration import Recalibrator
+from slmray.predict.estimate import estimate
+from slmray.results.table import read_table
 
 SWEEPS = ("sweep_h200x1.parquet", "sweep_h100x1.parquet")
 READING = (
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             "# Online recalibration, replayed on the committed sweeps",
             "Made by `python benchmarks/recalibration_replay.py`. Each sweep is replayed in trial order (`started_at`). "
             "Before each trial: the tokens/s prediction the table recorded before the trial ran (the estimator's, "
-            "uncorrected), and that prediction times the correction `slmray.calibration.Recalibrator` had fitted on the "
+            "uncorrected), and that prediction times the correction `slmray.predict.calibration.Recalibrator` had fitted on the "
             "sweep's earlier ok trials of the same GPU type (geometric mean of measured / predicted; none before the "
             "first ok trial). Errors are |predicted / measured - 1| over the ok trials; signed: positive is predicted "
             "faster than measured. 'pooled fallback': a GPU type without trials yet borrows the correction of all "

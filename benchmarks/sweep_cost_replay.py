@@ -13,12 +13,12 @@ the search):
 
 - grid: every configuration, in a random order;
 - tpe, nsga2: the sweep's own searcher, driven as Tune drives it (`suggest` / `on_trial_complete`,
-  no cluster): `slmray.searchers.DistinctSearcher` around Ray's `OptunaSearch` with the sampler
-  `slmray.searchers.SAMPLERS[name](seed=seed)` (Optuna's defaults, as `python -m slmray.tune`
-  builds it in `slmray.driver.search_alg`), over `tune.choice` of each column that varies in the
+  no cluster): `slmray.sweep.searchers.DistinctSearcher` around Ray's `OptunaSearch` with the sampler
+  `slmray.sweep.searchers.SAMPLERS[name](seed=seed)` (Optuna's defaults, as `python -m slmray.tune`
+  builds it in `slmray.sweep.driver.search_alg`), over `tune.choice` of each column that varies in the
   group, told the sweep's objectives `max:tokens_per_s max:tokens_per_usd` (tokens per GPU-hour
   where the table has no prices).  Each suggested configuration is looked up in the table and
-  completed with a result shaped like the sweep's row (`slmray.trial._report`): its status,
+  completed with a result shaped like the sweep's row (`slmray.sweep.trial._report`): its status,
   tokens/s and tokens/$, NaN where not measured (an OOM), and its `config`; so an OOM is told as
   the worst outcome and a repeated proposal answered from the cache, by DistinctSearcher, as in
   a sweep.  A configuration the table lacks (the columns' product holds combinations no table
@@ -26,7 +26,7 @@ the search):
   and learns nothing from it), at no GPU cost; a row with NaN objectives would not do, since
   Optuna refuses NaN and Ray only logs that, leaving the trial RUNNING;
 - tpe+estimate: tpe as `python -m slmray.tune` runs it in Optuna mode with pruning on: Ray's
-  `points_to_evaluate` is the estimate's predicted Pareto front (`slmray.driver._predicted_front`,
+  `points_to_evaluate` is the estimate's predicted Pareto front (`slmray.sweep.driver._predicted_front`,
   given the group's configurations with their estimates and prices), and a proposal the estimate
   predicts to OOM is completed as `pruned` (told as the worst outcome) at no GPU cost;
 - estimate-ranked: no sampler; predicted-OOM configurations skipped, the rest run in the order
@@ -56,9 +56,9 @@ from ray.tune.search.optuna import OptunaSearch
 
 from calibrate_estimate import load_measured, trial_config
 from estimate_accuracy import markdown_table
-from slmray.driver import _predicted_front
-from slmray.estimate import Estimate, estimate
-from slmray.searchers import SAMPLERS, DistinctSearcher
+from slmray.sweep.driver import _predicted_front
+from slmray.predict.estimate import Estimate, estimate
+from slmray.sweep.searchers import SAMPLERS, DistinctSearcher
 
 TRIAL_STEPS = 33
 """Warm-up plus measured steps of a trial (3 + 3 x 10, the trainer's final protocol)."""
@@ -248,7 +248,7 @@ class _ReplayedTrial:
 
 @dataclass(frozen=True)
 class _ReplayedPlan:
-    """What `_predicted_front` reads of a `slmray.plan.PlannedTrial`."""
+    """What `_predicted_front` reads of a `slmray.sweep.plan.PlannedTrial`."""
 
     trial: _ReplayedTrial
     estimate: Estimate
@@ -256,7 +256,7 @@ class _ReplayedPlan:
 
 
 def predicted_front(grid: Grid) -> list[dict]:
-    """The configurations the sweep's Optuna mode would try first (`slmray.driver._predicted_front`
+    """The configurations the sweep's Optuna mode would try first (`slmray.sweep.driver._predicted_front`
     of the group's configurations, with the estimate's predictions and the group's prices, for the
     objectives `METRICS`): the estimate's Pareto front, predicted OOMs left out."""
     plan = [
@@ -268,7 +268,7 @@ def predicted_front(grid: Grid) -> list[dict]:
 
 def _objective_space():
     """A sweep space with the replay's objectives: `_predicted_front` reads only its objectives."""
-    from slmray.space import SearchSpace
+    from slmray.sweep.space import SearchSpace
 
     return SearchSpace(
         model=["llama-100m"], per_device_batch=[8], num_gpus=[1], attention=["sdpa"], strategy=["ddp"],
@@ -277,7 +277,7 @@ def _objective_space():
 
 
 def make_searcher(grid: Grid, sampler: str, seed: int, points_to_evaluate: list[dict] | None = None) -> Searcher:
-    """The sweep's Optuna searcher (`slmray.driver.search_alg`) over the group's columns."""
+    """The sweep's Optuna searcher (`slmray.sweep.driver.search_alg`) over the group's columns."""
     searcher = DistinctSearcher(OptunaSearch(
         metric=list(METRICS), mode=["max"] * len(METRICS), sampler=SAMPLERS[sampler](seed=seed),
         points_to_evaluate=points_to_evaluate,
@@ -288,7 +288,7 @@ def make_searcher(grid: Grid, sampler: str, seed: int, points_to_evaluate: list[
 
 
 def replayed_row(grid: Grid, i: int, config: dict, pruned: bool = False) -> dict:
-    """What the sweep's trial `i` would report to Tune (`slmray.trial._report`): its status and
+    """What the sweep's trial `i` would report to Tune (`slmray.sweep.trial._report`): its status and
     every objective, NaN where not measured (an OOM, or one pruned as predicted to OOM)."""
     c = grid.configs
     if pruned or not c.at[i, "ok"]:
@@ -441,8 +441,8 @@ def synthetic_table(
     """Rows of the results schema: 'measured' = predicted x per-(model, strategy, attention) bias x
     per-row noise (10% on tokens/s, 3% on memory), so the estimate is informative but wrong."""
     from slmray.core.row import make_row
-    from slmray.prices import Price, PriceBook, gpu_key
-    from slmray.results import to_table
+    from slmray.catalog.prices import Price, PriceBook, gpu_key
+    from slmray.results.table import to_table
 
     rng = np.random.default_rng(seed)
     book = PriceBook("synthetic", {gpu_key(gpu_type): Price(gpu_key(gpu_type), SYNTHETIC_PRICE_PER_GPU_HOUR, "synthetic")})
@@ -489,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     try:
         if args.synthetic:  # through a Parquet file, as a committed grid would come
-            from slmray.results import write_table
+            from slmray.results.table import write_table
 
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "synthetic_grid.parquet")

@@ -7,11 +7,11 @@ For each model, the batch is searched without compile on sdpa (the paper's batch
 64, 32, ... 4, largest first; the first that fits and the next smaller one are timed, and
 the faster is kept); then the four variants run at that batch, 3 repeats of 10 measured
 steps after 3 warm-up steps, eager stepping down a batch size where it runs out of memory.
-Every run goes through `slmray.train.run`, the loop the sweep uses.
+Every run goes through `slmray.train.loop.run`, the loop the sweep uses.
 
     python benchmarks/trainer_throughput.py --from-csv benchmarks/results/trainer_throughput_h100.csv
 
-rewrites a CSV of this benchmark as a results table (`slmray.results.SCHEMA`) beside it, the
+rewrites a CSV of this benchmark as a results table (`slmray.results.table.SCHEMA`) beside it, the
 same name ending `.parquet`, so `python -m slmray.analysis` can read it.  No prices are
 recorded (the benchmark ran on a lent machine): re-price with `--prices PROFILE`.
 """
@@ -29,12 +29,12 @@ import time
 import pyarrow as pa
 import torch
 
-from slmray.config import TrainConfig
+from slmray.train.config import TrainConfig
 from slmray.core.row import make_row
-from slmray.hardware import canonical_gpu
-from slmray.presets import get_model
-from slmray.results import to_table, write_table
-from slmray.train import run
+from slmray.catalog.gpus import canonical_gpu
+from slmray.train.presets import get_model
+from slmray.results.table import to_table, write_table
+from slmray.train.loop import run
 
 MODELS = {"llama-100m": 1024, "llama-500m": 1024, "llama-1b": 1024, "llama-2b": 1024, "pythia-160m": 2048, "pythia-1b": 2048}
 BATCHES = (64, 32, 16, 8, 4)

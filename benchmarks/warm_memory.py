@@ -5,8 +5,8 @@ each run in a fresh process (an isolated trial), and what is live at each warm r
 
 One process, one NCCL process group of one rank kept for the whole run (what a warm Ray Train
 group of one GPU is), runs configurations of `search_spaces/h200x1_warm.py` one after another
-through `slmray.train.run`, each followed by the warm group's clean-up
-(`slmray.warm.clean_up_after_configuration`), and records per configuration: the peak memory it
+through `slmray.train.loop.run`, each followed by the warm group's clean-up
+(`slmray.sweep.warm.clean_up_after_configuration`), and records per configuration: the peak memory it
 measured, memory still allocated after the clean-up, and, from CUDA's memory history, the
 allocations live at the run's peak grouped by the Python frames that made them.  Then each
 configuration runs again in a fresh process of its own: its peak is what an isolated trial sees.
@@ -31,8 +31,8 @@ GIB = 1 << 30
 
 
 def config(model: str, batch: int, attention: str):
-    from slmray.config import TrainConfig
-    from slmray.presets import get_model
+    from slmray.train.config import TrainConfig
+    from slmray.train.presets import get_model
 
     return TrainConfig(model=get_model(model), attention=attention, strategy="ddp", per_device_batch=batch,
                        seq_len=1024, steps=10, warmup_steps=3, data="stdlib", device="cuda")
@@ -62,8 +62,8 @@ def warm() -> list[dict]:
     import torch
     import torch.distributed as dist
 
-    from slmray.train import run
-    from slmray.warm import clean_up_after_configuration
+    from slmray.train.loop import run
+    from slmray.sweep.warm import clean_up_after_configuration
 
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", "29511")
@@ -86,7 +86,7 @@ def warm() -> list[dict]:
 
 
 def isolated(model: str, batch: int, attention: str) -> float | None:
-    code = ("import sys, json; sys.path.insert(0, 'benchmarks'); import warm_memory as w; from slmray.train import run; "
+    code = ("import sys, json; sys.path.insert(0, 'benchmarks'); import warm_memory as w; from slmray.train.loop import run; "
             f"print('PEAK', json.dumps(run(w.config({model!r}, {batch}, {attention!r})).peak_mem_gb))")
     env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SIX_TINY = """from slmray.space import SearchSpace
+SIX_TINY = """from slmray.sweep.space import SearchSpace
 SPACE = SearchSpace(model=["tiny"], per_device_batch=[1, 2, 4, 8, 16, 32], num_gpus=[1], attention=["sdpa"],
                     strategy=["ddp"], seq_len=64, steps=5, warmup_steps=2, device="cpu")
 """
@@ -56,7 +56,7 @@ def _key(row: dict) -> tuple:
 
 def run_sweep(space: str, storage: str, name: str, log: Path, *extra: str) -> tuple[list[dict], float]:
     """One sweep through the CLI (its console kept in `log`), its rows in the order they started, and its wall time."""
-    from slmray.results import RESULTS_FILE, read_table
+    from slmray.results.table import RESULTS_FILE, read_table
 
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "slmray.tune", space, "--storage", storage, "--name", name, *extra],
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     import torch
 
-    from slmray.results import RESULTS_FILE
+    from slmray.results.table import RESULTS_FILE
 
     with tempfile.TemporaryDirectory() as tmp:
         space = args.space

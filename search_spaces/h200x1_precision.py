@@ -1,6 +1,6 @@
 """One H200: bf16 against FP8 (torchao's tensorwise and rowwise recipes) for the paper's four
 LLaMA models and pythia-410m and -1b, compiled, fused attention, one batch per model that fits
-(predicted by slmray.estimate; llama-1b at 32, where the issue's Bar compares the two), so each
+(predicted by slmray.predict.estimate; llama-1b at 32, where the issue's Bar compares the two), so each
 precision is compared with the others at the same configuration.  Run by
 benchmarks/sweep_precision.sh with h200x1_checkpointing.py and h200x1_seq_len.py."""
 

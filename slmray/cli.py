@@ -30,7 +30,7 @@ class HelpFormatter(argparse.HelpFormatter):
 
 class ArgumentParser(argparse.ArgumentParser):
     """A bad command line is one line, `error: ...`, exit status 2, like every other user error
-    of slmray's commands (argparse prints the whole usage first: 18 lines for slmray.train)."""
+    of slmray's commands (argparse prints the whole usage first: 18 lines for python -m slmray.train)."""
 
     def error(self, message: str):
         self.exit(2, f"error: {message} ({self.prog} --help lists the options)\n")

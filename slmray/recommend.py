@@ -7,7 +7,7 @@ Options are the configurations of M that the tables ran (per-device batch, atten
 compile, precision), on each GPU type of the tables (or `--gpu-types`), at 1, 2, 4, ...
 `--max-gpus` GPUs, with DDP or FSDP beyond one GPU.  An option a table measured (same GPU
 type, count, strategy and configuration) takes the measured tokens/s and is `measured`; every
-other one is `predicted`: `slmray.estimate`, anchored on the measurements (`slmray.calibration`):
+other one is `predicted`: `slmray.predict.estimate`, anchored on the measurements (`slmray.predict.calibration`):
 times the measured-over-predicted factor of the same configuration on the same GPU type where
 a table ran it, else of the GPU type's rows, else of all rows.  An option the estimator (or a
 table) finds out of memory is excluded.
@@ -28,13 +28,13 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
-from slmray.config import config_label
+from slmray.train.config import config_label
 
 if TYPE_CHECKING:  # heavy imports stay out of `--help`
     import pandas as pd
 
-    from slmray.calibration import Correction
-    from slmray.prices import PriceBook
+    from slmray.predict.calibration import Correction
+    from slmray.catalog.prices import PriceBook
 
 DEFAULT_TOKENS_PER_PARAM = 20.0
 """Chinchilla's compute-optimal ratio (Hoffmann et al. 2022)."""
@@ -58,7 +58,7 @@ class RunAssumptions:
     """Start to first training step, once (the tables' median time_to_first_step_s: Ray Train's
     worker group, torch, CUDA, NCCL and the warm-up steps)."""
     compile_s: float
-    """Added once where compile is on: the slowest precision's (`slmray.plan.COMPILE_S`), seconds
+    """Added once where compile is on: the slowest precision's (`slmray.sweep.plan.COMPILE_S`), seconds
     that do not matter against a run of hours."""
     checkpoint_every_h: float = 1.0
     checkpoint_gb_s: float = 1.0
@@ -130,11 +130,11 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def train_config(model: str, row) -> object:
-    """The TrainConfig of a table row or option (`slmray.config`)."""
+    """The TrainConfig of a table row or option (`slmray.train.config`)."""
     import dataclasses
 
-    from slmray.config import TrainConfig
-    from slmray.presets import PRESETS
+    from slmray.train.config import TrainConfig
+    from slmray.train.presets import PRESETS
 
     values = dict(
         model=PRESETS[model], attention=row["attention"], strategy=row["strategy"], compile=bool(row["compile"]),
@@ -146,7 +146,7 @@ def train_config(model: str, row) -> object:
 
 
 def _estimate(model: str, row, gpu_type: str, num_gpus: int):
-    from slmray.estimate import estimate
+    from slmray.predict.estimate import estimate
 
     return estimate(train_config(model, row), gpu_type, num_gpus)
 
@@ -155,9 +155,9 @@ def fit_table_corrections(df: pd.DataFrame) -> dict[str, Correction]:
     """Per GPU type (and pooled), from every ok row of `df` on a GPU of gpus.csv whose model is
     a preset: the estimator's uncorrected prediction recomputed now against the measurement.
     Multi-GPU rows count like the others."""
-    from slmray.calibration import fit_corrections
-    from slmray.hardware import spec_for
-    from slmray.presets import PRESETS
+    from slmray.predict.calibration import fit_corrections
+    from slmray.catalog.gpus import spec_for
+    from slmray.train.presets import PRESETS
 
     df = _normalise(df)
     rows = df[(df["status"] == "ok") & df["model"].isin(list(PRESETS))
@@ -175,7 +175,7 @@ def fit_table_corrections(df: pd.DataFrame) -> dict[str, Correction]:
 def recorded_prices(df: pd.DataFrame) -> PriceBook:
     """The per-GPU-hour prices the tables recorded (price_per_hour_usd / num_gpus), per GPU type;
     where a type has several, the most common."""
-    from slmray.prices import Price, PriceBook
+    from slmray.catalog.prices import Price, PriceBook
 
     priced = df.dropna(subset=["price_per_hour_usd", "gpu_type"])
     prices = {}
@@ -214,7 +214,7 @@ def _candidates(df: pd.DataFrame, gpu_types: Sequence[str], max_gpus: int) -> pd
 
 def _anchor(model: str, ok_rows: pd.DataFrame, gpu_type: str) -> Correction:
     """The correction from `ok_rows` (one configuration on one GPU type, any count or strategy)."""
-    from slmray.calibration import fit_correction
+    from slmray.predict.calibration import fit_correction
 
     pairs = []
     for _, r in ok_rows.iterrows():
@@ -232,8 +232,8 @@ def _speed(model: str, o, rows: pd.DataFrame, corrections: dict[str, Correction]
     """(tokens/s, measured or predicted, how it was obtained, why excluded or "") of option `o`."""
     import pandas as pd
 
-    from slmray.calibration import POOLED
-    from slmray.hardware import CPU
+    from slmray.predict.calibration import POOLED
+    from slmray.catalog.gpus import CPU
 
     same_config = (rows[list(CONFIG)] == pd.Series({c: o[c] for c in CONFIG})).all(axis=1)
     on_gpu = rows["gpu_type"] == o["gpu_type"]
@@ -280,9 +280,9 @@ def plan_run(
     import numpy as np
 
     from slmray.core.costs import trial_cost_usd
-    from slmray.hardware import CPU, spec_for
-    from slmray.presets import PRESETS
-    from slmray.prices import PriceWarning
+    from slmray.catalog.gpus import CPU, spec_for
+    from slmray.train.presets import PRESETS
+    from slmray.catalog.prices import PriceWarning
 
     if model not in PRESETS:
         raise RecommendError(f"--model: {model!r} is not a preset (python -m slmray.train --list-models)")
@@ -338,7 +338,7 @@ def plan_run(
     notes = []
     if (options["num_gpus"] > 1).any() and not (df["num_gpus"] > 1).any():
         notes.append("No table measures more than one GPU: every multi-GPU option is predicted, and its "
-                     "communication term (slmray.estimate) has met no multi-GPU measurement yet.")
+                     "communication term (slmray.predict.estimate) has met no multi-GPU measurement yet.")
     return Decision(model, n_params, float(tokens), options.reset_index(drop=True), corrections, assumptions,
                     deadline_h, budget_usd, notes)
 
@@ -459,7 +459,7 @@ def _text_table(frame: pd.DataFrame) -> list[str]:
 
 
 def correction_lines(d: Decision) -> list[str]:
-    from slmray.calibration import POOLED
+    from slmray.predict.calibration import POOLED
 
     lines = ["Estimator correction, measured / predicted tokens/s refitted on the ok trials given "
              "(leave-one-out: each trial predicted from the others):"]
@@ -546,7 +546,7 @@ def default_assumptions(df: pd.DataFrame, startup_s: float | None = None, checkp
     group start where none recorded it; compile from the plan."""
     import numpy as np
 
-    from slmray.plan import COMPILE_S, GROUP_START_S
+    from slmray.sweep.plan import COMPILE_S, GROUP_START_S
 
     if startup_s is None:
         first = df.loc[df["status"] == "ok", "time_to_first_step_s"].astype(float)
@@ -565,10 +565,10 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     from slmray.core.costs import price_trials
-    from slmray.presets import PRESETS
-    from slmray.prices import PriceBook, PriceError, parse_price_overrides
-    from slmray.results import ResultsError, load_results
-    from slmray.storage import StorageError
+    from slmray.train.presets import PRESETS
+    from slmray.catalog.prices import PriceBook, PriceError, parse_price_overrides
+    from slmray.results.table import ResultsError, load_results
+    from slmray.results.storage import StorageError
 
     try:
         if args.model not in PRESETS:

@@ -7,7 +7,7 @@
 
 This module is the command line: it parses, checks everything that can be checked before
 Ray starts (the space against the capacity, prices, the data source, that the storage can be
-written, that no other driver runs the sweep), and hands the sweep to `slmray.driver`.  Heavy
+written, that no other driver runs the sweep), and hands the sweep to `slmray.sweep.driver`.  Heavy
 imports (torch, Ray) wait until the arguments are parsed, so `--help` is instant.
 A Ray cluster given by `--address` or RAY_ADDRESS is used; otherwise a local Ray starts.
 """
@@ -30,10 +30,10 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def __getattr__(name: str):
-    # sweeps begun before the driver moved to slmray.driver pickled `slmray.tune.SweepRecorder`
+    # sweeps begun before the driver moved to slmray.sweep.driver pickled `slmray.tune.SweepRecorder`
     # into their state; resolving it here lets them resume
     if name in ("SweepRecorder", "PlannedCost"):
-        from slmray import driver
+        from slmray.sweep import driver
 
         return getattr(driver, name)
     raise AttributeError(name)
@@ -41,7 +41,7 @@ def __getattr__(name: str):
 
 def build_parser() -> argparse.ArgumentParser:
     from slmray.cli import parser
-    from slmray.prices import profiles  # a CSV read: no torch, no Ray
+    from slmray.catalog.prices import profiles  # a CSV read: no torch, no Ray
 
     p = parser("python -m slmray.tune", "Sweep a search space: one Ray Train run per trial, one row per trial.")
     p.add_argument("space", help="search-space file, e.g. search_spaces/smoke.py")
@@ -78,13 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     warnings.formatwarning = _one_line_warning  # a missing price is news, not a stack location
 
-    from slmray.cluster import ClusterError
-    from slmray.config import ConfigError
-    from slmray.lock import SweepLock
-    from slmray.prices import PriceError
-    from slmray.results import ResultsError
-    from slmray.space import SpaceError
-    from slmray.storage import StorageError
+    from slmray.cluster.files import ClusterError
+    from slmray.errors import ConfigError
+    from slmray.sweep.lock import SweepLock
+    from slmray.catalog.prices import PriceError
+    from slmray.results.table import ResultsError
+    from slmray.sweep.space import SpaceError
+    from slmray.results.storage import StorageError
 
     user_errors = (SpaceError, ConfigError, PriceError, StorageError, ClusterError, ResultsError)
     try:
@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted before the sweep started: nothing ran", file=sys.stderr)
         return 130
-    from slmray.driver import INTERRUPTED, SweepError, continue_command, run_sweep
-    from slmray.storage import exists, join
+    from slmray.sweep.driver import INTERRUPTED, SweepError, continue_command, run_sweep
+    from slmray.results.storage import exists, join
 
     try:
         if exists(join(request.sweep_dir, "tuner.pkl")) and not request.resume:
@@ -130,14 +130,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _request(args: argparse.Namespace, command: list[str]):
-    """The checked sweep (`slmray.driver.SweepRequest`), or None after printing a dry run."""
-    from slmray.config import ConfigError
-    from slmray.data import check_source
-    from slmray.driver import SweepRequest, planned_runs
-    from slmray.plan import format_plan, make_plan
-    from slmray.prices import PriceBook, parse_price_overrides
-    from slmray.space import SpaceError, load_space
-    from slmray.storage import exists, join, normalize
+    """The checked sweep (`slmray.sweep.driver.SweepRequest`), or None after printing a dry run."""
+    from slmray.errors import ConfigError
+    from slmray.data.sources import check_source
+    from slmray.sweep.driver import SweepRequest, planned_runs
+    from slmray.sweep.plan import format_plan, make_plan
+    from slmray.catalog.prices import PriceBook, parse_price_overrides
+    from slmray.sweep.space import SpaceError, load_space
+    from slmray.results.storage import exists, join, normalize
 
     space = load_space(args.space)
     prices = PriceBook.load(args.prices or space.prices, args.price_file, parse_price_overrides(args.price))
@@ -195,7 +195,7 @@ def _check_reachable(address: str | None) -> None:
     """A `host:port` that nothing answers on is one line now; Ray itself retries it for minutes."""
     import socket
 
-    from slmray.config import ConfigError
+    from slmray.errors import ConfigError
 
     target = address or os.environ.get("RAY_ADDRESS")
     if not target or target in ("auto", "local"):
@@ -211,7 +211,7 @@ def _check_reachable(address: str | None) -> None:
 
 def _capacity(args: argparse.Namespace, space):
     """What the plan is checked against, without starting anything (None: read from the cluster)."""
-    from slmray.capacity import Capacity, capacity_from_yaml, local_capacity
+    from slmray.sweep.capacity import Capacity, capacity_from_yaml, local_capacity
 
     if args.cluster_config:
         return capacity_from_yaml(args.cluster_config, space.device)

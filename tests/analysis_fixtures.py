@@ -1,6 +1,6 @@
 """Results tables for the analysis tests, made from real runs (no mocks).
 
-`cpu_sweep_table()` runs the trainer (`slmray.train.run`, the loop the sweep uses) on the CPU
+`cpu_sweep_table()` runs the trainer (`slmray.train.loop.run`, the loop the sweep uses) on the CPU
 for a small grid, plus one real out-of-memory trial, in seconds: for the report's unit tests.
 The notebook test uses the table the real CPU sweep writes (conftest's `smoke_sweep`).  The
 committed GPU tables: `H100_SWEEP`, a `python -m slmray.tune` sweep on one H100 with the
@@ -17,12 +17,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from slmray.config import TrainConfig
+from slmray.train.config import TrainConfig
 from slmray.core.row import make_row
-from slmray.presets import get_model
-from slmray.prices import PriceBook
-from slmray.results import to_table
-from slmray.train import TrainResult, run
+from slmray.train.presets import get_model
+from slmray.catalog.prices import PriceBook
+from slmray.results.table import to_table
+from slmray.train.loop import TrainResult, run
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

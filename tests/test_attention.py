@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from slmray.attention import flash_attn_available, get_attention, installed_backends
-from slmray.config import ConfigError
-from slmray.model import Transformer
-from slmray.presets import get_model
+from slmray.train.attention import flash_attn_available, get_attention, installed_backends
+from slmray.errors import ConfigError
+from slmray.train.model import Transformer
+from slmray.train.presets import get_model
 
 CPU_BACKENDS = ["eager", "sdpa", "sdpa-math"]
 

@@ -42,8 +42,8 @@ import psutil
 import pytest
 import yaml
 
-from slmray.results import read_table
-from slmray.space import load_space
+from slmray.results.table import read_table
+from slmray.sweep.space import load_space
 from tests.conftest import run_cli
 from tests.test_distributed import _losses
 
@@ -184,7 +184,7 @@ def test_sweep_scales_from_zero_to_two_nodes_and_a_trial_spans_them(fake_cluster
     assert fake_cluster.workers() == [], "the cluster must start with the head alone"
     space = tmp_path / "space.py"
     space.write_text(
-        "from slmray.space import SearchSpace\n"
+        "from slmray.sweep.space import SearchSpace\n"
         "SPACE = SearchSpace(model=['tiny'], per_device_batch=[2], num_gpus=[2, 4], attention=['sdpa'],\n"
         "                    strategy=['ddp'], seq_len=32, steps=4, warmup_steps=1, device='cpu')\n"
     )

@@ -1,4 +1,4 @@
-"""slmray.calibration: the per-GPU-type tokens/s correction, its leave-one-out error, the online
+"""slmray.predict.calibration: the per-GPU-type tokens/s correction, its leave-one-out error, the online
 Recalibrator the sweep refits as trials finish, and plan_trial applying it.  No devices, no Ray."""
 
 import dataclasses
@@ -9,12 +9,12 @@ import random
 
 import pytest
 
-from slmray.calibration import NO_CORRECTION, POOLED, Correction, Recalibrator, fit_correction, fit_corrections
-from slmray.capacity import Capacity
-from slmray.plan import make_plan, plan_trial
-from slmray.prices import PriceBook
-from slmray.results import to_table
-from slmray.space import SearchSpace
+from slmray.predict.calibration import NO_CORRECTION, POOLED, Correction, Recalibrator, fit_correction, fit_corrections
+from slmray.sweep.capacity import Capacity
+from slmray.sweep.plan import make_plan, plan_trial
+from slmray.catalog.prices import PriceBook
+from slmray.results.table import to_table
+from slmray.sweep.space import SearchSpace
 
 
 def test_a_constant_bias_is_corrected_exactly():

@@ -11,14 +11,15 @@ import pytest
 from slmray.analysis import costs
 from slmray.analysis.__main__ import LOSS_SOURCES
 from slmray.analysis.__main__ import build_parser as analysis_parser
-from slmray.data_cli import SHARD_TOKENS_HELP
-from slmray.data_cli import build_parser as data_parser
+from slmray.data.cli import SHARD_TOKENS_HELP
+from slmray.data.cli import build_parser as data_parser
 from slmray.recommend import build_parser as recommend_parser
-from slmray.train_cli import build_parser as train_parser
+from slmray.train.cli import build_parser as train_parser
 from slmray.tune import build_parser as tune_parser
 
-HEAVY = ("torch", "ray", "matplotlib", "pyarrow", "pandas")
-"""Each takes a tenth of a second to seconds to import; --help needs none of them."""
+HEAVY = ("torch", "ray", "matplotlib", "pandas")
+"""Each takes half a second to seconds to import; --help needs none of them.  (pyarrow, a tenth
+of a second, may load: the CSV reader of the price profiles `python -m slmray.tune --help` lists.)"""
 
 COMMANDS = [
     ("slmray.train", ["--help"]), ("slmray.train", ["--list-models"]),
@@ -83,7 +84,7 @@ def test_every_option_says_what_it_is_and_shows_its_default_once(name, parser):
 
 
 def test_cluster_help_shows_defaults_once(capsys):
-    from slmray.cluster import main
+    from slmray.cluster.files import main
 
     for args in (["--help"], ["validate", "--help"]):
         with pytest.raises(SystemExit) as exit_:
@@ -95,7 +96,7 @@ def test_cluster_help_shows_defaults_once(capsys):
 
 def test_constants_spelled_out_for_a_light_help_agree():
     assert LOSS_SOURCES == costs.LOSS_SOURCES
-    from slmray import data
+    from slmray.data import sources as data
 
     assert f"(default: {data.SHARD_TOKENS:,})" in SHARD_TOKENS_HELP
 
@@ -115,7 +116,8 @@ def _one_error_line(err: str, start: str) -> None:
     ("slmray.cluster", ["frob"], "error: argument command: invalid choice: 'frob'"),
 ])
 def test_a_bad_command_line_is_one_line_and_exit_2(module, args, start, capsys):
-    entry = {"slmray.analysis": "slmray.analysis.__main__", "slmray.train": "slmray.train_cli", "slmray.data": "slmray.data_cli"}
+    entry = {"slmray.analysis": "slmray.analysis.__main__", "slmray.train": "slmray.train.cli", "slmray.data": "slmray.data.cli",
+             "slmray.cluster": "slmray.cluster.files"}
     main = __import__(entry.get(module, module), fromlist=["main"]).main
     with pytest.raises(SystemExit) as exit_:
         main(args)
@@ -129,7 +131,7 @@ def test_folders_that_cannot_be_written_are_one_line(tmp_path, capsys):
     from analysis_fixtures import H100_SWEEP
 
     from slmray.analysis.__main__ import main as analysis
-    from slmray.data_cli import main as data
+    from slmray.data.cli import main as data
 
     a_file = tmp_path / "a-file"
     a_file.write_text("x")

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from slmray.cluster import main as cluster_main
+from slmray.cluster.files import main as cluster_main
 from tests.conftest import call_main
-from slmray.cluster import HEAD_RESOURCE, ClusterError, cluster_gpu_types, load_cluster, validate_all
+from slmray.cluster.files import HEAD_RESOURCE, ClusterError, cluster_gpu_types, load_cluster, validate_all
 
 CLUSTER = Path(__file__).resolve().parent.parent / "cluster"
 H100 = (CLUSTER / "h100.yaml").read_text()
@@ -173,5 +173,5 @@ def test_cli_good_and_bad(tmp_path, capsys):
     assert out.returncode == 2
     assert out.stdout.startswith("ok ") and "a10g.yaml" in out.stdout
     assert out.stderr.strip() == f"error: {bad}: available_node_types.h100.resources.GPU: " + (
-        "must be 8: p5.48xlarge has 8 x H100-80GB, 192 vCPUs (slmray/instances.csv), got 4"
+        "must be 8: p5.48xlarge has 8 x H100-80GB, 192 vCPUs (slmray/catalog/instances.csv), got 4"
     )

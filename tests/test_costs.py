@@ -12,7 +12,7 @@ from slmray.analysis.costs import (
     CHINCHILLA, add_cost_metrics, best_over, chinchilla_loss_per_token, loss_per_usd, measured_loss_per_token,
     price_trials, tokens_per_usd, usd_per_btok,
 )
-from slmray.prices import PriceBook, PriceWarning
+from slmray.catalog.prices import PriceBook, PriceWarning
 
 
 def test_tokens_per_dollar_and_dollars_per_billion_tokens():

@@ -1,12 +1,12 @@
-"""The one reader of the package's CSV tables: typed columns, one-line errors naming file and field."""
+"""The one CSV reader (pyarrow's): typed columns, one-line errors naming file and field."""
 
 from dataclasses import dataclass
 
 import pytest
 
-from slmray.csvdata import CsvError, read_records
-from slmray.hardware import GPUSpec, gpu_specs
-from slmray.instances import instance_types
+from slmray.catalog.tables import CsvError, read_records, read_rows
+from slmray.catalog.gpus import GPUSpec, gpu_specs
+from slmray.catalog.instances import instance_types
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,19 @@ def test_the_package_tables_read_typed():
         ("name,count,peak,note\nx,,1.0,\n", "table.csv: count: row 1: empty, needs an integer"),
         ("name,peak,note\nx,1.0,\n", "table.csv: count: no such column (the header has name, peak, note)"),
         ("name,count,peak,note,extra\nx,3,1.0,,\n", "table.csv: extra: not a known column (name, count, peak, note)"),
-        ("name,count,peak,note\nx,3\n", "table.csv: row 1: 4 columns expected, got 2"),
-        ("name,count,peak,note\nx,3,1.0,,9\n", "table.csv: row 1: 4 columns expected, got 5"),
+        ("name,count,peak,note\nx,3\n", "table.csv: row 1: expected 4 columns, got 2: x,3"),
+        ("name,count,peak,note\nx,3,1.0,,9\n", "table.csv: row 1: expected 4 columns, got 5: x,3,1.0,,9"),
+        ("", "table.csv: empty CSV file"),
     ],
 )
 def test_bad_input_is_one_line_naming_the_file_and_field(tmp_path, text, message):
     with pytest.raises(CsvError) as err:
         read_records(_write(tmp_path, text), Row)
     assert str(err.value) == message
+
+
+def test_an_optional_column_may_be_missing_and_bytes_are_read_under_the_name_given():
+    rows = read_rows(b"gpu,usd\nH100,3\n", {"gpu": str, "usd": str, "source": str}, optional=("source",), name="p.csv")
+    assert rows == [{"gpu": "H100", "usd": "3", "source": ""}]
+    with pytest.raises(CsvError, match="^p.csv: usd: no such column"):
+        read_rows(b"gpu\nH100\n", {"gpu": str, "usd": str}, name="p.csv")

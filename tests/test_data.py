@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from slmray.config import ConfigError
-from slmray.data_cli import main as data_main
+from slmray.errors import ConfigError
+from slmray.data.cli import main as data_main
 from tests.conftest import call_main
-from slmray.data import ByteTokenizer, HFTokenizer, load_tokens, make_batches, prepare, read_meta, stdlib_corpus
+from slmray.data.sources import ByteTokenizer, HFTokenizer, load_tokens, make_batches, prepare, read_meta, stdlib_corpus
 
 
 def test_prepare_and_read_round_trip(tmp_path, cli):
@@ -80,7 +80,7 @@ def test_stdlib_corpus_is_python_source():
 def test_ranks_slice_one_global_batch():
     cpu = torch.device("cpu")
     tokens = np.arange(10_000, dtype=np.uint16)
-    from slmray.data import BatchStream
+    from slmray.data.sources import BatchStream
 
     whole = BatchStream(tokens, 50_000, 4, 16, rank=0, world_size=1, grad_accum=1, seed=7, device=cpu)
     halves = [BatchStream(tokens, 50_000, 2, 16, rank=r, world_size=2, grad_accum=1, seed=7, device=cpu) for r in (0, 1)]

@@ -1,4 +1,4 @@
-"""The memory and throughput model (`slmray.estimate`): arithmetic by hand, monotonicity, and the
+"""The memory and throughput model (`slmray.predict.estimate`): arithmetic by hand, monotonicity, and the
 committed calibration reproduced from the committed table.  No devices; seconds."""
 
 import dataclasses
@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slmray.config import TrainConfig
-from slmray.estimate import (
+from slmray.train.config import TrainConfig
+from slmray.predict.estimate import (
     CALIBRATION, GIB, estimate, host_memory_gib, memory_breakdown, step_work, training_state_bytes,
 )
-from slmray.presets import PRESETS, get_model
+from slmray.train.presets import PRESETS, get_model
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 GPU_MODELS = [name for name in PRESETS if not name.startswith("tiny")]

@@ -8,14 +8,15 @@ The FP8 GEMMs themselves need FP8 tensor cores: they are measured on the GPU mac
 import pytest
 import torch
 
-from slmray import fp8, parallel
-from slmray.capacity import Capacity
+from slmray.train import fp8, parallel
+from slmray.sweep.capacity import Capacity
 from tests.conftest import call_main
-from slmray.config import ConfigError, TrainConfig, config_label
-from slmray.metrics import mfu
-from slmray.model import Transformer
-from slmray.presets import get_model
-from slmray.space import SearchSpace, SpaceError, Trial, load_space
+from slmray.errors import ConfigError
+from slmray.train.config import TrainConfig, config_label
+from slmray.train.metrics import mfu
+from slmray.train.model import Transformer
+from slmray.train.presets import get_model
+from slmray.sweep.space import SearchSpace, SpaceError, Trial, load_space
 
 torchao = pytest.importorskip("torchao", reason="FP8 conversion needs torchao (the test extra has it)")
 
@@ -99,7 +100,7 @@ def test_gpu_without_fp8_or_without_torchao_is_refused(monkeypatch):
 @pytest.mark.parametrize("args", [["--precision", "fp8", "--device", "cpu"],
                                   ["--precision", "fp8-rowwise", "--device", "cpu", "--model", "llama-1b"]])
 def test_cli_fp8_on_cpu_exits_2_with_one_line_naming_precision(capsys, args):
-    from slmray.train_cli import main
+    from slmray.train.cli import main
 
     out = call_main(capsys, main, *args)
     assert out.returncode == 2, out.stdout + out.stderr
@@ -178,7 +179,7 @@ def test_bad_swept_values_name_the_field(changes, message):
 def test_space_without_torchao_refuses_fp8(monkeypatch, tmp_path):
     monkeypatch.setattr(fp8, "torchao_available", lambda: False)
     path = tmp_path / "space.py"
-    path.write_text("from slmray.space import SearchSpace\nSPACE = SearchSpace(model=['tiny'], per_device_batch=[2], "
+    path.write_text("from slmray.sweep.space import SearchSpace\nSPACE = SearchSpace(model=['tiny'], per_device_batch=[2], "
                     "num_gpus=[1], attention=['sdpa'], strategy=['single'], seq_len=32, precision=['bf16', 'fp8'])\n")
     with pytest.raises(SpaceError, match=r": precision: fp8 needs torchao \(pip install 'slmray\[fp8\]'\)$"):
         load_space(str(path))
@@ -199,7 +200,7 @@ def _cfg(model, batch, precision="bf16", **kw):
 
 
 def test_estimate_prices_the_fp8_gemms_casts_and_smaller_activations():
-    from slmray.estimate import estimate, step_work
+    from slmray.predict.estimate import estimate, step_work
 
     bf16, fp8_, rowwise = (estimate(_cfg("llama-1b", 32, p), "H200", 1) for p in ("bf16", "fp8", "fp8-rowwise"))
     assert "fp8_matmul" not in bf16.time_s and fp8_.time_s["fp8_matmul"] > 0 and fp8_.time_s["fp8_casts"] > 0
@@ -215,14 +216,14 @@ def test_estimate_prices_the_fp8_gemms_casts_and_smaller_activations():
 
 
 def test_estimate_refuses_fp8_on_a_gpu_without_it():
-    from slmray.estimate import estimate
+    from slmray.predict.estimate import estimate
 
     with pytest.raises(ValueError, match="^precision: A100-80GB has no FP8 tensor cores"):
         estimate(_cfg("llama-1b", 8, "fp8"), "A100-80GB", 1)
 
 
 def test_estimate_knows_checkpointing_and_sequence_length():
-    from slmray.estimate import estimate
+    from slmray.predict.estimate import estimate
 
     off, on = (estimate(_cfg("llama-2b", 32, attention="eager", activation_checkpointing=ac), "H200", 1)
                for ac in (False, True))
@@ -237,7 +238,7 @@ def test_precision_table_compares_like_with_like():
     import pandas as pd
 
     from slmray.analysis.findings import precision_effect
-    from slmray.results import read_tables
+    from slmray.results.table import read_tables
     from analysis_fixtures import H200_SWEEP, RESULTS
 
     df = read_tables([str(RESULTS / f"sweep_h200x1_{n}.parquet") for n in ("precision", "checkpointing", "seq_len")])
@@ -251,7 +252,7 @@ def test_precision_table_compares_like_with_like():
 
 
 def test_estimate_counts_fsdp_fp8_all_gather_as_one_byte_weights():
-    from slmray.estimate import estimate
+    from slmray.predict.estimate import estimate
 
     def fsdp(precision):
         cfg = TrainConfig(model=get_model("llama-1b"), strategy="fsdp", per_device_batch=8, compile=True, precision=precision)

@@ -1,5 +1,6 @@
-"""Imports run one way: configuration -> trainer -> prediction and plan -> sweep -> analysis, with
-the core (the row, objectives, costs, the Pareto mask) and storage below them all.  Read from the
+"""Imports run one way: trainer -> prediction -> sweep -> analysis and the planner, with the catalog
+(GPUs, instances, prices), the results table, the core (the row, objectives, costs, the Pareto
+mask) and the cluster files below them all.  Read from the
 source (every import, at any depth of a module, `TYPE_CHECKING` ones too), not by importing it."""
 
 import ast
@@ -10,15 +11,14 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "slmray"
 
 LAYERS = {
-    0: ("config", "presets", "csvdata", "hardware", "instances", "prices", "storage", "lock", "results", "core", "cli",
-        "cluster"),
-    1: ("model", "attention", "parallel", "metrics", "data", "fp8", "train", "train_cli", "data_cli"),
-    2: ("estimate", "calibration", "capacity", "space", "plan"),
-    3: ("searchers", "warm", "trial", "driver", "tune"),
+    0: ("errors", "cli", "catalog", "results", "core", "cluster"),
+    1: ("train", "data"),
+    2: ("predict",),
+    3: ("sweep", "space", "tune"),
     4: ("analysis", "recommend"),
 }
-"""Each module of slmray by its first name under the package, and its layer: a module imports
-only from its own layer or those below."""
+"""Each package (or command module) of slmray by its first name under the package, and its layer:
+it imports only from its own layer or those below."""
 LAYER = {name: layer for layer, names in LAYERS.items() for name in names}
 
 
@@ -28,7 +28,7 @@ def _modules() -> dict[str, Path]:
 
 
 def _imports(path: Path, module: str) -> set[str]:
-    """Every slmray module `path` imports, by full name (`from slmray import fp8` names slmray.fp8)."""
+    """Every slmray module `path` imports, by full name (`from slmray.train import fp8` names slmray.train.fp8)."""
     found = set()
     tree = ast.parse(path.read_text())
     entry = [n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test)]
@@ -42,11 +42,13 @@ def _imports(path: Path, module: str) -> set[str]:
             if node.level:  # relative: from the importing module's package
                 package = module.split(".")[: -node.level] if not path.name == "__init__.py" else module.split(".")
                 base = ".".join([*package, *([base] if base else [])])
-            if base == "slmray":  # a module of the package, or a name of its __init__ (__version__)
-                found |= {f"slmray.{a.name}" for a in node.names if (PACKAGE / a.name).exists()
-                          or (PACKAGE / f"{a.name}.py").exists()}
-            elif base.startswith("slmray."):
-                found.add(base)
+            if base == "slmray" or base.startswith("slmray."):
+                folder = PACKAGE.parent.joinpath(*base.split("."))
+                # `from slmray.train import fp8` names the module slmray.train.fp8; a name defined in a
+                # package's __init__ (slmray.__version__) names the package
+                modules = {f"{base}.{a.name}" for a in node.names
+                           if (folder / a.name).is_dir() or (folder / f"{a.name}.py").exists()}
+                found |= modules or ({base} if base != "slmray" else set())
     return found
 
 
@@ -66,13 +68,13 @@ def test_imports_point_down(module):
     assert not upward, f"{module} (layer {LAYER[_part(module)]}) imports from above it: {upward}"
 
 
-def test_nothing_outside_the_analysis_imports_it_and_the_core_stands_on_config_alone():
+def test_nothing_outside_the_analysis_imports_it_and_the_core_stands_on_errors_and_prices_alone():
     for module, path in _modules().items():
         imported = {_part(m) for m in _imports(path, module)}
         if _part(module) != "analysis":
             assert "analysis" not in imported, f"{module} imports slmray.analysis"
         if _part(module) == "core":
-            assert imported <= {"core", "config", "prices"}, f"{module} imports {sorted(imported - {'core'})}"
+            assert imported <= {"core", "errors", "catalog"}, f"{module} imports {sorted(imported - {'core'})}"
 
 
 def test_no_import_cycle():
@@ -92,3 +94,21 @@ def test_no_import_cycle():
 
     for m in sorted(graph):
         visit(m)
+
+
+def test_names_pickled_before_the_stage_layout_still_resolve():
+    """A sweep begun before the move pickled `slmray.searchers.DistinctSearcher` and the like into
+    its state (Tune's tuner.pkl); `--resume` unpickles them (seen: ModuleNotFoundError without this)."""
+    import importlib
+    import pickle
+
+    from slmray import MOVED
+    from slmray.sweep.driver import SweepRecorder
+    from slmray.sweep.searchers import DistinctSearcher
+
+    assert pickle.loads(b"cslmray.searchers\nDistinctSearcher\n.") is DistinctSearcher
+    assert pickle.loads(b"cslmray.driver\nSweepRecorder\n.") is SweepRecorder
+    for old, new in MOVED.items():
+        module = importlib.import_module(new)
+        name = next(n for n in vars(module) if not n.startswith("_"))
+        assert getattr(importlib.import_module(old), name) is getattr(module, name), old

@@ -10,13 +10,13 @@ import time
 
 import pytest
 
-from slmray import lock as lock_module
-from slmray.lock import LockHeld, SweepLock
-from slmray.storage import StorageError
+from slmray.sweep import lock as lock_module
+from slmray.sweep.lock import LockHeld, SweepLock
+from slmray.results.storage import StorageError
 
 HOLD = """
 import sys, time
-from slmray.lock import SweepLock
+from slmray.sweep.lock import SweepLock
 SweepLock(sys.argv[1], "held").acquire()
 print("locked", flush=True)
 time.sleep(600)

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from slmray.config import ModelConfig
-from slmray.hardware import canonical_gpu, spec_for
-from slmray.metrics import StepTimer, flops_per_token, median_and_iqr, mfu, peak_flops, tokens_per_second
-from slmray.presets import PRESETS
+from slmray.train.config import ModelConfig
+from slmray.catalog.gpus import canonical_gpu, spec_for
+from slmray.train.metrics import StepTimer, flops_per_token, median_and_iqr, mfu, peak_flops, tokens_per_second
+from slmray.train.presets import PRESETS
 
 
 def test_flops_per_token_by_hand():

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from slmray.config import ConfigError
-from slmray.model import Transformer
-from slmray.presets import PAPER_PARAM_COUNTS, PRESETS, get_model
+from slmray.errors import ConfigError
+from slmray.train.model import Transformer
+from slmray.train.presets import PAPER_PARAM_COUNTS, PRESETS, get_model
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -53,7 +53,7 @@ ISSUE_WITHIN_1PCT = {"pythia-160m": 162_322_944}
 
 
 def test_list_models_cli(capsys):
-    from slmray.train_cli import main
+    from slmray.train.cli import main
     from tests.conftest import call_main
 
     out = call_main(capsys, main, "--list-models")

@@ -6,8 +6,8 @@ import warnings
 
 import pytest
 
-from slmray.hardware import gpu_specs
-from slmray.prices import (
+from slmray.catalog.gpus import gpu_specs
+from slmray.catalog.prices import (
     Price, PriceBook, PriceError, PriceWarning, catalog, parse_price_overrides, profiles,
 )
 
@@ -111,7 +111,9 @@ def test_price_files_csv_and_json(tmp_path):
 @pytest.mark.parametrize(
     "name, text, message",
     [
-        ("p.csv", "gpu,price\nL4,1\n", "lacks the column 'usd_per_gpu_hour'"),
+        ("p.csv", "gpu,price\nL4,1\n", "usd_per_gpu_hour: no such column"),
+        ("p.csv", "gpu,usd_per_gpu_hour,region\nL4,1,x\n", "region: not a known column"),
+        ("p.csv", "gpu,usd_per_gpu_hour\nL4\n", "expected 2 columns, got 1"),
         ("p.csv", "gpu,usd_per_gpu_hour\nL4,free\n", "row 1: usd_per_gpu_hour"),
         ("p.csv", "gpu,usd_per_gpu_hour\n,1\n", "row 1: gpu: missing"),
         ("p.json", "{not json", "not valid JSON"),

@@ -13,8 +13,8 @@ from analysis_fixtures import REPO, RESULTS
 from slmray.analysis import decision
 from slmray.analysis.costs import price_trials
 from slmray.analysis.table import load_results
-from slmray.calibration import POOLED
-from slmray.prices import PriceBook
+from slmray.predict.calibration import POOLED
+from slmray.catalog.prices import PriceBook
 from slmray.recommend import (
     _hours, _money, answer, default_assumptions, fit_table_corrections, main, option_label, parse_tokens, plan_run,
 )

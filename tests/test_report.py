@@ -18,8 +18,8 @@ from slmray.analysis.costs import add_cost_metrics, price_trials
 from slmray.core.objective import Objective
 from slmray.analysis.report import write_report
 from slmray.analysis.table import to_frame
-from slmray.prices import PriceBook
-from slmray.results import SCHEMA, read_table, read_tables, write_table
+from slmray.catalog.prices import PriceBook
+from slmray.results.table import SCHEMA, read_table, read_tables, write_table
 
 OBJECTIVES = [Objective.parse("max:tokens_per_s"), Objective.parse("min:usd_per_btok")]
 PNG = b"\x89PNG\r\n\x1a\n"

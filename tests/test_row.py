@@ -7,8 +7,8 @@ import pytest
 
 from slmray.core.row import make_row
 from slmray.core.schema import COLUMNS
-from slmray.prices import PriceBook, PriceWarning
-from slmray.results import to_table
+from slmray.catalog.prices import PriceBook, PriceWarning
+from slmray.results.table import to_table
 
 BOOK = PriceBook.load("local", overrides={"H100-80GB": 2.0, "H200": 3.0})
 PLANNED = {"model": "tiny", "num_gpus": 2, "requested_gpu_type": None, "gpu_type": "H100-80GB", "predicted_oom": False}

@@ -8,12 +8,12 @@ import pytest
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
-from slmray.capacity import capacity_from_yaml
-from slmray.plan import make_plan
-from slmray.prices import PriceBook
-from slmray.searchers import SAMPLERS, DistinctSearcher
-from slmray.space import OPTUNA_SAMPLERS, SearchSpace
-from slmray.driver import _predicted_front
+from slmray.sweep.capacity import capacity_from_yaml
+from slmray.sweep.plan import make_plan
+from slmray.catalog.prices import PriceBook
+from slmray.sweep.searchers import SAMPLERS, DistinctSearcher
+from slmray.sweep.space import OPTUNA_SAMPLERS, SearchSpace
+from slmray.sweep.driver import _predicted_front
 from analysis_fixtures import REPO
 
 SPACE = {"batch": [2, 4], "attention": ["eager", "sdpa"]}
@@ -104,12 +104,12 @@ def test_out_of_memory_is_told_as_the_worst_outcome_not_as_missing():
 
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])
 def test_every_numeric_column_is_an_objective_of_every_sampler(sampler):
-    """The sweep's own searcher (`slmray.driver.search_alg`) takes any numeric column as its
+    """The sweep's own searcher (`slmray.sweep.driver.search_alg`) takes any numeric column as its
     objective, next to a second one, and Optuna learns exactly the value of the row it is told."""
-    from slmray.capacity import local_capacity
-    from slmray.driver import search_alg
-    from slmray.trial import SweepSettings
-    from slmray.space import OBJECTIVE_COLUMNS
+    from slmray.sweep.capacity import local_capacity
+    from slmray.sweep.driver import search_alg
+    from slmray.sweep.trial import SweepSettings
+    from slmray.sweep.space import OBJECTIVE_COLUMNS
 
     for i, column in enumerate(OBJECTIVE_COLUMNS):
         second = "final_loss" if column != "final_loss" else "tokens_per_s"
@@ -132,11 +132,11 @@ def test_every_numeric_column_is_an_objective_of_every_sampler(sampler):
 def test_recalibrating_searcher_hands_each_trial_the_correction_fitted_so_far():
     """The grid through the sweep's searcher: the first trial gets no correction; once an ok trial
     measured 20% under its prediction, the next carries that factor, and its plan uses it."""
-    from slmray.calibration import Correction
-    from slmray.driver import PlannedCost, search_alg
-    from slmray.plan import plan_trial
-    from slmray.space import Trial
-    from slmray.trial import SweepSettings
+    from slmray.predict.calibration import Correction
+    from slmray.sweep.driver import PlannedCost, search_alg
+    from slmray.sweep.plan import plan_trial
+    from slmray.sweep.space import Trial
+    from slmray.sweep.trial import SweepSettings
 
     space = SearchSpace(model=["llama-100m"], per_device_batch=[8, 16], num_gpus=[1], gpu_type=["H100-80GB"],
                         attention=["sdpa"], strategy=["ddp"], prices="aws")

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from slmray.space import SearchSpace, SpaceError, load_space
+from slmray.sweep.space import SearchSpace, SpaceError, load_space
 
 SPACES = sorted(Path("search_spaces").glob("*.py"))
 GOOD = """
-from slmray.space import SearchSpace
+from slmray.sweep.space import SearchSpace
 SPACE = SearchSpace(model=["tiny"], per_device_batch=[2], num_gpus=[1], attention=["sdpa"], strategy=["ddp"], seq_len=32, {extra})
 """
 
@@ -72,7 +72,7 @@ FIELDS = {"model": '["tiny"]', "per_device_batch": "[2]", "num_gpus": "[1]", "at
 )
 def test_bad_values(tmp_path, field, value, message):
     args = ", ".join(f"{k}={value if k == field else v}" for k, v in FIELDS.items())
-    path = _write(tmp_path, f"from slmray.space import SearchSpace\nSPACE = SearchSpace({args}, seq_len=32)\n")
+    path = _write(tmp_path, f"from slmray.sweep.space import SearchSpace\nSPACE = SearchSpace({args}, seq_len=32)\n")
     with pytest.raises(SpaceError) as err:
         load_space(path)
     assert str(err.value).startswith(f"{path}: {message}")
@@ -121,7 +121,7 @@ def test_grid_order_and_choices():
 
 
 def test_every_gpu_type_a_shipped_space_names_has_a_cluster_file():
-    from slmray.cluster import cluster_gpu_types
+    from slmray.cluster.files import cluster_gpu_types
 
     have = cluster_gpu_types("cluster")
     named = {g for path in SPACES for g in load_space(str(path)).gpu_type or []}

@@ -1,8 +1,8 @@
-"""Atomic writes (slmray.storage): a reader sees the old object or the new one, never half of one."""
+"""Atomic writes (slmray.results.storage): a reader sees the old object or the new one, never half of one."""
 
 import pytest
 
-from slmray.storage import write_atomically, write_directory
+from slmray.results.storage import write_atomically, write_directory
 
 
 class DiskFull(OSError):

@@ -21,7 +21,7 @@ def replay_module():
 
 @pytest.fixture(scope="module")
 def grids(replay_module, tmp_path_factory):
-    from slmray.results import write_table
+    from slmray.results.table import write_table
 
     path = tmp_path_factory.mktemp("grid") / "grid.parquet"
     table = replay_module.synthetic_table(models=("llama-100m", "llama-2b"), batches=(8, 64), gpus=(1, 4), seed=1)
@@ -114,7 +114,7 @@ def _study(run):
     """The Optuna study inside the replayed run's searcher (Ray keeps it private)."""
     from ray.tune.search.optuna import OptunaSearch
 
-    from slmray.searchers import DistinctSearcher
+    from slmray.sweep.searchers import DistinctSearcher
 
     assert isinstance(run.searcher, DistinctSearcher) and isinstance(run.searcher.searcher, OptunaSearch)
     return run.searcher.searcher._ot_study

@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from slmray.attention import flash_attn_available
-from slmray.config import ConfigError, TrainConfig
-from slmray.presets import get_model
-from slmray.train_cli import build_parser, config_from_args, main
+from slmray.train.attention import flash_attn_available
+from slmray.errors import ConfigError
+from slmray.train.config import TrainConfig
+from slmray.train.presets import get_model
+from slmray.train.cli import build_parser, config_from_args, main
 from tests.conftest import call_main
 
 

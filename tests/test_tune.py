@@ -13,7 +13,7 @@ import time
 import pyarrow.compute as pc
 import pytest
 
-from slmray.results import REQUIRED_COLUMNS, read_table
+from slmray.results.table import REQUIRED_COLUMNS, read_table
 from tests.conftest import run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.subprocess]  # each sweep is `python -m slmray.tune`, its own Ray
@@ -25,7 +25,7 @@ def sweep(*args, timeout=600, env=None):
 
 def write_space(tmp_path, body: str, name="space.py") -> str:
     path = tmp_path / name
-    path.write_text("from slmray.space import SearchSpace\nfrom slmray.presets import get_model\n" + body)
+    path.write_text("from slmray.sweep.space import SearchSpace\nfrom slmray.train.presets import get_model\n" + body)
     return str(path)
 
 

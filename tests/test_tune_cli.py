@@ -8,13 +8,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from slmray.lock import SweepLock
+from slmray.sweep.lock import SweepLock
 from slmray.tune import build_parser, main
 
 
 def write_space(tmp_path, body: str, name="space.py") -> str:
     path = tmp_path / name
-    path.write_text("from slmray.space import SearchSpace\n" + body)
+    path.write_text("from slmray.sweep.space import SearchSpace\n" + body)
     return str(path)
 
 
@@ -119,10 +119,11 @@ def test_help_describes_every_option_and_shows_each_default_once():
 
 @pytest.mark.subprocess  # a fresh interpreter's sys.modules
 def test_help_imports_neither_torch_nor_ray():
+    # pyarrow (with numpy) may load: the one CSV reader, for the price profiles the help lists
     code = ("import sys, contextlib, io\nfrom slmray.tune import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    try: main(['--help'])\n    except SystemExit: pass\n"
-            "print(sorted(m for m in ('torch', 'ray', 'pyarrow.parquet', 'numpy') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'ray', 'pyarrow.parquet', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
@@ -137,7 +138,7 @@ def test_dry_run_checks_nothing_it_would_write(tmp_path, capsys):
 
 
 def test_data_meta_json_round_trip_is_accepted(tmp_path, capsys):
-    from slmray.data import ByteTokenizer, check_source, prepare
+    from slmray.data.sources import ByteTokenizer, check_source, prepare
 
     (tmp_path / "text.txt").write_text("hello world " * 200)
     prepare([str(tmp_path / "text.txt")], str(tmp_path / "shards"), ByteTokenizer())
@@ -303,7 +304,7 @@ def test_the_default_sweep_name_is_made_of_the_space_file_name(tmp_path, capsys)
 
 
 def test_the_command_to_continue_a_sweep_is_quoted_for_the_shell():
-    from slmray.driver import continue_command
+    from slmray.sweep.driver import continue_command
 
     class Request:
         name, command = "n", ["my space.py", "--storage", "/tmp/a b", "--name", "n", "--max-trials", "3"]

@@ -11,7 +11,7 @@ import sys
 import warnings
 
 from slmray.cli import parser as new_parser
-from slmray.prices import profiles
+from slmray.catalog.prices import profiles
 
 DEFAULT_OBJECTIVES = ("max:tokens_per_s", "min:usd_per_btok")
 LOSS_SOURCES = ("scaling", "measured")
@@ -47,11 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     from slmray.analysis.costs import DERIVED_COLUMNS, add_cost_metrics, price_trials
     from slmray.analysis.report import cell, write_report
     from slmray.analysis.table import load_results
-    from slmray.prices import PriceBook, PriceError, parse_price_overrides
+    from slmray.catalog.prices import PriceBook, PriceError, parse_price_overrides
     from slmray.core.objective import Objective, ObjectiveError
     from slmray.core.schema import NUMERIC_COLUMNS
-    from slmray.results import ResultsError
-    from slmray.storage import StorageError
+    from slmray.results.table import ResultsError
+    from slmray.results.storage import StorageError
 
     objective_columns = (*NUMERIC_COLUMNS, *DERIVED_COLUMNS)
     notes = []

@@ -1,4 +1,4 @@
-"""Predicted against measured: the estimate `slmray.estimate` recorded in each row before the
+"""Predicted against measured: the estimate `slmray.predict.estimate` recorded in each row before the
 trial ran (`predicted_peak_mem_gb`, `predicted_oom`, `predicted_tokens_per_s`), next to what
 the trial measured.
 

@@ -24,7 +24,7 @@ from slmray.analysis.costs import best_over
 from slmray.analysis.findings import mixes_compile, mixes_gpu_types
 from slmray.analysis.pareto import Objective
 from slmray.analysis.table import config_label, model_order, ok
-from slmray.hardware import spec_for
+from slmray.catalog.gpus import spec_for
 
 LABELS = {
     "tokens_per_s": "tokens/s", "tokens_per_usd": "tokens per $", "usd_per_btok": "$ per billion tokens",
@@ -226,7 +226,7 @@ def prediction_figure(df: pd.DataFrame) -> Figure | None:
             axis.set_minor_formatter(NullFormatter())
         ax.legend(fontsize=7)
     # wrapped to the figure's width: one panel (a CPU table has no peak memory) is half as wide
-    title = "slmray.estimate's predictions, recorded before each trial, against the measurements"
+    title = "slmray.predict.estimate's predictions, recorded before each trial, against the measurements"
     fig.suptitle(textwrap.fill(title, 44 * len(panels)))
     return fig
 

@@ -2,7 +2,7 @@
 
 Both renderings come from the same list of sections, so they say the same thing.  It opens
 with the key findings per model, then the tables behind them; where the table recorded
-`slmray.estimate`'s predictions, a section sets them against the measurements.  It ends with a
+`slmray.predict.estimate`'s predictions, a section sets them against the measurements.  It ends with a
 recommendation per model size under the primary objective (the first one that has values).  A
 table with no ok trials gives a report that says so, and no figures.
 """
@@ -27,7 +27,7 @@ from slmray.analysis.table import config_label, model_order, ok, sort_by_model, 
 
 DEFINITIONS = (
     "tokens/s: global training tokens per second over the measured steps (warm-up excluded), from the trainer.",
-    "Cost of a trial: price per GPU-hour (slmray.prices, by the detected GPU type) x GPUs used; "
+    "Cost of a trial: price per GPU-hour (slmray.catalog.prices, by the detected GPU type) x GPUs used; "
     "tokens per $ = tokens/s x 3600 / price per hour; $ per billion tokens = price per hour / (tokens/s x 3600) x 1e9.",
     "Loss per $ (Ashkboos et al. 2024, Eq. 1) = Loss/Token x Token/Second / (Dollar/Second), Loss/Token being the "
     "loss reduction per training token (see slmray.analysis.costs for its source).",
@@ -36,7 +36,7 @@ DEFINITIONS = (
     "(the figures: over every parameter not shown). A cell whose trials all ran out of memory reads oom (a figure "
     "draws it at 0, the paper's convention).",
     "Pareto front: ok trials no other trial beats on every objective at once, per model.",
-    "MFU: tokens/s x training FLOPs per token (6N + 12LdT, N with embeddings; slmray.metrics) over the GPU's "
+    "MFU: tokens/s x training FLOPs per token (6N + 12LdT, N with embeddings; slmray.train.metrics) over the GPU's "
     "dense BF16 peak.",
     "Where a table has trials with and without torch.compile, the per-model tables show each setting on its own "
     "row, and the key findings read the trials without it, so that compile does not mix into them.",
@@ -151,12 +151,12 @@ def _predictions(df: pd.DataFrame, out_dir: Path) -> Section:
     right, memory, tokens = (accuracy.percent(100 * s["oom_accuracy"], 0), accuracy.percent(s["memory_mdape"], 2),
                              accuracy.percent(s["tokens_mdape"], 1))
     section.text.append(
-        f"slmray.estimate's predictions, recorded in the table before each trial ran, against the measurements: "
+        f"slmray.predict.estimate's predictions, recorded in the table before each trial ran, against the measurements: "
         f"{s['rows']} ok or out-of-memory trials, {s['ok']} ok. Out of memory predicted right for {right}; median "
         f"absolute error {memory} on peak memory and {tokens} on tokens/s (ok trials: an out-of-memory trial's peak "
         "is where it failed).")
     if (accuracy.judged(df)["gpu_type"] == "cpu").any():
-        section.text.append("On the CPU the estimate is deliberately rough (slmray.estimate) and the trainer "
+        section.text.append("On the CPU the estimate is deliberately rough (slmray.predict.estimate) and the trainer "
                             "measures no peak memory.")
     section.tables += [("Prediction error per model", accuracy.accuracy_table(df)),
                        ("Out of memory, predicted against what happened (trials)", accuracy.oom_confusion(df))]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from slmray import config
-from slmray.results import STATUSES, load_results, to_frame  # noqa: F401  (re-exported for analysis code)
+from slmray.train import config
+from slmray.results.table import STATUSES, load_results, to_frame  # noqa: F401  (re-exported for analysis code)
 
 def ok(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["status"] == "ok"]
@@ -25,7 +25,7 @@ def sort_by_model(frame: pd.DataFrame, df: pd.DataFrame, *then: str) -> pd.DataF
 
 
 def config_label(df: pd.DataFrame) -> pd.Series:
-    """`H100-80GB x8 fsdp sdpa b16 compile fp8 +AC` for each row (`slmray.config.config_label`
+    """`H100-80GB x8 fsdp sdpa b16 compile fp8 +AC` for each row (`slmray.train.config.config_label`
     without the model: a results frame has a model column)."""
     if df.empty:
         return pd.Series([], index=df.index, dtype=object)

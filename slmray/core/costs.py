@@ -1,7 +1,7 @@
 """Cost metrics, each defined once: for a trial's row, the plan, the analysis and the planner.
 
 A trial is charged for the GPUs it used: price_per_hour_usd = (price of one GPU-hour) x
-num_gpus, from `slmray.prices`.  From that and the measured tokens/s:
+num_gpus, from `slmray.catalog.prices`.  From that and the measured tokens/s:
 
     tokens_per_usd = tokens_per_s * 3600 / price_per_hour_usd
     usd_per_btok   = price_per_hour_usd / (tokens_per_s * 3600) * 1e9
@@ -39,7 +39,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-    from slmray.prices import PriceBook
+    from slmray.catalog.prices import PriceBook
 
 SECONDS_PER_HOUR = 3600.0
 CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}

@@ -1,6 +1,6 @@
 """An objective: a results column to maximise or minimise, written `max:tokens_per_s`.
 
-One type for the sweep (what Tune's searchers are told, `slmray.space`) and the analysis (Pareto
+One type for the sweep (what Tune's searchers are told, `slmray.sweep.space`) and the analysis (Pareto
 fronts, best configurations, `slmray.analysis`); each says which columns it allows.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from slmray.config import ConfigError
+from slmray.errors import ConfigError
 
 DIRECTIONS = ("max", "min")
 

@@ -18,14 +18,14 @@ from slmray.core.costs import tokens_per_usd, trial_cost_usd
 from slmray.core.schema import COLUMNS
 
 if TYPE_CHECKING:
-    from slmray.prices import PriceBook
+    from slmray.catalog.prices import PriceBook
 
 
 def make_row(
     *parts: Mapping[str, Any] | None, started: float | None = None, ended: float | None = None,
     prices: PriceBook | None = None,
 ) -> dict[str, Any]:
-    """A results row (for `slmray.results.to_table`) from `parts` (None: a part the trial does not
+    """A results row (for `slmray.results.table.to_table`) from `parts` (None: a part the trial does not
     have, a result where it never ran); times as epoch seconds."""
     merged: dict[str, Any] = {}
     for part in parts:

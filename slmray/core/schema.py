@@ -1,7 +1,7 @@
 """The results row's schema: one Arrow schema, one row per trial, the columns' meanings beside them.
 
 Below the sweep (which writes rows), the space (whose objectives name columns) and the analysis
-(which reads them); `slmray.results` stores and reads tables of it.
+(which reads them); `slmray.results.table` stores and reads tables of it.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ SCHEMA = pa.schema(
         pa.field("gpu_type", pa.string()),
         pa.field("device_name", pa.string()),
         pa.field("num_nodes", pa.int64()),
-        # measurements (slmray.train.TrainResult)
+        # measurements (slmray.train.loop.TrainResult)
         pa.field("tokens_per_s", pa.float64()),
         pa.field("tokens_per_s_per_gpu", pa.float64()),
         pa.field("tokens_per_s_std", pa.float64()),
@@ -58,7 +58,7 @@ SCHEMA = pa.schema(
         pa.field("tokens_seen", pa.int64()),
         pa.field("startup_s", pa.float64()),
         pa.field("time_to_first_step_s", pa.float64()),
-        # how the trial ran (slmray.warm): on a worker group that had served trials before it, and how
+        # how the trial ran (slmray.sweep.warm): on a worker group that had served trials before it, and how
         # many that group had served, this one included; null where each trial had a group of its own
         pa.field("warm", pa.bool_()),
         pa.field("group_trials", pa.int64()),
@@ -67,11 +67,11 @@ SCHEMA = pa.schema(
         pa.field("price_source", pa.string()),
         pa.field("cost_usd", pa.float64()),
         pa.field("tokens_per_usd", pa.float64()),
-        # prediction made before the trial ran (slmray.estimate)
+        # prediction made before the trial ran (slmray.predict.estimate)
         pa.field("predicted_peak_mem_gb", pa.float64()),
         pa.field("predicted_oom", pa.bool_()),
         pa.field("predicted_tokens_per_s", pa.float64()),  # the one used: corrected where a correction was
-        # the estimator's own, before the per-GPU-type correction (slmray.calibration) refitted on the
+        # the estimator's own, before the per-GPU-type correction (slmray.predict.calibration) refitted on the
         # sweep's earlier ok trials; equal to predicted_tokens_per_s where correction_rows is 0
         pa.field("predicted_tokens_per_s_uncorrected", pa.float64()),
         pa.field("correction_rows", pa.int64()),  # ok trials that correction was fitted on; 0: none applied

@@ -1,0 +1,69 @@
+"""GPU specifications (one table, `gpus.csv`, each row with its source) and device detection.
+
+The GPU model is detected from the device, never configured: MFU and prices key off the
+canonical name (`H100-80GB`, `A100-40GB`, ...) that `canonical_gpu` derives from it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from slmray.catalog.tables import read_records
+
+CPU = "cpu"
+
+
+@dataclass(frozen=True)
+class GPUSpec:
+    gpu: str
+    """Canonical name used across slmray (results, prices, cluster files)."""
+    name_regex: str
+    """Matched, case-insensitively, against the name torch reports."""
+    ray_accelerator_type: str
+    """Ray's accelerator-type resource for this GPU (`accelerator_type:<X>`)."""
+    peak_bf16_tflops: float
+    """Dense (no sparsity) BF16 tensor-core peak."""
+    peak_fp8_tflops: float | None
+    """Dense FP8 tensor-core peak; None for a GPU without FP8 tensor cores (A100, A10G)."""
+    memory_gb: float
+    hbm_tb_s: float
+    link_gb_s: float
+    """Per-GPU, one-direction bandwidth to the other GPUs of its node (NVLink or PCIe)."""
+    source: str
+
+
+@functools.cache
+def gpu_specs() -> tuple[GPUSpec, ...]:
+    """Rows of gpus.csv, most specific first (H100 PCIe before plain H100)."""
+    return read_records(resources.files("slmray.catalog") / "gpus.csv", GPUSpec)
+
+
+def spec_for(name: str) -> GPUSpec | None:
+    """The spec for a canonical name (`H100-80GB`) or a name as torch reports it; None if unknown."""
+    for spec in gpu_specs():
+        if name == spec.gpu:
+            return spec
+    for spec in gpu_specs():
+        if re.search(spec.name_regex, name, flags=re.IGNORECASE):
+            return spec
+    return None
+
+
+def canonical_gpu(device_name: str) -> str:
+    """`NVIDIA H100 80GB HBM3` -> `H100-80GB`; an unknown GPU keeps the name torch gave it."""
+    if device_name == CPU:
+        return CPU
+    spec = spec_for(device_name)
+    return spec.gpu if spec else device_name
+
+
+def detect_device_name(device_type: str) -> str:
+    """The name torch reports for the current device, or `cpu`."""
+    if device_type != "cuda":
+        return CPU
+    import torch
+
+    return torch.cuda.get_device_name(torch.cuda.current_device())

@@ -1,0 +1,253 @@
+"""What a GPU-hour costs: the price catalog `prices.csv`, profiles over it, and user overrides.
+
+Each catalog row prices one cloud instance by the hour (`usd_per_hour`) and names its source
+and the date it was read; the instance's GPU and GPU count come from `instances.csv`, so the
+price per GPU-hour is derived, never typed in.  A row without an instance type prices a single
+GPU (`gpu`), which is how the seed paper's relative prices are kept.
+
+Profiles
+    local             the machine you are on: every GPU and the CPU cost 0, unless overridden.
+    aws, gcp, lambda  that provider's on-demand prices.
+    aws-spot, gcp-spot  one reading of its spot prices (spot prices move; the row says when).
+    aws-capacity-block  EC2 Capacity Blocks for ML, reserved and paid up front: the only way
+                      to rent a p5e (8x H200) from AWS, which gives it no On-Demand rate.
+    paper             Ashkboos et al. 2024, Appendix A: price per GPU relative to the A100-40GB
+                      (A100-40GB 1.00, A100-80GB 1.46, H100-80GB 2.53), to reproduce its
+                      Token/Dollar figures.  Its "dollars" are A100-40GB-hours, not dollars.
+
+Choosing among entries: where a provider lists several instances (sizes, regions) with the
+same GPU under the same pricing, the lowest price per GPU-hour wins.  The catalog keeps one
+region per provider (AWS us-east-1, GCP us-central1; Lambda charges the same everywhere), so in
+practice this picks among instance sizes: a sweep packs its trials onto the instance with the
+cheapest GPU-hour, and a trial is charged for the GPUs it used (`PriceBook.trial_price`, `slmray.core.costs`).
+
+Overrides: `file` (CSV with columns gpu, usd_per_gpu_hour and optionally source; or JSON, either
+{"H100-80GB": 3.1} or a list of such rows) and then `overrides` ({"H100-80GB": 3.1}) replace or
+add per-GPU prices, the later winning.  GPU names may be canonical or as torch reports them.
+
+A GPU the book has no price for is never guessed: `lookup` warns once per name and returns None.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from importlib import resources
+
+from slmray.catalog.tables import CsvError, read_rows
+from slmray.catalog.gpus import CPU, canonical_gpu
+from slmray.catalog.instances import instance
+
+LOCAL = "local"
+ON_DEMAND = "on-demand"
+RELATIVE = "relative"
+PRICE_FILE_COLUMNS = ("gpu", "usd_per_gpu_hour", "source")
+CATALOG_COLUMNS = {
+    "provider": str, "instance_type": str, "gpu": str, "pricing": str, "usd_per_hour": float, "region": str,
+    "source": str, "date_read": str, "note": str,
+}
+"""prices.csv's columns and their types."""
+
+
+class PriceError(ValueError):
+    """A price profile, file or override that cannot be used; the message names it."""
+
+
+class PriceWarning(UserWarning):
+    """A trial's GPU has no price in the chosen profile; its cost is left empty."""
+
+
+@dataclass(frozen=True)
+class Price:
+    gpu: str
+    """Canonical GPU name (or `cpu`)."""
+    usd_per_gpu_hour: float
+    source: str
+    """Short provenance: `aws p5.48xlarge on-demand us-east-1 (URL, read 2026-07-27)`."""
+
+
+@dataclass(frozen=True)
+class TrialPrice:
+    """What an hour of a trial's GPUs costs together: one GPU-hour's price times the GPUs it used."""
+
+    usd_per_hour: float
+    source: str
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One row of prices.csv, with the GPU and count of its instance resolved."""
+
+    provider: str
+    instance_type: str
+    """Empty for a row that prices one GPU (the paper's relative prices)."""
+    gpu: str
+    gpus: int
+    pricing: str
+    """on-demand, spot, or relative (the paper)."""
+    usd_per_hour: float
+    """The whole instance."""
+    region: str
+    source: str
+    date_read: str
+    note: str
+
+    @property
+    def profile(self) -> str:
+        return self.provider if self.pricing in (ON_DEMAND, RELATIVE) else f"{self.provider}-{self.pricing}"
+
+    @property
+    def usd_per_gpu_hour(self) -> float:
+        return self.usd_per_hour / self.gpus
+
+    def price(self) -> Price:
+        what = " ".join(p for p in (self.provider, self.instance_type or self.gpu, self.pricing, self.region) if p)
+        return Price(self.gpu, self.usd_per_gpu_hour, f"{what} ({self.source}, read {self.date_read})")
+
+
+@functools.cache
+def catalog() -> tuple[CatalogEntry, ...]:
+    """Rows of prices.csv; a row naming an instance missing from instances.csv is an error."""
+    entries = []
+    for line, row in enumerate(read_rows(resources.files("slmray.catalog") / "prices.csv", CATALOG_COLUMNS), start=2):
+        if row["instance_type"]:
+            it = instance(row["provider"], row["instance_type"])
+            if it is None:
+                raise PriceError(f"prices.csv line {line}: {row['provider']} {row['instance_type']} is not in instances.csv")
+            gpu, gpus = it.gpu, it.gpus
+        else:
+            gpu, gpus = row["gpu"], 1
+        entries.append(
+            CatalogEntry(
+                provider=row["provider"], instance_type=row["instance_type"], gpu=gpu, gpus=gpus, pricing=row["pricing"],
+                usd_per_hour=row["usd_per_hour"], region=row["region"], source=row["source"],
+                date_read=row["date_read"], note=row["note"],
+            )
+        )
+    return tuple(entries)
+
+
+def profiles() -> tuple[str, ...]:
+    return (LOCAL, *sorted({e.profile for e in catalog()}))
+
+
+def gpu_key(name: str) -> str:
+    """The name prices are keyed by: canonical GPU name, or `cpu`."""
+    name = name.strip()
+    return CPU if name.lower() == CPU else canonical_gpu(name)
+
+
+def _usd(value: object, what: str) -> float:
+    try:
+        usd = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        usd = math.nan
+    if not (math.isfinite(usd) and usd >= 0):
+        raise PriceError(f"{what}: must be a non-negative number of USD per GPU-hour, got {value!r}")
+    return usd
+
+
+def _profile_prices(profile: str) -> dict[str, Price]:
+    cheapest: dict[str, CatalogEntry] = {}
+    for e in catalog():
+        if e.profile == profile and (e.gpu not in cheapest or e.usd_per_gpu_hour < cheapest[e.gpu].usd_per_gpu_hour):
+            cheapest[e.gpu] = e
+    return {gpu: e.price() for gpu, e in cheapest.items()}
+
+
+def _read_price_file(uri: str) -> dict[str, Price]:
+    from slmray.results.storage import StorageError, filesystem  # pyarrow, for a price file only: --help never needs it
+
+    try:
+        fs, path = filesystem(uri)
+        with fs.open_input_stream(path) as f:
+            raw = f.read()
+    except (StorageError, OSError) as exc:
+        raise PriceError(f"price file {uri}: cannot be read ({exc})") from None
+    if uri.endswith(".json"):
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+            raise PriceError(f"price file {uri}: not valid JSON ({exc})") from None
+        rows = [{"gpu": k, "usd_per_gpu_hour": v} for k, v in data.items()] if isinstance(data, dict) else data
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise PriceError(f"price file {uri}: expected an object {{gpu: usd}} or a list of rows")
+    elif uri.endswith(".csv"):
+        try:  # the cells as text: _usd below says what is wrong with a price, in a price's words
+            rows = read_rows(raw, dict.fromkeys(PRICE_FILE_COLUMNS, str), optional=("source",), name=uri)
+        except CsvError as exc:
+            raise PriceError(f"price file {exc}") from None
+    else:
+        raise PriceError(f"price file {uri}: must end in .csv or .json")
+    prices = {}
+    for i, row in enumerate(rows, start=1):
+        gpu = str(row.get("gpu") or "").strip()
+        if not gpu:
+            raise PriceError(f"price file {uri}, row {i}: gpu: missing")
+        key = gpu_key(gpu)
+        usd = _usd(row.get("usd_per_gpu_hour"), f"price file {uri}, row {i}: usd_per_gpu_hour")
+        prices[key] = Price(key, usd, str(row.get("source") or f"price file {uri}"))
+    return prices
+
+
+def parse_price_overrides(items: list[str]) -> dict[str, float]:
+    """`["H100-80GB=3.1", "cpu=0.2"]` (a repeated command-line flag) -> {"H100-80GB": 3.1, "cpu": 0.2}."""
+    overrides = {}
+    for item in items:
+        gpu, sep, usd = item.rpartition("=")
+        if not sep or not gpu.strip():
+            raise PriceError(f"--price {item!r}: expected GPU=USD per GPU-hour, e.g. H100-80GB=3.10")
+        overrides[gpu.strip()] = _usd(usd, f"--price {item!r}")
+    return overrides
+
+
+class PriceBook:
+    """Per-GPU prices of one profile, with the user's file and overrides applied."""
+
+    def __init__(self, profile: str, prices: dict[str, Price]):
+        self.profile = profile
+        self._prices = dict(prices)
+        self._warned: set[str] = set()
+
+    @classmethod
+    def load(cls, profile: str = LOCAL, file: str | None = None, overrides: dict[str, float] | None = None) -> PriceBook:
+        if profile not in profiles():
+            raise PriceError(f"prices: profile {profile!r} is not one of {', '.join(profiles())}")
+        prices = {} if profile == LOCAL else _profile_prices(profile)
+        if file:
+            prices.update(_read_price_file(file))
+        for gpu, usd in (overrides or {}).items():
+            key = gpu_key(gpu)
+            prices[key] = Price(key, _usd(usd, f"price override {gpu!r}"), "override")
+        return cls(profile, prices)
+
+    @property
+    def prices(self) -> tuple[Price, ...]:
+        """The explicit prices (under `local`, everything else costs 0)."""
+        return tuple(sorted(self._prices.values(), key=lambda p: p.gpu))
+
+    def trial_price(self, gpu_type: str | None, num_gpus: int) -> TrialPrice | None:
+        """The one price lookup of a trial (the plan, its row, the analysis and the planner): an
+        hour of `num_gpus` GPUs of `gpu_type`; None where the type is not known (any GPU of a
+        cluster, before the trial ran) or has no price."""
+        price = self.lookup(gpu_type) if gpu_type else None
+        return None if price is None else TrialPrice(price.usd_per_gpu_hour * num_gpus, price.source)
+
+    def lookup(self, gpu_type: str) -> Price | None:
+        """The price of one GPU-hour of `gpu_type` (canonical, or as torch names it), or None."""
+        key = gpu_key(gpu_type)
+        if key in self._prices:
+            return self._prices[key]
+        if self.profile == LOCAL:
+            return Price(key, 0.0, "local machine (price 0)")
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(
+                f"prices: no {self.profile} price for GPU {gpu_type!r}; its cost is left empty "
+                f"(give one with --price {key}=USD or a --price-file)",
+                PriceWarning, stacklevel=2,
+            )
+        return None

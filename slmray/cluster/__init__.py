@@ -1,0 +1,3 @@
+"""Ray cluster files (`cluster/*.yaml`): their node types and the checks `python -m slmray.cluster
+validate` runs (`files`).
+"""

@@ -1,0 +1,530 @@
+"""Predict a configuration's peak GPU memory and step time before spending GPU time on it.
+
+Memory is counted tensor by tensor from what `model.py`, `parallel.py` and `train.py` keep
+alive, at the two moments one of which is the peak: the start of backward (every saved
+activation plus the loss's (tokens, vocab) tensors) and the end of backward (every gradient).
+Step time is a roofline sum: GEMM FLOPs over the GPU's achievable matrix rate, fused attention
+FLOPs over its own rate, memory-bound work (element-wise kernels, the loss, the optimizer)
+over HBM bandwidth, plus the part of the collectives that the strategy cannot hide behind
+compute.  FP8 runs (`precision`) move the GEMMs of the Linear layers `fp8.convertible` takes to
+the GPU's FP8 rate (per recipe), add their casts' HBM traffic, and keep smaller weight copies and
+saved inputs.  The few constants fitted to measurements live in `CALIBRATION`; everything else is
+arithmetic on the model shape and the GPU table (`gpus.csv`).
+
+On the CPU (`gpu_type="cpu"`) `estimate` returns a rough answer, flagged `rough=True`: fp32
+memory, out of memory only when one process alone would need more than the machine's
+physical memory, and tokens/s from a conservative CPU FLOP rate, so that a dry run of a CPU
+sweep has something to show.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+from slmray.train import fp8
+from slmray.train.config import ModelConfig, TrainConfig
+from slmray.catalog.gpus import CPU, GPUSpec, spec_for
+from slmray.catalog.instances import instance_types
+from slmray.train.metrics import flops_per_token
+
+GIB = 1 << 30
+FORWARD_SHARE = 1 / 3
+"""Share of a step's compute in forward: backward runs two GEMMs for each forward one."""
+FUSED_ATTENTION = ("sdpa", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "flash2")
+"""Kernels that never store the (T, T) scores; eager and sdpa-math do."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Constants fitted to measured runs by `benchmarks/calibrate_estimate.py` (it prints these)."""
+
+    overhead_gib: float
+    """Allocations outside the model's tensors: cuBLAS workspaces, the batch, the rotary tables."""
+    usable_memory_fraction: float
+    """Share of the GPU's nominal memory that allocations can reach before an OOM (CUDA context,
+    fragmentation and the driver's reserve take the rest)."""
+    compiled_eager_score_bytes: float
+    """Bytes per attention-score element Inductor's graph keeps for backward (eager + compile)."""
+    matmul_efficiency: float
+    """Achieved share of dense BF16 peak in GEMMs whose dimensions are multiples of 8."""
+    misaligned_matmul_efficiency: float
+    """The same for un-compiled GEMMs with a dimension that is not (llama-500m's MLP width 4147):
+    cuBLAS falls back to kernels without 16-byte-aligned tensor-core loads.  Inductor pads them
+    instead, which costs copies (`step_work`)."""
+    attention_efficiency: float
+    """Achieved share of peak in fused attention, counting the causal half of 12 L d T."""
+    activation_passes: float
+    """HBM bytes moved by un-compiled element-wise kernels (norms, rotary, SiLU, casts, residual
+    adds, forward and backward) per byte of saved activations."""
+    compiled_activation_passes: float
+    """The same once Inductor has fused them."""
+    hbm_efficiency: float
+    """Achieved share of HBM bandwidth by memory-bound kernels."""
+    link_efficiency: float
+    """Share of the link bandwidth a ring collective achieves (NCCL bus bandwidth)."""
+    cpu_flops: float
+    """FLOP/s of one CPU training process: a deliberately low figure for rough estimates."""
+    fp8_matmul_efficiency: float = 0.5
+    """Achieved share of the dense FP8 peak in the FP8 GEMMs of torchao's tensorwise recipe."""
+    fp8_rowwise_matmul_efficiency: float = 0.35
+    """The same for its rowwise recipe (a scale per row: CUTLASS kernels below cuBLAS's tensorwise)."""
+    fp8_cast_bytes: float = 4.0
+    """HBM bytes moved per element cast to FP8 (the amax read, the scaled cast's read and 1-byte
+    write, the transposed copy backward needs), beyond what the bf16 kernels move anyway."""
+    fp8_saved_input_bytes: float = 2.0
+    """Bytes per element of an FP8 Linear's input that a compiled block keeps for backward (2:
+    the bf16 input, as without FP8; 1: Inductor keeps the FP8 cast instead)."""
+
+
+CALIBRATION = Calibration(
+    # Fitted by `python benchmarks/calibrate_estimate.py` on the calibration rows of
+    # benchmarks/results/trainer_throughput_h100.csv (one H100 80GB HBM3, torch 2.11, strategy
+    # single): models llama-100m, llama-500m and pythia-1b, every attention/compile variant and batch;
+    # llama-1b, llama-2b and pythia-160m are held out (benchmarks/results/estimate_accuracy.md).
+    overhead_gib=0.1116,
+    usable_memory_fraction=0.9797,
+    compiled_eager_score_bytes=4.031,
+    matmul_efficiency=0.8023,
+    misaligned_matmul_efficiency=0.2003,
+    attention_efficiency=0.1416,
+    activation_passes=9.326,
+    compiled_activation_passes=2.893,
+    # Assumed, not fitted: streaming kernels reach 80-90% of nominal HBM bandwidth on A100/H100.
+    # Three calibration models cannot separate it from the activation passes; it sets the scale
+    # of the loss, score and optimizer traffic.
+    hbm_efficiency=0.85,
+    # Not fitted yet (no multi-GPU table): NCCL's ring all-reduce reaches roughly this share of
+    # NVLink's one-direction bandwidth on 8 GPUs in nccl-tests.
+    link_efficiency=0.8,
+    # Not fitted: well below what 16 cores of fp32 GEMM reach, so a CPU dry run never promises too much.
+    cpu_flops=5e10,
+    # FP8 (torchao.float8, compiled), fitted by the same script on the FP8 rows of llama-1b and
+    # llama-100m in benchmarks/results/sweep_h200x1_precision.parquet (one H200, torch 2.11, torchao
+    # 0.18), the bf16 constants above fixed; the other FP8 rows are held out.
+    fp8_matmul_efficiency=0.4686,
+    fp8_rowwise_matmul_efficiency=0.4261,
+    # Assumed, not fitted: the amax read and the scaled cast's read (2 bytes each), its 1-byte write
+    # and the 1-byte transposed copy backward needs; four rows cannot separate it from the GEMMs.
+    fp8_cast_bytes=6.0,
+    fp8_saved_input_bytes=0.2975,
+)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A prediction for one configuration on one GPU type and count."""
+
+    peak_mem_gb: float
+    """GiB per device, comparable with torch.cuda.max_memory_allocated."""
+    memory_gb: dict[str, float]
+    """Breakdown of the peak (GiB): params, grads, optimizer, weight_copies, activations, logits,
+    overhead.  Sums to `peak_mem_gb`."""
+    oom: bool
+    """Predicted peak, plus the allocator's cached blocks that cannot serve the peak's requests,
+    above what the GPU can give (`capacity_gb`); on the CPU, above the host's physical memory."""
+    step_time_s: float
+    tokens_per_s: float
+    """Global, all GPUs."""
+    time_s: dict[str, float]
+    """Breakdown of the step time: matmul, attention, memory, communication (exposed part), and
+    for FP8 runs fp8_matmul and fp8_casts."""
+    capacity_gb: float | None = None
+    """GiB the allocator can reach on this GPU before an OOM; the host's memory on the CPU."""
+    rough: bool = False
+    """True for the CPU, where neither memory nor speed is calibrated."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes: parameter groups of `model.Transformer` as parallel.py and autocast see them
+
+
+@dataclass(frozen=True)
+class _Params:
+    total: int
+    root: int
+    """Embedding, output projection and final norm: the root FSDP group."""
+    block: int
+    """One transformer block."""
+    linear: int
+    """Parameters of nn.Linear modules (weights and biases), which autocast copies to bf16."""
+
+
+def _linears(m: ModelConfig) -> list[tuple[int, int, bool]]:
+    """(in_features, out_features, in_every_block) of the GEMMs a token goes through."""
+    d, h = m.d_model, m.d_mlp
+    mlp = [(d, 2 * h, True), (h, d, True)] if m.family == "llama" else [(d, h, True), (h, d, True)]
+    return [(d, 3 * d, True), (d, d, True), *mlp, (d, m.vocab_size, False)]
+
+
+def _params(m: ModelConfig) -> _Params:
+    d, v = m.d_model, m.vocab_size
+    final_norm = d if m.family == "llama" else 2 * d
+    root = 2 * v * d + final_norm
+    norms = m.n_layer * (2 * d if m.family == "llama" else 4 * d) + final_norm
+    return _Params(
+        total=m.num_params, root=root, block=(m.num_params - root) // m.n_layer, linear=m.num_params - v * d - norms
+    )
+
+
+def _in_fp8(cfg: TrainConfig, fan_in: int, fan_out: int, in_block: bool) -> bool:
+    """Whether this GEMM runs in FP8: `fp8.convertible`'s rule on the shapes of `_linears`."""
+    return (
+        fp8.is_fp8(cfg.precision) and in_block and fan_in % fp8.ALIGNMENT == 0 and fan_out % fp8.ALIGNMENT == 0
+    )
+
+
+def _fp8_params(cfg: TrainConfig) -> int:
+    """Weights of one block that run in FP8 (no biases: torchao keeps them in high precision)."""
+    return sum(i * o for i, o, b in _linears(cfg.model) if _in_fp8(cfg, i, o, b))
+
+
+def _fp8_inputs(cfg: TrainConfig) -> int:
+    """Input elements per token of one block's FP8 Linear layers (their saved activations)."""
+    return sum(i for i, o, b in _linears(cfg.model) if _in_fp8(cfg, i, o, b))
+
+
+def _gathered_block_bytes(cfg: TrainConfig, p: _Params) -> float:
+    """Bytes of one block's parameters as FSDP2 all-gathers them: bf16, but 1 byte for the FP8
+    Linear weights under the tensorwise recipe (torchao's FP8 all-gather; rowwise has none)."""
+    fp8_weights = _fp8_params(cfg) if cfg.precision == "fp8" else 0
+    return 2 * (p.block - fp8_weights) + fp8_weights
+
+
+def _aligned(fan_in: int, fan_out: int) -> bool:
+    # cuBLAS's fast bf16 tensor-core kernels need every leading dimension to be 16 bytes
+    return fan_in % 8 == 0 and fan_out % 8 == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory
+
+
+def _precision(cfg: TrainConfig, on_gpu: bool) -> tuple[int, int]:
+    """(residual-stream bytes, compute bytes) per element.
+
+    GPU single/ddp: bf16 autocast over fp32 parameters, so the embedding output and the residual
+    stream stay fp32 while GEMM inputs and outputs are bf16.  FSDP: bf16 parameters, no autocast,
+    so the residual stream is bf16 too.  CPU: fp32 throughout.
+    """
+    if not on_gpu:
+        return 4, 4
+    return (2, 2) if cfg.strategy.startswith("fsdp") else (4, 2)
+
+
+def _layer_bytes(cfg: TrainConfig, r: int, c: int, cal: Calibration) -> float:
+    """Bytes per token one block saves for backward.
+
+    Counted from the autograd graph of `model.Block` (cross-checked with AOTAutograd's min-cut
+    partition for the compiled case, and against the H100 runs to within 1%).  Fused attention
+    keeps q and k (after rotary), the whole qkv output (v is a view of it), the output and the
+    log-sum-exp; materialised attention keeps contiguous copies of q, k, v, the output, and per
+    score element the fp32 softmax plus the bf16 probabilities (eager) or what Inductor keeps.
+    """
+    m = cfg.model
+    d, h, nh, T = m.d_model, m.d_mlp, m.n_head, cfg.seq_len
+    fused = cfg.attention in FUSED_ATTENTION
+    if fused:
+        attention = 6 * c * d + 4 * nh
+    elif cfg.compile:
+        attention = 4 * c * d + cal.compiled_eager_score_bytes * nh * T
+    else:
+        softmax = 4 + (c if c < 4 else 0)  # the fp32 softmax, and its bf16 copy unless compute is fp32
+        attention = 4 * c * d + softmax * nh * T
+    # FP8 Linear layers: un-compiled, torchao saves their high-precision inputs (and casts again
+    # backward); compiled, the partitioner may keep the smaller FP8 casts instead
+    fp8_saving = (c - cal.fp8_saved_input_bytes) * _fp8_inputs(cfg) if cfg.compile and c < 4 else 0.0
+    if m.family == "llama":
+        if cfg.compile:  # the block input, norm outputs, proj output; SiLU and the residual recomputed
+            return r * d + 3 * c * d + attention + 3 * c * h - fp8_saving
+        return 2 * r * d + 2 * c * d + attention + 4 * c * h  # both norm inputs, gate_up, SiLU, product
+    return r * d + 2 * c * d + attention + 2 * c * h - fp8_saving  # parallel residual: x feeds both norms
+
+
+def _head_bytes(cfg: TrainConfig, r: int, c: int) -> tuple[float, float]:
+    """(activations, loss tensors) per token of the output head at the start of backward.
+
+    Un-compiled, the fp32 cross-entropy's backward holds three (tokens, vocab) fp32 tensors at
+    once (log-softmax output, NLL gradient, log-softmax gradient); compiled, the fused loss keeps
+    only the bf16 logits.
+    """
+    d, v = cfg.model.d_model, cfg.model.vocab_size
+    return (r + c) * d, (c * v if cfg.compile else 12 * v)
+
+
+def training_state_bytes(cfg: TrainConfig, num_gpus: int) -> dict[str, float]:
+    """Per-device bytes of fp32 parameters, fp32 gradients and AdamW's two fp32 moments.
+
+    DDP and single keep all of them on every device; FSDP shards each over the `num_gpus` ranks.
+    """
+    shards = num_gpus if cfg.strategy.startswith("fsdp") else 1
+    n = cfg.model.num_params
+    return {"params": 4 * n / shards, "grads": 4 * n / shards, "optimizer": 8 * n / shards}
+
+
+def memory_breakdown(cfg: TrainConfig, num_gpus: int, on_gpu: bool, cal: Calibration = CALIBRATION) -> dict[str, float]:
+    """Per-device bytes at the peak, by kind (see `Estimate.memory_gb`, here in bytes)."""
+    p = _params(cfg.model)
+    r, c = _precision(cfg, on_gpu)
+    tokens = cfg.per_device_batch * cfg.seq_len
+    L = cfg.model.n_layer
+    layer = _layer_bytes(cfg, r, c, cal)
+    head_act, logits = _head_bytes(cfg, r, c)
+    if cfg.activation_checkpointing:
+        # each block keeps its input; backward recomputes one block at a time, after the loss's
+        # tensors and the head's activations are freed, so the peak is the larger of the two moments
+        # (counting both at once over-predicted llama-2b batch 32 on the H200 by 12%)
+        blocks = L * r * cfg.model.d_model + max(0.0, layer - head_act - logits)
+    else:
+        blocks = L * layer
+    state = training_state_bytes(cfg, num_gpus)
+    # gradients alive at the start of backward: DDP's buckets always; accumulated ones from micro-step 2
+    grads_start = state["grads"] if (cfg.strategy == "ddp" or cfg.grad_accum > 1) else 0.0
+    if not on_gpu:
+        copies_start = copies_end = 0.0
+    elif cfg.strategy.startswith("fsdp"):
+        # bf16 unsharded parameters: the root stays gathered from forward to backward; blocks are
+        # gathered one at a time (plus one prefetched), or all kept (fsdp_grad_op)
+        in_flight = _gathered_block_bytes(cfg, p) * (L if cfg.strategy == "fsdp_grad_op" else 2)
+        copies_start = 2 * p.root + in_flight
+        copies_end = 2 * p.root + 6 * p.root  # the root's gradients, bf16 then fp32 for reduce-scatter
+    else:
+        # autocast's bf16 weight copies, saved for backward; an FP8 Linear casts its fp32 weight
+        # straight to FP8 (1 byte), which is what it keeps
+        converted = L * _fp8_params(cfg)
+        copies_start, copies_end = 2 * (p.linear - converted) + converted, 0.0
+    start = {
+        **state, "grads": grads_start, "weight_copies": copies_start,
+        "activations": tokens * (blocks + head_act), "logits": tokens * logits,
+    }
+    end = {**state, "weight_copies": copies_end, "activations": 0.0, "logits": 0.0}
+    peak = max(start, end, key=lambda phase: sum(phase.values()))
+    return {**peak, "overhead": cal.overhead_gib * GIB if on_gpu else 0.0}
+
+
+def unusable_cache_bytes(cfg: TrainConfig) -> float:
+    """Freed blocks the caching allocator holds but cannot hand to the larger requests that follow.
+
+    Un-compiled eager attention frees, in every layer, its bf16 scores, the masked copy and the
+    fp32 upcast (8 bytes per score element); the last layer's stay cached as blocks too small for
+    the loss's (tokens, vocab) tensors.  Counting them moves llama-100m eager batch 64 and llama-2b
+    eager batch 8 on the H100 (allocated peaks 74.4 and 76.9 GiB predicted) to the OOM they were.
+    """
+    if cfg.attention in FUSED_ATTENTION or cfg.compile:
+        return 0.0
+    return 8.0 * cfg.per_device_batch * cfg.model.n_head * cfg.seq_len**2
+
+
+# ---------------------------------------------------------------------------------------------
+# Time
+
+
+@dataclass(frozen=True)
+class Work:
+    """What one optimizer step asks of one device, before dividing by hardware rates.
+
+    Step time is linear in the inverse efficiencies of `Calibration`, so fitting them is a
+    least-squares regression of measured step times on these quantities.
+    """
+
+    matmul_flops: float
+    misaligned_matmul_flops: float
+    attention_flops: float
+    hbm_bytes: float
+    """Loss, materialised attention scores, padding copies, optimizer and parameter casts."""
+    activation_bytes: float
+    """Saved-activation bytes of the step; element-wise traffic is a multiple of these."""
+    compiled: bool
+    fp8_matmul_flops: float = 0.0
+    """GEMM FLOPs of the Linear layers in FP8, tensorwise recipe (not in `matmul_flops`)."""
+    fp8_rowwise_matmul_flops: float = 0.0
+    fp8_cast_elements: float = 0.0
+    """Elements cast to FP8 in the step: inputs and output gradients of each FP8 Linear, and its
+    weight forward and backward; rowwise casts each operand along both axes, so twice."""
+
+
+def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -> Work:
+    """Work of one optimizer step (grad_accum micro-batches) on one GPU."""
+    m = cfg.model
+    tokens = cfg.tokens_per_device_step
+    recompute = 4 / 3 if cfg.activation_checkpointing else 1.0  # blocks run forward twice
+    aligned = misaligned = padding = in_fp8 = casts = 0.0
+    cast_axes = 2 if cfg.precision == "fp8-rowwise" else 1
+    for fan_in, fan_out, in_block in _linears(m):
+        times = m.n_layer * recompute if in_block else 1.0
+        if _in_fp8(cfg, fan_in, fan_out, in_block):
+            in_fp8 += fan_in * fan_out * times
+            casts += cast_axes * (tokens * (fan_in + fan_out) * times + 2 * cfg.grad_accum * fan_in * fan_out * m.n_layer)
+        elif _aligned(fan_in, fan_out):
+            aligned += fan_in * fan_out * times
+        elif cfg.compile:
+            # Inductor pads the GEMM to aligned shapes, copying each operand along a misaligned
+            # dimension: input and output forward, their gradients and the weight-gradient input
+            # backward, each read and written in bf16 (about 12 bytes per element of that dimension)
+            aligned += fan_in * fan_out * times
+            padding += 12 * ((fan_in % 8 != 0) * fan_in + (fan_out % 8 != 0) * fan_out) * times
+        else:
+            misaligned += fan_in * fan_out * times
+    L, nh, T = m.n_layer, m.n_head, cfg.seq_len
+    fused = cfg.attention in FUSED_ATTENTION
+    # HBM traffic per score element of materialised attention, forward and backward (GEMMs
+    # writing/reading scores, scale, mask, fp32 softmax, casts); these GEMMs are memory-bound
+    # (arithmetic intensity ~ head_dim, below the GPU's ridge point), so they count here only.
+    score_traffic = 0.0 if fused else (28 if cfg.compile else 74) * L * nh * T * recompute
+    # loss: bf16 logits, fp32 upcast, log-softmax and its backward (un-compiled) vs one fused kernel
+    loss_traffic = (12 if cfg.compile else 42) * m.vocab_size
+    p = _params(m)
+    if cfg.strategy.startswith("fsdp"):
+        local = p.total / num_gpus
+        # per all-gather: copy-out of the bf16 parameters; per reduce-scatter: fp32 cast and copy-in
+        per_micro = (2 if cfg.strategy == "fsdp" else 1) * 4 * p.total
+        per_step = 10 * p.total
+    else:
+        local = p.total
+        per_micro = 6 * p.linear + 8 * p.total  # autocast's weight casts; bf16 weight grads into fp32 .grad
+        per_step = 0.0
+    # fused AdamW reads p, g, m, v and writes p, m, v (28 B); clipping reads and rescales g (12 B)
+    per_step += 40 * local
+    r, c = _precision(cfg, on_gpu=True)
+    return Work(
+        matmul_flops=6 * tokens * aligned,
+        misaligned_matmul_flops=6 * tokens * misaligned,
+        attention_flops=6 * tokens * L * m.d_model * T * recompute if fused else 0.0,  # causal half of 12 L d T
+        hbm_bytes=tokens * (score_traffic + loss_traffic + padding) + per_step + cfg.grad_accum * per_micro,
+        activation_bytes=tokens * L * _layer_bytes(cfg, r, c, cal) * recompute,
+        compiled=cfg.compile,
+        fp8_matmul_flops=6 * tokens * in_fp8 if cfg.precision == "fp8" else 0.0,
+        fp8_rowwise_matmul_flops=6 * tokens * in_fp8 if cfg.precision == "fp8-rowwise" else 0.0,
+        fp8_cast_elements=casts,
+    )
+
+
+def compute_time_s(work: Work, spec: GPUSpec, cal: Calibration = CALIBRATION) -> dict[str, float]:
+    """Seconds of matmul, attention and memory-bound work in one step on one GPU."""
+    peak, bw = spec.peak_bf16_tflops * 1e12, spec.hbm_tb_s * 1e12
+    passes = cal.compiled_activation_passes if work.compiled else cal.activation_passes
+    times = {
+        "matmul": work.matmul_flops / (peak * cal.matmul_efficiency)
+        + work.misaligned_matmul_flops / (peak * cal.misaligned_matmul_efficiency),
+        "attention": work.attention_flops / (peak * cal.attention_efficiency),
+        "memory": (work.hbm_bytes + passes * work.activation_bytes) / (bw * cal.hbm_efficiency),
+    }
+    fp8_flops = work.fp8_matmul_flops + work.fp8_rowwise_matmul_flops
+    if fp8_flops:
+        if not spec.peak_fp8_tflops:
+            raise ValueError(f"precision: {spec.gpu} has no FP8 tensor cores (gpus.csv gives it no FP8 peak)")
+        peak8 = spec.peak_fp8_tflops * 1e12
+        times["fp8_matmul"] = work.fp8_matmul_flops / (peak8 * cal.fp8_matmul_efficiency) + (
+            work.fp8_rowwise_matmul_flops / (peak8 * cal.fp8_rowwise_matmul_efficiency)
+        )
+        times["fp8_casts"] = work.fp8_cast_elements * cal.fp8_cast_bytes / (bw * cal.hbm_efficiency)
+    return times
+
+
+def link_gb_s(spec: GPUSpec, num_gpus: int, gpus_per_node: int, inter_node_gbps: float | None) -> float:
+    """Per-GPU one-direction bandwidth (GB/s) of a ring over `num_gpus` GPUs.
+
+    Within a node: the GPU's NVLink/PCIe figure.  Across nodes a ring crosses the network, where
+    each GPU gets its node's network bandwidth shared by `gpus_per_node`; without
+    `inter_node_gbps`, the fastest multi-GPU instance of that GPU in instances.csv is assumed.
+    """
+    if num_gpus <= gpus_per_node:
+        return spec.link_gb_s
+    if inter_node_gbps is None:
+        known = [
+            it.network_gbps for it in instance_types()
+            if it.gpu == spec.gpu and it.gpus > 1 and math.isfinite(it.network_gbps)  # nan: not published
+        ]
+        if not known:
+            raise ValueError(
+                f"inter_node_gbps: {num_gpus} x {spec.gpu} span nodes of {gpus_per_node}, and instances.csv "
+                f"has no multi-GPU instance of {spec.gpu} to take the network bandwidth from; pass it"
+            )
+        inter_node_gbps = max(known)
+    return min(spec.link_gb_s, inter_node_gbps / 8 / gpus_per_node)
+
+
+def communication_s(
+    cfg: TrainConfig, num_gpus: int, compute: dict[str, float], work: Work, bandwidth_gb_s: float,
+    cal: Calibration = CALIBRATION,
+) -> float:
+    """Seconds of collectives the step cannot hide behind compute.
+
+    DDP all-reduces fp32 gradients in buckets during backward; the embedding's gradient comes
+    last and cannot overlap.  FSDP all-gathers bf16 parameters (forward, and again in backward
+    unless fsdp_grad_op) and reduce-scatters fp32 gradients, prefetching one block ahead: only
+    the root group's collectives and what exceeds the compute are exposed.
+    """
+    if num_gpus == 1 or cfg.strategy == "single":
+        return 0.0
+    bw = bandwidth_gb_s * 1e9 * cal.link_efficiency
+    ring = (num_gpus - 1) / num_gpus
+    p = _params(cfg.model)
+    micro = cfg.grad_accum
+    forward = sum(compute.values()) * FORWARD_SHARE / micro  # per micro-step
+    backward = sum(compute.values()) * (1 - FORWARD_SHARE) / micro
+    if cfg.strategy == "ddp":  # gradients are reduced in the last micro-step only (no_sync before)
+        embedding = cfg.model.vocab_size * cfg.model.d_model
+        return max(2 * ring * 4 * p.total / bw - backward, 2 * ring * 4 * embedding / bw)
+    gather = ring * cfg.model.n_layer * _gathered_block_bytes(cfg, p) / bw  # the blocks' bf16 (or FP8) parameters
+    scatter = ring * 4 * (p.total - p.root) / bw  # their fp32 gradients (reduce_dtype)
+    root_gather, root_scatter = ring * 2 * p.root / bw, ring * 4 * p.root / bw
+    regather = gather if cfg.strategy == "fsdp" else 0.0
+    every_micro = root_gather + max(0.0, gather - forward) + max(0.0, regather - backward)
+    last_micro = max(0.0, regather + scatter - backward) - max(0.0, regather - backward) + root_scatter
+    return micro * every_micro + last_micro
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def host_memory_gib() -> float:
+    """Physical memory of this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
+
+
+def _cpu_estimate(cfg: TrainConfig, num_gpus: int, cal: Calibration) -> Estimate:
+    memory = {k: v / GIB for k, v in memory_breakdown(cfg, num_gpus, on_gpu=False, cal=cal).items()}
+    peak = sum(memory.values())
+    host = host_memory_gib()
+    tokens = cfg.tokens_per_device_step
+    step = tokens * flops_per_token(cfg.model, cfg.seq_len) / cal.cpu_flops
+    return Estimate(
+        peak_mem_gb=peak, memory_gb=memory, oom=peak > host, step_time_s=step,
+        tokens_per_s=num_gpus * tokens / step, time_s={"matmul": step}, capacity_gb=host, rough=True,
+    )
+
+
+def estimate(
+    cfg: TrainConfig, gpu_type: str, num_gpus: int, gpus_per_node: int = 8, inter_node_gbps: float | None = None,
+    *, calibration: Calibration = CALIBRATION,
+) -> Estimate:
+    """Predicted peak memory per device and global tokens/s of `cfg` on `num_gpus` x `gpu_type`.
+
+    `gpu_type` is a canonical name from gpus.csv (`H100-80GB`) or the name torch reports
+    (`NVIDIA H100 80GB HBM3`); `cpu` gives a rough estimate (see the module docstring).  An
+    unknown GPU raises ValueError.  `num_gpus` is the world size; runs span nodes of
+    `gpus_per_node` GPUs joined by `inter_node_gbps` (default: from instances.csv).
+    """
+    if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 1:
+        raise ValueError(f"num_gpus: must be a positive integer, got {num_gpus!r}")
+    if cfg.strategy == "single" and num_gpus > 1:
+        raise ValueError(f"strategy: single runs on one device, not {num_gpus}; use ddp or fsdp")
+    if gpu_type == CPU:
+        return _cpu_estimate(cfg, num_gpus, calibration)
+    spec = spec_for(gpu_type)
+    if spec is None:
+        raise ValueError(f"gpu_type: {gpu_type!r} is not in gpus.csv; add a row with its specs and source")
+    memory = {k: v / GIB for k, v in memory_breakdown(cfg, num_gpus, on_gpu=True, cal=calibration).items()}
+    peak = sum(memory.values())
+    capacity = spec.memory_gb * calibration.usable_memory_fraction * cfg.memory_fraction
+    work = step_work(cfg, num_gpus, calibration)
+    times = compute_time_s(work, spec, calibration)
+    bandwidth = link_gb_s(spec, num_gpus, gpus_per_node, inter_node_gbps)
+    times["communication"] = communication_s(cfg, num_gpus, times, work, bandwidth, calibration)
+    step = sum(times.values())
+    return Estimate(
+        peak_mem_gb=peak, memory_gb=memory, oom=peak + unusable_cache_bytes(cfg) / GIB > capacity, step_time_s=step,
+        tokens_per_s=num_gpus * cfg.tokens_per_device_step / step, time_s=times, capacity_gb=capacity,
+    )

@@ -1,0 +1,113 @@
+"""The results table: one Arrow schema, one row per trial, Parquet on a local path or s3://.
+
+Writes are atomic: a table is written beside its final name and moved into place, so a
+reader never sees half a file (on S3 the object appears whole when the move's copy ends).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from typing import TYPE_CHECKING, Any, Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from slmray.core.schema import COLUMNS, SCHEMA, STATUSES, TIMESTAMP_COLUMNS  # noqa: F401  (re-exported)
+from slmray.results.storage import exists, filesystem, write_atomically
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RESULTS_FILE = "results.parquet"
+REQUIRED_COLUMNS = (
+    "model", "per_device_batch", "num_gpus", "attention", "strategy", "gpu_type", "tokens_per_s", "mfu", "peak_mem_gb",
+    "final_loss", "price_per_hour_usd", "cost_usd", "tokens_per_usd", "status",
+)
+
+
+class ResultsError(ValueError):
+    """A results path or table that cannot be used; the message names it."""
+
+
+def to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
+    """Rows (dicts keyed by column; missing columns are null) as a table of `SCHEMA`."""
+    rows = list(rows)
+    for row in rows:
+        extra = set(row) - set(COLUMNS)
+        if extra:
+            raise ResultsError(f"results row: unknown column {sorted(extra)[0]!r}")
+        status = row.get("status")
+        if status not in STATUSES:
+            raise ResultsError(f"results row: status {status!r} is not one of {', '.join(STATUSES)}")
+    return pa.Table.from_pylist([{c: _cell(c, row.get(c)) for c in COLUMNS} for row in rows], schema=SCHEMA)
+
+
+def _cell(column: str, value: Any) -> Any:
+    """NaN is stored as null (not measured); epoch seconds become UTC timestamps."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if column in TIMESTAMP_COLUMNS and isinstance(value, (int, float)):
+        return datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
+    return value
+
+
+def write_table(table: pa.Table, uri: str) -> None:
+    """Write `table` to `uri` (a .parquet path) atomically."""
+    write_atomically(uri, lambda fs, staging: pq.write_table(table, staging, filesystem=fs))
+
+
+def _same_kind(have: pa.DataType, want: pa.DataType) -> bool:
+    """Whether a column stored as `have` may be read as `want`: numbers as numbers, text as text,
+    times as times (a cast would turn the strings "123" into a number, silently)."""
+    t = pa.types
+    if t.is_dictionary(have):  # pandas categoricals: judged by what they hold
+        have = have.value_type
+    if have == want or t.is_null(have):
+        return True
+    if t.is_list(want) or t.is_large_list(want):
+        return (t.is_list(have) or t.is_large_list(have)) and _same_kind(have.value_type, want.value_type)
+    kinds = (lambda x: t.is_integer(x) or t.is_floating(x), lambda x: t.is_string(x) or t.is_large_string(x),
+             t.is_timestamp, t.is_boolean)
+    return any(kind(have) and kind(want) for kind in kinds)
+
+
+def read_table(uri: str) -> pa.Table:
+    """A results table, checked against the schema's required columns and its columns' types."""
+    if not exists(uri):
+        raise ResultsError(f"results: no such table {uri}")
+    fs, path = filesystem(uri)
+    try:
+        table = pq.read_table(path, filesystem=fs)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ResultsError(f"results: {uri} is not a Parquet table ({exc})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise ResultsError(f"results: {uri} lacks the column {missing[0]!r}")
+    for name in table.column_names:
+        if name in COLUMNS and not _same_kind(table.schema.field(name).type, SCHEMA.field(name).type):
+            have, want = table.schema.field(name).type, SCHEMA.field(name).type
+            raise ResultsError(f"results: {uri}: column {name!r} holds {have}, not {want}")
+    # tables from older versions gain the newer columns as nulls
+    for name in COLUMNS:
+        if name not in table.column_names:
+            table = table.append_column(SCHEMA.field(name), pa.nulls(len(table), SCHEMA.field(name).type))
+    try:
+        return table.select(list(COLUMNS)).cast(SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:  # e.g. 1e30 into an int64
+        raise ResultsError(f"results: {uri}: {str(exc).splitlines()[0]}") from None
+
+
+def read_tables(uris: Iterable[str]) -> pa.Table:
+    return pa.concat_tables([read_table(u) for u in uris])
+
+
+def to_frame(table: pa.Table) -> "pd.DataFrame":
+    """A table of `SCHEMA` as a pandas DataFrame (the one conversion from Arrow)."""
+    return table.to_pandas().reset_index(drop=True)
+
+
+def load_results(uris: str | Iterable[str]) -> "pd.DataFrame":
+    """Read one or more results tables (local or s3://) into one DataFrame: what the analysis and
+    the planner read."""
+    return to_frame(read_tables([uris] if isinstance(uris, str) else list(uris)))

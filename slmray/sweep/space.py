@@ -1,0 +1,313 @@
+"""The search-space API that `search_spaces/*.py` files use.
+
+A search-space file is a small Python module defining `SPACE`:
+
+    from slmray.sweep.space import SearchSpace
+
+    SPACE = SearchSpace(
+        model=["llama-100m", "llama-500m"],
+        per_device_batch=[8, 16, 32],
+        num_gpus=[1, 2],
+        attention=["eager", "sdpa"],
+        strategy=["ddp", "fsdp"],
+        seq_len=1024,
+        steps=10,
+        search="grid",
+        objectives=["max:tokens_per_s", "max:tokens_per_usd"],
+    )
+
+Lists are swept dimensions; scalars hold for every trial.  Everything is checked when the
+space is built, and `load_space` prefixes the file's path to any error.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import math
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from slmray.train.attention import installed_backends
+from slmray.train import fp8
+from slmray.errors import ConfigError, check_positive_int
+from slmray.train.config import DEVICES, PRECISIONS, STRATEGIES, ModelConfig, TrainConfig
+from slmray.catalog.gpus import gpu_specs, spec_for
+from slmray.train.presets import PRESETS
+from slmray.core.objective import Objective, ObjectiveError
+from slmray.core.schema import NUMERIC_COLUMNS
+
+SEARCHES = ("grid", "optuna")
+OPTUNA_SAMPLERS = ("tpe", "nsga2", "random")
+CPU_ATTENTION = ("eager", "sdpa", "sdpa-math")
+OBJECTIVE_COLUMNS = tuple(c for c in NUMERIC_COLUMNS if c not in ("per_device_batch", "num_gpus", "seq_len"))
+"""The results columns a sweep may optimise: the numeric ones but the swept dimensions."""
+SWEPT = (
+    "model", "per_device_batch", "num_gpus", "attention", "strategy", "gpu_type", "compile", "seq_len",
+    "activation_checkpointing", "precision",
+)
+LISTABLE = ("seq_len", "activation_checkpointing", "precision")
+"""Fields that are one value for every trial or a list to sweep."""
+FIXED = ("grad_accum", "steps", "warmup_steps", "repeats", "seed", "data")
+"""Fields a space holds at one value for every trial and hands to each TrainConfig as they are."""
+DEFAULT = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+"""TrainConfig's defaults: a space's own defaults for the training fields it shares."""
+
+
+class SpaceError(ValueError):
+    """A search-space file that cannot be used: `<file>: <field>: <what is wrong>`."""
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One point of the space: the swept values."""
+
+    model: str
+    per_device_batch: int
+    num_gpus: int
+    attention: str
+    strategy: str
+    gpu_type: str | None
+    compile: bool
+    seq_len: int | None = None
+    """None (configurations of sweeps begun before it was swept): the space's only value."""
+    activation_checkpointing: bool | None = None
+    precision: str = DEFAULT["precision"]
+
+    def as_config(self) -> dict[str, Any]:
+        """The swept values as a Tune config."""
+        return {k: getattr(self, k) for k in SWEPT}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Trial:
+        return cls(**{k: config[k] for k in SWEPT if k in config})
+
+
+def _as_list(name: str, value: Any) -> list:
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values:
+        raise ConfigError(f"{name}: must list at least one value")
+    if len(set(map(repr, values))) != len(values):
+        raise ConfigError(f"{name}: lists a value twice")
+    return values
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    model: list[str]
+    """Preset names (`python -m slmray.train --list-models`) or ModelConfig objects."""
+    per_device_batch: list[int] | dict[str, list[int]]
+    """Batches for every model, or {model: batches} (grid search only): the batch that fits, or
+    pays, differs by model."""
+    num_gpus: list[int]
+    """GPUs per trial (Ray Train workers, one GPU each); CPU processes on a CPU-only machine."""
+    attention: list[str]
+    strategy: list[str]
+    gpu_type: list[str] | None = None
+    """Canonical GPU names (`H100-80GB`, `A100-40GB`...); None runs on whatever GPUs the cluster has."""
+    compile: list[bool] = field(default_factory=lambda: [False])
+    seq_len: int | list[int] = DEFAULT["seq_len"]
+    """One sequence length, or a list to sweep."""
+    steps: int = DEFAULT["steps"]
+    warmup_steps: int = DEFAULT["warmup_steps"]
+    repeats: int = DEFAULT["repeats"]
+    grad_accum: int = DEFAULT["grad_accum"]
+    activation_checkpointing: bool | list[bool] = DEFAULT["activation_checkpointing"]
+    """One setting, or [False, True] to sweep it."""
+    precision: str | list[str] = DEFAULT["precision"]
+    """bf16, fp8 (torchao's tensorwise recipe), fp8-rowwise, or a list of them: FP8 needs torchao
+    (`slmray[fp8]`) and GPUs with FP8 tensor cores (the gpus.csv rows with an FP8 peak)."""
+    data: str = DEFAULT["data"]
+    device: str = DEFAULT["device"]
+    """auto: GPUs where the cluster has them, else CPU processes with gloo."""
+    search: str = "grid"
+    objectives: list[str] = field(default_factory=lambda: ["max:tokens_per_s"])
+    num_samples: int | None = None
+    """Optuna trials (default: a third of the grid); grid search runs every point."""
+    sampler: str = "tpe"
+    """Optuna sampler: tpe, nsga2 (multi-objective) or random."""
+    max_concurrent: int | None = None
+    """Cap on trials running at once; default: as many as the GPUs fit."""
+    seed: int = DEFAULT["seed"]
+    max_failures: int = 1
+    """Ray Train retries of a crashed worker group before the trial is recorded as failed."""
+    prices: str = "local"
+    """Price profile for cost columns: local (costs 0), aws, aws-spot, aws-capacity-block, gcp, gcp-spot, lambda, paper."""
+
+    def __post_init__(self) -> None:
+        for name in ("model", "num_gpus", "attention", "strategy", "compile"):
+            object.__setattr__(self, name, _as_list(name, getattr(self, name)))
+        if isinstance(self.per_device_batch, dict):
+            batches = {k: _as_list(f"per_device_batch[{k!r}]", v) for k, v in self.per_device_batch.items()}
+            object.__setattr__(self, "per_device_batch", batches)
+        else:
+            object.__setattr__(self, "per_device_batch", _as_list("per_device_batch", self.per_device_batch))
+        for name in LISTABLE:
+            _as_list(name, getattr(self, name))  # checks a list is not empty and lists nothing twice
+        if self.gpu_type is not None:
+            object.__setattr__(self, "gpu_type", _as_list("gpu_type", self.gpu_type))
+        object.__setattr__(self, "objectives", _as_list("objectives", self.objectives))
+        for m in self.model:
+            if not isinstance(m, ModelConfig) and m not in PRESETS:
+                raise ConfigError(f"model: unknown model {m!r} (known: {', '.join(PRESETS)})")
+        names = [m.name if isinstance(m, ModelConfig) else m for m in self.model]
+        if isinstance(self.per_device_batch, dict):
+            if self.search != "grid":
+                raise ConfigError("per_device_batch: a batch list per model needs search='grid' (a sampler "
+                                  "would pair models with batches the space does not list)")
+            for k in self.per_device_batch:
+                if k not in names:
+                    raise ConfigError(f"per_device_batch: {k!r} is not one of the space's models ({', '.join(names)})")
+            for k in names:
+                if k not in self.per_device_batch:
+                    raise ConfigError(f"per_device_batch: lists no batch for model {k!r}")
+        for name, values in (("per_device_batch", self.batches()), ("num_gpus", self.num_gpus),
+                             ("seq_len", self.values("seq_len"))):
+            for v in values:
+                check_positive_int(name, v)
+        for v in self.values("activation_checkpointing"):
+            if not isinstance(v, bool):
+                raise ConfigError(f"activation_checkpointing: {v!r} is not true or false")
+        for v in self.values("precision"):
+            if v not in PRECISIONS:
+                raise ConfigError(f"precision: {v!r} is not one of {', '.join(PRECISIONS)}")
+            if fp8.is_fp8(v) and not fp8.torchao_available():
+                raise ConfigError(f"precision: {v} needs torchao (pip install 'slmray[fp8]')")
+        for a in self.attention:
+            if a not in installed_backends():
+                hint = " (flash2 needs: pip install 'slmray[flash]')" if a == "flash2" else ""
+                raise ConfigError(f"attention: {a!r} is not an installed backend ({', '.join(installed_backends())}){hint}")
+        for s in self.strategy:
+            if s not in STRATEGIES:
+                raise ConfigError(f"strategy: {s!r} is not one of {', '.join(STRATEGIES)}")
+        if "single" in self.strategy and max(self.num_gpus) > 1:
+            raise ConfigError("strategy: single runs on one GPU, but num_gpus goes up to "
+                              f"{max(self.num_gpus)}; use ddp, fsdp or fsdp_grad_op")
+        known_gpus = [s.gpu for s in gpu_specs()]
+        for g in self.gpu_type or []:
+            if g not in known_gpus:
+                raise ConfigError(f"gpu_type: {g!r} is not a known GPU (known: {', '.join(known_gpus)})")
+        fp8_precisions = [v for v in self.values("precision") if fp8.is_fp8(v)]
+        if fp8_precisions:
+            lacking = [g for g in self.gpu_type or [] if spec_for(g).peak_fp8_tflops is None]
+            if lacking:
+                raise ConfigError(f"precision: {fp8_precisions[0]} needs FP8 tensor cores, which {', '.join(lacking)} "
+                                  "lacks (gpus.csv has no FP8 peak for it); sweep it in bf16 in a space of its own")
+            if self.device == "cpu":
+                raise ConfigError(f"precision: {fp8_precisions[0]} needs GPUs with FP8 tensor cores; device is cpu")
+        for c in self.compile:
+            if not isinstance(c, bool):
+                raise ConfigError(f"compile: {c!r} is not true or false")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device: {self.device!r} is not one of {', '.join(DEVICES)}")
+        if self.device == "cpu":
+            for a in self.attention:
+                if a not in CPU_ATTENTION:
+                    raise ConfigError(f"attention: {a} needs a CUDA GPU; a CPU sweep can use {', '.join(CPU_ATTENTION)}")
+        if self.search not in SEARCHES:
+            raise ConfigError(f"search: {self.search!r} is not one of {', '.join(SEARCHES)}")
+        if self.sampler not in OPTUNA_SAMPLERS:
+            raise ConfigError(f"sampler: {self.sampler!r} is not one of {', '.join(OPTUNA_SAMPLERS)}")
+        try:
+            objectives = self.objective_list
+        except ObjectiveError as exc:
+            raise ConfigError(f"objectives: {exc}") from None
+        if len({o.column for o in objectives}) != len(objectives):
+            raise ConfigError("objectives: names a column twice")
+        for name in ("num_samples", "max_concurrent"):
+            if getattr(self, name) is not None:
+                check_positive_int(name, getattr(self, name))
+        check_positive_int("max_failures", self.max_failures, zero_ok=True)
+        # a TrainConfig per model checks seq_len, steps and the rest as the trainer does
+        first = self.trials()[0]
+        for m in self.model:
+            name = m.name if isinstance(m, ModelConfig) else m
+            for seq in self.values("seq_len"):
+                point = {**first.__dict__, "model": name, "seq_len": seq, "precision": "bf16",
+                         "per_device_batch": self.batches(name)[0]}
+                self.train_config(Trial(**point), device="cpu")
+
+    def values(self, name: str) -> list:
+        """The values of a field that is one value or a list (`LISTABLE`), as a list."""
+        value = getattr(self, name)
+        return list(value) if isinstance(value, (list, tuple)) else [value]
+
+    def batches(self, model: str | None = None) -> list[int]:
+        """The per-device batches of `model`; without one, every batch the space names."""
+        if not isinstance(self.per_device_batch, dict):
+            return self.per_device_batch
+        if model is not None:
+            return self.per_device_batch[model]
+        return sorted({b for bs in self.per_device_batch.values() for b in bs})
+
+    @property
+    def objective_list(self) -> list[Objective]:
+        return [Objective.parse(o, OBJECTIVE_COLUMNS) for o in self.objectives]
+
+    def model_config(self, model: str) -> ModelConfig:
+        for m in self.model:
+            if isinstance(m, ModelConfig) and m.name == model:
+                return m
+        return PRESETS[model]
+
+    def trials(self) -> list[Trial]:
+        """Every point of the grid, in a stable order (the order the grid search runs them)."""
+        names = [m.name if isinstance(m, ModelConfig) else m for m in self.model]
+        return [
+            Trial(model=m, per_device_batch=b, num_gpus=n, attention=a, strategy=s, gpu_type=g, compile=c,
+                  seq_len=t, activation_checkpointing=ac, precision=p)
+            for m in names
+            for g, n, s, a, b, c, t, ac, p in itertools.product(
+                self.gpu_type or [None], self.num_gpus, self.strategy, self.attention, self.batches(m), self.compile,
+                self.values("seq_len"), self.values("activation_checkpointing"), self.values("precision"),
+            )
+        ]
+
+    def default_num_samples(self) -> int:
+        return self.num_samples or max(1, math.ceil(len(self.trials()) / 3))
+
+    def train_config(self, trial: Trial, device: str) -> TrainConfig:
+        return TrainConfig(
+            model=self.model_config(trial.model), attention=trial.attention, strategy=trial.strategy,
+            per_device_batch=trial.per_device_batch, **{name: getattr(self, name) for name in FIXED},
+            seq_len=trial.seq_len if trial.seq_len is not None else self.values("seq_len")[0], compile=trial.compile,
+            activation_checkpointing=(
+                trial.activation_checkpointing if trial.activation_checkpointing is not None
+                else self.values("activation_checkpointing")[0]
+            ),
+            precision=trial.precision, device=device,
+        )
+
+    def choices(self) -> dict[str, list]:
+        """The swept dimensions and their values, for a sampler."""
+        names = [m.name if isinstance(m, ModelConfig) else m for m in self.model]
+        return {
+            "model": names, "per_device_batch": self.per_device_batch, "num_gpus": self.num_gpus,
+            "attention": self.attention, "strategy": self.strategy, "gpu_type": self.gpu_type or [None],
+            "compile": self.compile, **{k: self.values(k) for k in LISTABLE},
+        }
+
+
+def load_space(path: str) -> SearchSpace:
+    """Import a search-space file and return its `SPACE`; every error names the file."""
+    file = Path(path)
+    if not file.is_file():
+        raise SpaceError(f"{path}: no such search-space file")
+    spec = importlib.util.spec_from_file_location(f"slmray_space_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except ConfigError as exc:
+        raise SpaceError(f"{path}: {exc}") from None
+    except TypeError as exc:  # an unknown or missing SearchSpace argument
+        raise SpaceError(f"{path}: {str(exc).replace('SearchSpace.__init__() ', '')}") from None
+    except SyntaxError as exc:
+        raise SpaceError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
+    except Exception as exc:
+        raise SpaceError(f"{path}: {type(exc).__name__}: {exc}") from None
+    space = getattr(module, "SPACE", None)
+    if not isinstance(space, SearchSpace):
+        raise SpaceError(f"{path}: SPACE: the file must define SPACE = SearchSpace(...)")
+    return space
+

@@ -1,0 +1,148 @@
+"""One sweep trial: a Ray Tune function trainable that runs the training loop as a Ray Train
+`TorchTrainer` on `num_gpus` workers and reports one results row, whatever happened.
+
+Train V2 inside Tune, as Ray documents it: the trial function builds the trainer and calls
+`fit()`, which hands back rank 0's result (`Result.return_value`).  Tune sees exactly one
+report per trial, the row: the workers' own results are not forwarded (`TuneReportCallback`),
+since they lack what the trial adds (cost, tokens per $, ...), and Tune checks a searcher's
+metrics on every report it sees.  So any numeric column is an objective, and what the searcher
+is told of a finished trial is the row's value.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from slmray import __version__
+from slmray.predict.calibration import Correction
+from slmray.sweep.capacity import Capacity
+from slmray.train.config import TrainConfig
+from slmray.core import row as core_row
+from slmray.catalog.gpus import spec_for
+from slmray.sweep.plan import PlannedTrial, plan_trial
+from slmray.catalog.prices import PriceBook
+from slmray.sweep.space import SearchSpace, Trial
+from slmray.results.table import read_table
+from slmray.results.storage import exists, join
+from slmray.train.loop import train_loop_per_worker
+from slmray.sweep.warm import failure
+
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What every trial of one sweep shares (passed with `tune.with_parameters`)."""
+
+    space: SearchSpace
+    sweep_id: str
+    sweep_dir: str
+    """<storage>/<name>: Tune's experiment directory, the results table and the Train runs."""
+    capacity: Capacity
+    prices: PriceBook
+    prune: bool
+    cpus_per_worker: float = 1.0
+    pools: dict[str, Any] | None = None
+    """Shape key -> the sweep's `slmray.sweep.warm.WarmPool` actor; None runs each trial on a worker
+    group of its own (`--isolate-trials`)."""
+
+    def group_spec(self, trial: Trial):
+        """The worker group a trial of this sweep runs on (`slmray.sweep.warm.GroupSpec`)."""
+        from slmray.sweep.warm import GroupSpec
+
+        spec = spec_for(trial.gpu_type) if trial.gpu_type else None
+        return GroupSpec(
+            num_workers=trial.num_gpus, use_gpu=self.capacity.use_gpu,
+            accelerator_type=spec.ray_accelerator_type if spec else None, cpus_per_worker=self.cpus_per_worker,
+            storage_path=join(self.sweep_dir, "train"), max_groups=1, max_failures=self.space.max_failures,
+        )
+
+
+def row_uri(sweep_dir: str, trial_id: str) -> str:
+    """Where a finished trial's row is written, the moment it finishes."""
+    return join(sweep_dir, "rows", f"{trial_id}.parquet")
+
+
+def make_row(
+    sweep: SweepSettings, trial_id: str, planned: PlannedTrial, cfg: TrainConfig, result: dict[str, Any] | None,
+    status: str, error: str, started: float, ended: float,
+) -> dict[str, Any]:
+    """The results row of a trial (`slmray.core.row`); `result`'s versions are what the workers ran."""
+    import ray
+
+    driver = {"sweep_id": sweep.sweep_id, "trial_id": trial_id, "torch_version": torch.__version__,
+              "ray_version": ray.__version__, "slmray_version": __version__}
+    return core_row.make_row(driver, planned.row_columns(), cfg.flat(), result, {"status": status, "error": error},
+                             started=started, ended=ended, prices=sweep.prices)
+
+
+def _run_warm(sweep: SweepSettings, trial: Trial, trial_id: str, cfg: TrainConfig) -> dict:
+    """Hand the configuration to the warm pool of its shape and wait for it to run there."""
+    import ray
+
+    pool = sweep.pools[sweep.group_spec(trial).key]
+    ray.get(pool.submit.remote(trial_id, cfg.to_dict()))
+    return ray.get(pool.result.remote(trial_id))
+
+
+def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
+    """Tune function trainable: plan, run (or prune) one trial, report its row."""
+    import ray.train
+    from ray import tune
+    from ray.train import FailureConfig
+    from ray.train.torch import TorchTrainer
+
+    started = time.time()
+    trial = Trial.from_config(config)
+    trial_id = tune.get_context().get_trial_id()
+    recorded = row_uri(sweep.sweep_dir, trial_id)
+    if exists(recorded):  # finished before the driver died, after Tune's last checkpoint: not run again
+        row = read_table(recorded).to_pylist()[0]
+        _report(sweep, {k: v.timestamp() if isinstance(v, datetime.datetime) else v for k, v in row.items()})
+        return
+    correction = Correction(**config["correction"]) if config.get("correction") else None  # slmray.sweep.searchers.Recalibrating
+    planned = plan_trial(sweep.space, trial, sweep.capacity, sweep.prices, sweep.prune, correction, sweep.pools is None)
+    cfg = sweep.space.train_config(trial, device="cuda" if sweep.capacity.use_gpu else "cpu")
+    result, status, error, ran_on = None, "ok", "", {}
+    if planned.pruned:
+        status = "pruned"
+        error = f"predicted {planned.estimate.peak_mem_gb:.1f} GiB per GPU: more than {planned.gpu_type} holds"
+    elif sweep.pools is not None:
+        outcome = _run_warm(sweep, trial, trial_id, cfg)
+        result = outcome.get("result")
+        status, error = (result["status"], result["error"]) if result else outcome["error"]
+        ran_on = {"warm": outcome["warm"], "group_trials": outcome["group_trials"]}
+    else:
+        group = sweep.group_spec(trial)
+        trainer = TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config={"train": cfg.to_dict()},
+            scaling_config=group.scaling_config(),
+            run_config=ray.train.RunConfig(
+                name=trial_id,  # deterministic: a retried trial restores its own Train run
+                storage_path=group.storage_path, failure_config=FailureConfig(max_failures=group.max_failures),
+            ),
+        )
+        try:
+            result = trainer.fit().return_value
+            status, error = result["status"], result["error"]
+        except Exception as exc:  # Ray Train's TrainingFailedError, or a start-up failure
+            status, error = failure(exc)
+    row = make_row(sweep, trial_id, planned, cfg, result, status, error, started, time.time())
+    _report(sweep, {**row, **ran_on})
+
+
+def _report(sweep: SweepSettings, row: dict[str, Any]) -> None:
+    """The trial's one report to Tune: its row, with every objective present (NaN where not
+    measured), since a searcher is told the objectives and Tune checks they are there."""
+    from ray import tune
+
+    for objective in sweep.space.objective_list:
+        if row.get(objective.column) is None:
+            row[objective.column] = math.nan
+    tune.report(row)

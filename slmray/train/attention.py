@@ -1,0 +1,90 @@
+"""Causal self-attention kernels behind one signature, chosen by name.
+
+Every backend takes q, k, v as (B, T, n_head, head_dim) and returns the same layout, so the
+model never branches on the backend.  They compute the same function; `tests/test_attention.py`
+compares them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from slmray.errors import ConfigError
+
+from slmray.train.config import ATTENTION_BACKENDS
+
+AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+_SDPA_BACKENDS = {
+    "sdpa-flash": SDPBackend.FLASH_ATTENTION,
+    "sdpa-cudnn": SDPBackend.CUDNN_ATTENTION,
+    "sdpa-efficient": SDPBackend.EFFICIENT_ATTENTION,
+    "sdpa-math": SDPBackend.MATH,
+}
+
+
+def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 -> fp32 for softmax-like reductions; fp32 and fp64 stay as they are."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The paper's vanilla attention: the (T, T) scores are materialised, masked, softmaxed."""
+    q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+    T = q.size(-2)
+    scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.size(-1)))  # (B, nh, T, T)
+    causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    scores = scores.masked_fill(~causal, float("-inf"))
+    probs = torch.softmax(at_least_fp32(scores), dim=-1).to(q.dtype)  # in fp32 at least, as HF LLaMA did
+    return (probs @ v).transpose(1, 2)  # (B, T, nh, hs)
+
+
+def _sdpa(backend: SDPBackend | None) -> AttentionFn:
+    def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # views: SDPA takes strided inputs
+        ctx = sdpa_kernel(backend) if backend is not None else contextlib.nullcontext()
+        with ctx:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return out.transpose(1, 2)
+
+    return attend
+
+
+def flash_attn_available() -> bool:
+    return importlib.util.find_spec("flash_attn") is not None
+
+
+def _flash2(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    from flash_attn import flash_attn_func
+
+    return flash_attn_func(q, k, v, causal=True)
+
+
+def get_attention(name: str) -> AttentionFn:
+    """The kernel for a backend name; a missing flash_attn package is a one-line error."""
+    if name == "eager":
+        return eager_attention
+    if name == "sdpa":
+        return _sdpa(None)
+    if name in _SDPA_BACKENDS:
+        return _sdpa(_SDPA_BACKENDS[name])
+    if name == "flash2":
+        if not flash_attn_available():
+            raise ConfigError(
+                "attention: flash2 needs the flash_attn package: pip install 'slmray[flash]' "
+                "(or use sdpa-flash, PyTorch's built-in FlashAttention-2 kernel)"
+            )
+        return _flash2
+    raise ConfigError(f"attention: {name!r} is not one of {', '.join(ATTENTION_BACKENDS)}")
+
+
+def installed_backends() -> tuple[str, ...]:
+    """Backend names this environment can run (flash2 only with flash_attn installed)."""
+    return tuple(b for b in ATTENTION_BACKENDS if b != "flash2" or flash_attn_available())

@@ -1,0 +1,143 @@
+"""Decoder-only transformers of the LLaMA and GPT-NeoX (Pythia) layouts, on one device.
+
+Nothing here knows about distribution, Ray or logging: `parallel.py` wraps these modules
+from the outside.  Layout follows karpathy/nanoGPT's model.py; the loss is computed inside
+`OutputHead` so that compiling the head fuses the fp32 upcast into the cross-entropy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from slmray.train.attention import AttentionFn, at_least_fp32, get_attention
+from slmray.train.config import ModelConfig
+
+
+def rotary_tables(cfg: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin of shape (max_seq_len, rotary_dim), in the rotate-half (GPT-NeoX) layout."""
+    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, cfg.rotary_dim, 2).float() / cfg.rotary_dim))
+    angles = torch.outer(torch.arange(cfg.max_seq_len).float(), inv_freq)  # (T, rot/2)
+    angles = torch.cat((angles, angles), dim=-1)  # (T, rot)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate the first cos.size(-1) dims of each head; x is (B, T, nh, hs), cos/sin (T, rot)."""
+    rot = cos.size(-1)
+    cos, sin = cos[:, None, :].to(x.dtype), sin[:, None, :].to(x.dtype)  # (T, 1, rot)
+    x_rot, x_pass = x[..., :rot], x[..., rot:]
+    x1, x2 = x_rot.chunk(2, dim=-1)
+    x_rot = x_rot * cos + torch.cat((-x2, x1), dim=-1) * sin
+    return torch.cat((x_rot, x_pass), dim=-1) if x_pass.size(-1) else x_rot
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig, attend: AttentionFn, bias: bool):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=bias)  # one GEMM for q, k and v
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=bias)
+        self.attend = attend
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).unbind(2)  # (B, T, nh, hs)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        y = self.attend(q, k, v)  # (B, T, nh, hs)
+        return self.proj(y.reshape(B, T, C))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.gate_up = nn.Linear(cfg.d_model, 2 * cfg.d_mlp, bias=False)  # gate and up in one GEMM
+        self.down = nn.Linear(cfg.d_mlp, cfg.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class GeluMLP(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.up = nn.Linear(cfg.d_model, cfg.d_mlp)
+        self.down = nn.Linear(cfg.d_mlp, cfg.d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.gelu(self.up(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, attend: AttentionFn):
+        super().__init__()
+        llama = cfg.family == "llama"
+        norm = (lambda: nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)) if llama else (
+            lambda: nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+        )
+        self.parallel_residual = not llama  # GPT-NeoX: x + attn(ln1(x)) + mlp(ln2(x))
+        self.norm1 = norm()
+        self.attn = CausalSelfAttention(cfg, attend, bias=not llama)
+        self.norm2 = norm()
+        self.mlp = SwiGLU(cfg) if llama else GeluMLP(cfg)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        if self.parallel_residual:
+            return x + self.attn(self.norm1(x), cos, sin) + self.mlp(self.norm2(x))
+        x = x + self.attn(self.norm1(x), cos, sin)
+        return x + self.mlp(self.norm2(x))
+
+
+class OutputHead(nn.Module):
+    """Final norm, output projection and the loss; logits when no targets are given."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps) if cfg.family == "llama" else nn.LayerNorm(
+            cfg.d_model, eps=cfg.norm_eps
+        )
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+
+    def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.lm_head(self.norm(x))  # (B, T, V), bf16 under mixed precision
+        if targets is None:
+            return logits
+        # cross-entropy in fp32: bf16 log-probabilities would lose the loss's low digits
+        return F.cross_entropy(at_least_fp32(logits).view(-1, logits.size(-1)), targets.reshape(-1))
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelConfig, attention: str = "sdpa"):
+        super().__init__()
+        self.cfg = cfg
+        attend = get_attention(attention)
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg, attend) for _ in range(cfg.n_layer))
+        self.head = OutputHead(cfg)
+        cos, sin = rotary_tables(cfg)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+        # GPT-2's scaled init of the projections that write into the residual stream
+        for name, p in self.named_parameters():
+            if name.endswith(("attn.proj.weight", "mlp.down.weight")):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        T = idx.size(1)
+        x = self.embed(idx)  # (B, T, d)
+        cos, sin = self.rope_cos[:T], self.rope_sin[:T]
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        return self.head(x, targets)
