@@ -73,6 +73,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "subprocess: spawns a Python interpreter (a CLI run as a user would, a lock holder)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         for fixture in getattr(item, "fixturenames", ()):
@@ -84,6 +85,8 @@ def pytest_collection_modifyitems(config, items):
             raise pytest.UsageError(f"{item.nodeid} is marked unit and also {', '.join(tiers)}")
         if not tiers:
             item.add_marker("unit")
+        if "ray" in tiers:  # under pytest-xdist, one worker runs the Ray tests one after another
+            item.add_marker(pytest.mark.xdist_group("ray"))
 
 
 class SpawnInUnitTest(AssertionError):

@@ -95,7 +95,8 @@ class FakeCluster:
             ],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
             # without a drain timeout of 0, the head waits up to 30 s on SIGTERM for a drain
-            env={**self.env, "RAY_FAKE_CLUSTER": "1", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"},
+            env={**self.env, "RAY_FAKE_CLUSTER": "1", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+                 "AUTOSCALER_UPDATE_INTERVAL_S": "1"},  # Ray checks the demand every 5 s by default
         )
 
     def wait_started(self, timeout: float = 90) -> None:
@@ -125,8 +126,8 @@ class FakeCluster:
         return [n for n in self.nodes() if n["id"] != HEAD_NODE_ID]
 
     def stop(self) -> None:
-        """SIGTERM the head (it stops its own processes), then whatever is left of its session: the fake
-        nodes, whose raylets take about 30 s over a SIGTERM once the GCS is gone, so they get 5 s, then SIGKILL."""
+        """SIGTERM the head (it stops its own processes), then SIGKILL whatever is left of its session: the
+        fake nodes, whose raylets take about 30 s over a SIGTERM once the GCS is gone."""
         sid = self.head.pid
         if self.head.poll() is None:
             self.head.send_signal(signal.SIGTERM)
@@ -135,16 +136,14 @@ class FakeCluster:
             except subprocess.TimeoutExpired:
                 self.head.kill()
                 self.head.wait()
-        for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-            left = [p for p in psutil.process_iter() if _session(p) == sid]
-            for p in left:
-                try:
-                    p.send_signal(sig)
-                except psutil.NoSuchProcess:
-                    pass
-            _, alive = psutil.wait_procs(left, timeout=grace)
-            if not alive:
-                break
+        left = [p for p in psutil.process_iter() if _session(p) == sid]
+        for p in left:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(left, timeout=10)
+        assert not alive, f"still running after SIGKILL: {alive}"
         self.log.close()
         shutil.rmtree(self.root, ignore_errors=True)
 

@@ -78,20 +78,22 @@ def test_smoke_sweep_console_is_slmrays_own_lines_once_per_event(smoke_sweep):
 
 
 def test_out_of_memory_and_crashes_are_rows_and_the_sweep_goes_on(tmp_path):
-    # 2048 x 32 x 4M fp32 logits: the CPU allocator refuses at once (a real out-of-memory path),
-    # batch 1 fits.  One worker reports its OOM as a status and its warm group serves the next
-    # trial; two raise it from the worker group, which ends: the next trial gets a fresh group.
+    # 4096 x 32 x 2M fp32 logits, 1 TB: the CPU allocator refuses at once (a real out-of-memory path);
+    # batch 1 fits.  (Fewer tokens or a smaller vocabulary: the blocks' forward before the logits, or
+    # batch 1's steps, are what these trials spend their seconds on.)
+    # One worker reports its OOM as a status and its warm group serves the next trial; two raise
+    # it from the worker group, which ends: the next trial gets a fresh group.
     path = write_space(tmp_path, """
-huge = get_model("tiny", vocab_size=4_000_000, d_model=8, n_head=2, name="tiny-huge-vocab")
-SPACE = SearchSpace(model=[huge], per_device_batch=[2048, 1], num_gpus=[1, 2], attention=["sdpa"],
+huge = get_model("tiny", vocab_size=2_000_000, d_model=8, n_head=2, name="tiny-huge-vocab")
+SPACE = SearchSpace(model=[huge], per_device_batch=[4096, 1], num_gpus=[1, 2], attention=["sdpa"],
                     strategy=["ddp"], seq_len=32, steps=2, warmup_steps=1, device="cpu", max_failures=0)
 """)
     out = sweep(path, "--storage", str(tmp_path / "s"), "--name", "oom", "--no-prune")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     rows = {(r["num_gpus"], r["per_device_batch"]): r for r in read_table(str(tmp_path / "s/oom/results.parquet")).to_pylist()}
-    assert sorted(rows) == [(1, 1), (1, 2048), (2, 1), (2, 2048)]
+    assert sorted(rows) == [(1, 1), (1, 4096), (2, 1), (2, 4096)]
     for n in (1, 2):
-        assert rows[n, 2048]["status"] == "oom" and "memory" in rows[n, 2048]["error"] and rows[n, 2048]["tokens_per_s"] is None
+        assert rows[n, 4096]["status"] == "oom" and "memory" in rows[n, 4096]["error"] and rows[n, 4096]["tokens_per_s"] is None
         assert rows[n, 1]["status"] == "ok" and rows[n, 1]["tokens_per_s"] > 0
     assert (rows[1, 1]["warm"], rows[1, 1]["group_trials"]) == (True, 2)  # the OOM left its group warm
     assert (rows[2, 1]["warm"], rows[2, 1]["group_trials"]) == (False, 1)  # a fresh group after the raised OOM
@@ -121,14 +123,15 @@ SPACE = SearchSpace(model=["tiny", huge], per_device_batch=[64], num_gpus=[2], a
 
 def test_budget_stops_launching_trials(tmp_path):
     # at $7,200 an hour a CPU worker costs $2 a second: the plan puts an isolated trial at about
-    # $50 (25 s), so after the first (over 10 s, $20, once measured) the next would pass $70
+    # $50 (25 s), so after the first (over 5 s, $10, once measured: a worker group's start alone
+    # takes longer) the next would pass $60
     out = sweep("search_spaces/smoke.py", "--storage", str(tmp_path), "--name", "budget", "--price", "cpu=7200",
-                "--budget-usd", "70", "--isolate-trials")
+                "--budget-usd", "60", "--isolate-trials")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     rows = read_table(str(tmp_path / "budget/results.parquet")).to_pylist()
     assert len(rows) == 1 and rows[0]["status"] == "ok"
     assert rows[0]["price_per_hour_usd"] == 7200 and rows[0]["cost_usd"] == pytest.approx(2 * rows[0]["wall_s"])
-    assert "would pass $70.00: no more trials start" in out.stdout
+    assert "would pass $60.00: no more trials start" in out.stdout
     assert rows[0]["warm"] is None and rows[0]["group_trials"] is None  # isolated: a worker group of its own
 
 
