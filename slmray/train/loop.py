@@ -26,7 +26,7 @@ import torch.distributed as dist
 from slmray import __version__
 from slmray.train import fp8, parallel
 from slmray.train.config import TrainConfig
-from slmray.data.sources import make_batches
+from slmray.data.sources import BatchStream, make_batches
 from slmray.catalog.gpus import canonical_gpu, detect_device_name
 from slmray.train.metrics import StepTimer, flops_per_token, median_and_iqr, mfu, tokens_per_second
 from slmray.train.model import Transformer
@@ -140,54 +140,16 @@ def _run(
         torch.backends.cudnn.allow_tf32 = True
         if cfg.memory_fraction < 1.0:
             torch.cuda.set_per_process_memory_fraction(cfg.memory_fraction, env.device)
-    tokens_per_step = cfg.tokens_per_device_step * env.world_size
     result = TrainResult(
         status="ok", num_gpus=env.world_size, num_nodes=parallel.num_nodes(node_id), device_name=device_name,
         gpu_type=canonical_gpu(device_name), n_params=cfg.model.num_params,
-        flops_per_token=flops_per_token(cfg.model, cfg.seq_len), tokens_per_step=tokens_per_step,
+        flops_per_token=flops_per_token(cfg.model, cfg.seq_len), tokens_per_step=cfg.tokens_per_device_step * env.world_size,
     )
     say(f"building {cfg.model.name} ({cfg.model.num_params / 1e6:.1f}M parameters) on {env.world_size} x {result.gpu_type}")
     try:
-        torch.manual_seed(cfg.seed)  # same seed on every rank: identical initial weights
-        with env.device:
-            model = Transformer(cfg.model, cfg.attention)
-        model, amp_dtype = parallel.parallelize(
-            model, cfg.strategy, env, compile=cfg.compile, activation_checkpointing=cfg.activation_checkpointing,
-            precision=cfg.precision,
-        )
-        result.fp8_linear_layers = fp8.count(model)
-        optimizer = _optimizer(model, cfg, fused=on_gpu)
-        fp8.register_optimizer_hook(model, optimizer)
-        warmup_lr = max(cfg.lr_warmup_steps, 1)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup_lr))
-        batches = make_batches(
-            cfg.data, cfg.model.vocab_size, cfg.per_device_batch, cfg.seq_len, env.rank, env.world_size,
-            cfg.grad_accum, cfg.seed, env.device,
-        )
-        if on_gpu:
-            torch.cuda.reset_peak_memory_stats(env.device)  # count training, not the transient set-up
-
-        timer = StepTimer(env.device)
-        losses: list[torch.Tensor] = []
-        measured = cfg.steps * cfg.repeats
-        say(f"warm-up: {cfg.warmup_steps} steps{' (compiling)' if cfg.compile else ''}")
-        for step in range(cfg.warmup_steps + measured):
-            if step == cfg.warmup_steps:
-                if on_gpu:
-                    torch.cuda.synchronize(env.device)
-                if dist.is_initialized():
-                    dist.barrier()
-                result.startup_s = time.perf_counter() - entered
-                result.first_measured_at = time.time()
-                say(f"measuring: {cfg.repeats} x {cfg.steps} steps")
-                timer.mark()
-            losses.append(_train_step(model, optimizer, batches, step, cfg, amp_dtype, env.device))
-            schedule.step()
-            if step == 0 and cfg.warmup_steps > 0 and on_gpu:
-                parallel.release_unwaited_collectives()  # a peak of training, not of NCCL's watchdog timing
-            if step >= cfg.warmup_steps:
-                timer.mark()
-        durations = timer.durations()
+        training = _build(cfg, env)
+        result.fp8_linear_layers = fp8.count(training.model)
+        durations, losses = _steps(cfg, env, training, result, say, entered)
     except Exception as exc:
         if not is_out_of_memory(exc) or env.world_size > 1:
             raise
@@ -195,11 +157,79 @@ def _run(
         if on_gpu:
             result.peak_mem_gb = torch.cuda.max_memory_allocated(env.device) / GIB
         return result
+    _summarise(cfg, env, result, durations, losses)
+    return result
 
+
+@dataclass
+class _Training:
+    """What the steps need: the wrapped model, its optimizer and schedule, the batches, the autocast dtype."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    batches: BatchStream
+    amp_dtype: torch.dtype | None
+
+
+def _build(cfg: TrainConfig, env: parallel.DistEnv) -> _Training:
+    torch.manual_seed(cfg.seed)  # same seed on every rank: identical initial weights
+    with env.device:
+        model = Transformer(cfg.model, cfg.attention)
+    model, amp_dtype = parallel.parallelize(
+        model, cfg.strategy, env, compile=cfg.compile, activation_checkpointing=cfg.activation_checkpointing,
+        precision=cfg.precision,
+    )
+    optimizer = _optimizer(model, cfg, fused=env.device.type == "cuda")
+    fp8.register_optimizer_hook(model, optimizer)
+    warmup_lr = max(cfg.lr_warmup_steps, 1)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup_lr))
+    batches = make_batches(
+        cfg.data, cfg.model.vocab_size, cfg.per_device_batch, cfg.seq_len, env.rank, env.world_size,
+        cfg.grad_accum, cfg.seed, env.device,
+    )
+    return _Training(model, optimizer, schedule, batches, amp_dtype)
+
+
+def _steps(
+    cfg: TrainConfig, env: parallel.DistEnv, training: _Training, result: TrainResult, say: Callable[[str], None],
+    entered: float,
+) -> tuple[list[float], list[torch.Tensor]]:
+    """Warm-up, then the measured steps: each measured step's device time on this rank, and every
+    step's loss (still on the device)."""
+    on_gpu = env.device.type == "cuda"
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats(env.device)  # count training, not the transient set-up
+    timer = StepTimer(env.device)
+    losses: list[torch.Tensor] = []
+    say(f"warm-up: {cfg.warmup_steps} steps{' (compiling)' if cfg.compile else ''}")
+    for step in range(cfg.warmup_steps + cfg.steps * cfg.repeats):
+        if step == cfg.warmup_steps:
+            if on_gpu:
+                torch.cuda.synchronize(env.device)
+            if dist.is_initialized():
+                dist.barrier()
+            result.startup_s = time.perf_counter() - entered
+            result.first_measured_at = time.time()
+            say(f"measuring: {cfg.repeats} x {cfg.steps} steps")
+            timer.mark()
+        losses.append(_train_step(training, step, cfg, env.device))
+        training.schedule.step()
+        if step == 0 and cfg.warmup_steps > 0 and on_gpu:
+            parallel.release_unwaited_collectives()  # a peak of training, not of NCCL's watchdog timing
+        if step >= cfg.warmup_steps:
+            timer.mark()
+    return timer.durations(), losses
+
+
+def _summarise(
+    cfg: TrainConfig, env: parallel.DistEnv, result: TrainResult, durations: list[float], losses: list[torch.Tensor]
+) -> None:
+    """Fill `result` from the steps, reduced over the ranks so that every rank holds the same."""
     step_times = parallel.all_reduce(durations, "max", env.device)  # a step ends when the slowest rank does
     step_losses = parallel.all_reduce(torch.stack(losses).float().tolist(), "mean", env.device)
-    windows = [sum(step_times[i : i + cfg.steps]) for i in range(0, measured, cfg.steps)]
-    rates = [tokens_per_second(tokens_per_step * cfg.steps, w) for w in windows]
+    windows = [sum(step_times[i : i + cfg.steps]) for i in range(0, cfg.steps * cfg.repeats, cfg.steps)]
+    rates = [tokens_per_second(result.tokens_per_step * cfg.steps, w) for w in windows]
     result.tokens_per_s = statistics.fmean(rates)
     result.tokens_per_s_std = statistics.stdev(rates) if len(rates) > 1 else 0.0
     result.tokens_per_s_per_gpu = result.tokens_per_s / env.world_size
@@ -210,7 +240,7 @@ def _run(
     )
     if fp8.is_fp8(cfg.precision):
         result.mfu_fp8 = mfu(result.tokens_per_s_per_gpu, result.flops_per_token, result.gpu_type, dtype="fp8")
-    if on_gpu:
+    if env.device.type == "cuda":
         peak, reserved = parallel.all_reduce(
             [torch.cuda.max_memory_allocated(env.device) / GIB, torch.cuda.max_memory_reserved(env.device) / GIB],
             "max", env.device,
@@ -218,15 +248,15 @@ def _run(
         result.peak_mem_gb, result.peak_mem_reserved_gb = peak, reserved
     result.losses = step_losses
     result.final_loss = statistics.fmean(step_losses[-FINAL_LOSS_STEPS:])
-    result.tokens_seen = tokens_per_step * len(step_losses)
-    return result
+    result.tokens_seen = result.tokens_per_step * len(step_losses)
 
 
-def _train_step(model, optimizer, batches, step: int, cfg: TrainConfig, amp_dtype, device) -> torch.Tensor:
+def _train_step(training: _Training, step: int, cfg: TrainConfig, device: torch.device) -> torch.Tensor:
     """One optimizer step over `grad_accum` micro-batches; returns the loss, still on the device."""
+    model, optimizer, amp_dtype = training.model, training.optimizer, training.amp_dtype
     total = torch.zeros((), device=device)
     for micro in range(cfg.grad_accum):
-        x, y = batches.get(step, micro)
+        x, y = training.batches.get(step, micro)
         with parallel.grad_sync(model, enabled=micro == cfg.grad_accum - 1):
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 loss = model(x, y) / cfg.grad_accum
