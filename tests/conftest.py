@@ -73,20 +73,20 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "subprocess: spawns a Python interpreter (a CLI run as a user would, a lock holder)")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        for fixture in getattr(item, "fixturenames", ()):
-            for name in FIXTURE_MARKS.get(fixture, ()):
-                if item.get_closest_marker(name) is None:
-                    item.add_marker(name)
-        tiers = [name for name in TIERS if item.get_closest_marker(name) is not None]
-        if item.get_closest_marker("unit") is not None and tiers:
-            raise pytest.UsageError(f"{item.nodeid} is marked unit and also {', '.join(tiers)}")
-        if not tiers:
-            item.add_marker("unit")
-        if "ray" in tiers:  # under pytest-xdist, one worker runs the Ray tests one after another
-            item.add_marker(pytest.mark.xdist_group("ray"))
+def pytest_itemcollected(item):
+    # as each test is collected, before any collection_modifyitems hook: pytest-xdist's reads the
+    # xdist_group marks there, and -m selects on the tiers
+    for fixture in getattr(item, "fixturenames", ()):
+        for name in FIXTURE_MARKS.get(fixture, ()):
+            if item.get_closest_marker(name) is None:
+                item.add_marker(name)
+    tiers = [name for name in TIERS if item.get_closest_marker(name) is not None]
+    if item.get_closest_marker("unit") is not None and tiers:
+        raise pytest.UsageError(f"{item.nodeid} is marked unit and also {', '.join(tiers)}")
+    if not tiers:
+        item.add_marker("unit")
+    if "ray" in tiers:  # under pytest-xdist, one worker runs the Ray tests one after another
+        item.add_marker(pytest.mark.xdist_group("ray"))
 
 
 class SpawnInUnitTest(AssertionError):
@@ -123,3 +123,4 @@ def call_main(capsys, main, *args: str) -> subprocess.CompletedProcess:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     out = capsys.readouterr()
     return subprocess.CompletedProcess(["main", *args], code, out.out, out.err)
+
