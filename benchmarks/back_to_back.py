@@ -36,8 +36,8 @@ def main() -> None:
     import torch
     import torch.distributed as dist
 
-    from slmray.train.loop import run
     from slmray.sweep.warm import clean_up_after_configuration
+    from slmray.train.loop import run
 
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", "29533")

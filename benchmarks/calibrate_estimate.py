@@ -37,11 +37,18 @@ import sys
 import numpy as np
 import pandas as pd
 
-from slmray.errors import ConfigError
-
-from slmray.train.config import TrainConfig
-from slmray.predict.estimate import CALIBRATION, GIB, Calibration, _fp8_inputs, compute_time_s, memory_breakdown, step_work
 from slmray.catalog.gpus import canonical_gpu, spec_for
+from slmray.errors import ConfigError
+from slmray.predict.estimate import (
+    CALIBRATION,
+    GIB,
+    Calibration,
+    _fp8_inputs,
+    compute_time_s,
+    memory_breakdown,
+    step_work,
+)
+from slmray.train.config import TrainConfig
 from slmray.train.presets import PRESETS
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")

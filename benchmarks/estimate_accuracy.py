@@ -25,9 +25,18 @@ import sys
 import numpy as np
 import pandas as pd
 
-from calibrate_estimate import CALIBRATION_ROWS, FP8_CALIBRATION_ROWS, RESULTS_DIR, committed_tables, fit, load_measured, trial_config
 from slmray.analysis.accuracy import summarise
 from slmray.predict.estimate import CALIBRATION, Calibration, estimate
+
+from calibrate_estimate import (
+    CALIBRATION_ROWS,
+    FP8_CALIBRATION_ROWS,
+    RESULTS_DIR,
+    committed_tables,
+    fit,
+    load_measured,
+    trial_config,
+)
 
 TARGETS = {"oom_accuracy": 0.95, "memory_mdape": 10.0, "tokens_mdape": 15.0}
 

@@ -22,10 +22,11 @@ import sys
 import numpy as np
 import pandas as pd
 
-from calibrate_estimate import RESULTS_DIR, trial_config
 from slmray.predict.calibration import Recalibrator
 from slmray.predict.estimate import estimate
 from slmray.results.table import read_table
+
+from calibrate_estimate import RESULTS_DIR, trial_config
 
 SWEEPS = ("sweep_h200x1.parquet", "sweep_h100x1.parquet")
 READING = (

@@ -54,11 +54,12 @@ from ray import tune
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from slmray.predict.estimate import Estimate, estimate
+from slmray.sweep.driver import _predicted_front
+from slmray.sweep.searchers import SAMPLERS, DistinctSearcher
+
 from calibrate_estimate import load_measured, trial_config
 from estimate_accuracy import markdown_table
-from slmray.sweep.driver import _predicted_front
-from slmray.predict.estimate import Estimate, estimate
-from slmray.sweep.searchers import SAMPLERS, DistinctSearcher
 
 TRIAL_STEPS = 33
 """Warm-up plus measured steps of a trial (3 + 3 x 10, the trainer's final protocol)."""
@@ -440,8 +441,8 @@ def synthetic_table(
 ):
     """Rows of the results schema: 'measured' = predicted x per-(model, strategy, attention) bias x
     per-row noise (10% on tokens/s, 3% on memory), so the estimate is informative but wrong."""
-    from slmray.core.row import make_row
     from slmray.catalog.prices import Price, PriceBook, gpu_key
+    from slmray.core.row import make_row
     from slmray.results.table import to_table
 
     rng = np.random.default_rng(seed)

@@ -29,12 +29,12 @@ import time
 import pyarrow as pa
 import torch
 
-from slmray.train.config import TrainConfig
-from slmray.core.row import make_row
 from slmray.catalog.gpus import canonical_gpu
-from slmray.train.presets import get_model
+from slmray.core.row import make_row
 from slmray.results.table import to_table, write_table
+from slmray.train.config import TrainConfig
 from slmray.train.loop import run
+from slmray.train.presets import get_model
 
 MODELS = {"llama-100m": 1024, "llama-500m": 1024, "llama-1b": 1024, "llama-2b": 1024, "pythia-160m": 2048, "pythia-1b": 2048}
 BATCHES = (64, 32, 16, 8, 4)

@@ -62,8 +62,8 @@ def warm() -> list[dict]:
     import torch
     import torch.distributed as dist
 
-    from slmray.train.loop import run
     from slmray.sweep.warm import clean_up_after_configuration
+    from slmray.train.loop import run
 
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", "29511")

@@ -33,8 +33,8 @@ from slmray.train.config import config_label
 if TYPE_CHECKING:  # heavy imports stay out of `--help`
     import pandas as pd
 
-    from slmray.predict.calibration import Correction
     from slmray.catalog.prices import PriceBook
+    from slmray.predict.calibration import Correction
 
 DEFAULT_TOKENS_PER_PARAM = 20.0
 """Chinchilla's compute-optimal ratio (Hoffmann et al. 2022)."""
@@ -155,8 +155,8 @@ def fit_table_corrections(df: pd.DataFrame) -> dict[str, Correction]:
     """Per GPU type (and pooled), from every ok row of `df` on a GPU of gpus.csv whose model is
     a preset: the estimator's uncorrected prediction recomputed now against the measurement.
     Multi-GPU rows count like the others."""
-    from slmray.predict.calibration import fit_corrections
     from slmray.catalog.gpus import spec_for
+    from slmray.predict.calibration import fit_corrections
     from slmray.train.presets import PRESETS
 
     df = _normalise(df)
@@ -232,8 +232,8 @@ def _speed(model: str, o, rows: pd.DataFrame, corrections: dict[str, Correction]
     """(tokens/s, measured or predicted, how it was obtained, why excluded or "") of option `o`."""
     import pandas as pd
 
-    from slmray.predict.calibration import POOLED
     from slmray.catalog.gpus import CPU
+    from slmray.predict.calibration import POOLED
 
     same_config = (rows[list(CONFIG)] == pd.Series({c: o[c] for c in CONFIG})).all(axis=1)
     on_gpu = rows["gpu_type"] == o["gpu_type"]
@@ -279,10 +279,10 @@ def plan_run(
 
     import numpy as np
 
-    from slmray.core.costs import trial_cost_usd
     from slmray.catalog.gpus import CPU, spec_for
-    from slmray.train.presets import PRESETS
     from slmray.catalog.prices import PriceWarning
+    from slmray.core.costs import trial_cost_usd
+    from slmray.train.presets import PRESETS
 
     if model not in PRESETS:
         raise RecommendError(f"--model: {model!r} is not a preset (python -m slmray.train --list-models)")
@@ -564,11 +564,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import warnings
 
-    from slmray.core.costs import price_trials
-    from slmray.train.presets import PRESETS
     from slmray.catalog.prices import PriceBook, PriceError, parse_price_overrides
-    from slmray.results.table import ResultsError, load_results
+    from slmray.core.costs import price_trials
     from slmray.results.storage import StorageError
+    from slmray.results.table import ResultsError, load_results
+    from slmray.train.presets import PRESETS
 
     try:
         if args.model not in PRESETS:

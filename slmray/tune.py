@@ -40,8 +40,8 @@ def __getattr__(name: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from slmray.cli import parser
     from slmray.catalog.prices import profiles  # a CSV read: no torch, no Ray
+    from slmray.cli import parser
 
     p = parser("python -m slmray.tune", "Sweep a search space: one Ray Train run per trial, one row per trial.")
     p.add_argument("space", help="search-space file, e.g. search_spaces/smoke.py")
@@ -78,13 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     warnings.formatwarning = _one_line_warning  # a missing price is news, not a stack location
 
+    from slmray.catalog.prices import PriceError
     from slmray.cluster.files import ClusterError
     from slmray.errors import ConfigError
-    from slmray.sweep.lock import SweepLock
-    from slmray.catalog.prices import PriceError
-    from slmray.results.table import ResultsError
-    from slmray.sweep.space import SpaceError
     from slmray.results.storage import StorageError
+    from slmray.results.table import ResultsError
+    from slmray.sweep.lock import SweepLock
+    from slmray.sweep.space import SpaceError
 
     user_errors = (SpaceError, ConfigError, PriceError, StorageError, ClusterError, ResultsError)
     try:
@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted before the sweep started: nothing ran", file=sys.stderr)
         return 130
-    from slmray.sweep.driver import INTERRUPTED, SweepError, continue_command, run_sweep
     from slmray.results.storage import exists, join
+    from slmray.sweep.driver import INTERRUPTED, SweepError, continue_command, run_sweep
 
     try:
         if exists(join(request.sweep_dir, "tuner.pkl")) and not request.resume:
@@ -131,13 +131,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _request(args: argparse.Namespace, command: list[str]):
     """The checked sweep (`slmray.sweep.driver.SweepRequest`), or None after printing a dry run."""
-    from slmray.errors import ConfigError
+    from slmray.catalog.prices import PriceBook, parse_price_overrides
     from slmray.data.sources import check_source
+    from slmray.errors import ConfigError
+    from slmray.results.storage import exists, join, normalize
     from slmray.sweep.driver import SweepRequest, planned_runs
     from slmray.sweep.plan import format_plan, make_plan
-    from slmray.catalog.prices import PriceBook, parse_price_overrides
     from slmray.sweep.space import SpaceError, load_space
-    from slmray.results.storage import exists, join, normalize
 
     space = load_space(args.space)
     prices = PriceBook.load(args.prices or space.prices, args.price_file, parse_price_overrides(args.price))

@@ -17,12 +17,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from slmray.train.config import TrainConfig
-from slmray.core.row import make_row
-from slmray.train.presets import get_model
 from slmray.catalog.prices import PriceBook
+from slmray.core.row import make_row
 from slmray.results.table import to_table
+from slmray.train.config import TrainConfig
 from slmray.train.loop import TrainResult, run
+from slmray.train.presets import get_model
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

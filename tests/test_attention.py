@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from slmray.train.attention import flash_attn_available, get_attention, installed_backends
 from slmray.errors import ConfigError
+from slmray.train.attention import flash_attn_available, get_attention, installed_backends
 from slmray.train.model import Transformer
 from slmray.train.presets import get_model
 

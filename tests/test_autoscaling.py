@@ -44,6 +44,7 @@ import yaml
 
 from slmray.results.table import read_table
 from slmray.sweep.space import load_space
+
 from tests.conftest import run_cli
 from tests.test_distributed import _losses
 

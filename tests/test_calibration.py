@@ -9,11 +9,11 @@ import random
 
 import pytest
 
+from slmray.catalog.prices import PriceBook
 from slmray.predict.calibration import NO_CORRECTION, POOLED, Correction, Recalibrator, fit_correction, fit_corrections
+from slmray.results.table import to_table
 from slmray.sweep.capacity import Capacity
 from slmray.sweep.plan import make_plan, plan_trial
-from slmray.catalog.prices import PriceBook
-from slmray.results.table import to_table
 from slmray.sweep.space import SearchSpace
 
 

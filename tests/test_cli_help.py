@@ -128,10 +128,10 @@ def test_a_bad_command_line_is_one_line_and_exit_2(module, args, start, capsys):
 
 
 def test_folders_that_cannot_be_written_are_one_line(tmp_path, capsys):
-    from analysis_fixtures import H100_SWEEP
-
     from slmray.analysis.__main__ import main as analysis
     from slmray.data.cli import main as data
+
+    from analysis_fixtures import H100_SWEEP
 
     a_file = tmp_path / "a-file"
     a_file.write_text("x")

@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from slmray.cluster.files import main as cluster_main
-from tests.conftest import call_main
 from slmray.cluster.files import HEAD_RESOURCE, ClusterError, cluster_gpu_types, load_cluster, validate_all
+from slmray.cluster.files import main as cluster_main
+
+from tests.conftest import call_main
 
 CLUSTER = Path(__file__).resolve().parent.parent / "cluster"
 H100 = (CLUSTER / "h100.yaml").read_text()

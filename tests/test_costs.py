@@ -9,8 +9,15 @@ import pandas as pd
 import pytest
 
 from slmray.analysis.costs import (
-    CHINCHILLA, add_cost_metrics, best_over, chinchilla_loss_per_token, loss_per_usd, measured_loss_per_token,
-    price_trials, tokens_per_usd, usd_per_btok,
+    CHINCHILLA,
+    add_cost_metrics,
+    best_over,
+    chinchilla_loss_per_token,
+    loss_per_usd,
+    measured_loss_per_token,
+    price_trials,
+    tokens_per_usd,
+    usd_per_btok,
 )
 from slmray.catalog.prices import PriceBook, PriceWarning
 

@@ -4,9 +4,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from slmray.catalog.tables import CsvError, read_records, read_rows
 from slmray.catalog.gpus import GPUSpec, gpu_specs
 from slmray.catalog.instances import instance_types
+from slmray.catalog.tables import CsvError, read_records, read_rows
 
 
 @dataclass(frozen=True)

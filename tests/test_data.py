@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from slmray.errors import ConfigError
 from slmray.data.cli import main as data_main
-from tests.conftest import call_main
 from slmray.data.sources import ByteTokenizer, HFTokenizer, load_tokens, make_batches, prepare, read_meta, stdlib_corpus
+from slmray.errors import ConfigError
+
+from tests.conftest import call_main
 
 
 def test_prepare_and_read_round_trip(tmp_path, cli):

@@ -9,10 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slmray.train.config import TrainConfig
 from slmray.predict.estimate import (
-    CALIBRATION, GIB, estimate, host_memory_gib, memory_breakdown, step_work, training_state_bytes,
+    CALIBRATION,
+    GIB,
+    estimate,
+    host_memory_gib,
+    memory_breakdown,
+    step_work,
+    training_state_bytes,
 )
+from slmray.train.config import TrainConfig
 from slmray.train.presets import PRESETS, get_model
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"

@@ -8,15 +8,16 @@ The FP8 GEMMs themselves need FP8 tensor cores: they are measured on the GPU mac
 import pytest
 import torch
 
-from slmray.train import fp8, parallel
-from slmray.sweep.capacity import Capacity
-from tests.conftest import call_main
 from slmray.errors import ConfigError
+from slmray.sweep.capacity import Capacity
+from slmray.sweep.space import SearchSpace, SpaceError, Trial, load_space
+from slmray.train import fp8, parallel
 from slmray.train.config import TrainConfig, config_label
 from slmray.train.metrics import mfu
 from slmray.train.model import Transformer
 from slmray.train.presets import get_model
-from slmray.sweep.space import SearchSpace, SpaceError, Trial, load_space
+
+from tests.conftest import call_main
 
 torchao = pytest.importorskip("torchao", reason="FP8 conversion needs torchao (the test extra has it)")
 
@@ -239,6 +240,7 @@ def test_precision_table_compares_like_with_like():
 
     from slmray.analysis.findings import precision_effect
     from slmray.results.table import read_tables
+
     from analysis_fixtures import H200_SWEEP, RESULTS
 
     df = read_tables([str(RESULTS / f"sweep_h200x1_{n}.parquet") for n in ("precision", "checkpointing", "seq_len")])

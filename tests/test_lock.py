@@ -10,9 +10,9 @@ import time
 
 import pytest
 
+from slmray.results.storage import StorageError
 from slmray.sweep import lock as lock_module
 from slmray.sweep.lock import LockHeld, SweepLock
-from slmray.results.storage import StorageError
 
 HOLD = """
 import sys, time

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from slmray.train.config import ModelConfig
 from slmray.catalog.gpus import canonical_gpu, spec_for
+from slmray.train.config import ModelConfig
 from slmray.train.metrics import StepTimer, flops_per_token, median_and_iqr, mfu, peak_flops, tokens_per_second
 from slmray.train.presets import PRESETS
 

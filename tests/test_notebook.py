@@ -4,8 +4,9 @@ committed GPU tables, with its parameters injected after the `parameters` cell."
 
 import nbformat
 import pytest
-from analysis_fixtures import H100_BENCHMARK, REPO
 from nbclient import NotebookClient
+
+from analysis_fixtures import H100_BENCHMARK, REPO
 
 NOTEBOOK = REPO / "analysis" / "bottlenecks.ipynb"
 

@@ -54,6 +54,7 @@ ISSUE_WITHIN_1PCT = {"pythia-160m": 162_322_944}
 
 def test_list_models_cli(capsys):
     from slmray.train.cli import main
+
     from tests.conftest import call_main
 
     out = call_main(capsys, main, "--list-models")

@@ -8,7 +8,13 @@ import pytest
 
 from slmray.catalog.gpus import gpu_specs
 from slmray.catalog.prices import (
-    Price, PriceBook, PriceError, PriceWarning, catalog, parse_price_overrides, profiles,
+    Price,
+    PriceBook,
+    PriceError,
+    PriceWarning,
+    catalog,
+    parse_price_overrides,
+    profiles,
 )
 
 

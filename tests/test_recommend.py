@@ -8,16 +8,25 @@ import time
 
 import pandas as pd
 import pytest
-from analysis_fixtures import REPO, RESULTS
 
 from slmray.analysis import decision
 from slmray.analysis.costs import price_trials
 from slmray.analysis.table import load_results
-from slmray.predict.calibration import POOLED
 from slmray.catalog.prices import PriceBook
+from slmray.predict.calibration import POOLED
 from slmray.recommend import (
-    _hours, _money, answer, default_assumptions, fit_table_corrections, main, option_label, parse_tokens, plan_run,
+    _hours,
+    _money,
+    answer,
+    default_assumptions,
+    fit_table_corrections,
+    main,
+    option_label,
+    parse_tokens,
+    plan_run,
 )
+
+from analysis_fixtures import REPO, RESULTS
 
 SWEEPS = [str(RESULTS / "sweep_h200x1.parquet"), str(RESULTS / "sweep_h100x1.parquet")]
 BAR = [*SWEEPS, "--model", "llama-1b", "--tokens-per-param", "20", "--prices", "aws"]

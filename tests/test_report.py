@@ -8,18 +8,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from analysis_fixtures import H100_BENCHMARK, H100_CSV, H100_SWEEP, H200_SWEEP, REPO, cpu_sweep_table
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.image import imread
 
 from slmray.analysis import accuracy, findings, plots
 from slmray.analysis.__main__ import main
 from slmray.analysis.costs import add_cost_metrics, price_trials
-from slmray.core.objective import Objective
 from slmray.analysis.report import write_report
 from slmray.analysis.table import to_frame
 from slmray.catalog.prices import PriceBook
+from slmray.core.objective import Objective
 from slmray.results.table import SCHEMA, read_table, read_tables, write_table
+
+from analysis_fixtures import H100_BENCHMARK, H100_CSV, H100_SWEEP, H200_SWEEP, REPO, cpu_sweep_table
 
 OBJECTIVES = [Objective.parse("max:tokens_per_s"), Objective.parse("min:usd_per_btok")]
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -5,9 +5,9 @@ import warnings
 
 import pytest
 
+from slmray.catalog.prices import PriceBook, PriceWarning
 from slmray.core.row import make_row
 from slmray.core.schema import COLUMNS
-from slmray.catalog.prices import PriceBook, PriceWarning
 from slmray.results.table import to_table
 
 BOOK = PriceBook.load("local", overrides={"H100-80GB": 2.0, "H200": 3.0})

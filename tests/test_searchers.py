@@ -8,12 +8,13 @@ import pytest
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
-from slmray.sweep.capacity import capacity_from_yaml
-from slmray.sweep.plan import make_plan
 from slmray.catalog.prices import PriceBook
+from slmray.sweep.capacity import capacity_from_yaml
+from slmray.sweep.driver import _predicted_front
+from slmray.sweep.plan import make_plan
 from slmray.sweep.searchers import SAMPLERS, DistinctSearcher
 from slmray.sweep.space import OPTUNA_SAMPLERS, SearchSpace
-from slmray.sweep.driver import _predicted_front
+
 from analysis_fixtures import REPO
 
 SPACE = {"batch": [2, 4], "attention": ["eager", "sdpa"]}
@@ -108,8 +109,8 @@ def test_every_numeric_column_is_an_objective_of_every_sampler(sampler):
     objective, next to a second one, and Optuna learns exactly the value of the row it is told."""
     from slmray.sweep.capacity import local_capacity
     from slmray.sweep.driver import search_alg
-    from slmray.sweep.trial import SweepSettings
     from slmray.sweep.space import OBJECTIVE_COLUMNS
+    from slmray.sweep.trial import SweepSettings
 
     for i, column in enumerate(OBJECTIVE_COLUMNS):
         second = "final_loss" if column != "final_loss" else "tokens_per_s"

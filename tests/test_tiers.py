@@ -42,7 +42,8 @@ def test_every_ray_test_is_in_the_one_xdist_group(request):
     """Two local Rays at once on 2 cores would slow both and could starve a sweep's trials: under
     pytest-xdist the Ray tests share one worker, one after another."""
     ray_tests = [item for item in request.session.items if item.get_closest_marker("ray")]
-    assert ray_tests
+    if not ray_tests:
+        pytest.skip("no Ray test was collected in this run")
     for item in ray_tests:
         assert [m.args for m in item.iter_markers("xdist_group")] == [("ray",)], item.nodeid
     assert not any(item.get_closest_marker("xdist_group") for item in request.session.items

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pytest
 
 from slmray.results.table import REQUIRED_COLUMNS, read_table
+
 from tests.conftest import run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.subprocess]  # each sweep is `python -m slmray.tune`, its own Ray

@@ -10,8 +10,8 @@ import argparse
 import sys
 import warnings
 
-from slmray.cli import parser as new_parser
 from slmray.catalog.prices import profiles
+from slmray.cli import parser as new_parser
 
 DEFAULT_OBJECTIVES = ("max:tokens_per_s", "min:usd_per_btok")
 LOSS_SOURCES = ("scaling", "measured")
@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     from slmray.catalog.prices import PriceBook, PriceError, parse_price_overrides
     from slmray.core.objective import Objective, ObjectiveError
     from slmray.core.schema import NUMERIC_COLUMNS
-    from slmray.results.table import ResultsError
     from slmray.results.storage import StorageError
+    from slmray.results.table import ResultsError
 
     objective_columns = (*NUMERIC_COLUMNS, *DERIVED_COLUMNS)
     notes = []

@@ -14,8 +14,15 @@ import numpy as np
 import pandas as pd
 
 from slmray.core.costs import (  # noqa: F401  (the formulas, under the names analysis code uses)
-    CHINCHILLA, SECONDS_PER_HOUR, chinchilla_loss_per_token, loss_per_usd, measured_loss_per_token, price_trials,
-    tokens_per_usd, trial_cost_usd, usd_per_btok,
+    CHINCHILLA,
+    SECONDS_PER_HOUR,
+    chinchilla_loss_per_token,
+    loss_per_usd,
+    measured_loss_per_token,
+    price_trials,
+    tokens_per_usd,
+    trial_cost_usd,
+    usd_per_btok,
 )
 
 LOSS_SOURCES = ("scaling", "measured")

@@ -12,11 +12,19 @@ from __future__ import annotations
 import pandas as pd
 
 from slmray.analysis.table import model_order
-from slmray.train.presets import PRESETS
 from slmray.recommend import (
-    DEFAULT_TOKENS_PER_PARAM, Decision, RecommendError, answer, correction_lines, default_assumptions, option_label,
-    options_table, plan_run, recorded_prices,
+    DEFAULT_TOKENS_PER_PARAM,
+    Decision,
+    RecommendError,
+    answer,
+    correction_lines,
+    default_assumptions,
+    option_label,
+    options_table,
+    plan_run,
+    recorded_prices,
 )
+from slmray.train.presets import PRESETS
 
 TOP = 10
 

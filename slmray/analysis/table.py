@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from slmray.train import config
 from slmray.results.table import STATUSES, load_results, to_frame  # noqa: F401  (re-exported for analysis code)
+from slmray.train import config
+
 
 def ok(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["status"] == "ok"]

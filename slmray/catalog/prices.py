@@ -37,9 +37,9 @@ import warnings
 from dataclasses import dataclass
 from importlib import resources
 
-from slmray.catalog.tables import CsvError, read_rows
 from slmray.catalog.gpus import CPU, canonical_gpu
 from slmray.catalog.instances import instance
+from slmray.catalog.tables import CsvError, read_rows
 
 LOCAL = "local"
 ON_DEMAND = "on-demand"

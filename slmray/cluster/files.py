@@ -38,9 +38,9 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from slmray import __version__
-from slmray.cli import ArgumentParser, HelpFormatter
 from slmray.catalog.gpus import gpu_specs, spec_for
 from slmray.catalog.instances import InstanceType, instance
+from slmray.cli import ArgumentParser, HelpFormatter
 
 HEAD_RESOURCE = "slmray_head"
 """Custom resource of the head node type; each trial driver requests a fraction of it."""

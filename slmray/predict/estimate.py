@@ -23,10 +23,10 @@ import math
 import os
 from dataclasses import dataclass
 
-from slmray.train import fp8
-from slmray.train.config import ModelConfig, TrainConfig
 from slmray.catalog.gpus import CPU, GPUSpec, spec_for
 from slmray.catalog.instances import instance_types
+from slmray.train import fp8
+from slmray.train.config import ModelConfig, TrainConfig
 from slmray.train.metrics import flops_per_token
 
 GIB = 1 << 30

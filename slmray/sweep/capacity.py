@@ -13,9 +13,9 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
+from slmray.catalog.gpus import CPU, canonical_gpu, gpu_specs, spec_for
 from slmray.cluster.files import ClusterError, load_cluster
 from slmray.errors import ConfigError
-from slmray.catalog.gpus import CPU, canonical_gpu, gpu_specs, spec_for
 from slmray.sweep.space import SearchSpace
 
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"

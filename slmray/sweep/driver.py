@@ -20,22 +20,22 @@ from dataclasses import dataclass
 import numpy as np
 from ray import tune
 
-from slmray.predict.calibration import Correction
-from slmray.sweep.capacity import Capacity, local_capacity, ray_capacity
+from slmray.catalog.prices import PriceBook
 from slmray.cluster.files import HEAD_RESOURCE
-from slmray.errors import ConfigError, first_line
-from slmray.train.config import config_label
 from slmray.core.costs import tokens_per_usd
 from slmray.core.pareto import pareto_mask
 from slmray.core.row import make_row
+from slmray.errors import ConfigError, first_line
+from slmray.predict.calibration import Correction
+from slmray.results.storage import join, list_files
+from slmray.results.table import COLUMNS, RESULTS_FILE, read_table, to_table, write_table
+from slmray.sweep.capacity import Capacity, local_capacity, ray_capacity
 from slmray.sweep.lock import lock_lost
 from slmray.sweep.plan import PlannedTrial, make_plan, plan_trial
-from slmray.catalog.prices import PriceBook
-from slmray.results.table import COLUMNS, RESULTS_FILE, read_table, to_table, write_table
 from slmray.sweep.searchers import SAMPLERS, BudgetLimiter, DistinctSearcher, PlanSearcher, Recalibrating
 from slmray.sweep.space import SearchSpace, SpaceError, Trial
-from slmray.results.storage import join, list_files
 from slmray.sweep.trial import SweepSettings, row_uri, run_trial
+from slmray.train.config import config_label
 
 DRIVER_RESOURCES = {"CPU": 0.01}
 """A trial's own process only waits on its Train run (Ray refuses a zero-resource trial)."""

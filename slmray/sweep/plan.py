@@ -9,10 +9,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from slmray.predict.calibration import Correction
-from slmray.sweep.capacity import Capacity
-from slmray.predict.estimate import Estimate, estimate
 from slmray.catalog.prices import PriceBook
+from slmray.predict.calibration import Correction
+from slmray.predict.estimate import Estimate, estimate
+from slmray.sweep.capacity import Capacity
 from slmray.sweep.space import SearchSpace, Trial
 
 TRIAL_OVERHEAD_S = 1.0

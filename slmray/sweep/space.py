@@ -29,14 +29,14 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from slmray.train.attention import installed_backends
-from slmray.train import fp8
-from slmray.errors import ConfigError, check_positive_int
-from slmray.train.config import DEVICES, PRECISIONS, STRATEGIES, ModelConfig, TrainConfig
 from slmray.catalog.gpus import gpu_specs, spec_for
-from slmray.train.presets import PRESETS
 from slmray.core.objective import Objective, ObjectiveError
 from slmray.core.schema import NUMERIC_COLUMNS
+from slmray.errors import ConfigError, check_positive_int
+from slmray.train import fp8
+from slmray.train.attention import installed_backends
+from slmray.train.config import DEVICES, PRECISIONS, STRATEGIES, ModelConfig, TrainConfig
+from slmray.train.presets import PRESETS
 
 SEARCHES = ("grid", "optuna")
 OPTUNA_SAMPLERS = ("tpe", "nsga2", "random")

@@ -20,19 +20,18 @@ from typing import Any
 import torch
 
 from slmray import __version__
-from slmray.predict.calibration import Correction
-from slmray.sweep.capacity import Capacity
-from slmray.train.config import TrainConfig
-from slmray.core import row as core_row
 from slmray.catalog.gpus import spec_for
-from slmray.sweep.plan import PlannedTrial, plan_trial
 from slmray.catalog.prices import PriceBook
-from slmray.sweep.space import SearchSpace, Trial
-from slmray.results.table import read_table
+from slmray.core import row as core_row
+from slmray.predict.calibration import Correction
 from slmray.results.storage import exists, join
-from slmray.train.loop import train_loop_per_worker
+from slmray.results.table import read_table
+from slmray.sweep.capacity import Capacity
+from slmray.sweep.plan import PlannedTrial, plan_trial
+from slmray.sweep.space import SearchSpace, Trial
 from slmray.sweep.warm import failure
-
+from slmray.train.config import TrainConfig
+from slmray.train.loop import train_loop_per_worker
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ import torch
 import torch.distributed as dist
 
 from slmray import __version__
+from slmray.catalog.gpus import canonical_gpu, detect_device_name
+from slmray.data.sources import BatchStream, make_batches
 from slmray.train import fp8, parallel
 from slmray.train.config import TrainConfig
-from slmray.data.sources import BatchStream, make_batches
-from slmray.catalog.gpus import canonical_gpu, detect_device_name
 from slmray.train.metrics import StepTimer, flops_per_token, median_and_iqr, mfu, tokens_per_second
 from slmray.train.model import Transformer
 

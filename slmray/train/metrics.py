@@ -8,8 +8,8 @@ import time
 
 import torch
 
-from slmray.train.config import ModelConfig
 from slmray.catalog.gpus import spec_for
+from slmray.train.config import ModelConfig
 
 
 def flops_per_token(model: ModelConfig, seq_len: int, include_embeddings: bool = True) -> float:

@@ -23,8 +23,8 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.nn.parallel import DistributedDataParallel
 
-from slmray.train import fp8
 from slmray.errors import ConfigError
+from slmray.train import fp8
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ Pythia models (GPT-NeoX) from Biderman et al. 2023, Table 1 and the EleutherAI m
 from __future__ import annotations
 
 from slmray.errors import ConfigError
-
 from slmray.train.config import ModelConfig
 
 _PAPER = "Ashkboos et al. 2024, Table 2"
