@@ -159,7 +159,7 @@ def _profile_prices(profile: str) -> dict[str, Price]:
 
 
 def _read_price_file(uri: str) -> dict[str, Price]:
-    from slmray.results.storage import StorageError, filesystem  # pyarrow, for a price file only: --help never needs it
+    from slmray.results.storage import StorageError, filesystem  # pyarrow.fs (and S3), for a price file only
 
     try:
         fs, path = filesystem(uri)

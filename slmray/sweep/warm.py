@@ -10,8 +10,9 @@ group once, then asks the pool for the next configuration, runs it (`slmray.trai
 model built afresh, then freed, the CUDA cache emptied and the peak counters reset, so each
 measurement is its own; dynamo's per-frame state is reset after a compiled configuration,
 while Inductor's compiled-graph cache stays, which is correct across configurations and spares
-the next trial of the same shapes some compile time) and hands the result back.  The pool starts another group of its shape when configurations wait and every
-group is busy, up to the sweep's concurrency.  An idle group gives its GPUs back to Ray at once
+the next trial of the same shapes some compile time) and hands the result back.  The pool
+starts another group of its shape when configurations wait and every group is busy, up to the
+sweep's concurrency.  An idle group gives its GPUs back to Ray at once
 when a group of another shape would not fit beside it (the pools know each other), and after
 `IDLE_S` in any case: no trial waits on GPUs that an idle group holds.
 
