@@ -53,6 +53,11 @@ def test_smoke_sweep_writes_one_row_per_trial(smoke_sweep):
     in_order = sorted(rows, key=lambda r: r["started_at"])
     assert [(r["num_gpus"], r["warm"], r["group_trials"]) for r in in_order] == [
         (1, False, 1), (1, True, 2), (2, False, 1), (2, True, 2)]
+    # one Train run per group (named warm-<shape>-<group>-<ns when its fit() began>); the first
+    # configuration's group began before the first trial did, while Tune was setting up
+    groups = {p.name.split("-")[1]: int(p.name.rsplit("-", 1)[1]) / 1e9 for p in (sweep_dir / "train").glob("warm-*")}
+    assert sorted(groups) == ["1xcpu", "2xcpu"] and len(list((sweep_dir / "train").glob("warm-*"))) == 2
+    assert groups["1xcpu"] < in_order[0]["started_at"].timestamp() < groups["2xcpu"]
 
 
 def test_smoke_sweep_shows_progress_and_best(smoke_sweep):
@@ -87,7 +92,7 @@ def test_out_of_memory_and_crashes_are_rows_and_the_sweep_goes_on(tmp_path):
     path = write_space(tmp_path, """
 huge = get_model("tiny", vocab_size=2_000_000, d_model=8, n_head=2, name="tiny-huge-vocab")
 SPACE = SearchSpace(model=[huge], per_device_batch=[4096, 1], num_gpus=[1, 2], attention=["sdpa"],
-                    strategy=["ddp"], seq_len=32, steps=2, warmup_steps=1, device="cpu", max_failures=0)
+                    strategy=["ddp"], seq_len=32, steps=1, warmup_steps=0, device="cpu", max_failures=0)
 """)
     out = sweep(path, "--storage", str(tmp_path / "s"), "--name", "oom", "--no-prune")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -100,14 +105,15 @@ SPACE = SearchSpace(model=[huge], per_device_batch=[4096, 1], num_gpus=[1, 2], a
     assert (rows[2, 1]["warm"], rows[2, 1]["group_trials"]) == (False, 1)  # a fresh group after the raised OOM
 
     # with pruning on (the default), the trial predicted to need 805 GB is recorded, not run; shards whose
-    # metadata passes the sweep's own check but whose data is garbage crash every worker
+    # metadata passes the sweep's own check but whose data is garbage crash the worker (one: a group of
+    # one starts fastest, and a raised error ends a group of any size)
     shards = tmp_path / "shards"
     shards.mkdir()
     (shards / "meta.json").write_text('{"vocab_size": 256, "num_tokens": 100000}')
     (shards / "shard_00000.parquet").write_bytes(b"not parquet at all" * 100)
     crash = write_space(tmp_path, f"""
 huge = get_model("tiny", vocab_size=4_000_000, d_model=8, n_head=2, name="tiny-huge-vocab")
-SPACE = SearchSpace(model=["tiny", huge], per_device_batch=[64], num_gpus=[2], attention=["sdpa"], strategy=["ddp"],
+SPACE = SearchSpace(model=["tiny", huge], per_device_batch=[64], num_gpus=[1], attention=["sdpa"], strategy=["ddp"],
                     seq_len=256, steps=1, warmup_steps=0, device="cpu", data="{shards}", max_failures=1)
 """, name="crash.py")
     out = sweep(crash, "--storage", str(tmp_path / "s"), "--name", "crash")

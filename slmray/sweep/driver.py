@@ -80,7 +80,7 @@ class PlannedCost:
     def __call__(self, config: dict) -> float:
         s = self.settings
         correction = Correction(**config["correction"]) if config.get("correction") else None
-        planned = plan_trial(s.space, Trial.from_config(config), s.capacity, s.prices, s.prune, correction, s.pools is None)
+        planned = plan_trial(s.space, Trial.from_config(config), s.capacity, s.prices, s.prune, correction, s.pool is None)
         return planned.cost_usd or 0.0
 
 
@@ -384,12 +384,11 @@ def run_sweep(request: SweepRequest) -> int:
             space=space, sweep_id=request.name, sweep_dir=request.sweep_dir, capacity=capacity, prices=request.prices,
             prune=request.prune,
         )
+        on_head = {HEAD_RESOURCE: 0.01} if ray.cluster_resources().get(HEAD_RESOURCE) else {}
         if not request.isolate_trials:
-            pools = _warm_pools(settings, plan, concurrency)
-            settings = dataclasses.replace(settings, pools=pools)
-        resources = dict(DRIVER_RESOURCES)
-        if ray.cluster_resources().get(HEAD_RESOURCE):
-            resources[HEAD_RESOURCE] = 0.01
+            first = None if request.resume else _first_configuration(space, plan, runs)
+            settings = dataclasses.replace(settings, pool=_warm_pool(settings, plan, concurrency, first, on_head))
+        resources = {**DRIVER_RESOURCES, **on_head}
         _keep_credentials_out_of_ray()
         trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=settings), resources)
         print(f"sweep {request.name}: {runs} trials on {capacity.where}, up to {concurrency} at once -> "
@@ -425,10 +424,8 @@ def run_sweep(request: SweepRequest) -> int:
                 raise SweepError(f"the sweep stopped: {type(exc).__name__}: {first_line(exc)[:300]} (--verbose shows "
                                  f"the traceback); continue with: {continue_command(request)}") from None
             finally:
-                if settings.pools:  # idle groups end now; a group mid-trial ends after it
-                    from slmray.sweep.warm import close_pools
-
-                    close_pools(settings.pools)
+                if settings.pool:  # idle groups end now; a group mid-trial ends after it
+                    ray.get(settings.pool.close.remote())
         if interrupt.seen:
             recorded = len(list_files(join(request.sweep_dir, "rows"), ".parquet"))
             print(f"interrupted: {recorded} of {runs} trials recorded, {max(runs - recorded, 0)} left "
@@ -442,15 +439,28 @@ def run_sweep(request: SweepRequest) -> int:
             ray.shutdown()
 
 
-def _warm_pools(settings: SweepSettings, plan: list[PlannedTrial], concurrency: int) -> dict:
-    """A warm pool per resource shape of the plan; each may run as many groups as trials run at once."""
-    from slmray.sweep.warm import start_pools
+def _first_configuration(space: SearchSpace, plan: list[PlannedTrial], runs: int) -> Trial | None:
+    """The configuration the searcher asks for first (`search_alg`): the grid's first point, or the
+    first Optuna is given to try; None when Optuna samples it."""
+    if not runs:
+        return None
+    if space.search == "grid":
+        return plan[0].trial
+    front = _predicted_front(space, plan, limit=1)
+    return Trial.from_config(front[0]) if front else None
+
+
+def _warm_pool(settings: SweepSettings, plan: list[PlannedTrial], concurrency: int, first: Trial | None,
+               resources: dict[str, float]):
+    """The sweep's warm pool over the resource shapes of the plan, each with as many groups as trials
+    run at once.  The group of the first configuration starts now, beside Tune's set-up."""
+    from slmray.sweep.warm import start_pool
 
     specs = {}
     for p in plan:
         spec = dataclasses.replace(settings.group_spec(p.trial), max_groups=concurrency)
         specs[spec.key] = spec
-    return start_pools(specs)
+    return start_pool(specs, settings.group_spec(first).key if first else None, resources)
 
 
 def planned_runs(space: SearchSpace, plan: list[PlannedTrial], max_trials: int | None) -> int:

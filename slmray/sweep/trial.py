@@ -46,9 +46,9 @@ class SweepSettings:
     prices: PriceBook
     prune: bool
     cpus_per_worker: float = 1.0
-    pools: dict[str, Any] | None = None
-    """Shape key -> the sweep's `slmray.sweep.warm.WarmPool` actor; None runs each trial on a worker
-    group of its own (`--isolate-trials`)."""
+    pool: Any = None
+    """The sweep's `slmray.sweep.warm.WarmPool` actor; None runs each trial on a worker group of its
+    own (`--isolate-trials`)."""
 
     def group_spec(self, trial: Trial):
         """The worker group a trial of this sweep runs on (`slmray.sweep.warm.GroupSpec`)."""
@@ -84,9 +84,8 @@ def _run_warm(sweep: SweepSettings, trial: Trial, trial_id: str, cfg: TrainConfi
     """Hand the configuration to the warm pool of its shape and wait for it to run there."""
     import ray
 
-    pool = sweep.pools[sweep.group_spec(trial).key]
-    ray.get(pool.submit.remote(trial_id, cfg.to_dict()))
-    return ray.get(pool.result.remote(trial_id))
+    ray.get(sweep.pool.submit.remote(sweep.group_spec(trial).key, trial_id, cfg.to_dict()))
+    return ray.get(sweep.pool.result.remote(trial_id))
 
 
 def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
@@ -105,13 +104,13 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
         _report(sweep, {k: v.timestamp() if isinstance(v, datetime.datetime) else v for k, v in row.items()})
         return
     correction = Correction(**config["correction"]) if config.get("correction") else None  # slmray.sweep.searchers.Recalibrating
-    planned = plan_trial(sweep.space, trial, sweep.capacity, sweep.prices, sweep.prune, correction, sweep.pools is None)
+    planned = plan_trial(sweep.space, trial, sweep.capacity, sweep.prices, sweep.prune, correction, sweep.pool is None)
     cfg = sweep.space.train_config(trial, device="cuda" if sweep.capacity.use_gpu else "cpu")
     result, status, error, ran_on = None, "ok", "", {}
     if planned.pruned:
         status = "pruned"
         error = f"predicted {planned.estimate.peak_mem_gb:.1f} GiB per GPU: more than {planned.gpu_type} holds"
-    elif sweep.pools is not None:
+    elif sweep.pool is not None:
         outcome = _run_warm(sweep, trial, trial_id, cfg)
         result = outcome.get("result")
         status, error = (result["status"], result["error"]) if result else outcome["error"]

@@ -2,19 +2,22 @@
 
 Design.  Tune still drives the search, one Tune trial per configuration (grid, Optuna, the
 budget, resume and one row per trial are unchanged), and Ray Train still owns the workers.
-What changes is who starts them.  The driver makes one `WarmPool` per resource shape of the
-plan (number of workers, GPU type), a Ray actor; a trial hands its training configuration to
-the pool of its shape and waits for the result instead of building a `TorchTrainer` of its
-own.  The pool runs `TorchTrainer`s whose `train_loop_per_worker` (`serve`) forms the process
-group once, then asks the pool for the next configuration, runs it (`slmray.train.loop.run`: the
-model built afresh, then freed, the CUDA cache emptied and the peak counters reset, so each
-measurement is its own; dynamo's per-frame state is reset after a compiled configuration,
-while Inductor's compiled-graph cache stays, which is correct across configurations and spares
-the next trial of the same shapes some compile time) and hands the result back.  The pool
-starts another group of its shape when configurations wait and every group is busy, up to the
-sweep's concurrency.  An idle group gives its GPUs back to Ray at once
-when a group of another shape would not fit beside it (the pools know each other), and after
-`IDLE_S` in any case: no trial waits on GPUs that an idle group holds.
+What changes is who starts them.  The driver makes one `WarmPool`, a Ray actor, that keeps a
+queue per resource shape of the plan (number of workers, GPU type); a trial hands its training
+configuration to the queue of its shape and waits for the result instead of building a
+`TorchTrainer` of its own.  The pool runs each group's `TorchTrainer.fit()` in a thread of its
+own, so a group starts without a process of its own importing Ray Train (and torch) first.  The
+group's `train_loop_per_worker` (`serve`) forms the process group once, then asks the pool for
+the next configuration of its shape, runs it (`slmray.train.loop.run`: the model built afresh,
+then freed, the CUDA cache emptied and the peak counters reset, so each measurement is its own;
+dynamo's per-frame state is reset after a compiled configuration, while Inductor's
+compiled-graph cache stays, which is correct across configurations and spares the next trial of
+the same shapes some compile time) and hands the result back.  The pool starts another group of
+a shape when its configurations wait and every group of it is busy, up to the sweep's
+concurrency; the group of the sweep's first configuration starts with the pool, while Tune sets
+up and no trial is measured.  An idle group gives its GPUs back to Ray at once when a group of
+another shape would not fit beside it, and after `IDLE_S` in any case: no trial waits on GPUs
+that an idle group holds.
 
 Failures.  A one-process group that runs out of memory reports `oom` from `run` and stays
 warm: no other rank shares its state.  Anything raised out of `run` (an OOM with several
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import os
 import threading
 import time
 from collections import deque
@@ -40,6 +44,14 @@ IDLE_S = 30.0
 """How long an idle group waits for a configuration before it ends and frees its GPUs, unless
 another shape needs them first: well past the second Tune takes between one trial's end and
 the next one's start, and past a gap while Optuna tries another shape."""
+TRAIN_ENVIRONMENT = {
+    "RAY_TRAIN_METRICS_ENABLED": "0",
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+}
+"""Ray Train settings of the pool's groups, unless the driver's environment sets them: the rows
+are the sweep's record, not Train's Prometheus metrics; a preempted node ends a group as any
+dead worker does, and the pool retries its configuration on a fresh group, so Train's watcher
+would only be one more process started with every group."""
 COLLECTIVE_TIMEOUT_S = 900
 """A rank stuck this long in a collective ends the group (torch.distributed's timeout; Ray's
 default is 1,800 s).  Compiling llama-2b takes a few minutes, inside no collective."""
@@ -73,43 +85,37 @@ class GroupSpec:
 
 
 class WarmPool:
-    """The configurations waiting for a group of one shape, the groups serving them, and their
-    results.  A threaded Ray actor: trials block in `result`, groups in `next_job`."""
+    """The configurations waiting for a group, per shape, the groups serving them, and their
+    results: one threaded Ray actor for the sweep, so Ray Train is imported once, not once per
+    shape.  Trials block in `result`, groups in `next_job`."""
 
-    def __init__(self, spec: GroupSpec):
-        self.spec = spec
+    def __init__(self, specs: dict[str, GroupSpec]):
+        self.specs = specs
+        """Shape key -> what a group of that shape needs."""
         self.cond = threading.Condition()
-        self.pending: deque[dict] = deque()
-        """Jobs waiting: {"trial_id", "train" (TrainConfig.to_dict()), "attempts"}."""
+        self.pending: dict[str, deque[dict]] = {key: deque() for key in specs}
+        """Jobs waiting, per shape: {"trial_id", "train" (TrainConfig.to_dict()), "attempts"}."""
+        self.shape_of: dict[str, str] = {}
+        """Group id -> its shape key."""
+        self.groups: dict[str, threading.Thread] = {}
+        """Group id -> the thread running its `fit()`."""
+        self.starting: set[str] = set()
+        self.idle: dict[str, int] = dict.fromkeys(specs, 0)
         self.in_flight: dict[str, dict] = {}
         """Group id -> the job it runs."""
         self.served: dict[str, int] = {}
         """Group id -> configurations it has taken, the running one included."""
-        self.groups: dict[str, ray.ObjectRef] = {}
-        """Group id -> its `fit()` task; ready when the group has ended."""
-        self.starting: set[str] = set()
-        self.idle = 0
         self.results: dict[str, dict] = {}
+        self.releases: dict[str, int] = dict.fromkeys(specs, 0)
+        """Bumped when another shape needs the resources the idle groups of this one hold: they end."""
         self.ids = itertools.count(1)
         self.closed = False
-        self.releases = 0
-        """Bumped when another shape needs the resources idle groups hold: they end."""
-        self.peers: list = []
-        threading.Thread(target=self._watch, daemon=True).start()
+        threading.Thread(target=self._release_while_starved, daemon=True).start()
 
-    def set_peers(self, peers: list) -> None:
-        """The pools of the sweep's other shapes, asked to free idle groups when ours do not fit."""
-        self.peers = peers
-
-    def release_idle(self) -> None:
+    def submit(self, key: str, trial_id: str, train: dict) -> None:
         with self.cond:
-            self.releases += 1
-            self.cond.notify_all()
-
-    def submit(self, trial_id: str, train: dict) -> None:
-        with self.cond:
-            self.pending.append({"trial_id": trial_id, "train": train, "attempts": 0})
-            self._start_groups()
+            self.pending[key].append({"trial_id": trial_id, "train": train, "attempts": 0})
+            self._start_groups(key)
             self.cond.notify_all()
 
     def result(self, trial_id: str) -> dict:
@@ -120,23 +126,31 @@ class WarmPool:
                 self.cond.wait()
             return self.results.pop(trial_id)
 
+    def prestart(self, key: str) -> None:
+        """Start a group of shape `key` before any trial asks, if it fits now: the sweep's first
+        configuration's, started while Tune sets up, so the first trial does not wait for it."""
+        with self.cond:
+            if not self.groups and self._fits(key):
+                self._start_group(key)
+
     def next_job(self, group_id: str) -> dict | None:
         """A group's rank 0 asks for work; None when none came for `IDLE_S` (the group ends)."""
+        key = self.shape_of[group_id]
         with self.cond:
             self.starting.discard(group_id)
-            deadline, releases = time.monotonic() + IDLE_S, self.releases
-            self.idle += 1
+            deadline, releases = time.monotonic() + IDLE_S, self.releases[key]
+            self.idle[key] += 1
             try:
-                while not self.pending and not self.closed and self.releases == releases:
+                while not self.pending[key] and not self.closed and self.releases[key] == releases:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return None
                     self.cond.wait(left)
-                if self.closed or not self.pending:
+                if self.closed or not self.pending[key]:
                     return None
-                job = self.pending.popleft()
+                job = self.pending[key].popleft()
             finally:
-                self.idle -= 1
+                self.idle[key] -= 1
             self.served[group_id] = self.served.get(group_id, 0) + 1
             self.in_flight[group_id] = job
             return {"trial_id": job["trial_id"], "train": job["train"]}
@@ -154,78 +168,79 @@ class WarmPool:
             self.closed = True
             self.cond.notify_all()
 
-    def _start_groups(self) -> None:
-        """Start a group for each waiting job no idle or starting group will take."""
-        from slmray.sweep.warm import serve_group  # the module's remote function, not a copy in this actor
+    def _start_groups(self, key: str) -> None:
+        """Start a group of shape `key` for each of its waiting jobs no idle or starting group
+        will take; idle groups of other shapes end first when it would not fit beside them."""
+        starting = sum(self.shape_of[g] == key for g in self.starting)
+        groups = sum(self.shape_of[g] == key for g in self.groups)
+        while len(self.pending[key]) > self.idle[key] + starting and groups < self.specs[key].max_groups:
+            if not self._fits(key):
+                self._release_others(key)
+            self._start_group(key)
+            starting, groups = starting + 1, groups + 1
 
-        me = ray.get_runtime_context().current_actor
-        while len(self.pending) > self.idle + len(self.starting) and len(self.groups) < self.spec.max_groups:
-            if not self._fits():
-                for peer in self.peers:
-                    peer.release_idle.remote()
-            group_id = f"{self.spec.key}-{next(self.ids)}"
-            self.groups[group_id] = serve_group.remote(me, group_id, self.spec)
-            self.starting.add(group_id)
+    def _start_group(self, key: str) -> None:
+        """A thread of this actor runs the group's `TorchTrainer.fit()`, so a group starts without a
+        process of its own importing Ray Train first."""
+        group_id = f"{key}-{next(self.ids)}"
+        thread = threading.Thread(target=self._run_group, args=(group_id,), name=f"group-{group_id}", daemon=True)
+        self.shape_of[group_id] = key
+        self.groups[group_id] = thread
+        self.starting.add(group_id)
+        thread.start()
 
-    def _fits(self) -> bool:
-        """Whether a group of this shape fits in what Ray has free now."""
+    def _run_group(self, group_id: str) -> None:
+        try:
+            serve_group(ray.get_runtime_context().current_actor, group_id, self.specs[self.shape_of[group_id]])
+            error = None
+        except Exception as exc:  # the group died: ray.train's TrainingFailedError, a worker's death
+            error = failure(exc)
+        self._group_ended(group_id, error)
+
+    def _group_ended(self, group_id: str, error: tuple[str, str] | None) -> None:
+        """An error fails (or requeues) the job the group was running; waiting jobs get a new group."""
+        with self.cond:
+            key = self.shape_of[group_id]
+            del self.groups[group_id]
+            self.starting.discard(group_id)
+            job = self.in_flight.pop(group_id, None)
+            served = self.served.pop(group_id, 0)
+            if job is not None:
+                status, message = error or ("failed", "the worker group ended while running this trial")
+                if status == "failed" and job["attempts"] < self.specs[key].max_failures:
+                    self.pending[key].appendleft({**job, "attempts": job["attempts"] + 1})
+                else:
+                    self.results[job["trial_id"]] = {"error": (status, message), "warm": served > 1,
+                                                     "group_trials": served}
+            self._start_groups(key)
+            self.cond.notify_all()
+
+    def _fits(self, key: str) -> bool:
+        """Whether a group of shape `key` fits in what Ray has free now."""
+        spec = self.specs[key]
         free = ray.available_resources()
-        need = {"CPU": self.spec.num_workers * self.spec.cpus_per_worker}
-        if self.spec.use_gpu:
-            need["GPU"] = self.spec.num_workers
+        need = {"CPU": spec.num_workers * spec.cpus_per_worker}
+        if spec.use_gpu:
+            need["GPU"] = spec.num_workers
         return all(free.get(k, 0.0) >= v - 1e-6 for k, v in need.items())
 
-    def _watch(self) -> None:
-        while True:
-            try:
-                self._watch_groups()
-            except Exception as exc:  # never leave trials waiting on a dead watcher: fail what waits
-                with self.cond:
-                    for job in [*self.in_flight.values(), *self.pending]:
-                        self.results[job["trial_id"]] = {"error": ("failed", f"warm pool: {exc}"), "warm": False,
-                                                         "group_trials": 0}
-                    self.in_flight.clear()
-                    self.pending.clear()
-                    self.cond.notify_all()
-                time.sleep(1.0)
+    def _release_others(self, key: str) -> None:
+        for other in self.releases:
+            if other != key and self.idle[other]:
+                self.releases[other] += 1
+        self.cond.notify_all()
 
-    def _watch_groups(self) -> None:
-        """When a group ends: an error fails (or requeues) the job it was running.  While a group
-        of ours waits for resources, idle groups of other shapes are asked, each second, to end."""
+    def _release_while_starved(self) -> None:
+        """While a group waits for resources (another shape's group may have gone idle since it
+        started), idle groups of other shapes are asked, each second, to end."""
         while True:
             with self.cond:
-                refs = dict(self.groups)
-                if self.starting and not self._fits():  # still waiting for resources an idle peer may hold
-                    for peer in self.peers:
-                        peer.release_idle.remote()
-            if not refs:
-                time.sleep(0.2)
-                continue
-            ready, _ = ray.wait(list(refs.values()), num_returns=1, timeout=1.0)
-            for ref in ready:
-                group_id = next(g for g, r in refs.items() if r == ref)
-                try:
-                    ray.get(ref)
-                    error = None
-                except Exception as exc:  # the group died: ray.train's TrainingFailedError, an actor death
-                    error = failure(exc)
-                with self.cond:
-                    del self.groups[group_id]
-                    self.starting.discard(group_id)
-                    job = self.in_flight.pop(group_id, None)
-                    served = self.served.pop(group_id, 0)
-                    if job is not None:
-                        status, message = error or ("failed", "the worker group ended while running this trial")
-                        if status == "failed" and job["attempts"] < self.spec.max_failures:
-                            self.pending.appendleft({**job, "attempts": job["attempts"] + 1})
-                        else:
-                            self.results[job["trial_id"]] = {"error": (status, message), "warm": served > 1,
-                                                             "group_trials": served}
-                    self._start_groups()
-                    self.cond.notify_all()
+                for key in {self.shape_of[g] for g in self.starting}:
+                    if not self._fits(key):
+                        self._release_others(key)
+            time.sleep(1.0)
 
 
-@ray.remote(num_cpus=0)
 def serve_group(pool, group_id: str, spec: GroupSpec) -> None:
     """One worker group: a `TorchTrainer` whose workers run the pool's configurations until idle."""
     import ray.train
@@ -320,14 +335,13 @@ def _first_line(exc: BaseException) -> str:
     return text[:ERROR_CHARS]
 
 
-def start_pools(shapes: dict[str, GroupSpec]) -> dict[str, Any]:
-    """One pool actor per shape key, owned by the caller (the sweep's driver): they end with it."""
-    remote = ray.remote(num_cpus=0, max_concurrency=1000)(WarmPool)
-    pools = {key: remote.remote(spec) for key, spec in shapes.items()}
-    ray.get([pool.set_peers.remote([p for k, p in pools.items() if k != key]) for key, pool in pools.items()])
-    return pools
-
-
-def close_pools(pools: dict[str, Any]) -> None:
-    """End every idle group: the sweep is over (or stopped)."""
-    ray.get([pool.close.remote() for pool in pools.values()])
+def start_pool(specs: dict[str, GroupSpec], first: str | None, resources: dict[str, float]):
+    """The sweep's pool actor, owned by the caller (the driver): it and its groups end with it.
+    `resources` places it (the head node's marker on a cluster: Train's controllers run where
+    their `fit()` is called); a group of shape `first` starts at once."""
+    environment = {name: os.environ.get(name, value) for name, value in TRAIN_ENVIRONMENT.items()}
+    actor = ray.remote(num_cpus=0, resources=resources, max_concurrency=1000, runtime_env={"env_vars": environment})
+    pool = actor(WarmPool).remote(specs)
+    if first is not None:
+        pool.prestart.remote(first)
+    return pool
