@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from slmray.errors import ConfigError
-from slmray.train.attention import flash_attn_available, get_attention, installed_backends
+from slmray.train.attention import get_attention
+from slmray.train.config import flash_attn_available, installed_backends
 from slmray.train.model import Transformer
 from slmray.train.presets import get_model
 

@@ -122,3 +122,18 @@ def test_shards_on_s3_round_trip(tmp_path, s3_server, monkeypatch):
     assert bytes(tokens[:-1].astype("uint8")).decode() == (tmp_path / "t.txt").read_text()
     x, y = make_batches("s3://slmray-test/corpus", 512, 2, 16, 0, 1, 1, 0, torch.device("cpu")).get(0)
     assert x.shape == (2, 16) and torch.equal(x[:, 1:], y[:, :-1])
+
+
+def test_tokens_are_read_once_until_the_shards_change(tmp_path):
+    # a warm worker group's next trial reads no shard again; a shard rewritten since is read anew
+    import shutil
+
+    (tmp_path / "a.txt").write_text("first")
+    (tmp_path / "b.txt").write_text("second text")
+    prepare([str(tmp_path / "a.txt")], str(tmp_path / "one"), ByteTokenizer())
+    prepare([str(tmp_path / "b.txt")], str(tmp_path / "two"), ByteTokenizer())
+    first = load_tokens(str(tmp_path / "one"))
+    assert load_tokens(str(tmp_path / "one")) is first and not first.flags.writeable
+    for shard in (tmp_path / "two").glob("shard_*.parquet"):
+        shutil.copy(shard, tmp_path / "one" / shard.name)
+    assert load_tokens(str(tmp_path / "one")).tolist() == list(b"second text") + [256]

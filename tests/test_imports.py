@@ -112,3 +112,15 @@ def test_names_pickled_before_the_stage_layout_still_resolve():
         module = importlib.import_module(new)
         name = next(n for n in vars(module) if not n.startswith("_"))
         assert getattr(importlib.import_module(old), name) is getattr(module, name), old
+
+
+@pytest.mark.subprocess  # a fresh interpreter's sys.modules
+def test_a_warm_trial_and_the_sweep_driver_import_no_torch():
+    # the trial process of a warm sweep only waits on the pool, and planning is arithmetic: torch (a
+    # second or more of CPU beside every worker group's start) loads in the workers alone
+    import subprocess
+    import sys
+
+    probe = "import sys, slmray.sweep.trial, slmray.sweep.driver; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from slmray.errors import ConfigError
-from slmray.train.attention import flash_attn_available
+from slmray.train.config import flash_attn_available
 from slmray.train.cli import build_parser, config_from_args, main
 from slmray.train.config import TrainConfig
 from slmray.train.presets import get_model

@@ -11,6 +11,7 @@ its slice, so 1 process with batch 4 and 2 processes with batch 2 see the same t
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -178,13 +179,23 @@ def check_source(data: str, vocab_size: int, seq_len: int) -> dict | None:
 
 
 def load_tokens(source: str) -> np.ndarray:
-    """All tokens of a shard directory, concatenated in shard order."""
+    """All tokens of a shard directory, concatenated in shard order (read-only).  Kept for the
+    next call on the same unchanged shards: a warm worker group's next trial reads none again."""
     read_meta(source)
     fs, path = filesystem(source)
-    shards = sorted(
-        info.path for info in fs.get_file_info(pafs.FileSelector(path)) if info.path.endswith(".parquet")
-    )
-    return np.concatenate([pq.read_table(s, filesystem=fs).column("tokens").to_numpy() for s in shards])
+    shards = tuple(sorted(
+        (info.path, info.size, info.mtime_ns)
+        for info in fs.get_file_info(pafs.FileSelector(path)) if info.path.endswith(".parquet")
+    ))
+    return _concatenated_shards(source, shards)
+
+
+@functools.lru_cache(maxsize=1)
+def _concatenated_shards(source: str, shards: tuple[tuple[str, int, int | None], ...]) -> np.ndarray:
+    fs, _ = filesystem(source)
+    tokens = np.concatenate([pq.read_table(path, filesystem=fs).column("tokens").to_numpy() for path, _, _ in shards])
+    tokens.flags.writeable = False
+    return tokens
 
 
 def resolve_source(data: str) -> str:

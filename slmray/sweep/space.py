@@ -34,8 +34,7 @@ from slmray.core.objective import Objective, ObjectiveError
 from slmray.core.schema import NUMERIC_COLUMNS
 from slmray.errors import ConfigError, check_positive_int
 from slmray.train import fp8
-from slmray.train.attention import installed_backends
-from slmray.train.config import DEVICES, PRECISIONS, STRATEGIES, ModelConfig, TrainConfig
+from slmray.train.config import DEVICES, PRECISIONS, STRATEGIES, ModelConfig, TrainConfig, installed_backends
 from slmray.train.presets import PRESETS
 
 SEARCHES = ("grid", "optuna")

@@ -1,5 +1,7 @@
-"""One sweep trial: a Ray Tune function trainable that runs the training loop as a Ray Train
-`TorchTrainer` on `num_gpus` workers and reports one results row, whatever happened.
+"""One sweep trial: a Ray Tune function trainable that runs the training loop on `num_gpus`
+workers and reports one results row, whatever happened.  It hands its configuration to the
+sweep's warm pool (`slmray.sweep.warm`) and waits, importing no torch; with `--isolate-trials` it
+runs a Ray Train `TorchTrainer` of its own.
 
 Train V2 inside Tune, as Ray documents it: the trial function builds the trainer and calls
 `fit()`, which hands back rank 0's result (`Result.return_value`).  Tune sees exactly one
@@ -12,12 +14,11 @@ is told of a finished trial is the row's value.
 from __future__ import annotations
 
 import datetime
+import importlib.metadata
 import math
 import time
 from dataclasses import dataclass
 from typing import Any
-
-import torch
 
 from slmray import __version__
 from slmray.catalog.gpus import spec_for
@@ -31,7 +32,6 @@ from slmray.sweep.plan import PlannedTrial, plan_trial
 from slmray.sweep.space import SearchSpace, Trial
 from slmray.sweep.warm import failure
 from slmray.train.config import TrainConfig
-from slmray.train.loop import train_loop_per_worker
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def make_row(
     """The results row of a trial (`slmray.core.row`); `result`'s versions are what the workers ran."""
     import ray
 
-    driver = {"sweep_id": sweep.sweep_id, "trial_id": trial_id, "torch_version": torch.__version__,
+    driver = {"sweep_id": sweep.sweep_id, "trial_id": trial_id, "torch_version": importlib.metadata.version("torch"),
               "ray_version": ray.__version__, "slmray_version": __version__}
     return core_row.make_row(driver, planned.row_columns(), cfg.flat(), result, {"status": status, "error": error},
                              started=started, ended=ended, prices=sweep.prices)
@@ -90,10 +90,7 @@ def _run_warm(sweep: SweepSettings, trial: Trial, trial_id: str, cfg: TrainConfi
 
 def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
     """Tune function trainable: plan, run (or prune) one trial, report its row."""
-    import ray.train
     from ray import tune
-    from ray.train import FailureConfig
-    from ray.train.torch import TorchTrainer
 
     started = time.time()
     trial = Trial.from_config(config)
@@ -116,6 +113,12 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
         status, error = (result["status"], result["error"]) if result else outcome["error"]
         ran_on = {"warm": outcome["warm"], "group_trials": outcome["group_trials"]}
     else:
+        import ray.train
+        from ray.train import FailureConfig
+        from ray.train.torch import TorchTrainer
+
+        from slmray.train.loop import train_loop_per_worker  # torch: only a trial that builds its own group needs it
+
         group = sweep.group_spec(trial)
         trainer = TorchTrainer(
             train_loop_per_worker,

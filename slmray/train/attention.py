@@ -8,7 +8,6 @@ compares them.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import math
 from typing import Callable
 
@@ -17,7 +16,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from slmray.errors import ConfigError
-from slmray.train.config import ATTENTION_BACKENDS
+from slmray.train.config import ATTENTION_BACKENDS, flash_attn_available
 
 AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -56,10 +55,6 @@ def _sdpa(backend: SDPBackend | None) -> AttentionFn:
     return attend
 
 
-def flash_attn_available() -> bool:
-    return importlib.util.find_spec("flash_attn") is not None
-
-
 def _flash2(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     from flash_attn import flash_attn_func
 
@@ -83,7 +78,3 @@ def get_attention(name: str) -> AttentionFn:
         return _flash2
     raise ConfigError(f"attention: {name!r} is not one of {', '.join(ATTENTION_BACKENDS)}")
 
-
-def installed_backends() -> tuple[str, ...]:
-    """Backend names this environment can run (flash2 only with flash_attn installed)."""
-    return tuple(b for b in ATTENTION_BACKENDS if b != "flash2" or flash_attn_available())

@@ -14,6 +14,7 @@ multi-line error format that each CLI would have to flatten back to `<field>: <w
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -26,6 +27,16 @@ DEVICES = ("auto", "cuda", "cpu")
 PRECISIONS = ("bf16", "fp8", "fp8-rowwise")
 """bf16: bf16 compute (fp32 on the CPU); fp8 / fp8-rowwise: torchao's float8 training with
 tensorwise or rowwise dynamic scaling on the Linear layers FP8 can take (`slmray.train.fp8`)."""
+
+
+def flash_attn_available() -> bool:
+    return importlib.util.find_spec("flash_attn") is not None
+
+
+def installed_backends() -> tuple[str, ...]:
+    """Backend names this environment can run (flash2 only with flash_attn installed); found
+    without importing torch, so that the sweep's driver and trials check spaces without it."""
+    return tuple(b for b in ATTENTION_BACKENDS if b != "flash2" or flash_attn_available())
 
 
 def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-
-import torch
-import torch.nn as nn
+from typing import TYPE_CHECKING
 
 from slmray.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported where a model is converted: the planner reads this module without it
+    import torch
+    import torch.nn as nn
 
 RECIPES = {"fp8": "tensorwise", "fp8-rowwise": "rowwise"}
 """slmray precision -> torchao `Float8LinearRecipeName`."""
@@ -43,6 +45,8 @@ def check_supported(precision: str, device: str) -> None:
     """
     if not is_fp8(precision):
         return
+    import torch
+
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if not use_cuda:
         raise ConfigError(
@@ -64,6 +68,8 @@ def convertible(module: nn.Module, fqn: str) -> bool:
     GEMMs take.  The output head stays bf16 (torchtitan leaves it out too: its fp32 loss follows,
     and its logits' precision matters most); a dimension not divisible by 16 (llama-500m's MLP
     width 4,147, llama-2b's 6,739) would need padding, so that Linear stays bf16."""
+    import torch.nn as nn
+
     return (
         isinstance(module, nn.Linear) and fqn.startswith("blocks.")
         and module.in_features % ALIGNMENT == 0 and module.out_features % ALIGNMENT == 0

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import statistics
 import time
-
-import torch
+from typing import TYPE_CHECKING
 
 from slmray.catalog.gpus import spec_for
 from slmray.train.config import ModelConfig
+
+if TYPE_CHECKING:
+    import torch
 
 
 def flops_per_token(model: ModelConfig, seq_len: int, include_embeddings: bool = True) -> float:
@@ -73,6 +75,8 @@ class StepTimer:
 
     def mark(self) -> None:
         if self.cuda:
+            import torch  # the planner and estimator use this module's formulas without torch
+
             event = torch.cuda.Event(enable_timing=True)
             event.record()
             self._marks.append(event)
@@ -82,6 +86,8 @@ class StepTimer:
     def durations(self) -> list[float]:
         """Seconds between consecutive marks."""
         if self.cuda:
+            import torch
+
             torch.cuda.synchronize()
             return [a.elapsed_time(b) / 1e3 for a, b in zip(self._marks, self._marks[1:])]
         return [b - a for a, b in zip(self._marks, self._marks[1:])]
