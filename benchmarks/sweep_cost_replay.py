@@ -5,9 +5,13 @@
 
 Every configuration of the tables is a point of the grid (several tables make one grid: the
 one-GPU sweeps of two GPU types make GPU type a dimension); "running" a trial looks its measured
-outcome up and charges its GPU-hours (wall_s x num_gpus, or, where a table has no wall_s,
-startup plus `TRIAL_STEPS` steps at the measured step time; an OOM trial pays its start-up and
-one predicted step).  Methods, each stopped when it has spent the grid's GPU-hours (a searcher
+outcome up and charges its GPU-hours as a sweep now runs it, on a warm worker group
+(`--trial-cost warm`, the default): `TRIAL_STEPS` steps at the measured step time plus the plan's
+`TRIAL_OVERHEAD_S` (and `COMPILE_S` for a compiled one), an OOM trial the overhead and one step;
+each group's start (`GROUP_START_S`, once per shape) is left out, since every method that runs a
+shape pays it alike.  `--trial-cost measured` charges what the tables' sweeps spent, one worker
+group per trial: wall_s x num_gpus, or, where a table has no wall_s, start-up plus `TRIAL_STEPS`
+steps (an OOM trial its start-up and one predicted step).  Methods, each stopped when it has spent the grid's GPU-hours (a searcher
 also once every configuration of the table has run or been pruned, or when DistinctSearcher ends
 the search):
 
@@ -56,6 +60,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from slmray.predict.estimate import Estimate, estimate
 from slmray.sweep.driver import _predicted_front
+from slmray.sweep.plan import COMPILE_S, TRIAL_OVERHEAD_S
 from slmray.sweep.searchers import SAMPLERS, DistinctSearcher
 
 from calibrate_estimate import load_measured, trial_config
@@ -152,11 +157,10 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def build_grids(df: pd.DataFrame, group_by: str) -> list[Grid]:
-    """Configurations of `df` (rows of `load_measured`) per group, with measured and predicted outcomes."""
+def build_grids(df: pd.DataFrame, group_by: str, trial_cost: str = "warm") -> list[Grid]:
+    """Configurations of `df` (rows of `load_measured`) per group, with measured and predicted
+    outcomes; each charged as `trial_cost` says (module docstring)."""
     df = df.copy()
-    # trial cost: measured wall time, else start-up plus the trial's steps
-    startup = df["startup_s"].fillna(df.groupby("model")["startup_s"].transform("median")).fillna(60.0)
     step = df["per_device_batch"] * df["seq_len"] * df["grad_accum"] * df["num_gpus"] / df["tokens_per_s"]
     preds = [estimate(trial_config(r), r.gpu_type, r.num_gpus) for r in df.itertuples()]
     df["estimate"] = preds
@@ -164,7 +168,14 @@ def build_grids(df: pd.DataFrame, group_by: str) -> list[Grid]:
     df["predicted_tokens_per_s"] = [p.tokens_per_s for p in preds]
     step = step.fillna(pd.Series([p.step_time_s for p in preds], index=df.index))
     ok = df["status"] == "ok"
-    df["wall"] = df["wall_s"].fillna(startup + np.where(ok, TRIAL_STEPS, 1) * step)
+    steps = np.where(ok, TRIAL_STEPS, 1) * step
+    if trial_cost == "warm":
+        compiled = df["compile"].fillna(False).astype(bool)
+        compile_s = [COMPILE_S.get(p, COMPILE_S["bf16"]) for p in df["precision"].fillna("bf16")]
+        df["wall"] = TRIAL_OVERHEAD_S + np.where(compiled, compile_s, 0.0) + steps
+    else:
+        startup = df["startup_s"].fillna(df.groupby("model")["startup_s"].transform("median")).fillna(60.0)
+        df["wall"] = df["wall_s"].fillna(startup + steps)
     df["gpu_hours"] = df["wall"] * df["num_gpus"] / 3600
     # a configuration measured more than once: ok if any run was, median outcome, mean cost
     df["ok_tokens"] = df["tokens_per_s"].where(ok)
@@ -484,6 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=1 / 3, help="share of the grid's GPU-hours to score at")
     p.add_argument("--target", type=float, default=0.9, help="share of the grid's hypervolume to reach")
     p.add_argument("--group-by", default="model", choices=CONFIG_COLUMNS, help="one front per value of this column")
+    p.add_argument("--trial-cost", default="warm", choices=("warm", "measured"),
+                   help="charge a trial as a warm group runs it (default) or what the table's sweep spent")
     args = p.parse_args(argv)
     if bool(args.tables) == args.synthetic:
         p.error("give a table or --synthetic")
@@ -500,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             measured = load_measured(args.tables)
             name = " + ".join(os.path.basename(t) for t in args.tables)
-        grids = build_grids(measured, args.group_by)
+        grids = build_grids(measured, args.group_by, args.trial_cost)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -513,7 +526,11 @@ def main(argv: list[str] | None = None) -> int:
     fronts = {g.name: front_size(g) for g in grids}
     header = (
         f"Replay of `{name}`: {sum(len(g.configs) for g in grids)} configurations in {len(grids)} groups "
-        f"(by {args.group_by}), {total:,.2f} GPU-hours for the whole grid; {args.seeds} seeds. Configurations on each "
+        f"(by {args.group_by}), {total:,.2f} GPU-hours for the whole grid; {args.seeds} seeds. "
+        + (f"Each trial charged as a warm worker group runs it: {TRIAL_OVERHEAD_S:g} s beyond its {TRIAL_STEPS} steps "
+           "(an OOM trial one step), groups' start-up left out. " if args.trial_cost == "warm" else
+           "Each trial charged what the table's sweep spent on it (one worker group per trial). ")
+        + "Configurations on each "
         f"group's Pareto front: {', '.join(f'{k} {v}' for k, v in fronts.items())}. "
         f"hv: hypervolume fraction of the grid's front within {args.budget:.0%} of its GPU-hours (mean, worst seed); "
         f"to {args.target:.0%}: mean fraction of the grid's GPU-hours spent to reach {args.target:.0%} of its hypervolume "

@@ -189,3 +189,25 @@ def test_a_configuration_the_table_lacks_is_told_failed_at_no_cost(replay_module
                 assert t.state == optuna.trial.TrialState.FAIL
                 failed.add(sparse.key(t.params))
     assert failed and charged > 0
+
+
+def test_a_trial_costs_what_a_warm_group_spends_unless_asked_for_what_its_sweep_spent(replay_module, tmp_path):
+    from slmray.results.table import write_table
+    from slmray.sweep.plan import TRIAL_OVERHEAD_S
+
+    path = tmp_path / "grid.parquet"
+    write_table(replay_module.synthetic_table(models=("llama-100m",), batches=(8, 64), gpus=(1,), seed=1), str(path))
+    loaded = replay_module.load_measured([str(path)])
+    keys = ["attention", "strategy", "per_device_batch"]
+    assert not loaded.duplicated(keys).any()  # one row a configuration
+    warm, = replay_module.build_grids(loaded, "model")
+    spent, = replay_module.build_grids(loaded, "model", trial_cost="measured")
+    rows = loaded.set_index(keys, drop=False)
+    for (_, w), (_, m) in zip(warm.configs.iterrows(), spent.configs.iterrows()):
+        row = rows.loc[tuple(w[k] for k in keys)]
+        assert tuple(m[k] for k in keys) == tuple(w[k] for k in keys)
+        step = row["per_device_batch"] * row["seq_len"] * row["grad_accum"] / row["tokens_per_s"]
+        if w["ok"]:  # its steps and the plan's overhead, against the table's wall time
+            assert w["gpu_hours"] * 3600 == pytest.approx(TRIAL_OVERHEAD_S + replay_module.TRIAL_STEPS * step)
+        assert m["gpu_hours"] * 3600 == pytest.approx(row["wall_s"])
+        assert w["gpu_hours"] < m["gpu_hours"]  # start-up was most of what the old sweeps spent
