@@ -124,3 +124,14 @@ def test_a_warm_trial_and_the_sweep_driver_import_no_torch():
     probe = "import sys, slmray.sweep.trial, slmray.sweep.driver; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stdout + out.stderr
+    # nor does the command, up to starting Ray, on a machine with no GPU: a dry run is everything before it
+    from slmray.sweep.capacity import GPU_DEVICE_FILES
+
+    if any(Path(p).exists() for p in GPU_DEVICE_FILES):
+        return  # here torch is asked which GPUs there are
+    dry_run = ("import runpy, sys; sys.argv = ['slmray.tune', 'search_spaces/smoke.py', '--dry-run']\n"
+               "try:\n    runpy.run_module('slmray.tune', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+               "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", dry_run], capture_output=True, text=True, timeout=120,
+                         cwd=PACKAGE.parent)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stdout + out.stderr

@@ -53,7 +53,7 @@ def test_smoke_sweep_writes_one_row_per_trial(smoke_sweep):
     in_order = sorted(rows, key=lambda r: r["started_at"])
     assert [(r["num_gpus"], r["warm"], r["group_trials"]) for r in in_order] == [
         (1, False, 1), (1, True, 2), (2, False, 1), (2, True, 2)]
-    # one Train run per group (named warm-<shape>-<group>-<ns when its fit() began>); the first
+    # one Train run per group (named warm-<shape>-<group>-<ns when the pool started it>); the first
     # configuration's group began before the first trial did, while Tune was setting up
     groups = {p.name.split("-")[1]: int(p.name.rsplit("-", 1)[1]) / 1e9 for p in (sweep_dir / "train").glob("warm-*")}
     assert sorted(groups) == ["1xcpu", "2xcpu"] and len(list((sweep_dir / "train").glob("warm-*"))) == 2

@@ -81,12 +81,19 @@ class Capacity:
                     raise ConfigError(f"num_gpus: {n} is more than the {most} {unit} {self.where} can ever have")
 
 
+GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/kfd")
+"""NVIDIA's and AMD's driver device files: without either no process here can reach a GPU, and
+torch (a second to import) is not asked."""
+
+
 def local_capacity(device: str = "auto") -> Capacity:
     """This machine alone: its GPUs as torch sees them, or its CPU cores."""
+    cpus = os.cpu_count() or 1
+    if device == "cpu" or not any(os.path.exists(path) for path in GPU_DEVICE_FILES):
+        return Capacity(use_gpu=False, cpus=cpus)
     import torch
 
-    cpus = os.cpu_count() or 1
-    if device == "cpu" or not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         return Capacity(use_gpu=False, cpus=cpus)
     names = Counter(canonical_gpu(torch.cuda.get_device_name(i)) for i in range(torch.cuda.device_count()))
     return Capacity(use_gpu=True, gpus=dict(names), gpus_per_node=dict(names), cpus=cpus)

@@ -100,7 +100,9 @@ class WarmPool:
         self.groups: dict[str, threading.Thread] = {}
         """Group id -> the thread running its `fit()`."""
         self.starting: set[str] = set()
+        """Groups whose rank 0 has not yet asked for a job (its workers are starting)."""
         self.idle: dict[str, int] = dict.fromkeys(specs, 0)
+        """Groups of each shape waiting in `next_job`."""
         self.in_flight: dict[str, dict] = {}
         """Group id -> the job it runs."""
         self.served: dict[str, int] = {}
@@ -182,7 +184,7 @@ class WarmPool:
     def _start_group(self, key: str) -> None:
         """A thread of this actor runs the group's `TorchTrainer.fit()`, so a group starts without a
         process of its own importing Ray Train first."""
-        group_id = f"{key}-{next(self.ids)}"
+        group_id = f"{key}-{next(self.ids)}-{time.time_ns()}"  # unique beyond this pool: its Train run's name
         thread = threading.Thread(target=self._run_group, args=(group_id,), name=f"group-{group_id}", daemon=True)
         self.shape_of[group_id] = key
         self.groups[group_id] = thread
@@ -253,7 +255,7 @@ def serve_group(pool, group_id: str, spec: GroupSpec) -> None:
         scaling_config=spec.scaling_config(),
         torch_config=TorchConfig(timeout_s=COLLECTIVE_TIMEOUT_S),
         run_config=ray.train.RunConfig(
-            name=f"warm-{group_id}-{time.time_ns()}", storage_path=spec.storage_path,
+            name=f"warm-{group_id}", storage_path=spec.storage_path,
             failure_config=FailureConfig(max_failures=0),  # the pool retries the job on a fresh group
         ),
     )
@@ -342,6 +344,6 @@ def start_pool(specs: dict[str, GroupSpec], first: str | None, resources: dict[s
     environment = {name: os.environ.get(name, value) for name, value in TRAIN_ENVIRONMENT.items()}
     actor = ray.remote(num_cpus=0, resources=resources, max_concurrency=1000, runtime_env={"env_vars": environment})
     pool = actor(WarmPool).remote(specs)
-    if first is not None:
-        pool.prestart.remote(first)
+    if first is not None:  # waited for: the group has begun before Tune starts a trial
+        ray.get(pool.prestart.remote(first))
     return pool
