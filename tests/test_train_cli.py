@@ -117,3 +117,22 @@ def test_single_or_torchrun_gets_no_such_warning(capsys, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert main(["--device", "cpu", "--seq-len", "32", "--steps", "1", "--warmup-steps", "1"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_result_is_plain_python_so_whoever_reads_it_needs_no_torch():
+    # a warm trial's result passes through the pool, the trial and Tune's driver: a torch type in
+    # it (torch.__version__ is a TorchVersion) made each of them import torch to unpickle it
+    from slmray.train.loop import run
+
+    result = run(TrainConfig(model=get_model("tiny"), seq_len=32, steps=2, warmup_steps=1, per_device_batch=2,
+                             device="cpu")).to_dict()
+    assert result["status"] == "ok", result["error"]
+
+    def plain(value):
+        if type(value) in (list, tuple):
+            return all(plain(v) for v in value)
+        if type(value) is dict:
+            return all(type(k) is str and plain(v) for k, v in value.items())
+        return type(value) in (str, int, float, bool, type(None))
+
+    assert {k: type(v).__name__ for k, v in result.items() if not plain(v)} == {}

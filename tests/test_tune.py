@@ -48,16 +48,15 @@ def test_smoke_sweep_writes_one_row_per_trial(smoke_sweep):
         assert r["torch_version"] and r["ray_version"] and r["slmray_version"]
         assert r["sweep_id"] == "smoke" and len(r["losses"]) == 7
     assert len(list((sweep_dir / "rows").glob("*.parquet"))) == 4
-    # warm trials: each shape's group starts once and serves its second trial; the 2-worker group
-    # starts while the idle 1-worker one holds a core it needs (it gives it back)
+    # warm trials: each shape's group starts once and serves its second trial
     in_order = sorted(rows, key=lambda r: r["started_at"])
     assert [(r["num_gpus"], r["warm"], r["group_trials"]) for r in in_order] == [
         (1, False, 1), (1, True, 2), (2, False, 1), (2, True, 2)]
-    # one Train run per group (named warm-<shape>-<group>-<ns when the pool started it>); the first
-    # configuration's group began before the first trial did, while Tune was setting up
+    # one Train run per group (named warm-<shape>-<group>-<ns when the pool started it>): both shapes'
+    # groups began with the pool, while Tune was setting up, before the first trial did
     groups = {p.name.split("-")[1]: int(p.name.rsplit("-", 1)[1]) / 1e9 for p in (sweep_dir / "train").glob("warm-*")}
     assert sorted(groups) == ["1xcpu", "2xcpu"] and len(list((sweep_dir / "train").glob("warm-*"))) == 2
-    assert groups["1xcpu"] < in_order[0]["started_at"].timestamp() < groups["2xcpu"]
+    assert max(groups.values()) < in_order[0]["started_at"].timestamp()
 
 
 def test_smoke_sweep_shows_progress_and_best(smoke_sweep):

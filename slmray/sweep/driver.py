@@ -215,7 +215,7 @@ class SweepError(RuntimeError):
         self.exit_code = exit_code
 
 
-def _connect(address: str | None, capacity_hint: Capacity, verbose: bool) -> bool:
+def _connect(address: str | None, capacity_hint: Capacity, space: SearchSpace, verbose: bool) -> bool:
     """Join the given cluster, or start a local Ray; True when this process started it."""
     import ray
 
@@ -229,7 +229,9 @@ def _connect(address: str | None, capacity_hint: Capacity, verbose: bool) -> boo
         return False
     cpus = capacity_hint.cpus
     if not capacity_hint.use_gpu:
-        cpus += 1  # CPU workers take whole cores; the trial drivers need a sliver beside them
+        # CPU workers take whole cores and CPU trials run one at a time: Ray counts enough cores for
+        # one idle group of every shape to stay warm beside the others, and a sliver for the trials
+        cpus = max(cpus, sum(set(space.num_gpus))) + 1
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=verbose, logging_level=level)
     return True
 
@@ -368,7 +370,7 @@ def run_sweep(request: SweepRequest) -> int:
 
     _quiet_ray(request.verbose)
     space = request.space
-    started_here = _connect(request.address, request.capacity or local_capacity(space.device), request.verbose)
+    started_here = _connect(request.address, request.capacity or local_capacity(space.device), space, request.verbose)
     try:
         capacity = request.capacity
         if capacity is None:
@@ -387,7 +389,7 @@ def run_sweep(request: SweepRequest) -> int:
         on_head = {HEAD_RESOURCE: 0.01} if ray.cluster_resources().get(HEAD_RESOURCE) else {}
         if not request.isolate_trials:
             first = None if request.resume else _first_configuration(space, plan, runs)
-            settings = dataclasses.replace(settings, pool=_warm_pool(settings, plan, concurrency, first, on_head))
+            settings = dataclasses.replace(settings, pool=_warm_pool(settings, plan, runs, concurrency, first, on_head))
         resources = {**DRIVER_RESOURCES, **on_head}
         _keep_credentials_out_of_ray()
         trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=settings), resources)
@@ -450,17 +452,23 @@ def _first_configuration(space: SearchSpace, plan: list[PlannedTrial], runs: int
     return Trial.from_config(front[0]) if front else None
 
 
-def _warm_pool(settings: SweepSettings, plan: list[PlannedTrial], concurrency: int, first: Trial | None,
+def _warm_pool(settings: SweepSettings, plan: list[PlannedTrial], runs: int, concurrency: int, first: Trial | None,
                resources: dict[str, float]):
     """The sweep's warm pool over the resource shapes of the plan, each with as many groups as trials
-    run at once.  The group of the first configuration starts now, beside Tune's set-up."""
+    run at once.  A group of each shape the sweep will run starts now, beside Tune's set-up: the
+    first configuration's first, then the others in the plan's order, as many as fit."""
     from slmray.sweep.warm import start_pool
 
     specs = {}
     for p in plan:
         spec = dataclasses.replace(settings.group_spec(p.trial), max_groups=concurrency)
         specs[spec.key] = spec
-    return start_pool(specs, settings.group_spec(first).key if first else None, resources)
+    to_run = (plan[:runs] if settings.space.search == "grid" else plan) if runs else []  # Optuna may pick any
+    order = [first] if first else []
+    order += [p.trial for p in to_run if not p.pruned]
+    prestart = list(dict.fromkeys(settings.group_spec(t).key for t in order))
+    reserve = {name: amount * concurrency for name, amount in DRIVER_RESOURCES.items()}
+    return start_pool(specs, prestart, reserve, resources)
 
 
 def planned_runs(space: SearchSpace, plan: list[PlannedTrial], max_trials: int | None) -> int:

@@ -14,10 +14,13 @@ dynamo's per-frame state is reset after a compiled configuration, while Inductor
 compiled-graph cache stays, which is correct across configurations and spares the next trial of
 the same shapes some compile time) and hands the result back.  The pool starts another group of
 a shape when its configurations wait and every group of it is busy, up to the sweep's
-concurrency; the group of the sweep's first configuration starts with the pool, while Tune sets
-up and no trial is measured.  An idle group gives its GPUs back to Ray at once when a group of
-another shape would not fit beside it, and after `IDLE_S` in any case: no trial waits on GPUs
-that an idle group holds.
+concurrency.  With the pool, one group of each shape starts at once, the first configuration's
+first, as many as fit in what Ray has free beside the trials' own processes: they start together
+while Tune sets up, and no group takes a configuration until all of them are up, so no trial is
+measured while another group starts (on the CPU, a group starting would take the cores a trial
+is timed on).  An idle group gives its GPUs back to Ray at once when a group of another shape
+would not fit beside it, and after `IDLE_S` in any case: no trial waits on GPUs that an idle
+group holds.
 
 Failures.  A one-process group that runs out of memory reports `oom` from `run` and stays
 warm: no other rank shares its state.  Anything raised out of `run` (an OOM with several
@@ -40,6 +43,10 @@ from typing import Any
 
 import ray
 
+PRESTART_WAIT_S = 300.0
+"""The longest the groups started with the pool hold back the first configuration while one of
+them is still starting: past it a group that cannot start (its resources taken meanwhile) no
+longer stalls the sweep.  A GPU group starts in about 40 s."""
 IDLE_S = 30.0
 """How long an idle group waits for a configuration before it ends and frees its GPUs, unless
 another shape needs them first: well past the second Tune takes between one trial's end and
@@ -89,8 +96,9 @@ class WarmPool:
     results: one threaded Ray actor for the sweep, so Ray Train is imported once, not once per
     shape.  Trials block in `result`, groups in `next_job`."""
 
-    def __init__(self, specs: dict[str, GroupSpec]):
+    def __init__(self, specs: dict[str, GroupSpec], idle_s: float = IDLE_S):
         self.specs = specs
+        self.idle_s = idle_s
         """Shape key -> what a group of that shape needs."""
         self.cond = threading.Condition()
         self.pending: dict[str, deque[dict]] = {key: deque() for key in specs}
@@ -101,6 +109,9 @@ class WarmPool:
         """Group id -> the thread running its `fit()`."""
         self.starting: set[str] = set()
         """Groups whose rank 0 has not yet asked for a job (its workers are starting)."""
+        self.prestarting: set[str] = set()
+        """Groups started with the pool that are not up yet: no group takes a job meanwhile."""
+        self.prestart_until = 0.0
         self.idle: dict[str, int] = dict.fromkeys(specs, 0)
         """Groups of each shape waiting in `next_job`."""
         self.in_flight: dict[str, dict] = {}
@@ -112,6 +123,8 @@ class WarmPool:
         """Bumped when another shape needs the resources the idle groups of this one hold: they end."""
         self.ids = itertools.count(1)
         self.closed = False
+        self.events: list[tuple[float, str, str]] = []
+        """(time, "started" | "up" | "took <trial id>" | "ended", group id), in order."""
         threading.Thread(target=self._release_while_starved, daemon=True).start()
 
     def submit(self, key: str, trial_id: str, train: dict) -> None:
@@ -128,34 +141,61 @@ class WarmPool:
                 self.cond.wait()
             return self.results.pop(trial_id)
 
-    def prestart(self, key: str) -> None:
-        """Start a group of shape `key` before any trial asks, if it fits now: the sweep's first
-        configuration's, started while Tune sets up, so the first trial does not wait for it."""
+    def prestart(self, keys: list[str], reserve: dict[str, float]) -> None:
+        """Start a group of each shape in `keys`, in order, while it fits in what Ray has free
+        beside the groups started before it and `reserve` (what the trials' own processes
+        need): before any trial asks, so the first trials do not wait for them."""
         with self.cond:
-            if not self.groups and self._fits(key):
-                self._start_group(key)
+            if self.groups:
+                return
+            free = ray.available_resources()
+            for name, amount in reserve.items():
+                free[name] = free.get(name, 0.0) - amount
+            for key in keys:
+                need = self._needs(key)
+                if all(free.get(name, 0.0) >= amount - 1e-6 for name, amount in need.items()):
+                    self.prestarting.add(self._start_group(key))
+                    for name, amount in need.items():
+                        free[name] -= amount
+            self.prestart_until = time.monotonic() + PRESTART_WAIT_S
+
+    def history(self) -> list[tuple[float, str, str]]:
+        """What the groups did, in order: (time.time(), event, group id)."""
+        with self.cond:
+            return list(self.events)
 
     def next_job(self, group_id: str) -> dict | None:
-        """A group's rank 0 asks for work; None when none came for `IDLE_S` (the group ends)."""
+        """A group's rank 0 asks for work; None when none came for `idle_s` (the group ends)."""
         key = self.shape_of[group_id]
         with self.cond:
+            if group_id in self.starting:
+                self._event("up", group_id)
             self.starting.discard(group_id)
-            deadline, releases = time.monotonic() + IDLE_S, self.releases[key]
+            self.prestarting.discard(group_id)
+            self.cond.notify_all()
+            releases = self.releases[key]
             self.idle[key] += 1
             try:
-                while not self.pending[key] and not self.closed and self.releases[key] == releases:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return None
-                    self.cond.wait(left)
-                if self.closed or not self.pending[key]:
+                self._wait(lambda: not self.prestarting, self.prestart_until, releases, key)
+                if not self._wait(lambda: self.pending[key], time.monotonic() + self.idle_s, releases, key):
                     return None
                 job = self.pending[key].popleft()
             finally:
                 self.idle[key] -= 1
             self.served[group_id] = self.served.get(group_id, 0) + 1
             self.in_flight[group_id] = job
+            self._event(f"took {job['trial_id']}", group_id)
             return {"trial_id": job["trial_id"], "train": job["train"]}
+
+    def _wait(self, ready, deadline: float, releases: int, key: str) -> bool:
+        """Wait (holding `cond`) until `ready()`, the deadline, the pool's close or the idle groups
+        of shape `key` being asked to end; whether it is ready and the pool open."""
+        while not ready() and not self.closed and self.releases[key] == releases:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.cond.wait(left)
+        return bool(ready()) and not self.closed
 
     def finish(self, group_id: str, trial_id: str, result: dict) -> None:
         with self.cond:
@@ -181,7 +221,7 @@ class WarmPool:
             self._start_group(key)
             starting, groups = starting + 1, groups + 1
 
-    def _start_group(self, key: str) -> None:
+    def _start_group(self, key: str) -> str:
         """A thread of this actor runs the group's `TorchTrainer.fit()`, so a group starts without a
         process of its own importing Ray Train first."""
         group_id = f"{key}-{next(self.ids)}-{time.time_ns()}"  # unique beyond this pool: its Train run's name
@@ -189,7 +229,9 @@ class WarmPool:
         self.shape_of[group_id] = key
         self.groups[group_id] = thread
         self.starting.add(group_id)
+        self._event("started", group_id)
         thread.start()
+        return group_id
 
     def _run_group(self, group_id: str) -> None:
         try:
@@ -205,6 +247,8 @@ class WarmPool:
             key = self.shape_of[group_id]
             del self.groups[group_id]
             self.starting.discard(group_id)
+            self.prestarting.discard(group_id)
+            self._event("ended", group_id)
             job = self.in_flight.pop(group_id, None)
             served = self.served.pop(group_id, 0)
             if job is not None:
@@ -217,14 +261,21 @@ class WarmPool:
             self._start_groups(key)
             self.cond.notify_all()
 
-    def _fits(self, key: str) -> bool:
-        """Whether a group of shape `key` fits in what Ray has free now."""
+    def _event(self, what: str, group_id: str) -> None:
+        self.events.append((time.time(), what, group_id))
+
+    def _needs(self, key: str) -> dict[str, float]:
+        """What a group of shape `key` holds."""
         spec = self.specs[key]
-        free = ray.available_resources()
         need = {"CPU": spec.num_workers * spec.cpus_per_worker}
         if spec.use_gpu:
             need["GPU"] = spec.num_workers
-        return all(free.get(k, 0.0) >= v - 1e-6 for k, v in need.items())
+        return need
+
+    def _fits(self, key: str) -> bool:
+        """Whether a group of shape `key` fits in what Ray has free now."""
+        free = ray.available_resources()
+        return all(free.get(k, 0.0) >= v - 1e-6 for k, v in self._needs(key).items())
 
     def _release_others(self, key: str) -> None:
         for other in self.releases:
@@ -233,14 +284,29 @@ class WarmPool:
         self.cond.notify_all()
 
     def _release_while_starved(self) -> None:
-        """While a group waits for resources (another shape's group may have gone idle since it
-        started), idle groups of other shapes are asked, each second, to end."""
+        """While a starting group waits for resources (another shape's group may have gone idle
+        since it started), idle groups of other shapes are asked to end.  Checked each second: a
+        group waits when Ray holds a placement group of its shape pending at two checks in a row
+        (a moment pending is Ray placing it)."""
+        pending_before: set[str] = set()
         while True:
+            pending = {pg_id: pg["bundles"] for pg_id, pg in ray.util.placement_group_table().items()
+                       if pg["state"] == "PENDING"}
             with self.cond:
                 for key in {self.shape_of[g] for g in self.starting}:
-                    if not self._fits(key):
+                    if any(self._is_group_of(bundles, key) for pg_id, bundles in pending.items() if pg_id in pending_before):
                         self._release_others(key)
+            pending_before = set(pending)
             time.sleep(1.0)
+
+    def _is_group_of(self, bundles: dict[int, dict[str, float]], key: str) -> bool:
+        """Whether a placement group's bundles are what Ray Train asks for a group of shape `key`:
+        one a worker, its CPUs, its GPU, its GPU type."""
+        spec = self.specs[key]
+        return len(bundles) == spec.num_workers and all(
+            abs(b.get("CPU", 0.0) - spec.cpus_per_worker) < 1e-6 and b.get("GPU", 0.0) == (1.0 if spec.use_gpu else 0.0)
+            and (spec.accelerator_type is None or f"accelerator_type:{spec.accelerator_type}" in b)
+            for b in bundles.values())
 
 
 def serve_group(pool, group_id: str, spec: GroupSpec) -> None:
@@ -284,9 +350,9 @@ def serve(config: dict[str, Any]) -> None:
             return
         cfg = TrainConfig.from_dict(job["train"])
         result = run(cfg, node_id=node).to_dict()
-        clean_up_after_configuration(compiled=cfg.compile)
-        if rank == 0:
+        if rank == 0:  # the trial has its result while the group cleans up: the next job waits for it anyway
             ray.get(pool.finish.remote(group_id, job["trial_id"], result))
+        clean_up_after_configuration(compiled=cfg.compile)
 
 
 def clean_up_after_configuration(compiled: bool) -> None:
@@ -337,13 +403,15 @@ def _first_line(exc: BaseException) -> str:
     return text[:ERROR_CHARS]
 
 
-def start_pool(specs: dict[str, GroupSpec], first: str | None, resources: dict[str, float]):
+def start_pool(specs: dict[str, GroupSpec], prestart: list[str], reserve: dict[str, float],
+               resources: dict[str, float], idle_s: float = IDLE_S):
     """The sweep's pool actor, owned by the caller (the driver): it and its groups end with it.
     `resources` places it (the head node's marker on a cluster: Train's controllers run where
-    their `fit()` is called); a group of shape `first` starts at once."""
+    their `fit()` is called); a group of each shape in `prestart` that fits beside `reserve`
+    starts at once (`WarmPool.prestart`)."""
     environment = {name: os.environ.get(name, value) for name, value in TRAIN_ENVIRONMENT.items()}
     actor = ray.remote(num_cpus=0, resources=resources, max_concurrency=1000, runtime_env={"env_vars": environment})
-    pool = actor(WarmPool).remote(specs)
-    if first is not None:  # waited for: the group has begun before Tune starts a trial
-        ray.get(pool.prestart.remote(first))
+    pool = actor(WarmPool).remote(specs, idle_s)
+    if prestart:  # waited for: the groups have begun before Tune starts a trial
+        ray.get(pool.prestart.remote(prestart, reserve))
     return pool

@@ -78,7 +78,8 @@ class TrainResult:
     first_measured_at: float | None = None
     """Wall-clock time (epoch s) of the first measured step, to compare with a trial's start."""
     error: str = ""
-    torch_version: str = torch.__version__
+    torch_version: str = str(torch.__version__)
+    """A plain str: torch's own `TorchVersion` would make whoever unpickles a result import torch."""
     slmray_version: str = __version__
 
     def to_dict(self) -> dict[str, Any]:
