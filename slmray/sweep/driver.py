@@ -35,6 +35,7 @@ from slmray.sweep.plan import PlannedTrial, make_plan, plan_trial
 from slmray.sweep.searchers import SAMPLERS, BudgetLimiter, DistinctSearcher, PlanSearcher, Recalibrating
 from slmray.sweep.space import SearchSpace, SpaceError, Trial
 from slmray.sweep.trial import SweepSettings, row_uri, run_trial
+from slmray.sweep.warm import train_environment
 from slmray.train.config import config_label
 
 DRIVER_RESOURCES = {"CPU": 0.01}
@@ -215,15 +216,19 @@ class SweepError(RuntimeError):
         self.exit_code = exit_code
 
 
-def _connect(address: str | None, capacity_hint: Capacity, space: SearchSpace, verbose: bool) -> bool:
-    """Join the given cluster, or start a local Ray; True when this process started it."""
+def _connect(address: str | None, capacity_hint: Capacity, space: SearchSpace, environment: dict[str, str],
+             verbose: bool) -> bool:
+    """Join the given cluster, or start a local Ray; True when this process started it.  Every
+    process of the sweep gets `environment`: as the job's runtime environment on a cluster, and
+    from this process's own when it starts Ray (its idle workers then have it too)."""
     import ray
 
     level = logging.INFO if verbose else logging.ERROR
     if address or os.environ.get("RAY_ADDRESS"):
         where = address or os.environ["RAY_ADDRESS"]
         try:
-            ray.init(address=address, log_to_driver=verbose, logging_level=level)
+            ray.init(address=address, runtime_env={"env_vars": environment} if environment else None,
+                     log_to_driver=verbose, logging_level=level)
         except Exception as exc:  # ConnectionError, or Ray's own on a wrong address
             raise SweepError(f"--address: cannot join the Ray cluster at {where} ({first_line(exc)[:300]})", 2) from None
         return False
@@ -232,6 +237,7 @@ def _connect(address: str | None, capacity_hint: Capacity, space: SearchSpace, v
         # CPU workers take whole cores and CPU trials run one at a time: Ray counts enough cores for
         # one idle group of every shape to stay warm beside the others, and a sliver for the trials
         cpus = max(cpus, sum(set(space.num_gpus))) + 1
+    os.environ.update(environment)
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=verbose, logging_level=level)
     return True
 
@@ -370,7 +376,9 @@ def run_sweep(request: SweepRequest) -> int:
 
     _quiet_ray(request.verbose)
     space = request.space
-    started_here = _connect(request.address, request.capacity or local_capacity(space.device), space, request.verbose)
+    environment = {} if request.isolate_trials else train_environment()
+    started_here = _connect(request.address, request.capacity or local_capacity(space.device), space, environment,
+                            request.verbose)
     try:
         capacity = request.capacity
         if capacity is None:

@@ -17,9 +17,10 @@ from slmray.sweep.space import SearchSpace, Trial
 
 TRIAL_OVERHEAD_S = 1.0
 """A warm trial's time outside its training steps (the sweep's default): the median over a warm
-group's ok trials after its first, 0.96 s on one H200 (benchmarks/results/warm_trials_h200.md:
-the configuration handed to the group, the model built, the wait for NCCL's held tensors after
-the first step, the result handed back, the next trial started)."""
+group's ok trials after its first, on one H200 0.96 s, 1.07 s and 0.75 s in three runs of the code
+as it changed (benchmarks/results/warm_trials_h200.md, warm_trials_h200_repeats3.md,
+warm_trials_h200_2026-12-04.md): the configuration handed to the group, the model built, the
+wait for NCCL's held tensors after the first step, the result handed back, the next trial started."""
 GROUP_START_S = 42.0
 """What the first trial of a warm group pays once on top: Ray Train's controller and workers,
 torch and CUDA start-up, the process group (39.4 s on the H200, same file; 42.7 s in

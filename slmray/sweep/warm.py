@@ -55,10 +55,12 @@ TRAIN_ENVIRONMENT = {
     "RAY_TRAIN_METRICS_ENABLED": "0",
     "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
 }
-"""Ray Train settings of the pool's groups, unless the driver's environment sets them: the rows
-are the sweep's record, not Train's Prometheus metrics; a preempted node ends a group as any
-dead worker does, and the pool retries its configuration on a fresh group, so Train's watcher
-would only be one more process started with every group."""
+"""Ray Train settings of a warm sweep, unless the driver's environment sets them: the rows are
+the sweep's record, not Train's Prometheus metrics; a preempted node ends a group as any dead
+worker does, and the pool retries its configuration on a fresh group, so Train's watcher would
+only be one more process started with every group.  The driver gives them to the whole job
+(`train_environment`), not to the pool alone: processes with an environment of their own could
+not take the workers Ray starts idle with it, and each group would wait for new ones."""
 COLLECTIVE_TIMEOUT_S = 900
 """A rank stuck this long in a collective ends the group (torch.distributed's timeout; Ray's
 default is 1,800 s).  Compiling llama-2b takes a few minutes, inside no collective."""
@@ -333,6 +335,8 @@ def serve(config: dict[str, Any]) -> None:
     configuration and every rank gets it by broadcast; all run it; rank 0 hands back the result."""
     import torch.distributed as dist
 
+    import torch._dynamo  # noqa: F401  DDP's constructor imports it, a second of CPU: here while the group starts
+
     from slmray.train.config import TrainConfig
     from slmray.train.loop import run
 
@@ -403,14 +407,18 @@ def _first_line(exc: BaseException) -> str:
     return text[:ERROR_CHARS]
 
 
+def train_environment() -> dict[str, str]:
+    """`TRAIN_ENVIRONMENT`, where the driver's own environment does not set a name."""
+    return {name: os.environ.get(name, value) for name, value in TRAIN_ENVIRONMENT.items()}
+
+
 def start_pool(specs: dict[str, GroupSpec], prestart: list[str], reserve: dict[str, float],
                resources: dict[str, float], idle_s: float = IDLE_S):
     """The sweep's pool actor, owned by the caller (the driver): it and its groups end with it.
     `resources` places it (the head node's marker on a cluster: Train's controllers run where
     their `fit()` is called); a group of each shape in `prestart` that fits beside `reserve`
     starts at once (`WarmPool.prestart`)."""
-    environment = {name: os.environ.get(name, value) for name, value in TRAIN_ENVIRONMENT.items()}
-    actor = ray.remote(num_cpus=0, resources=resources, max_concurrency=1000, runtime_env={"env_vars": environment})
+    actor = ray.remote(num_cpus=0, resources=resources, max_concurrency=1000)
     pool = actor(WarmPool).remote(specs, idle_s)
     if prestart:  # waited for: the groups have begun before Tune starts a trial
         ray.get(pool.prestart.remote(prestart, reserve))
