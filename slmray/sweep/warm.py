@@ -100,8 +100,8 @@ class WarmPool:
 
     def __init__(self, specs: dict[str, GroupSpec], idle_s: float = IDLE_S):
         self.specs = specs
-        self.idle_s = idle_s
         """Shape key -> what a group of that shape needs."""
+        self.idle_s = idle_s
         self.cond = threading.Condition()
         self.pending: dict[str, deque[dict]] = {key: deque() for key in specs}
         """Jobs waiting, per shape: {"trial_id", "train" (TrainConfig.to_dict()), "attempts"}."""
