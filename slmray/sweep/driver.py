@@ -471,10 +471,11 @@ def _warm_pool(settings: SweepSettings, plan: list[PlannedTrial], runs: int, con
     for p in plan:
         spec = dataclasses.replace(settings.group_spec(p.trial), max_groups=concurrency)
         specs[spec.key] = spec
-    to_run = (plan[:runs] if settings.space.search == "grid" else plan) if runs else []  # Optuna may pick any
-    order = [first] if first else []
-    order += [p.trial for p in to_run if not p.pruned]
-    prestart = list(dict.fromkeys(settings.group_spec(t).key for t in order))
+    prestart = []
+    if runs:  # a grid runs its first `runs` points; Optuna may pick any configuration
+        candidates = plan[:runs] if settings.space.search == "grid" else plan
+        trials = ([first] if first else []) + [p.trial for p in candidates if not p.pruned]
+        prestart = list(dict.fromkeys(settings.group_spec(t).key for t in trials))
     reserve = {name: amount * concurrency for name, amount in DRIVER_RESOURCES.items()}
     return start_pool(specs, prestart, reserve, resources)
 

@@ -85,8 +85,13 @@ class GroupSpec:
 
         return ScalingConfig(
             num_workers=self.num_workers, use_gpu=self.use_gpu, accelerator_type=self.accelerator_type,
-            resources_per_worker={"CPU": self.cpus_per_worker, **({"GPU": 1} if self.use_gpu else {})},
+            resources_per_worker=self.worker_resources,
         )
+
+    @property
+    def worker_resources(self) -> dict[str, float]:
+        """What each worker of such a group holds (its GPU type aside)."""
+        return {"CPU": self.cpus_per_worker, **({"GPU": 1} if self.use_gpu else {})}
 
     @property
     def key(self) -> str:
@@ -154,10 +159,9 @@ class WarmPool:
             for name, amount in reserve.items():
                 free[name] = free.get(name, 0.0) - amount
             for key in keys:
-                need = self._needs(key)
-                if all(free.get(name, 0.0) >= amount - 1e-6 for name, amount in need.items()):
+                if self._fits(key, free):
                     self.prestarting.add(self._start_group(key))
-                    for name, amount in need.items():
+                    for name, amount in self._needs(key).items():
                         free[name] -= amount
             self.prestart_until = time.monotonic() + PRESTART_WAIT_S
 
@@ -269,14 +273,11 @@ class WarmPool:
     def _needs(self, key: str) -> dict[str, float]:
         """What a group of shape `key` holds."""
         spec = self.specs[key]
-        need = {"CPU": spec.num_workers * spec.cpus_per_worker}
-        if spec.use_gpu:
-            need["GPU"] = spec.num_workers
-        return need
+        return {name: amount * spec.num_workers for name, amount in spec.worker_resources.items()}
 
-    def _fits(self, key: str) -> bool:
-        """Whether a group of shape `key` fits in what Ray has free now."""
-        free = ray.available_resources()
+    def _fits(self, key: str, free: dict[str, float] | None = None) -> bool:
+        """Whether a group of shape `key` fits in `free` (default: what Ray has free now)."""
+        free = ray.available_resources() if free is None else free
         return all(free.get(k, 0.0) >= v - 1e-6 for k, v in self._needs(key).items())
 
     def _release_others(self, key: str) -> None:
@@ -305,8 +306,9 @@ class WarmPool:
         """Whether a placement group's bundles are what Ray Train asks for a group of shape `key`:
         one a worker, its CPUs, its GPU, its GPU type."""
         spec = self.specs[key]
+        worker = {"GPU": 0.0, **spec.worker_resources}
         return len(bundles) == spec.num_workers and all(
-            abs(b.get("CPU", 0.0) - spec.cpus_per_worker) < 1e-6 and b.get("GPU", 0.0) == (1.0 if spec.use_gpu else 0.0)
+            all(abs(b.get(name, 0.0) - amount) < 1e-6 for name, amount in worker.items())
             and (spec.accelerator_type is None or f"accelerator_type:{spec.accelerator_type}" in b)
             for b in bundles.values())
 
