@@ -293,8 +293,10 @@ class WarmPool:
         (a moment pending is Ray placing it)."""
         pending_before: set[str] = set()
         while True:
+            with self.cond:
+                starting = bool(self.starting)
             pending = {pg_id: pg["bundles"] for pg_id, pg in ray.util.placement_group_table().items()
-                       if pg["state"] == "PENDING"}
+                       if pg["state"] == "PENDING"} if starting else {}  # Ray's whole table: only when it matters
             with self.cond:
                 for key in {self.shape_of[g] for g in self.starting}:
                     if any(self._is_group_of(bundles, key) for pg_id, bundles in pending.items() if pg_id in pending_before):
