@@ -27,6 +27,23 @@ DEVICES = ("auto", "cuda", "cpu")
 PRECISIONS = ("bf16", "fp8", "fp8-rowwise")
 """bf16: bf16 compute (fp32 on the CPU); fp8 / fp8-rowwise: torchao's float8 training with
 tensorwise or rowwise dynamic scaling on the Linear layers FP8 can take (`slmray.train.fp8`)."""
+FP8_PRECISIONS = ("fp8", "fp8-rowwise")
+
+CONFIG_KEYS = (
+    "model", "per_device_batch", "num_gpus", "gpu_type", "attention", "strategy", "compile", "precision", "seq_len",
+    "activation_checkpointing",
+)
+"""A sweep configuration's identity: the results columns that tell two configurations apart
+(what a space sweeps, what the analysis groups repeats by, what the planner offers).  Defined
+here once; everything that keys on a configuration uses this tuple."""
+ROW_DEFAULTS = {"precision": "bf16", "activation_checkpointing": False, "compile": False, "grad_accum": 1}
+"""What a null (or absent column) in a results table from before that column existed means:
+the trainer's default of the day.  Filled in one place, `TrainConfig.from_row`."""
+
+
+def is_fp8(precision: str | None) -> bool:
+    """Whether a precision (a config's, a row's) trains its Linear layers in FP8."""
+    return precision in FP8_PRECISIONS
 
 
 def flash_attn_available() -> bool:
@@ -203,8 +220,44 @@ class TrainConfig:
             raise ConfigError(f"model: {model!r} is not a model's fields (a preset by name: slmray.train.presets.get_model)")
         return cls(**values)
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], model: ModelConfig, **overrides: Any) -> TrainConfig:
+        """The TrainConfig a results row (or a planner option) describes: its training fields,
+        `ROW_DEFAULTS` for the nulls of older tables, everything else at TrainConfig's default.
+        `model` is resolved by the caller (a preset's name needs `slmray.train.presets`)."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"model"}
+        values: dict[str, Any] = {}
+        for name in known:
+            value = row.get(name) if hasattr(row, "get") else None
+            if _null(value):
+                if name not in ROW_DEFAULTS:
+                    continue
+                value = ROW_DEFAULTS[name]
+            values[name] = _plain(value, getattr(cls, name, None))
+        values.update(overrides)
+        return cls(model=model, **values)
+
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _null(value: Any) -> bool:
+    """None, NaN (a null in a pandas float row) or pandas.NA (whose comparisons raise)."""
+    try:
+        return value is None or bool(value != value)
+    except TypeError:
+        return True
+
+
+def _plain(value: Any, default: Any) -> Any:
+    """A table's value as the field's Python type (numpy int64 -> int, numpy bool -> bool)."""
+    if isinstance(default, bool):
+        return bool(value)
+    if isinstance(default, int):
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    return value
 
 
 def model_from_dict(raw: dict[str, Any]) -> ModelConfig:

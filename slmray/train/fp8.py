@@ -15,6 +15,7 @@ import importlib.util
 from typing import TYPE_CHECKING
 
 from slmray.errors import ConfigError
+from slmray.train.config import is_fp8
 
 if TYPE_CHECKING:  # torch is imported where a model is converted: the planner reads this module without it
     import torch
@@ -27,10 +28,6 @@ FP8_CAPABILITY = (8, 9)
 `is_sm_at_least_89` is the same test."""
 ALIGNMENT = 16
 """torch._scaled_mm needs both dimensions of each FP8 operand divisible by 16."""
-
-
-def is_fp8(precision: str) -> bool:
-    return precision in RECIPES
 
 
 def torchao_available() -> bool:
