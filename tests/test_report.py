@@ -176,6 +176,13 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_empty_out_is_refused_not_the_current_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main([str(H100_SWEEP), "--out", " "]) == 2
+    assert capsys.readouterr().err == "error: --out: must name a folder for the report (got an empty path)\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_findings_tables_by_hand():
     rows = [  # model, gpu, gpus, strategy, attention, batch, status, tokens/s, tokens/$
         ("a", "H100-80GB", 1, "ddp", "sdpa", 8, "ok", 100.0, 50.0),

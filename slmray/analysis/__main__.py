@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.out.strip():
+        print("error: --out: must name a folder for the report (got an empty path)", file=sys.stderr)
+        return 2
     # after parsing: pandas, pyarrow and matplotlib take about a second to import, which --help need not wait for
     from slmray.analysis.costs import DERIVED_COLUMNS, add_cost_metrics, price_trials
     from slmray.analysis.report import cell, write_report

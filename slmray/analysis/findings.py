@@ -208,6 +208,8 @@ def oom_boundary(df: pd.DataFrame) -> pd.DataFrame:
 def _at_best(table: pd.DataFrame, columns: Sequence[str], ratio: str) -> pd.Series:
     """Per model, `ratio` on the row with the highest value in `columns` among those that have
     the ratio: a like-for-like ratio (one row holds everything else fixed) at the best setting."""
+    if ratio not in table.columns or not len(columns):  # one side never ran: nothing to compare
+        return pd.Series(dtype=float)
     best = table[list(columns)].apply(pd.to_numeric, errors="coerce").max(axis=1)
     rows = table.assign(_best=best)[table[ratio].notna() & best.notna()]
     return rows.sort_values("_best", ascending=False).drop_duplicates("model").set_index("model")[ratio]

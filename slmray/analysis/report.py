@@ -12,6 +12,9 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -227,9 +230,29 @@ def write_report(
     df: pd.DataFrame, out_dir: str | Path, objectives: Sequence[Objective], sources: Sequence[str] = (),
     notes: Sequence[str] = (), loss_source: str = LOSS_SOURCES[0],
 ) -> Report:
-    """Analyse `df` (a results frame with cost metrics added) and write the report into `out_dir`."""
+    """Analyse `df` (a results frame with cost metrics added) and write the report into `out_dir`.
+
+    Whole or not at all: everything is written into a hidden folder beside `out_dir` and moved in
+    only once the report is complete, so a failure leaves no half-written report (nor mixes a new
+    one's plots with an old one's text)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        report = _write(df, staging, objectives, sources, notes, loss_source)
+        out_dir.mkdir(exist_ok=True)
+        for path in (report.markdown, report.html, *report.figures):
+            os.replace(path, out_dir / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    moved = tuple(out_dir / p.name for p in report.figures)
+    return Report(out_dir / report.markdown.name, out_dir / report.html.name, moved, report.recommendations)
+
+
+def _write(
+    df: pd.DataFrame, out_dir: Path, objectives: Sequence[Objective], sources: Sequence[str], notes: Sequence[str],
+    loss_source: str,
+) -> Report:
     notes = list(notes)
     head = Section("slmray analysis")
     head.text += [f"Results: {', '.join(sources) or '(in memory)'}.", f"Objectives: {', '.join(map(str, objectives))}.",

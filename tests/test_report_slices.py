@@ -1,0 +1,65 @@
+"""The report on every kind of narrow table a first sweep makes: one attention kernel, one batch,
+one model, one GPU type, one strategy, one precision.  Each is a slice of the committed GPU
+sweeps, analysed end to end (findings, plots, decision); a slice of one attention family once
+ended in `KeyError: 'fused / eager'` and a folder holding one PNG."""
+
+import pandas as pd
+import pytest
+
+from slmray.analysis import report as report_module
+from slmray.analysis.costs import add_cost_metrics
+from slmray.analysis.report import write_report
+from slmray.analysis.table import load_results
+from slmray.core.objective import Objective
+
+from analysis_fixtures import H100_SWEEP, H200_SWEEP, RESULTS
+
+OBJECTIVES = [Objective.parse("max:tokens_per_s"), Objective.parse("min:usd_per_btok")]
+PRECISION_SWEEP = RESULTS / "sweep_h200x1_precision.parquet"
+
+
+def _both() -> pd.DataFrame:
+    return load_results([str(H100_SWEEP), str(H200_SWEEP)])
+
+
+SLICES = {
+    "sdpa only, two GPU types": lambda: (df := _both())[df["attention"] == "sdpa"],
+    "eager only": lambda: (df := _both())[df["attention"] == "eager"],
+    "one batch": lambda: (df := _both())[df["per_device_batch"] == 16],
+    "one model": lambda: (df := _both())[df["model"] == "llama-500m"],
+    "committed precision sweep (sdpa, one strategy)": lambda: load_results([str(PRECISION_SWEEP)]),
+}
+
+
+@pytest.mark.parametrize("name", list(SLICES))
+def test_a_narrow_table_gives_a_whole_report(tmp_path, name):
+    df = SLICES[name]().reset_index(drop=True)
+    assert len(df), name
+    report = write_report(add_cost_metrics(df), tmp_path / "report", OBJECTIVES)
+    md = report.markdown.read_text()
+    assert md.startswith("# slmray analysis") and report.html.exists()
+    assert not report.recommendations.empty, name
+    for model in df.loc[df["status"] == "ok", "model"].unique():
+        assert model in md
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == sorted(
+        ["report.md", "report.html", *(p.name for p in report.figures)]
+    )
+
+
+def test_a_failed_report_leaves_no_folder_and_keeps_an_old_one(tmp_path, monkeypatch):
+    df = add_cost_metrics(SLICES["one model"]().reset_index(drop=True))
+    out = tmp_path / "report"
+    first = write_report(df, out, OBJECTIVES)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("plotting failed")
+
+    monkeypatch.setattr(report_module.plots, "memory_figure", broken)
+    with pytest.raises(RuntimeError):
+        write_report(df, out, OBJECTIVES)
+    with pytest.raises(RuntimeError):
+        write_report(df, tmp_path / "new", OBJECTIVES)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before and first.markdown.exists()
+    assert not (tmp_path / "new").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]  # no staging folder left behind
