@@ -567,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     from slmray.catalog.prices import PriceBook, PriceError, parse_price_overrides
     from slmray.core.costs import price_trials
     from slmray.results.storage import StorageError
-    from slmray.results.table import ResultsError, load_results
+    from slmray.results.table import ResultsError, ResultsWarning, load_results
     from slmray.train.presets import PRESETS
 
     try:
@@ -581,7 +581,11 @@ def main(argv: list[str] | None = None) -> int:
             tokens = args.tokens_per_param * PRESETS[args.model].num_params
         if not (math.isfinite(tokens) and tokens > 0):
             raise RecommendError(f"--tokens: must be a positive number of tokens, got {tokens:g}")
-        df = load_results(args.results)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResultsWarning)
+            df = load_results(args.results)
+        for w in caught:
+            print(f"warning: {w.message}", file=sys.stderr)
         repricing = args.prices or args.price_file or args.price
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # plan_run reports options without a price

@@ -63,3 +63,51 @@ def test_a_failed_report_leaves_no_folder_and_keeps_an_old_one(tmp_path, monkeyp
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before and first.markdown.exists()
     assert not (tmp_path / "new").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["report"]  # no staging folder left behind
+
+
+def test_a_table_named_twice_counts_each_trial_once(tmp_path, capsys):
+    from slmray.analysis.__main__ import main
+    from slmray.results.table import ResultsWarning
+
+    once = load_results([str(H100_SWEEP)])
+    copy = tmp_path / "copy.parquet"
+    copy.write_bytes(H100_SWEEP.read_bytes())
+    with pytest.warns(ResultsWarning, match=f"{len(once)} row"):
+        twice = load_results([str(H100_SWEEP), str(copy)])
+    pd.testing.assert_frame_equal(twice, once)
+    assert main([str(H100_SWEEP), str(copy), str(H100_SWEEP), "--out", str(tmp_path / "twice")]) == 0
+    assert f"warning: results: {len(once)} row(s) repeat a trial" in capsys.readouterr().err
+
+    def counts(folder):
+        md = (tmp_path / folder / "report.md").read_text()
+        return md[md.index("**Trials per model and status**"):].split("\n\n")[1]
+
+    assert main([str(H100_SWEEP), "--out", str(tmp_path / "once")]) == 0
+    assert counts("twice") == counts("once")
+
+
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        ("status", "finished", "status 'finished' is not one of ok, oom, failed, pruned"),
+        ("model", None, "1 row(s) have no model"),
+        ("tokens_per_s", float("inf"), "column 'tokens_per_s' holds inf, not a measurement"),
+        ("peak_mem_gb", -3.0, "column 'peak_mem_gb' holds -3.0, not a measurement"),
+    ],
+)
+def test_values_no_sweep_writes_are_one_line(tmp_path, capsys, column, value, message):
+    import pyarrow as pa
+
+    from slmray.analysis.__main__ import main
+    from slmray.results.table import read_table, write_table
+
+    table = read_table(str(H100_SWEEP))
+    values = table[column].to_pylist()
+    values[3] = value
+    broken = table.set_column(table.column_names.index(column), column, pa.array(values, table[column].type))
+    path = tmp_path / "broken.parquet"
+    write_table(broken, str(path))
+    assert main([str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from slmray.core.objective import Objective, ObjectiveError
     from slmray.core.schema import NUMERIC_COLUMNS
     from slmray.results.storage import StorageError
-    from slmray.results.table import ResultsError
+    from slmray.results.table import ResultsError, ResultsWarning
 
     objective_columns = (*NUMERIC_COLUMNS, *DERIVED_COLUMNS)
     notes = []
@@ -62,10 +62,15 @@ def main(argv: list[str] | None = None) -> int:
         objectives = [Objective.parse(o, objective_columns) for o in args.objective or DEFAULT_OBJECTIVES]
         repricing = args.prices or args.price_file or args.price
         book = PriceBook.load(args.prices or "local", args.price_file, parse_price_overrides(args.price)) if repricing else None
-        df = load_results(args.results)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResultsWarning)
+            df = load_results(args.results)
     except (ObjectiveError, PriceError, ResultsError, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+        notes.append(str(w.message))
     if book is not None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime
 import math
+import warnings
 from typing import TYPE_CHECKING, Any, Iterable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from slmray.core.schema import COLUMNS, SCHEMA, STATUSES, TIMESTAMP_COLUMNS  # noqa: F401  (re-exported)
@@ -26,8 +28,16 @@ REQUIRED_COLUMNS = (
 )
 
 
+MEASURED_COLUMNS = ("tokens_per_s", "mfu", "peak_mem_gb", "price_per_hour_usd", "cost_usd", "tokens_per_usd")
+"""Required numbers that are never negative nor infinite in a table the sweep wrote."""
+
+
 class ResultsError(ValueError):
     """A results path or table that cannot be used; the message names it."""
+
+
+class ResultsWarning(UserWarning):
+    """Something about the tables read that the reader should be told of (a CLI prints it on a line)."""
 
 
 def to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
@@ -93,13 +103,47 @@ def read_table(uri: str) -> pa.Table:
         if name not in table.column_names:
             table = table.append_column(SCHEMA.field(name), pa.nulls(len(table), SCHEMA.field(name).type))
     try:
-        return table.select(list(COLUMNS)).cast(SCHEMA)
+        table = table.select(list(COLUMNS)).cast(SCHEMA)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:  # e.g. 1e30 into an int64
         raise ResultsError(f"results: {uri}: {str(exc).splitlines()[0]}") from None
+    _check_values(table, uri)
+    return table
+
+
+def _check_values(table: pa.Table, uri: str) -> None:
+    """Values no sweep writes: an unknown status, a row without a model, a negative or infinite
+    measurement.  Analysing them as if valid would rank a broken row first."""
+    unknown = pc.filter(table["status"], pc.invert(pc.fill_null(pc.is_in(table["status"], pa.array(STATUSES)), False)))
+    if len(unknown):
+        raise ResultsError(f"results: {uri}: status {unknown[0].as_py()!r} is not one of {', '.join(STATUSES)}")
+    if table["model"].null_count:
+        raise ResultsError(f"results: {uri}: {table['model'].null_count} row(s) have no model")
+    for name in MEASURED_COLUMNS:
+        values = pc.drop_null(table[name]).cast(pa.float64())
+        bad = pc.filter(values, pc.or_(pc.less(values, 0), pc.is_inf(values)))
+        if len(bad):
+            raise ResultsError(f"results: {uri}: column {name!r} holds {bad[0].as_py()}, not a measurement")
 
 
 def read_tables(uris: Iterable[str]) -> pa.Table:
-    return pa.concat_tables([read_table(u) for u in uris])
+    """The tables as one, each trial once: a table named twice, or two copies of one sweep, hold
+    the same (sweep_id, trial_id) rows, which would count every trial twice (a `ResultsWarning`
+    says how many were dropped)."""
+    uris = list(dict.fromkeys(uris))
+    table = pa.concat_tables([read_table(u) for u in uris])
+    ids = table.select(["sweep_id", "trial_id"]).to_pylist()
+    seen: set[tuple[str, str]] = set()
+    keep = []
+    for row in ids:
+        key = (row["sweep_id"], row["trial_id"])
+        keep.append(None in key or key not in seen)
+        seen.add(key)
+    dropped = keep.count(False)
+    if dropped:
+        warnings.warn(f"results: {dropped} row(s) repeat a trial (same sweep_id and trial_id) of another table "
+                      "or of the same one; each trial is counted once", ResultsWarning, stacklevel=2)
+        table = table.filter(pa.array(keep))
+    return table
 
 
 def to_frame(table: pa.Table) -> "pd.DataFrame":
