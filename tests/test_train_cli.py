@@ -27,6 +27,10 @@ from tests.conftest import call_main
           for flag in ("n-layer", "d-model", "n-head", "d-mlp", "vocab-size")],
         (["--n-layer", "-1"], "error: model.n_layer: must be a positive integer, got -1"),
         (["--vocab-size", "-5"], "error: model.vocab_size: must be a positive integer, got -5"),
+        # non-finite hyperparameters passed the old checks (inf > 0; nan < 0 is False) and trained to a NaN loss
+        (["--lr", "inf"], "error: lr: must be a positive finite number, got inf"),
+        (["--grad-clip", "nan"], "error: grad_clip: must be a finite number, 0 or more, got nan"),
+        (["--weight-decay", "inf"], "error: weight_decay: must be a finite number, 0 or more, got inf"),
     ],
 )
 def test_bad_configuration_is_one_line_naming_the_field(capsys, args, message):
@@ -136,3 +140,17 @@ def test_a_result_is_plain_python_so_whoever_reads_it_needs_no_torch():
         return type(value) in (str, int, float, bool, type(None))
 
     assert {k: type(v).__name__ for k, v in result.items() if not plain(v)} == {}
+
+
+def test_a_model_with_a_negative_rope_theta_is_refused():
+    with pytest.raises(ConfigError, match=r"^model.rope_theta: must be a positive finite number, got -1"):
+        get_model("tiny").replace(rope_theta=-1)
+
+
+def test_a_run_whose_loss_stops_being_finite_is_not_ok(capsys):
+    # lr 1e30 is a valid setting: AdamW's first step puts the weights at about 1e30, the next loss is NaN
+    out = call_main(capsys, main, "--device", "cpu", "--seq-len", "32", "--steps", "2", "--warmup-steps", "1",
+                    "--per-device-batch", "2", "--lr", "1e30", "--json")
+    assert out.returncode == 3, out.stdout + out.stderr
+    result = json.loads(out.stdout)["result"]
+    assert result["status"] == "failed" and result["error"].startswith("loss is not finite from step 2 on (nan)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -90,6 +91,10 @@ class ModelConfig:
             check_positive_int(f"model.{name}", getattr(self, name))
         if self.d_model % self.n_head:
             raise ConfigError(f"model.n_head: {self.n_head} does not divide d_model {self.d_model}")
+        for name in ("rope_theta", "norm_eps"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"model.{name}: must be a positive finite number, got {value!r}")
         if not 0.0 < self.rotary_pct <= 1.0:
             raise ConfigError(f"model.rotary_pct: must be in (0, 1], got {self.rotary_pct}")
         if self.rotary_dim % 2:
@@ -182,10 +187,12 @@ class TrainConfig:
             )
         if self.compile and self.warmup_steps < 1:
             raise ConfigError("warmup_steps: compile needs at least 1 warm-up step to keep compilation untimed")
-        if not self.lr > 0:
-            raise ConfigError(f"lr: must be positive, got {self.lr}")
-        if self.grad_clip < 0 or self.weight_decay < 0:
-            raise ConfigError("grad_clip, weight_decay: must not be negative")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr: must be a positive finite number, got {self.lr}")
+        for name in ("grad_clip", "weight_decay"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name}: must be a finite number, 0 or more, got {value}")
         if not 0.0 < self.memory_fraction <= 1.0:
             raise ConfigError(f"memory_fraction: must be in (0, 1], got {self.memory_fraction}")
         if not isinstance(self.data, str) or not self.data.strip():

@@ -14,6 +14,7 @@ time is the slowest rank's.
 from __future__ import annotations
 
 import dataclasses
+import math
 import socket
 import statistics
 import time
@@ -250,6 +251,10 @@ def _summarise(
     result.losses = step_losses
     result.final_loss = statistics.fmean(step_losses[-FINAL_LOSS_STEPS:])
     result.tokens_seen = result.tokens_per_step * len(step_losses)
+    diverged = next((i for i, loss in enumerate(step_losses) if not math.isfinite(loss)), None)
+    if diverged is not None:  # its speed was measured, but a run that stopped learning is no result to rank
+        result.status = "failed"
+        result.error = f"loss is not finite from step {diverged} on ({step_losses[diverged]}): the run diverged"
 
 
 def _train_step(training: _Training, step: int, cfg: TrainConfig, device: torch.device) -> torch.Tensor:
