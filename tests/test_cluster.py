@@ -176,3 +176,10 @@ def test_cli_good_and_bad(tmp_path, capsys):
     assert out.stderr.strip() == f"error: {bad}: available_node_types.h100.resources.GPU: " + (
         "must be 8: p5.48xlarge has 8 x H100-80GB, 192 vCPUs (slmray/catalog/instances.csv), got 4"
     )
+
+
+def test_a_file_that_is_not_utf8_is_one_line(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("cluster_name: café\n".encode("latin-1"))
+    with pytest.raises(ClusterError, match="not UTF-8 text .* a cluster file is YAML"):
+        load_cluster(str(path))

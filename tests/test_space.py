@@ -126,3 +126,17 @@ def test_every_gpu_type_a_shipped_space_names_has_a_cluster_file():
     have = cluster_gpu_types("cluster")
     named = {g for path in SPACES for g in load_space(str(path)).gpu_type or []}
     assert named and named <= have, named - have
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".txt", ""])
+def test_a_space_file_that_is_not_python_is_one_line(tmp_path, suffix):
+    path = tmp_path / f"space{suffix}"
+    path.write_text(Path("search_spaces/smoke.py").read_text())
+    with pytest.raises(SpaceError, match=rf"^{path}: a search space is a Python file \(.py\) defining SPACE"):
+        load_space(str(path))
+
+
+def test_a_space_file_calling_sys_exit_is_an_error_not_the_sweeps_exit(tmp_path):
+    path = _write(tmp_path, "import sys\nsys.exit(3)\n")
+    with pytest.raises(SpaceError, match=rf"^{path}: the file called sys.exit\(3\) while it was read$"):
+        load_space(path)

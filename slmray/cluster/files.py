@@ -140,9 +140,11 @@ def load_cluster(path: str) -> ClusterSpec:
     """Parse a cluster YAML, run Ray's validation and slmray's checks; ClusterError on the first problem."""
     path = str(path)
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ClusterError(path, None, f"cannot read it: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ClusterError(path, None, f"not UTF-8 text (byte {exc.start}): a cluster file is YAML") from None
     raw = _parse(path, text)
     _check_secrets(path, raw, text)
     cfg = _ray_validated(path, raw)

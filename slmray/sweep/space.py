@@ -293,6 +293,9 @@ def load_space(path: str) -> SearchSpace:
     file = Path(path)
     if not file.is_file():
         raise SpaceError(f"{path}: no such search-space file")
+    if file.suffix != ".py":
+        raise SpaceError(f"{path}: a search space is a Python file (.py) defining SPACE = SearchSpace(...), "
+                         "as in search_spaces/")
     spec = importlib.util.spec_from_file_location(f"slmray_space_{file.stem}", file)
     module = importlib.util.module_from_spec(spec)
     try:
@@ -305,6 +308,8 @@ def load_space(path: str) -> SearchSpace:
         raise SpaceError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
     except Exception as exc:
         raise SpaceError(f"{path}: {type(exc).__name__}: {exc}") from None
+    except SystemExit as exc:  # the file called sys.exit: not the sweep's exit to take
+        raise SpaceError(f"{path}: the file called sys.exit({exc.code!r}) while it was read") from None
     space = getattr(module, "SPACE", None)
     if not isinstance(space, SearchSpace):
         raise SpaceError(f"{path}: SPACE: the file must define SPACE = SearchSpace(...)")
