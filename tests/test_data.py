@@ -52,6 +52,13 @@ def test_prepare_errors_name_the_input(tmp_path, capsys):
     assert res.returncode == 2 and "out:" in res.stderr and "already exists" in res.stderr
     with pytest.raises(ConfigError, match="^tokenizer: no such file"):
         HFTokenizer(str(tmp_path / "nope.json"))
+    (tmp_path / "notes.json").write_text("not json")
+    res = call_main(capsys, data_main, "prepare", str(tmp_path / "x.txt"), "--out", str(tmp_path / "p"),
+                    "--tokenizer", str(tmp_path / "notes.json"))
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    assert res.stderr.startswith(f"error: tokenizer: {tmp_path / 'notes.json'} is not a Hugging Face tokenizers JSON file")
+    res = call_main(capsys, data_main, "prepare", str(tmp_path / "x.txt"), "--out", "s3://")
+    assert (res.returncode, res.stderr) == (2, "error: storage: s3:// names no bucket (s3://bucket/prefix)\n")
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from slmray.data import sources  # numpy, pyarrow and torch load here, after parsing
+    from slmray.results.storage import StorageError
 
     try:
         if args.command == "stdlib":
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = sources.ByteTokenizer() if args.tokenizer == "bytes" else sources.HFTokenizer(args.tokenizer)
         shard_tokens = args.shard_tokens if args.shard_tokens is not None else sources.SHARD_TOKENS
         meta = sources.prepare(args.inputs, args.out, tokenizer, args.max_bytes, shard_tokens)
-    except ConfigError as exc:
+    except (ConfigError, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a cache or output folder that cannot be made: the user's to fix, not a traceback

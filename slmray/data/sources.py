@@ -59,7 +59,10 @@ class HFTokenizer:
             raise ConfigError("tokenizer: a tokenizer JSON file needs the `tokenizers` package") from None
         if not Path(path).is_file():
             raise ConfigError(f"tokenizer: no such file {path}")
-        self._tok = Tokenizer.from_file(path)
+        try:
+            self._tok = Tokenizer.from_file(path)
+        except Exception as exc:  # tokenizers raises a bare Exception for a file it cannot parse
+            raise ConfigError(f"tokenizer: {path} is not a Hugging Face tokenizers JSON file ({exc})") from None
         self.name = Path(path).name
         self.vocab_size = self._tok.get_vocab_size()
         self.eot = self.vocab_size  # one id past the tokenizer's own
