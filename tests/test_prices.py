@@ -142,3 +142,24 @@ def test_bad_profile_and_missing_file():
         PriceBook.load("aws", file="/nonexistent/prices.csv")
     with pytest.raises(PriceError, match="price override 'L4'"):
         PriceBook.load("aws", overrides={"L4": -2})
+
+
+def test_a_price_file_names_each_gpu_once_with_a_number(tmp_path):
+    twice = tmp_path / "twice.csv"
+    twice.write_text("gpu,usd_per_gpu_hour\nH100-80GB,2.0\nNVIDIA H100 80GB HBM3,3.0\n")
+    with pytest.raises(PriceError, match=r"row 2: gpu 'NVIDIA H100 80GB HBM3' is H100-80GB, priced already in row 1"):
+        PriceBook.load("aws", file=str(twice))
+    flag = tmp_path / "flag.json"
+    flag.write_text(json.dumps({"H100-80GB": True}))  # float(True) is 1.0: a dollar nobody asked for
+    with pytest.raises(PriceError, match="usd_per_gpu_hour: must be a non-negative number of USD per GPU-hour, got True"):
+        PriceBook.load("aws", file=str(flag))
+
+
+def test_a_gpu_the_catalog_does_not_know_is_priced_but_not_silently(tmp_path):
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"MI300X": 2.0}))
+    with pytest.warns(PriceWarning, match=r"row 1: gpu: 'MI300X' is not a GPU of the catalog"):
+        book = PriceBook.load("aws", file=str(other))
+    assert book.lookup("MI300X").usd_per_gpu_hour == 2.0
+    with pytest.warns(PriceWarning, match=r"--price 'B200=5': 'B200' is not a GPU of the catalog"):
+        assert parse_price_overrides(["B200=5"]) == {"B200": 5.0}

@@ -37,7 +37,7 @@ import warnings
 from dataclasses import dataclass
 from importlib import resources
 
-from slmray.catalog.gpus import CPU, canonical_gpu
+from slmray.catalog.gpus import CPU, canonical_gpu, gpu_specs, spec_for
 from slmray.catalog.instances import instance
 from slmray.catalog.tables import CsvError, read_rows
 
@@ -141,6 +141,8 @@ def gpu_key(name: str) -> str:
 
 
 def _usd(value: object, what: str) -> float:
+    if isinstance(value, bool):  # JSON true would read as $1.00
+        raise PriceError(f"{what}: must be a non-negative number of USD per GPU-hour, got {value!r}")
     try:
         usd = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -182,15 +184,30 @@ def _read_price_file(uri: str) -> dict[str, Price]:
             raise PriceError(f"price file {exc}") from None
     else:
         raise PriceError(f"price file {uri}: must end in .csv or .json")
-    prices = {}
+    prices, rows_of = {}, {}
     for i, row in enumerate(rows, start=1):
         gpu = str(row.get("gpu") or "").strip()
         if not gpu:
             raise PriceError(f"price file {uri}, row {i}: gpu: missing")
-        key = gpu_key(gpu)
+        key = _known_key(gpu, f"price file {uri}, row {i}: gpu")
+        if key in rows_of:
+            raise PriceError(f"price file {uri}, row {i}: gpu {gpu!r} is {key}, priced already in row {rows_of[key]}")
+        rows_of[key] = i
         usd = _usd(row.get("usd_per_gpu_hour"), f"price file {uri}, row {i}: usd_per_gpu_hour")
         prices[key] = Price(key, usd, str(row.get("source") or f"price file {uri}"))
     return prices
+
+
+def _known_key(name: str, what: str) -> str:
+    """`gpu_key(name)`, with a `PriceWarning` where the catalog does not know the GPU: a typo
+    (`H100-80G`) prices nothing, silently, while a GPU outside the catalog, named as torch names
+    it, is a price the user means."""
+    key = gpu_key(name)
+    if key != CPU and spec_for(key) is None:
+        known = ", ".join(s.gpu for s in gpu_specs())
+        warnings.warn(f"{what}: {name!r} is not a GPU of the catalog ({known}, cpu): it prices only trials "
+                      "whose GPU torch names exactly so", PriceWarning, stacklevel=3)
+    return key
 
 
 def parse_price_overrides(items: list[str]) -> dict[str, float]:
@@ -200,6 +217,7 @@ def parse_price_overrides(items: list[str]) -> dict[str, float]:
         gpu, sep, usd = item.rpartition("=")
         if not sep or not gpu.strip():
             raise PriceError(f"--price {item!r}: expected GPU=USD per GPU-hour, e.g. H100-80GB=3.10")
+        _known_key(gpu.strip(), f"--price {item!r}")
         overrides[gpu.strip()] = _usd(usd, f"--price {item!r}")
     return overrides
 
