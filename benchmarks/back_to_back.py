@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import warm_memory  # noqa: E402
 
 PAUSE_S = 25.0
-"""About the gap between isolated trials (`warm_trials_h200.md`)."""
+"""About the gap between isolated trials (`benchmarks/results/warm_trials/warm_trials_h200_2026-12-04.md`)."""
 
 
 def sm_clock_mhz() -> int | None:

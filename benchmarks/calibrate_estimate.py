@@ -1,6 +1,6 @@
 """Fit the constants of `slmray.predict.estimate.CALIBRATION` to the committed GPU tables, and print them.
 
-    python benchmarks/calibrate_estimate.py                 # every table in benchmarks/results
+    python benchmarks/calibrate_estimate.py                 # every table in benchmarks/results/*/
     python benchmarks/calibrate_estimate.py TABLE [TABLE ...]
 
 Reads every committed measurement table: trainer CSVs (`benchmarks/trainer_throughput.py`'s
@@ -71,14 +71,16 @@ COLUMNS = (
 
 
 def committed_tables(results_dir: str = RESULTS_DIR) -> list[str]:
-    """Trainer CSVs and results Parquet files in `results_dir`, sorted.
+    """Trainer CSVs and results Parquet files in the topic folders of `results_dir` (not their
+    `history/`), sorted by file name.
 
     A Parquet file beside a trainer CSV of the same name is that CSV rewritten for the analysis
     (`trainer_throughput.py --from-csv`): its rows are read once, from the CSV, which is what
     `CALIBRATION_ROWS` names.  The `warm_trials_*` tables are left out: they repeat configurations
     of `sweep_h200x1.parquet` to compare the sweep's two trial paths, and would count them twice.
     """
-    paths = sorted(glob.glob(os.path.join(results_dir, "*.csv")) + glob.glob(os.path.join(results_dir, "*.parquet")))
+    paths = sorted(glob.glob(os.path.join(results_dir, "*", "*.csv")) + glob.glob(os.path.join(results_dir, "*", "*.parquet")),
+                   key=os.path.basename)
     paths = [p for p in paths if not os.path.basename(p).startswith("warm_trials_")]
     csvs = [p for p in paths if p.endswith(".csv") and set(TRAINER_COLUMNS) <= set(pd.read_csv(p, nrows=0).columns)]
     converted = {os.path.splitext(p)[0] + ".parquet" for p in csvs}
@@ -271,7 +273,7 @@ def fit(df: pd.DataFrame, start: Calibration = CALIBRATION) -> Calibration:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("tables", nargs="*", help="tables to read (default: every committed one in benchmarks/results)")
+    p.add_argument("tables", nargs="*", help="tables to read (default: every committed one in benchmarks/results/*/)")
     args = p.parse_args(argv)
     try:
         df = load_measured(args.tables or committed_tables())

@@ -1,6 +1,6 @@
 """How well `slmray.predict.estimate` predicts the committed GPU tables: OOM, peak memory, tokens/s.
 
-    python benchmarks/estimate_accuracy.py                 # writes benchmarks/results/estimate_accuracy.md
+    python benchmarks/estimate_accuracy.py                 # writes benchmarks/results/estimate/estimate_accuracy.md
     python benchmarks/estimate_accuracy.py --out -         # print only
 
 For every committed table (trainer CSVs and results Parquet files, see calibrate_estimate.py),
@@ -198,8 +198,8 @@ def report(df: pd.DataFrame, lomo: pd.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("tables", nargs="*", help="tables to read (default: every committed one in benchmarks/results)")
-    p.add_argument("--out", default=os.path.join(RESULTS_DIR, "estimate_accuracy.md"), help="Markdown to write, - for none")
+    p.add_argument("tables", nargs="*", help="tables to read (default: every committed one in benchmarks/results/*/)")
+    p.add_argument("--out", default=os.path.join(RESULTS_DIR, "estimate", "estimate_accuracy.md"), help="Markdown to write, - for none")
     args = p.parse_args(argv)
     try:
         df = load_measured(args.tables or committed_tables())

@@ -2,7 +2,7 @@
 finish (`slmray.predict.calibration.Recalibrator`, what the sweep does) improve the tokens/s predicted
 before each trial?
 
-    python benchmarks/recalibration_replay.py              # writes benchmarks/results/recalibration_replay.md
+    python benchmarks/recalibration_replay.py              # writes benchmarks/results/estimate/recalibration_replay.md
     python benchmarks/recalibration_replay.py --out -      # print only
 
 For each sweep (`started_at` order), before each trial: the prediction the table recorded
@@ -109,10 +109,10 @@ def trial_table(r: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("tables", nargs="*", help=f"sweeps to replay (default: {', '.join(SWEEPS)} in benchmarks/results)")
-    p.add_argument("--out", default=os.path.join(RESULTS_DIR, "recalibration_replay.md"), help="Markdown to write, - for none")
+    p.add_argument("tables", nargs="*", help=f"sweeps to replay (default: {', '.join(SWEEPS)} in benchmarks/results/sweeps)")
+    p.add_argument("--out", default=os.path.join(RESULTS_DIR, "estimate", "recalibration_replay.md"), help="Markdown to write, - for none")
     args = p.parse_args(argv)
-    paths = args.tables or [os.path.join(RESULTS_DIR, s) for s in SWEEPS]
+    paths = args.tables or [os.path.join(RESULTS_DIR, "sweeps", s) for s in SWEEPS]
     replays = [(os.path.basename(path), replay(load([path]), Recalibrator())) for path in paths]
     both = load(paths)
     if len(paths) > 1:

@@ -1,7 +1,7 @@
 """Wall time of the README's first command, `python -m slmray.tune search_spaces/smoke.py`, as a
 new user sees it: from the command's start to its exit, Ray's start and stop included.
 
-    python benchmarks/smoke_sweep.py --runs 5 --baseline c2be321 --out benchmarks/results/smoke_sweep_cpu.md
+    python benchmarks/smoke_sweep.py --runs 5 --baseline c2be321 --out benchmarks/results/smoke_sweep/smoke_sweep_cpu.md
 
 Runs the sweep `--runs` times warm (the default) and `--isolated-runs` times with
 `--isolate-trials`, and with `--baseline REV` as many times as the code of that git revision

@@ -1,7 +1,7 @@
 """Trainer throughput on one GPU: eager vs sdpa attention, compile off and on, at the best
 per-device batch that fits, for the paper's LLaMA models (seq 1024) and Pythia (seq 2048).
 
-    python benchmarks/trainer_throughput.py --out benchmarks/results/trainer_throughput_h100.csv
+    python benchmarks/trainer_throughput.py --out benchmarks/results/trainer/trainer_throughput_h100.csv
 
 For each model, the batch is searched without compile on sdpa (the paper's batch sizes
 64, 32, ... 4, largest first; the first that fits and the next smaller one are timed, and
@@ -9,7 +9,7 @@ the faster is kept); then the four variants run at that batch, 3 repeats of 10 m
 steps after 3 warm-up steps, eager stepping down a batch size where it runs out of memory.
 Every run goes through `slmray.train.loop.run`, the loop the sweep uses.
 
-    python benchmarks/trainer_throughput.py --from-csv benchmarks/results/trainer_throughput_h100.csv
+    python benchmarks/trainer_throughput.py --from-csv benchmarks/results/trainer/trainer_throughput_h100.csv
 
 rewrites a CSV of this benchmark as a results table (`slmray.results.table.SCHEMA`) beside it, the
 same name ending `.parquet`, so `python -m slmray.analysis` can read it.  No prices are

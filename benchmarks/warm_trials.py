@@ -1,6 +1,6 @@
 """Per-trial overhead of a sweep, warm worker groups against one group per trial (`--isolate-trials`).
 
-    python benchmarks/warm_trials.py --out benchmarks/results/warm_trials_cpu.md
+    python benchmarks/warm_trials.py --out benchmarks/results/warm_trials/warm_trials_cpu.md
 
 Runs the same six-trial sweep of the `tiny` model through `python -m slmray.tune` twice on
 this machine, warm and isolated, and reports per trial: the time outside its training steps
@@ -10,8 +10,11 @@ first (the first pays the group's start either way); an out-of-memory trial's co
 On a GPU machine pass `--space` with a GPU space, `--no-prune` to run the predicted out-of-memory
 trials, and `--tables DIR` to keep both results tables:
 
-    python benchmarks/warm_trials.py --space search_spaces/h200x1_warm.py --no-prune \
-        --tables benchmarks/results --out benchmarks/results/warm_trials_h200.md
+    python benchmarks/warm_trials.py --space search_spaces/h200x1_warm3.py --no-prune \
+        --tables OUT --out OUT/warm_trials_h200.md
+
+(committed in `benchmarks/results/warm_trials/`, named by date; its README says what is current
+and what went to `history/`.)
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One H200 (the lent `nvidia-h200` machine): the paper's four LLaMA models at a small and a
 large per-device batch, eager against fused attention, on one GPU; batch 16 matches
 `h100x1.py` so the two GPU types can be compared per dollar.  Run with `--no-prune` (as
-committed in benchmarks/results/sweep_h200x1.parquet) the out-of-memory trials are measured,
+committed in benchmarks/results/sweeps/sweep_h200x1.parquet) the out-of-memory trials are measured,
 which checks the estimator's predictions on a GPU it was never calibrated on; without it they
 are recorded as pruned and not run."""
 

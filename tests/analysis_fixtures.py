@@ -26,10 +26,10 @@ from slmray.train.presets import get_model
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-H100_CSV = RESULTS / "trainer_throughput_h100.csv"
-H100_BENCHMARK = RESULTS / "trainer_throughput_h100.parquet"
-H100_SWEEP = RESULTS / "sweep_h100x1.parquet"
-H200_SWEEP = RESULTS / "sweep_h200x1.parquet"
+H100_CSV = RESULTS / "trainer" / "trainer_throughput_h100.csv"
+H100_BENCHMARK = RESULTS / "trainer" / "trainer_throughput_h100.parquet"
+H100_SWEEP = RESULTS / "sweeps" / "sweep_h100x1.parquet"
+H200_SWEEP = RESULTS / "sweeps" / "sweep_h200x1.parquet"
 OOM_MODEL = get_model("tiny", vocab_size=4_000_000, d_model=8, n_head=2).replace(name="tiny-4m-vocab")
 """A 4,000,000-token vocabulary at batch 64 x seq 256: logits the CPU allocator refuses."""
 

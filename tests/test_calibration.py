@@ -135,7 +135,7 @@ def test_the_replay_of_the_committed_sweeps_reproduces_its_committed_figures(tmp
         import recalibration_replay as rr
     finally:
         sys.path.remove(str(benchmarks))
-    h200 = rr.replay(rr.load([str(benchmarks / "results" / "sweep_h200x1.parquet")]), Recalibrator())
+    h200 = rr.replay(rr.load([str(benchmarks / "results" / "sweeps" / "sweep_h200x1.parquet")]), Recalibrator())
     # before each trial only earlier trials count: the first has no correction, the second one fitted on one trial
     assert list(h200["rows"][:3]) == [0, 1, 2] and h200["corrected"].iloc[0] == h200["uncorrected"].iloc[0]
     first = h200.iloc[0]
@@ -143,5 +143,5 @@ def test_the_replay_of_the_committed_sweeps_reproduces_its_committed_figures(tmp
     assert rr.errors(h200, "corrected").median() < rr.errors(h200, "uncorrected").median()
     out = tmp_path / "replay.md"
     assert rr.main(["--out", str(out)]) == 0
-    committed = benchmarks / "results" / "recalibration_replay.md"
+    committed = benchmarks / "results" / "estimate" / "recalibration_replay.md"
     assert out.read_text() == committed.read_text()

@@ -61,7 +61,7 @@ def test_eager_stores_the_t_by_t_scores_and_fused_attention_does_not():
 
 
 def test_measured_h100_peaks_are_reproduced():
-    # benchmarks/results/trainer_throughput_h100.csv: held-out models, max_memory_allocated in GiB
+    # benchmarks/results/trainer/trainer_throughput_h100.csv: held-out models, max_memory_allocated in GiB
     for model, attention, compile, batch, measured in (
         ("llama-1b", "sdpa", False, 32, 75.516), ("llama-2b", "eager", False, 4, 51.313),
         ("pythia-160m", "sdpa", True, 32, 28.909),
@@ -170,7 +170,7 @@ def test_committed_calibration_is_what_the_script_fits():
         import calibrate_estimate
     finally:
         sys.path.remove(str(BENCHMARKS))
-    df = calibrate_estimate.load_measured([str(BENCHMARKS / "results" / "trainer_throughput_h100.csv")])
+    df = calibrate_estimate.load_measured([str(BENCHMARKS / "results" / "trainer" / "trainer_throughput_h100.csv")])
     fitted = calibrate_estimate.fit(df[df["calibration"]])
     for field in dataclasses.fields(CALIBRATION):
         assert getattr(fitted, field.name) == pytest.approx(getattr(CALIBRATION, field.name), rel=2e-3), field.name
@@ -188,7 +188,7 @@ def test_committed_tables_are_read_once_and_the_sweep_is_held_out():
     assert "trainer_throughput_h100.csv" in tables and "trainer_throughput_h100.parquet" not in tables
     assert {"sweep_h100x1.parquet", "sweep_h200x1.parquet"} <= set(tables)
     for table, rows in (("sweep_h100x1.parquet", 23), ("sweep_h200x1.parquet", 16)):
-        df = estimate_accuracy.predict(calibrate_estimate.load_measured([str(BENCHMARKS / "results" / table)]))
+        df = estimate_accuracy.predict(calibrate_estimate.load_measured([str(BENCHMARKS / "results" / "sweeps" / table)]))
         assert len(df) == rows and not df["calibration"].any()
         # the sweep recorded these predictions before each trial ran, with the committed constants
         check = estimate_accuracy.recorded_check(df).iloc[0]

@@ -2,7 +2,7 @@
 loop on the CPU (torchao's emulation), and every refusal, each one line naming `precision`.
 
 The FP8 GEMMs themselves need FP8 tensor cores: they are measured on the GPU machine
-(benchmarks/results/sweep_h200x1_precision.*), not here.
+(benchmarks/results/precision/sweep_h200x1_precision.*), not here.
 """
 
 import pytest
@@ -243,7 +243,7 @@ def test_precision_table_compares_like_with_like():
 
     from analysis_fixtures import H200_SWEEP, RESULTS
 
-    df = read_tables([str(RESULTS / f"sweep_h200x1_{n}.parquet") for n in ("precision", "checkpointing", "seq_len")])
+    df = read_tables([str(RESULTS / "precision" / f"sweep_h200x1_{n}.parquet") for n in ("precision", "checkpointing", "seq_len")])
     table = precision_effect(df.to_pandas())
     one_b = table[(table["model"] == "llama-1b") & (table["seq_len"] == 1024)].iloc[0]
     assert one_b["per_device_batch"] == 32 and one_b["fp8 / bf16"] >= 1.10  # the issue's Bar, from the table

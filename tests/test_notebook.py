@@ -29,7 +29,7 @@ def test_committed_notebook_has_one_parameter_cell_and_no_outputs():
     nbformat.validate(nb)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0].source.startswith(
-        'RESULTS = ["../benchmarks/results/sweep_h100x1.parquet", "../benchmarks/results/sweep_h200x1.parquet"]')
+        'RESULTS = ["../benchmarks/results/sweeps/sweep_h100x1.parquet", "../benchmarks/results/sweeps/sweep_h200x1.parquet"]')
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
 
 

@@ -28,7 +28,7 @@ from slmray.recommend import (
 
 from analysis_fixtures import REPO, RESULTS
 
-SWEEPS = [str(RESULTS / "sweep_h200x1.parquet"), str(RESULTS / "sweep_h100x1.parquet")]
+SWEEPS = [str(RESULTS / "sweeps" / "sweep_h200x1.parquet"), str(RESULTS / "sweeps" / "sweep_h100x1.parquet")]
 BAR = [*SWEEPS, "--model", "llama-1b", "--tokens-per-param", "20", "--prices", "aws"]
 LLAMA_1B = 970_458_240
 

@@ -87,7 +87,7 @@ def test_summary_plot_and_files(replay_module, grids, tmp_path):
 
 def test_cli_reads_the_trainer_csv(replay_module, tmp_path):
     code = replay_module.main([
-        str(BENCHMARKS / "results" / "trainer_throughput_h100.csv"), "--out", str(tmp_path), "--seeds", "1",
+        str(BENCHMARKS / "results" / "trainer" / "trainer_throughput_h100.csv"), "--out", str(tmp_path), "--seeds", "1",
     ])
     assert code == 0
     text = (tmp_path / "sweep_cost_replay.md").read_text()
@@ -98,7 +98,7 @@ def test_cli_reads_the_trainer_csv(replay_module, tmp_path):
 
 def test_cli_replays_the_committed_h100_and_h200_sweeps_as_one_grid(replay_module, tmp_path):
     code = replay_module.main([
-        str(BENCHMARKS / "results" / "sweep_h100x1.parquet"), str(BENCHMARKS / "results" / "sweep_h200x1.parquet"),
+        str(BENCHMARKS / "results" / "sweeps" / "sweep_h100x1.parquet"), str(BENCHMARKS / "results" / "sweeps" / "sweep_h200x1.parquet"),
         "--out", str(tmp_path), "--seeds", "1",
     ])
     assert code == 0

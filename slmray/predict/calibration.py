@@ -2,7 +2,7 @@
 
 `slmray.predict.estimate` predicts from a GPU's datasheet and a few constants fitted once on one H100
 table; on a GPU no calibration row ran on it is biased (9.2% too fast, median, on the H200,
-`benchmarks/results/estimate_accuracy.md`).  Such a miss is mostly one factor per GPU type (its
+`benchmarks/results/estimate/estimate_accuracy.md`).  Such a miss is mostly one factor per GPU type (its
 achievable matrix rate and bandwidth), so a correction is one number per GPU type:
 
     factor = geometric mean over the rows of (measured tokens/s / predicted tokens/s)

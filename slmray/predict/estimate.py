@@ -80,9 +80,9 @@ class Calibration:
 
 CALIBRATION = Calibration(
     # Fitted by `python benchmarks/calibrate_estimate.py` on the calibration rows of
-    # benchmarks/results/trainer_throughput_h100.csv (one H100 80GB HBM3, torch 2.11, strategy
+    # benchmarks/results/trainer/trainer_throughput_h100.csv (one H100 80GB HBM3, torch 2.11, strategy
     # single): models llama-100m, llama-500m and pythia-1b, every attention/compile variant and batch;
-    # llama-1b, llama-2b and pythia-160m are held out (benchmarks/results/estimate_accuracy.md).
+    # llama-1b, llama-2b and pythia-160m are held out (benchmarks/results/estimate/estimate_accuracy.md).
     overhead_gib=0.1116,
     usable_memory_fraction=0.9797,
     compiled_eager_score_bytes=4.031,
@@ -101,7 +101,7 @@ CALIBRATION = Calibration(
     # Not fitted: well below what 16 cores of fp32 GEMM reach, so a CPU dry run never promises too much.
     cpu_flops=5e10,
     # FP8 (torchao.float8, compiled), fitted by the same script on the FP8 rows of llama-1b and
-    # llama-100m in benchmarks/results/sweep_h200x1_precision.parquet (one H200, torch 2.11, torchao
+    # llama-100m in benchmarks/results/precision/sweep_h200x1_precision.parquet (one H200, torch 2.11, torchao
     # 0.18), the bf16 constants above fixed; the other FP8 rows are held out.
     fp8_matmul_efficiency=0.4686,
     fp8_rowwise_matmul_efficiency=0.4261,

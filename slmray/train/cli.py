@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if cfg.strategy != "single" and "WORLD_SIZE" not in os.environ:
         # A warning, not an error: DDP or FSDP on one process is a configuration people run on
-        # purpose (a one-GPU sweep trial is one; benchmarks/results compares it run directly), so
+        # purpose (a one-GPU sweep trial is one; benchmarks/results/sweeps compares it run directly), so
         # refusing would break it; whoever expected several processes learns here they need torchrun.
         print(f"warning: --strategy {cfg.strategy} outside torchrun runs one process; for N GPUs: "
               f"torchrun --nproc-per-node N -m slmray.train ...", file=sys.stderr, flush=True)

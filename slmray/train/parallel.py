@@ -170,7 +170,7 @@ def release_unwaited_collectives() -> None:
     in step 2, are gone before step 2 peaks; left to the watchdog's timing they were there in
     every run but a process's first (its slow first step gave the watchdog time), on the H200:
     peak memory 0.48 GB higher for llama-100m and 3.6 GB for llama-1b
-    (`benchmarks/results/warm_memory_h200.md`).  Called between a warm group's configurations,
+    (`benchmarks/results/warm_trials/warm_memory_h200.md`).  Called between a warm group's configurations,
     it frees what the last one left.
     """
     if not (dist.is_initialized() and torch.cuda.is_available()):
