@@ -15,7 +15,7 @@ from slmray.core.objective import Objective
 from analysis_fixtures import H100_SWEEP, H200_SWEEP, RESULTS
 
 OBJECTIVES = [Objective.parse("max:tokens_per_s"), Objective.parse("min:usd_per_btok")]
-PRECISION_SWEEP = RESULTS / "sweep_h200x1_precision.parquet"
+PRECISION_SWEEP = RESULTS / "precision" / "sweep_h200x1_precision.parquet"
 
 
 def _both() -> pd.DataFrame:
