@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from slmray.catalog.gpus import CPU, GPUSpec, spec_for
 from slmray.catalog.instances import instance_types
+from slmray.predict.kernels import linear_shapes
 from slmray.train import fp8
 from slmray.train.config import ModelConfig, TrainConfig
 from slmray.train.metrics import flops_per_token
@@ -153,9 +154,7 @@ class _Params:
 
 def _linears(m: ModelConfig) -> list[tuple[int, int, bool]]:
     """(in_features, out_features, in_every_block) of the GEMMs a token goes through."""
-    d, h = m.d_model, m.d_mlp
-    mlp = [(d, 2 * h, True), (h, d, True)] if m.family == "llama" else [(d, h, True), (h, d, True)]
-    return [(d, 3 * d, True), (d, d, True), *mlp, (d, m.vocab_size, False)]
+    return linear_shapes(m)
 
 
 def _params(m: ModelConfig) -> _Params:
