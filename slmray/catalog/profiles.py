@@ -10,7 +10,8 @@ with `# key: value` lines (date, driver, torch, device) and then one row per mea
 
 | benchmark     | variant                    | m, n, k                                   | seconds (median)                       |
 | ------------- | -------------------------- | ----------------------------------------- | -------------------------------------- |
-| gemm          | bf16, fp8 (torch._scaled_mm) | C(m, n) = A(m, k) B(k, n)               | device time of one product             |
+| gemm          | bf16, fp8 (torch._scaled_mm) | C(m, n) = A(m, k) B(k, n), m the tokens (forward, input gradient) | device time of one product |
+| gemm_wgrad    | bf16, fp8                  | the same, k the tokens (weight gradient)  | device time of one product             |
 | attention     | sdpa, sdpa-flash, sdpa-cudnn | batch x heads, sequence, head dim       | device time, causal forward + backward |
 | copy          | -                          | bytes copied, 0, 0                        | device time of one copy                |
 | kernel        | -                          | kernels timed back to back, 0, 0          | device time per tiny kernel            |
@@ -33,7 +34,7 @@ from typing import Any, Iterable, Mapping
 from slmray.catalog.tables import CsvError, read_rows
 
 COLUMNS = {"benchmark": str, "variant": str, "m": int, "n": int, "k": int, "seconds": float}
-BENCHMARKS = ("gemm", "attention", "copy", "kernel", "host_op", "compiled_call")
+BENCHMARKS = ("gemm", "gemm_wgrad", "attention", "copy", "kernel", "host_op", "compiled_call")
 HEADER_KEYS = ("gpu_type", "device", "date", "driver", "torch", "cuda", "sms")
 """`# key: value` lines every profile starts with (`sms`: the device's multiprocessors)."""
 PROFILES_DIR = "profiles"
@@ -80,6 +81,7 @@ class GPUProfile:
         for r in self.rows:
             if r.benchmark == "gemm":
                 self._by_nk.setdefault((r.variant, r.n, r.k), []).append((r.m, r.seconds))
+            elif r.benchmark == "gemm_wgrad":
                 self._by_mn.setdefault((r.variant, r.m, r.n), []).append((r.k, r.seconds))
         for table in (self._by_nk, self._by_mn):
             for points in table.values():
@@ -89,15 +91,15 @@ class GPUProfile:
         values = [r.seconds for r in self.rows if r.benchmark == benchmark]
         return sorted(values)[len(values) // 2] if values else None
 
-    def gemm_seconds(self, m: int, n: int, k: int, dtype: str = "bf16") -> float | None:
-        """Device seconds of C(m, n) = A(m, k) B(k, n), interpolated over the measured size that varies
-        (m: tokens forward and for the input gradient; k: tokens for the weight gradient); None if
-        this (n, k) or (m, n) was not measured."""
-        if (dtype, n, k) in self._by_nk:
-            return _interpolate(self._by_nk[(dtype, n, k)], m)
-        if (dtype, m, n) in self._by_mn:
-            return _interpolate(self._by_mn[(dtype, m, n)], k)
-        return None
+    def gemm_seconds(self, m: int, n: int, k: int, variant: str = "bf16", weight_gradient: bool = False) -> float | None:
+        """Device seconds of C(m, n) = A(m, k) B(k, n), interpolated over the tokens (m forward and
+        for the input gradient; k for the `weight_gradient`); None if this (n, k), or (m, n) of a
+        weight gradient, was not measured."""
+        if weight_gradient:
+            points = self._by_mn.get((variant, m, n))
+            return _interpolate(points, k) if points else None
+        points = self._by_nk.get((variant, n, k))
+        return _interpolate(points, m) if points else None
 
     def attention_seconds(self, batch_heads: int, seq_len: int, head_dim: int, variant: str = "sdpa") -> float | None:
         """Device seconds of causal fused attention forward and backward; None if this (variant,

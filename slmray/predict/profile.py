@@ -35,7 +35,7 @@ from typing import Callable, Iterable
 
 from slmray.catalog.gpus import canonical_gpu
 from slmray.catalog.profiles import Measurement, format_profile, profile_path
-from slmray.predict.kernels import linear_shapes
+from slmray.predict.kernels import linear_gemms, linear_shapes
 from slmray.train.presets import PRESETS
 
 TOKENS = (1024, 2048, 4096, 8192, 16384, 32768, 65536)
@@ -50,15 +50,19 @@ ATTENTION_KINDS = ("sdpa", "sdpa-flash", "sdpa-cudnn")
 FP8_ALIGNMENT = 16  # torch._scaled_mm needs every dimension a multiple of 16
 
 
-def gemm_ladder(models: Iterable[str] = PROFILED_MODELS, tokens: Iterable[int] = TOKENS) -> list[tuple[int, int, int]]:
-    """The (m, n, k) of every GEMM a training step of `models` runs at `tokens` tokens: for each
-    Linear (in, out), the forward (tokens, out, in), the input gradient (tokens, in, out) and the
-    weight gradient (out, in, tokens); sorted, each once."""
-    shapes = {(fan_in, fan_out) for name in models for fan_in, fan_out, _ in linear_shapes(PRESETS[name])}
+def gemm_ladder(
+    models: Iterable[str] = PROFILED_MODELS, tokens: Iterable[int] = TOKENS, blocks_only: bool = False
+) -> list[tuple[int, int, int, bool]]:
+    """The (m, n, k, is a weight gradient) of every GEMM a training step of `models` runs at `tokens`
+    tokens: for each Linear (in, out), the forward (tokens, out, in), the input gradient (tokens,
+    in, out) and the weight gradient (out, in, tokens); sorted, each once.  `blocks_only`: the blocks' Linear layers,
+    not the output head (FP8 training keeps the head in bf16)."""
+    shapes = {(fan_in, fan_out) for name in models for fan_in, fan_out, in_block in linear_shapes(PRESETS[name])
+              if in_block or not blocks_only}
     out = set()
     for fan_in, fan_out in shapes:
         for t in tokens:
-            out |= {(t, fan_out, fan_in), (t, fan_in, fan_out), (fan_out, fan_in, t)}
+            out |= set(linear_gemms(t, fan_in, fan_out))
     return sorted(out)
 
 
@@ -126,12 +130,17 @@ class _Timer:
 
         self.torch, self.reps, self.warmup = torch, reps, warmup
 
-    def __call__(self, fn: Callable[[], object], inner: int = 1) -> float:
+    def __call__(self, fn: Callable[[], object], inner: int = 1, host_s: float = 20e-6) -> float:
+        """`host_s`: a generous bound on the host's time to queue one call of `fn`.  The device
+        sleeps while the host queues every timed call (about 2e9 sleep cycles a second at Hopper's
+        clock; a slower clock sleeps longer, which costs time, not accuracy): timed behind a shorter
+        sleep, the first H100 run measured the host's launch rate (6.7 us a tiny kernel, a flat
+        0.5 ms for the smallest attention) instead of the device."""
         torch = self.torch
         for _ in range(self.warmup):
             fn()
         events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(self.reps)]
-        torch.cuda._sleep(1_000_000)  # about 0.5 ms: the host queues the runs while the device waits
+        torch.cuda._sleep(int(2e9 * max(5e-4, 2 * host_s * inner * self.reps)))
         for start, end in events:
             start.record()
             for _ in range(inner):
@@ -147,22 +156,25 @@ def _free_bytes() -> int:
     return torch.cuda.mem_get_info()[0]
 
 
-def bench_gemms(shapes: list[tuple[int, int, int]], timer: _Timer, say: Callable[[str], None], fp8: bool) -> list[Measurement]:
+def bench_gemms(
+    shapes: list[tuple[int, int, int, bool]], fp8_shapes: list[tuple[int, int, int, bool]], timer: _Timer,
+    say: Callable[[str], None],
+) -> list[Measurement]:
     import torch
 
     limit = _free_bytes() // 8  # each operand at most an eighth of the free memory
-    largest = max(max(m * k, n * k, m * n) for m, n, k in shapes)
+    largest = max(max(m * k, n * k, m * n) for m, n, k, _ in shapes)
     n_elem = min(largest, limit // 2)
     a_buf = torch.randn(n_elem, device="cuda", dtype=torch.bfloat16)
     b_buf = torch.randn(n_elem, device="cuda", dtype=torch.bfloat16)
-    variants = ["bf16"] + (["fp8"] if fp8 else [])
-    rows, skipped = [], 0
-    for variant in variants:
+    rows, skipped, started = [], 0, time.perf_counter()
+    for variant, todo in (("bf16", shapes), ("fp8", [s for s in fp8_shapes if all(d % FP8_ALIGNMENT == 0 for d in s[:3])])):
+        if not todo:
+            continue
         if variant == "fp8":
             a_buf, b_buf = a_buf.to(torch.float8_e4m3fn), b_buf.to(torch.float8_e4m3fn)
             one = torch.ones((), device="cuda")
-        todo = [s for s in shapes if variant == "bf16" or all(d % FP8_ALIGNMENT == 0 for d in s)]
-        for i, (m, n, k) in enumerate(todo):
+        for i, (m, n, k, weight_gradient) in enumerate(todo):
             if max(m * k, n * k, m * n) > n_elem:
                 skipped += 1
                 continue
@@ -172,9 +184,9 @@ def bench_gemms(shapes: list[tuple[int, int, int]], timer: _Timer, say: Callable
                 fn = lambda a=a, b=b: torch.mm(a, b)  # noqa: E731
             else:
                 fn = lambda a=a, b=b: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)  # noqa: E731
-            rows.append(Measurement("gemm", variant, m, n, k, timer(fn)))
+            rows.append(Measurement("gemm_wgrad" if weight_gradient else "gemm", variant, m, n, k, timer(fn)))
             if (i + 1) % 200 == 0 or i + 1 == len(todo):
-                say(f"gemm {variant}: {i + 1}/{len(todo)}")
+                say(f"gemm {variant}: {i + 1}/{len(todo)} ({time.perf_counter() - started:.1f} s)")
     if skipped:
         say(f"gemm: {skipped} shapes skipped, larger than an eighth of the free GPU memory")
     del a_buf, b_buf
@@ -217,7 +229,7 @@ def bench_attention(ladder: list[tuple[int, int, int]], kinds: Iterable[str], ti
                 attend(q, k, v).backward(grad)
 
             try:
-                seconds = timer(step)
+                seconds = timer(step, host_s=1e-3)  # autograd queues forward and backward: ~0.5 ms measured
             except RuntimeError as exc:  # this kernel does not take this head dim, or is not built here
                 say(f"attention {kind}: skipped ({str(exc).splitlines()[0][:100]})")
                 break
@@ -247,7 +259,7 @@ def bench_kernel(timer: _Timer, say: Callable[[str], None]) -> list[Measurement]
     import torch
 
     inner = 200
-    seconds = timer(lambda: torch.cuda._sleep(0), inner=inner)
+    seconds = timer(lambda: torch.cuda._sleep(0), inner=inner, host_s=2e-5)
     say(f"kernel: {seconds * 1e6:.2f} us back to back")
     return [Measurement("kernel", "-", inner, 0, 0, seconds)]
 
@@ -334,13 +346,14 @@ def run_profile(quick: bool, say: Callable[[str], None]) -> tuple[dict[str, str]
     }
     say(f"profiling {props.name} ({header['gpu_type']}, {props.multi_processor_count} SMs), torch {torch.__version__}")
     torch.backends.cuda.matmul.allow_tf32 = True
-    timer = _Timer(reps=5 if quick else 7, warmup=2)
+    timer = _Timer(reps=5, warmup=2)
     models = QUICK_MODELS if quick else PROFILED_MODELS
     rows = bench_kernel(timer, say) + bench_copy(timer, say)
     fp8 = fp8_supported()
     if not fp8:
         say("gemm fp8: not supported on this GPU or torch (no FP8 rows)")
-    rows += bench_gemms(gemm_ladder(models, QUICK_TOKENS if quick else TOKENS), timer, say, fp8)
+    tokens = QUICK_TOKENS if quick else TOKENS
+    rows += bench_gemms(gemm_ladder(models, tokens), gemm_ladder(models, tokens, blocks_only=True) if fp8 else [], timer, say)
     rows += bench_attention(attention_ladder(models), ATTENTION_KINDS[:1] if quick else ATTENTION_KINDS, timer, say)
     rows += bench_host(say)
     rows += bench_compiled_call(say)
