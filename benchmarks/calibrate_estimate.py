@@ -44,10 +44,13 @@ from slmray.predict.estimate import (
     GIB,
     Calibration,
     _fp8_inputs,
+    attention_time_s,
     compute_time_s,
+    gpu_profile,
     memory_breakdown,
     step_work,
 )
+from slmray.predict.kernels import matmul_terms
 from slmray.train.config import TrainConfig
 from slmray.train.presets import PRESETS
 
@@ -179,23 +182,29 @@ def _usable_share(df: pd.DataFrame, cal: Calibration) -> float:
     return float(np.max(measured["peak_mem_gb"].to_numpy() / nominal))
 
 
-TIME_TERMS = ("matmul", "misaligned", "attention", "activations", "compiled_activations")
+TIME_TERMS = ("matmul", "misaligned", "attention", "activations", "compiled_activations", "profiled_matmul", "profiled_attention")
 
 
 def time_features(df: pd.DataFrame, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: seconds of each TIME_TERMS term at 100% efficiency and one HBM pass, and the
-    seconds of the fixed-efficiency HBM traffic (loss, scores, optimizer)."""
+    """Per row: seconds of each TIME_TERMS term at 100% efficiency and one HBM pass (the profiled
+    terms as the GPU profile measured them), and the seconds of the terms no constant here scales:
+    the fixed-efficiency HBM traffic (loss, scores, optimizer), the kernels' fixed cost and the
+    host's excess (at the committed constants)."""
     terms, fixed = [], []
     for r in df.itertuples():
         spec = spec_for(r.gpu_type)
         work = step_work(trial_config(r), r.num_gpus, cal)
+        profile = gpu_profile(spec)
         peak, bw = spec.peak_bf16_tflops * 1e12, spec.hbm_tb_s * 1e12
+        mm = matmul_terms(work.gemms, peak, spec.sms, profile)
+        attention, attention_profiled = attention_time_s(work, spec, profile)
         act = work.activation_bytes / bw
         terms.append([
-            work.matmul_flops / peak, work.misaligned_matmul_flops / peak, work.attention_flops / peak,
-            0.0 if work.compiled else act, act if work.compiled else 0.0,
+            mm["aligned"], mm["misaligned"], attention,
+            0.0 if work.compiled else act, act if work.compiled else 0.0, mm["profiled"], attention_profiled,
         ])
-        fixed.append(work.hbm_bytes / (bw * cal.hbm_efficiency))
+        times = compute_time_s(work, spec, cal, profile)
+        fixed.append(work.hbm_bytes / (bw * cal.hbm_efficiency) + times["kernels"] + times["host"])
     return np.array(terms), np.array(fixed)
 
 
@@ -212,6 +221,7 @@ def fit_time(df: pd.DataFrame, cal: Calibration) -> Calibration:
     coef = np.array([
         1 / cal.matmul_efficiency, 1 / cal.misaligned_matmul_efficiency, 1 / cal.attention_efficiency,
         cal.activation_passes / h, cal.compiled_activation_passes / h,
+        cal.profiled_matmul_scale, cal.profiled_attention_scale,
     ])
     used = np.flatnonzero(np.abs(x).sum(axis=0) > 0)
     if len(ok) >= len(used) and len(used):
@@ -224,6 +234,7 @@ def fit_time(df: pd.DataFrame, cal: Calibration) -> Calibration:
     return dataclasses.replace(
         cal, matmul_efficiency=1 / coef[0], misaligned_matmul_efficiency=1 / coef[1], attention_efficiency=1 / coef[2],
         activation_passes=coef[3] * h, compiled_activation_passes=coef[4] * h,
+        profiled_matmul_scale=coef[5], profiled_attention_scale=coef[6],
     )
 
 

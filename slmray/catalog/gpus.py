@@ -32,6 +32,8 @@ class GPUSpec:
     hbm_tb_s: float
     link_gb_s: float
     """Per-GPU, one-direction bandwidth to the other GPUs of its node (NVLink or PCIe)."""
+    sms: int
+    """Streaming multiprocessors: a GEMM's tiles run in waves of this many (the estimator's shape model)."""
     source: str
 
 

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 
 from slmray.catalog.gpus import CPU, GPUSpec, spec_for
 from slmray.catalog.instances import instance_types
+from slmray.catalog.profiles import GPUProfile, profile_for
+from slmray.predict import kernels
+from slmray.predict.kernels import Gemm, linear_shapes
 from slmray.train import fp8
 from slmray.train.config import ModelConfig, TrainConfig
 from slmray.train.metrics import flops_per_token
@@ -76,6 +79,12 @@ class Calibration:
     fp8_saved_input_bytes: float = 2.0
     """Bytes per element of an FP8 Linear's input that a compiled block keeps for backward (2:
     the bf16 input, as without FP8; 1: Inductor keeps the FP8 cast instead)."""
+    profiled_matmul_scale: float = 1.0
+    """A GEMM's time in a training step over its time alone in the GPU profile (1 until fitted on
+    rows of a profiled GPU type)."""
+    profiled_attention_scale: float = 1.0
+    """The same for fused attention (it also carries what `attention_efficiency` absorbs beside the
+    kernel: the q, k, v layout around it)."""
 
 
 CALIBRATION = Calibration(
@@ -83,14 +92,18 @@ CALIBRATION = Calibration(
     # benchmarks/results/trainer/trainer_throughput_h100.csv (one H100 80GB HBM3, torch 2.11, strategy
     # single): models llama-100m, llama-500m and pythia-1b, every attention/compile variant and batch;
     # llama-1b, llama-2b and pythia-160m are held out (benchmarks/results/estimate/estimate_accuracy.md).
+    # Refitted with the shape model of `slmray.predict.kernels` (tile waves, the kernels' fixed cost,
+    # the host's excess) at its priors: no GPU type had a profile.  The matmul efficiency is now the
+    # share of peak of a full-wave, long-K GEMM; the activation passes no longer carry the kernels'
+    # fixed cost.  Once profiles land in slmray/catalog/profiles, refit (the profiled scales too).
     overhead_gib=0.1116,
     usable_memory_fraction=0.9797,
     compiled_eager_score_bytes=4.031,
-    matmul_efficiency=0.8023,
-    misaligned_matmul_efficiency=0.2003,
-    attention_efficiency=0.1416,
-    activation_passes=9.326,
-    compiled_activation_passes=2.893,
+    matmul_efficiency=0.7255,
+    misaligned_matmul_efficiency=0.2055,
+    attention_efficiency=0.1929,
+    activation_passes=7.62,
+    compiled_activation_passes=1.483,
     # Assumed, not fitted: streaming kernels reach 80-90% of nominal HBM bandwidth on A100/H100.
     # Three calibration models cannot separate it from the activation passes; it sets the scale
     # of the loss, score and optimizer traffic.
@@ -103,8 +116,8 @@ CALIBRATION = Calibration(
     # FP8 (torchao.float8, compiled), fitted by the same script on the FP8 rows of llama-1b and
     # llama-100m in benchmarks/results/precision/sweep_h200x1_precision.parquet (one H200, torch 2.11, torchao
     # 0.18), the bf16 constants above fixed; the other FP8 rows are held out.
-    fp8_matmul_efficiency=0.4686,
-    fp8_rowwise_matmul_efficiency=0.4261,
+    fp8_matmul_efficiency=0.4127,
+    fp8_rowwise_matmul_efficiency=0.3794,
     # Assumed, not fitted: the amax read and the scaled cast's read (2 bytes each), its 1-byte write
     # and the 1-byte transposed copy backward needs; four rows cannot separate it from the GEMMs.
     fp8_cast_bytes=6.0,
@@ -128,12 +141,17 @@ class Estimate:
     tokens_per_s: float
     """Global, all GPUs."""
     time_s: dict[str, float]
-    """Breakdown of the step time: matmul, attention, memory, communication (exposed part), and
-    for FP8 runs fp8_matmul and fp8_casts."""
+    """Breakdown of the step time: matmul, attention, memory, kernels (their fixed cost), host (the
+    host's dispatch time the device cannot hide), communication (exposed part), and for FP8 runs
+    fp8_matmul and fp8_casts."""
     capacity_gb: float | None = None
     """GiB the allocator can reach on this GPU before an OOM; the host's memory on the CPU."""
     rough: bool = False
     """True for the CPU, where neither memory nor speed is calibrated."""
+    profiled: bool = False
+    """True where the GPU type has a profile (`slmray.catalog.profiles`): GEMM and attention times
+    at this configuration's shapes, the per-kernel and host costs were measured on that GPU type.
+    False: its datasheet and the stated priors of `slmray.predict.kernels`, a wider uncertainty."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,9 +171,7 @@ class _Params:
 
 def _linears(m: ModelConfig) -> list[tuple[int, int, bool]]:
     """(in_features, out_features, in_every_block) of the GEMMs a token goes through."""
-    d, h = m.d_model, m.d_mlp
-    mlp = [(d, 2 * h, True), (h, d, True)] if m.family == "llama" else [(d, h, True), (h, d, True)]
-    return [(d, 3 * d, True), (d, d, True), *mlp, (d, m.vocab_size, False)]
+    return linear_shapes(m)
 
 
 def _params(m: ModelConfig) -> _Params:
@@ -342,6 +358,16 @@ class Work:
     fp8_cast_elements: float = 0.0
     """Elements cast to FP8 in the step: inputs and output gradients of each FP8 Linear, and its
     weight forward and backward; rowwise casts each operand along both axes, so twice."""
+    gemms: tuple[Gemm, ...] = ()
+    """Every GEMM of the step by shape (`matmul_flops` and the FP8 FLOPs again, shape by shape)."""
+    attention_calls: tuple[int, int, int, float] = (0, 0, 0, 0.0)
+    """Fused attention as (batch x heads, sequence, head dim, calls per step); calls 0 if none."""
+    attention: str = "sdpa"
+    model: ModelConfig | None = None
+    recompute: float = 1.0
+    """Forward passes of each block per step over one (activation checkpointing: 4/3 of the work)."""
+    micro: int = 1
+    """Micro-batches per step (grad_accum)."""
 
 
 def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -> Work:
@@ -351,8 +377,17 @@ def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -
     recompute = 4 / 3 if cfg.activation_checkpointing else 1.0  # blocks run forward twice
     aligned = misaligned = padding = in_fp8 = casts = 0.0
     cast_axes = 2 if cfg.precision == "fp8-rowwise" else 1
+    gemms = []
+    micro_tokens = cfg.per_device_batch * cfg.seq_len
     for fan_in, fan_out, in_block in _linears(m):
         times = m.n_layer * recompute if in_block else 1.0
+        if _in_fp8(cfg, fan_in, fan_out, in_block):
+            kind = cfg.precision
+        elif _aligned(fan_in, fan_out) or cfg.compile:
+            kind = "aligned"  # Inductor pads a misaligned GEMM (the copies are counted below)
+        else:
+            kind = "misaligned"
+        gemms += [Gemm(*shape, count=times * cfg.grad_accum, kind=kind) for shape in kernels.linear_gemms(micro_tokens, fan_in, fan_out)]
         if _in_fp8(cfg, fan_in, fan_out, in_block):
             in_fp8 += fan_in * fan_out * times
             casts += cast_axes * (tokens * (fan_in + fan_out) * times + 2 * cfg.grad_accum * fan_in * fan_out * m.n_layer)
@@ -397,17 +432,57 @@ def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -
         fp8_matmul_flops=6 * tokens * in_fp8 if cfg.precision == "fp8" else 0.0,
         fp8_rowwise_matmul_flops=6 * tokens * in_fp8 if cfg.precision == "fp8-rowwise" else 0.0,
         fp8_cast_elements=casts,
+        gemms=tuple(gemms),
+        attention_calls=(cfg.per_device_batch * nh, T, m.head_dim, L * recompute * cfg.grad_accum) if fused else (0, 0, 0, 0.0),
+        attention=cfg.attention, model=m, recompute=recompute, micro=cfg.grad_accum,
     )
 
 
-def compute_time_s(work: Work, spec: GPUSpec, cal: Calibration = CALIBRATION) -> dict[str, float]:
-    """Seconds of matmul, attention and memory-bound work in one step on one GPU."""
+_SHIPPED = object()
+"""`compute_time_s`'s default: the profile the catalog ships for the GPU type, if any."""
+_PROFILED_ATTENTION = {"sdpa": "sdpa", "sdpa-flash": "sdpa-flash", "sdpa-cudnn": "sdpa-cudnn", "flash2": "sdpa-flash"}
+"""The profile's attention variant that times each fused kernel (flash2 as PyTorch's FlashAttention-2)."""
+
+
+def gpu_profile(spec: GPUSpec) -> GPUProfile | None:
+    return profile_for(spec.gpu)
+
+
+def attention_time_s(work: Work, spec: GPUSpec, profile: GPUProfile | None) -> tuple[float, float]:
+    """(seconds at 100% of the datasheet peak, seconds the profile measured) of the step's fused
+    attention; one of them 0."""
+    bh, seq, head_dim, calls = work.attention_calls
+    variant = _PROFILED_ATTENTION.get(work.attention)
+    if calls and profile is not None and variant:
+        measured = profile.attention_seconds(bh, seq, head_dim, variant)
+        if measured is not None:
+            return 0.0, measured * calls
+    return work.attention_flops / (spec.peak_bf16_tflops * 1e12), 0.0
+
+
+def compute_time_s(
+    work: Work, spec: GPUSpec, cal: Calibration = CALIBRATION, profile: GPUProfile | None | object = _SHIPPED,
+) -> dict[str, float]:
+    """Seconds of matmul, attention and memory-bound work in one step on one GPU, the kernels' fixed
+    cost, and the host's dispatch time the device cannot hide (`host`).
+
+    GEMMs and fused attention are timed at their shapes: from the GPU's profile where it has them
+    (`profile`, default the catalog's), else from the datasheet peak and the shape's tile waves
+    (`kernels.shape_efficiency`).  The device runs while the host queues ahead (no host
+    synchronisation inside a step), so a step takes the longer of the two; `host` is the excess."""
+    if profile is _SHIPPED:
+        profile = gpu_profile(spec)
     peak, bw = spec.peak_bf16_tflops * 1e12, spec.hbm_tb_s * 1e12
     passes = cal.compiled_activation_passes if work.compiled else cal.activation_passes
+    if work.gemms:
+        mm = kernels.matmul_terms(work.gemms, peak, spec.sms, profile)
+    else:  # a Work built by hand, without shapes
+        mm = {"aligned": work.matmul_flops / peak, "misaligned": work.misaligned_matmul_flops / peak, "profiled": 0.0}
+    attention, attention_profiled = attention_time_s(work, spec, profile)
     times = {
-        "matmul": work.matmul_flops / (peak * cal.matmul_efficiency)
-        + work.misaligned_matmul_flops / (peak * cal.misaligned_matmul_efficiency),
-        "attention": work.attention_flops / (peak * cal.attention_efficiency),
+        "matmul": mm["aligned"] / cal.matmul_efficiency + mm["misaligned"] / cal.misaligned_matmul_efficiency
+        + mm["profiled"] * cal.profiled_matmul_scale,
+        "attention": attention / cal.attention_efficiency + attention_profiled * cal.profiled_attention_scale,
         "memory": (work.hbm_bytes + passes * work.activation_bytes) / (bw * cal.hbm_efficiency),
     }
     fp8_flops = work.fp8_matmul_flops + work.fp8_rowwise_matmul_flops
@@ -419,6 +494,11 @@ def compute_time_s(work: Work, spec: GPUSpec, cal: Calibration = CALIBRATION) ->
             work.fp8_rowwise_matmul_flops / (peak8 * cal.fp8_rowwise_matmul_efficiency)
         )
         times["fp8_casts"] = work.fp8_cast_elements * cal.fp8_cast_bytes / (bw * cal.hbm_efficiency)
+    if work.model is not None:
+        kernel_s = (profile.kernel_s if profile is not None else None) or kernels.PRIOR_KERNEL_S
+        args = (work.model, work.attention, work.compiled, work.recompute, work.micro, profile)
+        times["kernels"] = kernels.kernels_per_step(*args) * kernel_s
+        times["host"] = max(0.0, kernels.host_s(*args) - sum(times.values()))
     return times
 
 
@@ -527,4 +607,5 @@ def estimate(
     return Estimate(
         peak_mem_gb=peak, memory_gb=memory, oom=peak + unusable_cache_bytes(cfg) / GIB > capacity, step_time_s=step,
         tokens_per_s=num_gpus * cfg.tokens_per_device_step / step, time_s=times, capacity_gb=capacity,
+        profiled=gpu_profile(spec) is not None,
     )
