@@ -31,6 +31,9 @@ from tests.conftest import call_main
         (["--lr", "inf"], "error: lr: must be a positive finite number, got inf"),
         (["--grad-clip", "nan"], "error: grad_clip: must be a finite number, 0 or more, got nan"),
         (["--weight-decay", "inf"], "error: weight_decay: must be a finite number, 0 or more, got inf"),
+        # what a CPU sweep refuses, the CPU trainer refuses too (it ran sdpa-flash on a CPU kernel)
+        (["--attention", "sdpa-flash"], "error: attention: sdpa-flash needs a CUDA GPU; on the CPU: eager, sdpa, sdpa-math"),
+        (["--memory-fraction", "0.5"], "error: memory_fraction: 0.5 caps a GPU's memory; this run is on the CPU"),
     ],
 )
 def test_bad_configuration_is_one_line_naming_the_field(capsys, args, message):
@@ -154,3 +157,13 @@ def test_a_run_whose_loss_stops_being_finite_is_not_ok(capsys):
     assert out.returncode == 3, out.stdout + out.stderr
     result = json.loads(out.stdout)["result"]
     assert result["status"] == "failed" and result["error"].startswith("loss is not finite from step 2 on (nan)")
+
+
+def test_device_auto_on_a_machine_without_a_gpu_refuses_gpu_only_settings(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = call_main(capsys, main, "--seq-len", "32", "--steps", "1", "--attention", "sdpa-cudnn")
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1] == (
+        "error: attention: sdpa-cudnn needs a CUDA GPU; on the CPU: eager, sdpa, sdpa-math")

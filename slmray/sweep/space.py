@@ -34,12 +34,11 @@ from slmray.core.objective import Objective, ObjectiveError
 from slmray.core.schema import NUMERIC_COLUMNS
 from slmray.errors import ConfigError, check_positive_int
 from slmray.train import fp8
-from slmray.train.config import DEVICES, PRECISIONS, STRATEGIES, ModelConfig, TrainConfig, installed_backends
+from slmray.train.config import CPU_ATTENTION, DEVICES, PRECISIONS, STRATEGIES, ModelConfig, TrainConfig, installed_backends
 from slmray.train.presets import PRESETS
 
 SEARCHES = ("grid", "optuna")
 OPTUNA_SAMPLERS = ("tpe", "nsga2", "random")
-CPU_ATTENTION = ("eager", "sdpa", "sdpa-math")
 OBJECTIVE_COLUMNS = tuple(c for c in NUMERIC_COLUMNS if c not in ("per_device_batch", "num_gpus", "seq_len"))
 """The results columns a sweep may optimise: the numeric ones but the swept dimensions."""
 SWEPT = (

@@ -23,6 +23,9 @@ from slmray.errors import ConfigError, check_positive_int
 
 FAMILIES = ("llama", "neox")
 ATTENTION_BACKENDS = ("eager", "sdpa", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "sdpa-math", "flash2")
+CPU_ATTENTION = ("eager", "sdpa", "sdpa-math")
+"""The attention backends a CPU run may use: the forced fused backends name GPU kernels (on the
+CPU, sdpa-flash falls back to a CPU kernel that measures nothing a GPU run would)."""
 STRATEGIES = ("single", "ddp", "fsdp", "fsdp_grad_op")
 DEVICES = ("auto", "cuda", "cpu")
 PRECISIONS = ("bf16", "fp8", "fp8-rowwise")
@@ -177,6 +180,8 @@ class TrainConfig:
             raise ConfigError(
                 f"precision: {self.precision} needs a GPU with FP8 tensor cores (H100, H200, L4, L40S, ...); device is cpu"
             )
+        if self.device == "cpu":
+            check_runs_on_cpu(self)
         for name in ("per_device_batch", "seq_len", "grad_accum", "steps", "repeats"):
             check_positive_int(name, getattr(self, name))
         for name in ("warmup_steps", "lr_warmup_steps", "seed"):
@@ -246,6 +251,15 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+def check_runs_on_cpu(cfg: TrainConfig) -> None:
+    """A ConfigError for what a CPU run cannot honour: called where the device is known to be the
+    CPU (`device="cpu"` here; `auto` on a machine without a GPU when the run starts)."""
+    if cfg.attention not in CPU_ATTENTION:
+        raise ConfigError(f"attention: {cfg.attention} needs a CUDA GPU; on the CPU: {', '.join(CPU_ATTENTION)}")
+    if cfg.memory_fraction < 1.0:
+        raise ConfigError(f"memory_fraction: {cfg.memory_fraction} caps a GPU's memory; this run is on the CPU")
 
 
 def _null(value: Any) -> bool:

@@ -28,7 +28,7 @@ from slmray import __version__
 from slmray.catalog.gpus import canonical_gpu, detect_device_name
 from slmray.data.sources import BatchStream, make_batches
 from slmray.train import fp8, parallel
-from slmray.train.config import TrainConfig
+from slmray.train.config import TrainConfig, check_runs_on_cpu
 from slmray.train.metrics import StepTimer, flops_per_token, median_and_iqr, mfu, tokens_per_second
 from slmray.train.model import Transformer
 
@@ -135,6 +135,8 @@ def _run(
     cfg: TrainConfig, env: parallel.DistEnv, node_id: str, progress: Callable[[str], None], entered: float
 ) -> TrainResult:
     on_gpu = env.device.type == "cuda"
+    if not on_gpu:
+        check_runs_on_cpu(cfg)  # device auto on a machine without a GPU
     say = progress if env.is_main else (lambda msg: None)
     device_name = detect_device_name(env.device.type)
     if on_gpu:
