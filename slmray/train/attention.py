@@ -7,7 +7,7 @@ They compute the same function; `tests/test_attention.py` compares them.
 
 GQA two ways: SDPA's `enable_gqa=True` (the kernel indexes the shared k/v head) or k/v repeated
 to n_head heads first (a copy of k and v per layer, forward, and a reduction backward).
-`GQA_DEFAULT` picks per backend; `benchmarks/gqa_attention.py` times both on a GPU.
+`config.GQA_DEFAULT` picks per backend; `benchmarks/gqa_attention.py` times both on a GPU.
 """
 
 from __future__ import annotations
@@ -21,17 +21,10 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from slmray.errors import ConfigError
-from slmray.train.config import ATTENTION_BACKENDS, flash_attn_available
+from slmray.train.config import ATTENTION_BACKENDS, GQA_DEFAULT, flash_attn_available
 
 AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 GQA_MODES = ("native", "repeat")
-GQA_DEFAULT = {"sdpa": "native", "sdpa-flash": "native", "sdpa-math": "native",
-               "sdpa-cudnn": "repeat", "sdpa-efficient": "repeat"}
-"""How each SDPA backend serves grouped-query attention.  native: expected faster where the
-kernel takes it (FlashAttention-2 reads each k/v head once for its group; no copy), to be
-confirmed on the H100 by `benchmarks/gqa_attention.py`.  cuDNN and memory-efficient: repeat,
-because torch's dispatcher does not promise them `enable_gqa` (a forced backend that refuses
-it raises instead of falling back).  Eager repeats; flash2 takes fewer k/v heads natively."""
 
 _SDPA_BACKENDS = {
     "sdpa-flash": SDPBackend.FLASH_ATTENTION,

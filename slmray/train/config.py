@@ -22,6 +22,15 @@ from slmray.errors import ConfigError, check_positive_int
 
 FAMILIES = ("llama", "neox")
 ATTENTION_BACKENDS = ("eager", "sdpa", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "sdpa-math", "flash2")
+GQA_DEFAULT = {"sdpa": "native", "sdpa-flash": "native", "sdpa-math": "native",
+               "sdpa-cudnn": "repeat", "sdpa-efficient": "repeat", "eager": "repeat", "flash2": "native"}
+"""How each attention backend serves grouped-query attention (n_kv_head < n_head): native
+(SDPA's enable_gqa; flash_attn takes fewer k/v heads) or k/v repeated to n_head heads first.
+native is expected faster where the kernel takes it (FlashAttention-2 reads each k/v head once
+for its group, no copy): to be confirmed on the H100 by `benchmarks/gqa_attention.py`.  cuDNN and
+memory-efficient repeat, because torch does not promise them enable_gqa (a forced backend that
+refuses it raises rather than falls back).  Here, not in `attention.py`, so that the estimator
+counts the same tensors without importing torch."""
 STRATEGIES = ("single", "ddp", "fsdp", "fsdp_grad_op")
 DEVICES = ("auto", "cuda", "cpu")
 PRECISIONS = ("bf16", "fp8", "fp8-rowwise")
