@@ -143,7 +143,7 @@ def get_model(name_or_path: str, **overrides) -> ModelConfig:
     elif hf_config.looks_like_hub_id(name_or_path):
         base = hf_config.from_hub(name_or_path)
     else:
-        raise ConfigError(f"model: unknown model {name_or_path!r} (presets: {', '.join(PRESETS)}; "
+        raise ConfigError(f"model: unknown model {name_or_path!r} (known: {', '.join(PRESETS)}; "
                           f"or a config.json path, or a hub id such as HuggingFaceTB/SmolLM2-360M)")
     if not overrides:
         return base
