@@ -21,6 +21,7 @@ from slmray.train.presets import PUBLISHED_PARAM_COUNTS, PRESETS, get_model
 DEFAULT_MODEL = "tiny"
 SHAPE_FLAGS = {
     "n_layer": "number of transformer blocks", "d_model": "model width", "n_head": "attention heads",
+    "n_kv_head": "key/value heads (grouped-query attention; must divide the attention heads)",
     "d_mlp": "MLP hidden width", "vocab_size": "vocabulary size",
 }
 """ModelConfig fields the command line can override on a preset, with what each is."""
