@@ -249,9 +249,11 @@ def test_hub_id_from_the_local_cache(tmp_path, monkeypatch):
     assert cfg.qkv_bias and cfg.n_kv_head == 2
 
 
-def test_hub_id_offline_and_not_cached_is_one_line(cli, tmp_path):
+@pytest.mark.parametrize("network", [{"HF_HUB_OFFLINE": "1"}, {"HF_ENDPOINT": "https://hub.invalid"}],
+                         ids=["offline-mode", "no-network"])  # .invalid never resolves (RFC 2606)
+def test_hub_id_offline_and_not_cached_is_one_line(cli, tmp_path, network):
     out = cli("-m", "slmray.train", "--model", "SomeOrg/Not-Cached", "--device", "cpu",
-              env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}, timeout=120)
+              env={**network, "HF_HOME": str(tmp_path)}, timeout=120)
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "SomeOrg/Not-Cached" in lines[0] and "offline" in lines[0], out.stderr

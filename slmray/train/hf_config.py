@@ -14,10 +14,13 @@ first, so that an offline machine with the file cached works and one without it 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from slmray.errors import ConfigError
 from slmray.train.config import ModelConfig
@@ -134,6 +137,20 @@ def _rope(raw: dict[str, Any], refuse) -> tuple[float, tuple[float, float, float
                      f"original_max_position_embeddings ({exc!r})") from None
 
 
+def _hub_resolves() -> bool:
+    """Whether the hub's host name resolves (False in offline mode): a machine without a network
+    fails here in milliseconds."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        socket.getaddrinfo(urlparse(constants.ENDPOINT).hostname, 443)
+    except (OSError, UnicodeError):
+        return False
+    return True
+
+
 def from_hub(repo_id: str) -> ModelConfig:
     """The ModelConfig of a hub repository's config.json: from the local cache, else downloaded
     (unless HF_HUB_OFFLINE); no network and no cached copy is one line saying so."""
@@ -143,18 +160,25 @@ def from_hub(repo_id: str) -> ModelConfig:
     except ImportError:
         raise ConfigError(f"model: {repo_id} looks like a hub id, and resolving it needs huggingface_hub "
                           f"(pip install huggingface_hub), or pass a config.json path") from None
+    offline = ConfigError(f"model: {repo_id} is not a preset or a file here, and its config.json is not in the "
+                          f"Hugging Face cache with the hub unreachable (offline); fetch it where online "
+                          f"(hf download {repo_id} config.json) or pass a config.json path")
     try:
         path = hf_hub_download(repo_id, "config.json", local_files_only=True)
     except LocalEntryNotFoundError:
+        if not _hub_resolves():  # no DNS: say so now rather than after huggingface_hub's 5 retries (23 s)
+            raise offline from None
+        quiet = logging.getLogger("huggingface_hub")
+        level, quiet.level = quiet.level, logging.ERROR  # its retry warnings would break the one line
         try:
             path = hf_hub_download(repo_id, "config.json")
         except LocalEntryNotFoundError:  # offline mode or no connection, and nothing cached
-            raise ConfigError(f"model: {repo_id} is not a preset or a file here, and its config.json is not in the "
-                              f"Hugging Face cache with the hub unreachable (offline); fetch it where online "
-                              f"(hf download {repo_id} config.json) or pass a config.json path") from None
+            raise offline from None
         except (RepositoryNotFoundError, EntryNotFoundError):
             raise ConfigError(f"model: {repo_id} is not a preset, a file here, or a hub repository with a "
                               f"config.json (a private one needs `hf auth login`)") from None
         except (HfHubHTTPError, OSError) as exc:
             raise ConfigError(f"model: {repo_id}: the hub did not give its config.json ({str(exc).splitlines()[0]})") from None
+        finally:
+            quiet.setLevel(level)
     return load(path, name=repo_id.split("/")[-1].lower(), source=f"{repo_id} config.json (Hugging Face hub)")
