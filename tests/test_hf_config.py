@@ -202,6 +202,8 @@ BAD = {
     "other architecture": ({"model_type": "gpt2", "n_embd": 64}, "model_type 'gpt2' is not a LLaMA-family"),
     "output bias": ({**SMALL["llama3"], "attention_bias": True}, "attention_bias=true"),
     "missing key": ({k: v for k, v in SMALL["qwen2"].items() if k != "hidden_size"}, "hidden_size is missing"),
+    "not a number": ({**SMALL["qwen2"], "hidden_size": "64"}, "model.d_model: must be a positive integer"),
+    "theta not a number": ({**SMALL["qwen2"], "rope_theta": "high"}, "rope_theta / rms_norm_eps: expected numbers"),
 }
 
 

@@ -87,11 +87,14 @@ def from_dict(raw: dict[str, Any], *, name: str, source: str, where: str = "conf
         # llama/mistral/qwen3's attention_bias puts a bias on o_proj too; Qwen2's q/k/v bias is built in
         raise refuse(f"attention_bias=true: the native model has biases on q/k/v only (Qwen2); {TRANSFORMERS_HINT}")
     theta, scaling = _rope(raw, refuse)
+    try:
+        theta, eps = float(theta), float(raw.get("rms_norm_eps", 1e-6))
+    except (TypeError, ValueError):
+        raise refuse(f"rope_theta / rms_norm_eps: expected numbers, got {theta!r} / {raw.get('rms_norm_eps')!r}") from None
     values = dict(
         name=name, family="llama", n_layer=raw["num_hidden_layers"], d_model=raw["hidden_size"],
         n_head=raw["num_attention_heads"], d_mlp=raw["intermediate_size"], vocab_size=raw["vocab_size"],
-        max_seq_len=raw["max_position_embeddings"], rope_theta=float(theta),
-        norm_eps=float(raw.get("rms_norm_eps", 1e-6)), source=source,
+        max_seq_len=raw["max_position_embeddings"], rope_theta=theta, norm_eps=eps, source=source,
         n_kv_head=raw.get("num_key_value_heads"), head_dim=raw.get("head_dim"),
         tie_embeddings=bool(raw.get("tie_word_embeddings", False)),
         qkv_bias=model_type == "qwen2", qk_norm=model_type == "qwen3", rope_scaling=scaling,
