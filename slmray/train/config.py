@@ -179,7 +179,8 @@ class ModelConfig:
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with `changes`; a head_dim or n_kv_head that was derived (d_model / n_head,
         n_head) is derived again from the changed width or heads unless given."""
-        if "head_dim" not in changes and {"d_model", "n_head"} & set(changes) and self.head_dim * self.n_head == self.d_model:
+        derived_head_dim = self.head_dim * self.n_head == self.d_model
+        if "head_dim" not in changes and {"d_model", "n_head"} & set(changes) and derived_head_dim:
             changes["head_dim"] = None
         if "n_kv_head" not in changes and "n_head" in changes and self.n_kv_head == self.n_head:
             changes["n_kv_head"] = None
