@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # heavy imports stay out of `--help`
 
     from slmray.catalog.prices import PriceBook
     from slmray.predict.calibration import Correction
+    from slmray.train.config import ModelConfig
 
 DEFAULT_TOKENS_PER_PARAM = 20.0
 """Chinchilla's compute-optimal ratio (Hoffmann et al. 2022)."""
@@ -129,15 +130,28 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
                        "compile": bool, "activation_checkpointing": bool})
 
 
-def train_config(model: str, row) -> object:
-    """The TrainConfig of a table row or option (`slmray.train.config`)."""
+def model_spec(model: str | ModelConfig) -> ModelConfig:
+    """The ModelConfig of --model: a preset, a config.json path or a hub id (`get_model`)."""
+    from slmray.errors import ConfigError
+    from slmray.train.config import ModelConfig
+    from slmray.train.presets import get_model
+
+    if isinstance(model, ModelConfig):
+        return model
+    try:
+        return get_model(model)
+    except ConfigError as exc:
+        raise RecommendError(f"--model: {str(exc).removeprefix('model: ')}") from None
+
+
+def train_config(model: str | ModelConfig, row) -> object:
+    """The TrainConfig of a table row or option (`slmray.train.config`); `model` a name or a ModelConfig."""
     import dataclasses
 
     from slmray.train.config import TrainConfig
-    from slmray.train.presets import PRESETS
 
     values = dict(
-        model=PRESETS[model], attention=row["attention"], strategy=row["strategy"], compile=bool(row["compile"]),
+        model=model_spec(model), attention=row["attention"], strategy=row["strategy"], compile=bool(row["compile"]),
         per_device_batch=int(row["per_device_batch"]), seq_len=int(row["seq_len"]), grad_accum=int(row["grad_accum"]),
         activation_checkpointing=bool(row["activation_checkpointing"]), precision=row["precision"],
     )
@@ -145,7 +159,7 @@ def train_config(model: str, row) -> object:
     return TrainConfig(**{k: v for k, v in values.items() if k in known})
 
 
-def _estimate(model: str, row, gpu_type: str, num_gpus: int):
+def _estimate(model: str | ModelConfig, row, gpu_type: str, num_gpus: int):
     from slmray.predict.estimate import estimate
 
     return estimate(train_config(model, row), gpu_type, num_gpus)
@@ -212,7 +226,7 @@ def _candidates(df: pd.DataFrame, gpu_types: Sequence[str], max_gpus: int) -> pd
     return pd.DataFrame(rows, columns=list(OPTION))
 
 
-def _anchor(model: str, ok_rows: pd.DataFrame, gpu_type: str) -> Correction:
+def _anchor(model: str | ModelConfig, ok_rows: pd.DataFrame, gpu_type: str) -> Correction:
     """The correction from `ok_rows` (one configuration on one GPU type, any count or strategy)."""
     from slmray.predict.calibration import fit_correction
 
@@ -228,7 +242,7 @@ def _anchor(model: str, ok_rows: pd.DataFrame, gpu_type: str) -> Correction:
 SPEED = ("tokens_per_s", "source", "basis", "excluded")
 
 
-def _speed(model: str, o, rows: pd.DataFrame, corrections: dict[str, Correction]) -> tuple[float, str, str, str]:
+def _speed(model: str | ModelConfig, o, rows: pd.DataFrame, corrections: dict[str, Correction]) -> tuple[float, str, str, str]:
     """(tokens/s, measured or predicted, how it was obtained, why excluded or "") of option `o`."""
     import pandas as pd
 
@@ -267,7 +281,7 @@ def _speed(model: str, o, rows: pd.DataFrame, corrections: dict[str, Correction]
 
 
 def plan_run(
-    df: pd.DataFrame, model: str, tokens: float, book: PriceBook, assumptions: RunAssumptions,
+    df: pd.DataFrame, model: str | ModelConfig, tokens: float, book: PriceBook, assumptions: RunAssumptions,
     gpu_types: Sequence[str] | None = None, max_gpus: int = 8, deadline_h: float | None = None,
     budget_usd: float | None = None,
 ) -> Decision:
@@ -282,10 +296,9 @@ def plan_run(
     from slmray.catalog.gpus import CPU, spec_for
     from slmray.catalog.prices import PriceWarning
     from slmray.core.costs import trial_cost_usd
-    from slmray.train.presets import PRESETS
 
-    if model not in PRESETS:
-        raise RecommendError(f"--model: {model!r} is not a preset (python -m slmray.train --list-models)")
+    spec = model_spec(model)  # the table's rows carry its name; a config.json's is its folder's
+    model = spec.name
     if not (isinstance(tokens, (int, float)) and math.isfinite(tokens) and tokens > 0):
         raise RecommendError(f"--tokens: must be a positive number of tokens, got {tokens!r}")
     if max_gpus < 1:
@@ -305,10 +318,10 @@ def plan_run(
         gpu_types = [g if g == CPU else spec_for(g).gpu for g in gpu_types]
     else:
         gpu_types = sorted(df["gpu_type"].dropna().unique())
-    n_params = PRESETS[model].num_params
+    n_params = spec.num_params
     corrections = fit_table_corrections(df)
     options = _candidates(rows, gpu_types, max_gpus)
-    speeds = [_speed(model, o, rows, corrections) for _, o in options.iterrows()]
+    speeds = [_speed(spec, o, rows, corrections) for _, o in options.iterrows()]
     options = options.assign(**{k: [sp[i] for sp in speeds] for i, k in enumerate(SPEED)})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PriceWarning)  # a missing price is reported per option below
@@ -519,7 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
         "configuration, how long and what it costs; the cheapest within a deadline, the fastest within a budget.",
     )
     p.add_argument("results", nargs="+", help="results tables (.parquet), local paths or s3:// URIs")
-    p.add_argument("--model", required=True, help="a preset (python -m slmray.train --list-models) the tables ran")
+    p.add_argument("--model", required=True,
+                   help="the model the tables ran: a preset (python -m slmray.train --list-models), or the "
+                        "config.json path or hub id it was swept from")
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--tokens", type=parse_tokens, help="training tokens D (2.6e10, 26B)")
     size.add_argument("--tokens-per-param", type=float, help=f"D as a multiple of the parameter count "
@@ -568,17 +583,15 @@ def main(argv: list[str] | None = None) -> int:
     from slmray.core.costs import price_trials
     from slmray.results.storage import StorageError
     from slmray.results.table import ResultsError, ResultsWarning, load_results
-    from slmray.train.presets import PRESETS
 
     try:
-        if args.model not in PRESETS:
-            raise RecommendError(f"--model: {args.model!r} is not a preset (python -m slmray.train --list-models)")
+        spec = model_spec(args.model)
         if args.tokens is not None:
             tokens = args.tokens
         elif not (math.isfinite(args.tokens_per_param) and args.tokens_per_param > 0):
             raise RecommendError(f"--tokens-per-param: must be positive, got {args.tokens_per_param}")
         else:
-            tokens = args.tokens_per_param * PRESETS[args.model].num_params
+            tokens = args.tokens_per_param * spec.num_params
         if not (math.isfinite(tokens) and tokens > 0):
             raise RecommendError(f"--tokens: must be a positive number of tokens, got {tokens:g}")
         with warnings.catch_warnings(record=True) as caught:
@@ -595,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 book = recorded_prices(df)
         assumptions = default_assumptions(df, args.startup_s, args.checkpoint_every_hours, args.checkpoint_gb_s)
-        decision = plan_run(df, args.model, tokens, book, assumptions, args.gpu_types, args.max_gpus,
+        decision = plan_run(df, spec, tokens, book, assumptions, args.gpu_types, args.max_gpus,
                             args.deadline_hours, args.budget_usd)
     except (RecommendError, PriceError, ResultsError, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)

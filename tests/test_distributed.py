@@ -56,3 +56,23 @@ def test_compile_trains_the_same_model(cli, reference):
     """torch.compile of each block and the head (Inductor, C++ on the CPU): same losses to fp32 rounding."""
     losses = _losses(cli, "--per-device-batch", "4", "--compile", "--strategy", "ddp", timeout=600)
     assert losses == pytest.approx(reference, rel=1e-4)
+
+
+TIED_GQA = {
+    "model_type": "qwen3", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32, "vocab_size": 512,
+    "max_position_embeddings": 256, "tie_word_embeddings": True, "rms_norm_eps": 1e-6,
+}
+
+
+def test_fsdp_trains_tied_embeddings_as_one_process(cli, tmp_path):
+    """A tied input/output embedding (with GQA and q/k norm) under FSDP2 on 2 gloo processes follows
+    one process's trajectory: the shared weight is one sharded parameter whose gradient sums both uses
+    (untied by the wrapping, the trajectory would part from the reference's)."""
+    path = tmp_path / "tied" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(TIED_GQA))
+    one = _losses(cli, "--model", str(path), "--per-device-batch", "4")
+    two = _losses(cli, "--model", str(path), "--per-device-batch", "2", "--strategy", "fsdp", nproc=2)
+    assert two == pytest.approx(one, rel=2e-5)
+    assert one[-1] < one[0]

@@ -193,3 +193,57 @@ def test_committed_tables_are_read_once_and_the_sweep_is_held_out():
         # the sweep recorded these predictions before each trial ran, with the committed constants
         check = estimate_accuracy.recorded_check(df).iloc[0]
         assert (check["rows"], check["OOM agree"], check["memory max diff"]) == (rows, "100%", "0.00%")
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_parameter_groups_are_the_built_models(name):
+    """The estimator's root / block / Linear groups and its GEMM shapes, counted on the module
+    itself (meta device): GQA's narrower k/v, tied embeddings, q/k/v biases, q/k norms, head_dim."""
+    import torch
+    import torch.nn as nn
+
+    from slmray.predict.estimate import _linears, _params
+    from slmray.train.model import Transformer
+
+    m = PRESETS[name]
+    with torch.device("meta"):
+        model = Transformer(m)
+    p = _params(m)
+    count = lambda params: sum(t.numel() for t in params)  # noqa: E731
+    block = model.blocks[0]
+    assert p.block == count(block.parameters())
+    assert p.root == count(model.parameters()) - m.n_layer * p.block
+    assert p.linear == count({id(t): t for mod in model.modules() if isinstance(mod, nn.Linear)
+                              for t in mod.parameters()}.values())
+    gemms = [(mod.in_features, mod.out_features, True) for mod in block.modules() if isinstance(mod, nn.Linear)]
+    assert sorted(_linears(m)) == sorted([*gemms, (m.d_model, m.vocab_size, False)])
+
+
+def test_grouped_query_attention_saves_less_and_counts_its_attention_flops():
+    from slmray.train.metrics import flops_per_token
+
+    mha = get_model("llama-1b")
+    gqa = get_model("llama-1b", n_kv_head=3)
+
+    def activations(model, attention):
+        c = TrainConfig(model=model, attention=attention, seq_len=1024, per_device_batch=4)
+        return memory_breakdown(c, 1, on_gpu=True)["activations"]
+
+    # native GQA (sdpa): k, v (inside qkv's output) narrower by 2 x (d - kv_dim) bf16 per token and layer
+    saved = 4 * 1024 * mha.n_layer * 2 * 3 * (mha.d_model - gqa.kv_dim)
+    assert activations(mha, "sdpa") - activations(gqa, "sdpa") == saved
+    # repeated to n_head heads (eager, memory-efficient): what is saved is the query width
+    assert activations(gqa, "eager") == activations(mha, "eager")
+    assert activations(gqa, "sdpa-efficient") > activations(gqa, "sdpa")
+    # the attention term follows the query heads: only N shrinks
+    assert flops_per_token(mha, 1024) - flops_per_token(gqa, 1024) == 6 * (mha.num_params - gqa.num_params)
+    hd = get_model("llama-1b", head_dim=64)  # 15 x 64 queries over a width of 1920
+    assert flops_per_token(hd, 1024) - 6 * hd.num_params == 12 * hd.n_layer * 960 * 1024
+
+
+@pytest.mark.parametrize("name", ["smollm2-360m", "qwen3-0.6b", "llama-3.2-1b", "qwen2.5-1.5b"])
+def test_todays_models_estimate_on_an_h100(name):
+    e = estimate(cfg(name, per_device_batch=8, seq_len=1024, compile=True), "H100-80GB", 1)
+    assert 0 < e.peak_mem_gb < 80 and e.tokens_per_s > 0 and not e.oom
+    # the tied embedding is one matrix of fp32 params, grads and moments: 16 B a parameter
+    assert e.memory_gb["params"] * GIB == 4 * PRESETS[name].num_params

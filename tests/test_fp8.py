@@ -30,6 +30,8 @@ torchao = pytest.importorskip("torchao", reason="FP8 conversion needs torchao (t
         ("llama-2b", 24 * 2, 24 * 4 + 1),  # MLP width 6,739
         ("pythia-410m", 24 * 4, 24 * 4 + 1),
         ("tiny", 2 * 2, 2 * 4 + 1),  # MLP width 172
+        ("smollm2-360m", 32 * 4, 32 * 4 + 1),  # GQA's narrower qkv (960 -> 1,600); the tied head stays bf16
+        ("qwen2.5-0.5b", 24 * 4, 24 * 4 + 1),  # with q/k/v biases (torchao keeps them in high precision)
     ],
 )
 def test_fp8_takes_the_block_linears_whose_dimensions_divide_by_16(model, converted, linears):
@@ -46,16 +48,18 @@ def test_bf16_converts_nothing():
 
 
 @pytest.mark.dist
-@pytest.mark.parametrize("strategy, precision, hook", [("single", "fp8", False), ("fsdp", "fp8", True),
-                                                       ("fsdp", "fp8-rowwise", False)])
-def test_fp8_loop_through_parallelize_learns_on_cpu(strategy, precision, hook):
+@pytest.mark.parametrize("strategy, precision, hook, changes", [
+    ("single", "fp8", False, {}), ("fsdp", "fp8", True, {}), ("fsdp", "fp8-rowwise", False, {}),
+    ("fsdp", "fp8", True, {"n_kv_head": 2, "tie_embeddings": True, "qkv_bias": True, "qk_norm": True}),
+], ids=["single", "fsdp", "fsdp-rowwise", "fsdp-gqa-tied"])
+def test_fp8_loop_through_parallelize_learns_on_cpu(strategy, precision, hook, changes):
     """The conversion, activation checkpointing and FSDP2 in parallelize's order, FP8 emulated.
     FSDP with tensorwise scaling all-gathers FP8 weights, whose scales the optimizer hook
     precomputes; rowwise has no FP8 all-gather."""
     env = parallel.setup("cpu", strategy)
     try:
         torch.manual_seed(0)
-        model = Transformer(get_model("tiny"), "sdpa")
+        model = Transformer(get_model("tiny", **changes), "sdpa")
         model, _ = parallel.parallelize(model, strategy, env, compile=False, activation_checkpointing=True,
                                         precision=precision, emulate_fp8=True)
         optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)

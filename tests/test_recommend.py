@@ -109,7 +109,7 @@ def test_an_unseen_gpu_type_gets_the_pooled_correction(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--model", "llama-1b", "--tokens", "0"], "--tokens: must be a positive number"),
     (["--model", "llama-1b", "--tokens-per-param", "-1"], "--tokens-per-param: must be positive"),
-    (["--model", "llama-9b", "--tokens", "1e9"], "'llama-9b' is not a preset"),
+    (["--model", "llama-9b", "--tokens", "1e9"], "--model: unknown model 'llama-9b' (known: llama-100m"),
     (["--model", "pythia-160m", "--tokens", "1e9"], "pythia-160m has no trial in the tables"),
     (["--model", "llama-1b", "--tokens", "1e9", "--prices", "lambda", "--gpu-types", "H200"],
      "prices: the lambda prices have none for any option's GPU type (H200)"),
@@ -191,3 +191,28 @@ def test_when_nothing_fits_in_memory_it_says_so_without_failing(capsys):
     assert rc == 0, err
     assert "No option fits in memory with a price: nothing to recommend." in out
     assert "out of memory (predicted" in out and "Cheapest" not in out
+
+
+def test_the_planner_takes_a_config_json_and_plans_it_by_its_name(sweeps, tmp_path):
+    """--model as a config.json: resolved by get_model, its rows found by the name the trainer gave them,
+    its rows' estimates built on its shape (the table's llama-1b rows stand in for a file of that shape)."""
+    import json
+
+    from slmray.recommend import RecommendError, default_assumptions, model_spec, plan_run, recorded_prices
+    from slmray.train.presets import PRESETS
+
+    m = PRESETS["llama-1b"]
+    folder = tmp_path / "llama-1b"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "llama", "hidden_size": m.d_model, "intermediate_size": m.d_mlp, "num_hidden_layers": m.n_layer,
+        "num_attention_heads": m.n_head, "vocab_size": m.vocab_size, "max_position_embeddings": m.max_seq_len,
+        "rms_norm_eps": m.norm_eps, "rope_theta": m.rope_theta}))
+    spec = model_spec(str(folder))
+    assert spec.replace(source=m.source) == m
+    book, a = recorded_prices(sweeps), default_assumptions(sweeps)
+    by_file, by_name = plan_run(sweeps, str(folder), 2e10, book, a), plan_run(sweeps, "llama-1b", 2e10, book, a)
+    assert by_file.model == "llama-1b" and by_file.n_params == by_name.n_params
+    pd.testing.assert_frame_equal(by_file.options, by_name.options)
+    with pytest.raises(RecommendError, match=r"^--model: .*nowhere/config.json does not exist"):
+        plan_run(sweeps, str(tmp_path / "nowhere" / "config.json"), 2e10, book, a)

@@ -140,3 +140,25 @@ def test_a_space_file_calling_sys_exit_is_an_error_not_the_sweeps_exit(tmp_path)
     path = _write(tmp_path, "import sys\nsys.exit(3)\n")
     with pytest.raises(SpaceError, match=rf"^{path}: the file called sys.exit\(3\) while it was read$"):
         load_space(path)
+
+
+def test_a_space_takes_a_config_json_beside_presets(tmp_path):
+    import json
+
+    from slmray.errors import ConfigError
+
+    folder = tmp_path / "my-qwen"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "qwen2", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256, "max_position_embeddings": 128,
+        "tie_word_embeddings": True}))
+    path = str(folder / "config.json")
+    space = SearchSpace(model=["tiny", path], per_device_batch={"tiny": [4], path: [2, 8]}, num_gpus=[1],
+                        attention=["sdpa"], strategy=["single"], seq_len=32)
+    assert [(t.model, t.per_device_batch) for t in space.trials()] == [("tiny", 4), ("my-qwen", 2), ("my-qwen", 8)]
+    cfg = space.train_config(space.trials()[1], device="cpu")
+    assert cfg.model.name == "my-qwen" and cfg.model.qkv_bias and cfg.model.n_kv_head == 2
+    with pytest.raises(ConfigError, match=r"^.*missing/config.json does not exist"):
+        SearchSpace(model=[str(tmp_path / "missing" / "config.json")], per_device_batch=[2], num_gpus=[1],
+                    attention=["sdpa"], strategy=["single"])

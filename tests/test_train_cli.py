@@ -31,6 +31,7 @@ from tests.conftest import call_main
         (["--lr", "inf"], "error: lr: must be a positive finite number, got inf"),
         (["--grad-clip", "nan"], "error: grad_clip: must be a finite number, 0 or more, got nan"),
         (["--weight-decay", "inf"], "error: weight_decay: must be a finite number, 0 or more, got inf"),
+        (["--n-head", "64"], "error: model.n_head: 64 heads leave 1 dims a head (d_model 64); rotary embeddings need"),
         # what a CPU sweep refuses, the CPU trainer refuses too (it ran sdpa-flash on a CPU kernel)
         (["--attention", "sdpa-flash"], "error: attention: sdpa-flash needs a CUDA GPU; on the CPU: eager, sdpa, sdpa-math"),
         (["--memory-fraction", "0.5"], "error: memory_fraction: 0.5 caps a GPU's memory; this run is on the CPU"),

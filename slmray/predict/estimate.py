@@ -29,7 +29,7 @@ from slmray.catalog.profiles import GPUProfile, profile_for
 from slmray.predict import kernels
 from slmray.predict.kernels import Gemm, linear_shapes
 from slmray.train import fp8
-from slmray.train.config import ModelConfig, TrainConfig
+from slmray.train.config import GQA_DEFAULT, ModelConfig, TrainConfig
 from slmray.train.metrics import flops_per_token
 
 GIB = 1 << 30
@@ -177,10 +177,13 @@ def _linears(m: ModelConfig) -> list[tuple[int, int, bool]]:
 def _params(m: ModelConfig) -> _Params:
     d, v = m.d_model, m.vocab_size
     final_norm = d if m.family == "llama" else 2 * d
-    root = 2 * v * d + final_norm
-    norms = m.n_layer * (2 * d if m.family == "llama" else 4 * d) + final_norm
+    root = m.num_embedding_params + final_norm  # a tied embedding is one matrix
+    qk_norms = 2 * m.head_dim if m.qk_norm else 0
+    norms = m.n_layer * (2 * d + qk_norms if m.family == "llama" else 4 * d) + final_norm
+    untied_input = m.num_embedding_params - v * d  # the input embedding's own matrix (0 when tied)
     return _Params(
-        total=m.num_params, root=root, block=(m.num_params - root) // m.n_layer, linear=m.num_params - v * d - norms
+        total=m.num_params, root=root, block=(m.num_params - root) // m.n_layer,
+        linear=m.num_params - untied_input - norms,  # a tied matrix is the output head's Linear weight
     )
 
 
@@ -241,13 +244,19 @@ def _layer_bytes(cfg: TrainConfig, r: int, c: int, cal: Calibration) -> float:
     m = cfg.model
     d, h, nh, T = m.d_model, m.d_mlp, m.n_head, cfg.seq_len
     fused = cfg.attention in FUSED_ATTENTION
-    if fused:
-        attention = 6 * c * d + 4 * nh
+    # grouped-query attention: k/v repeated to n_head heads are saved at the query width; served
+    # natively, the kernel keeps the narrower k and the qkv output (v's view) only
+    repeat = m.n_kv_head != nh and GQA_DEFAULT[cfg.attention] == "repeat"
+    qk_norm = 4 * (nh + m.n_kv_head) if m.qk_norm else 0  # RMSNorm's fp32 rstd per head (its input is qkv's view)
+    if fused and not repeat:
+        attention = c * (3 * m.q_dim + 3 * m.kv_dim) + 4 * nh + qk_norm  # q, k, qkv, output; log-sum-exp
+    elif fused:
+        attention = 4 * c * m.q_dim + 4 * nh + qk_norm  # q, repeated k and v, output
     elif cfg.compile:
-        attention = 4 * c * d + cal.compiled_eager_score_bytes * nh * T
+        attention = 4 * c * m.q_dim + cal.compiled_eager_score_bytes * nh * T + qk_norm
     else:
         softmax = 4 + (c if c < 4 else 0)  # the fp32 softmax, and its bf16 copy unless compute is fp32
-        attention = 4 * c * d + softmax * nh * T
+        attention = 4 * c * m.q_dim + softmax * nh * T + qk_norm
     # FP8 Linear layers: un-compiled, torchao saves their high-precision inputs (and casts again
     # backward); compiled, the partitioner may keep the smaller FP8 casts instead
     fp8_saving = (c - cal.fp8_saved_input_bytes) * _fp8_inputs(cfg) if cfg.compile and c < 4 else 0.0
@@ -425,7 +434,7 @@ def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -
     return Work(
         matmul_flops=6 * tokens * aligned,
         misaligned_matmul_flops=6 * tokens * misaligned,
-        attention_flops=6 * tokens * L * m.d_model * T * recompute if fused else 0.0,  # causal half of 12 L d T
+        attention_flops=6 * tokens * L * m.q_dim * T * recompute if fused else 0.0,  # causal half of 12 L d T
         hbm_bytes=tokens * (score_traffic + loss_traffic + padding) + per_step + cfg.grad_accum * per_micro,
         activation_bytes=tokens * L * _layer_bytes(cfg, r, c, cal) * recompute,
         compiled=cfg.compile,

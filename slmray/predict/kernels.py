@@ -35,8 +35,8 @@ on a server CPU.  Stated, not measured there; the host's speed is the machine's,
 PRIOR_COMPILED_CALL_S = 4e-4
 """Prior without a profile: host seconds of one compiled region called forward and backward."""
 BLOCK_OPS = {
-    ("llama", "eager"): (232, 146), ("llama", "sdpa"): (187, 116),
-    ("neox", "eager"): (217, 128), ("neox", "sdpa"): (172, 98),
+    ("llama", "eager"): (238, 150), ("llama", "sdpa"): (191, 116),
+    ("neox", "eager"): (222, 130), ("neox", "sdpa"): (176, 98),
 }
 """(ops, kernels) one block dispatches forward and backward under bf16 autocast, counted on the CPU
 by `slmray.predict.profile.count_block_ops` (tests/test_profile.py recounts them).  A profile's own
@@ -54,7 +54,7 @@ def linear_shapes(m: ModelConfig) -> list[tuple[int, int, bool]]:
     """(in_features, out_features, in_every_block) of the GEMMs a token goes through."""
     d, h = m.d_model, m.d_mlp
     mlp = [(d, 2 * h, True), (h, d, True)] if m.family == "llama" else [(d, h, True), (h, d, True)]
-    return [(d, 3 * d, True), (d, d, True), *mlp, (d, m.vocab_size, False)]
+    return [(d, m.q_dim + 2 * m.kv_dim, True), (m.q_dim, d, True), *mlp, (d, m.vocab_size, False)]
 
 
 def linear_gemms(tokens: int, fan_in: int, fan_out: int) -> list[tuple[int, int, int, bool]]:

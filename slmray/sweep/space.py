@@ -35,7 +35,7 @@ from slmray.core.schema import NUMERIC_COLUMNS
 from slmray.errors import ConfigError, check_positive_int
 from slmray.train import fp8
 from slmray.train.config import CPU_ATTENTION, DEVICES, PRECISIONS, STRATEGIES, ModelConfig, TrainConfig, installed_backends
-from slmray.train.presets import PRESETS
+from slmray.train.presets import PRESETS, get_model
 
 SEARCHES = ("grid", "optuna")
 OPTUNA_SAMPLERS = ("tpe", "nsga2", "random")
@@ -94,7 +94,9 @@ def _as_list(name: str, value: Any) -> list:
 @dataclass(frozen=True)
 class SearchSpace:
     model: list[str]
-    """Preset names (`python -m slmray.train --list-models`) or ModelConfig objects."""
+    """Preset names (`python -m slmray.train --list-models`), Hugging Face config.json paths (or
+    directories holding one), hub ids, or ModelConfig objects; all but presets are resolved to
+    ModelConfig objects when the space is made (`slmray.train.presets.get_model`)."""
     per_device_batch: list[int] | dict[str, list[int]]
     """Batches for every model, or {model: batches} (grid search only): the batch that fits, or
     pays, differs by model."""
@@ -146,9 +148,12 @@ class SearchSpace:
         if self.gpu_type is not None:
             object.__setattr__(self, "gpu_type", _as_list("gpu_type", self.gpu_type))
         object.__setattr__(self, "objectives", _as_list("objectives", self.objectives))
-        for m in self.model:
-            if not isinstance(m, ModelConfig) and m not in PRESETS:
-                raise ConfigError(f"model: unknown model {m!r} (known: {', '.join(PRESETS)})")
+        # a config.json path or hub id becomes its ModelConfig here, once (the trials carry its name)
+        resolved = {m: get_model(m) for m in self.model if not isinstance(m, ModelConfig) and m not in PRESETS}
+        object.__setattr__(self, "model", [resolved.get(m, m) if isinstance(m, str) else m for m in self.model])
+        if isinstance(self.per_device_batch, dict) and resolved:
+            renamed = {(resolved[k].name if k in resolved else k): v for k, v in self.per_device_batch.items()}
+            object.__setattr__(self, "per_device_batch", renamed)
         names = [m.name if isinstance(m, ModelConfig) else m for m in self.model]
         if isinstance(self.per_device_batch, dict):
             if self.search != "grid":

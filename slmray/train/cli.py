@@ -15,12 +15,13 @@ import sys
 
 from slmray.cli import parser as new_parser
 from slmray.errors import ConfigError
-from slmray.train.config import TrainConfig
-from slmray.train.presets import PAPER_PARAM_COUNTS, PRESETS, get_model
+from slmray.train.config import ModelConfig, TrainConfig
+from slmray.train.presets import PUBLISHED_PARAM_COUNTS, PRESETS, get_model
 
 DEFAULT_MODEL = "tiny"
 SHAPE_FLAGS = {
     "n_layer": "number of transformer blocks", "d_model": "model width", "n_head": "attention heads",
+    "n_kv_head": "key/value heads (grouped-query attention; must divide the attention heads)",
     "d_mlp": "MLP hidden width", "vocab_size": "vocabulary size",
 }
 """ModelConfig fields the command line can override on a preset, with what each is."""
@@ -42,13 +43,30 @@ FLOAT_OPTIONS = {
 }
 
 
-def list_models() -> str:
-    lines = [f"{'model':<12} {'family':<6} {'layers':>6} {'width':>6} {'heads':>5} {'mlp':>6} {'params':>15}  published"]
+def _features(m: ModelConfig) -> str:
+    """What sets a model apart from the paper's layout, in a few words (`-` for none)."""
+    parts = [f"gqa {m.n_head}/{m.n_kv_head}"] if m.n_kv_head != m.n_head else []
+    parts += [f"hd {m.head_dim}"] if m.head_dim * m.n_head != m.d_model else []
+    parts += [name for name, on in (("tied", m.tie_embeddings), ("qkv-bias", m.qkv_bias), ("qk-norm", m.qk_norm),
+                                    ("llama3-rope", m.rope_scaling is not None)) if on]
+    return ",".join(parts) or "-"
+
+
+def list_models(as_json: bool = False) -> str:
+    """The presets: shape, parameter count, the published count where there is one, and the source."""
+    if as_json:
+        return json.dumps([
+            {**dataclasses.asdict(m), "num_params": m.num_params, "published_params": PUBLISHED_PARAM_COUNTS.get(m.name)}
+            for m in PRESETS.values()
+        ])
+    lines = [f"{'model':<15} {'family':<6} {'layers':>6} {'width':>6} {'heads':>5} {'mlp':>6} {'vocab':>7} "
+             f"{'params':>15}  {'published':<24} {'features':<32} source"]
     for m in PRESETS.values():
-        published = PAPER_PARAM_COUNTS.get(m.name)
-        pub = f"{published:,} ({100 * (m.num_params / published - 1):+.2f}%)" if published else "-"
+        published = PUBLISHED_PARAM_COUNTS.get(m.name)
+        pub = f"{published:,}({100 * (m.num_params / published - 1):+.2f}%)" if published else "-"
         lines.append(
-            f"{m.name:<12} {m.family:<6} {m.n_layer:>6} {m.d_model:>6} {m.n_head:>5} {m.d_mlp:>6} {m.num_params:>15,}  {pub}"
+            f"{m.name:<15} {m.family:<6} {m.n_layer:>6} {m.d_model:>6} {m.n_head:>5} {m.d_mlp:>6} {m.vocab_size:>7} "
+            f"{m.num_params:>15,}  {pub:<24} {_features(m):<32} {m.source}"
         )
     return "\n".join(lines)
 
@@ -56,8 +74,11 @@ def list_models() -> str:
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig.__dataclass_fields__
     p = new_parser("python -m slmray.train", "Train one configuration and report its throughput.")
-    p.add_argument("--list-models", action="store_true", help="print the model presets and exit")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="model preset (see --list-models)")
+    p.add_argument("--list-models", action="store_true",
+                   help="print the model presets (family, parameter count, source) and exit; with --json as JSON")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help="a preset (see --list-models), a Hugging Face config.json (or a directory holding one) of "
+                        "model_type llama, mistral, qwen2 or qwen3, or a hub id such as HuggingFaceTB/SmolLM2-360M")
     for name, what in SHAPE_FLAGS.items():
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
                        help=f"{what}, replacing the preset's (default: the preset's)")
@@ -104,7 +125,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_models:
-        print(list_models())
+        print(list_models(as_json=args.json))
         return 0
     try:
         cfg = config_from_args(args)

@@ -26,6 +26,15 @@ ATTENTION_BACKENDS = ("eager", "sdpa", "sdpa-flash", "sdpa-cudnn", "sdpa-efficie
 CPU_ATTENTION = ("eager", "sdpa", "sdpa-math")
 """The attention backends a CPU run may use: the forced fused backends name GPU kernels (on the
 CPU, sdpa-flash falls back to a CPU kernel that measures nothing a GPU run would)."""
+GQA_DEFAULT = {"sdpa": "native", "sdpa-flash": "native", "sdpa-math": "native",
+               "sdpa-cudnn": "repeat", "sdpa-efficient": "repeat", "eager": "repeat", "flash2": "native"}
+"""How each attention backend serves grouped-query attention (n_kv_head < n_head): native
+(SDPA's enable_gqa; flash_attn takes fewer k/v heads) or k/v repeated to n_head heads first.
+native is expected faster where the kernel takes it (FlashAttention-2 reads each k/v head once
+for its group, no copy): to be confirmed on the H100 by `benchmarks/gqa_attention.py`.  cuDNN and
+memory-efficient repeat, because torch does not promise them enable_gqa (a forced backend that
+refuses it raises rather than falls back).  Here, not in `attention.py`, so that the estimator
+counts the same tensors without importing torch."""
 STRATEGIES = ("single", "ddp", "fsdp", "fsdp_grad_op")
 DEVICES = ("auto", "cuda", "cpu")
 PRECISIONS = ("bf16", "fp8", "fp8-rowwise")
@@ -69,9 +78,11 @@ def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 class ModelConfig:
     """Shape of a decoder-only transformer; `family` picks the block layout.
 
-    llama: pre-norm RMSNorm, SwiGLU MLP, rotary on every head dim, no biases.
+    llama: pre-norm RMSNorm, SwiGLU MLP, rotary on every head dim, no biases; optionally
+    grouped-query attention, tied embeddings, q/k/v biases (Qwen2) and q/k RMSNorm (Qwen3).
     neox (Pythia): LayerNorm, parallel attention + MLP residual, GELU MLP, biases,
-    rotary on `rotary_pct` of each head's dims.  Both untie input and output embeddings.
+    rotary on `rotary_pct` of each head's dims.  The defaults untie input and output embeddings
+    and give every query head its own key/value head (the paper's and Pythia's models).
     """
 
     name: str
@@ -87,13 +98,41 @@ class ModelConfig:
     norm_eps: float = 1e-5
     source: str = ""
     """Where the shape comes from (paper table, model card), or why it was chosen."""
+    n_kv_head: int | None = None
+    """Key/value heads (grouped-query attention: each serves n_head / n_kv_head query heads);
+    None: n_head (multi-head attention).  Resolved in `__post_init__`, so always an int after."""
+    head_dim: int | None = None
+    """Dims per head; None: d_model // n_head.  Qwen3 sets it apart from the width (0.6B: 16 x 128
+    over a width of 1024)."""
+    tie_embeddings: bool = False
+    """Share the input embedding's weight with the output projection (SmolLM2, Qwen2.5, Llama-3.2)."""
+    qkv_bias: bool = False
+    """Biases on the q/k/v projection of a llama-family block (Qwen2); neox has all biases anyway."""
+    qk_norm: bool = False
+    """RMSNorm over each head's q and k before rotary (Qwen3)."""
+    rope_scaling: tuple[float, float, float, int] | None = None
+    """Llama 3's rotary frequency scaling (factor, low_freq_factor, high_freq_factor,
+    original_max_position_embeddings); None: plain rotary.  Changes the frequencies only."""
 
     def __post_init__(self) -> None:
         _one_of("model.family", self.family, FAMILIES)
         for name in ("n_layer", "d_model", "n_head", "d_mlp", "vocab_size", "max_seq_len"):
             check_positive_int(f"model.{name}", getattr(self, name))
-        if self.d_model % self.n_head:
-            raise ConfigError(f"model.n_head: {self.n_head} does not divide d_model {self.d_model}")
+        derived_head_dim = self.head_dim is None
+        if derived_head_dim:
+            if self.d_model % self.n_head:
+                raise ConfigError(f"model.n_head: {self.n_head} does not divide d_model {self.d_model}")
+            object.__setattr__(self, "head_dim", self.d_model // self.n_head)
+        check_positive_int("model.head_dim", self.head_dim)
+        if self.n_kv_head is None:
+            object.__setattr__(self, "n_kv_head", self.n_head)
+        check_positive_int("model.n_kv_head", self.n_kv_head)
+        if self.n_head % self.n_kv_head:
+            raise ConfigError(f"model.n_kv_head: {self.n_kv_head} does not divide n_head {self.n_head}")
+        if self.family == "neox" and (self.n_kv_head != self.n_head or self.qkv_bias or self.qk_norm
+                                      or self.head_dim * self.n_head != self.d_model or self.tie_embeddings):
+            raise ConfigError("model.family: neox models have n_kv_head = n_head, head_dim = d_model / n_head, "
+                              "untied embeddings and no qkv_bias / qk_norm switches")
         for name in ("rope_theta", "norm_eps"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -101,34 +140,60 @@ class ModelConfig:
         if not 0.0 < self.rotary_pct <= 1.0:
             raise ConfigError(f"model.rotary_pct: must be in (0, 1], got {self.rotary_pct}")
         if self.rotary_dim % 2:
+            if derived_head_dim and self.rotary_pct == 1.0:  # --n-head 64 on a width of 64: name the heads
+                raise ConfigError(f"model.n_head: {self.n_head} heads leave {self.head_dim} dims a head "
+                                  f"(d_model {self.d_model}); rotary embeddings need an even number")
             raise ConfigError(f"model.rotary_pct: rotary dims {self.rotary_dim} must be even")
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_head
+        if self.rope_scaling is not None:
+            if isinstance(self.rope_scaling, list):  # from JSON or a Ray config
+                object.__setattr__(self, "rope_scaling", tuple(self.rope_scaling))
+            if len(self.rope_scaling) != 4 or not self.rope_scaling[2] > self.rope_scaling[1] > 0:
+                raise ConfigError("model.rope_scaling: expected (factor, low_freq_factor, high_freq_factor, "
+                                  f"original_max_position_embeddings) with high > low > 0, got {self.rope_scaling}")
 
     @property
     def rotary_dim(self) -> int:
         return int(self.head_dim * self.rotary_pct)
 
     @property
+    def q_dim(self) -> int:
+        """Width of the queries (and of the attention output): n_head * head_dim."""
+        return self.n_head * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        """Width of the keys, and of the values: n_kv_head * head_dim."""
+        return self.n_kv_head * self.head_dim
+
+    @property
     def num_params(self) -> int:
-        """Exact count of the parameters `model.Transformer` creates, without building it."""
+        """Exact count of the parameters `model.Transformer` creates, without building it
+        (tied weights once, as `transformers` counts them)."""
         d, h, v = self.d_model, self.d_mlp, self.vocab_size
+        qkv_out = self.q_dim + 2 * self.kv_dim
+        attention = d * qkv_out + self.q_dim * d  # qkv, out
         if self.family == "llama":
-            per_layer = 4 * d * d + 3 * d * h + 2 * d  # qkv+out, gate+up+down, two RMSNorm weights
+            attention += (qkv_out if self.qkv_bias else 0) + (2 * self.head_dim if self.qk_norm else 0)
+            per_layer = attention + 3 * d * h + 2 * d  # gate+up+down, two RMSNorm weights
             final_norm = d
         else:
-            per_layer = 4 * d * d + 4 * d + 2 * d * h + h + d + 4 * d  # attn (+bias), mlp (+bias), two LayerNorms
+            per_layer = attention + qkv_out + d + 2 * d * h + h + d + 4 * d  # attn (+bias), mlp (+bias), two LayerNorms
             final_norm = 2 * d
-        return self.n_layer * per_layer + final_norm + 2 * v * d
+        return self.n_layer * per_layer + final_norm + self.num_embedding_params
 
     @property
     def num_embedding_params(self) -> int:
-        """Input embedding plus output projection (untied)."""
-        return 2 * self.vocab_size * self.d_model
+        """Input embedding plus output projection (one matrix when tied)."""
+        return (1 if self.tie_embeddings else 2) * self.vocab_size * self.d_model
 
     def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with `changes`; a head_dim or n_kv_head that was derived (d_model / n_head,
+        n_head) is derived again from the changed width or heads unless given."""
+        derived_head_dim = self.head_dim * self.n_head == self.d_model
+        if "head_dim" not in changes and {"d_model", "n_head"} & set(changes) and derived_head_dim:
+            changes["head_dim"] = None
+        if "n_kv_head" not in changes and "n_head" in changes and self.n_kv_head == self.n_head:
+            changes["n_kv_head"] = None
         return dataclasses.replace(self, **changes)
 
 
@@ -256,7 +321,8 @@ class TrainConfig:
 def check_runs_on_cpu(cfg: TrainConfig) -> None:
     """A ConfigError for what a CPU run cannot honour: called where the device is known to be the
     CPU (`device="cpu"` here; `auto` on a machine without a GPU when the run starts)."""
-    if cfg.attention not in CPU_ATTENTION:
+    missing_package = cfg.attention == "flash2" and not flash_attn_available()  # its own line says what to install
+    if cfg.attention not in CPU_ATTENTION and not missing_package:
         raise ConfigError(f"attention: {cfg.attention} needs a CUDA GPU; on the CPU: {', '.join(CPU_ATTENTION)}")
     if cfg.memory_fraction < 1.0:
         raise ConfigError(f"memory_fraction: {cfg.memory_fraction} caps a GPU's memory; this run is on the CPU")

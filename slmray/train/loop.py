@@ -149,7 +149,7 @@ def _run(
         gpu_type=canonical_gpu(device_name), n_params=cfg.model.num_params,
         flops_per_token=flops_per_token(cfg.model, cfg.seq_len), tokens_per_step=cfg.tokens_per_device_step * env.world_size,
     )
-    say(f"building {cfg.model.name} ({cfg.model.num_params / 1e6:.1f}M parameters) on {env.world_size} x {result.gpu_type}")
+    say(f"building {cfg.model.name} ({cfg.model.num_params:,} parameters) on {env.world_size} x {result.gpu_type}")
     try:
         training = _build(cfg, env)
         result.fp8_linear_layers = fp8.count(training.model)

@@ -15,17 +15,20 @@ if TYPE_CHECKING:
 
 
 def flops_per_token(model: ModelConfig, seq_len: int, include_embeddings: bool = True) -> float:
-    """Training FLOPs per token: 6 N + 12 L d T.
+    """Training FLOPs per token: 6 N + 12 L (n_head head_dim) T.
 
     6 N: forward (2 N) and backward (4 N) multiply-adds of every parameter, N counting the
     input and output embeddings (PaLM's convention, Chowdhery et al. 2022, App. B; nanoGPT's
-    `estimate_mfu`).  12 L d T: the attention scores Q K^T and the weighted sum P V, each
-    2 T d FLOPs per token and layer forward, times 3 for forward plus backward; the causal
-    mask's skipped half is counted, as PaLM does.  With `include_embeddings=False`, N drops
-    the embedding and output-projection parameters (Kaplan et al.'s non-embedding count).
+    `estimate_mfu`); a tied embedding is one matrix, counted once (its GEMM is the output
+    head's).  Grouped-query attention is in N through its smaller k/v projection.  12 L
+    (n_head head_dim) T: the attention scores Q K^T and the weighted sum P V, each 2 T n_head
+    head_dim FLOPs per token and layer forward (d T where head_dim = d / n_head; GQA shares
+    k/v heads but every query head still attends), times 3 for forward plus backward; the
+    causal mask's skipped half is counted, as PaLM does.  With `include_embeddings=False`, N
+    drops the embedding and output-projection parameters (Kaplan et al.'s non-embedding count).
     """
     n = model.num_params - (0 if include_embeddings else model.num_embedding_params)
-    return 6.0 * n + 12.0 * model.n_layer * model.d_model * seq_len
+    return 6.0 * n + 12.0 * model.n_layer * model.q_dim * seq_len
 
 
 def tokens_per_second(tokens: int, seconds: float) -> float:

@@ -1,5 +1,9 @@
 """Decoder-only transformers of the LLaMA and GPT-NeoX (Pythia) layouts, on one device.
 
+The LLaMA layout covers today's small models too: grouped-query attention, tied embeddings,
+q/k/v biases (Qwen2), q/k RMSNorm (Qwen3), a head dim apart from the width, Llama 3's rotary
+scaling, each a `ModelConfig` field whose default leaves the paper's models as they were.
+
 Nothing here knows about distribution, Ray or logging: `parallel.py` wraps these modules
 from the outside.  Layout follows karpathy/nanoGPT's model.py; the loss is computed inside
 `OutputHead` so that compiling the head fuses the fp32 upcast into the cross-entropy.
@@ -17,9 +21,24 @@ from slmray.train.attention import AttentionFn, at_least_fp32, get_attention
 from slmray.train.config import ModelConfig
 
 
+def llama3_scaled(inv_freq: torch.Tensor, scaling: tuple[float, float, float, int]) -> torch.Tensor:
+    """Llama 3.1's rotary frequencies: wavelengths above original_max / low_freq_factor slowed
+    by `factor`, those below original_max / high_freq_factor kept, a smooth blend between
+    (Meta's llama-models `apply_scaling`; transformers' `_compute_llama3_parameters`)."""
+    factor, low, high, original = scaling
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > original / low, inv_freq / factor, inv_freq)
+    smooth = (original / wavelen - low) / (high - low)
+    blended = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelen >= original / high) & (wavelen <= original / low)
+    return torch.where(medium, blended, scaled)
+
+
 def rotary_tables(cfg: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """cos/sin of shape (max_seq_len, rotary_dim), in the rotate-half (GPT-NeoX) layout."""
     inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, cfg.rotary_dim, 2).float() / cfg.rotary_dim))
+    if cfg.rope_scaling is not None:
+        inv_freq = llama3_scaled(inv_freq, cfg.rope_scaling)
     angles = torch.outer(torch.arange(cfg.max_seq_len).float(), inv_freq)  # (T, rot/2)
     angles = torch.cat((angles, angles), dim=-1)  # (T, rot)
     return angles.cos(), angles.sin()
@@ -38,17 +57,24 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig, attend: AttentionFn, bias: bool):
         super().__init__()
-        self.n_head = cfg.n_head
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=bias)  # one GEMM for q, k and v
-        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=bias)
+        self.n_head, self.n_kv_head, self.head_dim = cfg.n_head, cfg.n_kv_head, cfg.head_dim
+        # one GEMM for q, k and v: n_head query heads, then n_kv_head key and n_kv_head value heads
+        self.qkv = nn.Linear(cfg.d_model, cfg.q_dim + 2 * cfg.kv_dim, bias=bias or cfg.qkv_bias)
+        self.proj = nn.Linear(cfg.q_dim, cfg.d_model, bias=bias)
         self.attend = attend
+        # Qwen3: RMSNorm over each head's dims, one weight shared by the heads, before rotary
+        self.q_norm = nn.RMSNorm(cfg.head_dim, eps=cfg.norm_eps) if cfg.qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(cfg.head_dim, eps=cfg.norm_eps) if cfg.qk_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).unbind(2)  # (B, T, nh, hs)
+        B, T, _ = x.shape
+        nh, nkv, hs = self.n_head, self.n_kv_head, self.head_dim
+        q, k, v = self.qkv(x).split((nh * hs, nkv * hs, nkv * hs), dim=-1)
+        q = self.q_norm(q.view(B, T, nh, hs))  # (B, T, nh, hs)
+        k, v = self.k_norm(k.view(B, T, nkv, hs)), v.view(B, T, nkv, hs)  # (B, T, nkv, hs)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         y = self.attend(q, k, v)  # (B, T, nh, hs)
-        return self.proj(y.reshape(B, T, C))
+        return self.proj(y.reshape(B, T, nh * hs))
 
 
 class SwiGLU(nn.Module):
@@ -118,6 +144,10 @@ class Transformer(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg, attend) for _ in range(cfg.n_layer))
         self.head = OutputHead(cfg)
+        if cfg.tie_embeddings:
+            # one Parameter in two modules: parameters() lists it once (the optimizer, DDP's
+            # buckets and FSDP2's root group see one tensor); both modules are in the root group
+            self.head.lm_head.weight = self.embed.weight
         cos, sin = rotary_tables(cfg)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
