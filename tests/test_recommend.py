@@ -14,17 +14,13 @@ from slmray.analysis.costs import price_trials
 from slmray.analysis.table import load_results
 from slmray.catalog.prices import PriceBook
 from slmray.predict.calibration import POOLED
-from slmray.recommend import (
-    _hours,
-    _money,
-    answer,
-    default_assumptions,
-    fit_table_corrections,
-    main,
-    option_label,
-    parse_tokens,
-    plan_run,
-)
+from slmray.planning.assumptions import default_assumptions
+from slmray.planning.options import fit_table_corrections
+from slmray.planning.run import plan_run
+from slmray.planning.text import answer, option_label
+from slmray.planning.text import hours as _hours
+from slmray.planning.text import money as _money
+from slmray.recommend import main, parse_tokens
 
 from analysis_fixtures import REPO, RESULTS
 

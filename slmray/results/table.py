@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from slmray.core.schema import COLUMNS, SCHEMA, STATUSES, TIMESTAMP_COLUMNS  # noqa: F401  (re-exported)
+from slmray.errors import UserError
 from slmray.results.storage import exists, filesystem, write_atomically
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ REQUIRED_COLUMNS = (
 )
 
 
-class ResultsError(ValueError):
+class ResultsError(UserError):
     """A results path or table that cannot be used; the message names it."""
 
 
