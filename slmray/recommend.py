@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     from slmray.planning.text import render
     from slmray.results.table import load_results
 
-    tokens = tokens_from_args(args, check_model(args.model).num_params)
+    model = check_model(args.model)
+    tokens = tokens_from_args(args, model.num_params)
     df = load_results(args.results)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # plan_run reports options without a price
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             df = price_trials(df, book)
     assumptions = default_assumptions(df, args.startup_s, args.checkpoint_every_hours, args.checkpoint_gb_s)
-    decision = plan_run(df, args.model, tokens, book, assumptions, args.gpu_types, args.max_gpus,
+    decision = plan_run(df, model, tokens, book, assumptions, args.gpu_types, args.max_gpus,
                         args.deadline_hours, args.budget_usd)
     print(render(decision, args.top))
     return 0

@@ -22,13 +22,16 @@ from slmray.catalog.gpus import CPU, spec_for
 from slmray.errors import ConfigError
 from slmray.predict.calibration import POOLED, Correction, fit_correction, fit_corrections
 from slmray.predict.estimate import Estimate, estimate
-from slmray.train.config import ROW_DEFAULTS, ModelConfig, TrainConfig
+from slmray.train.config import CONFIG_KEYS, ROW_DEFAULTS, ModelConfig, TrainConfig
 from slmray.train.presets import get_model
 
 MULTI_GPU_STRATEGIES = ("ddp", "fsdp")
-CONFIG = ("per_device_batch", "seq_len", "attention", "compile", "precision", "activation_checkpointing", "grad_accum")
-"""What an option shares with the trial it is anchored on: the work of one device's step."""
-OPTION = ("gpu_type", "num_gpus", "strategy", *CONFIG)
+PLACEMENT = ("gpu_type", "num_gpus", "strategy")
+"""Where an option runs: what the planner varies beyond the configurations the tables ran."""
+CONFIG = (*(k for k in CONFIG_KEYS if k not in ("model", *PLACEMENT)), "grad_accum")
+"""What an option shares with the trial it is anchored on: the work of one device's step (the
+configuration's identity less the model and the placement; grad_accum, not swept, too)."""
+OPTION = (*PLACEMENT, *CONFIG)
 SPEED = ("tokens_per_s", "source", "basis", "excluded")
 """What `speeds` adds to each option: tokens/s, measured or predicted, how it was obtained, and
 why the option is excluded ("" where it is not)."""

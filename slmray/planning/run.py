@@ -24,6 +24,7 @@ from slmray.errors import ConfigError
 from slmray.planning.assumptions import PlanError, RunAssumptions
 from slmray.planning.options import candidates, fit_table_corrections, with_row_defaults, with_speeds
 from slmray.predict.calibration import Correction
+from slmray.train.config import ModelConfig
 from slmray.train.presets import get_model
 
 RECORDED = "recorded"
@@ -65,8 +66,11 @@ def recorded_prices(df: pd.DataFrame) -> PriceBook:
     return PriceBook(RECORDED, prices)
 
 
-def check_model(model: str):
-    """`model`'s shape (`slmray.train.presets.get_model`), or a PlanError naming --model."""
+def check_model(model: str | ModelConfig) -> ModelConfig:
+    """`model`'s shape: a ModelConfig as it is, a name through `slmray.train.presets.get_model`;
+    a PlanError naming --model where it resolves to none."""
+    if isinstance(model, ModelConfig):
+        return model
     try:
         return get_model(model)
     except ConfigError:
@@ -74,15 +78,17 @@ def check_model(model: str):
 
 
 def plan_run(
-    df: pd.DataFrame, model: str, tokens: float, book: PriceBook, assumptions: RunAssumptions,
+    df: pd.DataFrame, model: str | ModelConfig, tokens: float, book: PriceBook, assumptions: RunAssumptions,
     gpu_types: Sequence[str] | None = None, max_gpus: int = 8, deadline_h: float | None = None,
     budget_usd: float | None = None,
 ) -> Decision:
-    """Every option of training `model` on `tokens` tokens, from the results frame `df`.
+    """Every option of training `model` (a name, or its shape) on `tokens` tokens, from the results
+    frame `df`, whose rows of the model carry its name.
 
     Raises PlanError for a model or GPU type it cannot plan, or no price for any option.
     """
     config = check_model(model)
+    model = config.name
     if not (isinstance(tokens, (int, float)) and math.isfinite(tokens) and tokens > 0):
         raise PlanError(f"--tokens: must be a positive number of tokens, got {tokens!r}")
     if max_gpus < 1:
