@@ -15,7 +15,7 @@ import sys
 import warnings
 
 from slmray.cli import add_price_arguments, exits_2_on_user_error, parser, price_book
-from slmray.planning.assumptions import DEFAULT_TOKENS_PER_PARAM, PlanError
+from slmray.planning.assumptions import DEFAULT_TOKENS_PER_PARAM, PlanError, default_assumptions
 
 SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 
@@ -73,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # after parsing: pandas, pyarrow and the estimator load here
     from slmray.core.costs import price_trials
-    from slmray.planning.assumptions import default_assumptions
     from slmray.planning.run import check_model, plan_run, recorded_prices
     from slmray.planning.text import render
     from slmray.results.table import load_results
