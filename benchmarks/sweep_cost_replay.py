@@ -59,8 +59,8 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from slmray.predict.estimate import Estimate, estimate
+from slmray.predict.overheads import COMPILE_S, TRIAL_OVERHEAD_S
 from slmray.sweep.driver import _predicted_front
-from slmray.sweep.plan import COMPILE_S, TRIAL_OVERHEAD_S
 from slmray.sweep.searchers import SAMPLERS, DistinctSearcher
 
 from calibrate_estimate import load_measured, trial_config

@@ -1,4 +1,5 @@
-"""What every `python -m slmray.X` command line shares: help that shows each default once.
+"""What every `python -m slmray.X` command line shares: help that shows each default once, a user
+error as one line and exit status 2, and the price flags.
 
 Kept free of heavy imports (torch, Ray, pyarrow, pandas, matplotlib): a command builds its
 parser and answers `--help` or a bad flag before it imports what the work needs.
@@ -7,6 +8,15 @@ parser and answers `--help` or a bad flag before it imports what the work needs.
 from __future__ import annotations
 
 import argparse
+import functools
+import sys
+import warnings
+from typing import TYPE_CHECKING, Callable
+
+from slmray.errors import UserError
+
+if TYPE_CHECKING:
+    from slmray.catalog.prices import PriceBook
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -39,3 +49,51 @@ class ArgumentParser(argparse.ArgumentParser):
 def parser(prog: str, description: str | None = None, **kwargs) -> ArgumentParser:
     """An `ArgumentParser` with `HelpFormatter`."""
     return ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter, **kwargs)
+
+
+def exits_2_on_user_error(main: Callable[..., int]) -> Callable[..., int]:
+    """`main` with any `UserError` it raises printed as `error: <message>` on stderr, exit status 2.
+    The one place a command turns a user's mistake into its answer; anything else stays a traceback."""
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return wrapped
+
+
+def add_price_arguments(p: argparse.ArgumentParser, default: str, *, profile_choices: bool = False) -> None:
+    """--prices, --price-file and --price, as every command that prices GPU-hours takes them
+    (`price_book` reads them back).  `default` says what prices apply without them.  An unknown
+    profile is refused by `PriceBook.load` with the list of profiles; `profile_choices` makes it
+    argparse's `invalid choice` instead, before anything is read (`python -m slmray.analysis`)."""
+    from slmray.catalog.prices import profiles  # a CSV read: no torch, no Ray, no pandas
+
+    names = profiles()
+    p.add_argument("--prices", default=None, choices=names if profile_choices else None, metavar="PROFILE",
+                   help=f"price profile: {', '.join(names)} (default: {default})")
+    p.add_argument("--price-file", default=None,
+                   help="CSV (gpu,usd_per_gpu_hour[,source]) or JSON of per-GPU prices, over the profile's (default: none)")
+    p.add_argument("--price", action="append", default=[], metavar="GPU=USD",
+                   help="USD per GPU-hour, e.g. H100-80GB=3.1, over the profile's and the file's; repeatable "
+                        "(default: none)")
+
+
+def price_book(args: argparse.Namespace, profile: str | None = None) -> PriceBook | None:
+    """The prices `add_price_arguments`' flags ask for: the --prices profile (else `profile`, else
+    `local`), then the --price-file, then each --price; None where no flag was given and no `profile`
+    (the prices a results table recorded stand).  A bad profile, file or override is a PriceError."""
+    from slmray.catalog.prices import LOCAL, PriceBook, PriceWarning, parse_price_overrides
+
+    if not (profile or args.prices or args.price_file or args.price):
+        return None
+    with warnings.catch_warnings(record=True) as caught:  # a GPU the catalog does not know: said on a line
+        warnings.simplefilter("always", PriceWarning)
+        book = PriceBook.load(args.prices or profile or LOCAL, args.price_file, parse_price_overrides(args.price))
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return book

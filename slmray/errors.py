@@ -1,12 +1,19 @@
-"""The one-line errors every command shows: a `ConfigError` whose message starts with the field or
-file it is about, `first_line` of any exception, and the one positive-integer check."""
+"""The one-line errors every command shows: `UserError`, the base of every error a user can cause
+(a bad flag, file, table, price or space), whose message starts with the field or file it is about;
+`ConfigError` for a configuration value; `first_line` of any exception; and the one positive-integer
+check.  A command prints a `UserError` as `error: <message>` and exits 2 (`slmray.cli.exits_2_on_user_error`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 
-class ConfigError(ValueError):
+class UserError(ValueError):
+    """Input a user can fix (a flag, a file, a table, a price, a search space); the message, one line,
+    names it and says what is wrong.  A ValueError, as each of its subclasses was before it existed."""
+
+
+class ConfigError(UserError):
     """A user error in a configuration value; the message names the field."""
 
 

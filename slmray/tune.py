@@ -24,6 +24,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from slmray.cli import add_price_arguments, exits_2_on_user_error, parser, price_book
+
 DEFAULT_STORAGE = "~/slmray_results"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """A sweep name: one path component that a shell, S3 and every file system take as it is."""
@@ -40,9 +42,6 @@ def __getattr__(name: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from slmray.catalog.prices import profiles  # a CSV read: no torch, no Ray
-    from slmray.cli import parser
-
     p = parser("python -m slmray.tune", "Sweep a search space: one Ray Train run per trial, one row per trial.")
     p.add_argument("space", help="search-space file, e.g. search_spaces/smoke.py")
     p.add_argument("--storage", default=DEFAULT_STORAGE,
@@ -57,10 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--cluster-config", default=None,
                    help="cluster YAML whose node types bound the capacity (default: the cluster or machine at hand)")
-    p.add_argument("--prices", default=None, help=f"price profile: {', '.join(profiles())} (default: the space's)")
-    p.add_argument("--price-file", default=None, help="CSV or JSON of extra or replacing prices (default: none)")
-    p.add_argument("--price", action="append", default=[], metavar="GPU=USD",
-                   help="USD per GPU-hour, e.g. H100-80GB=3.1; repeatable (default: none)")
+    add_price_arguments(p, "the space's")
     p.add_argument("--isolate-trials", action="store_true",
                    help="start a worker group for each trial, as a standalone run would, instead of reusing a warm "
                         "group of the same shape")
@@ -72,21 +68,16 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"
 
 
+@exits_2_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     warnings.formatwarning = _one_line_warning  # a missing price is news, not a stack location
 
-    from slmray.catalog.prices import PriceError
-    from slmray.cluster.files import ClusterError
     from slmray.errors import ConfigError
-    from slmray.results.storage import StorageError
-    from slmray.results.table import ResultsError
     from slmray.sweep.lock import SweepLock
-    from slmray.sweep.space import SpaceError
 
-    user_errors = (SpaceError, ConfigError, PriceError, StorageError, ClusterError, ResultsError)
     try:
         request = _request(args, command)
         if request is None:
@@ -94,9 +85,6 @@ def main(argv: list[str] | None = None) -> int:
         # a lost lock stops the sweep as Ctrl-C does (its trials stop, its state is saved)
         lock = SweepLock(request.sweep_dir, request.name, on_lost=lambda: os.kill(os.getpid(), signal.SIGINT))
         lock.acquire()  # also the first write: storage that cannot be written is found here
-    except user_errors as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted before the sweep started: nothing ran", file=sys.stderr)
         return 130
@@ -113,9 +101,6 @@ def main(argv: list[str] | None = None) -> int:
                   "and wrote nothing after that", file=sys.stderr)
             return 2
         return code
-    except user_errors as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except SweepError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -131,7 +116,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _request(args: argparse.Namespace, command: list[str]):
     """The checked sweep (`slmray.sweep.driver.SweepRequest`), or None after printing a dry run."""
-    from slmray.catalog.prices import PriceBook, parse_price_overrides
     from slmray.data.sources import check_source
     from slmray.errors import ConfigError
     from slmray.results.storage import exists, join, normalize
@@ -140,7 +124,7 @@ def _request(args: argparse.Namespace, command: list[str]):
     from slmray.sweep.space import SpaceError, load_space
 
     space = load_space(args.space)
-    prices = PriceBook.load(args.prices or space.prices, args.price_file, parse_price_overrides(args.price))
+    prices = price_book(args, space.prices)
     if args.max_trials is not None and args.max_trials < 1:
         raise ConfigError(f"--max-trials: {args.max_trials} is not a positive integer")
     if args.budget_usd is not None and not (math.isfinite(args.budget_usd) and args.budget_usd > 0):

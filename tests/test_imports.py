@@ -1,4 +1,4 @@
-"""Imports run one way: trainer -> prediction -> sweep -> analysis and the planner, with the catalog
+"""Imports run one way: trainer -> prediction -> sweep -> the planner -> analysis, with the catalog
 (GPUs, instances, prices), the results table, the core (the row, objectives, costs, the Pareto
 mask) and the cluster files below them all.  Read from the
 source (every import, at any depth of a module, `TYPE_CHECKING` ones too), not by importing it."""
@@ -15,7 +15,8 @@ LAYERS = {
     1: ("train", "data"),
     2: ("predict",),
     3: ("sweep", "space", "tune"),
-    4: ("analysis", "recommend"),
+    4: ("planning",),
+    5: ("analysis", "recommend"),
 }
 """Each package (or command module) of slmray by its first name under the package, and its layer:
 it imports only from its own layer or those below."""

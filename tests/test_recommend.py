@@ -14,17 +14,13 @@ from slmray.analysis.costs import price_trials
 from slmray.analysis.table import load_results
 from slmray.catalog.prices import PriceBook
 from slmray.predict.calibration import POOLED
-from slmray.recommend import (
-    _hours,
-    _money,
-    answer,
-    default_assumptions,
-    fit_table_corrections,
-    main,
-    option_label,
-    parse_tokens,
-    plan_run,
-)
+from slmray.planning.assumptions import default_assumptions
+from slmray.planning.options import fit_table_corrections
+from slmray.planning.run import plan_run
+from slmray.planning.text import answer, option_label
+from slmray.planning.text import hours as _hours
+from slmray.planning.text import money as _money
+from slmray.recommend import main, parse_tokens
 
 from analysis_fixtures import REPO, RESULTS
 
@@ -198,7 +194,8 @@ def test_the_planner_takes_a_config_json_and_plans_it_by_its_name(sweeps, tmp_pa
     its rows' estimates built on its shape (the table's llama-1b rows stand in for a file of that shape)."""
     import json
 
-    from slmray.recommend import RecommendError, default_assumptions, model_spec, plan_run, recorded_prices
+    from slmray.planning.assumptions import PlanError
+    from slmray.planning.run import check_model, recorded_prices
     from slmray.train.presets import PRESETS
 
     m = PRESETS["llama-1b"]
@@ -208,11 +205,11 @@ def test_the_planner_takes_a_config_json_and_plans_it_by_its_name(sweeps, tmp_pa
         "model_type": "llama", "hidden_size": m.d_model, "intermediate_size": m.d_mlp, "num_hidden_layers": m.n_layer,
         "num_attention_heads": m.n_head, "vocab_size": m.vocab_size, "max_position_embeddings": m.max_seq_len,
         "rms_norm_eps": m.norm_eps, "rope_theta": m.rope_theta}))
-    spec = model_spec(str(folder))
+    spec = check_model(str(folder))
     assert spec.replace(source=m.source) == m
     book, a = recorded_prices(sweeps), default_assumptions(sweeps)
     by_file, by_name = plan_run(sweeps, str(folder), 2e10, book, a), plan_run(sweeps, "llama-1b", 2e10, book, a)
     assert by_file.model == "llama-1b" and by_file.n_params == by_name.n_params
     pd.testing.assert_frame_equal(by_file.options, by_name.options)
-    with pytest.raises(RecommendError, match=r"^--model: .*nowhere/config.json does not exist"):
+    with pytest.raises(PlanError, match=r"^--model: .*nowhere/config.json does not exist"):
         plan_run(sweeps, str(tmp_path / "nowhere" / "config.json"), 2e10, book, a)

@@ -193,7 +193,7 @@ def test_a_configuration_the_table_lacks_is_told_failed_at_no_cost(replay_module
 
 def test_a_trial_costs_what_a_warm_group_spends_unless_asked_for_what_its_sweep_spent(replay_module, tmp_path):
     from slmray.results.table import write_table
-    from slmray.sweep.plan import TRIAL_OVERHEAD_S
+    from slmray.predict.overheads import TRIAL_OVERHEAD_S
 
     path = tmp_path / "grid.parquet"
     write_table(replay_module.synthetic_table(models=("llama-100m",), batches=(8, 64), gpus=(1,), seed=1), str(path))

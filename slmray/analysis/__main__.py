@@ -10,8 +10,9 @@ import argparse
 import sys
 import warnings
 
-from slmray.catalog.prices import profiles
+from slmray.cli import add_price_arguments, exits_2_on_user_error, price_book
 from slmray.cli import parser as new_parser
+from slmray.errors import UserError
 
 DEFAULT_OBJECTIVES = ("max:tokens_per_s", "min:usd_per_btok")
 LOSS_SOURCES = ("scaling", "measured")
@@ -28,46 +29,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="an objective, repeatable; the first ranks the recommendation "
         f"(default: {' and '.join(DEFAULT_OBJECTIVES)})",
     )
-    p.add_argument("--prices", choices=profiles(), default=None, metavar="PROFILE",
-                   help=f"re-price every trial with this profile: {', '.join(profiles())} "
-                        "(default: the prices the sweep recorded)")
-    p.add_argument("--price-file", default=None,
-                   help="CSV (gpu,usd_per_gpu_hour[,source]) or JSON of per-GPU prices, over the profile's (default: none)")
-    p.add_argument("--price", action="append", default=[], metavar="GPU=USD",
-                   help="price of one GPU-hour, over the profile's and the file's; repeatable (default: none)")
+    # a profile is checked as the flags are parsed, before the tables are read (argparse's `invalid choice`)
+    add_price_arguments(p, "the prices the sweep recorded; a profile re-prices every trial", profile_choices=True)
     p.add_argument("--loss-per-token", choices=LOSS_SOURCES, default=LOSS_SOURCES[0],
                    help="source of Loss/Token in loss per dollar: scaling (the Chinchilla law) or measured "
                         "(the slope of the trial's loss curve)")
     return p
 
 
+@exits_2_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.out.strip():
-        print("error: --out: must name a folder for the report (got an empty path)", file=sys.stderr)
-        return 2
+        raise UserError("--out: must name a folder for the report (got an empty path)")
     # after parsing: pandas, pyarrow and matplotlib take about a second to import, which --help need not wait for
     from slmray.analysis.costs import DERIVED_COLUMNS, add_cost_metrics, price_trials
     from slmray.analysis.report import cell, write_report
     from slmray.analysis.table import load_results
-    from slmray.catalog.prices import PriceBook, PriceError, parse_price_overrides
-    from slmray.core.objective import Objective, ObjectiveError
+    from slmray.core.objective import Objective
     from slmray.core.schema import NUMERIC_COLUMNS
-    from slmray.results.storage import StorageError
-    from slmray.results.table import ResultsError, ResultsWarning
+    from slmray.results.table import ResultsWarning
 
     objective_columns = (*NUMERIC_COLUMNS, *DERIVED_COLUMNS)
     notes = []
-    try:
-        objectives = [Objective.parse(o, objective_columns) for o in args.objective or DEFAULT_OBJECTIVES]
-        repricing = args.prices or args.price_file or args.price
-        book = PriceBook.load(args.prices or "local", args.price_file, parse_price_overrides(args.price)) if repricing else None
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ResultsWarning)
-            df = load_results(args.results)
-    except (ObjectiveError, PriceError, ResultsError, StorageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    objectives = [Objective.parse(o, objective_columns) for o in args.objective or DEFAULT_OBJECTIVES]
+    book = price_book(args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResultsWarning)
+        df = load_results(args.results)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
         notes.append(str(w.message))

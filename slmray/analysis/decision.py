@@ -3,8 +3,8 @@
 For each model of a results frame (a preset the tables ran), a full training run of
 D = `tokens_per_param` x N tokens (default 20, Chinchilla's ratio) at the prices the frame
 carries (as the report was given them): the cheapest and the fastest option, the ranked
-options, and why the others are out.  The logic is `slmray.recommend.plan_run`'s; this module
-only lays it out.
+options, and why the others are out.  The logic is `slmray.planning.run.plan_run`'s and the words
+`slmray.planning.text`'s, as the command prints them; this module only lays them out.
 """
 
 from __future__ import annotations
@@ -12,19 +12,10 @@ from __future__ import annotations
 import pandas as pd
 
 from slmray.analysis.table import model_order
-from slmray.recommend import (
-    DEFAULT_TOKENS_PER_PARAM,
-    Decision,
-    RecommendError,
-    answer,
-    correction_lines,
-    default_assumptions,
-    option_label,
-    options_table,
-    plan_run,
-    recorded_prices,
-)
-from slmray.train.presets import PRESETS
+from slmray.planning.assumptions import DEFAULT_TOKENS_PER_PARAM, PlanError, default_assumptions
+from slmray.planning.options import model_configs
+from slmray.planning.run import Decision, plan_run, recorded_prices
+from slmray.planning.text import answer, correction_lines, excluded, excluded_counts, option_label, options_table
 
 TOP = 10
 
@@ -35,14 +26,15 @@ def decisions(df: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PAR
     book = recorded_prices(df)
     assumptions = default_assumptions(df)
     out: dict[str, Decision | str] = {}
+    shapes = model_configs(model_order(df))
     for model in model_order(df):
-        if model not in PRESETS:
+        if model not in shapes:
             out[model] = f"{model} is not a preset: its shape cannot be rebuilt to plan a run"
             continue
         try:
-            out[model] = plan_run(df, model, tokens_per_param * PRESETS[model].num_params, book, assumptions,
+            out[model] = plan_run(df, model, tokens_per_param * shapes[model].num_params, book, assumptions,
                                   max_gpus=max_gpus)
-        except RecommendError as exc:
+        except PlanError as exc:
             out[model] = str(exc)
     return out
 
@@ -81,10 +73,8 @@ def sections(df: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PARA
             *d.assumptions.lines(d.n_params), *d.notes, *correction_lines(d), *answer(d),
         ]
         text = [t.strip() for t in text]
-        excluded = d.options[d.options["excluded"] != ""]
-        if len(excluded):
-            counts = excluded["excluded"].str.split(", ").explode().str.replace(r" \(.*", "", regex=True).value_counts()
-            text.append("Excluded: " + ", ".join(f"{n} {r}" for r, n in counts.items()) + ".")
+        if len(excluded(d)):
+            text.append(f"Excluded: {excluded_counts(d)}.")
         tables = [(f"{model}: options, cheapest first (top {min(TOP, len(d.eligible))} of {len(d.eligible)})",
                    options_table(d.eligible.head(TOP)))]
         out.append((title, text, tables))

@@ -40,6 +40,7 @@ from importlib import resources
 from slmray.catalog.gpus import CPU, canonical_gpu, gpu_specs, spec_for
 from slmray.catalog.instances import instance
 from slmray.catalog.tables import CsvError, read_rows
+from slmray.errors import UserError
 
 LOCAL = "local"
 ON_DEMAND = "on-demand"
@@ -52,7 +53,7 @@ CATALOG_COLUMNS = {
 """prices.csv's columns and their types."""
 
 
-class PriceError(ValueError):
+class PriceError(UserError):
     """A price profile, file or override that cannot be used; the message names it."""
 
 

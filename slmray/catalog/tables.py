@@ -19,14 +19,14 @@ from typing import Any, Collection, Mapping, TypeVar
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from slmray.errors import first_line
+from slmray.errors import UserError, first_line
 
 T = TypeVar("T")
 ARROW_TYPES = {int: pa.int64(), float: pa.float64()}
 WORDS = {int: "an integer", float: "a number"}
 
 
-class CsvError(ValueError):
+class CsvError(UserError):
     """A CSV file that does not match its columns: `<file>: <field>: <what is wrong>`."""
 
 

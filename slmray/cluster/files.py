@@ -40,7 +40,8 @@ import yaml
 from slmray import __version__
 from slmray.catalog.gpus import gpu_specs, spec_for
 from slmray.catalog.instances import InstanceType, instance
-from slmray.cli import ArgumentParser, HelpFormatter
+from slmray.cli import ArgumentParser, HelpFormatter, exits_2_on_user_error
+from slmray.errors import UserError
 
 HEAD_RESOURCE = "slmray_head"
 """Custom resource of the head node type; each trial driver requests a fraction of it."""
@@ -62,7 +63,7 @@ _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
 _ROLE = "nodes reach S3 through their instance role (IamInstanceProfile), never through keys in a file"
 
 
-class ClusterError(ValueError):
+class ClusterError(UserError):
     """A cluster file that Ray or slmray rejects: `<file>: <field>: <what is wrong>`, one line."""
 
     def __init__(self, path: str, field: str | None, problem: str):
@@ -417,6 +418,7 @@ def _check_pin(
             raise ClusterError(path, f, f"installs {package} {pinned}, but {whose} is {version}")
 
 
+@exits_2_on_user_error
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m slmray.cluster", description=__doc__.split("\n\n")[0],
                             formatter_class=HelpFormatter)
@@ -428,11 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     validate.add_argument("files", nargs="*", help="cluster YAML files (default: every *.yaml in cluster/)")
     args = parser.parse_args(argv)
-    try:
-        files = args.files or [str(p) for p in _cluster_files("cluster")]
-    except ClusterError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    files = args.files or [str(p) for p in _cluster_files("cluster")]
     failed = False
     for f in files:
         try:

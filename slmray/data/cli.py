@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from slmray.cli import ArgumentParser, HelpFormatter
-from slmray.errors import ConfigError
+from slmray.cli import ArgumentParser, HelpFormatter, exits_2_on_user_error
 
 SHARD_TOKENS_HELP = "tokens per shard file (default: 16,777,216)"
 """`slmray.data.sources.SHARD_TOKENS`, written out so that --help imports no torch (a test checks they agree)."""
@@ -39,10 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@exits_2_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from slmray.data import sources  # numpy, pyarrow and torch load here, after parsing
-    from slmray.results.storage import StorageError
 
     try:
         if args.command == "stdlib":
@@ -51,9 +50,6 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = sources.ByteTokenizer() if args.tokenizer == "bytes" else sources.HFTokenizer(args.tokenizer)
         shard_tokens = args.shard_tokens if args.shard_tokens is not None else sources.SHARD_TOKENS
         meta = sources.prepare(args.inputs, args.out, tokenizer, args.max_bytes, shard_tokens)
-    except (ConfigError, StorageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except OSError as exc:  # a cache or output folder that cannot be made: the user's to fix, not a traceback
         where = f"--cache-dir {exc.filename or args.cache_dir}" if args.command == "stdlib" else f"--out {args.out}"
         reason = exc.strerror or (str(exc).strip().splitlines() or [type(exc).__name__])[0]

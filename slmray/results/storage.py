@@ -13,10 +13,10 @@ from typing import Callable
 
 import pyarrow.fs as pafs
 
-from slmray.errors import first_line
+from slmray.errors import UserError, first_line
 
 
-class StorageError(ValueError):
+class StorageError(UserError):
     """A path slmray cannot use; the message names it."""
 
 

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from slmray.core.schema import COLUMNS, SCHEMA, STATUSES, TIMESTAMP_COLUMNS  # noqa: F401  (re-exported)
+from slmray.errors import UserError
 from slmray.results.storage import exists, filesystem, write_atomically
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ MEASURED_COLUMNS = ("tokens_per_s", "mfu", "peak_mem_gb", "price_per_hour_usd", 
 """Required numbers that are never negative nor infinite in a table the sweep wrote."""
 
 
-class ResultsError(ValueError):
+class ResultsError(UserError):
     """A results path or table that cannot be used; the message names it."""
 
 

@@ -32,7 +32,7 @@ from typing import Any
 from slmray.catalog.gpus import gpu_specs, spec_for
 from slmray.core.objective import Objective, ObjectiveError
 from slmray.core.schema import NUMERIC_COLUMNS
-from slmray.errors import ConfigError, check_positive_int
+from slmray.errors import ConfigError, UserError, check_positive_int
 from slmray.train import fp8
 from slmray.train.config import CPU_ATTENTION, DEVICES, PRECISIONS, STRATEGIES, ModelConfig, TrainConfig, installed_backends
 from slmray.train.presets import PRESETS, get_model
@@ -53,7 +53,7 @@ DEFAULT = {f.name: f.default for f in fields(TrainConfig) if f.default is not MI
 """TrainConfig's defaults: a space's own defaults for the training fields it shares."""
 
 
-class SpaceError(ValueError):
+class SpaceError(UserError):
     """A search-space file that cannot be used: `<file>: <field>: <what is wrong>`."""
 
 

@@ -13,8 +13,8 @@ import json
 import os
 import sys
 
+from slmray.cli import exits_2_on_user_error
 from slmray.cli import parser as new_parser
-from slmray.errors import ConfigError
 from slmray.train.config import ModelConfig, TrainConfig
 from slmray.train.presets import PUBLISHED_PARAM_COUNTS, PRESETS, get_model
 
@@ -122,16 +122,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(model=model, seq_len=seq_len, **{n: getattr(args, n) for n in names})
 
 
+@exits_2_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_models:
         print(list_models(as_json=args.json))
         return 0
-    try:
-        cfg = config_from_args(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = config_from_args(args)
     if cfg.strategy != "single" and "WORLD_SIZE" not in os.environ:
         # A warning, not an error: DDP or FSDP on one process is a configuration people run on
         # purpose (a one-GPU sweep trial is one; benchmarks/results/sweeps compares it run directly), so
@@ -142,10 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = run(cfg, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
+    except Exception as exc:  # a ConfigError the run finds (no FP8 tensor cores, no data) is re-raised: exit 2
         if not is_out_of_memory(exc):
             raise
         print(f"status oom: {str(exc).strip().splitlines()[0][:300]}", file=sys.stderr)  # a rank of a multi-process run
