@@ -50,6 +50,8 @@ worker does, and the pool retries its configuration on a fresh group, so Train's
 only be one more process started with every group.  The driver gives them to the whole job
 (`train_environment`), not to the pool alone: processes with an environment of their own could
 not take the workers Ray starts idle with it, and each group would wait for new ones."""
+CAPACITY_TTL_S = 1.0
+"""How long the cluster's capacity, once read, stands: nodes come and go in minutes."""
 COLLECTIVE_TIMEOUT_S = 900
 """A rank stuck this long in a collective ends the group (torch.distributed's timeout; Ray's
 default is 1,800 s).  Compiling llama-2b takes a few minutes, inside no collective."""
@@ -72,8 +74,9 @@ class WarmPool:
 
     def __init__(self, specs: dict[str, GroupSpec], reserve: dict[str, float], idle_s: float = IDLE_S):
         self.cond = threading.Condition()
-        self.scheduler = WarmScheduler(specs, start_group=self._start_group, capacity=cluster_capacity,
+        self.scheduler = WarmScheduler(specs, start_group=self._start_group, capacity=self._capacity,
                                        clock=time.monotonic, stamp=time.time_ns, reserve=reserve, idle_s=idle_s)
+        self.capacity_read: tuple[float, dict[str, float]] = (-CAPACITY_TTL_S, {})
 
     def submit(self, key: str, trial_id: str, train: dict) -> None:
         with self.cond:
@@ -120,6 +123,13 @@ class WarmPool:
         with self.cond:
             self.scheduler.close()
             self.cond.notify_all()
+
+    def _capacity(self) -> dict[str, float]:
+        """`cluster_capacity`, read at most once per `CAPACITY_TTL_S` (each waiting group asks)."""
+        at, capacity = self.capacity_read
+        if time.monotonic() - at >= CAPACITY_TTL_S:
+            self.capacity_read = (time.monotonic(), cluster_capacity())
+        return self.capacity_read[1]
 
     def _start_group(self, group_id: str, spec: GroupSpec) -> None:
         """A thread of this actor runs the group's `TorchTrainer.fit()`, so a group starts without a
