@@ -195,15 +195,15 @@ def test_nccl_holds_an_unwaited_collectives_tensor_until_released():
     torch.cuda.set_device(0)
     dist.init_process_group("nccl", rank=0, world_size=1, device_id=torch.device("cuda", 0))
     try:
-        size = 256 * 2**20
+        size, before = 256 * 2**20, torch.cuda.memory_allocated()
         x = torch.ones(size // 4, device="cuda")
         dist.all_reduce(x, async_op=True)  # as DDP's gradient buckets: nobody waits
         torch.cuda.synchronize()
-        with_tensor = torch.cuda.memory_allocated()
         del x
-        assert torch.cuda.memory_allocated() == with_tensor  # NCCL still holds it
+        time.sleep(1.0)  # the watchdog has seen it finish: still held until NCCL's next call
+        assert torch.cuda.memory_allocated() - before >= size
         private_apis.release_unwaited_collectives()
-        assert torch.cuda.memory_allocated() <= with_tensor - size
+        assert torch.cuda.memory_allocated() - before < size // 2  # the barrier's few bytes stay
     finally:
         dist.destroy_process_group()
 
