@@ -12,7 +12,8 @@ the function that needs them, so importing it costs nothing.
 - `stop_tune_gracefully`: Tune stops a run gracefully (state saved, trials stopped) on SIGINT
   unless `TUNE_DISABLE_SIGINT_HANDLER` (documented) is set, and always on SIGUSR1, which is not
   documented.  The sweep handles SIGINT and SIGTERM itself (to say what is left) and passes the
-  first one on as SIGUSR1; Tune has no public call that stops `Tuner.fit()` from its own process.
+  first one on as SIGUSR1.  Tune has no public call that stops `Tuner.fit()` so that its trials
+  resume: a `Stopper`'s `stop_all` ends them as finished, and `--resume` would not run them.
 - `ray_cluster_launcher`: `ray up` fills a cluster file's defaults and validates it in
   `ray.autoscaler._private.util` (`prepare_config`, `validate_config`,
   `fill_node_type_min_max_workers`); Ray's public `ray.autoscaler.sdk` only launches clusters,

@@ -9,7 +9,7 @@ yet collected.  It never blocks and reads no clock of its own: starting a group,
 group's name and the cluster's capacity are callables it is given, and a group asking for work
 is told a job, to end (None), or to ask again by a time (`Wait`).
 
-The rules, each as the pool has run them since its first sweeps:
+The rules (the pool's before this module, but for where starvation is read from):
 - Groups started with the pool (`prestart`) hold back every configuration until all of them are
   up, or `prestart_wait_s` has passed: no trial is measured while another group starts (on the
   CPU, a group starting takes the cores a trial is timed on).
@@ -18,10 +18,12 @@ The rules, each as the pool has run them since its first sweeps:
 - An idle group ends after `idle_s` without work, and at once while a group of another shape
   starves: it is starting and the pool's groups (by this scheduler's own count) need more than
   the cluster has, or it has been starting longer than `start_wait_s` (what Ray holds for
-  others is not counted).
+  others is not counted).  Before, a thread read Ray's placement-group table each second for a
+  pending group of the shape: an internal layout, and hundreds of entries on a long sweep.
 - A group that raised (its `fit()` ended with an error) hands its configuration back for a fresh
   group, up to the shape's `max_failures`, unless it ran out of memory; then the error is its
   result.  A one-process group that ran out of memory reports it as a result and stays warm.
+- Once closed, no group starts and configurations still waiting get `CLOSED` as their result.
 """
 
 from __future__ import annotations
