@@ -71,18 +71,6 @@ def test_the_check_finds_what_it_forbids(tmp_path):
 
 # -- the credential filter and the graceful stop, on a local Ray: one Tune run for both ----------
 
-def _trial(config):
-    """Report what Tune put in this trial's runtime environment, then run until stopped."""
-    import ray
-    from ray import tune
-
-    env_vars = dict((ray.get_runtime_context().runtime_env or {}).get("env_vars") or {})
-    tune.report({"env_vars": ",".join(sorted(env_vars)), "done_waiting": 0})
-    Path(config["marker"]).write_text("running")
-    time.sleep(120)
-    tune.report({"env_vars": "", "done_waiting": 1})
-
-
 @pytest.mark.ray
 def test_aws_keys_stay_out_of_a_trials_runtime_env_and_sigusr1_stops_tune_gracefully(tmp_path, monkeypatch):
     import ray
@@ -95,6 +83,21 @@ def test_aws_keys_stay_out_of_a_trials_runtime_env_and_sigusr1_stops_tune_gracef
     monkeypatch.setenv("RAY_CHDIR_TO_TRIAL_DIR", "0")  # Tune propagates it the same way: proof the env was read
     monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     marker = tmp_path / "running"
+
+    def trial(config):  # defined here: Ray pickles it by value (the workers cannot import this test module)
+        """Report what Tune put in this trial's runtime environment, then run until stopped."""
+        import pathlib
+        import time
+
+        import ray
+        from ray import tune
+
+        env_vars = dict((ray.get_runtime_context().runtime_env or {}).get("env_vars") or {})
+        tune.report({"env_vars": ",".join(sorted(env_vars)), "done_waiting": 0})
+        pathlib.Path(config["marker"]).write_text("running")
+        time.sleep(120)
+        tune.report({"env_vars": "", "done_waiting": 1})
+
     seen_by_us = []
     previous = signal.signal(signal.SIGUSR1, lambda *_: seen_by_us.append(1))  # Tune's handler must replace it
     ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
@@ -111,7 +114,7 @@ def test_aws_keys_stay_out_of_a_trials_runtime_env_and_sigusr1_stops_tune_gracef
     try:
         stopper.start()
         started = time.time()
-        tuner = tune.Tuner(_trial, param_space={"marker": str(marker)},
+        tuner = tune.Tuner(trial, param_space={"marker": str(marker)},
                            run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"), name="t", verbose=0))
         results = tuner.fit()
         took = time.time() - started
