@@ -46,7 +46,7 @@ COLUMNS = [
 
 
 def measure(model: str, seq_len: int, batch: int, attention: str, compile: bool, steps: int, repeats: int) -> dict:
-    torch._dynamo.reset()  # fresh compile caches: no run inherits another's graphs or recompile budget
+    torch.compiler.reset()  # fresh compile caches: no run inherits another's graphs or recompile budget
     cfg = TrainConfig(
         model=get_model(model), attention=attention, per_device_batch=batch, seq_len=seq_len, steps=steps,
         repeats=repeats, warmup_steps=3, compile=compile, data="synthetic", device="cuda",

@@ -9,6 +9,7 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from slmray.catalog.prices import PriceBook
+from slmray.private_apis import optuna_study
 from slmray.sweep.capacity import capacity_from_yaml
 from slmray.sweep.driver import _predicted_front
 from slmray.sweep.plan import make_plan
@@ -98,7 +99,7 @@ def test_out_of_memory_is_told_as_the_worst_outcome_not_as_missing():
             "status": "oom" if oom else "ok", "tokens_per_s": float("nan") if oom else 100.0,
             "usd": float("nan") if oom else 1.0,
         })
-    told = {t.params["batch"]: (t.state, t.values) for t in inner._ot_study.trials}  # Ray keeps the study private
+    told = {t.params["batch"]: (t.state, t.values) for t in optuna_study(inner).trials}
     assert told[4] == (optuna.trial.TrialState.COMPLETE, [float("-inf"), float("inf")])
     assert told[2] == (optuna.trial.TrialState.COMPLETE, [100.0, 1.0])
 
@@ -126,7 +127,7 @@ def test_every_numeric_column_is_an_objective_of_every_sampler(sampler):
         assert config["model"] == "tiny" and config["correction"]["rows"] == 0  # nothing measured yet
         row = {"status": "ok", column: 1234.5 + i, second: 2.5}
         alg.on_trial_complete(f"t{i}", row)
-        [told] = [t.values for t in alg.searcher.searcher._ot_study.trials if t.values]
+        [told] = [t.values for t in optuna_study(alg.searcher.searcher).trials if t.values]
         assert told == [1234.5 + i, 2.5], column
 
 

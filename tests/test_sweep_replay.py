@@ -111,13 +111,15 @@ def test_cli_replays_the_committed_h100_and_h200_sweeps_as_one_grid(replay_modul
 
 
 def _study(run):
-    """The Optuna study inside the replayed run's searcher (Ray keeps it private)."""
+    """The Optuna study inside the replayed run's searcher."""
     from ray.tune.search.optuna import OptunaSearch
 
     from slmray.sweep.searchers import DistinctSearcher
 
     assert isinstance(run.searcher, DistinctSearcher) and isinstance(run.searcher.searcher, OptunaSearch)
-    return run.searcher.searcher._ot_study
+    from slmray.private_apis import optuna_study
+
+    return optuna_study(run.searcher.searcher)
 
 
 def test_tpe_drives_the_sweeps_searcher_each_configuration_once_an_oom_told_worst(replay_module, grids):

@@ -214,6 +214,8 @@ def test_optuna_on_a_cost_objective_on_s3_keeps_credentials_out_of_every_file(tm
 
     import boto3
 
+    from slmray.private_apis import optuna_study
+
     canary = f"slmray-canary-{os.getpid()}-{time.time_ns()}"
     env = {**s3_server, "AWS_SECRET_ACCESS_KEY": canary}
     path = write_space(tmp_path, """
@@ -247,7 +249,7 @@ SPACE = SearchSpace(model=["tiny"], per_device_batch=[2, 4, 8], num_gpus=[1, 2],
     # what Optuna was told: its study, checkpointed with the sweep
     state = pickle.loads(next(v for k, v in objects.items() if "searcher-state" in k))
     told = {tuple(t.params[k] for k in ("per_device_batch", "num_gpus", "attention")): t.values
-            for t in state["_ot_study"].trials if t.values}
+            for t in optuna_study(state).trials if t.values}
     assert told == {(r["per_device_batch"], r["num_gpus"], r["attention"]): [r["tokens_per_s"], r["tokens_per_usd"]]
                     for r in rows}
 

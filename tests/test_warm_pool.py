@@ -5,7 +5,8 @@ a shape that waits.  The sweeps in test_tune.py run it through the command."""
 import pytest
 import ray
 
-from slmray.sweep.warm import GroupSpec, start_pool
+from slmray.sweep.warm import start_pool
+from slmray.sweep.warm_scheduler import GroupSpec
 from slmray.train.config import TrainConfig
 from slmray.train.presets import get_model
 

@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
-from slmray import __version__
+from slmray import __version__, private_apis
 from slmray.catalog.gpus import gpu_specs, spec_for
 from slmray.catalog.instances import InstanceType, instance
 from slmray.cli import ArgumentParser, HelpFormatter, exits_2_on_user_error
@@ -252,7 +252,7 @@ def _ray_schema() -> dict:
 def _ray_validated(path: str, raw: dict) -> dict:
     """The config as Ray's cluster launcher sees it, after Ray's own checks."""
     import jsonschema
-    from ray.autoscaler._private import util as ray_util  # private, but the functions `ray up` calls
+    ray_util = private_apis.ray_cluster_launcher()
 
     try:
         jsonschema.validate(raw, _ray_schema())  # on the file as written: errors name the user's fields

@@ -36,6 +36,7 @@ from typing import Callable, Iterable
 from slmray.catalog.gpus import canonical_gpu
 from slmray.catalog.profiles import Measurement, format_profile, profile_path
 from slmray.predict.kernels import linear_gemms, linear_shapes
+from slmray.private_apis import gpu_spin
 from slmray.train.presets import PRESETS
 
 TOKENS = (1024, 2048, 4096, 8192, 16384, 32768, 65536)
@@ -99,9 +100,10 @@ def _block_step(block, x, cos, sin, device: str) -> None:
 def _count(fn: Callable[[], None]) -> dict[tuple[str, bool], int]:
     """Aten ops `fn` dispatches, by (name, is a view)."""
     import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
 
-    class Counter(TorchDispatchMode):
+    from slmray.private_apis import torch_dispatch_mode
+
+    class Counter(torch_dispatch_mode()):
         def __init__(self):
             super().__init__()
             self.ops: dict[tuple[str, bool], int] = {}
@@ -140,7 +142,7 @@ class _Timer:
         for _ in range(self.warmup):
             fn()
         events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(self.reps)]
-        torch.cuda._sleep(int(2e9 * max(5e-4, 2 * host_s * inner * self.reps)))
+        gpu_spin(int(2e9 * max(5e-4, 2 * host_s * inner * self.reps)))
         for start, end in events:
             start.record()
             for _ in range(inner):
@@ -259,7 +261,7 @@ def bench_kernel(timer: _Timer, say: Callable[[str], None]) -> list[Measurement]
     import torch
 
     inner = 200
-    seconds = timer(lambda: torch.cuda._sleep(0), inner=inner, host_s=2e-5)
+    seconds = timer(lambda: gpu_spin(0), inner=inner, host_s=2e-5)
     say(f"kernel: {seconds * 1e6:.2f} us back to back")
     return [Measurement("kernel", "-", inner, 0, 0, seconds)]
 

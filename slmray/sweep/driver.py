@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from ray import tune
 
+from slmray import private_apis
 from slmray.catalog.prices import PriceBook
 from slmray.cluster.files import HEAD_RESOURCE
 from slmray.core.costs import tokens_per_usd
@@ -192,13 +193,11 @@ def _quiet_ray(verbose: bool) -> None:
 
 def _keep_credentials_out_of_ray() -> None:
     """Ray Tune copies AWS keys from the driver's environment into every trial's runtime
-    environment (`ray.tune.execution.class_cache.ENV_VARS_TO_PROPAGATE`), and Ray's runtime-env
-    agent writes that environment to its log.  Keys stay out of it: a local Ray inherits this
-    process's environment anyway, and a cluster's nodes have their instance role."""
-    from ray.tune.execution import class_cache
-
+    environment (`private_apis.withhold_from_trials`), and Ray's runtime-env agent writes that
+    environment to its log.  Keys stay out of it: a local Ray inherits this process's environment
+    anyway, and a cluster's nodes have their instance role."""
     present = [v for v in SECRET_VARIABLES if os.environ.get(v)]
-    class_cache.ENV_VARS_TO_PROPAGATE = set(class_cache.ENV_VARS_TO_PROPAGATE) - set(SECRET_VARIABLES)
+    private_apis.withhold_from_trials(SECRET_VARIABLES)
     if present:
         print(
             f"warning: {', '.join(present)} set in the environment: kept out of what Ray passes to trials (Ray logs it); "
@@ -330,8 +329,8 @@ class _Interrupt:
     """Ctrl-C (or SIGTERM, what `kill` and job schedulers send) stops the sweep as Tune does (its
     state saved, running trials stopped) and is remembered, so the driver can say what is left.
     Tune installs its own SIGINT handler unless told not to, but it always listens on SIGUSR1
-    with the same graceful stop: the first signal is passed on as SIGUSR1, a second one ends the
-    driver at once."""
+    with the same graceful stop (`private_apis.stop_tune_gracefully`): the first signal is passed
+    on, a second one ends the driver at once."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -349,7 +348,7 @@ class _Interrupt:
         self.seen = True
         print(f"\n[{_now()}] interrupted: stopping the running trials and saving the sweep's state "
               "(Ctrl-C again to quit at once)", flush=True)
-        os.kill(os.getpid(), signal.SIGUSR1)
+        private_apis.stop_tune_gracefully()
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self.previous.items():

@@ -30,7 +30,7 @@ from slmray.results.table import read_table
 from slmray.sweep.capacity import Capacity
 from slmray.sweep.plan import PlannedTrial, plan_trial
 from slmray.sweep.space import SearchSpace, Trial
-from slmray.sweep.warm import failure
+from slmray.sweep.failure import failure
 from slmray.train.config import TrainConfig
 
 
@@ -51,8 +51,8 @@ class SweepSettings:
     own (`--isolate-trials`)."""
 
     def group_spec(self, trial: Trial):
-        """The worker group a trial of this sweep runs on (`slmray.sweep.warm.GroupSpec`)."""
-        from slmray.sweep.warm import GroupSpec
+        """The worker group a trial of this sweep runs on (`slmray.sweep.warm_scheduler.GroupSpec`)."""
+        from slmray.sweep.warm_scheduler import GroupSpec
 
         spec = spec_for(trial.gpu_type) if trial.gpu_type else None
         return GroupSpec(
@@ -117,13 +117,14 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
         from ray.train import FailureConfig
         from ray.train.torch import TorchTrainer
 
+        from slmray.sweep.warm import scaling_config
         from slmray.train.loop import train_loop_per_worker  # torch: only a trial that builds its own group needs it
 
         group = sweep.group_spec(trial)
         trainer = TorchTrainer(
             train_loop_per_worker,
             train_loop_config={"train": cfg.to_dict()},
-            scaling_config=group.scaling_config(),
+            scaling_config=scaling_config(group),
             run_config=ray.train.RunConfig(
                 name=trial_id,  # deterministic: a retried trial restores its own Train run
                 storage_path=group.storage_path, failure_config=FailureConfig(max_failures=group.max_failures),

@@ -121,7 +121,7 @@ def register_optimizer_hook(model: nn.Module, optimizer: torch.optim.Optimizer) 
 
     if not any(
         isinstance(m, Float8Linear) and isinstance(m.weight, DTensor)
-        and isinstance(m.weight._local_tensor, WeightWithDynamicFloat8CastTensor)
+        and isinstance(m.weight.to_local(), WeightWithDynamicFloat8CastTensor)
         for m in model.modules()
     ):
         return False

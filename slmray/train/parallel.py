@@ -13,17 +13,17 @@ import inspect
 import os
 import socket
 import sys
-import time
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
 from torch.distributed.device_mesh import init_device_mesh
 from torch.nn.parallel import DistributedDataParallel
 
 from slmray.errors import ConfigError
+from slmray.private_apis import checkpoint_wrapper
+from slmray.private_apis import release_unwaited_collectives  # noqa: F401  the trainer calls it as parallel's
 from slmray.train import fp8
 
 
@@ -159,25 +159,6 @@ def all_reduce(values: list[float], op: str, device: torch.device) -> list[float
     if op == "mean":
         t /= dist.get_world_size()
     return t.tolist()
-
-
-def release_unwaited_collectives() -> None:
-    """Free the tensors NCCL still holds for collectives nobody `wait()`ed on.
-
-    ProcessGroupNCCL keeps them (DDP's gradient buckets: the size of the gradients) until its
-    next call after its watchdog saw them finish (`shelvesToUnstash_` in ProcessGroupNCCL.hpp).
-    Called after the first step, so that DDP's initial buckets, replaced by the ones it rebuilds
-    in step 2, are gone before step 2 peaks; left to the watchdog's timing they were there in
-    every run but a process's first (its slow first step gave the watchdog time), on the H200:
-    peak memory 0.48 GB higher for llama-100m and 3.6 GB for llama-1b
-    (`benchmarks/results/warm_trials/warm_memory_h200.md`).  Called between a warm group's configurations,
-    it frees what the last one left.
-    """
-    if not (dist.is_initialized() and torch.cuda.is_available()):
-        return
-    torch.cuda.synchronize()
-    time.sleep(0.25)  # the watchdog looks every 100 ms
-    dist.barrier()
 
 
 def num_nodes(node_id: str) -> int:

@@ -1,0 +1,70 @@
+"""A failed worker group's error as a trial's status (`slmray.sweep.failure`), on errors built as
+Ray Train raises them: `WorkerGroupError` (ranks' errors), `ControllerError`, a task's error."""
+
+import pytest
+import torch
+from ray.exceptions import RayTaskError
+from ray.train import ControllerError, WorkerGroupError
+
+from slmray.sweep.failure import ERROR_CHARS, error_line, failure, worker_errors
+
+CPU_OOM = "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1099511627776 bytes."
+
+
+def raised(exc: BaseException, cause: BaseException | None = None) -> BaseException:
+    """`exc` as raised `from cause` (its __cause__ set as Python sets it)."""
+    try:
+        raise exc from cause
+    except BaseException as e:
+        return e
+
+
+def test_an_oom_on_any_rank_makes_the_trial_oom():
+    # rank 0 blocked in a collective times out; rank 1 ran out of memory
+    exc = WorkerGroupError("2 workers failed", {0: RuntimeError("Timed out waiting for the all-reduce"),
+                                                1: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")})
+    assert failure(exc) == ("oom", "CUDA out of memory. Tried to allocate 2 GiB")
+
+
+def test_the_cpu_allocators_refusal_is_an_oom():
+    assert failure(WorkerGroupError("1 worker failed", {0: RuntimeError(CPU_OOM)})) == ("oom", CPU_OOM)
+
+
+def test_an_oom_found_down_a_workers_chain_of_causes():
+    wrapped = raised(RuntimeError("the training step failed"), torch.OutOfMemoryError("CUDA out of memory"))
+    assert failure(WorkerGroupError("1 worker failed", {0: wrapped}))[0] == "oom"
+
+
+def test_an_oom_re_raised_by_ray_as_a_type_of_its_own():
+    as_cause = RayTaskError("run", "Traceback ...", torch.OutOfMemoryError("CUDA out of memory")).as_instanceof_cause()
+    assert "OutOfMemoryError" in type(as_cause).__name__
+    assert failure(WorkerGroupError("1 worker failed", {0: as_cause}))[0] == "oom"
+
+
+def test_other_errors_fail_with_the_first_ranks_error_line():
+    error = ValueError("Traceback (most recent call last):\n  File x\nOSError: Parquet magic bytes not found")
+    exc = WorkerGroupError("2 workers failed", {1: RuntimeError("rank 1: NCCL error: unhandled system error"), 0: error})
+    assert worker_errors(exc) == [error, exc.worker_failures[1]]  # by rank
+    assert failure(exc) == ("failed", "OSError: Parquet magic bytes not found")
+
+
+def test_a_task_error_wrapping_the_worker_group_error_is_read_through():
+    inner = WorkerGroupError("1 worker failed", {0: RuntimeError(CPU_OOM)})
+    assert failure(RayTaskError("fit", "Traceback ...", inner))[0] == "oom"
+
+
+def test_a_controller_error_is_its_controllers_failure():
+    exc = ControllerError(RuntimeError("The worker group did not start within 60 s"))
+    assert worker_errors(exc) == [exc.controller_failure]
+    assert failure(exc) == ("failed", "The worker group did not start within 60 s")
+
+
+@pytest.mark.parametrize("exc, line", [
+    (RuntimeError(""), "RuntimeError"),
+    (RuntimeError("first\nsecond"), "first"),
+    (KeyError("x"), "'x'"),
+    (RuntimeError("x" * 2000 + " error"), "x" * ERROR_CHARS),
+])
+def test_any_other_exception_fails_with_one_short_line(exc, line):
+    assert failure(exc) == ("failed", line)
+    assert error_line(exc) == line
