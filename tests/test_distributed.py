@@ -56,3 +56,19 @@ def test_compile_trains_the_same_model(cli, reference):
     """torch.compile of each block and the head (Inductor, C++ on the CPU): same losses to fp32 rounding."""
     losses = _losses(cli, "--per-device-batch", "4", "--compile", "--strategy", "ddp", timeout=600)
     assert losses == pytest.approx(reference, rel=1e-4)
+
+
+@pytest.fixture(scope="module")
+def transformers_reference(request):
+    from tests.conftest import run_cli
+
+    return _losses(run_cli, "--per-device-batch", "4", "--backend", "transformers", "--loss-kernel", "chunked")
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_transformers_backend_on_two_processes_matches_one(cli, transformers_reference, strategy):
+    """The Transformers model under the same DDP / FSDP2 wrapping (FSDP per decoder layer)."""
+    losses = _losses(cli, "--per-device-batch", "2", "--strategy", strategy, "--backend", "transformers",
+                     "--loss-kernel", "chunked", nproc=2)
+    assert losses == pytest.approx(transformers_reference, rel=2e-5)
+    assert losses[-1] < losses[0]
