@@ -72,3 +72,9 @@ def test_transformers_backend_on_two_processes_matches_one(cli, transformers_ref
                      "--loss-kernel", "chunked", nproc=2)
     assert losses == pytest.approx(transformers_reference, rel=2e-5)
     assert losses[-1] < losses[0]
+
+
+def test_compiled_chunked_loss_trains_the_same_model(cli, reference):
+    """The chunked loss kernel compiled with the head (its autograd.Function traced by Dynamo)."""
+    losses = _losses(cli, "--per-device-batch", "4", "--compile", "--loss-kernel", "chunked", timeout=600)
+    assert losses == pytest.approx(reference, rel=1e-4)

@@ -112,3 +112,19 @@ def test_transformers_model_takes_the_same_wrapping():
     # tiny: q, k, v and o (64 x 64) of each of 2 layers; the MLP's 172 is not a multiple of 16
     assert fp8.count(model) == 8
     assert type(model.hf.get_output_embeddings()).__name__ == "Linear"
+
+
+def test_cli_refuses_flash2_without_flash_attn_in_one_line(capsys):
+    from slmray.train.cli import main
+    from slmray.train.config import flash_attn_available
+    from tests.conftest import call_main
+
+    if flash_attn_available():
+        pytest.skip("flash_attn is installed here")
+    out = call_main(capsys, main, "--model", "tiny", "--backend", "transformers", "--attention", "flash2",
+                    "--device", "cpu", "--seq-len", "32", "--steps", "1", "--warmup-steps", "0")
+    assert out.returncode == 2
+    error = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert error == ["error: attention: flash2 needs the flash_attn package: pip install 'slmray[flash]' "
+                     "(or use sdpa-flash, PyTorch's built-in FlashAttention-2 kernel)"]
+    assert "Traceback" not in out.stderr

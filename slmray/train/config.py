@@ -36,8 +36,10 @@ last two are Triton kernels: GPU only, and only where their package is installed
 FUSED_LOSS_PACKAGES = {"liger": ("liger_kernel", "liger-kernel"), "cce": ("cut_cross_entropy", "cut-cross-entropy")}
 """A fused loss kernel -> (its module, its PyPI package)."""
 LOSS_CHUNK_BYTES = 512 << 20
-"""Bytes of fp32 logits one chunk of the chunked loss may hold (its tokens times the vocabulary):
-1.4 GB of a chunk's tensors in backward at a 152k vocabulary against the standard kernel's tens of GB."""
+"""Bytes of fp32 logits one chunk of the chunked loss may hold (its tokens times the vocabulary): under
+2 GB of a chunk's tensors in backward at a 152k vocabulary, against the standard kernel's 30 GB at
+batch 16 x 1,024 (`predict.estimate._head_bytes`).  A first choice, to be set from
+`benchmarks/loss_kernels.py` (fewer, larger chunks: larger GEMMs, more memory)."""
 LOSS_CHUNK_ALIGN = 256
 """Chunks of a multiple of this many tokens keep the head's GEMMs on aligned tile sizes."""
 BACKENDS = ("native", "transformers")
