@@ -128,3 +128,15 @@ def test_cli_refuses_flash2_without_flash_attn_in_one_line(capsys):
     assert error == ["error: attention: flash2 needs the flash_attn package: pip install 'slmray[flash]' "
                      "(or use sdpa-flash, PyTorch's built-in FlashAttention-2 kernel)"]
     assert "Traceback" not in out.stderr
+
+
+def test_a_space_without_transformers_refuses_the_backend(monkeypatch):
+    import importlib.util
+
+    from slmray.sweep.space import SearchSpace
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "transformers" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"^backend: transformers needs the transformers package \(pip install 'slmray\[hf\]'\)$"):
+        SearchSpace(model=["tiny"], per_device_batch=[2], num_gpus=[1], attention=["sdpa"], strategy=["single"],
+                    seq_len=32, backend=["native", "transformers"])

@@ -194,6 +194,8 @@ class SearchSpace:
         for b in self.values("backend"):
             if b not in BACKENDS:
                 raise ConfigError(f"backend: {b!r} is not one of {', '.join(BACKENDS)}")
+            if b == "transformers" and importlib.util.find_spec("transformers") is None:
+                raise ConfigError("backend: transformers needs the transformers package (pip install 'slmray[hf]')")
         for a in self.attention:
             if a not in installed_backends():
                 hint = " (flash2 needs: pip install 'slmray[flash]')" if a == "flash2" else ""

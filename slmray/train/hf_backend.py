@@ -123,8 +123,10 @@ class TransformersLM(nn.Module):
 def build(cfg: TrainConfig) -> TransformersLM:
     """The run's model through `AutoModelForCausalLM.from_config`, in fp32 (mixed precision as the
     native model's: autocast or FSDP's policy), on the current default device."""
-    from transformers import AutoModelForCausalLM
-
+    try:
+        from transformers import AutoModelForCausalLM
+    except ImportError:
+        raise ConfigError("backend: transformers needs the transformers package: pip install 'slmray[hf]'") from None
     hf = AutoModelForCausalLM.from_config(
         hf_config(cfg.model), attn_implementation=attn_implementation(cfg.attention), dtype=torch.float32
     )
