@@ -12,7 +12,8 @@ forward+backward passes after `--warmup`, CUDA events.  Memory: the peak allocat
 passes above what the inputs, the weight and their gradients take, i.e. what the kernel adds.
 Loss and gradients are compared with the un-compiled standard kernel's (largest relative error of
 the loss, of the input's and of the weight's gradient), so a fast kernel that computes something
-else shows.  An out-of-memory kernel reads `oom`.
+else shows.  An out-of-memory kernel reads `oom`.  `--device cpu` runs the same code on the CPU
+(host-clock times, no memory figure, no Triton kernels): a check of the script, not a measurement.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 
 import torch
 
@@ -36,12 +38,18 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30)).item()
 
 
-def measure(variant: str, vocab: int, hidden: int, tokens: int, warmup: int, iters: int, reference=None) -> dict:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(variant: str, vocab: int, hidden: int, tokens: int, warmup: int, iters: int, device: torch.device,
+            reference=None) -> dict:
     """Time and extra peak memory of one kernel at one shape, and its outputs for the comparison."""
     kernel, _, compiled = variant.partition("+")
     torch.compiler.reset()  # each shape compiles afresh; no recompilation limit across shapes
     torch.manual_seed(0)
-    device = torch.device("cuda")
+    on_gpu = device.type == "cuda"
     h = (torch.randn(tokens, hidden, device=device) * 0.5).requires_grad_()
     w = (torch.randn(vocab, hidden, device=device) * 0.02).requires_grad_()
     targets = torch.randint(0, vocab, (tokens,), device=device)
@@ -51,7 +59,7 @@ def measure(variant: str, vocab: int, hidden: int, tokens: int, warmup: int, ite
 
     def step() -> torch.Tensor:
         h.grad = w.grad = None
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(device.type, dtype=torch.bfloat16):
             loss = loss_fn(h, w, targets)
         loss.backward()
         return loss.detach()
@@ -59,19 +67,25 @@ def measure(variant: str, vocab: int, hidden: int, tokens: int, warmup: int, ite
     try:
         for _ in range(warmup):
             step()
-        torch.cuda.synchronize()
+        _sync(device)
         h.grad = w.grad = None
-        base = torch.cuda.memory_allocated() + h.numel() * 4 + w.numel() * 4  # inputs, weight, their fp32 grads
-        torch.cuda.reset_peak_memory_stats()
+        if on_gpu:
+            base = torch.cuda.memory_allocated() + h.numel() * 4 + w.numel() * 4  # inputs, weight, their fp32 grads
+            torch.cuda.reset_peak_memory_stats()
         times = []
         for _ in range(iters):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            loss = step()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-        peak = torch.cuda.max_memory_allocated() - base
+            if on_gpu:
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                loss = step()
+                end.record()
+                torch.cuda.synchronize()
+                times.append(start.elapsed_time(end))
+            else:
+                began = time.perf_counter()
+                loss = step()
+                times.append(1e3 * (time.perf_counter() - began))
+        peak = torch.cuda.max_memory_allocated() - base if on_gpu else float("nan")
     except torch.OutOfMemoryError:
         return {"status": "oom"}
     out = {"status": "ok", "ms": statistics.median(times), "extra_gib": peak / GIB,
@@ -90,29 +104,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--out", help="also write the table (Markdown) here")
+    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cpu: a check of the script, not a measurement")
     args = p.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("error: this benchmark needs a CUDA GPU", file=sys.stderr)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: this benchmark needs a CUDA GPU (--device cpu checks the script)", file=sys.stderr)
         return 2
-    installed = installed_loss_kernels()
+    device = torch.device(args.device)
+    installed = [k for k in installed_loss_kernels() if device.type == "cuda" or k in ("standard", "chunked")]
     variants = [v for v in args.variants if v.partition("+")[0] in installed]
     skipped = [v for v in args.variants if v not in variants]
     lines = [
-        f"Loss kernels on {torch.cuda.get_device_name()}, torch {torch.__version__}, {args.tokens:,} tokens, bf16 autocast, "
+        f"Loss kernels on {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, torch {torch.__version__}, {args.tokens:,} tokens, bf16 autocast, "
         f"fwd+bwd median of {args.iters}; extra GiB: peak above inputs, weight and their gradients; err: largest "
         "relative error of loss / grad(h) / grad(W) against un-compiled standard"
-        + (f"; not installed: {', '.join(skipped)}" if skipped else ""),
+        + (f"; not run (not installed, or no GPU): {', '.join(skipped)}" if skipped else ""),
         "",
         "| vocab | hidden | kernel | ms | extra GiB | err | x standard time | x standard memory |",
         "|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
-    print("\n".join(lines), flush=True)
+    out = open(args.out, "w") if args.out else None  # written as the rows come: a run cut short keeps its rows
+
+    def emit(*rows: str) -> None:
+        print("\n".join(rows), flush=True)
+        if out is not None:
+            out.write("".join(f"{r}\n" for r in rows))
+            out.flush()
+
+    emit(*lines)
     for vocab in args.vocab:
         for hidden in args.hidden:
-            reference = measure("standard", vocab, hidden, args.tokens, args.warmup, args.iters)
+            reference = measure("standard", vocab, hidden, args.tokens, args.warmup, args.iters, device)
             for variant in variants:
                 r = reference if variant == "standard" else measure(
-                    variant, vocab, hidden, args.tokens, args.warmup, args.iters, reference)
+                    variant, vocab, hidden, args.tokens, args.warmup, args.iters, device, reference)
                 if r["status"] != "ok":
                     row = f"| {vocab} | {hidden} | {variant} | oom | | | | |"
                 else:
@@ -121,12 +145,10 @@ def main(argv: list[str] | None = None) -> int:
                     ratio_m = f"{r['extra_gib'] / reference['extra_gib']:.2f}" if ok else ""
                     row = (f"| {vocab} | {hidden} | {variant} | {r['ms']:.1f} | {r['extra_gib']:.2f} | "
                            f"{r.get('err', 0.0):.1e} | {ratio_t} | {ratio_m} |")
-                print(row, flush=True)
-                lines.append(row)
+                emit(row)
                 torch.cuda.empty_cache()
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write("\n".join(lines) + "\n")
+    if out is not None:
+        out.close()
     return 0
 
 
