@@ -113,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     installed = [k for k in installed_loss_kernels() if device.type == "cuda" or k in ("standard", "chunked")]
     variants = [v for v in args.variants if v.partition("+")[0] in installed]
     skipped = [v for v in args.variants if v not in variants]
+    where = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     lines = [
-        f"Loss kernels on {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, torch {torch.__version__}, {args.tokens:,} tokens, bf16 autocast, "
+        f"Loss kernels on {where}, torch {torch.__version__}, {args.tokens:,} tokens, bf16 autocast, "
         f"fwd+bwd median of {args.iters}; extra GiB: peak above inputs, weight and their gradients; err: largest "
         "relative error of loss / grad(h) / grad(W) against un-compiled standard"
         + (f"; not run (not installed, or no GPU): {', '.join(skipped)}" if skipped else ""),
