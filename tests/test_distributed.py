@@ -76,3 +76,25 @@ def test_fsdp_trains_tied_embeddings_as_one_process(cli, tmp_path):
     two = _losses(cli, "--model", str(path), "--per-device-batch", "2", "--strategy", "fsdp", nproc=2)
     assert two == pytest.approx(one, rel=2e-5)
     assert one[-1] < one[0]
+
+
+@pytest.fixture(scope="module")
+def transformers_reference(request):
+    from tests.conftest import run_cli
+
+    return _losses(run_cli, "--per-device-batch", "4", "--backend", "transformers", "--loss-kernel", "chunked")
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_transformers_backend_on_two_processes_matches_one(cli, transformers_reference, strategy):
+    """The Transformers model under the same DDP / FSDP2 wrapping (FSDP per decoder layer)."""
+    losses = _losses(cli, "--per-device-batch", "2", "--strategy", strategy, "--backend", "transformers",
+                     "--loss-kernel", "chunked", nproc=2)
+    assert losses == pytest.approx(transformers_reference, rel=2e-5)
+    assert losses[-1] < losses[0]
+
+
+def test_compiled_chunked_loss_trains_the_same_model(cli, reference):
+    """The chunked loss kernel compiled with the head (its autograd.Function traced by Dynamo)."""
+    losses = _losses(cli, "--per-device-batch", "4", "--compile", "--loss-kernel", "chunked", timeout=600)
+    assert losses == pytest.approx(reference, rel=1e-4)

@@ -28,6 +28,8 @@ SCHEMA = pa.schema(
         pa.field("compile", pa.bool_()),
         pa.field("activation_checkpointing", pa.bool_()),
         pa.field("precision", pa.string()),  # bf16, fp8, fp8-rowwise; null in tables from before it (bf16)
+        pa.field("loss_kernel", pa.string()),  # standard, chunked, liger, cce; null in tables from before it (standard)
+        pa.field("backend", pa.string()),  # native, transformers; null in tables from before it (native)
         pa.field("grad_accum", pa.int64()),
         pa.field("steps", pa.int64()),
         pa.field("warmup_steps", pa.int64()),

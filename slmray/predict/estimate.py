@@ -29,12 +29,18 @@ from slmray.catalog.profiles import GPUProfile, profile_for
 from slmray.predict import kernels
 from slmray.predict.kernels import Gemm, linear_shapes
 from slmray.train import fp8
-from slmray.train.config import GQA_DEFAULT, ModelConfig, TrainConfig
+from slmray.train.config import GQA_DEFAULT, ModelConfig, TrainConfig, loss_chunk_tokens
 from slmray.train.metrics import flops_per_token
 
 GIB = 1 << 30
 FORWARD_SHARE = 1 / 3
 """Share of a step's compute in forward: backward runs two GEMMs for each forward one."""
+LOSS_TRAFFIC = {"standard": (42, 12), "chunked": (42, 12), "liger": (10, 10), "cce": (0, 0)}
+"""HBM bytes per logit of the loss's element-wise work, (un-compiled, compiled): standard and chunked
+run the same ops (bf16 logits, fp32 upcast, log-softmax and its backward), compiled into one kernel or
+not; Liger's kernel rewrites the logits in place (written, read and written, read by two GEMMs, bf16);
+cce keeps them on chip.  Counted, not fitted."""
+RECOMPUTING_LOSS_KERNELS = ("chunked", "cce")
 FUSED_ATTENTION = ("sdpa", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "flash2")
 """Kernels that never store the (T, T) scores; eager and sdpa-math do."""
 
@@ -267,15 +273,39 @@ def _layer_bytes(cfg: TrainConfig, r: int, c: int, cal: Calibration) -> float:
     return r * d + 2 * c * d + attention + 2 * c * h - fp8_saving  # parallel residual: x feeds both norms
 
 
+def loss_chunk(cfg: TrainConfig) -> int:
+    """Tokens of the (tokens, vocab) logits a loss kernel holds at once: all of a micro-batch's
+    (standard), `loss_chunk_tokens`' chunk (chunked), Liger's own chunk (its `inc_factor` rule in
+    `fused_linear_cross_entropy_forward`: logits no larger than the hidden states), none (cce:
+    blockwise in on-chip memory)."""
+    tokens, v, d = cfg.per_device_batch * cfg.seq_len, cfg.model.vocab_size, cfg.model.d_model
+    if cfg.loss_kernel == "chunked":
+        return loss_chunk_tokens(tokens, v)
+    if cfg.loss_kernel == "liger":
+        return min(tokens, 1 << (math.ceil(tokens / math.ceil(v / d)) - 1).bit_length())
+    return 0 if cfg.loss_kernel == "cce" else tokens
+
+
 def _head_bytes(cfg: TrainConfig, r: int, c: int) -> tuple[float, float]:
     """(activations, loss tensors) per token of the output head at the start of backward.
 
-    Un-compiled, the fp32 cross-entropy's backward holds three (tokens, vocab) fp32 tensors at
-    once (log-softmax output, NLL gradient, log-softmax gradient); compiled, the fused loss keeps
-    only the bf16 logits.
+    standard: un-compiled, the fp32 cross-entropy's backward holds three (tokens, vocab) fp32
+    tensors at once (log-softmax output, NLL gradient, log-softmax gradient); compiled, the fused
+    loss keeps only the bf16 logits.  The others hold one chunk (`loss_chunk`) beside the output
+    weight's fp32 gradient, which they accumulate over the chunks: chunked, in backward, the
+    chunk's bf16 logits, their fp32 upcast, the softmax and its shifted copy, the bf16 gradient,
+    plus the per-token fp32 log-sum-exp; liger, at the end of forward (it computes the gradients
+    there), the chunk's logits and the input's gradient; cce, the per-token log-sum-exp.  Counted
+    from the kernels' code, not yet fitted to measurements (`benchmarks/loss_kernels.py`).
     """
-    d, v = cfg.model.d_model, cfg.model.vocab_size
-    return (r + c) * d, (c * v if cfg.compile else 12 * v)
+    m = cfg.model
+    d, v = m.d_model, m.vocab_size
+    if cfg.loss_kernel == "standard":
+        return (r + c) * d, (c * v if cfg.compile else 12 * v)
+    tokens = cfg.per_device_batch * cfg.seq_len
+    chunk_bytes = {"chunked": 12 + 2 * c, "liger": c, "cce": 0}[cfg.loss_kernel] * loss_chunk(cfg) * v
+    per_token = {"chunked": 4, "liger": r * d, "cce": 4}[cfg.loss_kernel]
+    return (r + c) * d, per_token + (chunk_bytes + 4 * v * d) / tokens
 
 
 def training_state_bytes(cfg: TrainConfig, num_gpus: int) -> dict[str, float]:
@@ -388,8 +418,10 @@ def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -
     cast_axes = 2 if cfg.precision == "fp8-rowwise" else 1
     gemms = []
     micro_tokens = cfg.per_device_batch * cfg.seq_len
+    # the chunked and cce kernels compute the head's logits again in backward: one more forward GEMM
+    head_times = 4 / 3 if cfg.loss_kernel in RECOMPUTING_LOSS_KERNELS else 1.0
     for fan_in, fan_out, in_block in _linears(m):
-        times = m.n_layer * recompute if in_block else 1.0
+        times = m.n_layer * recompute if in_block else head_times
         if _in_fp8(cfg, fan_in, fan_out, in_block):
             kind = cfg.precision
         elif _aligned(fan_in, fan_out) or cfg.compile:
@@ -417,7 +449,7 @@ def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -
     # (arithmetic intensity ~ head_dim, below the GPU's ridge point), so they count here only.
     score_traffic = 0.0 if fused else (28 if cfg.compile else 74) * L * nh * T * recompute
     # loss: bf16 logits, fp32 upcast, log-softmax and its backward (un-compiled) vs one fused kernel
-    loss_traffic = (12 if cfg.compile else 42) * m.vocab_size
+    loss_traffic = LOSS_TRAFFIC[cfg.loss_kernel][cfg.compile] * m.vocab_size
     p = _params(m)
     if cfg.strategy.startswith("fsdp"):
         local = p.total / num_gpus

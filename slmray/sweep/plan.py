@@ -130,9 +130,12 @@ def group_starts(plan: list[PlannedTrial]) -> list[PlannedTrial]:
 
 
 def _variant(t: Trial) -> str:
-    """What the strategy column adds where a trial leaves the defaults: sequence, checkpointing, precision."""
+    """What the strategy column adds where a trial leaves the defaults: sequence, checkpointing, precision,
+    loss kernel, backend."""
     return (f"{f' seq {t.seq_len}' if t.seq_len not in (None, 1024) else ''}{' +AC' if t.activation_checkpointing else ''}"
-            f"{f' {t.precision}' if t.precision != 'bf16' else ''}")
+            f"{f' {t.precision}' if t.precision != 'bf16' else ''}"
+            f"{f' loss {t.loss_kernel}' if t.loss_kernel != 'standard' else ''}"
+            f"{f' {t.backend}' if t.backend != 'native' else ''}")
 
 
 def _fmt(value: float | None, spec: str) -> str:

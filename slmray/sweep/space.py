@@ -34,7 +34,10 @@ from slmray.core.objective import Objective, ObjectiveError
 from slmray.core.schema import NUMERIC_COLUMNS
 from slmray.errors import ConfigError, UserError, check_positive_int
 from slmray.train import fp8
-from slmray.train.config import CPU_ATTENTION, DEVICES, PRECISIONS, STRATEGIES, ModelConfig, TrainConfig, installed_backends
+from slmray.train.config import (
+    BACKENDS, CPU_ATTENTION, DEVICES, FUSED_LOSS_PACKAGES, LOSS_KERNELS, PRECISIONS, STRATEGIES, ModelConfig,
+    TrainConfig, installed_backends, installed_loss_kernels,
+)
 from slmray.train.presets import PRESETS, get_model
 
 SEARCHES = ("grid", "optuna")
@@ -43,9 +46,9 @@ OBJECTIVE_COLUMNS = tuple(c for c in NUMERIC_COLUMNS if c not in ("per_device_ba
 """The results columns a sweep may optimise: the numeric ones but the swept dimensions."""
 SWEPT = (
     "model", "per_device_batch", "num_gpus", "attention", "strategy", "gpu_type", "compile", "seq_len",
-    "activation_checkpointing", "precision",
+    "activation_checkpointing", "precision", "loss_kernel", "backend",
 )
-LISTABLE = ("seq_len", "activation_checkpointing", "precision")
+LISTABLE = ("seq_len", "activation_checkpointing", "precision", "loss_kernel", "backend")
 """Fields that are one value for every trial or a list to sweep."""
 FIXED = ("grad_accum", "steps", "warmup_steps", "repeats", "seed", "data")
 """Fields a space holds at one value for every trial and hands to each TrainConfig as they are."""
@@ -72,6 +75,8 @@ class Trial:
     """None (configurations of sweeps begun before it was swept): the space's only value."""
     activation_checkpointing: bool | None = None
     precision: str = DEFAULT["precision"]
+    loss_kernel: str = DEFAULT["loss_kernel"]
+    backend: str = DEFAULT["backend"]
 
     def as_config(self) -> dict[str, Any]:
         """The swept values as a Tune config."""
@@ -118,6 +123,11 @@ class SearchSpace:
     precision: str | list[str] = DEFAULT["precision"]
     """bf16, fp8 (torchao's tensorwise recipe), fp8-rowwise, or a list of them: FP8 needs torchao
     (`slmray[fp8]`) and GPUs with FP8 tensor cores (the gpus.csv rows with an FP8 peak)."""
+    loss_kernel: str | list[str] = DEFAULT["loss_kernel"]
+    """standard, chunked, liger, cce (`slmray.train.loss`), or a list of them: liger and cce need a GPU
+    and their package (liger-kernel, cut-cross-entropy)."""
+    backend: str | list[str] = DEFAULT["backend"]
+    """native, transformers (the same shape through `transformers.AutoModelForCausalLM`), or both."""
     data: str = DEFAULT["data"]
     device: str = DEFAULT["device"]
     """auto: GPUs where the cluster has them, else CPU processes with gloo."""
@@ -177,6 +187,19 @@ class SearchSpace:
                 raise ConfigError(f"precision: {v!r} is not one of {', '.join(PRECISIONS)}")
             if fp8.is_fp8(v) and not fp8.torchao_available():
                 raise ConfigError(f"precision: {v} needs torchao (pip install 'slmray[fp8]')")
+        for k in self.values("loss_kernel"):
+            if k not in LOSS_KERNELS:
+                raise ConfigError(f"loss_kernel: {k!r} is not one of {', '.join(LOSS_KERNELS)}")
+            if k not in installed_loss_kernels():
+                raise ConfigError(f"loss_kernel: {k} needs the {FUSED_LOSS_PACKAGES[k][1]} package "
+                                  f"(pip install {FUSED_LOSS_PACKAGES[k][1]})")
+            if k in FUSED_LOSS_PACKAGES and self.device == "cpu":
+                raise ConfigError(f"loss_kernel: {k} is a Triton kernel that needs GPUs; device is cpu")
+        for b in self.values("backend"):
+            if b not in BACKENDS:
+                raise ConfigError(f"backend: {b!r} is not one of {', '.join(BACKENDS)}")
+            if b == "transformers" and importlib.util.find_spec("transformers") is None:
+                raise ConfigError("backend: transformers needs the transformers package (pip install 'slmray[hf]')")
         for a in self.attention:
             if a not in installed_backends():
                 hint = " (flash2 needs: pip install 'slmray[flash]')" if a == "flash2" else ""
@@ -227,7 +250,7 @@ class SearchSpace:
         for m in self.model:
             name = m.name if isinstance(m, ModelConfig) else m
             for seq in self.values("seq_len"):
-                point = {**first.__dict__, "model": name, "seq_len": seq, "precision": "bf16",
+                point = {**first.__dict__, "model": name, "seq_len": seq, "precision": "bf16", "loss_kernel": "standard",
                          "per_device_batch": self.batches(name)[0]}
                 self.train_config(Trial(**point), device="cpu")
 
@@ -259,11 +282,12 @@ class SearchSpace:
         names = [m.name if isinstance(m, ModelConfig) else m for m in self.model]
         return [
             Trial(model=m, per_device_batch=b, num_gpus=n, attention=a, strategy=s, gpu_type=g, compile=c,
-                  seq_len=t, activation_checkpointing=ac, precision=p)
+                  seq_len=t, activation_checkpointing=ac, precision=p, loss_kernel=lk, backend=be)
             for m in names
-            for g, n, s, a, b, c, t, ac, p in itertools.product(
+            for g, n, s, a, b, c, t, ac, p, lk, be in itertools.product(
                 self.gpu_type or [None], self.num_gpus, self.strategy, self.attention, self.batches(m), self.compile,
                 self.values("seq_len"), self.values("activation_checkpointing"), self.values("precision"),
+                self.values("loss_kernel"), self.values("backend"),
             )
         ]
 
@@ -279,7 +303,7 @@ class SearchSpace:
                 trial.activation_checkpointing if trial.activation_checkpointing is not None
                 else self.values("activation_checkpointing")[0]
             ),
-            precision=trial.precision, device=device,
+            precision=trial.precision, loss_kernel=trial.loss_kernel, backend=trial.backend, device=device,
         )
 
     def choices(self) -> dict[str, list]:

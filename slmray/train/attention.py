@@ -75,6 +75,12 @@ def _sdpa(backend: SDPBackend | None, gqa: str) -> AttentionFn:
     return attend
 
 
+def sdpa_backend(name: str) -> SDPBackend | None:
+    """The SDPA backend an `sdpa-*` name forces (None: PyTorch chooses); for a model whose own
+    attention calls SDPA (`hf_backend`)."""
+    return _SDPA_BACKENDS.get(name)
+
+
 def _flash2(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     from flash_attn import flash_attn_func
 

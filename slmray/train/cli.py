@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default=d["precision"].default,
                    help="bf16; fp8 (torchao's tensorwise FP8 training) or fp8-rowwise, which need FP8 tensor cores "
                         "(H100, H200, L4, L40S) and pip install 'slmray[fp8]'")
+    p.add_argument("--loss-kernel", default=d["loss_kernel"].default,
+                   help="standard (full fp32 logits), chunked (a chunk of tokens at a time, recomputed in backward), "
+                        "liger (Liger-Kernel's fused linear cross-entropy) or cce (cut-cross-entropy); the last two "
+                        "need a GPU and their package")
+    p.add_argument("--backend", default=d["backend"].default,
+                   help="native (slmray's model) or transformers (the same shape through "
+                        "transformers.AutoModelForCausalLM, its own attention implementations)")
     p.add_argument("--data", default=d["data"].default,
                    help="synthetic (random tokens), stdlib (Python's own sources, built offline on first use), "
                         "or a token-shard directory / s3:// prefix from python -m slmray.data prepare")

@@ -41,15 +41,35 @@ PRECISIONS = ("bf16", "fp8", "fp8-rowwise")
 """bf16: bf16 compute (fp32 on the CPU); fp8 / fp8-rowwise: torchao's float8 training with
 tensorwise or rowwise dynamic scaling on the Linear layers FP8 can take (`slmray.train.fp8`)."""
 FP8_PRECISIONS = ("fp8", "fp8-rowwise")
+LOSS_KERNELS = ("standard", "chunked", "liger", "cce")
+"""How the output projection and the cross-entropy run (`slmray.train.loss`): standard (the (tokens,
+vocab) logits, upcast to fp32), chunked (torch: a chunk of tokens at a time, its logits recomputed in
+backward), liger (Liger-Kernel's fused linear cross-entropy) or cce (Apple's cut-cross-entropy); the
+last two are Triton kernels: GPU only, and only where their package is installed."""
+FUSED_LOSS_PACKAGES = {"liger": ("liger_kernel", "liger-kernel"), "cce": ("cut_cross_entropy", "cut-cross-entropy")}
+"""A fused loss kernel -> (its module, its PyPI package)."""
+LOSS_CHUNK_BYTES = 512 << 20
+"""Bytes of fp32 logits one chunk of the chunked loss may hold (its tokens times the vocabulary): under
+2 GB of a chunk's tensors in backward at a 152k vocabulary, against the standard kernel's 30 GB at
+batch 16 x 1,024 (`predict.estimate._head_bytes`).  A first choice, to be set from
+`benchmarks/loss_kernels.py` (fewer, larger chunks: larger GEMMs, more memory)."""
+LOSS_CHUNK_ALIGN = 256
+"""Chunks of a multiple of this many tokens keep the head's GEMMs on aligned tile sizes."""
+BACKENDS = ("native", "transformers")
+"""native: slmray's own model (`slmray.train.model`); transformers: `AutoModelForCausalLM.from_config`
+of the same shape (`slmray.train.hf_backend`), under the same loop, wrapping and measurements."""
 
 CONFIG_KEYS = (
     "model", "per_device_batch", "num_gpus", "gpu_type", "attention", "strategy", "compile", "precision", "seq_len",
-    "activation_checkpointing",
+    "activation_checkpointing", "loss_kernel", "backend",
 )
 """A sweep configuration's identity: the results columns that tell two configurations apart
 (what a space sweeps, what the analysis groups repeats by, what the planner offers).  Defined
 here once; everything that keys on a configuration uses this tuple."""
-ROW_DEFAULTS = {"precision": "bf16", "activation_checkpointing": False, "compile": False, "grad_accum": 1}
+ROW_DEFAULTS = {
+    "precision": "bf16", "activation_checkpointing": False, "compile": False, "grad_accum": 1,
+    "loss_kernel": "standard", "backend": "native",
+}
 """What a null (or absent column) in a results table from before that column existed means:
 the trainer's default of the day.  Filled in one place, `TrainConfig.from_row`."""
 
@@ -67,6 +87,20 @@ def installed_backends() -> tuple[str, ...]:
     """Backend names this environment can run (flash2 only with flash_attn installed); found
     without importing torch, so that the sweep's driver and trials check spaces without it."""
     return tuple(b for b in ATTENTION_BACKENDS if b != "flash2" or flash_attn_available())
+
+
+def installed_loss_kernels() -> tuple[str, ...]:
+    """Loss kernels whose package this environment has (found without importing torch)."""
+    return tuple(k for k in LOSS_KERNELS if k not in FUSED_LOSS_PACKAGES
+                 or importlib.util.find_spec(FUSED_LOSS_PACKAGES[k][0]) is not None)
+
+
+def loss_chunk_tokens(n_tokens: int, vocab_size: int) -> int:
+    """Tokens per chunk of the chunked loss: the most whose fp32 logits fit `LOSS_CHUNK_BYTES`,
+    rounded down to a multiple of `LOSS_CHUNK_ALIGN` (never below it), at most `n_tokens`; here, not
+    in `slmray.train.loss`, so that the estimator counts the same chunk without torch."""
+    fits = LOSS_CHUNK_BYTES // (4 * vocab_size)
+    return min(n_tokens, max(LOSS_CHUNK_ALIGN, fits - fits % LOSS_CHUNK_ALIGN))
 
 
 def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -233,6 +267,10 @@ class TrainConfig:
     device: str = "auto"
     memory_fraction: float = 1.0
     """Cap on the share of GPU memory the run may use, to stand in for a smaller GPU."""
+    loss_kernel: str = "standard"
+    """standard, chunked, liger or cce (`LOSS_KERNELS`): how the logits and the loss are computed."""
+    backend: str = "native"
+    """native (slmray's model) or transformers (the same shape as a Transformers model)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelConfig):
@@ -241,6 +279,11 @@ class TrainConfig:
         _one_of("strategy", self.strategy, STRATEGIES)
         _one_of("device", self.device, DEVICES)
         _one_of("precision", self.precision, PRECISIONS)
+        _one_of("loss_kernel", self.loss_kernel, LOSS_KERNELS)
+        _one_of("backend", self.backend, BACKENDS)
+        if self.loss_kernel in FUSED_LOSS_PACKAGES and self.device == "cpu":
+            raise ConfigError(f"loss_kernel: {self.loss_kernel} is a Triton kernel that needs a CUDA GPU; device is cpu "
+                              "(chunked runs anywhere)")
         if self.precision != "bf16" and self.device == "cpu":  # before the other checks: the first thing to fix
             raise ConfigError(
                 f"precision: {self.precision} needs a GPU with FP8 tensor cores (H100, H200, L4, L40S, ...); device is cpu"
@@ -360,8 +403,8 @@ def model_from_dict(raw: dict[str, Any]) -> ModelConfig:
 
 def config_label(config: Mapping[str, Any], *, model: bool = True) -> str:
     """A sweep configuration (a Tune config, `Trial.as_config()`, a results row) in one line:
-    `llama-1b H100-80GB x8 fsdp sdpa b16 compile fp8 +AC seq 2048`.  What is at its default
-    (bf16, no checkpointing, TrainConfig's seq_len) or unknown (a null of an older table) is
+    `llama-1b H100-80GB x8 fsdp sdpa b16 compile fp8 loss chunked transformers +AC seq 2048`.  What is at
+    its default (bf16, the standard loss, the native backend, no checkpointing, TrainConfig's seq_len) or unknown (a null of an older table) is
     left out, no GPU type reads `local`; `model=False` drops the model, for a table with a model
     column.  Here, not in `slmray.sweep.space`, so that analysis can label rows without importing torch."""
 
@@ -380,6 +423,10 @@ def config_label(config: Mapping[str, Any], *, model: bool = True) -> str:
         parts.append("compile")
     if precision not in (None, "bf16"):
         parts.append(str(precision))
+    if given("loss_kernel") not in (None, "standard"):
+        parts.append(f"loss {given('loss_kernel')}")
+    if given("backend") not in (None, "native"):
+        parts.append(str(given("backend")))
     if given("activation_checkpointing"):
         parts.append("+AC")
     if seq_len is not None and seq_len != TrainConfig.seq_len:

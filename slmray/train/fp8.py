@@ -60,15 +60,16 @@ def check_supported(precision: str, device: str) -> None:
         raise ConfigError(f"precision: {precision} needs torchao: pip install 'slmray[fp8]'")
 
 
-def convertible(module: nn.Module, fqn: str) -> bool:
+def convertible(module: nn.Module, fqn: str, blocks: str = "blocks.") -> bool:
     """Which Linear layers run in FP8: those of the transformer blocks whose dimensions FP8
     GEMMs take.  The output head stays bf16 (torchtitan leaves it out too: its fp32 loss follows,
     and its logits' precision matters most); a dimension not divisible by 16 (llama-500m's MLP
-    width 4,147, llama-2b's 6,739) would need padding, so that Linear stays bf16."""
+    width 4,147, llama-2b's 6,739) would need padding, so that Linear stays bf16.  `blocks`: where the
+    blocks are (a Transformers model's decoder layers: `TransformersLM.block_prefix`)."""
     import torch.nn as nn
 
     return (
-        isinstance(module, nn.Linear) and fqn.startswith("blocks.")
+        isinstance(module, nn.Linear) and fqn.startswith(blocks)
         and module.in_features % ALIGNMENT == 0 and module.out_features % ALIGNMENT == 0
     )
 
@@ -88,7 +89,8 @@ def convert(model: nn.Module, precision: str, *, fsdp: bool, emulate: bool = Fal
     config = dataclasses.replace(
         config, enable_fsdp_float8_all_gather=fsdp and precision == "fp8", emulate=emulate
     )
-    convert_to_float8_training(model, module_filter_fn=convertible, config=config)
+    blocks = getattr(model, "block_prefix", "blocks.")
+    convert_to_float8_training(model, module_filter_fn=lambda m, fqn: convertible(m, fqn, blocks), config=config)
     return count(model)
 
 

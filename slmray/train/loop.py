@@ -28,6 +28,7 @@ from slmray import __version__
 from slmray.catalog.gpus import canonical_gpu, detect_device_name
 from slmray.data.sources import BatchStream, make_batches
 from slmray.train import fp8, parallel
+from slmray.train import loss as loss_kernels
 from slmray.train.config import TrainConfig, check_runs_on_cpu
 from slmray.train.metrics import StepTimer, flops_per_token, median_and_iqr, mfu, tokens_per_second
 from slmray.train.model import Transformer
@@ -124,6 +125,7 @@ def run(
     """
     entered = time.perf_counter()
     fp8.check_supported(cfg.precision, cfg.device)  # before any process group or model exists
+    loss_kernels.check_supported(cfg.loss_kernel, cfg.device)
     env = parallel.setup(cfg.device, cfg.strategy)
     try:
         return _run(cfg, env, node_id or socket.gethostname(), progress, entered)
@@ -179,7 +181,12 @@ class _Training:
 def _build(cfg: TrainConfig, env: parallel.DistEnv) -> _Training:
     torch.manual_seed(cfg.seed)  # same seed on every rank: identical initial weights
     with env.device:
-        model = Transformer(cfg.model, cfg.attention)
+        if cfg.backend == "transformers":
+            from slmray.train import hf_backend  # transformers: 2 s of imports a native run skips
+
+            model = hf_backend.build(cfg)
+        else:
+            model = Transformer(cfg.model, cfg.attention, cfg.loss_kernel)
     model, amp_dtype = parallel.parallelize(
         model, cfg.strategy, env, compile=cfg.compile, activation_checkpointing=cfg.activation_checkpointing,
         precision=cfg.precision,
@@ -294,6 +301,8 @@ def format_result(cfg: TrainConfig, r: TrainResult) -> str:
     head = (
         f"{cfg.model.name} {cfg.attention} {cfg.strategy} batch {cfg.per_device_batch} x seq {cfg.seq_len}"
         f"{' compiled' if cfg.compile else ''}{f' {cfg.precision}' if fp8.is_fp8(cfg.precision) else ''}"
+        f"{f' loss {cfg.loss_kernel}' if cfg.loss_kernel != 'standard' else ''}"
+        f"{f' ({cfg.backend})' if cfg.backend != 'native' else ''}"
         f" on {r.num_gpus} x {r.gpu_type}"
     )
     if r.status != "ok":

@@ -6,7 +6,8 @@ scaling, each a `ModelConfig` field whose default leaves the paper's models as t
 
 Nothing here knows about distribution, Ray or logging: `parallel.py` wraps these modules
 from the outside.  Layout follows karpathy/nanoGPT's model.py; the loss is computed inside
-`OutputHead` so that compiling the head fuses the fp32 upcast into the cross-entropy.
+`OutputHead`, by the run's loss kernel (`loss.py`), so that compiling the head fuses the fp32
+upcast into the cross-entropy.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from slmray.train.attention import AttentionFn, at_least_fp32, get_attention
+from slmray.train.attention import AttentionFn, get_attention
 from slmray.train.config import ModelConfig
+from slmray.train.loss import LossFn, get_loss
 
 
 def llama3_scaled(inv_freq: torch.Tensor, scaling: tuple[float, float, float, int]) -> torch.Tensor:
@@ -121,29 +123,28 @@ class Block(nn.Module):
 class OutputHead(nn.Module):
     """Final norm, output projection and the loss; logits when no targets are given."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, loss: LossFn):
         super().__init__()
         self.norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps) if cfg.family == "llama" else nn.LayerNorm(
             cfg.d_model, eps=cfg.norm_eps
         )
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.loss = loss
 
     def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
-        logits = self.lm_head(self.norm(x))  # (B, T, V), bf16 under mixed precision
         if targets is None:
-            return logits
-        # cross-entropy in fp32: bf16 log-probabilities would lose the loss's low digits
-        return F.cross_entropy(at_least_fp32(logits).view(-1, logits.size(-1)), targets.reshape(-1))
+            return self.lm_head(self.norm(x))  # (B, T, V)
+        return self.loss(self.norm(x), self.lm_head.weight, targets)
 
 
 class Transformer(nn.Module):
-    def __init__(self, cfg: ModelConfig, attention: str = "sdpa"):
+    def __init__(self, cfg: ModelConfig, attention: str = "sdpa", loss_kernel: str = "standard"):
         super().__init__()
         self.cfg = cfg
         attend = get_attention(attention)
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg, attend) for _ in range(cfg.n_layer))
-        self.head = OutputHead(cfg)
+        self.head = OutputHead(cfg, get_loss(loss_kernel))
         if cfg.tie_embeddings:
             # one Parameter in two modules: parameters() lists it once (the optimizer, DDP's
             # buckets and FSDP2's root group see one tensor); both modules are in the root group

@@ -1,0 +1,131 @@
+"""The transformers backend: a `ModelConfig` as a Transformers model, trained by the same loop.
+
+`hf_config` is the one export of a ModelConfig to a transformers config (llama -> LlamaConfig,
+Qwen2Config where q/k/v have biases, Qwen3Config where q and k are normed; neox -> GPTNeoXConfig).
+`build` makes `AutoModelForCausalLM.from_config` of it, with Transformers' own attention (eager,
+sdpa, flash_attention_2), wrapped in `TransformersLM` so that the loop, `parallel.parallelize` and
+the loss kernels see it as they see the native model: `blocks` (its decoder layers, which
+parallelize checkpoints, compiles, converts to FP8 and shards one by one), `head` (the loss,
+compiled like the native head) and `forward(idx, targets) -> loss`, the loss taken from the final
+hidden states and the output weight by the run's loss kernel rather than from Transformers' logits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.attention import sdpa_kernel
+
+from slmray.errors import ConfigError
+from slmray.train.attention import sdpa_backend
+from slmray.train.config import ModelConfig, TrainConfig, flash_attn_available
+from slmray.train.loss import LossFn, get_loss
+
+
+def attn_implementation(attention: str) -> str:
+    """Transformers' `attn_implementation` for an attention name: eager, sdpa (every sdpa-*, the
+    named backend forced around the forward) or flash_attention_2 (flash2, with flash_attn)."""
+    if attention == "flash2":
+        if not flash_attn_available():
+            raise ConfigError("attention: flash2 needs the flash_attn package: pip install 'slmray[flash]' "
+                              "(or use sdpa-flash, PyTorch's built-in FlashAttention-2 kernel)")
+        return "flash_attention_2"
+    return "eager" if attention == "eager" else "sdpa"
+
+
+def hf_config(m: ModelConfig):
+    """The transformers config of the same architecture and shape; the parameter counts agree
+    (`tests/test_hf_backend.py` builds each preset on the meta device)."""
+    from transformers import GPTNeoXConfig, LlamaConfig, Qwen2Config, Qwen3Config
+
+    rope = {"rope_type": "default", "rope_theta": m.rope_theta}
+    if m.rope_scaling is not None:  # Llama 3's: the same frequencies as `slmray.train.model.llama3_scaled`
+        factor, low, high, original = m.rope_scaling
+        rope = {"rope_type": "llama3", "rope_theta": m.rope_theta, "factor": factor, "low_freq_factor": low,
+                "high_freq_factor": high, "original_max_position_embeddings": int(original)}
+    common = dict(
+        vocab_size=m.vocab_size, hidden_size=m.d_model, intermediate_size=m.d_mlp, num_hidden_layers=m.n_layer,
+        num_attention_heads=m.n_head, max_position_embeddings=m.max_seq_len,
+        tie_word_embeddings=m.tie_embeddings, use_cache=False, rope_parameters=rope,
+    )
+    if m.family == "neox":  # ModelConfig holds neox to full multi-head attention, untied, no q/k switches
+        common["rope_parameters"]["partial_rotary_factor"] = m.rotary_pct
+        return GPTNeoXConfig(**common, layer_norm_eps=m.norm_eps, use_parallel_residual=True, attention_bias=True,
+                             hidden_act="gelu")
+    llama = dict(common, num_key_value_heads=m.n_kv_head, rms_norm_eps=m.norm_eps, hidden_act="silu")
+    if m.qk_norm:
+        if m.qkv_bias:
+            raise ConfigError(f"backend: {m.name}: no transformers architecture has both q/k/v biases and a q/k norm "
+                              "(Qwen3's attention_bias puts one on the output projection too)")
+        return Qwen3Config(**llama, head_dim=m.head_dim, attention_bias=False)
+    if m.qkv_bias:
+        if m.head_dim * m.n_head != m.d_model:
+            raise ConfigError(f"backend: {m.name}: Qwen2 in transformers has head_dim = d_model / n_head, "
+                              f"not {m.head_dim}")
+        return Qwen2Config(**llama)
+    return LlamaConfig(**llama, head_dim=m.head_dim, attention_bias=False, mlp_bias=False)
+
+
+class LossHead(nn.Module):
+    """The loss kernel as a module of no parameters: what `parallelize` compiles as the head."""
+
+    def __init__(self, loss: LossFn):
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.loss(h, weight, targets)
+
+
+def _decoder_layers(hf: nn.Module) -> str:
+    """Name of the ModuleList of decoder layers: the one whose modules are all of the classes
+    Transformers keeps whole (`_no_split_modules`), else the base model's `layers`."""
+    whole = set(getattr(hf, "_no_split_modules", None) or ())
+    for name, module in hf.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) and all(type(m).__name__ in whole for m in module):
+            return name
+    for name, module in hf.named_modules():
+        if name.endswith("layers") and isinstance(module, nn.ModuleList):
+            return name
+    raise ConfigError(f"backend: {type(hf).__name__} has no list of decoder layers to wrap (no _no_split_modules, no layers)")
+
+
+class TransformersLM(nn.Module):
+    """A Transformers causal LM behind the native model's interface (see the module docstring)."""
+
+    def __init__(self, hf: nn.Module, loss: LossFn, attention: str):
+        super().__init__()
+        self.hf = hf
+        self.head = LossHead(loss)
+        self._layers = _decoder_layers(hf)
+        self.block_prefix = f"hf.{self._layers}."  # where `fp8.convertible` finds the blocks (`blocks.` natively)
+        self._sdpa_backend = sdpa_backend(attention)
+
+    @property
+    def blocks(self) -> nn.ModuleList:
+        return self.hf.get_submodule(self._layers)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        forced = sdpa_kernel(self._sdpa_backend) if self._sdpa_backend is not None else contextlib.nullcontext()
+        with forced:
+            h = self.hf.base_model(input_ids=idx, use_cache=False).last_hidden_state  # (B, T, d), after the final norm
+        weight = self.hf.get_output_embeddings().weight  # (V, d)
+        if targets is None:
+            return F.linear(h, weight)
+        return self.head(h, weight, targets)
+
+
+def build(cfg: TrainConfig) -> TransformersLM:
+    """The run's model through `AutoModelForCausalLM.from_config`, in fp32 (mixed precision as the
+    native model's: autocast or FSDP's policy), on the current default device."""
+    try:
+        from transformers import AutoModelForCausalLM
+    except ImportError:
+        raise ConfigError("backend: transformers needs the transformers package: pip install 'slmray[hf]'") from None
+    hf = AutoModelForCausalLM.from_config(
+        hf_config(cfg.model), attn_implementation=attn_implementation(cfg.attention), dtype=torch.float32
+    )
+    return TransformersLM(hf, get_loss(cfg.loss_kernel), cfg.attention)
