@@ -28,12 +28,10 @@ import pandas as pd
 
 from calibrate_estimate import RESULTS_DIR, committed_tables, fit, load_measured
 from estimate_accuracy import markdown_table, predict
+from leave_one_gpu_out import SMALL_TOKENS
 from slmray.catalog.gpus import spec_for
 from slmray.catalog.profiles import profile_for
 from slmray.predict.estimate import CALIBRATION, Calibration
-
-SMALL_TOKENS = 8192
-
 
 def _predict_both(test: pd.DataFrame, train: pd.DataFrame, start: Calibration = CALIBRATION) -> pd.DataFrame:
     """The ok one-GPU bf16 rows of `test` with `before` and `after` errors, constants fitted on `train`."""
