@@ -16,7 +16,11 @@ The fit, in order:
 4. step-time efficiencies: predicted step time is linear in their inverses, so a least-squares
    fit of measured step times (weighted for relative error) gives them, with the HBM efficiency
    held at its assumed value (three models cannot tell it apart from the activation passes).
-   A term no calibration row exercises keeps its committed value.
+   A term no calibration row exercises keeps its committed value.  Every profile is ignored in
+   this fit (the datasheet path, what a GPU type without a profile gets); then, with the other
+   constants fixed, the profiled GEMM and attention scales are fitted on the rows of profiled
+   GPU types, at the committed `profile_weight` (chosen on held-out rows by
+   `profile_accuracy.py`, not fitted here).
 5. FP8 (`fit_fp8`, on the FP8 rows of `FP8_CALIBRATION_ROWS` only, the bf16 constants fixed): the
    bytes an FP8 Linear's input keeps, as the median of what the measured peaks leave; then the FP8
    GEMM efficiencies of both recipes, by least squares of the step time the bf16 terms do not

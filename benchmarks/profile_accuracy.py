@@ -57,7 +57,7 @@ def held_out(df: pd.DataFrame, start: Calibration = CALIBRATION) -> pd.DataFrame
 
 
 def _stats(e: pd.Series) -> dict[str, float]:
-    return {"median |err| %": 100 * float(np.median(e.abs())), "worst |err| %": 100 * float(e.abs().max()),
+    return {"median abs err %": 100 * float(np.median(e.abs())), "worst abs err %": 100 * float(e.abs().max()),
             "median err %": 100 * float(np.median(e))}
 
 
@@ -90,7 +90,7 @@ def weight_grid(df: pd.DataFrame) -> pd.DataFrame:
         line = {"profile_weight": w}
         for r in t.to_dict("records"):
             key = f"{r['split'].split()[2]} out, {r['rows']}: median / worst %"
-            line[key] = f"{r['after: median |err| %']:.1f} / {r['after: worst |err| %']:.1f}"
+            line[key] = f"{r['after: median abs err %']:.1f} / {r['after: worst abs err %']:.1f}"
         lines.append(line)
     return pd.DataFrame(lines)
 
@@ -108,7 +108,8 @@ def report(rows: pd.DataFrame, table: pd.DataFrame, grid: pd.DataFrame) -> str:
         "ignored (datasheet and priors), `after`: the shipped profiles. Only the H100 has a profile "
         "(`slmray/catalog/profiles/H100-80GB.csv`); H200 rows are identical before and after and shown as a check. "
         "Errors are predicted over measured tokens/s minus one (positive: predicted faster).",
-        markdown_table(table),
+        markdown_table(table.assign(**{c: [f"{v:+.1f}" if c.endswith("median err %") else f"{v:.1f}" for v in table[c]]
+                                       for c in table.columns if "%" in c})),
         "## The profile's weight\n\n`after` errors (median / worst absolute %) of the profiled GPU types at each "
         "`Calibration.profile_weight` (the share of the profile's GEMM and attention times, the rest from the "
         f"datasheet path; the committed one is {CALIBRATION.profile_weight:g}). The weight was chosen on these same "

@@ -193,3 +193,19 @@ def test_committed_tables_are_read_once_and_the_sweep_is_held_out():
         # the sweep recorded these predictions before each trial ran, with the committed constants
         check = estimate_accuracy.recorded_check(df).iloc[0]
         assert (check["rows"], check["OOM agree"], check["memory max diff"]) == (rows, "100%", "0.00%")
+
+
+def test_a_fit_without_rows_of_a_profiled_gpu_keeps_the_profile_as_measured():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import calibrate_estimate
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    h200 = calibrate_estimate.load_measured([str(BENCHMARKS / "results" / "sweeps" / "sweep_h200x1.parquet")])
+    fitted = calibrate_estimate.fit(h200)  # the H200 has no profile: nothing to fit the profiled scales on
+    assert (fitted.profiled_matmul_scale, fitted.profiled_attention_scale) == (1.0, 1.0)
+    assert fitted.matmul_efficiency != CALIBRATION.matmul_efficiency  # the datasheet path did refit
+    cfg_ = cfg("llama-100m", per_device_batch=8)
+    assert estimate(cfg_, "H100-80GB", 1, use_profile=False).profiled is False
+    assert estimate(cfg_, "H100-80GB", 1).profiled is True
+    assert estimate(cfg_, "H100-80GB", 1, use_profile=False).tokens_per_s != estimate(cfg_, "H100-80GB", 1).tokens_per_s
