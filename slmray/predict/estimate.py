@@ -162,7 +162,8 @@ class Estimate:
     """True for the CPU, where neither memory nor speed is calibrated."""
     profiled: bool = False
     """True where the GPU type has a profile (`slmray.catalog.profiles`): GEMM and attention times
-    at this configuration's shapes, the per-kernel and host costs were measured on that GPU type.
+    at this configuration's shapes (a `Calibration.profile_weight` share of them), the per-kernel
+    and host costs were measured on that GPU type.
     False: its datasheet and the stated priors of `slmray.predict.kernels`, a wider uncertainty."""
 
 
@@ -218,6 +219,11 @@ def _gathered_block_bytes(cfg: TrainConfig, p: _Params) -> float:
     Linear weights under the tensorwise recipe (torchao's FP8 all-gather; rowwise has none)."""
     fp8_weights = _fp8_params(cfg) if cfg.precision == "fp8" else 0
     return 2 * (p.block - fp8_weights) + fp8_weights
+
+
+def _padded(features: int) -> int:
+    """`features` rounded up to a multiple of 8, as Inductor pads a bf16 GEMM's dimensions."""
+    return -(-features // 8) * 8
 
 
 def _aligned(fan_in: int, fan_out: int) -> bool:
@@ -399,10 +405,10 @@ def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -
             kind = "aligned"  # Inductor pads a misaligned GEMM (the copies are counted below)
         else:
             kind = "misaligned"
-        # Inductor runs a misaligned GEMM at its padded shape, not the one the profile timed slow
-        pad = (lambda x: -(-x // 8) * 8) if kind == "aligned" else (lambda x: x)
-        gemms += [Gemm(*shape, count=times * cfg.grad_accum, kind=kind)
-                  for shape in kernels.linear_gemms(micro_tokens, pad(fan_in), pad(fan_out))]
+        # compiled, a misaligned GEMM runs (and is timed) at the shape Inductor pads it to, not at
+        # the one cuBLAS's slow kernels run un-compiled (the profile times those several times slower)
+        shape = (_padded(fan_in), _padded(fan_out)) if kind == "aligned" else (fan_in, fan_out)
+        gemms += [Gemm(*g, count=times * cfg.grad_accum, kind=kind) for g in kernels.linear_gemms(micro_tokens, *shape)]
         if _in_fp8(cfg, fan_in, fan_out, in_block):
             in_fp8 += fan_in * fan_out * times
             casts += cast_axes * (tokens * (fan_in + fan_out) * times + 2 * cfg.grad_accum * fan_in * fan_out * m.n_layer)
@@ -483,12 +489,14 @@ def compute_time_s(
 
     GEMMs and fused attention are timed at their shapes: from the GPU's profile where it has them
     (`profile`, default the catalog's), else from the datasheet peak and the shape's tile waves
-    (`kernels.shape_efficiency`).  The device runs while the host queues ahead (no host
+    (`kernels.shape_efficiency`); with a profile, `cal.profile_weight` of the profiled times and the
+    rest of the datasheet's (the profile's kernel and host costs in full).  The device runs while the host queues ahead (no host
     synchronisation inside a step), so a step takes the longer of the two; `host` is the excess."""
     if profile is _SHIPPED:
         profile = gpu_profile(spec)
     peak, bw = spec.peak_bf16_tflops * 1e12, spec.hbm_tb_s * 1e12
     passes = cal.compiled_activation_passes if work.compiled else cal.activation_passes
+
     def gemm_and_attention(profile: GPUProfile | None) -> tuple[float, float]:
         if work.gemms:
             mm = kernels.matmul_terms(work.gemms, peak, spec.sms, profile)
