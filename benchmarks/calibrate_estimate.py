@@ -16,7 +16,11 @@ The fit, in order:
 4. step-time efficiencies: predicted step time is linear in their inverses, so a least-squares
    fit of measured step times (weighted for relative error) gives them, with the HBM efficiency
    held at its assumed value (three models cannot tell it apart from the activation passes).
-   A term no calibration row exercises keeps its committed value.
+   A term no calibration row exercises keeps its committed value.  Every profile is ignored in
+   this fit (the datasheet path, what a GPU type without a profile gets); then, with the other
+   constants fixed, the profiled GEMM and attention scales are fitted on the rows of profiled
+   GPU types, at the committed `profile_weight` (chosen on held-out rows by
+   `profile_accuracy.py`, not fitted here).
 5. FP8 (`fit_fp8`, on the FP8 rows of `FP8_CALIBRATION_ROWS` only, the bf16 constants fixed): the
    bytes an FP8 Linear's input keeps, as the median of what the measured peaks leave; then the FP8
    GEMM efficiencies of both recipes, by least squares of the step time the bf16 terms do not
@@ -185,16 +189,16 @@ def _usable_share(df: pd.DataFrame, cal: Calibration) -> float:
 TIME_TERMS = ("matmul", "misaligned", "attention", "activations", "compiled_activations", "profiled_matmul", "profiled_attention")
 
 
-def time_features(df: pd.DataFrame, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:
+def time_features(df: pd.DataFrame, cal: Calibration, use_profile: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Per row: seconds of each TIME_TERMS term at 100% efficiency and one HBM pass (the profiled
-    terms as the GPU profile measured them), and the seconds of the terms no constant here scales:
-    the fixed-efficiency HBM traffic (loss, scores, optimizer), the kernels' fixed cost and the
-    host's excess (at the committed constants)."""
+    terms as the GPU profile measured them; 0 with `use_profile=False`), and the seconds of the
+    terms no constant here scales: the fixed-efficiency HBM traffic (loss, scores, optimizer), the
+    kernels' fixed cost and the host's excess (at the committed constants)."""
     terms, fixed = [], []
     for r in df.itertuples():
         spec = spec_for(r.gpu_type)
         work = step_work(trial_config(r), r.num_gpus, cal)
-        profile = gpu_profile(spec)
+        profile = gpu_profile(spec) if use_profile else None
         peak, bw = spec.peak_bf16_tflops * 1e12, spec.hbm_tb_s * 1e12
         mm = matmul_terms(work.gemms, peak, spec.sms, profile)
         attention, attention_profiled = attention_time_s(work, spec, profile)
@@ -214,8 +218,41 @@ def measured_step_s(df: pd.DataFrame) -> np.ndarray:
 
 
 def fit_time(df: pd.DataFrame, cal: Calibration) -> Calibration:
-    ok = df[(df["status"] == "ok") & (df["num_gpus"] == 1)]  # multi-GPU rows wait for a fit of the links
+    """The datasheet path's constants, fitted with every profile ignored (what a GPU type without
+    one is predicted with), then the two profiled scales on the rows of profiled GPU types."""
+    return fit_profiled(df, _fit_terms(df, cal, use_profile=False))
+
+
+def fit_profiled(df: pd.DataFrame, cal: Calibration) -> Calibration:
+    """`profiled_matmul_scale` and `profiled_attention_scale` on the ok one-GPU rows of `df` whose
+    GPU type has a profile, every other constant as `cal` has it.  Fitted jointly with the
+    activation passes, the profile's GEMM scale came out at 0.38 (a GEMM in a step three times
+    faster than alone): the passes took the time over, so they stay the datasheet fit's."""
+    ok = df[(df["status"] == "ok") & (df["num_gpus"] == 1)]
+    ok = ok[[gpu_profile(spec_for(g)) is not None for g in ok["gpu_type"]]]
+    if not len(ok):  # no row of a profiled GPU type: the profile as measured, not scales fitted elsewhere
+        return dataclasses.replace(cal, profiled_matmul_scale=1.0, profiled_attention_scale=1.0)
     x, fixed = time_features(ok, cal)
+    sheet, _ = time_features(ok, cal, use_profile=False)
+    passes = np.array([cal.activation_passes, cal.compiled_activation_passes]) / cal.hbm_efficiency
+    c = np.array([1 / cal.matmul_efficiency, 1 / cal.misaligned_matmul_efficiency, 1 / cal.attention_efficiency])
+    w = cal.profile_weight  # the blend with the datasheet path (Calibration.profile_weight)
+    rest = fixed + (w * x[:, :3] + (1 - w) * sheet[:, :3]) @ c + x[:, 3:5] @ passes
+    x, y = w * x[:, 5:], measured_step_s(ok)
+    coef = np.array([cal.profiled_matmul_scale, cal.profiled_attention_scale])
+    used = np.flatnonzero(np.abs(x).sum(axis=0) > 0)
+    if len(ok) >= len(used) and len(used):
+        fitted, *_ = np.linalg.lstsq(x[:, used] / y[:, None], (y - rest) / y, rcond=None)
+        if (fitted <= 0).any():
+            bad = [TIME_TERMS[5 + i] for i, f in zip(used, fitted) if f <= 0]
+            raise SystemExit(f"error: the calibration rows give a non-positive coefficient for {', '.join(bad)}")
+        coef[used] = fitted
+    return dataclasses.replace(cal, profiled_matmul_scale=coef[0], profiled_attention_scale=coef[1])
+
+
+def _fit_terms(df: pd.DataFrame, cal: Calibration, use_profile: bool) -> Calibration:
+    ok = df[(df["status"] == "ok") & (df["num_gpus"] == 1)]  # multi-GPU rows wait for a fit of the links
+    x, fixed = time_features(ok, cal, use_profile)
     y = measured_step_s(ok)
     h = cal.hbm_efficiency
     coef = np.array([

@@ -1,7 +1,7 @@
 """The output head's loss kernels on one GPU: forward + backward time and peak memory of each
 (`slmray.train.loss`) at today's small models' vocabularies and widths, 16 x 1,024 tokens.
 
-    python benchmarks/loss_kernels.py --out benchmarks/results/loss_kernels_h100.md
+    python benchmarks/loss_kernels.py --out loss_kernels_h100.md   # on a GPU; no table committed yet
 
 Each kernel runs as the trainer runs it on one GPU: fp32 hidden states and output weight under
 bf16 autocast (the head's GEMMs in bf16, the loss in fp32), the gradients of both taken.  standard

@@ -247,3 +247,19 @@ def test_todays_models_estimate_on_an_h100(name):
     assert 0 < e.peak_mem_gb < 80 and e.tokens_per_s > 0 and not e.oom
     # the tied embedding is one matrix of fp32 params, grads and moments: 16 B a parameter
     assert e.memory_gb["params"] * GIB == 4 * PRESETS[name].num_params
+
+
+def test_a_fit_without_rows_of_a_profiled_gpu_keeps_the_profile_as_measured():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import calibrate_estimate
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    h200 = calibrate_estimate.load_measured([str(BENCHMARKS / "results" / "sweeps" / "sweep_h200x1.parquet")])
+    fitted = calibrate_estimate.fit(h200)  # the H200 has no profile: nothing to fit the profiled scales on
+    assert (fitted.profiled_matmul_scale, fitted.profiled_attention_scale) == (1.0, 1.0)
+    assert fitted.matmul_efficiency != CALIBRATION.matmul_efficiency  # the datasheet path did refit
+    cfg_ = cfg("llama-100m", per_device_batch=8)
+    assert estimate(cfg_, "H100-80GB", 1, use_profile=False).profiled is False
+    assert estimate(cfg_, "H100-80GB", 1).profiled is True
+    assert estimate(cfg_, "H100-80GB", 1, use_profile=False).tokens_per_s != estimate(cfg_, "H100-80GB", 1).tokens_per_s

@@ -1,6 +1,7 @@
 """The GPU profile: its shape ladder, its table format and loader, the op counts the estimator
 uses, and the estimator's small-problem terms with and without a profile (all on the CPU)."""
 
+import dataclasses
 import math
 
 import pytest
@@ -109,8 +110,10 @@ def test_a_profile_times_the_gemms_and_attention_it_measured_and_the_host_it_saw
     cfg = TrainConfig(model=PRESETS["llama-100m"], attention="sdpa", per_device_batch=1, seq_len=1024)
     spec, work = spec_for("H100-80GB"), step_work(cfg, 1)
     profile = parse_profile(_profile(), "H100-80GB.csv")
-    without = compute_time_s(work, spec, CALIBRATION, profile=None)
-    with_profile = compute_time_s(work, spec, CALIBRATION, profile=profile)
+    # the profile's times as measured: its scales at 1 and no share left to the datasheet path
+    cal = dataclasses.replace(CALIBRATION, profiled_matmul_scale=1.0, profiled_attention_scale=1.0, profile_weight=1.0)
+    without = compute_time_s(work, spec, cal, profile=None)
+    with_profile = compute_time_s(work, spec, cal, profile=profile)
     qkv = [g for g in work.gemms if (g.n, g.k) == (2592, 864) or (g.m, g.n) == (2592, 864)]
     assert len(qkv) == 2
     measured = sum(profile.gemm_seconds(g.m, g.n, g.k, weight_gradient=g.weight_gradient) * g.count for g in qkv)
@@ -145,3 +148,25 @@ def test_profile_command_refuses_without_a_gpu(cli):
     out = cli("-m", "slmray.predict.profile", "--out", "-")
     assert out.returncode == 2
     assert out.stderr.strip().startswith("error: profile: no CUDA GPU here") and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_the_profile_weight_blends_the_profiled_and_datasheet_times_linearly():
+    cfg = TrainConfig(model=PRESETS["llama-100m"], attention="sdpa", per_device_batch=8, seq_len=1024)
+    spec, work = spec_for("H100-80GB"), step_work(cfg, 1)
+    profile = parse_profile(_profile(), "H100-80GB.csv")  # llama-100m's qkv GEMMs and attention
+    at = {w: compute_time_s(work, spec, dataclasses.replace(CALIBRATION, profile_weight=w), profile=profile) for w in (0.0, 0.25, 1.0)}
+    sheet = compute_time_s(work, spec, CALIBRATION, profile=None)
+    for term in ("matmul", "attention"):
+        assert at[0.0][term] == pytest.approx(sheet[term])
+        assert at[0.25][term] == pytest.approx(0.75 * at[0.0][term] + 0.25 * at[1.0][term])
+    assert at[1.0]["matmul"] != pytest.approx(sheet["matmul"]) and at[1.0]["attention"] != pytest.approx(sheet["attention"])
+    # the per-kernel cost stays the profile's whatever the weight
+    assert at[0.0]["kernels"] == at[1.0]["kernels"] != sheet["kernels"]
+
+
+def test_a_compiled_misaligned_gemm_is_timed_at_the_shape_inductor_pads_it_to():
+    # llama-500m's MLP width 4147: cuBLAS's slow kernels un-compiled, padded to 4152 compiled
+    shapes = {c: {(g.m, g.n, g.k) for g in step_work(TrainConfig(model=PRESETS["llama-500m"], per_device_batch=1,
+                                                                  seq_len=1024, compile=c), 1).gemms} for c in (False, True)}
+    assert any(4147 in s for s in shapes[False]) and not any(4147 in s for s in shapes[True])
+    assert any(4152 in s for s in shapes[True])
