@@ -27,13 +27,13 @@ CPU_ATTENTION = ("eager", "sdpa", "sdpa-math")
 """The attention backends a CPU run may use: the forced fused backends name GPU kernels (on the
 CPU, sdpa-flash falls back to a CPU kernel that measures nothing a GPU run would)."""
 GQA_DEFAULT = {"sdpa": "native", "sdpa-flash": "native", "sdpa-math": "native",
-               "sdpa-cudnn": "repeat", "sdpa-efficient": "repeat", "eager": "repeat", "flash2": "native"}
+               "sdpa-cudnn": "native", "sdpa-efficient": "repeat", "eager": "repeat", "flash2": "native"}
 """How each attention backend serves grouped-query attention (n_kv_head < n_head): native
 (SDPA's enable_gqa; flash_attn takes fewer k/v heads) or k/v repeated to n_head heads first.
-native is expected faster where the kernel takes it (FlashAttention-2 reads each k/v head once
-for its group, no copy): to be confirmed on the H100 by `benchmarks/gqa_attention.py`.  cuDNN and
-memory-efficient repeat, because torch does not promise them enable_gqa (a forced backend that
-refuses it raises rather than falls back).  Here, not in `attention.py`, so that the estimator
+Measured on one H100 (benchmarks/results/models/gqa_attention_h100.md, fwd+bwd, bf16, the GQA
+presets' shapes at batch 8 x 2048): native was faster for sdpa (1.03-1.18x, one shape even),
+sdpa-flash (1.03-1.07x) and sdpa-cudnn (1.03-1.19x); the memory-efficient kernel has none
+("No available kernel"), so it repeats.  Here, not in `attention.py`, so that the estimator
 counts the same tensors without importing torch."""
 STRATEGIES = ("single", "ddp", "fsdp", "fsdp_grad_op")
 DEVICES = ("auto", "cuda", "cpu")
