@@ -13,10 +13,27 @@ SPACE = SearchSpace(model=["tiny"], per_device_batch=[2], num_gpus=[1], attentio
 """
 
 
+def _load_shipped(path) -> SearchSpace | None:
+    """A shipped space, or None where it asks for an optional loss-kernel package this machine lacks
+    (h100x1_models.py: Liger's Triton kernel, GPU only): then the refusal must be that one line."""
+    from slmray.train.config import FUSED_LOSS_PACKAGES, installed_loss_kernels
+
+    try:
+        return load_space(str(path))
+    except SpaceError as exc:
+        text = path.read_text()
+        missing = [k for k in FUSED_LOSS_PACKAGES if k not in installed_loss_kernels() and f'"{k}"' in text]
+        if not missing:
+            raise
+        assert str(exc) == (f"{path}: loss_kernel: {missing[0]} needs the {FUSED_LOSS_PACKAGES[missing[0]][1]} package "
+                            f"(pip install {FUSED_LOSS_PACKAGES[missing[0]][1]})")
+        return None
+
+
 @pytest.mark.parametrize("path", SPACES, ids=[p.stem for p in SPACES])
 def test_shipped_spaces_load(path):
-    space = load_space(str(path))
-    assert space.trials()
+    space = _load_shipped(path)
+    assert space is None or space.trials()
 
 
 def test_full_space_is_the_papers_grid():
@@ -124,7 +141,7 @@ def test_every_gpu_type_a_shipped_space_names_has_a_cluster_file():
     from slmray.cluster.files import cluster_gpu_types
 
     have = cluster_gpu_types("cluster")
-    named = {g for path in SPACES for g in load_space(str(path)).gpu_type or []}
+    named = {g for path in SPACES for g in (getattr(_load_shipped(path), "gpu_type", None) or [])}
     assert named and named <= have, named - have
 
 
