@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from slmray.catalog.gpus import CPU, canonical_gpu, gpu_specs, spec_for
 from slmray.cluster.files import ClusterError, load_cluster
 from slmray.errors import ConfigError
-from slmray.sweep.space import SearchSpace
+from slmray.sweep.space import CPU_ATTENTION, SearchSpace
+from slmray.train.config import is_fp8
 
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
 """Where `ray up` leaves the cluster's config on the head node."""
@@ -30,6 +31,11 @@ class Capacity:
     gpus_per_node: dict[str, int] = field(default_factory=dict)
     cpus: int = 1
     where: str = "this machine"
+
+    @property
+    def device(self) -> str:
+        """What a trial's TrainConfig runs on here: cuda, or cpu."""
+        return "cuda" if self.use_gpu else "cpu"
 
     @property
     def gpu_types(self) -> list[str]:
@@ -63,9 +69,9 @@ class Capacity:
                 raise ConfigError(f"gpu_type: {g} is not in {self.where} (it has: {have})")
         if not self.use_gpu:
             for a in space.attention:
-                if a not in ("eager", "sdpa", "sdpa-math"):
+                if a not in CPU_ATTENTION:
                     raise ConfigError(f"attention: {a} needs a CUDA GPU and {self.where} has none")
-        fp8_precisions = [p for p in space.values("precision") if p != "bf16"]
+        fp8_precisions = [p for p in space.values("precision") if is_fp8(p)]
         if fp8_precisions:
             if not self.use_gpu:
                 raise ConfigError(f"precision: {fp8_precisions[0]} needs GPUs with FP8 tensor cores and {self.where} has none")

@@ -101,8 +101,9 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
         _report(sweep, {k: v.timestamp() if isinstance(v, datetime.datetime) else v for k, v in row.items()})
         return
     correction = Correction(**config["correction"]) if config.get("correction") else None  # slmray.sweep.searchers.Recalibrating
-    planned = plan_trial(sweep.space, trial, sweep.capacity, sweep.prices, sweep.prune, correction, sweep.pool is None)
-    cfg = sweep.space.train_config(trial, device="cuda" if sweep.capacity.use_gpu else "cpu")
+    planned = plan_trial(sweep.space.resolve(trial, sweep.capacity.device), sweep.capacity, sweep.prices, sweep.prune,
+                         correction, sweep.pool is None)
+    cfg = planned.train
     result, status, error, ran_on = None, "ok", "", {}
     if planned.pruned:
         status = "pruned"
