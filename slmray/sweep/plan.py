@@ -110,8 +110,9 @@ def plan_trial(
     resolved: ResolvedTrial, capacity: Capacity, prices: PriceBook, prune: bool,
     correction: Correction | None = None, isolate: bool = False,
 ) -> PlannedTrial:
-    """A resolved trial (`SearchSpace.resolve`) planned on `capacity`.  `correction`: the tokens/s correction of the trial's GPU type (`Recalibrator.correction`);
-    None or one fitted on no rows leaves the estimate as it is.  `isolate`: the trial runs on a
+    """A resolved trial (`SearchSpace.resolve`) planned on `capacity`.  `correction`: the tokens/s
+    correction of the trial's GPU type (`Recalibrator.correction`); None or one fitted on no rows
+    leaves the estimate as it is.  `isolate`: the trial runs on a
     worker group of its own (`--isolate-trials`), not on a warm one; a warm group's own start is
     counted once per group (`group_starts`), not here."""
     cfg, num_gpus = resolved.train, resolved.num_gpus
@@ -191,7 +192,7 @@ def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_
         spent += cost or 0.0
         lines.append(
             f"{i:>4}  {p.trial.model:<12} {p.trial.per_device_batch:>5} {p.trial.num_gpus:>4} {p.gpu_type or 'any GPU':<10} "
-            f"{p.trial.attention:<10} {' '.join([p.trial.strategy, *config_variant(p.trial.as_config())]):<13} "
+            f"{p.trial.attention:<10} {' '.join([p.trial.strategy, *config_variant(p.train.flat())]):<13} "
             f"{_fmt(e and e.peak_mem_gb, '12.1f')} {('yes' if e and e.oom else 'no' if e else '?') + (' (pruned)' if p.pruned else ''):<12} "
             f"{_fmt(e and e.tokens_per_s, '11,.0f')} {_fmt(p.seconds and p.seconds / 60, '7.1f')} {_fmt(cost, '8.2f')}"
         )
