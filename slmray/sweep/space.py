@@ -170,7 +170,7 @@ class SearchSpace:
         """Each rule in turn, in the order a user fixes them: the first broken one raises."""
         for rule in (
             self._lists, self._models, self._sizes, self._flags_and_precisions, self._attention_and_strategy,
-            self._gpu_types, self._device, self._search, self._objectives, self._limits, self._trainer_rules,
+            self._gpu_types, self._compile_and_device, self._search, self._objectives, self._limits, self._trainer_rules,
         ):
             rule()
 
@@ -208,6 +208,7 @@ class SearchSpace:
                 raise ConfigError(f"per_device_batch: lists no batch for model {k!r}")
 
     def _sizes(self) -> None:
+        """Batches, GPU counts and sequence lengths positive whole numbers."""
         for name, values in (("per_device_batch", self.batches()), ("num_gpus", self.num_gpus),
                              ("seq_len", self.values("seq_len"))):
             for v in values:
@@ -252,7 +253,7 @@ class SearchSpace:
             if self.device == "cpu":
                 raise ConfigError(f"precision: {fp8_precisions[0]} needs GPUs with FP8 tensor cores; device is cpu")
 
-    def _device(self) -> None:
+    def _compile_and_device(self) -> None:
         """Compile true or false; a known device, and on the CPU the attention it runs."""
         for c in self.compile:
             if not isinstance(c, bool):
@@ -265,6 +266,7 @@ class SearchSpace:
                     raise ConfigError(f"attention: {a} needs a CUDA GPU; a CPU sweep can use {', '.join(CPU_ATTENTION)}")
 
     def _search(self) -> None:
+        """A known search and Optuna sampler."""
         if self.search not in SEARCHES:
             raise ConfigError(f"search: {self.search!r} is not one of {', '.join(SEARCHES)}")
         if self.sampler not in OPTUNA_SAMPLERS:
@@ -280,6 +282,7 @@ class SearchSpace:
             raise ConfigError("objectives: names a column twice")
 
     def _limits(self) -> None:
+        """Trial counts and retries: positive where given (retries may be 0)."""
         for name in ("num_samples", "max_concurrent"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
