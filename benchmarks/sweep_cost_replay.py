@@ -181,6 +181,8 @@ def build_grids(df: pd.DataFrame, group_by: str, trial_cost: str = "warm") -> li
     # a configuration measured more than once: ok if any run was, median outcome, mean cost
     df["ok_tokens"] = df["tokens_per_s"].where(ok)
     keys = [c for c in df.columns if c in CONFIG_COLUMNS]
+    if len(keys) < len(CONFIG_COLUMNS):  # a configuration key load_measured does not read would merge configurations
+        raise ValueError(f"the table lacks configuration columns {sorted(set(CONFIG_COLUMNS) - set(keys))}")
     agg = df.groupby(keys, dropna=False).agg(
         ok=("status", lambda s: (s == "ok").any()), tokens_per_s=("ok_tokens", "median"),
         tokens_per_usd=("tokens_per_usd", "median"), gpu_hours=("gpu_hours", "mean"),

@@ -103,6 +103,15 @@ def test_a_row_of_an_older_table_becomes_the_trainconfig_it_ran():
     assert config_label(row) == "llama-100m local x1 ddp sdpa b16"
 
 
+def test_a_trial_and_a_space_have_a_field_for_each_configuration_key():
+    # a key added to CONFIG_KEYS is swept: a Trial carries it to Tune's config, a space lists its values
+    from slmray.sweep.space import SearchSpace, Trial
+
+    assert {f.name for f in dataclasses.fields(Trial)} == set(CONFIG_KEYS)
+    assert set(CONFIG_KEYS) <= {f.name for f in dataclasses.fields(SearchSpace)}
+    assert set(CONFIG_KEYS) <= set(COLUMNS)
+
+
 @pytest.mark.parametrize("precision", ["bf16", "fp8"])
 def test_the_trial_carries_the_trainconfig_its_space_resolved(precision):
     from slmray.catalog.prices import PriceBook
