@@ -55,7 +55,7 @@ from slmray.predict.estimate import (
     step_work,
 )
 from slmray.predict.kernels import matmul_terms
-from slmray.train.config import TrainConfig
+from slmray.train.config import ROW_DEFAULTS, TrainConfig, is_fp8
 from slmray.train.presets import PRESETS
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -71,7 +71,7 @@ RECORDED = ("peak_mem_gb", "oom", "tokens_per_s")
 TRAINER_COLUMNS = ("model", "attention", "compile", "per_device_batch", "seq_len", "status", "tokens_per_s", "peak_mem_gb")
 COLUMNS = (
     "table", "model", "attention", "strategy", "compile", "activation_checkpointing", "precision", "per_device_batch", "seq_len",
-    "grad_accum", "num_gpus", "gpu_type", "status", "tokens_per_s", "peak_mem_gb", "wall_s", "startup_s",
+    "grad_accum", "num_gpus", "gpu_type", "loss_kernel", "backend", "status", "tokens_per_s", "peak_mem_gb", "wall_s", "startup_s",
     "step_time_median_s", "price_per_hour_usd", "tokens_per_usd", *(f"recorded_{c}" for c in RECORDED),
 )
 """`recorded_*`: the prediction a sweep stored in the row before the trial ran (NaN in trainer CSVs)."""
@@ -108,9 +108,8 @@ def _read_one(path: str) -> pd.DataFrame:
         df["strategy"] = df.get("strategy", "single")
         df["num_gpus"] = df.get("num_gpus", 1)
         df["compile"] = df["compile"].astype(str).str.lower() == "true"
-    defaults = {"compile": False, "activation_checkpointing": False, "precision": "bf16", "grad_accum": 1, "wall_s": math.nan, "startup_s": math.nan,
-                "step_time_median_s": math.nan, "price_per_hour_usd": math.nan, "tokens_per_usd": math.nan,
-                **{f"recorded_{c}": math.nan for c in RECORDED}}
+    defaults = {**ROW_DEFAULTS, "wall_s": math.nan, "startup_s": math.nan, "step_time_median_s": math.nan,
+                "price_per_hour_usd": math.nan, "tokens_per_usd": math.nan, **{f"recorded_{c}": math.nan for c in RECORDED}}
     for name, value in defaults.items():
         df[name] = df[name].fillna(value) if name in df.columns else value
     df["table"] = os.path.basename(path)
@@ -126,21 +125,16 @@ def load_measured(paths: list[str]) -> pd.DataFrame:
     df = df.astype({"per_device_batch": int, "seq_len": int, "grad_accum": int, "num_gpus": int})
     df = df.astype({"compile": bool, "activation_checkpointing": bool})
     df["calibration"] = [
-        m in (CALIBRATION_ROWS if p == "bf16" else FP8_CALIBRATION_ROWS).get(t, ())
+        m in (FP8_CALIBRATION_ROWS if is_fp8(p) else CALIBRATION_ROWS).get(t, ())
         for t, m, p in zip(df["table"], df["model"], df["precision"])
     ]
     return df.reset_index(drop=True)
 
 
 def trial_config(row) -> TrainConfig:
-    """The TrainConfig a table row ran (bf16 where a table from before FP8 has no precision)."""
-    precision = getattr(row, "precision", None)
-    return TrainConfig(
-        model=PRESETS[row.model], attention=row.attention, strategy=row.strategy, compile=bool(row.compile),
-        activation_checkpointing=bool(row.activation_checkpointing), per_device_batch=int(row.per_device_batch),
-        seq_len=int(row.seq_len), grad_accum=int(row.grad_accum),
-        precision=precision if isinstance(precision, str) else "bf16",
-    )
+    """The TrainConfig a table row ran (a frame's row or `itertuples` tuple; `TrainConfig.from_row`
+    fills the nulls of tables from before a column)."""
+    return TrainConfig.from_row(row._asdict() if hasattr(row, "_asdict") else row, PRESETS[row.model])
 
 
 def _predicted_gib(df: pd.DataFrame, cal: Calibration) -> np.ndarray:
@@ -277,7 +271,7 @@ def _fit_terms(df: pd.DataFrame, cal: Calibration, use_profile: bool) -> Calibra
 
 def fit_fp8(df: pd.DataFrame, cal: Calibration) -> Calibration:
     """The FP8 constants fitted to the ok FP8 rows of `df`, the bf16 ones as `cal` has them."""
-    ok = df[(df["status"] == "ok") & (df["precision"] != "bf16") & (df["num_gpus"] == 1)]
+    ok = df[(df["status"] == "ok") & df["precision"].map(is_fp8) & (df["num_gpus"] == 1)]
     if not len(ok):
         return cal
     # memory: with no saving (2 bytes kept per input element), what the measured peak leaves
@@ -315,7 +309,7 @@ def fit_fp8(df: pd.DataFrame, cal: Calibration) -> Calibration:
 def fit(df: pd.DataFrame, start: Calibration = CALIBRATION) -> Calibration:
     """Constants fitted to the rows of `df` (all of them: select the calibration rows first).
     The bf16 constants from its bf16 rows, then the FP8 ones from its FP8 rows."""
-    bf16 = df[df["precision"] == "bf16"]
+    bf16 = df[~df["precision"].map(is_fp8)]
     return fit_fp8(df, fit_time(bf16, fit_memory(bf16, start)))
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 
 from slmray.analysis.accuracy import summarise
 from slmray.predict.estimate import CALIBRATION, Calibration, estimate
+from slmray.train.config import is_fp8
 
 from calibrate_estimate import (
     CALIBRATION_ROWS,
@@ -117,7 +118,7 @@ def _pretty(summary: pd.DataFrame) -> pd.DataFrame:
 def _unseen_gpu_lines(df: pd.DataFrame) -> list[str]:
     """The verdict on GPU types no calibration row ran on: the estimate's test on hardware it has
     only its datasheet for, with the signed median error, since a spec-driven miss is a bias."""
-    bf16 = df[df["precision"] == "bf16"]  # the FP8 constants' H200 rows leave the bf16 ones unseen there
+    bf16 = df[~df["precision"].map(is_fp8)]  # the FP8 constants' H200 rows leave the bf16 ones unseen there
     unseen = bf16[~bf16["gpu_type"].isin(bf16.loc[bf16["calibration"], "gpu_type"])]
     if not len(unseen):
         return []
@@ -137,7 +138,7 @@ def _verdict(what: str, rows: pd.DataFrame) -> str:
 
 def _fp8_lines(df: pd.DataFrame) -> list[str]:
     """The verdict on held-out FP8 rows (fp8, fp8-rowwise), with the signed median tokens/s error."""
-    held = df[(df["precision"] != "bf16") & ~df["calibration"]]
+    held = df[df["precision"].map(is_fp8) & ~df["calibration"]]
     if not len(held):
         return []
     return [_verdict(f"held-out FP8 rows ({', '.join(sorted(held['model'].unique()))})", held)]

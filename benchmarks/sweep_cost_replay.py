@@ -62,16 +62,17 @@ from slmray.predict.estimate import Estimate, estimate
 from slmray.predict.overheads import COMPILE_S, TRIAL_OVERHEAD_S
 from slmray.sweep.driver import _predicted_front
 from slmray.sweep.searchers import SAMPLERS, DistinctSearcher
+from slmray.train.config import CONFIG_KEYS, ROW_DEFAULTS
 
 from calibrate_estimate import load_measured, trial_config
 from estimate_accuracy import markdown_table
 
 TRIAL_STEPS = 33
 """Warm-up plus measured steps of a trial (3 + 3 x 10, the trainer's final protocol)."""
-CONFIG_COLUMNS = (
-    "model", "attention", "strategy", "compile", "activation_checkpointing", "per_device_batch", "seq_len",
-    "grad_accum", "num_gpus", "gpu_type",
-)
+CONFIG_COLUMNS = (*CONFIG_KEYS, "grad_accum")
+"""What tells two configurations of a replayed table apart: a sweep configuration's identity, and
+the accumulation a trainer table's rows may differ in.  A grid takes them in the order of the
+table's columns (`load_measured`'s): its configurations' order and a searcher's parameters follow it."""
 REFERENCE = 1.1
 """Hypervolume reference point on normalised objectives (0 best, 1 worst of the grid)."""
 METRICS = ("tokens_per_s", "tokens_per_usd")
@@ -171,7 +172,7 @@ def build_grids(df: pd.DataFrame, group_by: str, trial_cost: str = "warm") -> li
     steps = np.where(ok, TRIAL_STEPS, 1) * step
     if trial_cost == "warm":
         compiled = df["compile"].fillna(False).astype(bool)
-        compile_s = [COMPILE_S.get(p, COMPILE_S["bf16"]) for p in df["precision"].fillna("bf16")]
+        compile_s = [COMPILE_S[p] for p in df["precision"].fillna(ROW_DEFAULTS["precision"])]
         df["wall"] = TRIAL_OVERHEAD_S + np.where(compiled, compile_s, 0.0) + steps
     else:
         startup = df["startup_s"].fillna(df.groupby("model")["startup_s"].transform("median")).fillna(60.0)
@@ -179,7 +180,10 @@ def build_grids(df: pd.DataFrame, group_by: str, trial_cost: str = "warm") -> li
     df["gpu_hours"] = df["wall"] * df["num_gpus"] / 3600
     # a configuration measured more than once: ok if any run was, median outcome, mean cost
     df["ok_tokens"] = df["tokens_per_s"].where(ok)
-    agg = df.groupby(list(CONFIG_COLUMNS), dropna=False).agg(
+    keys = [c for c in df.columns if c in CONFIG_COLUMNS]
+    if len(keys) < len(CONFIG_COLUMNS):  # a configuration key load_measured does not read would merge configurations
+        raise ValueError(f"the table lacks configuration columns {sorted(set(CONFIG_COLUMNS) - set(keys))}")
+    agg = df.groupby(keys, dropna=False).agg(
         ok=("status", lambda s: (s == "ok").any()), tokens_per_s=("ok_tokens", "median"),
         tokens_per_usd=("tokens_per_usd", "median"), gpu_hours=("gpu_hours", "mean"),
         predicted_oom=("predicted_oom", "first"), predicted_tokens_per_s=("predicted_tokens_per_s", "first"),
@@ -188,7 +192,7 @@ def build_grids(df: pd.DataFrame, group_by: str, trial_cost: str = "warm") -> li
     grids = []
     for name, g in agg.groupby(group_by):
         g = g.reset_index(drop=True)
-        params = [c for c in CONFIG_COLUMNS if c != group_by and g[c].nunique() > 1]
+        params = [c for c in keys if c != group_by and g[c].nunique() > 1]
         for c in params:
             g[c] = [_plain(v) for v in g[c]]
         cost = _cost_per_gpu_s(g)

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from slmray.train.config import CONFIG_KEYS, config_label
+
 SIX_TINY = """from slmray.sweep.space import SearchSpace
 SPACE = SearchSpace(model=["tiny"], per_device_batch=[1, 2, 4, 8, 16, 32], num_gpus=[1], attention=["sdpa"],
                     strategy=["ddp"], seq_len=64, steps=5, warmup_steps=2, device="cpu")
@@ -53,8 +55,8 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def _key(row: dict) -> tuple:
-    return (row["model"], row["per_device_batch"], row["num_gpus"], row["attention"], row["strategy"], row["compile"],
-            row["precision"], row["seq_len"])
+    """A configuration's identity, to pair its warm and isolated trials."""
+    return tuple(row[k] for k in CONFIG_KEYS)
 
 
 def run_sweep(space: str, storage: str, name: str, log: Path, *extra: str) -> tuple[list[dict], float]:
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     isolated = {_key(r): r for r in sweeps["isolated"][0]}
     for w in sweeps["warm"][0]:
         i = isolated[_key(w)]
-        lines.append(f"| {w['model']} b{w['per_device_batch']} x{w['num_gpus']} {w['attention']} | {_rate(w)} | "
+        lines.append(f"| {config_label(w)} | {_rate(w)} | "
                      f"{_rate(i)} | {_ratio(w['tokens_per_s'], i['tokens_per_s'])} | "
                      f"{_ratio(w['peak_mem_gb'], i['peak_mem_gb'])} | {w['group_trials']} |")
     Path(args.out).write_text("\n".join(lines) + "\n")

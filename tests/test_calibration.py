@@ -89,10 +89,10 @@ CAPACITY = Capacity(use_gpu=True, gpus={"H200": 8}, gpus_per_node={"H200": 8})
 def test_plan_trial_applies_a_correction_and_records_both_predictions():
     book = PriceBook.load("aws")
     trial = next(iter(SPACE.trials()))
-    plain = plan_trial(SPACE, trial, CAPACITY, book, prune=True)
+    plain = plan_trial(SPACE.resolve(trial, CAPACITY.device), CAPACITY, book, prune=True)
     assert plain.correction_rows == 0 and plain.uncorrected_tokens_per_s == plain.estimate.tokens_per_s
     c = fit_correction("H200", [(100.0, 90.0), (100.0, 90.0)])
-    fixed = plan_trial(SPACE, trial, CAPACITY, book, prune=True, correction=c)
+    fixed = plan_trial(SPACE.resolve(trial, CAPACITY.device), CAPACITY, book, prune=True, correction=c)
     assert fixed.estimate.tokens_per_s == pytest.approx(0.9 * plain.estimate.tokens_per_s)
     assert fixed.uncorrected_tokens_per_s == plain.estimate.tokens_per_s
     assert fixed.estimate.peak_mem_gb == plain.estimate.peak_mem_gb and fixed.estimate.oom == plain.estimate.oom
@@ -104,7 +104,7 @@ def test_plan_trial_applies_a_correction_and_records_both_predictions():
     assert columns["predicted_tokens_per_s"] == pytest.approx(0.9 * columns["predicted_tokens_per_s_uncorrected"])
     table = to_table([{"status": "ok", "gpu_type": "H200", **columns}])  # the schema has the columns
     assert table.column("correction_rows").to_pylist() == [2]
-    assert plan_trial(SPACE, trial, CAPACITY, book, prune=True, correction=NO_CORRECTION) == plain
+    assert plan_trial(SPACE.resolve(trial, CAPACITY.device), CAPACITY, book, prune=True, correction=NO_CORRECTION) == plain
 
 
 def test_make_plan_looks_corrections_up_by_gpu_type():

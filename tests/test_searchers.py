@@ -137,7 +137,6 @@ def test_recalibrating_searcher_hands_each_trial_the_correction_fitted_so_far():
     from slmray.predict.calibration import Correction
     from slmray.sweep.driver import PlannedCost, search_alg
     from slmray.sweep.plan import plan_trial
-    from slmray.sweep.space import Trial
     from slmray.sweep.trial import SweepSettings
 
     space = SearchSpace(model=["llama-100m"], per_device_batch=[8, 16], num_gpus=[1], gpu_type=["H100-80GB"],
@@ -154,7 +153,7 @@ def test_recalibrating_searcher_hands_each_trial_the_correction_fitted_so_far():
                                  "predicted_tokens_per_s_uncorrected": predicted, "cost_usd": 1.0})
     second = alg.suggest("t1")
     assert second["correction"]["rows"] == 1 and second["correction"]["factor"] == pytest.approx(0.8)
-    corrected = plan_trial(space, Trial.from_config(second), settings.capacity, settings.prices, True,
+    corrected = plan_trial(space.resolve(second, settings.capacity.device), settings.capacity, settings.prices, True,
                            Correction(**second["correction"]))
     assert corrected.estimate.tokens_per_s == pytest.approx(0.8 * plan[1].estimate.tokens_per_s)
     assert corrected.prediction_columns()["predicted_tokens_per_s_uncorrected"] == pytest.approx(plan[1].estimate.tokens_per_s)

@@ -213,3 +213,17 @@ def test_a_trial_costs_what_a_warm_group_spends_unless_asked_for_what_its_sweep_
             assert w["gpu_hours"] * 3600 == pytest.approx(TRIAL_OVERHEAD_S + replay_module.TRIAL_STEPS * step)
         assert m["gpu_hours"] * 3600 == pytest.approx(row["wall_s"])
         assert w["gpu_hours"] < m["gpu_hours"]  # start-up was most of what the old sweeps spent
+
+
+
+def test_a_bf16_and_an_fp8_run_of_one_configuration_stay_two_configurations(replay_module, tmp_path):
+    # the replay tells configurations apart by the sweep's identity (CONFIG_KEYS), precision among them
+    from slmray.results.table import to_table, write_table
+
+    rows = replay_module.synthetic_table(models=("llama-100m",), batches=(8, 64), gpus=(1,), seed=1).to_pylist()
+    fp8 = [{**row, "precision": "fp8", "trial_id": f"{row['trial_id']}-fp8"} for row in rows]
+    write_table(to_table(rows + fp8), str(tmp_path / "both.parquet"))
+    (grid,) = replay_module.build_grids(replay_module.load_measured([str(tmp_path / "both.parquet")]), "model")
+    assert "precision" in grid.params
+    assert len(grid.configs) == 2 * len(rows)
+    assert sorted(grid.configs["precision"].unique()) == ["bf16", "fp8"]

@@ -18,6 +18,7 @@ import pandas as pd
 
 from slmray.analysis.costs import best_over
 from slmray.analysis.table import model_order, sort_by_model
+from slmray.train.config import ROW_DEFAULTS, is_fp8
 
 VANILLA_ATTENTION = ("eager", "sdpa-math")
 """Attention that materialises the T x T scores, the paper's "vanilla"; the rest are fused."""
@@ -25,11 +26,13 @@ OOM = "oom"
 """A cell whose trials all ran out of memory (a number there would read as a measurement)."""
 CONDITIONS = ("gpu_type", "num_gpus", "strategy", "seq_len")
 """What a comparison holds fixed where the table varies it, besides compile (`row_keys`)."""
+ROW_ORDER = (*CONDITIONS, "attention", "compile")
+"""What a per-model table's rows sort by after the model, those of them it has."""
 
 
 def _by_model(table: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
     return sort_by_model(
-        table, df, *(c for c in ("gpu_type", "num_gpus", "strategy", "seq_len", "attention", "compile") if c in table.columns)
+        table, df, *(c for c in ROW_ORDER if c in table.columns)
     )
 
 
@@ -188,8 +191,9 @@ def oom_boundary(df: pd.DataFrame) -> pd.DataFrame:
     """Where memory runs out: per model and every other choice the table varies (GPU type and
     count, strategy, attention, compile, sequence length), the largest per-device batch that ran
     ok, its peak memory, and the smallest batch that ran out of memory."""
-    keys = ["model", *(c for c in ("gpu_type", "num_gpus", "strategy", "attention", "compile", "seq_len")
-                       if df[c].nunique(dropna=False) > 1)]
+    # the sequence length last: the column the table gained last
+    choices = [c for c in ROW_ORDER if c != "seq_len"] + ["seq_len"]
+    keys = ["model", *(c for c in choices if df[c].nunique(dropna=False) > 1)]
     trials = df[df["status"].isin(("ok", "oom"))]
     rows = []
     for key, part in trials.groupby(keys, sort=False, dropna=False):
@@ -282,8 +286,8 @@ def precision_effect(df: pd.DataFrame) -> pd.DataFrame | None:
     A table from before the `precision` column (null) ran in bf16."""
     if "precision" not in df.columns:
         return None
-    df = df.assign(precision=df["precision"].fillna("bf16"))
-    if not (df["precision"] != "bf16").any():
+    df = df.assign(precision=df["precision"].fillna(ROW_DEFAULTS["precision"]))
+    if not df["precision"].map(is_fp8).any():
         return None
     keys = [k for k in ("activation_checkpointing", "compile") if k in df.columns and df[k].nunique() > 1]
     rows = row_keys(df, "gpu_type", "per_device_batch", "seq_len", "attention", *keys, compared="precision")

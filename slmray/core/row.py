@@ -5,7 +5,7 @@ A trial's row is assembled from what each stage knows of it: its identity, its c
 and the predictions), what the trainer measured (`TrainResult.to_dict`: the detected GPU type
 among it) and how it ended.  Later parts win, so a detected GPU type replaces the planned one.
 Every value whose name is a column of `slmray.core.schema.SCHEMA` is taken as it is, the rest
-(`tokens_per_step`, `device`...) are left out; the columns computed from others are computed
+(`NOT_STORED`, a TrainConfig's `device`...) are left out; the columns computed from others are computed
 here only: wall time and time to the first measured step from the trial's start and end, and
 its price and costs from a price book (`PriceBook.trial_price`, `slmray.core.costs`).
 """
@@ -19,6 +19,13 @@ from slmray.core.schema import COLUMNS
 
 if TYPE_CHECKING:
     from slmray.catalog.prices import PriceBook
+
+NOT_STORED = {
+    "tokens_per_step": "tokens per optimizer step: the configuration's batch x sequence x accumulation x GPUs",
+    "first_measured_at": "a wall-clock time, stored as time_to_first_step_s (from the trial's start)",
+}
+"""Fields of the trainer's result (`slmray.train.loop.TrainResult`) no column stores, and why;
+every other field is a column (tests/test_identity.py), so a new measurement is not dropped unseen."""
 
 
 def make_row(

@@ -17,7 +17,7 @@ from slmray.catalog.gpus import CPU, canonical_gpu, gpu_specs, spec_for
 from slmray.cluster.files import ClusterError, load_cluster
 from slmray.errors import ConfigError
 from slmray.sweep.space import SearchSpace
-from slmray.train.config import FUSED_LOSS_PACKAGES
+from slmray.train.config import CPU_ATTENTION, FUSED_LOSS_PACKAGES, is_fp8
 
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
 """Where `ray up` leaves the cluster's config on the head node."""
@@ -31,6 +31,11 @@ class Capacity:
     gpus_per_node: dict[str, int] = field(default_factory=dict)
     cpus: int = 1
     where: str = "this machine"
+
+    @property
+    def device(self) -> str:
+        """What a trial's TrainConfig runs on here: cuda, or cpu."""
+        return "cuda" if self.use_gpu else "cpu"
 
     @property
     def gpu_types(self) -> list[str]:
@@ -64,12 +69,12 @@ class Capacity:
                 raise ConfigError(f"gpu_type: {g} is not in {self.where} (it has: {have})")
         if not self.use_gpu:
             for a in space.attention:
-                if a not in ("eager", "sdpa", "sdpa-math"):
+                if a not in CPU_ATTENTION:
                     raise ConfigError(f"attention: {a} needs a CUDA GPU and {self.where} has none")
             fused = [k for k in space.values("loss_kernel") if k in FUSED_LOSS_PACKAGES]
             if fused:
                 raise ConfigError(f"loss_kernel: {fused[0]} is a Triton kernel that needs GPUs and {self.where} has none")
-        fp8_precisions = [p for p in space.values("precision") if p != "bf16"]
+        fp8_precisions = [p for p in space.values("precision") if is_fp8(p)]
         if fp8_precisions:
             if not self.use_gpu:
                 raise ConfigError(f"precision: {fp8_precisions[0]} needs GPUs with FP8 tensor cores and {self.where} has none")

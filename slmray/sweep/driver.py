@@ -82,7 +82,8 @@ class PlannedCost:
     def __call__(self, config: dict) -> float:
         s = self.settings
         correction = Correction(**config["correction"]) if config.get("correction") else None
-        planned = plan_trial(s.space, Trial.from_config(config), s.capacity, s.prices, s.prune, correction, s.pool is None)
+        planned = plan_trial(s.space.resolve(config, s.capacity.device), s.capacity, s.prices, s.prune, correction,
+                             s.pool is None)
         return planned.cost_usd or 0.0
 
 
@@ -379,73 +380,107 @@ def run_sweep(request: SweepRequest) -> int:
     started_here = _connect(request.address, request.capacity or local_capacity(space.device), space, environment,
                             request.verbose)
     try:
-        capacity = request.capacity
-        if capacity is None:
-            capacity = ray_capacity(space.device, request.cluster_config)
-            try:
-                capacity.check(space)
-            except ConfigError as exc:
-                raise SpaceError(f"{request.space_path}: {exc}") from None
+        capacity = _capacity(request)
         plan = make_plan(space, capacity, request.prices, prune=request.prune, isolate=request.isolate_trials)
         runs = planned_runs(space, plan, request.max_trials)
         concurrency = _concurrency(space, capacity)
-        settings = SweepSettings(
-            space=space, sweep_id=request.name, sweep_dir=request.sweep_dir, capacity=capacity, prices=request.prices,
-            prune=request.prune,
-        )
-        on_head = {HEAD_RESOURCE: 0.01} if ray.cluster_resources().get(HEAD_RESOURCE) else {}
-        if not request.isolate_trials:
-            first = None if request.resume else _first_configuration(space, plan, runs)
-            settings = dataclasses.replace(settings, pool=_warm_pool(settings, plan, runs, concurrency, first, on_head))
-        resources = {**DRIVER_RESOURCES, **on_head}
-        _keep_credentials_out_of_ray()
-        trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=settings), resources)
-        print(f"sweep {request.name}: {runs} trials on {capacity.where}, up to {concurrency} at once -> "
-              f"{request.sweep_dir}", flush=True)
-        if request.resume:
-            tuner = tune.Tuner.restore(request.sweep_dir, trainable=trainable, resume_unfinished=True,
-                                       resume_errored=False)
-        else:
-            param_space = {}
-            if space.search == "optuna":
-                param_space = {k: tune.choice(v) for k, v in space.choices().items()}
-            tuner = tune.Tuner(
-                trainable,
-                param_space=param_space,
-                tune_config=tune.TuneConfig(
-                    search_alg=search_alg(settings, plan, runs, request.budget_usd),
-                    num_samples=runs, max_concurrent_trials=concurrency,
-                    # a trial's driver is a light actor with the same resources each time: reusing it
-                    # saves its process start and imports, about 7 s between trials on 2 CPU cores
-                    reuse_actors=True,
-                ),
-                run_config=tune.RunConfig(
-                    name=request.name, storage_path=request.storage, verbose=0,
-                    callbacks=[SweepRecorder(request.name, request.sweep_dir, runs, concurrency, GpuTypeOf(capacity))],
-                ),
-            )
-        with _Interrupt() as interrupt:
-            try:
-                tuner.fit()
-            except Exception as exc:  # a storage outage, a bug: the state saved so far stays resumable
-                if request.verbose:
-                    raise
-                raise SweepError(f"the sweep stopped: {type(exc).__name__}: {first_line(exc)[:300]} (--verbose shows "
-                                 f"the traceback); continue with: {continue_command(request)}") from None
-            finally:
-                if settings.pool:  # idle groups end now; a group mid-trial ends after it
-                    ray.get(settings.pool.close.remote())
-        if interrupt.seen:
-            recorded = len(list_files(join(request.sweep_dir, "rows"), ".parquet"))
-            print(f"interrupted: {recorded} of {runs} trials recorded, {max(runs - recorded, 0)} left "
-                  f"(table: {join(request.sweep_dir, RESULTS_FILE)})")
-            print(f"continue with: {continue_command(request)}", flush=True)
-            return INTERRUPTED
-        print(summary(request.sweep_dir, space), flush=True)
-        return 0
+        settings, resources = _settings(request, capacity, plan, runs, concurrency)
+        tuner = _tuner(request, settings, plan, runs, concurrency, resources)
+        interrupted = _fit(request, tuner, settings)
+        return _finish(request, runs, interrupted)
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _capacity(request: SweepRequest) -> Capacity:
+    """What the sweep runs on: as resolved before Ray started, or, joining a cluster, read from
+    it now and the space checked against it."""
+    if request.capacity is not None:
+        return request.capacity
+    capacity = ray_capacity(request.space.device, request.cluster_config)
+    try:
+        capacity.check(request.space)
+    except ConfigError as exc:
+        raise SpaceError(f"{request.space_path}: {exc}") from None
+    return capacity
+
+
+def _settings(request: SweepRequest, capacity: Capacity, plan: list[PlannedTrial], runs: int,
+              concurrency: int) -> tuple[SweepSettings, dict[str, float]]:
+    """What every trial shares, with the warm pool started (its first groups beside Tune's set-up),
+    and the resources of a trial's own process (on the head node where the cluster marks it)."""
+    import ray
+
+    settings = SweepSettings(
+        space=request.space, sweep_id=request.name, sweep_dir=request.sweep_dir, capacity=capacity,
+        prices=request.prices, prune=request.prune,
+    )
+    on_head = {HEAD_RESOURCE: 0.01} if ray.cluster_resources().get(HEAD_RESOURCE) else {}
+    if not request.isolate_trials:
+        first = None if request.resume else _first_configuration(request.space, plan, runs)
+        settings = dataclasses.replace(settings, pool=_warm_pool(settings, plan, runs, concurrency, first, on_head))
+    return settings, {**DRIVER_RESOURCES, **on_head}
+
+
+def _tuner(request: SweepRequest, settings: SweepSettings, plan: list[PlannedTrial], runs: int, concurrency: int,
+           resources: dict[str, float]) -> tune.Tuner:
+    """Tune over the trial function: restored from the sweep's state, or new over the plan."""
+    _keep_credentials_out_of_ray()
+    trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=settings), resources)
+    print(f"sweep {request.name}: {runs} trials on {settings.capacity.where}, up to {concurrency} at once -> "
+          f"{request.sweep_dir}", flush=True)
+    if request.resume:
+        return tune.Tuner.restore(request.sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=False)
+    space = settings.space
+    param_space = {}
+    if space.search == "optuna":
+        param_space = {k: tune.choice(v) for k, v in space.choices().items()}
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            search_alg=search_alg(settings, plan, runs, request.budget_usd),
+            num_samples=runs, max_concurrent_trials=concurrency,
+            # a trial's driver is a light actor with the same resources each time: reusing it
+            # saves its process start and imports, about 7 s between trials on 2 CPU cores
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=request.name, storage_path=request.storage, verbose=0,
+            callbacks=[SweepRecorder(request.name, request.sweep_dir, runs, concurrency, GpuTypeOf(settings.capacity))],
+        ),
+    )
+
+
+def _fit(request: SweepRequest, tuner: tune.Tuner, settings: SweepSettings) -> bool:
+    """Run the trials; whether Ctrl-C (or SIGTERM) stopped them.  The warm pool closes either way."""
+    import ray
+
+    with _Interrupt() as interrupt:
+        try:
+            tuner.fit()
+        except Exception as exc:  # a storage outage, a bug: the state saved so far stays resumable
+            if request.verbose:
+                raise
+            raise SweepError(f"the sweep stopped: {type(exc).__name__}: {first_line(exc)[:300]} (--verbose shows "
+                             f"the traceback); continue with: {continue_command(request)}") from None
+        finally:
+            if settings.pool:  # idle groups end now; a group mid-trial ends after it
+                ray.get(settings.pool.close.remote())
+    return interrupt.seen
+
+
+def _finish(request: SweepRequest, runs: int, interrupted: bool) -> int:
+    """The closing lines: what is left and how to continue, or the summary; the exit status."""
+    if interrupted:
+        recorded = len(list_files(join(request.sweep_dir, "rows"), ".parquet"))
+        print(f"interrupted: {recorded} of {runs} trials recorded, {max(runs - recorded, 0)} left "
+              f"(table: {join(request.sweep_dir, RESULTS_FILE)})")
+        print(f"continue with: {continue_command(request)}", flush=True)
+        return INTERRUPTED
+    print(summary(request.sweep_dir, request.space), flush=True)
+    return 0
 
 
 def _first_configuration(space: SearchSpace, plan: list[PlannedTrial], runs: int) -> Trial | None:

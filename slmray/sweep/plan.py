@@ -14,12 +14,14 @@ from slmray.predict.calibration import Correction
 from slmray.predict.estimate import Estimate, estimate
 from slmray.predict.overheads import COMPILE_S, GROUP_START_S, ISOLATED_TRIAL_OVERHEAD_S, TRIAL_OVERHEAD_S
 from slmray.sweep.capacity import Capacity
-from slmray.sweep.space import SearchSpace, Trial
+from slmray.sweep.space import ResolvedTrial, SearchSpace, Trial
+from slmray.train.config import TrainConfig, config_variant
 
 
 @dataclass(frozen=True)
 class PlannedTrial:
-    trial: Trial
+    resolved: ResolvedTrial
+    """The trial and the TrainConfig it runs, as its space resolved them."""
     gpu_type: str | None
     """What it will run on: the GPU type asked for, the cluster's only one, or cpu; None for any
     of a cluster's several GPU types (known once it runs)."""
@@ -34,6 +36,14 @@ class PlannedTrial:
     correction when one was given (`slmray.predict.calibration`), else the two are the same."""
     correction_rows: int = 0
     """Ok trials the applied tokens/s correction was fitted on; 0: none applied."""
+
+    @property
+    def trial(self) -> Trial:
+        return self.resolved.trial
+
+    @property
+    def train(self) -> TrainConfig:
+        return self.resolved.train
 
     def prediction_columns(self) -> dict[str, float | bool | int | None]:
         """The results row's `predicted_*` and `correction_rows` columns (slmray.results.table)."""
@@ -78,28 +88,28 @@ def corrected(est: Estimate, correction: Correction | None) -> Estimate:
 
 
 def plan_trial(
-    space: SearchSpace, trial: Trial, capacity: Capacity, prices: PriceBook, prune: bool,
+    resolved: ResolvedTrial, capacity: Capacity, prices: PriceBook, prune: bool,
     correction: Correction | None = None, isolate: bool = False,
 ) -> PlannedTrial:
-    """`correction`: the tokens/s correction of the trial's GPU type (`Recalibrator.correction`);
-    None or one fitted on no rows leaves the estimate as it is.  `isolate`: the trial runs on a
+    """A resolved trial (`SearchSpace.resolve`) planned on `capacity`.  `correction`: the tokens/s
+    correction of the trial's GPU type (`Recalibrator.correction`); None or one fitted on no rows
+    leaves the estimate as it is.  `isolate`: the trial runs on a
     worker group of its own (`--isolate-trials`), not on a warm one; a warm group's own start is
     counted once per group (`group_starts`), not here."""
-    gpu_type = capacity.device_type(trial.gpu_type)
-    cfg = space.train_config(trial, device="cuda" if capacity.use_gpu else "cpu")
+    cfg, num_gpus = resolved.train, resolved.num_gpus
+    gpu_type = capacity.device_type(resolved.gpu_type)
     try:
-        raw = estimate(cfg, gpu_type, trial.num_gpus, gpus_per_node=capacity.gpus_per_node.get(gpu_type, 8)) if gpu_type else None
+        raw = estimate(cfg, gpu_type, num_gpus, gpus_per_node=capacity.gpus_per_node.get(gpu_type, 8)) if gpu_type else None
     except ValueError:  # a GPU the estimator has no specs for (a new model)
         raw = None
     est = None if raw is None else corrected(raw, correction)
-    price = prices.trial_price(gpu_type, trial.num_gpus)
+    price = prices.trial_price(gpu_type, num_gpus)
     seconds = None
     if est is not None:
-        steps = space.warmup_steps + space.steps * space.repeats
         overhead = ISOLATED_TRIAL_OVERHEAD_S if isolate else TRIAL_OVERHEAD_S
-        seconds = overhead + (COMPILE_S[trial.precision] if trial.compile else 0.0) + steps * est.step_time_s
+        seconds = overhead + (COMPILE_S[cfg.precision] if cfg.compile else 0.0) + resolved.steps_run * est.step_time_s
     return PlannedTrial(
-        trial=trial, gpu_type=gpu_type, estimate=est,
+        resolved=resolved, gpu_type=gpu_type, estimate=est,
         price_per_hour_usd=None if price is None else price.usd_per_hour,
         seconds=seconds, pruned=prune and est is not None and est.oom,
         uncorrected_tokens_per_s=None if raw is None else raw.tokens_per_s,
@@ -116,7 +126,8 @@ def make_plan(
     def correction(t: Trial) -> Correction | None:
         return corrections(capacity.device_type(t.gpu_type)) if corrections else None
 
-    return [plan_trial(space, t, capacity, prices, prune, correction(t), isolate) for t in space.trials()]
+    return [plan_trial(space.resolve(t, capacity.device), capacity, prices, prune, correction(t), isolate)
+            for t in space.trials()]
 
 
 def group_starts(plan: list[PlannedTrial]) -> list[PlannedTrial]:
@@ -127,15 +138,6 @@ def group_starts(plan: list[PlannedTrial]) -> list[PlannedTrial]:
         if not p.pruned:
             firsts.setdefault((p.trial.num_gpus, p.gpu_type), p)
     return list(firsts.values())
-
-
-def _variant(t: Trial) -> str:
-    """What the strategy column adds where a trial leaves the defaults: sequence, checkpointing, precision,
-    loss kernel, backend."""
-    return (f"{f' seq {t.seq_len}' if t.seq_len not in (None, 1024) else ''}{' +AC' if t.activation_checkpointing else ''}"
-            f"{f' {t.precision}' if t.precision != 'bf16' else ''}"
-            f"{f' loss {t.loss_kernel}' if t.loss_kernel != 'standard' else ''}"
-            f"{f' {t.backend}' if t.backend != 'native' else ''}")
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -171,7 +173,7 @@ def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_
         spent += cost or 0.0
         lines.append(
             f"{i:>4}  {p.trial.model:<12} {p.trial.per_device_batch:>5} {p.trial.num_gpus:>4} {p.gpu_type or 'any GPU':<10} "
-            f"{p.trial.attention:<10} {p.trial.strategy + (' +compile' if p.trial.compile else '') + _variant(p.trial):<13} "
+            f"{p.trial.attention:<10} {' '.join([p.trial.strategy, *config_variant(p.train.flat())]):<13} "
             f"{_fmt(e and e.peak_mem_gb, '12.1f')} {('yes' if e and e.oom else 'no' if e else '?') + (' (pruned)' if p.pruned else ''):<12} "
             f"{_fmt(e and e.tokens_per_s, '11,.0f')} {_fmt(p.seconds and p.seconds / 60, '7.1f')} {_fmt(cost, '8.2f')}"
         )

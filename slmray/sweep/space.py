@@ -35,8 +35,19 @@ from slmray.core.schema import NUMERIC_COLUMNS
 from slmray.errors import ConfigError, UserError, check_positive_int
 from slmray.train import fp8
 from slmray.train.config import (
-    BACKENDS, CPU_ATTENTION, DEVICES, FUSED_LOSS_PACKAGES, LOSS_KERNELS, PRECISIONS, STRATEGIES, ModelConfig,
-    TrainConfig, installed_backends, installed_loss_kernels,
+    BACKENDS,
+    CONFIG_KEYS,
+    CPU_ATTENTION,
+    DEVICES,
+    FUSED_LOSS_PACKAGES,
+    LOSS_KERNELS,
+    PRECISIONS,
+    STRATEGIES,
+    ModelConfig,
+    TrainConfig,
+    installed_backends,
+    installed_loss_kernels,
+    is_fp8,
 )
 from slmray.train.presets import PRESETS, get_model
 
@@ -44,12 +55,11 @@ SEARCHES = ("grid", "optuna")
 OPTUNA_SAMPLERS = ("tpe", "nsga2", "random")
 OBJECTIVE_COLUMNS = tuple(c for c in NUMERIC_COLUMNS if c not in ("per_device_batch", "num_gpus", "seq_len"))
 """The results columns a sweep may optimise: the numeric ones but the swept dimensions."""
-SWEPT = (
-    "model", "per_device_batch", "num_gpus", "attention", "strategy", "gpu_type", "compile", "seq_len",
-    "activation_checkpointing", "precision", "loss_kernel", "backend",
-)
 LISTABLE = ("seq_len", "activation_checkpointing", "precision", "loss_kernel", "backend")
 """Fields that are one value for every trial or a list to sweep."""
+LISTS = tuple(k for k in CONFIG_KEYS if k not in (*LISTABLE, "per_device_batch", "gpu_type"))
+"""The other swept fields, lists (one value is taken as a list of it); per_device_batch may also be a
+list per model, and gpu_type None (whatever GPUs the cluster has)."""
 FIXED = ("grad_accum", "steps", "warmup_steps", "repeats", "seed", "data")
 """Fields a space holds at one value for every trial and hands to each TrainConfig as they are."""
 DEFAULT = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
@@ -62,7 +72,7 @@ class SpaceError(UserError):
 
 @dataclass(frozen=True)
 class Trial:
-    """One point of the space: the swept values."""
+    """One point of the space: the swept values (`CONFIG_KEYS`), what Tune's config holds."""
 
     model: str
     per_device_batch: int
@@ -80,11 +90,35 @@ class Trial:
 
     def as_config(self) -> dict[str, Any]:
         """The swept values as a Tune config."""
-        return {k: getattr(self, k) for k in SWEPT}
+        return {k: getattr(self, k) for k in CONFIG_KEYS}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Trial:
-        return cls(**{k: config[k] for k in SWEPT if k in config})
+        return cls(**{k: config[k] for k in CONFIG_KEYS if k in config})
+
+
+@dataclass(frozen=True)
+class ResolvedTrial:
+    """A trial with what its space adds, resolved once (`SearchSpace.resolve`): the TrainConfig
+    its workers run and the GPUs it runs on.  The plan, the estimate, the warm pool and the
+    trial's row read this one object; Tune keeps the plain `trial.as_config()`."""
+
+    trial: Trial
+    train: TrainConfig
+
+    @property
+    def num_gpus(self) -> int:
+        return self.trial.num_gpus
+
+    @property
+    def gpu_type(self) -> str | None:
+        """The GPU type the space asked for; None: any the cluster has."""
+        return self.trial.gpu_type
+
+    @property
+    def steps_run(self) -> int:
+        """Every step the trial runs: its warm-up and each repeat's measured steps."""
+        return self.train.warmup_steps + self.train.steps * self.train.repeats
 
 
 def _as_list(name: str, value: Any) -> list:
@@ -146,7 +180,17 @@ class SearchSpace:
     """Price profile for cost columns: local (costs 0), aws, aws-spot, aws-capacity-block, gcp, gcp-spot, lambda, paper."""
 
     def __post_init__(self) -> None:
-        for name in ("model", "num_gpus", "attention", "strategy", "compile"):
+        """Each rule in turn, in the order a user fixes them: the first broken one raises."""
+        for rule in (
+            self._lists, self._models, self._sizes, self._flags_and_precisions, self._loss_and_backend,
+            self._attention_and_strategy,
+            self._gpu_types, self._compile_and_device, self._search, self._objectives, self._limits, self._trainer_rules,
+        ):
+            rule()
+
+    def _lists(self) -> None:
+        """Swept fields as lists, none empty and none naming a value twice."""
+        for name in LISTS:
             object.__setattr__(self, name, _as_list(name, getattr(self, name)))
         if isinstance(self.per_device_batch, dict):
             batches = {k: _as_list(f"per_device_batch[{k!r}]", v) for k, v in self.per_device_batch.items()}
@@ -158,35 +202,48 @@ class SearchSpace:
         if self.gpu_type is not None:
             object.__setattr__(self, "gpu_type", _as_list("gpu_type", self.gpu_type))
         object.__setattr__(self, "objectives", _as_list("objectives", self.objectives))
-        # a config.json path or hub id becomes its ModelConfig here, once (the trials carry its name)
+
+    def _models(self) -> None:
+        """Known models (a config.json path or hub id becomes its ModelConfig here, once: the trials
+        carry its name), and a batch list per model naming exactly the space's models."""
         resolved = {m: get_model(m) for m in self.model if not isinstance(m, ModelConfig) and m not in PRESETS}
         object.__setattr__(self, "model", [resolved.get(m, m) if isinstance(m, str) else m for m in self.model])
-        if isinstance(self.per_device_batch, dict) and resolved:
+        if not isinstance(self.per_device_batch, dict):
+            return
+        if resolved:
             renamed = {(resolved[k].name if k in resolved else k): v for k, v in self.per_device_batch.items()}
             object.__setattr__(self, "per_device_batch", renamed)
-        names = [m.name if isinstance(m, ModelConfig) else m for m in self.model]
-        if isinstance(self.per_device_batch, dict):
-            if self.search != "grid":
-                raise ConfigError("per_device_batch: a batch list per model needs search='grid' (a sampler "
-                                  "would pair models with batches the space does not list)")
-            for k in self.per_device_batch:
-                if k not in names:
-                    raise ConfigError(f"per_device_batch: {k!r} is not one of the space's models ({', '.join(names)})")
-            for k in names:
-                if k not in self.per_device_batch:
-                    raise ConfigError(f"per_device_batch: lists no batch for model {k!r}")
+        names = self.model_names
+        if self.search != "grid":
+            raise ConfigError("per_device_batch: a batch list per model needs search='grid' (a sampler "
+                              "would pair models with batches the space does not list)")
+        for k in self.per_device_batch:
+            if k not in names:
+                raise ConfigError(f"per_device_batch: {k!r} is not one of the space's models ({', '.join(names)})")
+        for k in names:
+            if k not in self.per_device_batch:
+                raise ConfigError(f"per_device_batch: lists no batch for model {k!r}")
+
+    def _sizes(self) -> None:
+        """Batches, GPU counts and sequence lengths positive whole numbers."""
         for name, values in (("per_device_batch", self.batches()), ("num_gpus", self.num_gpus),
                              ("seq_len", self.values("seq_len"))):
             for v in values:
                 check_positive_int(name, v)
+
+    def _flags_and_precisions(self) -> None:
+        """Checkpointing true or false; precisions known, FP8 ones with torchao installed."""
         for v in self.values("activation_checkpointing"):
             if not isinstance(v, bool):
                 raise ConfigError(f"activation_checkpointing: {v!r} is not true or false")
         for v in self.values("precision"):
             if v not in PRECISIONS:
                 raise ConfigError(f"precision: {v!r} is not one of {', '.join(PRECISIONS)}")
-            if fp8.is_fp8(v) and not fp8.torchao_available():
+            if is_fp8(v) and not fp8.torchao_available():
                 raise ConfigError(f"precision: {v} needs torchao (pip install 'slmray[fp8]')")
+
+    def _loss_and_backend(self) -> None:
+        """Loss kernels known and installed (the fused ones GPU only); backends known, transformers installed."""
         for k in self.values("loss_kernel"):
             if k not in LOSS_KERNELS:
                 raise ConfigError(f"loss_kernel: {k!r} is not one of {', '.join(LOSS_KERNELS)}")
@@ -200,6 +257,9 @@ class SearchSpace:
                 raise ConfigError(f"backend: {b!r} is not one of {', '.join(BACKENDS)}")
             if b == "transformers" and importlib.util.find_spec("transformers") is None:
                 raise ConfigError("backend: transformers needs the transformers package (pip install 'slmray[hf]')")
+
+    def _attention_and_strategy(self) -> None:
+        """Installed attention backends; known strategies, `single` on one GPU only."""
         for a in self.attention:
             if a not in installed_backends():
                 hint = " (flash2 needs: pip install 'slmray[flash]')" if a == "flash2" else ""
@@ -210,11 +270,14 @@ class SearchSpace:
         if "single" in self.strategy and max(self.num_gpus) > 1:
             raise ConfigError("strategy: single runs on one GPU, but num_gpus goes up to "
                               f"{max(self.num_gpus)}; use ddp, fsdp or fsdp_grad_op")
+
+    def _gpu_types(self) -> None:
+        """Known GPU types; FP8 only on GPUs with FP8 tensor cores."""
         known_gpus = [s.gpu for s in gpu_specs()]
         for g in self.gpu_type or []:
             if g not in known_gpus:
                 raise ConfigError(f"gpu_type: {g!r} is not a known GPU (known: {', '.join(known_gpus)})")
-        fp8_precisions = [v for v in self.values("precision") if fp8.is_fp8(v)]
+        fp8_precisions = [v for v in self.values("precision") if is_fp8(v)]
         if fp8_precisions:
             lacking = [g for g in self.gpu_type or [] if spec_for(g).peak_fp8_tflops is None]
             if lacking:
@@ -222,6 +285,9 @@ class SearchSpace:
                                   "lacks (gpus.csv has no FP8 peak for it); sweep it in bf16 in a space of its own")
             if self.device == "cpu":
                 raise ConfigError(f"precision: {fp8_precisions[0]} needs GPUs with FP8 tensor cores; device is cpu")
+
+    def _compile_and_device(self) -> None:
+        """Compile true or false; a known device, and on the CPU the attention it runs."""
         for c in self.compile:
             if not isinstance(c, bool):
                 raise ConfigError(f"compile: {c!r} is not true or false")
@@ -231,28 +297,43 @@ class SearchSpace:
             for a in self.attention:
                 if a not in CPU_ATTENTION:
                     raise ConfigError(f"attention: {a} needs a CUDA GPU; a CPU sweep can use {', '.join(CPU_ATTENTION)}")
+
+    def _search(self) -> None:
+        """A known search and Optuna sampler."""
         if self.search not in SEARCHES:
             raise ConfigError(f"search: {self.search!r} is not one of {', '.join(SEARCHES)}")
         if self.sampler not in OPTUNA_SAMPLERS:
             raise ConfigError(f"sampler: {self.sampler!r} is not one of {', '.join(OPTUNA_SAMPLERS)}")
+
+    def _objectives(self) -> None:
+        """Objectives that parse and name results columns, each column once."""
         try:
             objectives = self.objective_list
         except ObjectiveError as exc:
             raise ConfigError(f"objectives: {exc}") from None
         if len({o.column for o in objectives}) != len(objectives):
             raise ConfigError("objectives: names a column twice")
+
+    def _limits(self) -> None:
+        """Trial counts and retries: positive where given (retries may be 0)."""
         for name in ("num_samples", "max_concurrent"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
         check_positive_int("max_failures", self.max_failures, zero_ok=True)
-        # a TrainConfig per model checks seq_len, steps and the rest as the trainer does
+
+    def _trainer_rules(self) -> None:
+        """A TrainConfig per model and sequence length checks seq_len, steps and the rest as the
+        trainer does (in bf16 on the CPU: precision and device are checked above)."""
         first = self.trials()[0]
-        for m in self.model:
-            name = m.name if isinstance(m, ModelConfig) else m
+        for name in self.model_names:
             for seq in self.values("seq_len"):
                 point = {**first.__dict__, "model": name, "seq_len": seq, "precision": "bf16", "loss_kernel": "standard",
                          "per_device_batch": self.batches(name)[0]}
                 self.train_config(Trial(**point), device="cpu")
+
+    @property
+    def model_names(self) -> list[str]:
+        return [m.name if isinstance(m, ModelConfig) else m for m in self.model]
 
     def values(self, name: str) -> list:
         """The values of a field that is one value or a list (`LISTABLE`), as a list."""
@@ -279,11 +360,10 @@ class SearchSpace:
 
     def trials(self) -> list[Trial]:
         """Every point of the grid, in a stable order (the order the grid search runs them)."""
-        names = [m.name if isinstance(m, ModelConfig) else m for m in self.model]
         return [
             Trial(model=m, per_device_batch=b, num_gpus=n, attention=a, strategy=s, gpu_type=g, compile=c,
                   seq_len=t, activation_checkpointing=ac, precision=p, loss_kernel=lk, backend=be)
-            for m in names
+            for m in self.model_names
             for g, n, s, a, b, c, t, ac, p, lk, be in itertools.product(
                 self.gpu_type or [None], self.num_gpus, self.strategy, self.attention, self.batches(m), self.compile,
                 self.values("seq_len"), self.values("activation_checkpointing"), self.values("precision"),
@@ -294,23 +374,24 @@ class SearchSpace:
     def default_num_samples(self) -> int:
         return self.num_samples or max(1, math.ceil(len(self.trials()) / 3))
 
+    def resolve(self, trial: Trial | dict[str, Any], device: str) -> ResolvedTrial:
+        """A trial (or its Tune config) with its TrainConfig on `device` (cuda, cpu)."""
+        trial = trial if isinstance(trial, Trial) else Trial.from_config(trial)
+        return ResolvedTrial(trial=trial, train=self.train_config(trial, device))
+
     def train_config(self, trial: Trial, device: str) -> TrainConfig:
-        return TrainConfig(
-            model=self.model_config(trial.model), attention=trial.attention, strategy=trial.strategy,
-            per_device_batch=trial.per_device_batch, **{name: getattr(self, name) for name in FIXED},
-            seq_len=trial.seq_len if trial.seq_len is not None else self.values("seq_len")[0], compile=trial.compile,
-            activation_checkpointing=(
-                trial.activation_checkpointing if trial.activation_checkpointing is not None
-                else self.values("activation_checkpointing")[0]
-            ),
-            precision=trial.precision, loss_kernel=trial.loss_kernel, backend=trial.backend, device=device,
-        )
+        """What a trial runs: its swept values, the space's fixed ones, and for a configuration of a
+        sweep begun before a field was swept (None there), the space's only value of it."""
+        row = {**trial.as_config(), **{name: getattr(self, name) for name in FIXED}}
+        for name in ("seq_len", "activation_checkpointing"):
+            if row[name] is None:
+                row[name] = self.values(name)[0]
+        return TrainConfig.from_row(row, self.model_config(trial.model), device=device)
 
     def choices(self) -> dict[str, list]:
         """The swept dimensions and their values, for a sampler."""
-        names = [m.name if isinstance(m, ModelConfig) else m for m in self.model]
         return {
-            "model": names, "per_device_batch": self.per_device_batch, "num_gpus": self.num_gpus,
+            "model": self.model_names, "per_device_batch": self.per_device_batch, "num_gpus": self.num_gpus,
             "attention": self.attention, "strategy": self.strategy, "gpu_type": self.gpu_type or [None],
             "compile": self.compile, **{k: self.values(k) for k in LISTABLE},
         }

@@ -29,9 +29,8 @@ from slmray.results.storage import exists, join
 from slmray.results.table import read_table
 from slmray.sweep.capacity import Capacity
 from slmray.sweep.plan import PlannedTrial, plan_trial
-from slmray.sweep.space import SearchSpace, Trial
 from slmray.sweep.failure import failure
-from slmray.train.config import TrainConfig
+from slmray.sweep.space import ResolvedTrial, SearchSpace, Trial
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class SweepSettings:
     """The sweep's `slmray.sweep.warm.WarmPool` actor; None runs each trial on a worker group of its
     own (`--isolate-trials`)."""
 
-    def group_spec(self, trial: Trial):
+    def group_spec(self, trial: Trial | ResolvedTrial):
         """The worker group a trial of this sweep runs on (`slmray.sweep.warm_scheduler.GroupSpec`)."""
         from slmray.sweep.warm_scheduler import GroupSpec
 
@@ -68,23 +67,24 @@ def row_uri(sweep_dir: str, trial_id: str) -> str:
 
 
 def make_row(
-    sweep: SweepSettings, trial_id: str, planned: PlannedTrial, cfg: TrainConfig, result: dict[str, Any] | None,
+    sweep: SweepSettings, trial_id: str, planned: PlannedTrial, result: dict[str, Any] | None,
     status: str, error: str, started: float, ended: float,
 ) -> dict[str, Any]:
-    """The results row of a trial (`slmray.core.row`); `result`'s versions are what the workers ran."""
+    """The results row of a trial (`slmray.core.row`): its configuration the TrainConfig its plan
+    carries; `result`'s versions are what the workers ran."""
     import ray
 
     driver = {"sweep_id": sweep.sweep_id, "trial_id": trial_id, "torch_version": importlib.metadata.version("torch"),
               "ray_version": ray.__version__, "slmray_version": __version__}
-    return core_row.make_row(driver, planned.row_columns(), cfg.flat(), result, {"status": status, "error": error},
+    return core_row.make_row(driver, planned.row_columns(), planned.train.flat(), result, {"status": status, "error": error},
                              started=started, ended=ended, prices=sweep.prices)
 
 
-def _run_warm(sweep: SweepSettings, trial: Trial, trial_id: str, cfg: TrainConfig) -> dict:
+def _run_warm(sweep: SweepSettings, trial: ResolvedTrial, trial_id: str) -> dict:
     """Hand the configuration to the warm pool of its shape and wait for it to run there."""
     import ray
 
-    ray.get(sweep.pool.submit.remote(sweep.group_spec(trial).key, trial_id, cfg.to_dict()))
+    ray.get(sweep.pool.submit.remote(sweep.group_spec(trial).key, trial_id, trial.train.to_dict()))
     return ray.get(sweep.pool.result.remote(trial_id))
 
 
@@ -93,7 +93,6 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
     from ray import tune
 
     started = time.time()
-    trial = Trial.from_config(config)
     trial_id = tune.get_context().get_trial_id()
     recorded = row_uri(sweep.sweep_dir, trial_id)
     if exists(recorded):  # finished before the driver died, after Tune's last checkpoint: not run again
@@ -101,14 +100,14 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
         _report(sweep, {k: v.timestamp() if isinstance(v, datetime.datetime) else v for k, v in row.items()})
         return
     correction = Correction(**config["correction"]) if config.get("correction") else None  # slmray.sweep.searchers.Recalibrating
-    planned = plan_trial(sweep.space, trial, sweep.capacity, sweep.prices, sweep.prune, correction, sweep.pool is None)
-    cfg = sweep.space.train_config(trial, device="cuda" if sweep.capacity.use_gpu else "cpu")
+    planned = plan_trial(sweep.space.resolve(config, sweep.capacity.device), sweep.capacity, sweep.prices, sweep.prune,
+                         correction, sweep.pool is None)
     result, status, error, ran_on = None, "ok", "", {}
     if planned.pruned:
         status = "pruned"
         error = f"predicted {planned.estimate.peak_mem_gb:.1f} GiB per GPU: more than {planned.gpu_type} holds"
     elif sweep.pool is not None:
-        outcome = _run_warm(sweep, trial, trial_id, cfg)
+        outcome = _run_warm(sweep, planned.resolved, trial_id)
         result = outcome.get("result")
         status, error = (result["status"], result["error"]) if result else outcome["error"]
         ran_on = {"warm": outcome["warm"], "group_trials": outcome["group_trials"]}
@@ -120,10 +119,10 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
         from slmray.sweep.warm import scaling_config
         from slmray.train.loop import train_loop_per_worker  # torch: only a trial that builds its own group needs it
 
-        group = sweep.group_spec(trial)
+        group = sweep.group_spec(planned.resolved)
         trainer = TorchTrainer(
             train_loop_per_worker,
-            train_loop_config={"train": cfg.to_dict()},
+            train_loop_config={"train": planned.train.to_dict()},
             scaling_config=scaling_config(group),
             run_config=ray.train.RunConfig(
                 name=trial_id,  # deterministic: a retried trial restores its own Train run
@@ -135,7 +134,7 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
             status, error = result["status"], result["error"]
         except Exception as exc:  # Ray Train's TrainingFailedError, or a start-up failure
             status, error = failure(exc)
-    row = make_row(sweep, trial_id, planned, cfg, result, status, error, started, time.time())
+    row = make_row(sweep, trial_id, planned, result, status, error, started, time.time())
     _report(sweep, {**row, **ran_on})
 
 

@@ -284,7 +284,7 @@ class TrainConfig:
         if self.loss_kernel in FUSED_LOSS_PACKAGES and self.device == "cpu":
             raise ConfigError(f"loss_kernel: {self.loss_kernel} is a Triton kernel that needs a CUDA GPU; device is cpu "
                               "(chunked runs anywhere)")
-        if self.precision != "bf16" and self.device == "cpu":  # before the other checks: the first thing to fix
+        if is_fp8(self.precision) and self.device == "cpu":  # before the other checks: the first thing to fix
             raise ConfigError(
                 f"precision: {self.precision} needs a GPU with FP8 tensor cores (H100, H200, L4, L40S, ...); device is cpu"
             )
@@ -407,29 +407,38 @@ def config_label(config: Mapping[str, Any], *, model: bool = True) -> str:
     its default (bf16, the standard loss, the native backend, no checkpointing, TrainConfig's seq_len) or unknown (a null of an older table) is
     left out, no GPU type reads `local`; `model=False` drops the model, for a table with a model
     column.  Here, not in `slmray.sweep.space`, so that analysis can label rows without importing torch."""
-
-    def given(key: str) -> Any:
-        value = config.get(key)
-        return None if value is None or value != value else value  # NaN: a null in a pandas row
-
-    def whole(value: Any) -> Any:  # 8.0 from a pandas int column with nulls reads 8
-        return int(value) if isinstance(value, float) and value.is_integer() else value
-
-    precision, seq_len = given("precision"), given("seq_len")
     parts = [str(config["model"])] if model else []
-    parts += [f"{given('gpu_type') or 'local'} x{whole(config['num_gpus'])}", str(config["strategy"]),
-              str(config["attention"]), f"b{whole(config['per_device_batch'])}"]
-    if given("compile"):
+    parts += [f"{_given(config, 'gpu_type') or 'local'} x{_whole(config['num_gpus'])}", str(config["strategy"]),
+              str(config["attention"]), f"b{_whole(config['per_device_batch'])}"]
+    return " ".join(parts + config_variant(config))
+
+
+def config_variant(config: Mapping[str, Any]) -> list[str]:
+    """The words of `config_label` for what a configuration sets beyond strategy, attention and
+    batch (`compile fp8 +AC seq 2048`), none where all is at its default; for a table whose other
+    columns show the rest (the sweep's dry-run plan)."""
+    precision, seq_len = _given(config, "precision"), _given(config, "seq_len")
+    parts = []
+    if _given(config, "compile"):
         parts.append("compile")
     if precision not in (None, "bf16"):
         parts.append(str(precision))
-    if given("loss_kernel") not in (None, "standard"):
-        parts.append(f"loss {given('loss_kernel')}")
-    if given("backend") not in (None, "native"):
-        parts.append(str(given("backend")))
-    if given("activation_checkpointing"):
+    if _given(config, "loss_kernel") not in (None, "standard"):
+        parts.append(f"loss {_given(config, 'loss_kernel')}")
+    if _given(config, "backend") not in (None, "native"):
+        parts.append(str(_given(config, "backend")))
+    if _given(config, "activation_checkpointing"):
         parts.append("+AC")
     if seq_len is not None and seq_len != TrainConfig.seq_len:
-        parts.append(f"seq {whole(seq_len)}")
-    return " ".join(parts)
+        parts.append(f"seq {_whole(seq_len)}")
+    return parts
 
+
+def _given(config: Mapping[str, Any], key: str) -> Any:
+    value = config.get(key)
+    return None if _null(value) else value
+
+
+def _whole(value: Any) -> Any:
+    """8.0 from a pandas int column with nulls reads 8."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
