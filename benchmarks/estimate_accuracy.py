@@ -27,7 +27,7 @@ import pandas as pd
 
 from slmray.analysis.accuracy import summarise
 from slmray.predict.estimate import CALIBRATION, Calibration, estimate
-from slmray.train.config import is_fp8
+from slmray.train.config import config_label, is_fp8
 
 from calibrate_estimate import (
     CALIBRATION_ROWS,
@@ -71,8 +71,8 @@ def _worst(df: pd.DataFrame, measured: str, predicted: str) -> str:
     ok = df[df["status"] == "ok"]
     err = (ok[predicted] / ok[measured] - 1).abs()
     r = ok.loc[err.idxmax()]
-    return (f"{100 * err.max():.1f}% ({r['table']}: {r['model']} {r['attention']} {r['strategy']} b{r['per_device_batch']}"
-            f"{' compile' if r['compile'] else ''}, {r[measured]:,.4g} measured vs {r[predicted]:,.4g} predicted)")
+    return (f"{100 * err.max():.1f}% ({r['table']}: {r['model']} {config_label(r, model=False)}, "
+            f"{r[measured]:,.4g} measured vs {r[predicted]:,.4g} predicted)")
 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -169,7 +169,8 @@ def report(df: pd.DataFrame, lomo: pd.DataFrame) -> str:
     detail = pd.DataFrame({
         "table": df["table"], "split": np.where(df["calibration"], "cal", "held"), "model": df["model"],
         "attention": df["attention"], "compile": df["compile"], "strategy": df["strategy"],
-        "AC": df["activation_checkpointing"], "precision": df["precision"], "gpus": df["num_gpus"],
+        "AC": df["activation_checkpointing"], "precision": df["precision"], "loss": df["loss_kernel"],
+        "backend": df["backend"], "gpus": df["num_gpus"],
         "batch": df["per_device_batch"], "seq": df["seq_len"], "status": df["status"],
         "predicted oom": df["predicted_oom"], "GiB": fmt(df["peak_mem_gb"], ".2f"),
         "predicted GiB": fmt(df["predicted_peak_mem_gb"], ".2f"),
