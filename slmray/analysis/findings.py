@@ -24,8 +24,9 @@ VANILLA_ATTENTION = ("eager", "sdpa-math")
 """Attention that materialises the T x T scores, the paper's "vanilla"; the rest are fused."""
 OOM = "oom"
 """A cell whose trials all ran out of memory (a number there would read as a measurement)."""
-CONDITIONS = ("gpu_type", "num_gpus", "strategy", "seq_len")
-"""What a comparison holds fixed where the table varies it, besides compile (`row_keys`)."""
+CONDITIONS = ("gpu_type", "num_gpus", "strategy", "seq_len", "backend", "loss_kernel")
+"""What a comparison holds fixed where the table varies it, besides compile (`row_keys`): a
+Transformers run is never divided by a native one, nor a fused loss's by the standard one."""
 ROW_ORDER = (*CONDITIONS, "attention", "compile")
 """What a per-model table's rows sort by after the model, those of them it has."""
 
