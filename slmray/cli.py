@@ -51,6 +51,17 @@ def parser(prog: str, description: str | None = None, **kwargs) -> ArgumentParse
     return ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter, **kwargs)
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (`--top 0` printed nothing and crashed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def exits_2_on_user_error(main: Callable[..., int]) -> Callable[..., int]:
     """`main` with any `UserError` it raises printed as `error: <message>` on stderr, exit status 2.
     The one place a command turns a user's mistake into its answer; anything else stays a traceback."""

@@ -14,7 +14,7 @@ import math
 import sys
 import warnings
 
-from slmray.cli import add_price_arguments, exits_2_on_user_error, parser, price_book
+from slmray.cli import add_price_arguments, exits_2_on_user_error, parser, positive_int, price_book
 from slmray.planning.assumptions import DEFAULT_TOKENS_PER_PARAM, PlanError, default_assumptions
 
 SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start-up seconds, counted once (default: the tables' median time to first step)")
     p.add_argument("--checkpoint-every-hours", type=float, default=1.0, help="hours between checkpoints; 0: none")
     p.add_argument("--checkpoint-gb-s", type=float, default=1.0, help="write bandwidth of a checkpoint save, GB/s")
-    p.add_argument("--top", type=int, default=15, help="rows of each table to print")
+    p.add_argument("--top", type=positive_int, default=15, help="rows of each table to print")
     return p
 
 

@@ -112,12 +112,21 @@ def test_an_unseen_gpu_type_gets_the_pooled_correction(capsys):
     (["--model", "llama-1b", "--tokens", "1e9", "--gpu-types", "B300"], "--gpu-types: 'B300' is not in gpus.csv"),
     (["--model", "llama-1b", "--tokens", "1e9", "--deadline-hours", "0"], "--deadline-hours: must be positive"),
     (["--model", "llama-1b", "--tokens", "1e9", "--prices", "nowhere"], "profile 'nowhere' is not one of"),
+    (["--model", "llama-1b", "--tokens", "1e9", "--gpu-types", "cpu"], "--gpu-types: no option to plan llama-1b on cpu"),
 ], ids=["tokens-0", "ratio-negative", "unknown-model", "model-absent", "no-prices", "unknown-gpu", "deadline-0",
-        "unknown-profile"])
+        "unknown-profile", "no-option"])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     rc, out, err = run(capsys, *SWEEPS, *argv)
     assert rc == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+
+
+@pytest.mark.parametrize("top", ["0", "-1", "x"])
+def test_top_takes_a_whole_number_of_at_least_one(capsys, top):
+    with pytest.raises(SystemExit) as exit_:
+        main([*SWEEPS, "--model", "llama-1b", "--tokens", "1e9", "--top", top])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "argument --top: " in err and "Traceback" not in err
 
 
 def test_a_deadline_nothing_meets_gives_the_nearest_options(capsys):

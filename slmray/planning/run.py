@@ -111,6 +111,9 @@ def plan_run(
     n_params = config.num_params
     corrections = fit_table_corrections(df)
     options = with_speeds(candidates(rows, gpu_types, max_gpus), config, rows, corrections)
+    if options.empty:
+        raise PlanError(f"--gpu-types: no option to plan {model} on {', '.join(gpu_types) or 'no GPU type'} "
+                        "(the tables' configurations of it neither ran there nor can be predicted there)")
     options = priced(options, book, gpu_types, tokens, n_params, assumptions)
     options = options.assign(excluded=exclusions(options, book, deadline_h, budget_usd))
     options = options.sort_values(["usd", "hours"], na_position="last", kind="stable")
