@@ -111,3 +111,13 @@ def test_values_no_sweep_writes_are_one_line(tmp_path, capsys, column, value, me
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_new_report_over_an_old_one_leaves_none_of_its_figures(tmp_path):
+    out = tmp_path / "report"
+    wide = write_report(add_cost_metrics(_both()), out, OBJECTIVES)
+    assert "pareto.png" in {p.name for p in wide.figures}
+    narrow = write_report(add_cost_metrics(SLICES["one model"]().reset_index(drop=True)), out,
+                          [Objective.parse("max:tokens_per_s")])  # one objective: no Pareto front drawn
+    assert "pareto.png" not in {p.name for p in narrow.figures}
+    assert sorted(p.name for p in out.iterdir()) == sorted(["report.md", "report.html", *(p.name for p in narrow.figures)])

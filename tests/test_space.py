@@ -179,3 +179,11 @@ def test_a_space_takes_a_config_json_beside_presets(tmp_path):
     with pytest.raises(ConfigError, match=r"^.*missing/config.json does not exist"):
         SearchSpace(model=[str(tmp_path / "missing" / "config.json")], per_device_batch=[2], num_gpus=[1],
                     attention=["sdpa"], strategy=["single"])
+
+
+@pytest.mark.parametrize("attention", ["sdpa-flash", "sdpa-cudnn", "sdpa-efficient"])
+def test_a_gpu_space_may_start_with_a_gpu_only_attention_kernel(attention):
+    # the trainer-rules check builds a CPU TrainConfig of the first trial: it once kept its GPU-only kernel
+    space = SearchSpace(model=["tiny"], per_device_batch=[2], num_gpus=[1], attention=[attention, "sdpa"],
+                        strategy=["single"], seq_len=32, device="cuda")
+    assert [t.attention for t in space.trials()] == [attention, "sdpa"]

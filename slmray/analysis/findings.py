@@ -190,11 +190,11 @@ def compile_effect(df: pd.DataFrame, metric: str = "tokens_per_s", rows: Sequenc
 
 def oom_boundary(df: pd.DataFrame) -> pd.DataFrame:
     """Where memory runs out: per model and every other choice the table varies (GPU type and
-    count, strategy, attention, compile, sequence length), the largest per-device batch that ran
-    ok, its peak memory, and the smallest batch that ran out of memory."""
+    count, strategy, backend, loss kernel, attention, compile, sequence length), the largest
+    per-device batch that ran ok, its peak memory, and the smallest batch that ran out of memory."""
     # the sequence length last: the column the table gained last
     choices = [c for c in ROW_ORDER if c != "seq_len"] + ["seq_len"]
-    keys = ["model", *(c for c in choices if df[c].nunique(dropna=False) > 1)]
+    keys = ["model", *(c for c in choices if c in df.columns and df[c].nunique(dropna=False) > 1)]
     trials = df[df["status"].isin(("ok", "oom"))]
     rows = []
     for key, part in trials.groupby(keys, sort=False, dropna=False):

@@ -54,6 +54,10 @@ class Section:
     figures: list[tuple[str, Path]] = field(default_factory=list)
 
 
+FIGURES = ("predictions.png", "pareto.png", "scaling.png", "batch.png", "attention.png", "memory.png")
+"""Every figure a report may draw (its file name); one it leaves out this time is removed from the folder."""
+
+
 @dataclass(frozen=True)
 class Report:
     markdown: Path
@@ -163,7 +167,7 @@ def _predictions(df: pd.DataFrame, out_dir: Path) -> Section:
                             "measures no peak memory.")
     section.tables += [("Prediction error per model", accuracy.accuracy_table(df)),
                        ("Out of memory, predicted against what happened (trials)", accuracy.oom_confusion(df))]
-    _figure(section, plots.prediction_figure(df), out_dir, "predictions.png",
+    _figure(section, plots.prediction_figure(df), out_dir, FIGURES[0],
             "predicted against measured peak memory and tokens/s (dashed: y = x)")
     return section
 
@@ -184,7 +188,7 @@ def _front(df: pd.DataFrame, objectives: Sequence[Objective], out_dir: Path, unp
                             "sit at $0); re-price with --prices PROFILE for the plot.")
     elif len(objectives) >= 2:
         fig = plots.pareto_figure(df, objectives, pareto_front(df, objectives[:2], by="model"))
-        _figure(section, fig, out_dir, "pareto.png", f"Pareto front per model, {objectives[0]} vs {objectives[1]}")
+        _figure(section, fig, out_dir, FIGURES[1], f"Pareto front per model, {objectives[0]} vs {objectives[1]}")
     else:
         section.text.append("A Pareto plot needs two objectives with values.")
     return section
@@ -192,12 +196,12 @@ def _front(df: pd.DataFrame, objectives: Sequence[Objective], out_dir: Path, unp
 
 def _figures(df: pd.DataFrame, money: str, out_dir: Path) -> Section:
     section = Section("Figures")
-    _figure(section, plots.scaling_figure(df), out_dir, "scaling.png", "tokens/s by GPU count, a line per GPU type, strategy and compile setting")
+    _figure(section, plots.scaling_figure(df), out_dir, FIGURES[2], "tokens/s by GPU count, a line per GPU type, strategy and compile setting")
     no_compile = " (trials without compile)" if findings.mixes_compile(df) else ""
-    _figure(section, plots.batch_figure(findings.without_compile(df), money), out_dir, "batch.png",
+    _figure(section, plots.batch_figure(findings.without_compile(df), money), out_dir, FIGURES[3],
             f"{plots.label(money)} by per-device batch{no_compile}")
-    _figure(section, plots.attention_figure(df), out_dir, "attention.png", "eager vs fused attention per model size")
-    _figure(section, plots.memory_figure(df), out_dir, "memory.png",
+    _figure(section, plots.attention_figure(df), out_dir, FIGURES[4], "eager vs fused attention per model size")
+    _figure(section, plots.memory_figure(df), out_dir, FIGURES[5],
             "peak memory by per-device batch, out-of-memory trials marked")
     return section
 
@@ -233,14 +237,17 @@ def write_report(
     """Analyse `df` (a results frame with cost metrics added) and write the report into `out_dir`.
 
     Whole or not at all: everything is written into a hidden folder beside `out_dir` and moved in
-    only once the report is complete, so a failure leaves no half-written report (nor mixes a new
-    one's plots with an old one's text)."""
+    only once the report is complete, so a failure leaves the folder as it was; an earlier report's
+    figures this one does not draw are removed, so its text and figures never mix."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         report = _write(df, staging, objectives, sources, notes, loss_source)
         out_dir.mkdir(exist_ok=True)
+        written = {p.name for p in (report.markdown, report.html, *report.figures)}
+        for name in set(FIGURES) - written:
+            (out_dir / name).unlink(missing_ok=True)
         for path in (report.markdown, report.html, *report.figures):
             os.replace(path, out_dir / path.name)
     finally:

@@ -10,13 +10,18 @@ import pandas as pd
 
 from slmray.planning.run import Decision
 from slmray.predict.calibration import POOLED
-from slmray.train.config import config_label
+from slmray.train.config import CONFIG_KEYS, TrainConfig, config_label
 
-TABLE_COLUMNS = ("gpu_type", "num_gpus", "per_device_batch", "attention", "strategy", "compile", "precision",
-                 "tokens_per_s", "source", "hours", "gpu_hours", "usd")
+SHOWN = ("gpu_type", "num_gpus", "per_device_batch", "attention", "strategy", "compile")
+"""Configuration columns every options table shows."""
+SHOWN_WHERE_SET = tuple(k for k in CONFIG_KEYS if k not in ("model", *SHOWN))
+"""The other configuration columns (precision, sequence, checkpointing, loss kernel, backend): shown
+where the options differ in them or leave TrainConfig's default, so no two rows read alike."""
+NUMBERS = ("tokens_per_s", "source", "hours", "gpu_hours", "usd")
 HEADERS = {"gpu_type": "gpu", "num_gpus": "gpus", "per_device_batch": "batch", "tokens_per_s": "tokens/s",
-           "gpu_hours": "GPU-h", "usd": "$"}
-LEFT = {"gpu", "attention", "strategy", "source", "tokens/s from", "why excluded", "compile", "precision"}
+           "gpu_hours": "GPU-h", "usd": "$", "seq_len": "seq", "activation_checkpointing": "AC", "loss_kernel": "loss"}
+LEFT = {"gpu", "attention", "strategy", "source", "tokens/s from", "why excluded", "compile", "precision", "AC",
+        "loss", "backend"}
 """Text columns of a printed table, left-aligned; the numbers are right-aligned."""
 
 
@@ -103,10 +108,13 @@ def _over(options: pd.DataFrame) -> list[str]:
 
 
 def options_table(options: pd.DataFrame, reason: bool = False) -> pd.DataFrame:
-    """Options as display text, one column per TABLE_COLUMNS (precision only where not all bf16)."""
-    columns = [c for c in TABLE_COLUMNS if c != "precision" or (options["precision"] != "bf16").any()]
-    out = options[columns].copy()
-    out["compile"] = out["compile"].map({True: "yes", False: "no"})
+    """Options as display text: `SHOWN`, those of `SHOWN_WHERE_SET` the options set, `NUMBERS`."""
+    set_ = [c for c in SHOWN_WHERE_SET
+            if c in options and (options[c].nunique() > 1 or (options[c] != getattr(TrainConfig, c)).any())]
+    out = options[[*SHOWN, *set_, *NUMBERS]].copy()
+    for c in ("compile", "activation_checkpointing"):
+        if c in out:
+            out[c] = out[c].map({True: "yes", False: "no"})
     out["tokens_per_s"] = out["tokens_per_s"].map(lambda v: "-" if not math.isfinite(v) else f"{v:,.0f}")
     for c in ("hours", "gpu_hours"):
         out[c] = out[c].map(lambda v: "-" if not math.isfinite(v) else f"{v:,.1f}" if v >= 10 else f"{v:,.2f}")

@@ -323,12 +323,13 @@ class SearchSpace:
 
     def _trainer_rules(self) -> None:
         """A TrainConfig per model and sequence length checks seq_len, steps and the rest as the
-        trainer does (in bf16 on the CPU: precision and device are checked above)."""
+        trainer does (in bf16 with plain SDPA and the standard loss on the CPU: precision, attention,
+        loss kernel and device are checked above for the devices the space runs on)."""
         first = self.trials()[0]
         for name in self.model_names:
             for seq in self.values("seq_len"):
                 point = {**first.__dict__, "model": name, "seq_len": seq, "precision": "bf16", "loss_kernel": "standard",
-                         "per_device_batch": self.batches(name)[0]}
+                         "attention": "sdpa", "per_device_batch": self.batches(name)[0]}
                 self.train_config(Trial(**point), device="cpu")
 
     @property
