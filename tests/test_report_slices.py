@@ -4,6 +4,7 @@ sweeps, analysed end to end (findings, plots, decision); a slice of one attentio
 ended in `KeyError: 'fused / eager'` and a folder holding one PNG."""
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from slmray.analysis import report as report_module
@@ -96,8 +97,6 @@ def test_a_table_named_twice_counts_each_trial_once(tmp_path, capsys):
     ],
 )
 def test_values_no_sweep_writes_are_one_line(tmp_path, capsys, column, value, message):
-    import pyarrow as pa
-
     from slmray.analysis.__main__ import main
     from slmray.results.table import read_table, write_table
 
@@ -121,3 +120,23 @@ def test_a_new_report_over_an_old_one_leaves_none_of_its_figures(tmp_path):
                           [Objective.parse("max:tokens_per_s")])  # one objective: no Pareto front drawn
     assert "pareto.png" not in {p.name for p in narrow.figures}
     assert sorted(p.name for p in out.iterdir()) == sorted(["report.md", "report.html", *(p.name for p in narrow.figures)])
+
+
+def test_an_old_tables_nulls_read_as_the_defaults_of_their_day(tmp_path):
+    """A table from before a configuration column (null there) and a new one that names the default
+    group together: nulls read as `ROW_DEFAULTS` where a table is read, not as a setting of their own."""
+    from slmray.analysis import findings
+    from slmray.core.defaults import ROW_DEFAULTS
+    from slmray.results.table import read_table, write_table
+
+    old = read_table(str(H100_SWEEP))
+    assert old["loss_kernel"].null_count == len(old)  # written before the loss kernel was a column
+    new = old.set_column(old.column_names.index("loss_kernel"), "loss_kernel",
+                         pa.array(["standard"] * len(old), pa.string()))
+    new = new.set_column(new.column_names.index("sweep_id"), "sweep_id", pa.array(["later"] * len(old), pa.string()))
+    write_table(new, str(tmp_path / "new.parquet"))
+    df = load_results([str(H100_SWEEP), str(tmp_path / "new.parquet")])
+    for name, value in ROW_DEFAULTS.items():
+        assert (df[name] == value).all(), name
+    assert findings.row_keys(df, compared="attention") == findings.row_keys(load_results([str(H100_SWEEP)]),
+                                                                           compared="attention")

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from slmray.core.defaults import ROW_DEFAULTS
 from slmray.core.schema import COLUMNS, SCHEMA, STATUSES, TIMESTAMP_COLUMNS  # noqa: F401  (re-exported)
 from slmray.errors import UserError
 from slmray.results.storage import exists, filesystem, write_atomically
@@ -148,8 +149,13 @@ def read_tables(uris: Iterable[str]) -> pa.Table:
 
 
 def to_frame(table: pa.Table) -> "pd.DataFrame":
-    """A table of `SCHEMA` as a pandas DataFrame (the one conversion from Arrow)."""
-    return table.to_pandas().reset_index(drop=True)
+    """A table of `SCHEMA` as a pandas DataFrame (the one conversion from Arrow), with `ROW_DEFAULTS`
+    in the nulls of columns older tables lack, so an old row and a new one of the same setting compare."""
+    frame = table.to_pandas().reset_index(drop=True)
+    for name, value in ROW_DEFAULTS.items():
+        if name in frame.columns and frame[name].isna().any():
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), value).infer_objects()
+    return frame
 
 
 def load_results(uris: str | Iterable[str]) -> "pd.DataFrame":

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from slmray.core.defaults import ROW_DEFAULTS
 from slmray.errors import ConfigError, check_positive_int
 
 FAMILIES = ("llama", "neox")
@@ -66,12 +67,6 @@ CONFIG_KEYS = (
 """A sweep configuration's identity: the results columns that tell two configurations apart
 (what a space sweeps, what the analysis groups repeats by, what the planner offers).  Defined
 here once; everything that keys on a configuration uses this tuple."""
-ROW_DEFAULTS = {
-    "precision": "bf16", "activation_checkpointing": False, "compile": False, "grad_accum": 1,
-    "loss_kernel": "standard", "backend": "native",
-}
-"""What a null (or absent column) in a results table from before that column existed means:
-the trainer's default of the day.  Filled in one place, `TrainConfig.from_row`."""
 
 
 def is_fp8(precision: str | None) -> bool:
