@@ -94,7 +94,7 @@ def test_fused_kernels_are_refused_in_one_line_where_they_cannot_run():
         with pytest.raises(ConfigError, match=f"^loss_kernel: {kernel} .*needs a CUDA GPU; device is cpu"):
             TrainConfig(model=get_model("tiny"), loss_kernel=kernel, device="cpu")
         if kernel not in installed_loss_kernels():
-            with pytest.raises(ConfigError, match=f"^loss_kernel: {kernel} needs the .* package: pip install"):
+            with pytest.raises(ConfigError, match=rf"^loss_kernel: {kernel} needs the .* package \(pip install"):
                 get_loss(kernel)
     check_supported("chunked", "cpu")
     with pytest.raises(ConfigError, match="^loss_kernel: 'fused' is not one of standard, chunked, liger, cce"):
@@ -163,7 +163,7 @@ def test_capacity_refuses_fused_kernels_without_a_gpu():
     space = SearchSpace(**SPACE, loss_kernel=["standard", "chunked"])
     Capacity(use_gpu=False).check(space)
     if "liger" in installed_loss_kernels():
-        with pytest.raises(ConfigError, match="^loss_kernel: liger is a Triton kernel that needs GPUs and this machine"):
+        with pytest.raises(ConfigError, match="^loss_kernel: liger is a Triton kernel that needs a CUDA GPU; this machine has none"):
             Capacity(use_gpu=False).check(SearchSpace(**SPACE, loss_kernel="liger"))
 
 

@@ -17,7 +17,7 @@ from slmray.catalog.gpus import CPU, canonical_gpu, gpu_specs, spec_for
 from slmray.cluster.files import ClusterError, load_cluster
 from slmray.errors import ConfigError
 from slmray.sweep.space import SearchSpace
-from slmray.train.config import CPU_ATTENTION, FUSED_LOSS_PACKAGES, is_fp8
+from slmray.train.config import CPU_ATTENTION, check_loss_kernel, is_fp8
 
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
 """Where `ray up` leaves the cluster's config on the head node."""
@@ -71,9 +71,8 @@ class Capacity:
             for a in space.attention:
                 if a not in CPU_ATTENTION:
                     raise ConfigError(f"attention: {a} needs a CUDA GPU and {self.where} has none")
-            fused = [k for k in space.values("loss_kernel") if k in FUSED_LOSS_PACKAGES]
-            if fused:
-                raise ConfigError(f"loss_kernel: {fused[0]} is a Triton kernel that needs GPUs and {self.where} has none")
+            for k in space.values("loss_kernel"):
+                check_loss_kernel(k, f"{self.where} has none")
         fp8_precisions = [p for p in space.values("precision") if is_fp8(p)]
         if fp8_precisions:
             if not self.use_gpu:

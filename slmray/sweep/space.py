@@ -39,14 +39,12 @@ from slmray.train.config import (
     CONFIG_KEYS,
     CPU_ATTENTION,
     DEVICES,
-    FUSED_LOSS_PACKAGES,
-    LOSS_KERNELS,
     PRECISIONS,
     STRATEGIES,
     ModelConfig,
     TrainConfig,
     installed_backends,
-    installed_loss_kernels,
+    check_loss_kernel,
     is_fp8,
 )
 from slmray.train.presets import PRESETS, get_model
@@ -245,13 +243,7 @@ class SearchSpace:
     def _loss_and_backend(self) -> None:
         """Loss kernels known and installed (the fused ones GPU only); backends known, transformers installed."""
         for k in self.values("loss_kernel"):
-            if k not in LOSS_KERNELS:
-                raise ConfigError(f"loss_kernel: {k!r} is not one of {', '.join(LOSS_KERNELS)}")
-            if k not in installed_loss_kernels():
-                raise ConfigError(f"loss_kernel: {k} needs the {FUSED_LOSS_PACKAGES[k][1]} package "
-                                  f"(pip install {FUSED_LOSS_PACKAGES[k][1]})")
-            if k in FUSED_LOSS_PACKAGES and self.device == "cpu":
-                raise ConfigError(f"loss_kernel: {k} is a Triton kernel that needs GPUs; device is cpu")
+            check_loss_kernel(k, "device is cpu" if self.device == "cpu" else None)
         for b in self.values("backend"):
             if b not in BACKENDS:
                 raise ConfigError(f"backend: {b!r} is not one of {', '.join(BACKENDS)}")

@@ -90,6 +90,20 @@ def installed_loss_kernels() -> tuple[str, ...]:
                  or importlib.util.find_spec(FUSED_LOSS_PACKAGES[k][0]) is not None)
 
 
+def check_loss_kernel(kernel: str, no_gpu: str | None = None, need_package: bool = True) -> None:
+    """The one check of a loss kernel, a one-line ConfigError unless it can run: known; for the fused
+    (Triton) ones a GPU (`no_gpu` says where there is none) and, with `need_package`, their package
+    (a config read back from a row need not run here)."""
+    _one_of("loss_kernel", kernel, LOSS_KERNELS)
+    if kernel not in FUSED_LOSS_PACKAGES:
+        return
+    if no_gpu:
+        raise ConfigError(f"loss_kernel: {kernel} is a Triton kernel that needs a CUDA GPU; {no_gpu} (chunked runs anywhere)")
+    if need_package and kernel not in installed_loss_kernels():
+        package = FUSED_LOSS_PACKAGES[kernel][1]
+        raise ConfigError(f"loss_kernel: {kernel} needs the {package} package (pip install {package})")
+
+
 def loss_chunk_tokens(n_tokens: int, vocab_size: int) -> int:
     """Tokens per chunk of the chunked loss: the most whose fp32 logits fit `LOSS_CHUNK_BYTES`,
     rounded down to a multiple of `LOSS_CHUNK_ALIGN` (never below it), at most `n_tokens`; here, not
@@ -274,11 +288,8 @@ class TrainConfig:
         _one_of("strategy", self.strategy, STRATEGIES)
         _one_of("device", self.device, DEVICES)
         _one_of("precision", self.precision, PRECISIONS)
-        _one_of("loss_kernel", self.loss_kernel, LOSS_KERNELS)
         _one_of("backend", self.backend, BACKENDS)
-        if self.loss_kernel in FUSED_LOSS_PACKAGES and self.device == "cpu":
-            raise ConfigError(f"loss_kernel: {self.loss_kernel} is a Triton kernel that needs a CUDA GPU; device is cpu "
-                              "(chunked runs anywhere)")
+        check_loss_kernel(self.loss_kernel, "device is cpu" if self.device == "cpu" else None, need_package=False)
         if is_fp8(self.precision) and self.device == "cpu":  # before the other checks: the first thing to fix
             raise ConfigError(
                 f"precision: {self.precision} needs a GPU with FP8 tensor cores (H100, H200, L4, L40S, ...); device is cpu"

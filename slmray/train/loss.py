@@ -15,9 +15,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from slmray.errors import ConfigError
 from slmray.train.attention import at_least_fp32
-from slmray.train.config import FUSED_LOSS_PACKAGES, LOSS_KERNELS, installed_loss_kernels, loss_chunk_tokens
+from slmray.train.config import check_loss_kernel, loss_chunk_tokens
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -107,15 +106,8 @@ def _cce() -> LossFn:
 
 def check_supported(kernel: str, device: str) -> None:
     """A one-line ConfigError naming `kernel` unless this process can run it; before anything starts."""
-    if kernel not in FUSED_LOSS_PACKAGES:
-        return
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if not use_cuda:
-        raise ConfigError(f"loss_kernel: {kernel} is a Triton kernel that needs a CUDA GPU; this run is on the CPU "
-                          "(chunked runs anywhere)")
-    if kernel not in installed_loss_kernels():
-        raise ConfigError(f"loss_kernel: {kernel} needs the {FUSED_LOSS_PACKAGES[kernel][1]} package: "
-                          f"pip install {FUSED_LOSS_PACKAGES[kernel][1]}")
+    check_loss_kernel(kernel, None if use_cuda else "this run is on the CPU")
 
 
 def get_loss(name: str) -> LossFn:
@@ -123,9 +115,5 @@ def get_loss(name: str) -> LossFn:
         return standard_loss
     if name == "chunked":
         return chunked_loss
-    if name in FUSED_LOSS_PACKAGES:
-        if name not in installed_loss_kernels():
-            raise ConfigError(f"loss_kernel: {name} needs the {FUSED_LOSS_PACKAGES[name][1]} package: "
-                              f"pip install {FUSED_LOSS_PACKAGES[name][1]}")
-        return _liger() if name == "liger" else _cce()
-    raise ConfigError(f"loss_kernel: {name!r} is not one of {', '.join(LOSS_KERNELS)}")
+    check_loss_kernel(name)
+    return _liger() if name == "liger" else _cce()
