@@ -175,3 +175,29 @@ def test_what_cannot_train_is_refused_in_one_line_naming_the_file(case, tmp_path
         get_model(path)
     text = str(err.value)
     assert "\n" not in text and text.startswith(f"{path}: ") and message in text, text
+
+
+def test_the_planner_plans_it_from_its_transformers_rows(tmp_path):
+    """`python -m slmray.recommend --model FILE`: rows of backend transformers (the committed H100
+    table's llama-1b rows stand in, relabelled) are planned on the file's own count; a native row
+    cannot be re-estimated for it, and says why in the backend's one line."""
+    from analysis_fixtures import RESULTS
+
+    from slmray.analysis.costs import price_trials
+    from slmray.analysis.table import load_results
+    from slmray.catalog.prices import PriceBook
+    from slmray.planning.assumptions import default_assumptions
+    from slmray.planning.run import plan_run, recorded_prices
+
+    sweeps = price_trials(load_results([str(RESULTS / "sweeps" / "sweep_h100x1.parquet")]), PriceBook.load("aws"))
+    path = write(tmp_path, {**CONFIGS["gpt2"], "n_embd": 1920, "n_layer": 19, "n_head": 15, "vocab_size": 32_000,
+                            "n_positions": 2048}, "llama-1b")
+    book, a = recorded_prices(sweeps), default_assumptions(sweeps)
+    plan = plan_run(sweeps.assign(backend="transformers"), path, 2e10, book, a)
+    assert plan.n_params == transformers_count(path) and set(plan.options["backend"]) == {"transformers"}
+    predicted = plan.options[plan.options["source"] == "predicted"]
+    assert len(predicted) and (predicted["tokens_per_s"].dropna() > 0).all() and predicted["tokens_per_s"].notna().any()
+    native = plan_run(sweeps.assign(backend="native"), path, 2e10, book, a).options
+    reasons = set(native.loc[native["source"] == "predicted", "excluded"])
+    assert reasons == {"no estimate (backend: llama-1b is model_type 'gpt2', which the native trainer does not build "
+                       "(family llama: llama, mistral, qwen2, qwen3; neox); train it with backend=\"transformers\")"}

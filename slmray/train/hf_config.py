@@ -36,8 +36,7 @@ MOE_KEYS = ("num_experts", "num_local_experts", "n_routed_experts", "num_experts
             "n_shared_experts")
 ROPE_TYPES = ("default", "llama3")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-TRANSFORMERS_HINT = ('backend="transformers" reads only the other model_types for now (a LLaMA-family file is '
-                     'read as the native layout)')
+TRANSFORMERS_HINT = 'backend="transformers" takes only the other model_types for now'
 """The end of a refusal of a LLaMA-family file: `backend="transformers"` builds any other
 architecture (family transformers), but a llama/mistral/qwen2/qwen3 file is read as the native
 layout, so one with a feature that layout lacks is refused for both backends."""
@@ -154,7 +153,7 @@ def _refuse_sliding_window(raw: dict[str, Any], model_type: str, refuse) -> None
     windowed = [t for t in raw.get("layer_types") or () if t != "full_attention"]
     if model_type == "mistral" and raw.get("sliding_window") is not None:
         raise refuse(f"sliding_window={raw['sliding_window']}: the native model attends over the whole sequence; "
-                     f"set it to null, or {TRANSFORMERS_HINT}")
+                     f"set it to null ({TRANSFORMERS_HINT})")
     if raw.get("use_sliding_window") or windowed:
         # Qwen2/3 configs carry a sliding_window size that only use_sliding_window switches on
         raise refuse(f"use_sliding_window / layer_types: sliding-window layers are not in the native model; "
