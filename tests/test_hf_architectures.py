@@ -135,6 +135,7 @@ def test_a_space_sweeps_it_with_transformers_and_refuses_native(tmp_path, capsys
     assert main([plan, "--dry-run", "--prices", "local", "--storage", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out
     assert "grid: 1 trials" in out and "opt" in out and "transformers" in out
+    assert "approximate: opt (an architecture only Transformers builds) is estimated with the llama-family" in out
     refused = _space_file(tmp_path, path, ["native", "transformers"])
     assert main([refused, "--dry-run", "--prices", "local", "--storage", str(tmp_path / "s")]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
