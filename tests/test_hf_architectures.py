@@ -202,3 +202,17 @@ def test_the_planner_plans_it_from_its_transformers_rows(tmp_path):
     reasons = set(native.loc[native["source"] == "predicted", "excluded"])
     assert reasons == {"no estimate (backend: llama-1b is model_type 'gpt2', which the native trainer does not build "
                        "(family llama: llama, mistral, qwen2, qwen3; neox); train it with backend=\"transformers\")"}
+
+
+def test_an_attention_the_architecture_lacks_is_refused_in_one_line(tmp_path):
+    """XGLM has no SDPA path in Transformers: sdpa is refused naming the attention, eager trains."""
+    raw = dict(model_type="xglm", d_model=64, num_layers=2, attention_heads=4, ffn_dim=128, vocab_size=VOCAB,
+               max_position_embeddings=128, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    m = get_model(write(tmp_path, raw, "xglm"))
+    assert m.family == "transformers" and m.num_params == transformers_count(write(tmp_path, raw, "xglm"))
+    with pytest.raises(ConfigError) as err:
+        build(TrainConfig(model=m, backend="transformers", device="cpu", seq_len=32, attention="sdpa"))
+    assert str(err.value) == ("attention: sdpa: xglm's Transformers model (model_type xglm) has no sdpa implementation; "
+                              "eager runs in every one")
+    model = build(TrainConfig(model=m, backend="transformers", device="cpu", seq_len=32, attention="eager"))
+    assert model(torch.randint(0, VOCAB, (2, 32)), torch.randint(0, VOCAB, (2, 32))).isfinite()

@@ -197,15 +197,15 @@ def build(cfg: TrainConfig) -> TransformersLM:
     """The run's model through `AutoModelForCausalLM.from_config`, in fp32 (mixed precision as the
     native model's: autocast or FSDP's policy), on the current default device."""
     try:
-        import transformers  # noqa: F401
+        import transformers  # noqa: F401  (what the line below says where it is missing)
     except ImportError:
         raise ConfigError("backend: transformers needs the transformers package: pip install 'slmray[hf]'") from None
     implementation = attn_implementation(cfg.attention)
 
     def refuse(what: str) -> ConfigError:
-        if "attn_implementation" in what or implementation in what:  # an architecture without this attention
-            return ConfigError(f"attention: {cfg.attention} ({implementation}) is not one {cfg.model.name}'s "
-                               f"Transformers model has ({what})")
+        if "attention implementation" in what or "attn_implementation" in what:  # e.g. XGLM has no sdpa
+            return ConfigError(f"attention: {cfg.attention}: {cfg.model.name}'s Transformers model (model_type "
+                               f"{cfg.model.model_type}) has no {implementation} implementation; eager runs in every one")
         return ConfigError(f"model: {cfg.model.name}: {what}")
 
     hf = causal_lm(hf_config(cfg.model), refuse, attn_implementation=implementation, dtype=torch.float32)
