@@ -98,3 +98,21 @@ def test_compiled_chunked_loss_trains_the_same_model(cli, reference):
     """The chunked loss kernel compiled with the head (its autograd.Function traced by Dynamo)."""
     losses = _losses(cli, "--per-device-batch", "4", "--compile", "--loss-kernel", "chunked", timeout=600)
     assert losses == pytest.approx(reference, rel=1e-4)
+
+
+GPT2 = {"model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 4, "vocab_size": 512, "n_positions": 256,
+        "bos_token_id": 0, "eos_token_id": 0, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
+"""Any architecture Transformers has (family transformers): GPT-2, its embeddings tied, dropout off
+so that one process and two draw the same function."""
+
+
+def test_fsdp_trains_an_architecture_only_transformers_has_as_one_process(cli, tmp_path):
+    """FSDP2 per GPT2Block (`_no_split_modules`) on 2 gloo processes follows one process's trajectory."""
+    path = tmp_path / "gpt2" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(GPT2))
+    common = ("--model", str(path), "--backend", "transformers", "--loss-kernel", "chunked")
+    one = _losses(cli, *common, "--per-device-batch", "4")
+    two = _losses(cli, *common, "--per-device-batch", "2", "--strategy", "fsdp", nproc=2)
+    assert two == pytest.approx(one, rel=2e-5)
+    assert one[-1] < one[0]

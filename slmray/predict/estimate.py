@@ -171,6 +171,10 @@ class Estimate:
     at this configuration's shapes (a `Calibration.profile_weight` share of them), the per-kernel
     and host costs were measured on that GPU type.
     False: its datasheet and the stated priors of `slmray.predict.kernels`, a wider uncertainty."""
+    approximate: bool = False
+    """True for a family transformers model (an architecture only Transformers builds): counted with
+    the llama-family formulas (`kernels.layout`) from its exact parameter count and its normalised
+    shape, not from its own blocks."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,10 +199,11 @@ def _linears(m: ModelConfig) -> list[tuple[int, int, bool]]:
 
 def _params(m: ModelConfig) -> _Params:
     d, v = m.d_model, m.vocab_size
-    final_norm = d if m.family == "llama" else 2 * d
+    llama = kernels.layout(m) == "llama"
+    final_norm = d if llama else 2 * d
     root = m.num_embedding_params + final_norm  # a tied embedding is one matrix
     qk_norms = 2 * m.head_dim if m.qk_norm else 0
-    norms = m.n_layer * (2 * d + qk_norms if m.family == "llama" else 4 * d) + final_norm
+    norms = m.n_layer * (2 * d + qk_norms if llama else 4 * d) + final_norm
     untied_input = m.num_embedding_params - v * d  # the input embedding's own matrix (0 when tied)
     return _Params(
         total=m.num_params, root=root, block=(m.num_params - root) // m.n_layer,
@@ -284,7 +289,7 @@ def _layer_bytes(cfg: TrainConfig, r: int, c: int, cal: Calibration) -> float:
     # FP8 Linear layers: un-compiled, torchao saves their high-precision inputs (and casts again
     # backward); compiled, the partitioner may keep the smaller FP8 casts instead
     fp8_saving = (c - cal.fp8_saved_input_bytes) * _fp8_inputs(cfg) if cfg.compile and c < 4 else 0.0
-    if m.family == "llama":
+    if kernels.layout(m) == "llama":
         if cfg.compile:  # the block input, norm outputs, proj output; SiLU and the residual recomputed
             return r * d + 3 * c * d + attention + 3 * c * h - fp8_saving
         return 2 * r * d + 2 * c * d + attention + 4 * c * h  # both norm inputs, gate_up, SiLU, product
@@ -648,6 +653,7 @@ def _cpu_estimate(cfg: TrainConfig, num_gpus: int, cal: Calibration) -> Estimate
     return Estimate(
         peak_mem_gb=peak, memory_gb=memory, oom=peak > host, step_time_s=step,
         tokens_per_s=num_gpus * tokens / step, time_s={"matmul": step}, capacity_gb=host, rough=True,
+        approximate=cfg.model.family == "transformers",
     )
 
 
@@ -685,5 +691,5 @@ def estimate(
     return Estimate(
         peak_mem_gb=peak, memory_gb=memory, oom=peak + unusable_cache_bytes(cfg) / GIB > capacity, step_time_s=step,
         tokens_per_s=num_gpus * cfg.tokens_per_device_step / step, time_s=times, capacity_gb=capacity,
-        profiled=profile is not None,
+        profiled=profile is not None, approximate=cfg.model.family == "transformers",
     )

@@ -50,10 +50,18 @@ COMPILED_KERNELS_PER_BLOCK = 30
 attention forward and backward, and the fused element-wise kernels between them."""
 
 
+def layout(m: ModelConfig) -> str:
+    """The block layout the step and memory models count: the family's, and llama for a family
+    transformers model, an approximation (its blocks are Transformers' own, of any architecture):
+    its parameter count is exact, its shapes Transformers' normalised ones; `Estimate.approximate`
+    flags it."""
+    return "neox" if m.family == "neox" else "llama"
+
+
 def linear_shapes(m: ModelConfig) -> list[tuple[int, int, bool]]:
     """(in_features, out_features, in_every_block) of the GEMMs a token goes through."""
     d, h = m.d_model, m.d_mlp
-    mlp = [(d, 2 * h, True), (h, d, True)] if m.family == "llama" else [(d, h, True), (h, d, True)]
+    mlp = [(d, 2 * h, True), (h, d, True)] if layout(m) == "llama" else [(d, h, True), (h, d, True)]
     return [(d, m.q_dim + 2 * m.kv_dim, True), (m.q_dim, d, True), *mlp, (d, m.vocab_size, False)]
 
 
@@ -114,7 +122,7 @@ def kernels_per_step(m: ModelConfig, attention: str, compiled: bool, recompute: 
     if compiled:
         block = COMPILED_KERNELS_PER_BLOCK
     else:
-        block = _block_ops(m.family, attention, profile)[1]
+        block = _block_ops(layout(m), attention, profile)[1]
     return micro * (m.n_layer * block * recompute + HEAD_OPS / 2) + OPTIMIZER_OPS
 
 
@@ -132,5 +140,5 @@ def host_s(m: ModelConfig, attention: str, compiled: bool, recompute: float, mic
     if compiled:
         call_s = (profile.compiled_call_s if profile is not None else None) or PRIOR_COMPILED_CALL_S
         return micro * (m.n_layer * recompute + 1) * call_s + OPTIMIZER_OPS * op_s
-    ops = _block_ops(m.family, attention, profile)[0]
+    ops = _block_ops(layout(m), attention, profile)[0]
     return (micro * (m.n_layer * ops * recompute + HEAD_OPS) + OPTIMIZER_OPS) * op_s

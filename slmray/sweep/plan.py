@@ -210,6 +210,10 @@ def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_
         lines.append(f"counted: {ISOLATED_TRIAL_OVERHEAD_S:.0f} s a trial outside its steps (--isolate-trials)")
     if unknown:
         lines.append(f"{unknown} trials have no price or no estimate: their cost is not counted")
+    approximate = sorted({p.trial.model for p in listed if p.estimate is not None and p.estimate.approximate})
+    if approximate:
+        lines.append(f"approximate: {', '.join(approximate)} (an architecture only Transformers builds) is estimated "
+                     f"with the llama-family formulas from its exact parameter count")
     if budget_note:
         lines.append(budget_note)
     return "\n".join(lines)

@@ -43,6 +43,7 @@ from slmray.train.config import (
     STRATEGIES,
     ModelConfig,
     TrainConfig,
+    check_backend,
     installed_backends,
     check_loss_kernel,
     is_fp8,
@@ -249,6 +250,9 @@ class SearchSpace:
                 raise ConfigError(f"backend: {b!r} is not one of {', '.join(BACKENDS)}")
             if b == "transformers" and importlib.util.find_spec("transformers") is None:
                 raise ConfigError("backend: transformers needs the transformers package (pip install 'slmray[hf]')")
+            for m in self.model:
+                if isinstance(m, ModelConfig):  # a preset is a native layout
+                    check_backend(m, b)
 
     def _attention_and_strategy(self) -> None:
         """Installed attention backends; known strategies, `single` on one GPU only."""

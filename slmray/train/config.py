@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -22,7 +23,10 @@ from typing import Any, Mapping
 from slmray.core.defaults import ROW_DEFAULTS
 from slmray.errors import ConfigError, check_positive_int
 
-FAMILIES = ("llama", "neox")
+FAMILIES = ("llama", "neox", "transformers")
+"""llama and neox: the layouts the native model builds; transformers: any other architecture
+Transformers has, read from its config.json (`slmray.train.hf_config`), trained by
+`backend="transformers"` only."""
 ATTENTION_BACKENDS = ("eager", "sdpa", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "sdpa-math", "flash2")
 CPU_ATTENTION = ("eager", "sdpa", "sdpa-math")
 """The attention backends a CPU run may use: the forced fused backends name GPU kernels (on the
@@ -126,6 +130,10 @@ class ModelConfig:
     neox (Pythia): LayerNorm, parallel attention + MLP residual, GELU MLP, biases,
     rotary on `rotary_pct` of each head's dims.  The defaults untie input and output embeddings
     and give every query head its own key/value head (the paper's and Pythia's models).
+    transformers: an architecture only Transformers builds; `hf_json` holds its config.json, the
+    shape fields hold Transformers' normalised attributes (what the FLOP count and the estimator
+    read), `param_count` its exact parameter count; the fields the native blocks read (rotary,
+    norms, biases) keep their defaults and mean nothing for it.
     """
 
     name: str
@@ -156,9 +164,23 @@ class ModelConfig:
     rope_scaling: tuple[float, float, float, int] | None = None
     """Llama 3's rotary frequency scaling (factor, low_freq_factor, high_freq_factor,
     original_max_position_embeddings); None: plain rotary.  Changes the frequencies only."""
+    hf_json: str = ""
+    """family transformers: the config.json as it was read (a JSON string, so the config stays plain
+    for Ray and Arrow rows); what `hf_backend` builds.  Empty for the native families."""
+    param_count: int | None = None
+    """family transformers: the parameter count Transformers' model has (tied weights once), counted
+    on the meta device when the config.json was read, so that `num_params` needs no torch."""
 
     def __post_init__(self) -> None:
         _one_of("model.family", self.family, FAMILIES)
+        foreign = self.family == "transformers"
+        if foreign:
+            check_positive_int("model.param_count", self.param_count)
+            if not (isinstance(self.hf_json, str) and isinstance(_json_object(self.hf_json).get("model_type"), str)):
+                raise ConfigError("model.hf_json: family transformers needs its config.json (a JSON object with a model_type)")
+        elif self.hf_json or self.param_count is not None:
+            raise ConfigError(f"model.hf_json: only family transformers holds a config.json and a param_count "
+                              f"(family {self.family} is counted from its shape)")
         for name in ("n_layer", "d_model", "n_head", "d_mlp", "vocab_size", "max_seq_len"):
             check_positive_int(f"model.{name}", getattr(self, name))
         derived_head_dim = self.head_dim is None
@@ -182,7 +204,7 @@ class ModelConfig:
                 raise ConfigError(f"model.{name}: must be a positive finite number, got {value!r}")
         if not 0.0 < self.rotary_pct <= 1.0:
             raise ConfigError(f"model.rotary_pct: must be in (0, 1], got {self.rotary_pct}")
-        if self.rotary_dim % 2:
+        if self.rotary_dim % 2 and not foreign:  # Transformers' own model has its own positions
             if derived_head_dim and self.rotary_pct == 1.0:  # --n-head 64 on a width of 64: name the heads
                 raise ConfigError(f"model.n_head: {self.n_head} heads leave {self.head_dim} dims a head "
                                   f"(d_model {self.d_model}); rotary embeddings need an even number")
@@ -209,9 +231,17 @@ class ModelConfig:
         return self.n_kv_head * self.head_dim
 
     @property
+    def model_type(self) -> str:
+        """The config.json's model_type (family transformers); else the family."""
+        return _json_object(self.hf_json)["model_type"] if self.family == "transformers" else self.family
+
+    @property
     def num_params(self) -> int:
         """Exact count of the parameters `model.Transformer` creates, without building it
-        (tied weights once, as `transformers` counts them)."""
+        (tied weights once, as `transformers` counts them); family transformers: the count stored
+        when its config.json was read."""
+        if self.family == "transformers":
+            return self.param_count
         d, h, v = self.d_model, self.d_mlp, self.vocab_size
         qkv_out = self.q_dim + 2 * self.kv_dim
         attention = d * qkv_out + self.q_dim * d  # qkv, out
@@ -226,12 +256,18 @@ class ModelConfig:
 
     @property
     def num_embedding_params(self) -> int:
-        """Input embedding plus output projection (one matrix when tied)."""
+        """Input embedding plus output projection (one matrix when tied); for family transformers
+        the same two matrices from its shape (an architecture's position embeddings are not among them)."""
         return (1 if self.tie_embeddings else 2) * self.vocab_size * self.d_model
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with `changes`; a head_dim or n_kv_head that was derived (d_model / n_head,
-        n_head) is derived again from the changed width or heads unless given."""
+        n_head) is derived again from the changed width or heads unless given.  A family transformers
+        model's shape is its config.json's: only its name and source change here."""
+        if self.family == "transformers" and set(changes) - {"name", "source"}:
+            field_name = sorted(set(changes) - {"name", "source"})[0]
+            raise ConfigError(f"model.{field_name}: {self.name} is read from its config.json (model_type "
+                              f"{self.model_type}); change the shape there")
         derived_head_dim = self.head_dim * self.n_head == self.d_model
         if "head_dim" not in changes and {"d_model", "n_head"} & set(changes) and derived_head_dim:
             changes["head_dim"] = None
@@ -289,6 +325,7 @@ class TrainConfig:
         _one_of("device", self.device, DEVICES)
         _one_of("precision", self.precision, PRECISIONS)
         _one_of("backend", self.backend, BACKENDS)
+        check_backend(self.model, self.backend)
         check_loss_kernel(self.loss_kernel, "device is cpu" if self.device == "cpu" else None, need_package=False)
         if is_fp8(self.precision) and self.device == "cpu":  # before the other checks: the first thing to fix
             raise ConfigError(
@@ -365,6 +402,22 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+def check_backend(model: ModelConfig, backend: str) -> None:
+    """A ConfigError where `backend` cannot build `model`: the native trainer builds the llama and
+    neox layouts only.  One rule for the trainer, a search space and the planner."""
+    if backend == "native" and model.family == "transformers":
+        raise ConfigError(f"backend: {model.name} is model_type {model.model_type!r}, which the native trainer does not "
+                          f"build (family llama: llama, mistral, qwen2, qwen3; neox); train it with backend=\"transformers\"")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def check_runs_on_cpu(cfg: TrainConfig) -> None:

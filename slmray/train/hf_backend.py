@@ -1,7 +1,8 @@
 """The transformers backend: a `ModelConfig` as a Transformers model, trained by the same loop.
 
 `hf_config` is the one export of a ModelConfig to a transformers config (llama -> LlamaConfig,
-Qwen2Config where q/k/v have biases, Qwen3Config where q and k are normed; neox -> GPTNeoXConfig).
+Qwen2Config where q/k/v have biases, Qwen3Config where q and k are normed; neox -> GPTNeoXConfig;
+family transformers -> its own config.json through `AutoConfig.for_model`, offline).
 `build` makes `AutoModelForCausalLM.from_config` of it, with Transformers' own attention (eager,
 sdpa, flash_attention_2), wrapped in `TransformersLM` so that the loop, `parallel.parallelize` and
 the loss kernels see it as they see the native model: `blocks` (its decoder layers, which
@@ -13,6 +14,8 @@ hidden states and the output weight by the run's loss kernel rather than from Tr
 from __future__ import annotations
 
 import contextlib
+import json
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -36,10 +39,82 @@ def attn_implementation(attention: str) -> str:
     return "eager" if attention == "eager" else "sdpa"
 
 
+LOGIT_TRANSFORMS = {"final_logit_softcapping": None, "logit_scale": 1.0, "logits_scaling": 1.0, "output_multiplier": 1.0}
+"""Config attributes with which a causal LM changes its logits after the output projection (Gemma 2
+and later: a tanh cap; Cohere, Granite: a scale), each with the value that leaves them as they are:
+the loss kernels take the final hidden states and the output weight, so such a model is refused
+rather than trained on other logits.  Found by reading transformers 5.17's `*ForCausalLM.forward`."""
+
+
+def auto_config(raw: dict[str, Any], refuse: Callable[[str], ConfigError]):
+    """Transformers' config of a config.json's contents (`AutoConfig.for_model`: nothing downloaded)."""
+    try:
+        import transformers
+    except ImportError:
+        raise refuse(f"model_type {raw['model_type']!r} is built by Transformers only: pip install 'slmray[hf]'") from None
+    values = {k: v for k, v in raw.items() if k != "model_type"}
+    try:
+        return transformers.AutoConfig.for_model(raw["model_type"], **values)
+    except ValueError as exc:
+        if f"{raw['model_type']}" in str(exc) and "Unrecognized" in str(exc):
+            raise refuse(f"model_type {raw['model_type']!r} is neither LLaMA-family (llama, mistral, qwen2, qwen3) nor an "
+                         f"architecture transformers {transformers.__version__} knows (backend=\"transformers\" "
+                         f"trains those)") from None
+        raise refuse(f"transformers cannot read it ({_first_line(exc)})") from None
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise refuse(f"transformers cannot read it ({_first_line(exc)})") from None
+
+
+def causal_lm(config, refuse: Callable[[str], ConfigError], **kwargs) -> nn.Module:
+    """`AutoModelForCausalLM.from_config`, refused in one line where it has no causal-LM head whose
+    output the loss kernels can take: no output embedding, a bias on it, or logits changed after it
+    (`LOGIT_TRANSFORMS`)."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        hf = AutoModelForCausalLM.from_config(config, **kwargs)
+    except ValueError as exc:
+        if "Unrecognized configuration class" in str(exc):
+            raise refuse(f"model_type {config.model_type!r} has no causal-LM head in transformers "
+                         f"(AutoModelForCausalLM does not build it)") from None
+        raise refuse(f"transformers cannot build it ({_first_line(exc)})") from None
+    except (TypeError, KeyError, AttributeError, AssertionError, RuntimeError, ImportError) as exc:
+        raise refuse(f"transformers cannot build it ({_first_line(exc)})") from None
+    head = hf.get_output_embeddings()
+    weight = getattr(head, "weight", None)
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
+        raise refuse(f"{type(hf).__name__} has no output projection to take the loss from (get_output_embeddings)")
+    if getattr(head, "bias", None) is not None:
+        raise refuse(f"{type(hf).__name__}'s output projection has a bias, which the loss kernels do not add")
+    for key, neutral in LOGIT_TRANSFORMS.items():
+        value = getattr(hf.config, key, None)
+        if value is not None and value != neutral:
+            raise refuse(f"{key}={value}: {type(hf).__name__} changes its logits after the output projection, "
+                         f"which the loss kernels do not do")
+    return hf
+
+
+def count_params(config, refuse: Callable[[str], ConfigError]) -> int:
+    """Parameters of Transformers' model of `config`, built on the meta device (no memory, no
+    weights), tied ones once."""
+    with torch.device("meta"):
+        hf = causal_lm(config, refuse)
+    return sum(p.numel() for p in hf.parameters())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def hf_config(m: ModelConfig):
     """The transformers config of the same architecture and shape; the parameter counts agree
     (`tests/test_hf_backend.py` builds each preset on the meta device)."""
     from transformers import GPTNeoXConfig, LlamaConfig, Qwen2Config, Qwen3Config
+
+    if m.family == "transformers":
+        raw = json.loads(m.hf_json)
+        return auto_config({**raw, "use_cache": False}, lambda what: ConfigError(f"model: {m.name}: {what}"))
 
     rope = {"rope_type": "default", "rope_theta": m.rope_theta}
     if m.rope_scaling is not None:  # Llama 3's: the same frequencies as `slmray.train.model.llama3_scaled`
@@ -122,10 +197,16 @@ def build(cfg: TrainConfig) -> TransformersLM:
     """The run's model through `AutoModelForCausalLM.from_config`, in fp32 (mixed precision as the
     native model's: autocast or FSDP's policy), on the current default device."""
     try:
-        from transformers import AutoModelForCausalLM
+        import transformers  # noqa: F401  (what the line below says where it is missing)
     except ImportError:
         raise ConfigError("backend: transformers needs the transformers package: pip install 'slmray[hf]'") from None
-    hf = AutoModelForCausalLM.from_config(
-        hf_config(cfg.model), attn_implementation=attn_implementation(cfg.attention), dtype=torch.float32
-    )
+    implementation = attn_implementation(cfg.attention)
+
+    def refuse(what: str) -> ConfigError:
+        if "attention implementation" in what or "attn_implementation" in what:  # e.g. XGLM has no sdpa
+            return ConfigError(f"attention: {cfg.attention}: {cfg.model.name}'s Transformers model (model_type "
+                               f"{cfg.model.model_type}) has no {implementation} implementation; eager runs in every one")
+        return ConfigError(f"model: {cfg.model.name}: {what}")
+
+    hf = causal_lm(hf_config(cfg.model), refuse, attn_implementation=implementation, dtype=torch.float32)
     return TransformersLM(hf, get_loss(cfg.loss_kernel), cfg.attention)

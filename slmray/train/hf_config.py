@@ -5,7 +5,9 @@ n_kv_head, head_dim, tie_embeddings, qkv_bias, qk_norm, rope_scaling); what the 
 cannot honour (a sliding window, experts, a rotary scaling other than Llama 3's, biases on the
 output or MLP projections, an activation other than SiLU) is refused in one line, never
 approximated: the parameter count must equal what `transformers` builds from the same file.
-Any other architecture runs through `backend="transformers"`.
+Any other model_type Transformers' AutoConfig knows is read as family transformers: the file kept
+as it is, the shape from Transformers' normalised attributes, the parameter count from its model
+built on the meta device; only `backend="transformers"` trains it.
 
 A hub id (`HuggingFaceTB/SmolLM2-360M`) is resolved through `huggingface_hub`, the local cache
 first, so that an offline machine with the file cached works and one without it says so.
@@ -34,7 +36,13 @@ MOE_KEYS = ("num_experts", "num_local_experts", "n_routed_experts", "num_experts
             "n_shared_experts")
 ROPE_TYPES = ("default", "llama3")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-TRANSFORMERS_HINT = 'train it with backend="transformers"'
+TRANSFORMERS_HINT = 'backend="transformers" takes only the other model_types for now'
+"""The end of a refusal of a LLaMA-family file: `backend="transformers"` builds any other
+architecture (family transformers), but a llama/mistral/qwen2/qwen3 file is read as the native
+layout, so one with a feature that layout lacks is refused for both backends."""
+NO_POSITION_LIMIT = 1 << 20
+"""max_seq_len of an architecture without max_position_embeddings (state-space and recurrent
+models): no limit of its own; this one only bounds `seq_len`."""
 
 
 def looks_like_hub_id(name: str) -> bool:
@@ -69,9 +77,11 @@ def from_dict(raw: dict[str, Any], *, name: str, source: str, where: str = "conf
         return ConfigError(f"{where}: {what}")
 
     model_type = raw.get("model_type")
+    if not isinstance(model_type, str) or not model_type:
+        raise refuse(f"model_type is missing (family llama: {', '.join(MODEL_TYPES)}; other architectures: "
+                     f"any model_type transformers knows, trained with backend=\"transformers\")")
     if model_type not in MODEL_TYPES:
-        raise refuse(f"model_type {model_type!r} is not a LLaMA-family layout the native trainer builds "
-                     f"({', '.join(MODEL_TYPES)}); {TRANSFORMERS_HINT}")
+        return transformers_model(raw, name=name, source=source, refuse=refuse)
     for key in MOE_KEYS:
         if raw.get(key):
             raise refuse(f"{key}={raw[key]!r}: mixture-of-experts layers are not in the native model; {TRANSFORMERS_HINT}")
@@ -105,11 +115,45 @@ def from_dict(raw: dict[str, Any], *, name: str, source: str, where: str = "conf
         raise refuse(f"{exc}") from None
 
 
+def transformers_model(raw: dict[str, Any], *, name: str, source: str, refuse) -> ModelConfig:
+    """A model_type outside the LLaMA family as family transformers: Transformers' normalised
+    attributes give the shape (`AutoConfig.for_model`, offline), its model on the meta device the
+    parameter count; what Transformers cannot read or build is refused in one line."""
+    from slmray.train import hf_backend  # torch and transformers: only for a file that needs them
+
+    model_type = raw["model_type"]
+    config = hf_backend.auto_config(raw, refuse)
+    counted = hf_backend.count_params(config, refuse)
+
+    def shape(attribute: str, default: Any = None) -> Any:
+        value = getattr(config, attribute, None)
+        if value is None:
+            value = default
+        if value is None:
+            raise refuse(f"model_type {model_type!r}: transformers' {type(config).__name__} has no {attribute}")
+        return value
+
+    d_model, n_head = shape("hidden_size"), shape("num_attention_heads")
+    head_dim = getattr(config, "head_dim", None)
+    values = dict(
+        name=name, family="transformers", n_layer=shape("num_hidden_layers"), d_model=d_model, n_head=n_head,
+        n_kv_head=shape("num_key_value_heads", n_head), head_dim=head_dim if isinstance(head_dim, int) else None,
+        d_mlp=shape("intermediate_size", 4 * d_model if isinstance(d_model, int) else None),
+        vocab_size=shape("vocab_size"), max_seq_len=shape("max_position_embeddings", NO_POSITION_LIMIT),
+        tie_embeddings=bool(getattr(config, "tie_word_embeddings", False)), source=source,
+        hf_json=json.dumps(raw, sort_keys=True), param_count=counted,
+    )
+    try:
+        return ModelConfig(**values)
+    except ConfigError as exc:
+        raise refuse(f"{exc}") from None
+
+
 def _refuse_sliding_window(raw: dict[str, Any], model_type: str, refuse) -> None:
     windowed = [t for t in raw.get("layer_types") or () if t != "full_attention"]
     if model_type == "mistral" and raw.get("sliding_window") is not None:
         raise refuse(f"sliding_window={raw['sliding_window']}: the native model attends over the whole sequence; "
-                     f"set it to null, or {TRANSFORMERS_HINT}")
+                     f"set it to null ({TRANSFORMERS_HINT})")
     if raw.get("use_sliding_window") or windowed:
         # Qwen2/3 configs carry a sliding_window size that only use_sliding_window switches on
         raise refuse(f"use_sliding_window / layer_types: sliding-window layers are not in the native model; "

@@ -26,6 +26,9 @@ def flops_per_token(model: ModelConfig, seq_len: int, include_embeddings: bool =
     k/v heads but every query head still attends), times 3 for forward plus backward; the
     causal mask's skipped half is counted, as PaLM does.  With `include_embeddings=False`, N
     drops the embedding and output-projection parameters (Kaplan et al.'s non-embedding count).
+    A family transformers model (any architecture Transformers has) uses its stored count as N and
+    its normalised shape for the attention term: the same formula, an approximation for blocks
+    unlike these (no attention FLOPs of other kinds are counted).
     """
     n = model.num_params - (0 if include_embeddings else model.num_embedding_params)
     return 6.0 * n + 12.0 * model.n_layer * model.q_dim * seq_len
