@@ -164,12 +164,18 @@ def test_cpu_gives_a_rough_fp32_estimate():
     assert e.oom and e.memory_gb["logits"] > 3 * 64 * 256 * 4_000_000 * 4 / GIB * 0.99
 
 
-def test_committed_calibration_is_what_the_script_fits():
+def _calibrate_estimate():
+    """benchmarks/calibrate_estimate.py as a module (the benchmarks are scripts, not a package)."""
     sys.path.insert(0, str(BENCHMARKS))
     try:
         import calibrate_estimate
     finally:
         sys.path.remove(str(BENCHMARKS))
+    return calibrate_estimate
+
+
+def test_committed_calibration_is_what_the_script_fits():
+    calibrate_estimate = _calibrate_estimate()
     df = calibrate_estimate.load_measured([str(BENCHMARKS / "results" / "trainer" / "trainer_throughput_h100.csv")])
     fitted = calibrate_estimate.fit(df[df["calibration"]])
     for field in dataclasses.fields(CALIBRATION):
@@ -250,11 +256,7 @@ def test_todays_models_estimate_on_an_h100(name):
 
 
 def test_a_fit_without_rows_of_a_profiled_gpu_keeps_the_profile_as_measured():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import calibrate_estimate
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    calibrate_estimate = _calibrate_estimate()
     h200 = calibrate_estimate.load_measured([str(BENCHMARKS / "results" / "sweeps" / "sweep_h200x1.parquet")])
     fitted = calibrate_estimate.fit(h200)  # the H200 has no profile: nothing to fit the profiled scales on
     assert (fitted.profiled_matmul_scale, fitted.profiled_attention_scale) == (1.0, 1.0)

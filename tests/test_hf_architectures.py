@@ -16,6 +16,7 @@ from slmray.train.hf_backend import build
 from slmray.train.metrics import flops_per_token
 from slmray.train.presets import PRESETS, get_model
 from tests.conftest import call_main
+from tests.hf_fixtures import transformers_count, write_config
 
 transformers = pytest.importorskip("transformers")
 
@@ -37,23 +38,13 @@ SHAPES = {"gpt2": (2, 64, 4, 4, 256, 128, True), "opt": (2, 64, 4, 4, 64 * 4, 12
           "phi3": (2, 64, 4, 2, 96, 128, False)}
 
 
-def write(tmp_path, raw: dict, name: str) -> str:
-    folder = tmp_path / name
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(raw))
-    return str(folder / "config.json")
 
 
-def transformers_count(path: str) -> int:
-    config = transformers.AutoConfig.from_pretrained(path)
-    with torch.device("meta"):
-        model = transformers.AutoModelForCausalLM.from_config(config)
-    return sum(p.numel() for p in model.parameters())
 
 
 @pytest.mark.parametrize("arch", list(CONFIGS))
 def test_config_reads_as_family_transformers_with_its_exact_count(arch, tmp_path):
-    path = write(tmp_path, CONFIGS[arch], arch)
+    path = write_config(tmp_path, CONFIGS[arch], arch)
     m = get_model(path)
     assert m.family == "transformers" and m.model_type == arch and m.name == arch
     assert m.num_params == m.param_count == transformers_count(path)
@@ -69,7 +60,7 @@ def test_config_reads_as_family_transformers_with_its_exact_count(arch, tmp_path
 def test_loss_kernel_sees_the_logits_transformers_computes(arch, tmp_path):
     """Final hidden states times the output embedding are the causal LM's own logits (OPT: after
     its projection out of the width), so the loss kernels train what Transformers would."""
-    m = get_model(write(tmp_path, CONFIGS[arch], arch))
+    m = get_model(write_config(tmp_path, CONFIGS[arch], arch))
     model = build(TrainConfig(model=m, backend="transformers", device="cpu", seq_len=32)).eval()
     idx = torch.randint(0, VOCAB, (2, 32))
     with torch.no_grad():
@@ -81,7 +72,7 @@ def test_loss_kernel_sees_the_logits_transformers_computes(arch, tmp_path):
 def test_trains_two_steps_through_the_trainer_cli(arch, tmp_path, capsys):
     from slmray.train.cli import main
 
-    path = write(tmp_path, CONFIGS[arch], arch)
+    path = write_config(tmp_path, CONFIGS[arch], arch)
     expected = transformers_count(path)
     out = call_main(capsys, main, "--model", path, "--backend", "transformers", "--device", "cpu", "--steps", "2",
                     "--warmup-steps", "0", "--seq-len", "32", "--per-device-batch", "2", "--loss-kernel", "chunked",
@@ -98,7 +89,7 @@ def test_trains_two_steps_through_the_trainer_cli(arch, tmp_path, capsys):
 def test_native_backend_is_refused_in_one_line(tmp_path, capsys):
     from slmray.train.cli import main
 
-    path = write(tmp_path, CONFIGS["gpt2"], "gpt2")
+    path = write_config(tmp_path, CONFIGS["gpt2"], "gpt2")
     expected = ("backend: gpt2 is model_type 'gpt2', which the native trainer does not build (family llama: llama, "
                 "mistral, qwen2, qwen3; neox); train it with backend=\"transformers\"")
     with pytest.raises(ConfigError) as err:
@@ -111,10 +102,10 @@ def test_native_backend_is_refused_in_one_line(tmp_path, capsys):
 
 
 def test_its_shape_is_its_config_json(tmp_path):
-    m = get_model(write(tmp_path, CONFIGS["gpt2"], "gpt2"))
+    m = get_model(write_config(tmp_path, CONFIGS["gpt2"], "gpt2"))
     assert m.replace(name="mine").name == "mine"
     with pytest.raises(ConfigError, match=r"^model.d_model: gpt2 is read from its config.json"):
-        get_model(write(tmp_path, CONFIGS["gpt2"], "gpt2"), d_model=128)
+        get_model(write_config(tmp_path, CONFIGS["gpt2"], "gpt2"), d_model=128)
 
 
 def _space_file(tmp_path, path: str, backends: list[str]) -> str:
@@ -130,7 +121,7 @@ def _space_file(tmp_path, path: str, backends: list[str]) -> str:
 def test_a_space_sweeps_it_with_transformers_and_refuses_native(tmp_path, capsys):
     from slmray.tune import main
 
-    path = write(tmp_path, CONFIGS["opt"], "opt")
+    path = write_config(tmp_path, CONFIGS["opt"], "opt")
     plan = _space_file(tmp_path, path, ["transformers"])
     assert main([plan, "--dry-run", "--prices", "local", "--storage", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out
@@ -144,7 +135,7 @@ def test_a_space_sweeps_it_with_transformers_and_refuses_native(tmp_path, capsys
 
 
 def test_estimator_counts_it_as_llama_and_says_so(tmp_path):
-    m = get_model(write(tmp_path, CONFIGS["phi3"], "phi3"))
+    m = get_model(write_config(tmp_path, CONFIGS["phi3"], "phi3"))
     cfg = TrainConfig(model=m, backend="transformers", per_device_batch=4, seq_len=128)
     approx = estimate(cfg, "H100-80GB", 1)
     assert approx.approximate and approx.tokens_per_s > 0 and approx.peak_mem_gb > 0
@@ -171,7 +162,7 @@ REFUSED = {
 @pytest.mark.parametrize("case", list(REFUSED))
 def test_what_cannot_train_is_refused_in_one_line_naming_the_file(case, tmp_path):
     raw, message = REFUSED[case]
-    path = write(tmp_path, raw, case.replace(" ", "-"))
+    path = write_config(tmp_path, raw, case.replace(" ", "-"))
     with pytest.raises(ConfigError) as err:
         get_model(path)
     text = str(err.value)
@@ -191,7 +182,7 @@ def test_the_planner_plans_it_from_its_transformers_rows(tmp_path):
     from slmray.planning.run import plan_run, recorded_prices
 
     sweeps = price_trials(load_results([str(RESULTS / "sweeps" / "sweep_h100x1.parquet")]), PriceBook.load("aws"))
-    path = write(tmp_path, {**CONFIGS["gpt2"], "n_embd": 1920, "n_layer": 19, "n_head": 15, "vocab_size": 32_000,
+    path = write_config(tmp_path, {**CONFIGS["gpt2"], "n_embd": 1920, "n_layer": 19, "n_head": 15, "vocab_size": 32_000,
                             "n_positions": 2048}, "llama-1b")
     book, a = recorded_prices(sweeps), default_assumptions(sweeps)
     plan = plan_run(sweeps.assign(backend="transformers"), path, 2e10, book, a)
@@ -208,8 +199,8 @@ def test_an_attention_the_architecture_lacks_is_refused_in_one_line(tmp_path):
     """XGLM has no SDPA path in Transformers: sdpa is refused naming the attention, eager trains."""
     raw = dict(model_type="xglm", d_model=64, num_layers=2, attention_heads=4, ffn_dim=128, vocab_size=VOCAB,
                max_position_embeddings=128, pad_token_id=1, bos_token_id=0, eos_token_id=2)
-    m = get_model(write(tmp_path, raw, "xglm"))
-    assert m.family == "transformers" and m.num_params == transformers_count(write(tmp_path, raw, "xglm"))
+    m = get_model(write_config(tmp_path, raw, "xglm"))
+    assert m.family == "transformers" and m.num_params == transformers_count(write_config(tmp_path, raw, "xglm"))
     with pytest.raises(ConfigError) as err:
         build(TrainConfig(model=m, backend="transformers", device="cpu", seq_len=32, attention="sdpa"))
     assert str(err.value) == ("attention: sdpa: xglm's Transformers model (model_type xglm) has no sdpa implementation; "

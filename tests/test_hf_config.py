@@ -14,6 +14,7 @@ from slmray.errors import ConfigError
 from slmray.train.config import ModelConfig
 from slmray.train.model import Transformer, rotary_tables
 from slmray.train.presets import PRESETS, PUBLISHED_PARAM_COUNTS, get_model
+from tests.hf_fixtures import transformers_count, write_config
 
 transformers = pytest.importorskip("transformers")
 
@@ -56,19 +57,8 @@ CARD_ROUNDED = {"qwen3-0.6b": (0.6e9, 0.44e9), "qwen3-1.7b": (1.7e9, 1.4e9)}
 """Qwen3's model cards: total and non-embedding parameters, rounded as the cards print them."""
 
 
-def write_config(tmp_path, raw: dict, name: str = "model") -> str:
-    folder = tmp_path / name
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(raw))
-    return str(folder / "config.json")
 
 
-def transformers_count(path: str) -> int:
-    """What transformers counts for the config at `path`: built on the meta device, tied weights once."""
-    config = transformers.AutoConfig.from_pretrained(path)
-    with torch.device("meta"):
-        model = transformers.AutoModelForCausalLM.from_config(config)
-    return sum(p.numel() for p in model.parameters())
 
 
 def native_count(cfg: ModelConfig) -> int:

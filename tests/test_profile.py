@@ -2,7 +2,6 @@
 uses, and the estimator's small-problem terms with and without a profile (all on the CPU)."""
 
 import dataclasses
-import math
 
 import pytest
 

@@ -258,8 +258,6 @@ def bench_copy(timer: _Timer, say: Callable[[str], None]) -> list[Measurement]:
 
 
 def bench_kernel(timer: _Timer, say: Callable[[str], None]) -> list[Measurement]:
-    import torch
-
     inner = 200
     seconds = timer(lambda: gpu_spin(0), inner=inner, host_s=2e-5)
     say(f"kernel: {seconds * 1e6:.2f} us back to back")

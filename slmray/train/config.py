@@ -242,7 +242,7 @@ class ModelConfig:
         when its config.json was read."""
         if self.family == "transformers":
             return self.param_count
-        d, h, v = self.d_model, self.d_mlp, self.vocab_size
+        d, h = self.d_model, self.d_mlp
         qkv_out = self.q_dim + 2 * self.kv_dim
         attention = d * qkv_out + self.q_dim * d  # qkv, out
         if self.family == "llama":

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
-from slmray import __version__
+from slmray import __version__, private_apis
 from slmray.catalog.gpus import canonical_gpu, detect_device_name
 from slmray.data.sources import BatchStream, make_batches
 from slmray.train import fp8, parallel
@@ -227,7 +227,7 @@ def _steps(
         losses.append(_train_step(training, step, cfg, env.device))
         training.schedule.step()
         if step == 0 and cfg.warmup_steps > 0 and on_gpu:
-            parallel.release_unwaited_collectives()  # a peak of training, not of NCCL's watchdog timing
+            private_apis.release_unwaited_collectives()  # a peak of training, not of NCCL's watchdog timing
         if step >= cfg.warmup_steps:
             timer.mark()
     return timer.durations(), losses

@@ -23,7 +23,6 @@ from torch.nn.parallel import DistributedDataParallel
 
 from slmray.errors import ConfigError
 from slmray.private_apis import checkpoint_wrapper
-from slmray.private_apis import release_unwaited_collectives  # noqa: F401  the trainer calls it as parallel's
 from slmray.train import fp8
 
 
