@@ -135,3 +135,16 @@ def test_a_space_without_transformers_refuses_the_backend(monkeypatch):
     with pytest.raises(ConfigError, match=r"^backend: transformers needs the transformers package \(pip install 'slmray\[hf\]'\)$"):
         SearchSpace(model=["tiny"], per_device_batch=[2], num_gpus=[1], attention=["sdpa"], strategy=["single"],
                     seq_len=32, backend=["native", "transformers"])
+
+
+def test_a_space_refuses_a_transformers_export_no_architecture_has_before_any_trial():
+    # it used to be refused only when the trial built its model, mid-sweep
+    from slmray.sweep.space import SearchSpace
+
+    both = {"name": "both", "family": "llama", "n_layer": 2, "d_model": 64, "n_head": 4, "d_mlp": 160, "vocab_size": 512,
+            "max_seq_len": 256, "qkv_bias": True, "qk_norm": True}
+    kwargs = dict(model=[ModelConfig(**both)], per_device_batch=[2], num_gpus=[1], attention=["sdpa"],
+                  strategy=["single"], seq_len=32)
+    SearchSpace(**kwargs, backend=["native"])  # the native model builds it
+    with pytest.raises(ConfigError, match="^backend: both: no transformers architecture has both q/k/v biases and a q/k norm"):
+        SearchSpace(**kwargs, backend=["native", "transformers"])

@@ -410,6 +410,13 @@ def check_backend(model: ModelConfig, backend: str) -> None:
     if backend == "native" and model.family == "transformers":
         raise ConfigError(f"backend: {model.name} is model_type {model.model_type!r}, which the native trainer does not "
                           f"build (family llama: llama, mistral, qwen2, qwen3; neox); train it with backend=\"transformers\"")
+    if backend == "transformers" and model.family == "llama":  # exported as Llama, Qwen2 or Qwen3 (hf_backend.hf_config)
+        if model.qk_norm and model.qkv_bias:
+            raise ConfigError(f"backend: {model.name}: no transformers architecture has both q/k/v biases and a q/k norm "
+                              "(Qwen3's attention_bias puts one on the output projection too)")
+        if model.qkv_bias and model.head_dim * model.n_head != model.d_model:
+            raise ConfigError(f"backend: {model.name}: Qwen2 in transformers has head_dim = d_model / n_head, "
+                              f"not {model.head_dim}")
 
 
 def _json_object(text: str) -> dict[str, Any]:

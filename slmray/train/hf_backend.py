@@ -24,7 +24,7 @@ from torch.nn.attention import sdpa_kernel
 
 from slmray.errors import ConfigError
 from slmray.train.attention import sdpa_backend
-from slmray.train.config import ModelConfig, TrainConfig, flash_attn_available
+from slmray.train.config import ModelConfig, TrainConfig, check_backend, flash_attn_available
 from slmray.train.loss import LossFn, get_loss
 
 
@@ -131,15 +131,10 @@ def hf_config(m: ModelConfig):
         return GPTNeoXConfig(**common, layer_norm_eps=m.norm_eps, use_parallel_residual=True, attention_bias=True,
                              hidden_act="gelu")
     llama = dict(common, num_key_value_heads=m.n_kv_head, rms_norm_eps=m.norm_eps, hidden_act="silu")
+    check_backend(m, "transformers")  # the combinations no transformers architecture has
     if m.qk_norm:
-        if m.qkv_bias:
-            raise ConfigError(f"backend: {m.name}: no transformers architecture has both q/k/v biases and a q/k norm "
-                              "(Qwen3's attention_bias puts one on the output projection too)")
         return Qwen3Config(**llama, head_dim=m.head_dim, attention_bias=False)
     if m.qkv_bias:
-        if m.head_dim * m.n_head != m.d_model:
-            raise ConfigError(f"backend: {m.name}: Qwen2 in transformers has head_dim = d_model / n_head, "
-                              f"not {m.head_dim}")
         return Qwen2Config(**llama)
     return LlamaConfig(**llama, head_dim=m.head_dim, attention_bias=False, mlp_bias=False)
 
