@@ -51,7 +51,9 @@ def test_notebook_runs_on_the_cpu_sweep(smoke_sweep):
     # the defaults: the committed H100 and H200 sweeps side by side, AWS prices
     ({}, ("llama-100m", "llama-500m", "llama-1b", "llama-2b", "H200 / best"), 5),
     ({"RESULTS": str(H100_BENCHMARK), "PRICES": "paper"}, ("llama-100m", "llama-2b", "pythia-1b"), 4),
-], ids=["h100-h200-sweeps", "h100-benchmark"])
+    # the documented PRICES = "paper" on both GPU types: the paper prices no H200 (it crashed in gpu_type_effect)
+    ({"PRICES": "paper"}, ("llama-100m", "llama-500m", "llama-1b", "llama-2b"), 5),
+], ids=["h100-h200-sweeps", "h100-benchmark", "h100-h200-sweeps-paper"])
 def test_notebook_runs_on_the_committed_gpu_tables(parameters, shown, figures):
     nb = run_notebook(**parameters)
     html = "".join(outputs(nb, "text/html"))

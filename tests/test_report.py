@@ -350,3 +350,16 @@ def test_scaling_legend_hides_no_point():
     # one line per GPU type, strategy and compile setting: compiled and uncompiled are not one line
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels == ["H100-80GB ddp", "H100-80GB single", "H100-80GB single compile", "H200 ddp"]
+
+
+@pytest.mark.parametrize("profile", ["aws", "aws-spot", "aws-capacity-block", "gcp", "gcp-spot", "lambda", "paper", "local"])
+def test_every_price_profile_on_the_two_gpu_type_sweeps_gives_a_report(cli, tmp_path, profile):
+    """Each price profile on the committed H100 and H200 sweeps: a whole report, never a traceback,
+    whether or not the profile prices both GPU types (paper, gcp and lambda price no H200)."""
+    out = tmp_path / "report"
+    res = cli("-m", "slmray.analysis", str(H100_SWEEP), str(H200_SWEEP), "--out", str(out), "--prices", profile)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    md = (out / "report.md").read_text()
+    assert md.startswith("# slmray analysis") and (out / "report.html").exists()
+    assert f"Re-priced with the {profile!r} profile" in md

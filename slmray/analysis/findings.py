@@ -171,7 +171,9 @@ def gpu_type_effect(df: pd.DataFrame, metric: str = "tokens_per_usd", rows: Sequ
     if len(types) > 1:
         values = table[types].astype(float)
         compared = values.notna().sum(axis=1) > 1  # a row with one type's value (oom counts) compares nothing
-        table["best"] = values.idxmax(axis=1).where(compared)
+        best = pd.Series(None, index=values.index, dtype=object)  # idxmax refuses a row with no value (no price)
+        best[compared] = values[compared].idxmax(axis=1)
+        table["best"] = best
         for t in types:
             table[f"{t} / best"] = (values[t] / values.max(axis=1)).where(compared)
     return _mark_oom(table, oom)
