@@ -187,3 +187,18 @@ def test_a_gpu_space_may_start_with_a_gpu_only_attention_kernel(attention):
     space = SearchSpace(model=["tiny"], per_device_batch=[2], num_gpus=[1], attention=[attention, "sdpa"],
                         strategy=["single"], seq_len=32, device="cuda")
     assert [t.attention for t in space.trials()] == [attention, "sdpa"]
+
+
+def test_two_models_under_one_name_are_refused():
+    from slmray.errors import ConfigError
+    from slmray.train.presets import get_model
+
+    kw = dict(per_device_batch=[2], num_gpus=[1], attention=["sdpa"], strategy=["single"], seq_len=32)
+    tiny = get_model("tiny")
+    with pytest.raises(ConfigError, match="^model: two models are named 'tiny'; give each its own name$"):
+        SearchSpace(model=[tiny, tiny.replace(n_layer=3)], **kw)
+    with pytest.raises(ConfigError, match="^model: a ModelConfig named 'tiny' differs from the preset of that name"):
+        SearchSpace(model=[tiny.replace(n_layer=3)], **kw)
+    assert [t.model for t in SearchSpace(model=[tiny, tiny.replace(n_layer=3, name="tiny-3")], **kw).trials()] == [
+        "tiny", "tiny-3"]
+    assert SearchSpace(model=[tiny], **kw).trials()  # the preset itself, given as its ModelConfig

@@ -207,12 +207,19 @@ class SearchSpace:
         carry its name), and a batch list per model naming exactly the space's models."""
         resolved = {m: get_model(m) for m in self.model if not isinstance(m, ModelConfig) and m not in PRESETS}
         object.__setattr__(self, "model", [resolved.get(m, m) if isinstance(m, str) else m for m in self.model])
+        names = self.model_names
+        for name in names:
+            if names.count(name) > 1:  # trials and rows know a model by its name alone
+                raise ConfigError(f"model: two models are named {name!r}; give each its own name")
+        for m in self.model:
+            if isinstance(m, ModelConfig) and m.name in PRESETS and m != PRESETS[m.name]:
+                raise ConfigError(f"model: a ModelConfig named {m.name!r} differs from the preset of that name "
+                                  "(rows and the planner would read it as the preset); give it a name of its own")
         if not isinstance(self.per_device_batch, dict):
             return
         if resolved:
             renamed = {(resolved[k].name if k in resolved else k): v for k, v in self.per_device_batch.items()}
             object.__setattr__(self, "per_device_batch", renamed)
-        names = self.model_names
         if self.search != "grid":
             raise ConfigError("per_device_batch: a batch list per model needs search='grid' (a sampler "
                               "would pair models with batches the space does not list)")
