@@ -310,3 +310,21 @@ def test_the_command_to_continue_a_sweep_is_quoted_for_the_shell():
         name, command = "n", ["my space.py", "--storage", "/tmp/a b", "--name", "n", "--max-trials", "3"]
 
     assert continue_command(Request) == "python -m slmray.tune 'my space.py' --storage '/tmp/a b' --max-trials 3 --name n --resume"
+
+
+def test_the_printed_analysis_command_is_shell_quoted(tmp_path):
+    """A sweep folder with a space in its path: the printed command runs as printed."""
+    import shlex
+    import shutil
+
+    from analysis_fixtures import H100_SWEEP
+    from slmray.sweep.driver import summary
+    from slmray.sweep.space import load_space
+
+    sweep_dir = tmp_path / "my sweeps" / "h100x1"
+    sweep_dir.mkdir(parents=True)
+    shutil.copy(H100_SWEEP, sweep_dir / "results.parquet")
+    line = summary(str(sweep_dir), load_space("search_spaces/h100x1.py")).splitlines()[-1]
+    assert line.startswith("analyse it: ")
+    assert shlex.split(line.removeprefix("analyse it: ")) == [
+        "python", "-m", "slmray.analysis", str(sweep_dir / "results.parquet"), "--out", "h100x1-report"]

@@ -322,7 +322,8 @@ def summary(sweep_dir: str, space: SearchSpace) -> str:
         lines += [f"  {_format_value(r[o.column])}  {config_label(r)}" for r in scored[:3]]
         if not scored:
             lines.append("  (no successful trial measured it)")
-    lines.append(f"analyse it: python -m slmray.analysis {uri} --out {sweep_dir.rstrip('/').rsplit('/', 1)[-1]}-report")
+    report = f"{sweep_dir.rstrip('/').rsplit('/', 1)[-1]}-report"
+    lines.append(f"analyse it: {shlex.join(['python', '-m', 'slmray.analysis', uri, '--out', report])}")  # a path with spaces
     return "\n".join(lines)
 
 
