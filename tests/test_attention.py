@@ -5,7 +5,7 @@ import torch
 
 from slmray.errors import ConfigError
 from slmray.train.attention import get_attention
-from slmray.train.config import flash_attn_available, installed_backends
+from slmray.train.config import flash_attn_available, installed_attention
 from slmray.train.model import Transformer
 from slmray.train.presets import get_model
 
@@ -63,7 +63,7 @@ def test_models_agree_across_backends(model_name):
 def test_flash2_without_package_names_the_extra():
     with pytest.raises(ConfigError, match=r"^attention: flash2 needs the flash_attn package: pip install 'slmray\[flash\]'"):
         get_attention("flash2")
-    assert "flash2" not in installed_backends()
+    assert "flash2" not in installed_attention()
 
 
 def test_unknown_backend():

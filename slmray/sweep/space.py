@@ -44,7 +44,7 @@ from slmray.train.config import (
     ModelConfig,
     TrainConfig,
     check_backend,
-    installed_backends,
+    installed_attention,
     check_loss_kernel,
     is_fp8,
 )
@@ -264,9 +264,9 @@ class SearchSpace:
     def _attention_and_strategy(self) -> None:
         """Installed attention backends; known strategies, `single` on one GPU only."""
         for a in self.attention:
-            if a not in installed_backends():
+            if a not in installed_attention():
                 hint = " (flash2 needs: pip install 'slmray[flash]')" if a == "flash2" else ""
-                raise ConfigError(f"attention: {a!r} is not an installed backend ({', '.join(installed_backends())}){hint}")
+                raise ConfigError(f"attention: {a!r} is not an installed backend ({', '.join(installed_attention())}){hint}")
         for s in self.strategy:
             if s not in STRATEGIES:
                 raise ConfigError(f"strategy: {s!r} is not one of {', '.join(STRATEGIES)}")

@@ -82,8 +82,8 @@ def flash_attn_available() -> bool:
     return importlib.util.find_spec("flash_attn") is not None
 
 
-def installed_backends() -> tuple[str, ...]:
-    """Backend names this environment can run (flash2 only with flash_attn installed); found
+def installed_attention() -> tuple[str, ...]:
+    """Attention kernels this environment can run (flash2 only with flash_attn installed); found
     without importing torch, so that the sweep's driver and trials check spaces without it."""
     return tuple(b for b in ATTENTION_BACKENDS if b != "flash2" or flash_attn_available())
 
