@@ -44,8 +44,8 @@ from slmray.train.config import (
     ModelConfig,
     TrainConfig,
     check_backend,
-    installed_attention,
     check_loss_kernel,
+    installed_attention,
     is_fp8,
 )
 from slmray.train.presets import PRESETS, get_model
