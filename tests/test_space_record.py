@@ -86,3 +86,15 @@ def test_a_damaged_stored_space_is_one_line(tmp_path):
     (tmp_path / SPACE_FILE).write_text("{not json")
     with pytest.raises(ConfigError, match=rf"^--resume: {tmp_path / SPACE_FILE} is not a stored space"):
         check_resumed_space(str(tmp_path), "s", space(), "space.py", allow_changed=False)
+
+
+def test_the_space_is_stored_and_checked_on_s3(s3_server, monkeypatch):
+    for k, v in s3_server.items():
+        monkeypatch.setenv(k, v)
+    sweep_dir = "s3://slmray-test/sweeps/s"
+    store_space(sweep_dir, space(), "space.py")
+    assert stored_space(sweep_dir) == canonical(space())
+    with pytest.raises(ConfigError, match=r"^--resume: space.py changed since sweep s started: steps: 3 -> 4;"):
+        check_resumed_space(sweep_dir, "s", space(steps=4), "space.py", allow_changed=False)
+    assert check_resumed_space(sweep_dir, "s", space(steps=4), "space.py", allow_changed=True).startswith("warning: ")
+    assert stored_space(sweep_dir) == canonical(space(steps=4))
