@@ -33,6 +33,10 @@ the function that needs them, so importing it costs nothing.
 - `gpu_spin`: `torch.cuda._sleep`, a kernel that keeps the GPU busy for a number of cycles, so a
   timed batch of kernels is queued behind it and the host's launch cost is not what is timed (what
   torch's own benchmarks do); there is no public busy-wait kernel.
+- `restored_run_config`: `Tuner.restore` unpickles the sweep's `RunConfig` with its callbacks, and
+  takes a new trainable and param space but no new callbacks; the recorder restored there holds
+  the sweep directory of its first run.  The `RunConfig` the restored Tuner will run with is held
+  by its `TunerInternal` (`Tuner._local_tuner`), which has the getter; Tune has no public one.
 - `optuna_study` (tests only): Ray's `OptunaSearch` keeps its Optuna study in `_ot_study` (and so
   in its saved state) with no accessor; the tests read what Optuna was told from it.
 
@@ -119,6 +123,14 @@ def gpu_spin(cycles: int) -> None:
     import torch
 
     torch.cuda._sleep(cycles)
+
+
+def restored_run_config(tuner: Any):
+    """The `RunConfig` a (restored) `Tuner` will fit with; its callbacks may be replaced."""
+    if getattr(tuner, "_local_tuner", None) is None:
+        raise RuntimeError("ray.tune.Tuner has no _local_tuner: Ray changed where a Tuner keeps its run config "
+                           "(see slmray/private_apis.py)")
+    return tuner._local_tuner.get_run_config()
 
 
 def optuna_study(searcher_or_state: Any):

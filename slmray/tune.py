@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local directory or s3://bucket/prefix the sweep is written under (default: %(default)s)")
     p.add_argument("--name", default=None, help="sweep name (default: the space's file name and the time)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted sweep --name")
+    p.add_argument("--allow-changed-space", action="store_true",
+                   help="with --resume: go on although the space file changed since the sweep started (the remaining "
+                        "trials run with the new settings); without it such a resume is refused")
     p.add_argument("--dry-run", action="store_true", help="print the plan and its estimated cost; start nothing")
     p.add_argument("--max-trials", type=int, default=None, help="run at most this many trials (default: all)")
     p.add_argument("--budget-usd", type=float, default=None,
@@ -90,11 +93,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     from slmray.results.storage import exists, join
     from slmray.sweep.driver import INTERRUPTED, SweepError, continue_command, run_sweep
+    from slmray.sweep.space_record import check_resumed_space, store_space
 
     try:
         if exists(join(request.sweep_dir, "tuner.pkl")) and not request.resume:
             raise ConfigError(f"--name: a sweep {request.name} already exists in {request.storage}; "
                               "add --resume to continue it")
+        if request.resume:  # before Ray starts: a changed space is refused, or said to go on
+            note = check_resumed_space(request.sweep_dir, request.name, request.space, request.space_path,
+                                       args.allow_changed_space)
+            if note:
+                print(note, flush=True)
+        else:
+            store_space(request.sweep_dir, request.space, request.space_path)
         code = run_sweep(request)
         if lock.lost:
             print(f"error: the lock on sweep {request.name} was taken over by another driver; this one stopped "
@@ -131,6 +142,8 @@ def _request(args: argparse.Namespace, command: list[str]):
         raise ConfigError(f"--budget-usd: {args.budget_usd} is not a positive amount")
     if args.resume and not args.name:
         raise ConfigError("--resume: needs --name, the sweep to continue")
+    if args.allow_changed_space and not args.resume:
+        raise ConfigError("--allow-changed-space: only with --resume (a new sweep stores the space it starts with)")
     if args.name is not None and not NAME.fullmatch(args.name):
         raise ConfigError(f"--name: {args.name!r} is not a sweep name: 1 to 128 letters, digits, '.', '_' or '-', "
                           "beginning with a letter or digit (e.g. h100-a)")

@@ -16,7 +16,8 @@ import torch.distributed as dist
 from slmray import private_apis
 
 ROOT = Path(__file__).resolve().parents[1]
-GUARDED = {"ENV_VARS_TO_PROPAGATE", "SIGUSR1", "_local_tensor", "_ot_study", "_dynamo", "placement_group_table", "_sleep"}
+GUARDED = {"ENV_VARS_TO_PROPAGATE", "SIGUSR1", "_local_tensor", "_ot_study", "_dynamo", "placement_group_table", "_sleep",
+           "_local_tuner"}
 """Names of the internals `private_apis` guards (or replaced), as attributes or subscripts."""
 
 
@@ -209,6 +210,34 @@ def test_nccl_holds_an_unwaited_collectives_tensor_until_released():
         assert torch.cuda.memory_allocated() - before < size // 2  # the barrier's few bytes stay
     finally:
         dist.destroy_process_group()
+
+
+# -- the run config a restored Tuner fits with ---------------------------------------------------
+
+class _Holds:
+    """A callback that holds a directory, as the sweep's recorder does."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+
+def _nothing(config):
+    pass
+
+
+def test_restored_run_config_is_the_one_unpickled_with_its_callbacks_and_the_new_path(tmp_path):
+    import shutil
+
+    from ray import tune
+
+    tune.Tuner(_nothing, run_config=tune.RunConfig(name="x", storage_path=str(tmp_path / "a"), callbacks=[_Holds("a")]))
+    shutil.copytree(tmp_path / "a" / "x", tmp_path / "b" / "x")
+    restored = tune.Tuner.restore(str(tmp_path / "b" / "x"), trainable=_nothing)
+    run_config = private_apis.restored_run_config(restored)
+    assert (run_config.storage_path, run_config.name) == (str(tmp_path / "b"), "x")
+    assert [type(c).__name__ for c in run_config.callbacks] == ["_Holds"] and run_config.callbacks[0].where == "a"
+    run_config.callbacks = [_Holds("b")]
+    assert private_apis.restored_run_config(restored).callbacks[0].where == "b"
 
 
 # -- Optuna's study inside Ray's searcher (tests) -------------------------------------------------

@@ -206,6 +206,57 @@ SPACE = SearchSpace(model=["tiny"], per_device_batch=[1, 2, 4, 8, 16], num_gpus=
         assert again["started_at"] == row["started_at"]  # finished trials were not run again
 
 
+def test_a_copied_sweep_resumes_into_its_own_folder_and_a_changed_space_only_when_allowed(tmp_path):
+    """A sweep interrupted in A, copied to B and A moved away: `--storage B --resume` writes B
+    only (the recorder restored from Tune's state held A's path).  Its space file changed meanwhile:
+    refused in one line, then run with the new settings under --allow-changed-space."""
+    import contextlib
+    import io
+    import shutil
+
+    from slmray.tune import main
+
+    path = write_space(tmp_path, """
+SPACE = SearchSpace(model=["tiny"], per_device_batch=[1, 2, 4], num_gpus=[1], attention=["sdpa"],
+                    strategy=["ddp"], seq_len=32, steps=300, warmup_steps=1, device="cpu")
+""")
+    a, b = tmp_path / "a", tmp_path / "b"
+    driver = subprocess.Popen([sys.executable, "-m", "slmray.tune", path, "--storage", str(a), "--name", "x"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((a / "x" / "rows").glob("*.parquet")):
+        time.sleep(0.3)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    driver.communicate()
+    assert (a / "x" / "space.json").exists()  # stored when the sweep started
+    shutil.copytree(a / "x", b / "x")
+    a.rename(tmp_path / "a-moved")
+    before = {p.stem for p in (b / "x" / "rows").glob("*.parquet")}
+    assert 1 <= len(before) < 3
+
+    write_space(tmp_path, """
+SPACE = SearchSpace(model=["tiny"], per_device_batch=[1, 2, 4], num_gpus=[1], attention=["sdpa"],
+                    strategy=["ddp"], seq_len=32, steps=5, warmup_steps=1, device="cpu")
+""")
+    resume = [path, "--storage", str(b), "--name", "x", "--resume"]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(resume) == 2
+    assert err.getvalue().strip() == (f"error: --resume: {path} changed since sweep x started: steps: 300 -> 5; resume "
+                                      "with the space it started with, or add --allow-changed-space to run the "
+                                      "remaining trials with the new one")
+
+    out = sweep(*resume, "--allow-changed-space")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert f"warning: --allow-changed-space: {path} changed since sweep x started (steps; first: steps: 300 -> 5)" in out.stdout
+    rows = read_table(str(b / "x" / "results.parquet")).to_pylist()
+    assert sorted(r["per_device_batch"] for r in rows) == [1, 2, 4]
+    assert sorted(p.stem for p in (b / "x" / "rows").glob("*.parquet")) == sorted(r["trial_id"] for r in rows)
+    assert sorted(r["steps"] for r in rows if r["trial_id"] not in before) == [5] * (3 - len(before))
+    assert not a.exists()  # nothing wrote where the sweep was started
+    assert {p.stem for p in (tmp_path / "a-moved" / "x" / "rows").glob("*.parquet")} == before
+
+
 def test_optuna_on_a_cost_objective_on_s3_keeps_credentials_out_of_every_file(tmp_path, s3_server):
     """The README's pairing, tokens/s and tokens per $, through Optuna; what Optuna is told of each
     trial is its row's value; a canary secret key reaches no file the sweep causes."""

@@ -328,3 +328,35 @@ def test_the_printed_analysis_command_is_shell_quoted(tmp_path):
     assert line.startswith("analyse it: ")
     assert shlex.split(line.removeprefix("analyse it: ")) == [
         "python", "-m", "slmray.analysis", str(sweep_dir / "results.parquet"), "--out", "h100x1-report"]
+
+
+def test_a_resume_whose_space_changed_is_refused_in_one_line_before_ray_starts(tmp_path, capsys):
+    from slmray.sweep.space import load_space
+    from slmray.sweep.space_record import SPACE_FILE, store_space
+
+    started = tiny_space(tmp_path)
+    storage = tmp_path / "s"
+    (storage / "grown").mkdir(parents=True)
+    (storage / "grown" / "tuner.pkl").write_bytes(b"")  # a sweep that exists; Ray would fail to restore it
+    store_space(str(storage / "grown"), load_space(started), started)
+    stored = (storage / "grown" / SPACE_FILE).read_text()
+    changed = write_space(tmp_path, """
+SPACE = SearchSpace(model=["tiny"], per_device_batch=[2, 4], num_gpus=[1], attention=["sdpa"], strategy=["ddp"],
+                    seq_len=32, steps=5, warmup_steps=0, device="cpu")
+""", name="changed.py")
+    assert main([changed, "--storage", str(storage), "--name", "grown", "--resume"]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"error: --resume: {changed} changed since sweep grown started: per_device_batch: [2] -> "
+                           "[2, 4] (fields changed: per_device_batch, steps); resume with the space it started with, "
+                           "or add --allow-changed-space"), line
+    assert (storage / "grown" / SPACE_FILE).read_text() == stored
+    assert sorted(p.name for p in (storage / "grown").iterdir()) == ["driver.lock", SPACE_FILE, "tuner.pkl"]
+    with SweepLock(str(storage / "grown"), "grown"):  # not left held
+        pass
+
+
+def test_allow_changed_space_is_for_a_resume_only(tmp_path, capsys):
+    assert main([tiny_space(tmp_path), "--storage", str(tmp_path / "s"), "--name", "n", "--allow-changed-space"]) == 2
+    assert one_error_line(capsys) == ("error: --allow-changed-space: only with --resume (a new sweep stores the space "
+                                      "it starts with)")
+    assert not (tmp_path / "s").exists()

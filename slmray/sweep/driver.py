@@ -431,8 +431,11 @@ def _tuner(request: SweepRequest, settings: SweepSettings, plan: list[PlannedTri
     trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=settings), resources)
     print(f"sweep {request.name}: {runs} trials on {settings.capacity.where}, up to {concurrency} at once -> "
           f"{request.sweep_dir}", flush=True)
+    recorder = SweepRecorder(request.name, request.sweep_dir, runs, concurrency, GpuTypeOf(settings.capacity))
     if request.resume:
-        return tune.Tuner.restore(request.sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=False)
+        tuner = tune.Tuner.restore(request.sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=False)
+        _follow_storage(tuner, recorder)
+        return tuner
     space = settings.space
     param_space = {}
     if space.search == "optuna":
@@ -449,9 +452,20 @@ def _tuner(request: SweepRequest, settings: SweepSettings, plan: list[PlannedTri
         ),
         run_config=tune.RunConfig(
             name=request.name, storage_path=request.storage, verbose=0,
-            callbacks=[SweepRecorder(request.name, request.sweep_dir, runs, concurrency, GpuTypeOf(settings.capacity))],
+            callbacks=[recorder],
         ),
     )
+
+
+def _follow_storage(tuner: tune.Tuner, recorder: SweepRecorder) -> None:
+    """A restored sweep records where it is now (--storage/--name), not where it was started.
+    Tune takes the storage and the trials' folders from the path it restores from, and the
+    trainable is given anew, but it unpickles the callbacks with the rest of the run config:
+    the recorder there still holds the directory of the sweep's first run (a copied sweep would
+    write into the original, a moved one recreate it).  It is replaced by this run's."""
+    run_config = private_apis.restored_run_config(tuner)
+    others = [c for c in run_config.callbacks or [] if not isinstance(c, SweepRecorder)]
+    run_config.callbacks = [*others, recorder]
 
 
 def _fit(request: SweepRequest, tuner: tune.Tuner, settings: SweepSettings) -> bool:
