@@ -206,14 +206,22 @@ def _check_reachable(address: str | None) -> None:
 
 def _capacity(args: argparse.Namespace, space):
     """What the plan is checked against, without starting anything (None: read from the cluster)."""
+    from slmray.errors import ConfigError
     from slmray.sweep.capacity import capacity_from_yaml, local_capacity, named_capacity
 
     if args.cluster_config:
         return capacity_from_yaml(args.cluster_config, space.device)
+    names_gpus = bool(space.gpu_type) and space.device != "cpu"
     if args.address or os.environ.get("RAY_ADDRESS"):
-        return None  # known once connected
+        if not args.dry_run:
+            return None  # known once connected
+        if not names_gpus:  # a dry run starts nothing, and connects to nothing either
+            raise ConfigError("--dry-run: plans without connecting to the Ray cluster of --address or RAY_ADDRESS, "
+                              "and the space names no gpu_type: give --cluster-config CLUSTER.yaml (the cluster's "
+                              "YAML) to plan for its GPUs")
+        return named_capacity(space)
     local = local_capacity(space.device)
-    if args.dry_run and space.gpu_type and space.device != "cpu" and not set(space.gpu_type) <= set(local.gpus):
+    if args.dry_run and names_gpus and not set(space.gpu_type) <= set(local.gpus):
         return named_capacity(space)  # a cloud sweep priced from a laptop: the GPUs the space names
     return local
 
