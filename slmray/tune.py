@@ -124,7 +124,7 @@ def _request(args: argparse.Namespace, command: list[str]):
     from slmray.sweep.plan import format_plan, make_plan
     from slmray.sweep.space import SpaceError, load_space
 
-    space = load_space(args.space)
+    space = load_space(args.space, packages=not args.dry_run)  # a dry run plans for a machine it is not on
     prices = price_book(args, space.prices)
     if args.max_trials is not None and args.max_trials < 1:
         raise ConfigError(f"--max-trials: {args.max_trials} is not a positive integer")

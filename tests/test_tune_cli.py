@@ -326,19 +326,13 @@ def plan_rows(stdout: str) -> list[list[str]]:
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_every_shipped_space_dry_runs_here_on_the_gpus_it_names(sweep, tmp_path, path):
     # how a user prices a sweep before renting anything: on this CPU machine, the GPUs the space
-    # names, priced; a space naming none plans this machine (smoke.py: its CPU)
+    # names, priced, without the packages only its trials import (h100x1_models.py: Liger's kernel);
+    # a space naming none plans this machine (smoke.py: its CPU)
     from slmray.sweep.space import load_space
-    from slmray.train.config import FUSED_LOSS_PACKAGES, installed_loss_kernels
 
-    missing = [k for k in FUSED_LOSS_PACKAGES if k not in installed_loss_kernels() and f'"{k}"' in path.read_text()]
     out = sweep(str(path), "--dry-run", "--storage", str(tmp_path / "s"))
-    if missing:  # h100x1_models.py: Liger's package, which this machine lacks, is refused as the space loads
-        assert out.returncode == 2 and out.stderr.strip() == (
-            f"error: {path}: loss_kernel: {missing[0]} needs the {FUSED_LOSS_PACKAGES[missing[0]][1]} package "
-            f"(pip install {FUSED_LOSS_PACKAGES[missing[0]][1]})")
-        return
     assert out.returncode == 0, out.stderr
-    space = load_space(str(path))
+    space = load_space(str(path), packages=False)
     rows = plan_rows(out.stdout)
     assert len(rows) == len(space.trials()) and not (tmp_path / "s").exists()
     gpus = {r[4] for r in rows}
@@ -442,4 +436,19 @@ def test_a_dry_run_with_a_ray_address_plans_without_connecting(tmp_path, capsys,
     assert main(["search_spaces/smoke.py", "--dry-run", "--storage", str(tmp_path / "s"), *args,
                  "--cluster-config", "cluster/h100.yaml"]) == 0
     assert {r[4] for r in plan_rows(capsys.readouterr().out)} == {"H100-80GB"}
+    assert not (tmp_path / "s").exists()
+
+
+def test_only_the_real_run_asks_for_the_packages_its_trials_import(tmp_path, capsys):
+    # a dry run plans a sweep for a machine it is not on; the sweep itself needs Liger's package here
+    from slmray.train.config import installed_loss_kernels
+
+    if "liger" in installed_loss_kernels():
+        pytest.skip("liger-kernel is installed here")
+    space = "search_spaces/h100x1_models.py"
+    assert main([space, "--dry-run", "--storage", str(tmp_path / "s")]) == 0
+    assert " liger " in capsys.readouterr().out
+    assert main([space, "--storage", str(tmp_path / "s"), "--name", "real"]) == 2
+    assert one_error_line(capsys) == (f"error: {space}: loss_kernel: liger needs the liger-kernel package "
+                                      "(pip install liger-kernel)")
     assert not (tmp_path / "s").exists()
