@@ -9,6 +9,7 @@ SPACE = SearchSpace(
     model=["smollm2-360m", "qwen3-0.6b", "llama-3.2-1b", "qwen2.5-1.5b"],
     per_device_batch={"smollm2-360m": [32], "qwen3-0.6b": [16], "llama-3.2-1b": [16], "qwen2.5-1.5b": [16]},
     num_gpus=[1],
+    gpu_type=["H100-80GB"],
     attention=["sdpa"],
     strategy=["single"],
     backend=["native", "transformers"],

@@ -8,6 +8,7 @@ SPACE = SearchSpace(
     model=["smollm2-360m", "qwen2.5-1.5b"],
     per_device_batch={"smollm2-360m": [32], "qwen2.5-1.5b": [16]},
     num_gpus=[1],
+    gpu_type=["H100-80GB"],
     attention=["sdpa"],
     strategy=["single"],
     backend=["native", "transformers"],

@@ -11,6 +11,7 @@ SPACE = SearchSpace(
     model=["llama-100m", "llama-500m", "llama-1b", "llama-2b"],
     per_device_batch=[16, 64],
     num_gpus=[1],
+    gpu_type=["H200"],
     attention=["eager", "sdpa"],
     strategy=["ddp"],
     seq_len=1024,

@@ -8,6 +8,7 @@ SPACE = SearchSpace(
     model=["llama-100m", "llama-500m", "llama-1b", "llama-2b"],
     per_device_batch=[8, 32],
     num_gpus=[1, 2, 4, 8],
+    gpu_type=["H200"],
     attention=["eager", "sdpa"],
     strategy=["ddp", "fsdp", "fsdp_grad_op"],
     seq_len=1024,

@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _request(args: argparse.Namespace, command: list[str]):
     """The checked sweep (`slmray.sweep.driver.SweepRequest`), or None after printing a dry run."""
+    from slmray.catalog.prices import PriceWarning
     from slmray.data.sources import check_source
     from slmray.errors import ConfigError
     from slmray.results.storage import exists, join, normalize
@@ -134,7 +135,7 @@ def _request(args: argparse.Namespace, command: list[str]):
     from slmray.sweep.plan import format_plan, make_plan
     from slmray.sweep.space import SpaceError, load_space
 
-    space = load_space(args.space)
+    space = load_space(args.space, packages=not args.dry_run)  # a dry run plans for a machine it is not on
     prices = price_book(args, space.prices)
     if args.max_trials is not None and args.max_trials < 1:
         raise ConfigError(f"--max-trials: {args.max_trials} is not a positive integer")
@@ -156,17 +157,27 @@ def _request(args: argparse.Namespace, command: list[str]):
     if not args.dry_run:
         _check_reachable(args.address)
     capacity = _capacity(args, space)
+    # a dry run of a space that names no GPU type, here where there is no GPU: it may be a CPU sweep
+    # (smoke.py), planned as one; where this CPU cannot take it, what it lacks is a cluster to plan for
+    gpus_unknown = (args.dry_run and capacity is not None and not capacity.use_gpu and not space.gpu_type
+                    and space.device != "cpu")
+    hint = ("this machine has no GPU; to plan for the GPUs the sweep will run on, give --cluster-config CLUSTER.yaml "
+            "or gpu_type in the space" if gpus_unknown else "")
     if capacity is not None:
         try:
             capacity.check(space)
         except ConfigError as exc:
-            raise SpaceError(f"{args.space}: {exc}") from None
+            raise SpaceError(f"{args.space}: {exc}" + (f"; {hint}" if hint else "")) from None
     if capacity is not None and any(o.column == "tokens_per_usd" for o in space.objective_list):
-        plan = make_plan(space, capacity, prices, prune=not args.no_prune)
+        with warnings.catch_warnings():
+            if gpus_unknown:  # its "--price cpu=USD" would plan a GPU sweep on this CPU
+                warnings.simplefilter("ignore", PriceWarning)
+            plan = make_plan(space, capacity, prices, prune=not args.no_prune)
         if not any(p.price_per_hour_usd for p in plan):
             gpus = ", ".join(sorted({p.gpu_type for p in plan}))
+            fix = f" and {hint}" if hint else ": give --prices PROFILE or --price GPU=USD"
             raise SpaceError(f"{args.space}: objectives: tokens_per_usd needs a price, and {gpus} has none under "
-                             f"the prices {args.prices or space.prices!r}: give --prices PROFILE or --price GPU=USD")
+                             f"the prices {args.prices or space.prices!r}{fix}")
     if args.dry_run:
         plan = make_plan(space, capacity, prices, prune=not args.no_prune, isolate=args.isolate_trials)
         runs = planned_runs(space, plan, args.max_trials)
@@ -208,20 +219,23 @@ def _check_reachable(address: str | None) -> None:
 
 def _capacity(args: argparse.Namespace, space):
     """What the plan is checked against, without starting anything (None: read from the cluster)."""
-    from slmray.sweep.capacity import Capacity, capacity_from_yaml, local_capacity
+    from slmray.errors import ConfigError
+    from slmray.sweep.capacity import capacity_from_yaml, local_capacity, named_capacity
 
     if args.cluster_config:
         return capacity_from_yaml(args.cluster_config, space.device)
+    names_gpus = bool(space.gpu_type) and space.device != "cpu"
     if args.address or os.environ.get("RAY_ADDRESS"):
-        return None  # known once connected
+        if not args.dry_run:
+            return None  # known once connected
+        if not names_gpus:  # a dry run starts nothing, and connects to nothing either
+            raise ConfigError("--dry-run: plans without connecting to the Ray cluster of --address or RAY_ADDRESS, "
+                              "and the space names no gpu_type: give --cluster-config CLUSTER.yaml (the cluster's "
+                              "YAML) to plan for its GPUs")
+        return named_capacity(space)
     local = local_capacity(space.device)
-    if args.dry_run and space.gpu_type and not local.use_gpu:
-        # planning a cloud sweep from a laptop: assume the GPUs the space asks for
-        return Capacity(
-            use_gpu=True, gpus={g: max(space.num_gpus) for g in space.gpu_type},
-            gpus_per_node={g: 8 for g in space.gpu_type}, cpus=local.cpus,
-            where="the GPUs the space names (capacity not checked: give --cluster-config)",
-        )
+    if args.dry_run and names_gpus and not set(space.gpu_type) <= set(local.gpus):
+        return named_capacity(space)  # a cloud sweep priced from a laptop: the GPUs the space names
     return local
 
 

@@ -202,3 +202,23 @@ def test_two_models_under_one_name_are_refused():
     assert [t.model for t in SearchSpace(model=[tiny, tiny.replace(n_layer=3, name="tiny-3")], **kw).trials()] == [
         "tiny", "tiny-3"]
     assert SearchSpace(model=[tiny], **kw).trials()  # the preset itself, given as its ModelConfig
+
+
+def test_a_space_read_for_a_plan_elsewhere_asks_for_no_package_its_trials_import():
+    # load_space(packages=False), as a dry run reads a space: Liger's kernel is planned without its
+    # package here; the check is back for the next space made, and still refuses a GPU-only kernel on the CPU
+    from slmray.errors import ConfigError
+    from slmray.train.config import installed_loss_kernels
+
+    if "liger" in installed_loss_kernels():
+        pytest.skip("liger-kernel is installed here")
+    path = "search_spaces/h100x1_models.py"
+    with pytest.raises(SpaceError, match="loss_kernel: liger needs the liger-kernel package"):
+        load_space(path)
+    assert "liger" in load_space(path, packages=False).values("loss_kernel")
+    with pytest.raises(ConfigError, match="^loss_kernel: liger needs the liger-kernel package"):
+        SearchSpace(model=["tiny"], per_device_batch=[2], num_gpus=[1], attention=["sdpa"], strategy=["ddp"],
+                    seq_len=32, loss_kernel="liger")
+    with pytest.raises(ConfigError, match="^loss_kernel: liger is a Triton kernel that needs a CUDA GPU; device is cpu"):
+        SearchSpace(model=["tiny"], per_device_batch=[2], num_gpus=[1], attention=["sdpa"], strategy=["ddp"],
+                    seq_len=32, loss_kernel="liger", device="cpu")

@@ -2,8 +2,10 @@
 written.  In-process through `main([...])`; no Ray starts in this file."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -359,4 +361,143 @@ def test_allow_changed_space_is_for_a_resume_only(tmp_path, capsys):
     assert main([tiny_space(tmp_path), "--storage", str(tmp_path / "s"), "--name", "n", "--allow-changed-space"]) == 2
     assert one_error_line(capsys) == ("error: --allow-changed-space: only with --resume (a new sweep stores the space "
                                       "it starts with)")
+
+
+# -- a dry run plans for the GPUs the space names ------------------------------------------------
+SHIPPED = sorted(Path("search_spaces").glob("*.py"))
+
+
+def plan_rows(stdout: str) -> list[list[str]]:
+    """The dry run's table rows, split on spaces (#, model, batch, gpus, gpu, ...)."""
+    return [line.split() for line in stdout.splitlines() if line.split() and line.split()[0].isdigit()]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_shipped_space_dry_runs_here_on_the_gpus_it_names(sweep, tmp_path, path):
+    # how a user prices a sweep before renting anything: on this CPU machine, the GPUs the space
+    # names, priced, without the packages only its trials import (h100x1_models.py: Liger's kernel);
+    # a space naming none plans this machine (smoke.py: its CPU)
+    from slmray.sweep.space import load_space
+
+    out = sweep(str(path), "--dry-run", "--storage", str(tmp_path / "s"))
+    assert out.returncode == 0, out.stderr
+    space = load_space(str(path), packages=False)
+    rows = plan_rows(out.stdout)
+    assert len(rows) == len(space.trials()) and not (tmp_path / "s").exists()
+    gpus = {r[4] for r in rows}
+    if space.gpu_type:
+        assert gpus == set(space.gpu_type), gpus
+        usd = float(next(line for line in out.stdout.splitlines() if line.startswith("estimate:")).split("$")[1])
+        assert usd > 0, out.stdout  # the shipped GPU spaces price with a profile that has their GPUs
+    else:
+        from slmray.sweep.capacity import local_capacity
+
+        assert gpus == ({"cpu"} if not local_capacity().use_gpu else set(local_capacity().gpu_types))
+
+
+def test_a_dry_run_plans_hosts_of_the_instance_catalog(sweep, tmp_path):
+    from slmray.catalog.instances import instance_types
+
+    host = max(it.gpus for it in instance_types() if it.gpu == "H100-80GB")
+    path = write_space(tmp_path, f"""
+SPACE = SearchSpace(model=["llama-100m"], per_device_batch=[8], num_gpus=[1, {2 * host}], gpu_type=["H100-80GB", "H100-NVL"],
+                    attention=["sdpa"], strategy=["ddp"], seq_len=256, prices="aws")
+""")
+    assert not any(it.gpu == "H100-NVL" for it in instance_types())  # the case of a GPU no instance carries
+    out = sweep(path, "--dry-run", "--storage", str(tmp_path / "s"), "--price", "H100-NVL=3")
+    assert out.returncode == 0, out.stderr
+    header = out.stdout.splitlines()[0]
+    assert f"on 2 hosts of {host} H100-80GB, {2 * host} H100-NVL on one host (instances.csv has no H100-NVL instance)" in header
+    assert "give --cluster-config" in header
+    assert {(r[3], r[4]) for r in plan_rows(out.stdout)} == {
+        ("1", "H100-80GB"), (str(2 * host), "H100-80GB"), ("1", "H100-NVL"), (str(2 * host), "H100-NVL")}
+
+
+def test_the_dry_runs_capacity_is_the_catalogs_host(tmp_path):
+    # the estimate of a trial spanning hosts goes over the network between them: hosts as large as the catalog's
+    from slmray.catalog.instances import instance_types
+    from slmray.sweep.capacity import named_capacity
+    from slmray.sweep.space import load_space
+
+    space = load_space(write_space(tmp_path, """
+SPACE = SearchSpace(model=["llama-100m"], per_device_batch=[8], num_gpus=[3], gpu_type=["A10G", "H100-NVL"],
+                    attention=["sdpa"], strategy=["ddp"], seq_len=256)
+"""))
+    capacity = named_capacity(space)
+    a10g = max(it.gpus for it in instance_types() if it.gpu == "A10G")
+    assert capacity.gpus_per_node == {"A10G": a10g, "H100-NVL": 3}
+    assert capacity.gpus == {"A10G": a10g * -(-3 // a10g), "H100-NVL": 3} and capacity.use_gpu
+    capacity.check(space)
+
+
+MORE_THAN_THIS_CPU = (os.cpu_count() or 1) + 1
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("num_gpus", [1, MORE_THAN_THIS_CPU], f"num_gpus: {MORE_THAN_THIS_CPU} is more than the {MORE_THAN_THIS_CPU - 1} "
+                                          "CPU worker processes this machine can ever have"),
+    ("objectives", ["max:tokens_per_usd"], "objectives: tokens_per_usd needs a price, and cpu has none under the prices 'aws'"),
+])
+def test_a_dry_run_of_a_space_naming_no_gpu_that_this_cpu_cannot_take_says_give_a_cluster(
+        tmp_path, capsys, field, value, message):
+    from slmray.sweep.capacity import local_capacity
+
+    if local_capacity().use_gpu:
+        pytest.skip("this machine has GPUs: a space naming none plans on them")
+    fields = {"model": ["llama-100m"], "per_device_batch": [8], "num_gpus": [1], "attention": ["sdpa"],
+              "strategy": ["ddp"], "seq_len": 256, "prices": "aws", field: value}
+    space = write_space(tmp_path, f"SPACE = SearchSpace(**{fields!r})\n")
+    assert main([space, "--dry-run", "--storage", str(tmp_path / "s")]) == 2
+    line = one_error_line(capsys)  # one line: no warning suggesting --price cpu=USD before it
+    assert line.startswith(f"error: {space}: {message}"), line
+    assert line.endswith("this machine has no GPU; to plan for the GPUs the sweep will run on, give --cluster-config "
+                         "CLUSTER.yaml or gpu_type in the space"), line
+    assert "--price cpu" not in line
+    # and with the cluster it will run on, it plans that cluster's GPUs
+    assert main([space, "--dry-run", "--storage", str(tmp_path / "s"), "--cluster-config", "cluster/h100.yaml"]) == 0
+    assert {r[4] for r in plan_rows(capsys.readouterr().out)} == {"H100-80GB"}
+
+
+def test_a_real_run_of_a_gpu_space_on_this_cpu_is_still_refused(tmp_path, capsys):
+    # only the dry run plans GPUs it does not have: the sweep itself checks the machine it runs on
+    from slmray.sweep.capacity import local_capacity
+
+    if local_capacity().use_gpu:
+        pytest.skip("this machine has GPUs")
+    assert main(["search_spaces/h100x1.py", "--storage", str(tmp_path / "s"), "--name", "real"]) == 2
+    assert one_error_line(capsys) == ("error: search_spaces/h100x1.py: gpu_type: H100-80GB asked for, but this "
+                                      "machine has no GPU")
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("how", ["--address", "RAY_ADDRESS"])
+def test_a_dry_run_with_a_ray_address_plans_without_connecting(tmp_path, capsys, monkeypatch, how):
+    # nothing answers at the address: a dry run never connects (it was a traceback: no capacity to plan on)
+    args = ["--address", "127.0.0.1:1"] if how == "--address" else []
+    if how == "RAY_ADDRESS":
+        monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    assert main(["search_spaces/h200x1.py", "--dry-run", "--storage", str(tmp_path / "s"), *args]) == 0
+    assert {r[4] for r in plan_rows(capsys.readouterr().out)} == {"H200"}
+    assert main(["search_spaces/smoke.py", "--dry-run", "--storage", str(tmp_path / "s"), *args]) == 2
+    assert one_error_line(capsys) == (
+        "error: --dry-run: plans without connecting to the Ray cluster of --address or RAY_ADDRESS, and the space "
+        "names no gpu_type: give --cluster-config CLUSTER.yaml (the cluster's YAML) to plan for its GPUs")
+    assert main(["search_spaces/smoke.py", "--dry-run", "--storage", str(tmp_path / "s"), *args,
+                 "--cluster-config", "cluster/h100.yaml"]) == 0
+    assert {r[4] for r in plan_rows(capsys.readouterr().out)} == {"H100-80GB"}
+    assert not (tmp_path / "s").exists()
+
+
+def test_only_the_real_run_asks_for_the_packages_its_trials_import(tmp_path, capsys):
+    # a dry run plans a sweep for a machine it is not on; the sweep itself needs Liger's package here
+    from slmray.train.config import installed_loss_kernels
+
+    if "liger" in installed_loss_kernels():
+        pytest.skip("liger-kernel is installed here")
+    space = "search_spaces/h100x1_models.py"
+    assert main([space, "--dry-run", "--storage", str(tmp_path / "s")]) == 0
+    assert " liger " in capsys.readouterr().out
+    assert main([space, "--storage", str(tmp_path / "s"), "--name", "real"]) == 2
+    assert one_error_line(capsys) == (f"error: {space}: loss_kernel: liger needs the liger-kernel package "
+                                      "(pip install liger-kernel)")
     assert not (tmp_path / "s").exists()

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from slmray.catalog.gpus import CPU, canonical_gpu, gpu_specs, spec_for
+from slmray.catalog.instances import instance_types
 from slmray.cluster.files import ClusterError, load_cluster
 from slmray.errors import ConfigError
 from slmray.sweep.space import SearchSpace
@@ -87,6 +88,24 @@ class Capacity:
                 if n > most:
                     unit = f"{g} GPUs" if g else ("GPUs" if self.use_gpu else "CPU worker processes")
                     raise ConfigError(f"num_gpus: {n} is more than the {most} {unit} {self.where} can ever have")
+
+
+def named_capacity(space: SearchSpace) -> Capacity:
+    """The GPUs a space names, for a dry run with no cluster to read (a sweep priced from a laptop):
+    of each type, hosts as large as instances.csv's largest with it (a type no instance carries: one
+    host of as many as the space asks), as many hosts as the space's largest trial spans."""
+    most = max(space.num_gpus)
+    gpus, per_node, cpus, hosts = {}, {}, 0, []
+    for g in space.gpu_type or []:
+        largest = max((it for it in instance_types() if it.gpu == g), key=lambda it: (it.gpus, it.vcpus), default=None)
+        per_node[g] = largest.gpus if largest else most
+        count = -(-most // per_node[g])
+        gpus[g] = count * per_node[g]
+        cpus += count * (largest.vcpus if largest else 1)
+        hosts.append(f"{count} host{'s' if count > 1 else ''} of {per_node[g]} {g}" if largest
+                     else f"{most} {g} on one host (instances.csv has no {g} instance)")
+    return Capacity(use_gpu=True, gpus=gpus, gpus_per_node=per_node, cpus=max(cpus, 1),
+                    where=f"{', '.join(hosts)} from instances.csv (no cluster checked: give --cluster-config)")
 
 
 GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/kfd")

@@ -22,6 +22,7 @@ space is built, and `load_space` prefixes the file's path to any error.
 
 from __future__ import annotations
 
+import contextvars
 import importlib.util
 import itertools
 import math
@@ -35,6 +36,7 @@ from slmray.core.schema import NUMERIC_COLUMNS
 from slmray.errors import ConfigError, UserError, check_positive_int
 from slmray.train import fp8
 from slmray.train.config import (
+    ATTENTION_BACKENDS,
     BACKENDS,
     CONFIG_KEYS,
     CPU_ATTENTION,
@@ -63,6 +65,12 @@ FIXED = ("grad_accum", "steps", "warmup_steps", "repeats", "seed", "data")
 """Fields a space holds at one value for every trial and hands to each TrainConfig as they are."""
 DEFAULT = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 """TrainConfig's defaults: a space's own defaults for the training fields it shares."""
+
+
+CHECK_PACKAGES = contextvars.ContextVar("slmray_space_check_packages", default=True)
+"""Whether a space asks this Python for the packages only a trial imports (torchao, liger-kernel,
+cut-cross-entropy, transformers, flash_attn): False while `load_space(path, packages=False)` reads a
+space planned here and run elsewhere (a dry run on a laptop)."""
 
 
 class SpaceError(UserError):
@@ -245,17 +253,17 @@ class SearchSpace:
         for v in self.values("precision"):
             if v not in PRECISIONS:
                 raise ConfigError(f"precision: {v!r} is not one of {', '.join(PRECISIONS)}")
-            if is_fp8(v) and not fp8.torchao_available():
+            if is_fp8(v) and CHECK_PACKAGES.get() and not fp8.torchao_available():
                 raise ConfigError(f"precision: {v} needs torchao (pip install 'slmray[fp8]')")
 
     def _loss_and_backend(self) -> None:
         """Loss kernels known and installed (the fused ones GPU only); backends known, transformers installed."""
         for k in self.values("loss_kernel"):
-            check_loss_kernel(k, "device is cpu" if self.device == "cpu" else None)
+            check_loss_kernel(k, "device is cpu" if self.device == "cpu" else None, need_package=CHECK_PACKAGES.get())
         for b in self.values("backend"):
             if b not in BACKENDS:
                 raise ConfigError(f"backend: {b!r} is not one of {', '.join(BACKENDS)}")
-            if b == "transformers" and importlib.util.find_spec("transformers") is None:
+            if b == "transformers" and CHECK_PACKAGES.get() and importlib.util.find_spec("transformers") is None:
                 raise ConfigError("backend: transformers needs the transformers package (pip install 'slmray[hf]')")
             for m in self.model:
                 if isinstance(m, ModelConfig):  # a preset is a native layout
@@ -264,7 +272,7 @@ class SearchSpace:
     def _attention_and_strategy(self) -> None:
         """Installed attention backends; known strategies, `single` on one GPU only."""
         for a in self.attention:
-            if a not in installed_attention():
+            if a not in (installed_attention() if CHECK_PACKAGES.get() else ATTENTION_BACKENDS):
                 hint = " (flash2 needs: pip install 'slmray[flash]')" if a == "flash2" else ""
                 raise ConfigError(f"attention: {a!r} is not an installed backend ({', '.join(installed_attention())}){hint}")
         for s in self.strategy:
@@ -401,8 +409,9 @@ class SearchSpace:
         }
 
 
-def load_space(path: str) -> SearchSpace:
-    """Import a search-space file and return its `SPACE`; every error names the file."""
+def load_space(path: str, packages: bool = True) -> SearchSpace:
+    """Import a search-space file and return its `SPACE`; every error names the file.  `packages`:
+    False for a space planned here to run elsewhere (`CHECK_PACKAGES`)."""
     file = Path(path)
     if not file.is_file():
         raise SpaceError(f"{path}: no such search-space file")
@@ -411,6 +420,7 @@ def load_space(path: str) -> SearchSpace:
                          "as in search_spaces/")
     spec = importlib.util.spec_from_file_location(f"slmray_space_{file.stem}", file)
     module = importlib.util.module_from_spec(spec)
+    token = CHECK_PACKAGES.set(packages)
     try:
         spec.loader.exec_module(module)
     except ConfigError as exc:
@@ -423,6 +433,8 @@ def load_space(path: str) -> SearchSpace:
         raise SpaceError(f"{path}: {type(exc).__name__}: {exc}") from None
     except SystemExit as exc:  # the file called sys.exit: not the sweep's exit to take
         raise SpaceError(f"{path}: the file called sys.exit({exc.code!r}) while it was read") from None
+    finally:
+        CHECK_PACKAGES.reset(token)
     space = getattr(module, "SPACE", None)
     if not isinstance(space, SearchSpace):
         raise SpaceError(f"{path}: SPACE: the file must define SPACE = SearchSpace(...)")
