@@ -77,3 +77,23 @@ def test_a_failed_write_leaves_no_staging_file_or_directory(tmp_path):
     with pytest.raises(DiskFull):
         write_directory(str(tmp_path / "shards"), half_a_directory)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.parquet"]
+
+
+@pytest.mark.s3  # pyarrow's S3 client retries the refused connection for about 6 s a call: not the fast tier
+def test_an_s3_store_that_does_not_answer_is_one_line_for_analysis_and_recommend(monkeypatch, capsys):
+    """An endpoint that refuses the connection (a closed local port): `analysis` and `recommend` print
+    one line naming the table and exit 2, as `tune` and `data prepare` do."""
+    from slmray.analysis.__main__ import main as analysis
+    from slmray.recommend import main as recommend
+    from slmray.results.storage import StorageError, exists
+
+    for name, value in {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x",
+                        "AWS_SECRET_ACCESS_KEY": "y", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    uri = "s3://nowhere/results.parquet"
+    with pytest.raises(StorageError, match=f"^storage: cannot reach {uri} "):
+        exists(uri)
+    for main, args in ((analysis, [uri, "--out", "unused"]), (recommend, [uri, "--model", "llama-1b", "--tokens", "1e9"])):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: storage: cannot reach {uri} ") and err.count("\n") == 1

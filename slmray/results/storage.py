@@ -45,9 +45,18 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), uri
 
 
+def _info(uri: str, fs: pafs.FileSystem, what):
+    """`fs.get_file_info(what)`, a StorageError naming `uri` where the store cannot be reached
+    (an endpoint that does not answer, credentials it refuses): the first network call of a read."""
+    try:
+        return fs.get_file_info(what)
+    except OSError as exc:
+        raise StorageError(f"storage: cannot reach {uri} ({first_line(exc)})") from None
+
+
 def exists(uri: str) -> bool:
     fs, path = filesystem(uri)
-    return fs.get_file_info(path).type != pafs.FileType.NotFound
+    return _info(uri, fs, path).type != pafs.FileType.NotFound
 
 
 def list_files(uri: str, suffix: str = "") -> list[str]:
@@ -56,7 +65,7 @@ def list_files(uri: str, suffix: str = "") -> list[str]:
         return []
     fs, path = filesystem(uri)
     scheme = "s3://" if uri.startswith("s3://") else ""
-    infos = fs.get_file_info(pafs.FileSelector(path))
+    infos = _info(uri, fs, pafs.FileSelector(path))
     return sorted(scheme + i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(suffix))
 
 
