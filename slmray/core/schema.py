@@ -76,6 +76,9 @@ SCHEMA = pa.schema(
         # the estimator's own, before the per-GPU-type correction (slmray.predict.calibration) refitted on the
         # sweep's earlier ok trials; equal to predicted_tokens_per_s where correction_rows is 0
         pa.field("predicted_tokens_per_s_uncorrected", pa.float64()),
+        # bounds of predicted_tokens_per_s (slmray.predict.interval), corrected alike
+        pa.field("predicted_tokens_per_s_low", pa.float64()),
+        pa.field("predicted_tokens_per_s_high", pa.float64()),
         pa.field("correction_rows", pa.int64()),  # ok trials that correction was fitted on; 0: none applied
         # outcome
         pa.field("status", pa.string()),

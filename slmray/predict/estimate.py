@@ -27,6 +27,7 @@ from slmray.catalog.gpus import CPU, GPUSpec, spec_for
 from slmray.catalog.instances import instance_types
 from slmray.catalog.profiles import GPUProfile, profile_for
 from slmray.predict import kernels
+from slmray.predict.interval import tokens_per_s_interval
 from slmray.predict.kernels import Gemm, linear_shapes
 from slmray.train import fp8
 from slmray.train.config import GQA_DEFAULT, ModelConfig, TrainConfig, loss_chunk_tokens
@@ -175,6 +176,9 @@ class Estimate:
     """True for a family transformers model (an architecture only Transformers builds): counted with
     the llama-family formulas (`kernels.layout`) from its exact parameter count and its normalised
     shape, not from its own blocks."""
+    tokens_per_s_low: float | None = None
+    tokens_per_s_high: float | None = None
+    """Bounds of `tokens_per_s` (`slmray.predict.interval`); None for the CPU's rough estimate."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -688,8 +692,11 @@ def estimate(
     bandwidth = link_gb_s(spec, num_gpus, gpus_per_node, inter_node_gbps)
     times["communication"] = communication_s(cfg, num_gpus, times, work, bandwidth, calibration)
     step = sum(times.values())
+    tokens_per_s = num_gpus * cfg.tokens_per_device_step / step
+    bounds = tokens_per_s_interval(tokens_per_s, profiled=profile is not None, num_gpus=num_gpus)
     return Estimate(
         peak_mem_gb=peak, memory_gb=memory, oom=peak + unusable_cache_bytes(cfg) / GIB > capacity, step_time_s=step,
-        tokens_per_s=num_gpus * cfg.tokens_per_device_step / step, time_s=times, capacity_gb=capacity,
+        tokens_per_s=tokens_per_s, time_s=times, capacity_gb=capacity,
         profiled=profile is not None, approximate=cfg.model.family == "transformers",
+        tokens_per_s_low=bounds.low, tokens_per_s_high=bounds.high,
     )

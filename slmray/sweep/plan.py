@@ -51,6 +51,8 @@ class PlannedTrial:
         return {
             "predicted_peak_mem_gb": e and e.peak_mem_gb, "predicted_oom": e and e.oom,
             "predicted_tokens_per_s": e and e.tokens_per_s,
+            "predicted_tokens_per_s_low": e and e.tokens_per_s_low,
+            "predicted_tokens_per_s_high": e and e.tokens_per_s_high,
             "predicted_tokens_per_s_uncorrected": self.uncorrected_tokens_per_s if e else None,
             "correction_rows": self.correction_rows,
         }
@@ -83,6 +85,8 @@ def corrected(est: Estimate, correction: Correction | None) -> Estimate:
     f = correction.factor
     return dataclasses.replace(
         est, tokens_per_s=correction.apply(est.tokens_per_s), step_time_s=est.step_time_s / f,
+        tokens_per_s_low=est.tokens_per_s_low and correction.apply(est.tokens_per_s_low),
+        tokens_per_s_high=est.tokens_per_s_high and correction.apply(est.tokens_per_s_high),
         time_s={k: v / f for k, v in est.time_s.items()},
     )
 
