@@ -131,8 +131,8 @@ def priced(options: pd.DataFrame, book: PriceBook, gpu_types: Sequence[str], tok
     A PlanError where no option that fits has a price."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PriceWarning)  # a missing price is reported per option
-        prices = {g: book.trial_price(g, 1) for g in gpu_types}
-    per_gpu_hour = options["gpu_type"].map(lambda g: prices[g].usd_per_hour if prices[g] else math.nan)
+        prices = {g: book.lookup(g) for g in gpu_types}
+    per_gpu_hour = options["gpu_type"].map(lambda g: prices[g].usd_per_gpu_hour if prices[g] else math.nan)
     wall = assumptions.wall_s(tokens / options["tokens_per_s"].to_numpy(dtype=float), options["compile"].to_numpy(), n_params)
     options = options.assign(
         usd_per_gpu_hour=per_gpu_hour, hours=wall / 3600, gpu_hours=wall / 3600 * options["num_gpus"],

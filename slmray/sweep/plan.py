@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from slmray.catalog.prices import PriceBook
+from slmray.catalog.rent import Rental, rent
 from slmray.predict.calibration import Correction
 from slmray.predict.estimate import Estimate, estimate
 from slmray.predict.overheads import COMPILE_S, GROUP_START_S, ISOLATED_TRIAL_OVERHEAD_S, TRIAL_OVERHEAD_S
@@ -27,7 +28,8 @@ class PlannedTrial:
     of a cluster's several GPU types (known once it runs)."""
     estimate: Estimate | None
     price_per_hour_usd: float | None
-    """For all of the trial's GPUs; None where the GPU has no price."""
+    """For all of the trial's GPUs, idle ones of its instances included (`rental`); None where
+    the GPU has no price."""
     seconds: float | None
     pruned: bool
     """Predicted out of memory, and pruning is on: recorded, not run."""
@@ -36,6 +38,8 @@ class PlannedTrial:
     correction when one was given (`slmray.predict.calibration`), else the two are the same."""
     correction_rows: int = 0
     """Ok trials the applied tokens/s correction was fitted on; 0: none applied."""
+    rental: Rental | None = None
+    """The instances the trial is priced at (`slmray.catalog.rent`); its estimate assumes their link."""
 
     @property
     def trial(self) -> Trial:
@@ -102,22 +106,33 @@ def plan_trial(
     counted once per group (`group_starts`), not here."""
     cfg, num_gpus = resolved.train, resolved.num_gpus
     gpu_type = capacity.device_type(resolved.gpu_type)
-    try:
-        raw = estimate(cfg, gpu_type, num_gpus, gpus_per_node=capacity.gpus_per_node.get(gpu_type, 8)) if gpu_type else None
-    except ValueError:  # a GPU the estimator has no specs for (a new model)
-        raw = None
+    node_gpus = capacity.gpus_per_node.get(gpu_type, 8) if gpu_type else 8
+    estimates: dict[tuple, Estimate | None] = {}
+
+    def predicted(gpus_per_node: int, inter_node_gbps: float | None) -> Estimate | None:
+        if gpu_type and (gpus_per_node, inter_node_gbps) not in estimates:
+            try:
+                estimates[gpus_per_node, inter_node_gbps] = estimate(
+                    cfg, gpu_type, num_gpus, gpus_per_node=gpus_per_node, inter_node_gbps=inter_node_gbps)
+            except ValueError:  # a GPU the estimator has no specs for (a new model)
+                estimates[gpus_per_node, inter_node_gbps] = None
+        return estimates.get((gpus_per_node, inter_node_gbps))
+
+    rental = rent(prices, gpu_type, num_gpus, speed=lambda n, gbps: (e := predicted(n, gbps)) and e.tokens_per_s,
+                  instance_gpus=node_gpus if capacity.nodes_given else None)
+    layout = (node_gpus, None) if rental is None or rental.per_gpu else (rental.gpus_per_node, rental.inter_node_gbps)
+    raw = predicted(*layout)
     est = None if raw is None else corrected(raw, correction)
-    price = prices.trial_price(gpu_type, num_gpus)
     seconds = None
     if est is not None:
         overhead = ISOLATED_TRIAL_OVERHEAD_S if isolate else TRIAL_OVERHEAD_S
         seconds = overhead + (COMPILE_S[cfg.precision] if cfg.compile else 0.0) + resolved.steps_run * est.step_time_s
     return PlannedTrial(
         resolved=resolved, gpu_type=gpu_type, estimate=est,
-        price_per_hour_usd=None if price is None else price.usd_per_hour,
+        price_per_hour_usd=None if rental is None else rental.usd_per_hour,
         seconds=seconds, pruned=prune and est is not None and est.oom,
         uncorrected_tokens_per_s=None if raw is None else raw.tokens_per_s,
-        correction_rows=0 if est is raw else correction.rows,
+        correction_rows=0 if est is raw else correction.rows, rental=rental,
     )
 
 
