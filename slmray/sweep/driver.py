@@ -242,7 +242,8 @@ def _connect(address: str | None, capacity_hint: Capacity, space: SearchSpace, e
     return True
 
 
-def _concurrency(space: SearchSpace, capacity: Capacity) -> int:
+def max_concurrent_trials(space: SearchSpace, capacity: Capacity) -> int:
+    """Trials run at once: the space's max_concurrent, else as many of its smallest as the GPUs hold (CPU: one)."""
     if space.max_concurrent:
         return space.max_concurrent
     if not capacity.use_gpu:
@@ -384,7 +385,7 @@ def run_sweep(request: SweepRequest) -> int:
         capacity = _capacity(request)
         plan = make_plan(space, capacity, request.prices, prune=request.prune, isolate=request.isolate_trials)
         runs = planned_runs(space, plan, request.max_trials)
-        concurrency = _concurrency(space, capacity)
+        concurrency = max_concurrent_trials(space, capacity)
         settings, resources = _settings(request, capacity, plan, runs, concurrency)
         tuner = _tuner(request, settings, plan, runs, concurrency, resources)
         interrupted = _fit(request, tuner, settings)
