@@ -171,7 +171,11 @@ def wall_clock_lines(ran: list[PlannedTrial], concurrency: int, gpus: int, start
     gpu_seconds = sum(s * p.trial.num_gpus for s, p in zip(seconds, ran))
     packed = max(max(seconds), gpu_seconds / peak) + start_s
     return [f"at once: up to {concurrency} trial{'s' if concurrency > 1 else ''}, {peak} GPUs at most; wall-clock "
-            f"about {packed / 3600:,.1f} h with all {peak} busy, {serial / 3600:,.1f} h one trial at a time"]
+            f"about {_duration(packed)} with all {peak} busy, {_duration(serial)} one trial at a time"]
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:,.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
 def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_usd: float | None,
@@ -224,20 +228,19 @@ def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_
     lines += wall_clock_lines(ran, concurrency, gpus, len(starts) * GROUP_START_S)
     if starts:
         counted = (f"counted: {len(starts)} warm worker-group start{'s' if len(starts) > 1 else ''} "
-                   f"({GROUP_START_S:.0f} s each), {TRIAL_OVERHEAD_S} s a trial outside its steps "
-                   f"(--isolate-trials: {ISOLATED_TRIAL_OVERHEAD_S:.0f} s)")
+                   f"({GROUP_START_S:.0f} s each), {TRIAL_OVERHEAD_S} s a trial outside its steps")
     else:
         counted = f"counted: {ISOLATED_TRIAL_OVERHEAD_S:.0f} s a trial outside its steps (--isolate-trials)"
-    lines.append(counted + ", compile time where compiled")
+    lines.append(counted + ", compiling where compiled")
     per_gpu = [p for p in ran if p.rental and p.rental.per_gpu]
     if per_gpu and len(per_gpu) == len([p for p in ran if p.rental]):
         lines.append("billing: per GPU-hour, the GPUs each trial uses (--per-gpu-pricing, or per-GPU prices)")
     else:
-        lines.append("billing: a trial pays for the whole instances that hold its GPUs, idle ones included "
-                     "(--per-gpu-pricing: the GPUs used); GPU-hours: the GPUs used")
-    lines.append("not counted: node start-up (boot, image, packages: minutes a node, billed), nodes idle between "
-                 "trials or before scale-down,")
-    lines.append("             the head node, storage and data transfer, retried trials")
+        lines.append("billing: the whole instances holding a trial's GPUs, idle ones included (--per-gpu-pricing: "
+                     "the GPUs used)")
+    lines.append("not counted: node start-up (minutes a node, billed), nodes idle between trials or before "
+                 "scale-down, the head node,")
+    lines.append("             storage and data transfer, retried trials; GPU-hours count the GPUs used")
     if unknown:
         lines.append(f"{unknown} trials have no price or no estimate: their cost is not counted")
     approximate = sorted({p.trial.model for p in listed if p.estimate is not None and p.estimate.approximate})
