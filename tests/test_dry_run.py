@@ -2,6 +2,7 @@
 `--out plan.csv|.parquet` with every planned trial, priced at the instances that rent it."""
 
 import math
+import os
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -142,7 +143,6 @@ def test_out_that_cannot_be_written_leaves_nothing(space, tmp_path, capsys):
     (tmp_path / "ro").chmod(0o500)
     try:
         code, _, err = dry_run(capsys, space, "--storage", str(tmp_path / "s"), "--out", str(tmp_path / "ro" / "p.csv"))
-        import os
         if os.geteuid() != 0:  # root writes anywhere
             assert code == 2 and "cannot write" in err
         assert [p.name for p in (tmp_path / "ro").iterdir()] in ([], ["p.csv"])  # no temporary file left

@@ -130,3 +130,17 @@ def test_no_price_no_gpu_type_and_bad_counts():
         rent(AWS, "H100-80GB", 0)
     # a speed that knows nothing: the fewest instances
     assert rent(AWS, "H100-80GB", 4, lambda n, g: None).instance_type == "p5.48xlarge"
+
+
+def test_per_gpu_pricing_flag_of_every_command():
+    from slmray.catalog.prices import PriceError
+    from slmray.cli import add_price_arguments, parser, price_book
+
+    p = parser("prog")
+    add_price_arguments(p, "whatever")
+    book = price_book(p.parse_args(["--prices", "aws", "--per-gpu-pricing"]))
+    assert book.per_gpu and rent(book, "H200", 1).usd_per_hour == pytest.approx(63.296 / 8)
+    assert price_book(p.parse_args(["--per-gpu-pricing"]), "aws").per_gpu  # the space's profile (tune)
+    assert not price_book(p.parse_args(["--prices", "aws"])).per_gpu
+    with pytest.raises(PriceError, match="--per-gpu-pricing: prices from a profile per GPU; give --prices PROFILE"):
+        price_book(p.parse_args(["--per-gpu-pricing"]))  # analysis, recommend: the recorded prices stand

@@ -6,7 +6,6 @@ per-trial list behind `--verbose`; `--out plan.csv|.parquet` writes every planne
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from collections import Counter, defaultdict

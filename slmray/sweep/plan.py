@@ -13,7 +13,7 @@ from slmray.catalog.prices import PriceBook
 from slmray.catalog.rent import Rental, rent
 from slmray.predict.calibration import Correction
 from slmray.predict.estimate import Estimate, estimate
-from slmray.predict.overheads import COMPILE_S, GROUP_START_S, ISOLATED_TRIAL_OVERHEAD_S, TRIAL_OVERHEAD_S
+from slmray.predict.overheads import COMPILE_S, ISOLATED_TRIAL_OVERHEAD_S, TRIAL_OVERHEAD_S
 from slmray.sweep.capacity import Capacity
 from slmray.sweep.space import ResolvedTrial, SearchSpace, Trial
 from slmray.train.config import TrainConfig
