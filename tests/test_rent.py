@@ -3,6 +3,7 @@ included, and the link the option's prediction then assumes."""
 
 import warnings
 
+import numpy as np
 import pytest
 
 from slmray.catalog.prices import PriceBook, PriceWarning
@@ -128,6 +129,9 @@ def test_no_price_no_gpu_type_and_bad_counts():
     assert [w.category for w in caught] == [PriceWarning]
     with pytest.raises(ValueError, match="num_gpus: must be a positive integer, got 0"):
         rent(AWS, "H100-80GB", 0)
+    with pytest.raises(ValueError, match="num_gpus: must be a positive integer, got 2.0"):
+        rent(AWS, "H100-80GB", 2.0)
+    assert rent(AWS, "H200", np.int64(4)).idle_gpus == 4  # a results table's integer
     # a speed that knows nothing: the fewest instances
     assert rent(AWS, "H100-80GB", 4, lambda n, g: None).instance_type == "p5.48xlarge"
 

@@ -20,6 +20,16 @@ The choice among the layouts (`layouts`):
   are taken only where no other layout exists.  One instance type per option; mixes (one
   p5.48xlarge and four p5.4xlarge for 12 GPUs) are not considered.
 
+Use (the sweep's plan, the planner):
+
+    speed = lambda gpus_per_node, gbps: estimate(cfg, gpu, n, gpus_per_node=gpus_per_node,
+                                                 inter_node_gbps=gbps).tokens_per_s
+    rental = rent(book, gpu, n, speed)          # None: no price
+    est = estimate(cfg, gpu, n, gpus_per_node=rental.gpus_per_node, inter_node_gbps=rental.inter_node_gbps)
+    usd = rental.usd_per_hour * hours           # rental.description names what is billed
+
+`layouts(book, gpu, n)` lists every way to rent it, to show the alternatives.
+
 Per-GPU pricing: GPUs priced one by one (the `local` and `paper` profiles, a price file, a
 `--price` override) or `--per-gpu-pricing` (for those who share nodes) are charged N x the
 GPU-hour price (`PriceBook.lookup`), with no idle GPUs; their layout is the largest instance
@@ -29,6 +39,7 @@ that holds the GPU type (as few nodes as possible).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable
 
@@ -114,8 +125,9 @@ def layouts(book: PriceBook, gpu_type: str, num_gpus: int, instance_gpus: int | 
     """Every way `book` rents `num_gpus` x `gpu_type`: one per instance type that holds the type
     (only those of `instance_gpus` GPUs where some are: a cluster whose nodes are given), or the
     one per-GPU price; empty where there is no price (`PriceBook.lookup` warns)."""
-    if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 1:
+    if isinstance(num_gpus, bool) or not isinstance(num_gpus, numbers.Integral) or num_gpus < 1:
         raise ValueError(f"num_gpus: must be a positive integer, got {num_gpus!r}")
+    num_gpus = int(num_gpus)  # a table's numpy integer
     offers = () if book.per_gpu else book.offers(gpu_type)
     if instance_gpus is not None and any(e.gpus == instance_gpus for e in offers):
         offers = tuple(e for e in offers if e.gpus == instance_gpus)
