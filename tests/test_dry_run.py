@@ -157,3 +157,17 @@ def test_the_papers_grid_summary_fits_a_screen(cli, tmp_path):
     assert lines[1].startswith("grid: 2520 trials") and len(lines) < 60
     assert max(len(line) for line in lines[1:]) <= 130  # the first names the hosts and the sweep's folder
     assert math.isfinite(float(next(line for line in lines if line.startswith("estimate:")).split("$")[1].replace(",", "")))
+
+
+def test_an_optuna_summary_counts_configurations_and_its_samples(tmp_path, capsys):
+    path = tmp_path / "optuna.py"
+    path.write_text(SPACE.replace('prices="aws")', 'prices="aws", search="optuna", num_samples=6)'))
+    code, out, _ = dry_run(capsys, str(path), "--storage", str(tmp_path / "s"), "--budget-usd", "1000")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[1] == "optuna (tpe): 6 trials sampled from these 16 configurations (4 predicted out of memory)"
+    assert lines[3].split()[:4] == ["model", "gpu", "config", "pruned"]
+    assert not any("budget" in line for line in lines)  # $1000 buys every sample
+    code, out, _ = dry_run(capsys, str(path), "--storage", str(tmp_path / "s"), "--budget-usd", "0.01")
+    note = next(line for line in out.splitlines() if line.startswith("budget $0.01"))
+    assert note == "budget $0.01 is reached after about 0 of the 6 trials at the average configuration"

@@ -127,10 +127,10 @@ class _Cell:
             self.unknown += p.cost_usd is None
 
 
-def summary_lines(listed: list[PlannedTrial], weight: float) -> list[str]:
-    """Trials, pruned, GPU-hours and $ by model and GPU type, with $ per GPU count, then the
-    instances each GPU count of a type is rented as.  `weight`: trials run per configuration
-    listed (1 for a grid; Optuna's samples over the configurations)."""
+def summary_lines(listed: list[PlannedTrial], weight: float, what: str = "trials") -> list[str]:
+    """Trials (`what`), pruned, GPU-hours and $ by model and GPU type, with $ per GPU count, then
+    the instances each GPU count of a type is rented as.  `weight`: trials run per configuration
+    listed (1 for a grid; Optuna's samples over the configurations it may pick)."""
     counts = sorted({p.trial.num_gpus for p in listed})
     by_model: dict[tuple, _Cell] = defaultdict(_Cell)
     by_cube: dict[tuple, _Cell] = defaultdict(_Cell)
@@ -145,12 +145,12 @@ def summary_lines(listed: list[PlannedTrial], weight: float) -> list[str]:
             rented[gpu, p.trial.num_gpus][p.rental.description if p.rental else "no price"] += 1
     cells = {k: "pruned" if c.pruned == c.trials else f"{c.usd:,.2f}" for k, c in by_cube.items()}
     width = max(7, *(len(c) for c in cells.values()))
-    lines = [f"{'model':<12} {'gpu':<10} {'trials':>6} {'pruned':>6} {'GPU-hours':>9} {'$':>9} | $ by GPU count",
+    lines = [f"{'model':<12} {'gpu':<10} {what:>6} {'pruned':>6} {'GPU-hours':>9} {'$':>9} | $ by GPU count",
              f"{'':<12} {'':<10} {'':>6} {'':>6} {'':>9} {'':>9} | " + " ".join(f"{'x' + str(n):>{width}}" for n in counts)]
     for (model, gpu), c in by_model.items():
         lines.append(f"{model:<12} {gpu:<10} {c.trials:>6} {c.pruned:>6} {c.hours:>9,.2f} {c.usd:>9,.2f} | "
                      + " ".join(f"{cells.get((model, gpu, n), ''):>{width}}" for n in counts))
-    lines += ["", f"{'gpu':<10} {'gpus':>4} {'trials':>6} {'pruned':>6} {'GPU-hours':>9} {'$':>9}   priced at (trials)"]
+    lines += ["", f"{'gpu':<10} {'gpus':>4} {what:>6} {'pruned':>6} {'GPU-hours':>9} {'$':>9}   priced at ({what})"]
     for (gpu, n), c in sorted(by_shape.items()):
         how = rented[gpu, n]
         priced = "; ".join(f"{what} ({k})" if len(how) > 1 else what for what, k in how.most_common()) or "-"
@@ -158,12 +158,14 @@ def summary_lines(listed: list[PlannedTrial], weight: float) -> list[str]:
     return lines
 
 
-def wall_clock_lines(ran: list[PlannedTrial], concurrency: int, gpus: int, start_s: float) -> list[str]:
+def wall_clock_lines(ran: list[PlannedTrial], concurrency: int, gpus: int, start_s: float,
+                     weight: float = 1.0) -> list[str]:
     """The most GPUs held at once and the wall-clock: from every GPU of the capacity kept busy to
-    one trial at a time (`gpus`: the capacity's GPUs, or its CPU workers)."""
+    one trial at a time (`gpus`: the capacity's GPUs, or its CPU workers; `weight` as in
+    `summary_lines`)."""
     if not ran:
         return []
-    seconds = [p.seconds or 0.0 for p in ran]
+    seconds = [weight * (p.seconds or 0.0) for p in ran]
     widest = sorted((p.trial.num_gpus for p in ran), reverse=True)
     peak = min(gpus, sum(widest[:concurrency]))
     serial = sum(seconds) + start_s
@@ -221,10 +223,11 @@ def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_
                  f"${runs * mean_c + start_cost:,.2f}")
         if budget_usd is not None and runs * mean_c + start_cost > budget_usd:
             # which configurations Optuna picks is not known in advance: only the average can be compared
-            budget_note = (f"budget ${budget_usd:,.2f} is reached after about {int(budget_usd // mean_c)} of the "
+            affordable = int(max(0.0, budget_usd - start_cost) // mean_c) if mean_c > 0 else runs
+            budget_note = (f"budget ${budget_usd:,.2f} is reached after about {affordable} of the "
                            f"{runs} trials at the average configuration")
-    lines += ["", *summary_lines(listed, weight), "", total]
-    lines += wall_clock_lines(ran, concurrency, gpus, len(starts) * GROUP_START_S)
+    lines += ["", *summary_lines(listed, weight, "trials" if grid else "config"), "", total]
+    lines += wall_clock_lines(ran, concurrency, gpus, len(starts) * GROUP_START_S, weight)
     if starts:
         counted = (f"counted: {len(starts)} warm worker-group start{'s' if len(starts) > 1 else ''} "
                    f"({GROUP_START_S:.0f} s each), {TRIAL_OVERHEAD_S} s a trial outside its steps")
