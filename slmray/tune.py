@@ -193,7 +193,7 @@ def _request(args: argparse.Namespace, command: list[str]):
         print(f"{args.space}: {len(plan)} configurations on {capacity.where}; sweep {name} -> {sweep_dir}")
         print(format_plan(plan, space, runs, args.budget_usd, isolate=args.isolate_trials,
                           concurrency=max_concurrent_trials(space, capacity), gpus=capacity.max_workers(None),
-                          verbose=args.verbose))
+                          verbose=args.verbose, shared=capacity.nodes_given))
         if args.out:
             print(f"plan: {len(plan)} trials written to {args.out}")
         return None

@@ -59,7 +59,10 @@ def test_the_summary_comes_first_and_each_trial_only_with_verbose(space, tmp_pat
     assert total == pytest.approx(per_model, abs=0.05 + 4 * 42 / 3600 * 63.296)  # plus the warm groups' starts
     assert any(line.startswith("at once: up to ") and "wall-clock about" in line for line in lines)
     assert any(line.startswith("not counted: node start-up") for line in lines)
-    assert any(line.startswith("billing: the whole instances holding a trial's GPUs, idle ones included") for line in lines)
+    billing = next(line for line in lines if line.startswith("billing: "))
+    assert billing.startswith("billing: whole instances per trial, idle GPUs included; packed onto shared nodes about $")
+    packed = float(billing.split("$")[1].split()[0].replace(",", ""))
+    assert 0 < packed < total  # the H200 trials' idle GPUs are not paid
     assert not [line for line in lines if line.split() and line.split()[0].isdigit()]  # no per-trial list
     assert lines[-1] == "each trial: --verbose, or --out plan.csv|plan.parquet"
     _, verbose, _ = dry_run(capsys, space, "--storage", str(tmp_path / "s"), "--verbose")
@@ -171,3 +174,15 @@ def test_an_optuna_summary_counts_configurations_and_its_samples(tmp_path, capsy
     code, out, _ = dry_run(capsys, str(path), "--storage", str(tmp_path / "s"), "--budget-usd", "0.01")
     note = next(line for line in out.splitlines() if line.startswith("budget $0.01"))
     assert note == "budget $0.01 is reached after about 0 of the 6 trials at the average configuration"
+
+
+def test_on_a_cluster_that_is_up_the_trials_share_its_nodes(tmp_path, capsys):
+    # cluster/h100.yaml: p5.48xlarge workers; eight one-GPU trials side by side pay one node, not eight
+    out = tmp_path / "plan.csv"
+    code, stdout, _ = dry_run(capsys, "search_spaces/h100x1.py", "--cluster-config", "cluster/h100.yaml",
+                              "--storage", str(tmp_path / "s"), "--out", str(out))
+    assert code == 0
+    assert "billing: the trials share the nodes that are there, each paying the GPUs it uses at their rate" in stdout
+    rows = pcsv.read_csv(out).to_pylist()
+    assert rows and all(r["price_per_hour_usd"] == pytest.approx(55.04 / 8 * r["num_gpus"]) for r in rows)
+    assert {r["instances"] for r in rows} == {"1 GPU of a p5.48xlarge (a cluster's, shared)"}

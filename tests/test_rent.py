@@ -115,10 +115,20 @@ def test_profiles_and_prices_without_instances_are_per_gpu():
     assert rent(PriceBook.load("aws", overrides={"H100-80GB": 3.0}), "H200", 1).gpus_billed == 8
 
 
-def test_a_cluster_of_given_nodes_is_priced_at_them():
-    assert rent(AWS, "H100-80GB", 1, instance_gpus=8).description == "p5.48xlarge, 8 GPUs, 7 idle"
-    assert rent(AWS, "H100-80GB", 4, lambda n, g: 1e9, instance_gpus=1).instance_type == "p5.4xlarge"
-    assert rent(AWS, "H100-80GB", 2, instance_gpus=2).instance_type == "p5.48xlarge"  # none of 2: any
+def test_a_sweeps_trials_share_the_nodes_of_a_cluster_that_is_up():
+    one = rent(AWS, "H200", 1, node_gpus=8)  # one trial of eight side by side on a p5en.48xlarge
+    assert (one.instance_type, one.gpus_billed, one.idle_gpus) == ("p5en.48xlarge", 1, 0)
+    assert one.usd_per_hour == pytest.approx(63.296 / 8) and one.description == "1 GPU of a p5en.48xlarge (a cluster's, shared)"
+    assert (one.gpus_per_node, one.inter_node_gbps) == (1, None)
+    span = rent(AWS, "H100-80GB", 12, lambda n, g: 1e9, node_gpus=8)  # the cluster's link, whatever the speed
+    assert (span.instances, span.gpus_per_node, span.inter_node_gbps) == (2, 8, 3200.0)
+    assert span.usd_per_hour == pytest.approx(12 * 55.04 / 8)
+    assert span.description == "12 GPUs of 2 x p5.48xlarge (a cluster's, shared), joined by 3200 Gbps"
+    small = rent(AWS, "H100-80GB", 1, node_gpus=1)  # a one-GPU machine: a p5.4xlarge
+    assert (small.instance_type, small.usd_per_hour) == ("p5.4xlarge", pytest.approx(6.88))
+    # no instance of that size (a two-GPU workstation): the GPU-hour price
+    two = rent(AWS, "H200", 2, node_gpus=2)
+    assert two.per_gpu and two.usd_per_hour == pytest.approx(2 * 63.296 / 8) and two.gpus_per_node == 2
 
 
 def test_no_price_no_gpu_type_and_bad_counts():

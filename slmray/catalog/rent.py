@@ -30,6 +30,11 @@ Use (the sweep's plan, the planner):
 
 `layouts(book, gpu, n)` lists every way to rent it, to show the alternatives.
 
+A sweep on a cluster that is up (its nodes given: a cluster YAML, a Ray cluster, this machine)
+packs its trials onto the nodes side by side, so a trial is charged the GPUs it uses at the rate
+of the node's instance (`cluster_share`), never a whole node each: the budget would otherwise
+count one node eight times.  Its link is the cluster's.
+
 Per-GPU pricing: GPUs priced one by one (the `local` and `paper` profiles, a price file, a
 `--price` override) or `--per-gpu-pricing` (for those who share nodes) are charged N x the
 GPU-hour price (`PriceBook.lookup`), with no idle GPUs; their layout is the largest instance
@@ -38,6 +43,7 @@ that holds the GPU type (as few nodes as possible).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
@@ -121,36 +127,59 @@ def _per_gpu_rental(book: PriceBook, gpu_type: str, num_gpus: int) -> Rental | N
     )
 
 
-def layouts(book: PriceBook, gpu_type: str, num_gpus: int, instance_gpus: int | None = None) -> list[Rental]:
-    """Every way `book` rents `num_gpus` x `gpu_type`: one per instance type that holds the type
-    (only those of `instance_gpus` GPUs where some are: a cluster whose nodes are given), or the
-    one per-GPU price; empty where there is no price (`PriceBook.lookup` warns)."""
-    if isinstance(num_gpus, bool) or not isinstance(num_gpus, numbers.Integral) or num_gpus < 1:
-        raise ValueError(f"num_gpus: must be a positive integer, got {num_gpus!r}")
-    num_gpus = int(num_gpus)  # a table's numpy integer
+def layouts(book: PriceBook, gpu_type: str, num_gpus: int) -> list[Rental]:
+    """Every way `book` rents `num_gpus` x `gpu_type` on its own: one per instance type that holds
+    the type, or the one per-GPU price; empty where there is no price (`PriceBook.lookup` warns)."""
+    num_gpus = _count(num_gpus)
     offers = () if book.per_gpu else book.offers(gpu_type)
-    if instance_gpus is not None and any(e.gpus == instance_gpus for e in offers):
-        offers = tuple(e for e in offers if e.gpus == instance_gpus)
     if offers:
         return [_instance_rental(e, num_gpus) for e in offers]
     rental = _per_gpu_rental(book, gpu_type, num_gpus)
     return [] if rental is None else [rental]
 
 
+def _count(num_gpus: int) -> int:
+    if isinstance(num_gpus, bool) or not isinstance(num_gpus, numbers.Integral) or num_gpus < 1:
+        raise ValueError(f"num_gpus: must be a positive integer, got {num_gpus!r}")
+    return int(num_gpus)  # a table's numpy integer too
+
+
+def cluster_share(book: PriceBook, gpu_type: str, num_gpus: int, node_gpus: int) -> Rental | None:
+    """`num_gpus` GPUs on the nodes of a cluster that is up (`node_gpus` each), which the sweep's
+    trials share: charged the GPUs used at the per-GPU rate of the instance of that size (the
+    cheapest where several), its link the cluster's; where no instance has that size (a
+    workstation of 2 GPUs), the GPU-hour price (`PriceBook.lookup`)."""
+    num_gpus = _count(num_gpus)
+    offers = [e for e in (() if book.per_gpu else book.offers(gpu_type)) if e.gpus == node_gpus]
+    if not offers:
+        rental = _per_gpu_rental(book, gpu_type, num_gpus)
+        return None if rental is None else dataclasses.replace(rental, gpus_per_node=min(num_gpus, node_gpus))
+    e = min(offers, key=lambda o: o.usd_per_gpu_hour)
+    whole = _instance_rental(e, num_gpus)
+    nodes = f"{whole.instances} x {e.instance_type}" if whole.instances > 1 else f"a {e.instance_type}"
+    text = f"{_s(num_gpus, 'GPU')} of {nodes} (a cluster's, shared)"
+    if whole.instances > 1:
+        text += whole.description[whole.description.index(", joined by"):]
+    return dataclasses.replace(whole, gpus_billed=num_gpus, idle_gpus=0, usd_per_hour=num_gpus * e.usd_per_gpu_hour,
+                               description=text)
+
+
 def rent(book: PriceBook, gpu_type: str | None, num_gpus: int, speed: Speed | None = None,
-         instance_gpus: int | None = None) -> Rental | None:
+         node_gpus: int | None = None) -> Rental | None:
     """How `num_gpus` GPUs of `gpu_type` are rented under `book`, and what that costs an hour.
 
     `speed(gpus_per_node, inter_node_gbps)`: the option's predicted tokens/s on a layout; with it the
     layout of the lowest dollars per token wins, without it the fewest instances (the module
     docstring).  Predict the option's speed again with the chosen `gpus_per_node` and
-    `inter_node_gbps`.  `instance_gpus`: the GPUs per node of a cluster the option runs on
-    (None: any instance the provider sells).  None where `gpu_type` is None (any GPU of a
-    cluster) or has no price.
+    `inter_node_gbps`.  `node_gpus`: the GPUs per node of a cluster that is up and shared by a
+    sweep's trials (`cluster_share`); None: the option rents its own instances.  None where
+    `gpu_type` is None (any GPU of a cluster) or has no price.
     """
     if not gpu_type:
         return None
-    options = layouts(book, gpu_type, num_gpus, instance_gpus)
+    if node_gpus is not None:
+        return cluster_share(book, gpu_type, num_gpus, node_gpus)
+    options = layouts(book, gpu_type, num_gpus)
     predictable = [r for r in options if r.instances <= 1 or r.inter_node_gbps is not None]
     options = predictable or options
     if not options:

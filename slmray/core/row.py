@@ -31,10 +31,11 @@ every other field is a column (tests/test_identity.py), so a new measurement is 
 
 def make_row(
     *parts: Mapping[str, Any] | None, started: float | None = None, ended: float | None = None,
-    prices: PriceBook | None = None,
+    prices: PriceBook | None = None, node_gpus: int | None = None,
 ) -> dict[str, Any]:
     """A results row (for `slmray.results.table.to_table`) from `parts` (None: a part the trial does not
-    have, a result where it never ran); times as epoch seconds."""
+    have, a result where it never ran); times as epoch seconds.  `node_gpus`: the GPUs per node of
+    the cluster the trial shared (`slmray.catalog.rent.cluster_share`); None: priced as rented alone."""
     merged: dict[str, Any] = {}
     for part in parts:
         merged.update(part or {})
@@ -44,7 +45,7 @@ def make_row(
     if started is not None and merged.get("first_measured_at") is not None:
         row["time_to_first_step_s"] = merged["first_measured_at"] - started
     num_gpus = row.get("num_gpus") or 0
-    price = rent(prices, row.get("gpu_type"), num_gpus) if prices is not None and num_gpus >= 1 else None
+    price = rent(prices, row.get("gpu_type"), num_gpus, node_gpus=node_gpus) if prices is not None and num_gpus >= 1 else None
     if price is not None:
         row["price_per_hour_usd"], row["price_source"] = price.usd_per_hour, price.source
         if row.get("wall_s") is not None:

@@ -33,8 +33,10 @@ class Capacity:
     cpus: int = 1
     where: str = "this machine"
     nodes_given: bool = True
-    """False for hosts assumed from the instance catalog (`named_capacity`): an option is then
-    priced at whichever instances rent it best (`slmray.catalog.rent`), not at these hosts."""
+    """True for nodes that are there (this machine, a cluster or its YAML): the sweep's trials share
+    them and each is charged its GPUs at their rate (`slmray.catalog.rent.cluster_share`).  False for
+    hosts assumed from the instance catalog (`named_capacity`, a dry run from a laptop): each
+    trial is priced at the instances that would rent it on its own (`slmray.catalog.rent.rent`)."""
 
     @property
     def device(self) -> str:

@@ -165,6 +165,7 @@ def wall_clock_lines(ran: list[PlannedTrial], concurrency: int, gpus: int, start
     `summary_lines`)."""
     if not ran:
         return []
+    concurrency = min(concurrency, len(ran))
     seconds = [weight * (p.seconds or 0.0) for p in ran]
     widest = sorted((p.trial.num_gpus for p in ran), reverse=True)
     peak = min(gpus, sum(widest[:concurrency]))
@@ -179,10 +180,26 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:,.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
+def billing_line(ran: list[PlannedTrial], shared: bool, weight: float = 1.0) -> str:
+    """How the trials are billed (`slmray.catalog.rent`); where they rent whole instances, what the
+    same trials cost packed side by side on shared nodes (the GPUs used at their instances' rate)."""
+    rented = [p for p in ran if p.rental]
+    if shared:
+        return "billing: the trials share the nodes that are there, each paying the GPUs it uses at their rate"
+    if all(p.rental.per_gpu for p in rented):
+        return "billing: per GPU-hour, the GPUs each trial uses (--per-gpu-pricing, or per-GPU prices)"
+    packed = sum(weight * (p.seconds or 0.0) / 3600 * p.rental.usd_per_hour / p.rental.gpus_billed * p.trial.num_gpus
+                 for p in rented)
+    return (f"billing: whole instances per trial, idle GPUs included; packed onto shared nodes about "
+            f"${packed:,.2f} (--per-gpu-pricing)")
+
+
 def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_usd: float | None,
-                isolate: bool = False, concurrency: int = 1, gpus: int = 1, verbose: bool = False) -> str:
+                isolate: bool = False, concurrency: int = 1, gpus: int = 1, verbose: bool = False,
+                shared: bool = False) -> str:
     """What `--dry-run` prints: the summary, the totals and what they count, then (`verbose`) each trial.
-    `concurrency`: trials run at once; `gpus`: the GPUs (or CPU workers) of the capacity.
+    `concurrency`: trials run at once; `gpus`: the GPUs (or CPU workers) of the capacity; `shared`:
+    its nodes are there and the trials share them (`Capacity.nodes_given`).
 
     A grid runs its first `runs` points in plan order (`--max-trials` cuts it), so only those
     are summed.  Optuna samples `runs` trials among all the configurations, so the totals are
@@ -234,12 +251,7 @@ def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_
     else:
         counted = f"counted: {ISOLATED_TRIAL_OVERHEAD_S:.0f} s a trial outside its steps (--isolate-trials)"
     lines.append(counted + ", compiling where compiled")
-    per_gpu = [p for p in ran if p.rental and p.rental.per_gpu]
-    if per_gpu and len(per_gpu) == len([p for p in ran if p.rental]):
-        lines.append("billing: per GPU-hour, the GPUs each trial uses (--per-gpu-pricing, or per-GPU prices)")
-    else:
-        lines.append("billing: the whole instances holding a trial's GPUs, idle ones included (--per-gpu-pricing: "
-                     "the GPUs used)")
+    lines.append(billing_line(ran, shared, weight))
     lines.append("not counted: node start-up (minutes a node, billed), nodes idle between trials or before "
                  "scale-down, the head node,")
     lines.append("             storage and data transfer, retried trials; GPU-hours count the GPUs used")

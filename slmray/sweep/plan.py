@@ -119,7 +119,7 @@ def plan_trial(
         return estimates.get((gpus_per_node, inter_node_gbps))
 
     rental = rent(prices, gpu_type, num_gpus, speed=lambda n, gbps: (e := predicted(n, gbps)) and e.tokens_per_s,
-                  instance_gpus=node_gpus if capacity.nodes_given else None)
+                  node_gpus=node_gpus if capacity.nodes_given else None)
     layout = (node_gpus, None) if rental is None or rental.per_gpu else (rental.gpus_per_node, rental.inter_node_gbps)
     raw = predicted(*layout)
     est = None if raw is None else corrected(raw, correction)
