@@ -116,14 +116,10 @@ def ddp_step(net: Network, grad_bytes: float, last_bytes: float, backward_s: flo
     last_bytes = min(grad_bytes, max(last_bytes, min(grad_bytes, DDP_BUCKET_BYTES)))
     rest = grad_bytes - last_bytes
     buckets = math.ceil(rest / DDP_BUCKET_BYTES)
-    early = sum(net.all_reduce_s(b) for b in _split(rest, buckets))
+    early = buckets * net.all_reduce_s(rest / buckets) if buckets else 0.0
     exposed, hidden = _overlap(early, backward_s)
     last = net.all_reduce_s(last_bytes)
     return Exposed(early + last, exposed + last, CONTENTION * hidden)
-
-
-def _split(nbytes: float, parts: int) -> list[float]:
-    return [nbytes / parts] * parts if parts else []
 
 
 def fsdp_step(

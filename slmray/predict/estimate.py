@@ -20,6 +20,7 @@ sweep has something to show.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -673,6 +674,14 @@ def _cpu_estimate(cfg: TrainConfig, num_gpus: int, cal: Calibration) -> Estimate
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _alone_s(cfg: TrainConfig, spec: GPUSpec, cal: Calibration, use_profile: bool) -> float:
+    """Step seconds of `cfg` alone on one GPU (cached: every GPU count and FSDP variant of a
+    planner's or a sweep's configuration asks for the same one)."""
+    profile = gpu_profile(spec) if use_profile else None
+    return sum(compute_time_s(step_work(cfg, 1, cal), spec, cal, profile).values())
+
+
 def estimate(
     cfg: TrainConfig, gpu_type: str, num_gpus: int, gpus_per_node: int = 8, inter_node_gbps: float | None = None,
     *, fabric: str | None = None, calibration: Calibration = CALIBRATION, use_profile: bool = True,
@@ -711,8 +720,8 @@ def estimate(
     comm = communication(cfg, times, network(spec, num_gpus, gpus_per_node, inter_node_gbps, fabric), calibration)
     times["communication"] = comm.exposed_s
     times["contention"] = comm.contention_s
-    if cfg.strategy != "single":
-        alone = sum(compute_time_s(step_work(cfg.replace(strategy="single"), 1, calibration), spec, calibration, profile).values())
+    if cfg.strategy.startswith("fsdp"):  # DDP's per-device work is the lone GPU's: only FSDP's can be less
+        alone = _alone_s(cfg.replace(strategy="single"), spec, calibration, use_profile)
         times["one_gpu_floor"] = max(0.0, alone - sum(times.values()))
     step = sum(times.values())
     tokens_per_s = num_gpus * cfg.tokens_per_device_step / step
