@@ -6,7 +6,7 @@ tuner uses (`ncclTopoTuneModel`, src/graph/tuning.cc): a base latency, a latency
 slowest link's achieved bandwidth.  A ring all-reduce takes 2(n-1) steps and moves 2(n-1)/n of
 the buffer per GPU; an all-gather or a reduce-scatter half of both.
 
-The overlap model (`exposed_s`) says what runs beside what:
+The overlap model (`ddp_step`, `fsdp_step`) says what runs beside what:
 - DDP all-reduces fp32 gradients in buckets (25 MB, torch's `bucket_cap_mb` default) on a
   communication stream while backward goes on; a bucket leaves when its gradients are ready, so
   backward hides all but the last one (the embedding's gradient, ready when backward ends).

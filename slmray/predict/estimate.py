@@ -628,9 +628,7 @@ def network(
     return dataclasses.replace(net, inter=fabric or "ethernet", inter_gb_s=inter_node_gbps / 8 / gpus_per_node)
 
 
-def communication(
-    cfg: TrainConfig, compute: dict[str, float], net: Network, cal: Calibration = CALIBRATION,
-) -> collectives.Exposed:
+def communication(cfg: TrainConfig, compute: dict[str, float], net: Network) -> collectives.Exposed:
     """The step's collectives on `net` and what of them the strategy cannot hide behind
     `compute` (`slmray.predict.collectives` documents the overlap model).
 
@@ -717,7 +715,7 @@ def estimate(
     work = step_work(cfg, num_gpus, calibration)
     profile = gpu_profile(spec) if use_profile else None
     times = compute_time_s(work, spec, calibration, profile)
-    comm = communication(cfg, times, network(spec, num_gpus, gpus_per_node, inter_node_gbps, fabric), calibration)
+    comm = communication(cfg, times, network(spec, num_gpus, gpus_per_node, inter_node_gbps, fabric))
     times["communication"] = comm.exposed_s
     times["contention"] = comm.contention_s
     if cfg.strategy.startswith("fsdp"):  # DDP's per-device work is the lone GPU's: only FSDP's can be less
