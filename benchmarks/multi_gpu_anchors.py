@@ -40,6 +40,7 @@ LLAMA_8B = ModelConfig(  # Llama 3.1 8B's config.json
 CROSS_GPU = [  # the issue's cross-GPU ratio: one configuration of this trainer, one GPU each
     ("llama-1b, SDPA, no compile, batch 16, seq 1024", "llama-1b", 16, 1024),
 ]
+TREND_GPU, TREND_GPUS = "A100-80GB", 8
 PAPER_RATIO = "1.3-1.5"
 """Ashkboos et al. 2024 (arXiv 2410.19456): the H100 over the A100-80GB per GPU with the paper's code."""
 
@@ -157,6 +158,32 @@ def render() -> str:
         cfg = TrainConfig(model=get_model(name), attention="sdpa", per_device_batch=batch, seq_len=seq)
         pred = estimate(cfg, "H100-80GB", 1).tokens_per_s / estimate(cfg, "A100-80GB", 1).tokens_per_s
         out.append(f"| {label}, one GPU (this trainer; the issue's bar: 1.6-2.3) | {PAPER_RATIO} (the seed paper, its code) | {pred:.2f} |")
+    out += [
+        "",
+        "## The seed paper's trend: DDP for small models, FSDP for larger ones at larger batches",
+        "",
+        "Ashkboos et al. 2024 (arXiv 2410.19456) found DDP the better choice for small models and FSDP for",
+        "larger ones with bigger batches; the paper's figures are not quoted here, only that trend. Predicted",
+        f"per-GPU tokens/s on {TREND_GPUS} x {TREND_GPU} over the same configuration alone on one GPU (SDPA, no",
+        "compile, seq 1024; OOM: predicted not to fit):",
+        "",
+        "| model | batch | DDP | FSDP | better |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for name in ("llama-100m", "llama-500m", "llama-1b", "llama-2b"):
+        for batch in (4, 16, 32):
+            from slmray.train.presets import get_model
+
+            cfg = TrainConfig(model=get_model(name), attention="sdpa", per_device_batch=batch, seq_len=1024)
+            one = estimate(cfg, TREND_GPU, 1).tokens_per_s
+            cells = {}
+            for strategy in ("ddp", "fsdp"):
+                e = estimate(cfg.replace(strategy=strategy), TREND_GPU, TREND_GPUS)
+                cells[strategy] = None if e.oom else e.tokens_per_s / TREND_GPUS / one
+            fits = {k: v for k, v in cells.items() if v is not None}
+            better = max(fits, key=fits.get).upper() if fits else "-"
+            shown = {k: "OOM" if v is None else f"{v:.3f}" for k, v in cells.items()}
+            out.append(f"| {name} | {batch} | {shown['ddp']} | {shown['fsdp']} | {better} |")
     return "\n".join(out) + "\n"
 
 
