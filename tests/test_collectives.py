@@ -91,6 +91,8 @@ def test_plain_ethernet_exposes_more_than_efa_and_a_bad_fabric_is_named():
     assert estimate(c, "H100-80GB", 16, inter_node_gbps=3200) == tcp
     with pytest.raises(ValueError, match="fabric"):
         estimate(c, "H100-80GB", 16, inter_node_gbps=3200, fabric="infiniband")
+    with pytest.raises(ValueError, match="gpus_per_node"):
+        estimate(c, "H100-80GB", 16, gpus_per_node=0)
 
 
 @settings(max_examples=10, deadline=None)

@@ -706,6 +706,8 @@ def estimate(
         raise ValueError(f"num_gpus: must be a positive integer, got {num_gpus!r}")
     if cfg.strategy == "single" and num_gpus > 1:
         raise ValueError(f"strategy: single runs on one device, not {num_gpus}; use ddp or fsdp")
+    if isinstance(gpus_per_node, bool) or not isinstance(gpus_per_node, int) or gpus_per_node < 1:
+        raise ValueError(f"gpus_per_node: must be a positive integer, got {gpus_per_node!r}")
     if gpu_type == CPU:
         return _cpu_estimate(cfg, num_gpus, calibration)
     spec = spec_for(gpu_type)
