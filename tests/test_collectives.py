@@ -2,7 +2,10 @@
 shares: alpha-beta arithmetic by hand, what the overlap model hides, and the rule that a data-parallel
 step is never predicted faster per GPU than the same configuration alone on one GPU.  No devices."""
 
+import csv
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -142,3 +145,11 @@ def test_other_architectures_scale_the_fitted_efficiencies_by_their_published_sh
     assert hopper["attention"] / ampere["attention"] == pytest.approx(shares["ampere"].attention_share / shares["hopper"].attention_share)
     assert hopper["memory"] == ampere["memory"]
     assert {s.arch for s in gpu_specs()} <= set(shares)
+
+
+def test_published_anchors_name_their_source():
+    rows = list(csv.DictReader((Path(__file__).resolve().parents[1] / "benchmarks" / "anchors" / "multi_gpu_published.csv").open()))
+    assert {r["source_repo"] for r in rows} == {"mosaicml/llm-foundry", "pytorch/torchtitan"}
+    for r in rows:
+        assert re.fullmatch(r"[0-9a-f]{40}", r["source_commit"]) and r["source_path"].endswith(".md") and r["table"]
+        assert float(r["tokens_per_s_per_gpu"]) > 0 and int(r["num_gpus"]) >= 8 and spec_for(r["gpu_type"]) is not None

@@ -29,7 +29,7 @@ BASE_LATENCY_S = 8.4e-6
 `baseLat` in NVIDIA/nccl src/graph/tuning.cc (commit 01afd20a)."""
 STEP_LATENCY_S = {"nvlink": 3.4e-6, "pcie": 5.7e-6, "efa": 9.6e-6, "ethernet": 30e-6}
 """Latency per ring step, Simple protocol: `hwLat` of the same file for NVLink, PCI and the
-network (9.6 us; RDMA: EFA, InfiniBand, RoCE).  ethernet (NCCL's TCP socket transport, through the
+network (9.6 us; RDMA: EFA, InfiniBand, RoCE; later releases raise it to 14 us).  ethernet (NCCL's TCP socket transport, through the
 host's kernel) has no figure there: a stated prior, about three times the RDMA one."""
 LINK_SHARE = {"nvlink": 0.8, "pcie": 0.8, "efa": 0.8, "ethernet": 0.6}
 """Share of a link's one-direction bandwidth a ring collective achieves (NCCL's bus bandwidth).
