@@ -145,10 +145,10 @@ def speed(model: ModelConfig, o, rows: pd.DataFrame, corrections: dict[str, Corr
         label = f"x{c.factor:.3f}, this configuration's {c.rows} trial{'s' * (c.rows > 1)}"
     elif o["gpu_type"] in corrections and corrections[o["gpu_type"]].rows:
         c = corrections[o["gpu_type"]]
-        label = f"x{c.multiplier(regime):.3f}, {o['gpu_type']}'s {c.rows} trials ({c.kind})"
+        label = f"x{c.multiplier(regime):.3f} ({c.kind}), {o['gpu_type']}'s {c.rows} trials"
     elif POOLED in corrections and corrections[POOLED].rows:
         c = corrections[POOLED]
-        label = f"x{c.multiplier(regime):.3f}, all {c.rows} trials ({c.kind}; no {o['gpu_type']} trial)"
+        label = f"x{c.multiplier(regime):.3f} ({c.kind}), all {c.rows} trials (no {o['gpu_type']} trial)"
     else:
         return est.tokens_per_s, "predicted", "uncorrected (no correction beat it by leave-one-out)", ""
     return c.apply(est.tokens_per_s, regime), "predicted", label, ""

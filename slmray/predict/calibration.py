@@ -289,6 +289,8 @@ class Recalibrator:
         predicted = _number(row.get("predicted_tokens_per_s_uncorrected"))
         if not math.isfinite(predicted):
             predicted = _number(row.get("predicted_tokens_per_s"))
+        if not all(isinstance(row.get(k), (int, float)) for k in ("per_device_batch", "seq_len")):
+            return False  # a row without its configuration has no regime to fit
         return self.observe_sample(str(row["gpu_type"]), predicted, _number(row.get("tokens_per_s")), Regime.of(row))
 
     def observe_sample(self, gpu_type: str, predicted: float, measured: float, regime: Regime) -> bool:
