@@ -101,12 +101,9 @@ def width_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 def _width(table: pd.DataFrame, split: str, cls: str) -> float:
     """`interval.class_width`'s rule on a width table."""
-    own = table[(table["split"] == split) & (table["class"] == cls)]
-    regular = table[(table["split"] == split) & (table["class"] == "regular")]
+    own = table[(table["split"] == split) & (table["class"] == cls) & (table["rows"] >= MIN_ROWS)]
     if not len(own):
-        return float(regular["width"].iloc[0])
-    if int(own["rows"].iloc[0]) < MIN_ROWS:
-        return max(float(own["width"].iloc[0]), float(regular["width"].iloc[0]))
+        return float(table.loc[(table["split"] == split) & (table["rows"] >= MIN_ROWS), "width"].max())
     return float(own["width"].iloc[0])
 
 
@@ -212,7 +209,7 @@ def report(rows: pd.DataFrame, table: pd.DataFrame, widths: pd.DataFrame, grid: 
         "measured)| of all the held-out predictions of each split and class (`slmray.predict.interval`: `gpu measured` "
         "for a GPU type these rows ran on, `gpu unmeasured` for another; stated priors widen it beyond: more than one "
         f"GPU, a micro-step outside the measured tokens, a GPU type with neither rows nor profile). A class under "
-        f"{MIN_ROWS} rows takes the wider of its width and `regular`'s.\n\n" + markdown_table(widths),
+        f"{MIN_ROWS} rows (here: compiled small steps) takes the widest width of its split.\n\n" + markdown_table(widths),
         "## What the GPU profile buys (bf16 rows of profiled GPU types)\n\n`before`: the profile ignored (datasheet "
         "and the priors of `slmray.predict.kernels`); `after`: the shipped profile. Only the H100 has one.\n\n"
         + markdown_table(profile_lines(rows)),

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from slmray.predict.estimate import estimate
-from slmray.predict.interval import WIDENING, class_width, measured_gpu_types, row_class, tokens_per_s_interval, widths
+from slmray.predict.interval import MIN_ROWS, WIDENING, class_width, measured_gpu_types, row_class, tokens_per_s_interval, widths
 from slmray.train.config import TrainConfig
 from slmray.train.presets import get_model as preset
 
@@ -42,7 +42,10 @@ def test_classes_of_comparable_rows():
     assert row_class(cfg()) == "regular"
     assert row_class(cfg(per_device_batch=8)) == "small step"
     assert row_class(cfg(precision="fp8", compile=True)) == "fp8"
-    assert row_class(cfg(backend="transformers")) == "transformers uncompiled"
+    assert row_class(cfg(per_device_batch=8, compile=True)) == "small step, compiled"
+    assert row_class(cfg(backend="transformers")) == "uncounted kernels"
+    assert row_class(cfg(model=preset("qwen3-0.6b"))) == "uncounted kernels"
+    assert row_class(cfg(model=preset("qwen3-0.6b"), compile=True)) == "regular"
     assert row_class(cfg(backend="transformers", compile=True)) == "regular"
 
 
@@ -60,6 +63,11 @@ def test_interval_widens_where_the_prediction_extrapolates():
     assert tiny.width > small.width and any("outside the measured" in r for r in tiny.reasons)
     hf = tokens_per_s_interval(1000.0, cfg(backend="transformers"), "H100-80GB", profiled=True, num_gpus=1)
     assert hf.width > base.width
+    # a class too few committed rows measured: the widest of its split
+    unseen = tokens_per_s_interval(1000.0, cfg(per_device_batch=8, compile=True), "H100-80GB", profiled=True, num_gpus=1)
+    assert getattr(widths().get(("gpu measured", "small step, compiled")), "rows", 0) < MIN_ROWS
+    widest = max(w.width for (s, _), w in widths().items() if s == "gpu measured" and w.rows >= MIN_ROWS)
+    assert unseen.width == pytest.approx(widest) and unseen.width > 1.3 * base.width
 
 
 def _heldout():
@@ -75,9 +83,9 @@ def test_coverage_is_measured_with_widths_fitted_without_each_rows_fold():
     ho = _heldout()
     # two folds (models) of one class: each row's width comes from the other fold only
     rows = pd.DataFrame({
-        "split": ["gpu measured"] * 6, "class": ["regular"] * 6, "fold": ["a", "a", "a", "b", "b", "b"],
-        "gpu_type": ["H100-80GB"] * 6, "tokens": [16384] * 6,
-        "log_err": [0.01, 0.02, 0.03, 0.2, 0.3, 0.4],
+        "split": ["gpu measured"] * 10, "class": ["regular"] * 10, "fold": ["a"] * 5 + ["b"] * 5,
+        "gpu_type": ["H100-80GB"] * 10, "tokens": [16384] * 10,
+        "log_err": [0.01, 0.02, 0.03, 0.02, 0.01, 0.2, 0.3, 0.4, 0.3, 0.2],
     })
     rows["tokens_per_s"] = 100.0
     rows["predicted"] = 100.0 * pd.Series([math.exp(v) for v in rows["log_err"]])
@@ -87,6 +95,6 @@ def test_coverage_is_measured_with_widths_fitted_without_each_rows_fold():
     assert (rows.loc[a, "cv_width"] > 1.2).all()  # fold b's errors: wide, fold a sits inside
     assert (rows.loc[b, "cv_width"] < 1.04).all()  # fold a's errors: narrow, fold b falls outside
     stats = ho._stats(rows)
-    assert stats["in 80% interval"] == "50%" and stats["n"] == 6
+    assert stats["in 80% interval"] == "50%" and stats["n"] == 10
     table = ho.width_table(rows)
     assert table["width"].iloc[0] == pytest.approx(math.exp(pd.Series(rows["log_err"]).quantile(0.8)), rel=1e-3)
