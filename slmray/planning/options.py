@@ -14,6 +14,7 @@ finds out of memory is excluded.  Each function takes and returns frames; a row 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Iterable, Sequence
 
@@ -140,17 +141,19 @@ def speed(model: ModelConfig, o, rows: pd.DataFrame, corrections: dict[str, Corr
         return math.nan, "predicted", "", f"out of memory (predicted {est.peak_mem_gb:.0f} of {est.capacity_gb:.0f} GiB)"
     anchor_rows = rows[same_config & on_gpu & (rows["status"] == "ok")]
     c = anchor(model, anchor_rows, o["gpu_type"]) if len(anchor_rows) else None
-    regime = Regime.of(o)
+    regime = dataclasses.replace(Regime.of(o), model=model.name)
     if c is not None and c.rows:
         label = f"x{c.factor:.3f}, this configuration's {c.rows} trial{'s' * (c.rows > 1)}"
-    elif o["gpu_type"] in corrections and corrections[o["gpu_type"]].rows:
+    elif o["gpu_type"] in corrections:  # the GPU type's own trials, corrected or (none beat none) not
         c = corrections[o["gpu_type"]]
+        if not c.rows:
+            return est.tokens_per_s, "predicted", f"uncorrected (no correction beat none on {c.observed} trials)", ""
         label = f"x{c.multiplier(regime):.3f} ({c.kind}), {o['gpu_type']}'s {c.rows} trials"
     elif POOLED in corrections and corrections[POOLED].rows:
         c = corrections[POOLED]
         label = f"x{c.multiplier(regime):.3f} ({c.kind}), all {c.rows} trials (no {o['gpu_type']} trial)"
     else:
-        return est.tokens_per_s, "predicted", "uncorrected (no correction beat it by leave-one-out)", ""
+        return est.tokens_per_s, "predicted", "uncorrected (no correction from the trials given)", ""
     return c.apply(est.tokens_per_s, regime), "predicted", label, ""
 
 
