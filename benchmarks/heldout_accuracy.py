@@ -42,7 +42,7 @@ from estimate_accuracy import markdown_table, predict
 from slmray.catalog.gpus import spec_for
 from slmray.catalog.profiles import profile_for
 from slmray.predict.estimate import CALIBRATION, Calibration
-from slmray.predict.interval import CLASSES, COVERAGE, MIN_ROWS, SMALL_TOKENS, SPLITS, WIDTHS_CSV, row_class
+from slmray.predict.interval import CLASSES, COVERAGE, MIN_ROWS, SMALL_TOKENS, SPLITS, WIDTHS_CSV, Width, class_width, row_class
 
 FP8_PRIORS = {f.name: f.default for f in dataclasses.fields(Calibration) if f.name.startswith("fp8_")}
 START = dataclasses.replace(CALIBRATION, **FP8_PRIORS)
@@ -99,20 +99,19 @@ def width_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(lines)
 
 
-def _width(table: pd.DataFrame, split: str, cls: str) -> float:
-    """`interval.class_width`'s rule on a width table."""
-    own = table[(table["split"] == split) & (table["class"] == cls) & (table["rows"] >= MIN_ROWS)]
-    if not len(own):
-        return float(table.loc[(table["split"] == split) & (table["rows"] >= MIN_ROWS), "width"].max())
-    return float(own["width"].iloc[0])
+def as_widths(table: pd.DataFrame) -> dict[tuple[str, str], Width]:
+    """A `width_table` as `slmray.predict.interval` reads its CSV."""
+    return {(r["split"], r["class"]): Width(r["split"], r["class"], int(r["rows"]), float(r["width"]), int(r["min_tokens"]),
+                                            int(r["max_tokens"]), tuple(r["gpu_types"].split(";")))
+            for r in table.to_dict("records")}
 
 
 def cross_validated_widths(rows: pd.DataFrame) -> pd.Series:
     """Each row's interval width measured without its fold (see the module docstring)."""
     out = pd.Series(np.nan, index=rows.index)
     for (split, fold), part in rows.groupby(["split", "fold"]):
-        table = width_table(rows[(rows["split"] == split) & (rows["fold"] != fold)])
-        out[part.index] = [_width(table, split, c) for c in part["class"]]
+        table = as_widths(width_table(rows[(rows["split"] == split) & (rows["fold"] != fold)]))
+        out[part.index] = [class_width(split, c, table).width for c in part["class"]]
     return out
 
 

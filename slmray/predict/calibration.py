@@ -8,19 +8,22 @@ single measured/predicted factor fitted on a mix of them moved the batch-64 pred
 
     log(measured / predicted) ~ b0 + b1 (log(tokens) - log(16384)) + b2 eager + b3 compiled + b4 hf_eager
 
+                                                + (a term per model the rows have)
+
 `tokens`: a device's micro-step (per-device batch x sequence length: what sets the kernels' sizes);
 `eager`: attention that materialises the scores; `compiled`: torch.compile; `hf_eager`: Transformers'
 own modules uncompiled (`backend="transformers"`), whose host-bound steps the estimator, counting the
-native model's kernels, predicts up to 2x too fast (benchmarks/results/estimate/estimate_accuracy.md).  Fitted by ridge least
-squares on the ok trials of one GPU type, with the prior stated in `PRIOR_SD` (each coefficient
-~ N(0, sd^2) around no correction, against a row's own noise `ROW_SD`): while rows are few the fit
-stays near no correction; as they accumulate it follows them.
+native model's kernels, predicts up to 2x too fast (benchmarks/results/estimate/estimate_accuracy.md);
+a model's own term keeps one model's miss (Qwen3-0.6B uncompiled) off the others.  Fitted by ridge
+least squares on the ok trials of one GPU type, with the prior stated in `PRIOR_SD` and `MODEL_SD`
+(each coefficient ~ N(0, sd^2) around no correction, against a row's own noise `ROW_SD`): while rows
+are few the fit stays near no correction; as they accumulate it follows them.
 
-Three candidates are fitted on the same rows: none, a factor (b0 alone) and the regime (all five).
-Each is scored by leave-one-out (each row predicted by the candidate refitted on the others), and
-the one with the smallest mean |predicted / measured - 1| is used, so a correction applies only
-where it beat the uncorrected predictions on the rows it has; leave-one-out needs two rows, so
-before then nothing is applied.
+Four candidates are fitted on the same rows (`KINDS`): none, a factor (b0 alone), the regime (b0-b4)
+and the regime with the model terms.  Each is scored by leave-one-out (each row predicted by the
+candidate refitted on the others), and the one with the smallest mean |predicted / measured - 1| is
+used, so a correction applies only where it beat the uncorrected predictions on the rows it has;
+leave-one-out needs two rows, so before then nothing is applied.
 
 Used by the sweep, which refits as trials finish (`Recalibrator`, picklable, so it can travel to
 Ray trials; a `Correction` travels in a Tune config as plain values), and by the planner
@@ -131,7 +134,7 @@ class Correction:
         if not self.rows:
             return 1.0
         if regime is None:
-            if self.kind == "regime":
+            if self.kind.startswith("regime"):
                 raise ValueError("a regime correction needs the configuration's regime to apply")
             return self.factor
         own = self.models.get(regime.model, 0.0)
@@ -152,10 +155,12 @@ class Correction:
         if not self.rows:
             return f"{name}: no correction: no fit beat the uncorrected predictions of {self.observed} ok trials by leave-one-out"
         terms = f"x{self.factor:.3f}"
-        if self.kind == "regime":
-            terms = (f"x{self.factor:.3f} at {CENTER_TOKENS // 1024}k tokens, x{math.exp(self.log_tokens * math.log(2)):.3f} "
-                     f"per doubling, eager x{math.exp(self.eager):.3f}, compiled x{math.exp(self.compiled):.3f}, "
-                     f"Transformers uncompiled x{math.exp(self.hf_eager):.3f}")
+        if self.kind.startswith("regime"):
+            bends = [(f"x{math.exp(self.log_tokens * math.log(2)):.3f} per doubling", self.log_tokens),
+                     (f"eager x{math.exp(self.eager):.3f}", self.eager), (f"compiled x{math.exp(self.compiled):.3f}", self.compiled),
+                     (f"Transformers uncompiled x{math.exp(self.hf_eager):.3f}", self.hf_eager)]
+            terms = ", ".join([f"{terms} at {CENTER_TOKENS // 1024}k tokens", *(t for t, b in bends if abs(b) >= 5e-4),
+                               *([f"{len(self.models)} model terms"] if self.models else [])])
         return f"{name}: {self.kind} {terms}, from {self.rows} ok trial{'s' * (self.rows != 1)}, {scored}"
 
 
@@ -190,17 +195,13 @@ def _loo_error(x: np.ndarray, y: np.ndarray, penalty: np.ndarray) -> float:
     return float(np.mean(errors))
 
 
-def fit_correction(gpu_type: str, pairs: Iterable[Sequence[Any]], regimes: Sequence[Regime | None] | None = None) -> Correction:
-    """The correction of `gpu_type` from (uncorrected predicted, measured) tokens/s pairs, or
-    (predicted, measured, Regime) triples; `regimes` may give them instead.  Without every regime
-    only a factor can be fitted (the planner's anchor: one configuration's trials).
+def fit_correction(gpu_type: str, pairs: Iterable[Sequence[Any]]) -> Correction:
+    """The correction of `gpu_type` from (uncorrected predicted, measured, Regime) tokens/s triples,
+    or (predicted, measured) pairs: without every row's regime only a factor can be fitted.
 
     Pairs without two positive finite numbers (an OOM trial, a failed one) are skipped.
     """
-    samples = [tuple(s) for s in pairs]
-    if regimes is not None:
-        samples = [(s[0], s[1], r) for s, r in zip(samples, regimes)]
-    samples = [(float(s[0]), float(s[1]), s[2] if len(s) > 2 else None) for s in samples if _valid(s[0], s[1])]
+    samples = [(float(s[0]), float(s[1]), s[2] if len(s) > 2 else None) for s in pairs if _valid(s[0], s[1])]
     n = len(samples)
     if n < 2:
         return Correction(gpu_type, observed=n)

@@ -31,7 +31,7 @@ CLASSES = ("fp8", "uncounted kernels", "small step, compiled", "small step", "re
 SPLITS = ("gpu measured", "gpu unmeasured")
 MIN_ROWS = 5
 """Held-out rows a class needs in a split for its own 80th percentile; with fewer (compiled small steps:
-one committed row, and issue 23 measured such steps 44-115% faster predicted than run) it takes the
+one committed row, and issue 23 found such steps predicted 44-115% too fast) it takes the
 widest width of its split: too few rows say nothing about how far it may be off."""
 WIDENING = {"multi_gpu": 1.3, "no_rows_no_profile": 1.2, "outside_tokens_per_doubling": 0.1}
 """Stated priors, not fits: x1.3 for several GPUs (communication terms no committed row measured);
@@ -90,9 +90,10 @@ class Interval:
     reasons: tuple[str, ...] = ()
 
 
-def class_width(split: str, cls: str) -> Width:
-    """The width of `cls` in `split` (see `MIN_ROWS` for classes with few rows or none)."""
-    table = widths()
+def class_width(split: str, cls: str, table: dict[tuple[str, str], Width] | None = None) -> Width:
+    """The width of `cls` in `split` (see `MIN_ROWS` for classes with few rows or none), from `table`
+    (default: the shipped `widths()`)."""
+    table = widths() if table is None else table
     own = table.get((split, cls))
     if own is None or own.rows < MIN_ROWS:
         return max((w for (s, _), w in table.items() if s == split and w.rows >= MIN_ROWS), key=lambda w: w.width)
