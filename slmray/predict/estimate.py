@@ -100,7 +100,7 @@ class Calibration:
     kernel: the q, k, v layout around it)."""
     profile_weight: float = 1.0
     """Share of the profiled GEMM and attention times in a profiled GPU type's prediction, the rest
-    from its datasheet path (`benchmarks/profile_accuracy.py` measures both on held-out rows)."""
+    from its datasheet path (`benchmarks/heldout_accuracy.py` measures both on held-out rows)."""
 
 
 CALIBRATION = Calibration(
@@ -140,7 +140,7 @@ CALIBRATION = Calibration(
     profiled_matmul_scale=0.9446,
     profiled_attention_scale=2.487,
     # Chosen, not fitted by the script: on held-out H100 rows (benchmarks/results/estimate/
-    # profile_accuracy.md) the profile's GEMM and attention times alone (1.0) cut the small-batch error of
+    # heldout_accuracy.md) the profile's GEMM and attention times alone (1.0) cut the small-batch error of
     # a GPU type left out (worst 11.7% -> 5.8%) but more than doubled that of a model left out (median
     # 2.5% -> 6.2%); 0.25, of the weights 0, 0.25, ..., 1 that file compares, gives up least of either.
     profile_weight=0.25,
@@ -727,7 +727,7 @@ def estimate(
     times["contention"] = comm.contention_s
     step = sum(times.values())
     tokens_per_s = num_gpus * cfg.tokens_per_device_step / step
-    bounds = tokens_per_s_interval(tokens_per_s, profiled=profile is not None, num_gpus=num_gpus)
+    bounds = tokens_per_s_interval(tokens_per_s, cfg, spec.gpu, profiled=profile is not None, num_gpus=num_gpus)
     return Estimate(
         peak_mem_gb=peak, memory_gb=memory, oom=peak + unusable_cache_bytes(cfg) / GIB > capacity, step_time_s=step,
         tokens_per_s=tokens_per_s, time_s=times, capacity_gb=capacity,

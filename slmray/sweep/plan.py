@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from slmray.catalog.prices import PriceBook
-from slmray.predict.calibration import Correction
+from slmray.predict.calibration import Correction, Regime
 from slmray.predict.estimate import Estimate, estimate
 from slmray.predict.overheads import COMPILE_S, GROUP_START_S, ISOLATED_TRIAL_OVERHEAD_S, TRIAL_OVERHEAD_S
 from slmray.sweep.capacity import Capacity
@@ -77,16 +77,17 @@ class PlannedTrial:
         return self.seconds / 3600 * self.price_per_hour_usd
 
 
-def corrected(est: Estimate, correction: Correction | None) -> Estimate:
-    """`est` with its tokens/s multiplied by the correction's factor and its step time divided
-    by it (each part of the step time alike); memory is not corrected."""
+def corrected(est: Estimate, correction: Correction | None, regime: Regime) -> Estimate:
+    """`est` with its tokens/s (and its interval) multiplied by the correction's multiplier in
+    `regime`, the configuration's, and its step time divided by it (each part of the step time
+    alike); memory is not corrected."""
     if correction is None or not correction.rows or est.rough:
         return est
-    f = correction.factor
+    f = correction.multiplier(regime)
     return dataclasses.replace(
-        est, tokens_per_s=correction.apply(est.tokens_per_s), step_time_s=est.step_time_s / f,
-        tokens_per_s_low=est.tokens_per_s_low and correction.apply(est.tokens_per_s_low),
-        tokens_per_s_high=est.tokens_per_s_high and correction.apply(est.tokens_per_s_high),
+        est, tokens_per_s=est.tokens_per_s * f, step_time_s=est.step_time_s / f,
+        tokens_per_s_low=est.tokens_per_s_low and est.tokens_per_s_low * f,
+        tokens_per_s_high=est.tokens_per_s_high and est.tokens_per_s_high * f,
         time_s={k: v / f for k, v in est.time_s.items()},
     )
 
@@ -106,7 +107,7 @@ def plan_trial(
         raw = estimate(cfg, gpu_type, num_gpus, gpus_per_node=capacity.gpus_per_node.get(gpu_type, 8)) if gpu_type else None
     except ValueError:  # a GPU the estimator has no specs for (a new model)
         raw = None
-    est = None if raw is None else corrected(raw, correction)
+    est = None if raw is None else corrected(raw, correction, Regime.of(cfg))
     price = prices.trial_price(gpu_type, num_gpus)
     seconds = None
     if est is not None:
