@@ -6,13 +6,15 @@ compile, precision, ...), on each GPU type of the tables (or those asked for), a
 count, strategy and configuration) takes the measured tokens/s and is `measured`; every other one
 is `predicted`: `slmray.predict.estimate`, anchored on the measurements (`slmray.predict.calibration`):
 times the measured-over-predicted factor of the same configuration on the same GPU type where a
-table ran it, else of the GPU type's rows, else of all rows.  An option the estimator (or a table)
+table ran it, else the correction of the GPU type's rows in the option's regime, else of all rows
+(each only where it beat no correction by leave-one-out).  An option the estimator (or a table)
 finds out of memory is excluded.  Each function takes and returns frames; a row becomes a
 `TrainConfig` only through `TrainConfig.from_row`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Iterable, Sequence
 
@@ -20,7 +22,7 @@ import pandas as pd
 
 from slmray.catalog.gpus import CPU, spec_for
 from slmray.errors import ConfigError
-from slmray.predict.calibration import POOLED, Correction, fit_correction, fit_corrections
+from slmray.predict.calibration import POOLED, Correction, Regime, fit_anchor, fit_corrections
 from slmray.predict.estimate import Estimate, estimate
 from slmray.train.config import CONFIG_KEYS, ROW_DEFAULTS, ModelConfig, TrainConfig
 from slmray.train.presets import get_model
@@ -67,8 +69,8 @@ def estimate_row(model: ModelConfig, row, gpu_type: str, num_gpus: int) -> Estim
 
 def fit_table_corrections(df: pd.DataFrame) -> dict[str, Correction]:
     """Per GPU type (and pooled), from every ok row of `df` on a GPU of gpus.csv whose model's
-    shape is known: the estimator's uncorrected prediction recomputed now against the measurement.
-    Multi-GPU rows count like the others."""
+    shape is known: the estimator's uncorrected prediction recomputed now against the measurement,
+    with the row's regime (the correction can bend with it).  Multi-GPU rows count like the others."""
     df = with_row_defaults(df)
     models = model_configs(df["model"].dropna())
     rows = df[(df["status"] == "ok") & df["model"].isin(list(models))
@@ -79,7 +81,7 @@ def fit_table_corrections(df: pd.DataFrame) -> dict[str, Correction]:
             predicted = estimate_row(models[r["model"]], r, r["gpu_type"], int(r["num_gpus"])).tokens_per_s
         except ValueError:  # a configuration the estimator does not model: it cannot be corrected either
             continue
-        triples.append((r["gpu_type"], predicted, float(r["tokens_per_s"])))
+        triples.append((r["gpu_type"], predicted, float(r["tokens_per_s"]), Regime.of(r)))
     return fit_corrections(triples)
 
 
@@ -115,7 +117,7 @@ def anchor(model: ModelConfig, ok_rows: pd.DataFrame, gpu_type: str) -> Correcti
             pairs.append((estimate_row(model, r, gpu_type, int(r["num_gpus"])).tokens_per_s, float(r["tokens_per_s"])))
         except ValueError:
             continue
-    return fit_correction(gpu_type, pairs)
+    return fit_anchor(gpu_type, pairs)
 
 
 def speed(model: ModelConfig, o, rows: pd.DataFrame, corrections: dict[str, Correction]) -> tuple[float, str, str, str]:
@@ -139,17 +141,20 @@ def speed(model: ModelConfig, o, rows: pd.DataFrame, corrections: dict[str, Corr
         return math.nan, "predicted", "", f"out of memory (predicted {est.peak_mem_gb:.0f} of {est.capacity_gb:.0f} GiB)"
     anchor_rows = rows[same_config & on_gpu & (rows["status"] == "ok")]
     c = anchor(model, anchor_rows, o["gpu_type"]) if len(anchor_rows) else None
+    regime = dataclasses.replace(Regime.of(o), model=model.name)
     if c is not None and c.rows:
         label = f"x{c.factor:.3f}, this configuration's {c.rows} trial{'s' * (c.rows > 1)}"
-    elif o["gpu_type"] in corrections:
+    elif o["gpu_type"] in corrections:  # the GPU type's own trials, corrected or (none beat none) not
         c = corrections[o["gpu_type"]]
-        label = f"x{c.factor:.3f}, {o['gpu_type']}'s {c.rows} trials"
-    elif POOLED in corrections:
+        if not c.rows:
+            return est.tokens_per_s, "predicted", f"uncorrected (no correction beat none on {c.observed} trials)", ""
+        label = f"x{c.multiplier(regime):.3f} ({c.kind}), {o['gpu_type']}'s {c.rows} trials"
+    elif POOLED in corrections and corrections[POOLED].rows:
         c = corrections[POOLED]
-        label = f"x{c.factor:.3f}, all {c.rows} trials (no {o['gpu_type']} trial)"
+        label = f"x{c.multiplier(regime):.3f} ({c.kind}), all {c.rows} trials (no {o['gpu_type']} trial)"
     else:
-        return est.tokens_per_s, "predicted", "uncorrected (no ok trial)", ""
-    return c.apply(est.tokens_per_s), "predicted", label, ""
+        return est.tokens_per_s, "predicted", "uncorrected (no correction from the trials given)", ""
+    return c.apply(est.tokens_per_s, regime), "predicted", label, ""
 
 
 def with_speeds(options: pd.DataFrame, model: ModelConfig, rows: pd.DataFrame,
