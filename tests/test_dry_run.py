@@ -107,11 +107,12 @@ def test_the_plan_predicts_each_option_on_the_link_of_its_instances(tmp_path):
     assert four
     for p in four:
         r = p.rental
-        assert p.estimate.tokens_per_s == estimate(p.train, "H100-80GB", 4, gpus_per_node=r.gpus_per_node,
-                                                   inter_node_gbps=r.inter_node_gbps).tokens_per_s
+        gpus_per_node, gbps, fabric = r.link
+        assert p.estimate.tokens_per_s == estimate(p.train, "H100-80GB", 4, gpus_per_node=gpus_per_node,
+                                                   inter_node_gbps=gbps, fabric=fabric).tokens_per_s
         # the cheaper per token of the two ways to rent it
         per_token = [o.usd_per_hour / estimate(p.train, "H100-80GB", 4, gpus_per_node=o.gpus_per_node,
-                                               inter_node_gbps=o.inter_node_gbps).tokens_per_s
+                                               inter_node_gbps=o.inter_node_gbps, fabric=o.fabric).tokens_per_s
                      for o in layouts(PriceBook.load("aws"), "H100-80GB", 4)]
         assert r.usd_per_hour / p.estimate.tokens_per_s == pytest.approx(min(per_token))
         assert p.price_per_hour_usd == r.usd_per_hour

@@ -50,7 +50,8 @@ def test_the_bar_command_prints_options_with_hours_and_dollars(capsys):
     assert "predicted" in out and "Cheapest: " in out and "Fastest: " in out
     assert "Measured only (no estimate involved): cheapest H100-80GB x1 ddp sdpa b16: 62,907 tokens/s" in out
     assert "every multi-GPU option is predicted" in out
-    assert "H200: x0.950 from 10 ok trials, leave-one-out error" in out and "uncorrected 5.8%" in out
+    h200 = next(line for line in out.splitlines() if line.strip().startswith("H200: "))
+    assert "from 10 ok trials, leave-one-out error" in h200 and "(uncorrected " in h200
     assert "checkpointing: a 11.6 GB checkpoint" in out and "out of memory (measured)" in out
 
 
@@ -85,7 +86,8 @@ def test_predicted_options_are_anchored_on_the_same_configuration(sweeps):
     assert two["tokens_per_s"] == pytest.approx(2 * measured * two["scaling"])
     assert two["tokens_per_s_low"] < two["tokens_per_s"] <= two["tokens_per_s_high"] <= 2 * measured
     # llama-1b sdpa b32 never ran on the H200: its one-GPU rate is the estimator's, corrected by the H200's 10 trials
-    assert "1 GPU predicted x0.950 (H200's 10 trials)" in opts.loc[("H200", 2, "fsdp", "sdpa", 32), "basis"]
+    basis = opts.loc[("H200", 2, "fsdp", "sdpa", 32), "basis"]
+    assert basis.startswith("1 GPU predicted x") and "(regime+model), H200's 10 trials" in basis
     # b32 ran out of memory on one H100: sharded it fits, and the label says why it may beat b16 per GPU
     assert "fits only sharded (out of memory on 1 GPU, measured)" in opts.loc[("H100-80GB", 8, "fsdp", "sdpa", 32), "basis"]
     assert {"ddp", "fsdp", "fsdp_grad_op"} == set(d.options.loc[d.options["num_gpus"] > 1, "strategy"])
@@ -111,7 +113,7 @@ def test_an_unseen_gpu_type_gets_the_pooled_correction(capsys):
     rc, out, err = run(capsys, *BAR, "--gpu-types", "A100-80GB", "--max-gpus", "8", "--top", "40")
     assert rc == 0, err
     assert f"{POOLED}" in out
-    assert "A100-80GB" in out and "(all 26 trials, no A100-80GB trial)" in out
+    assert "A100-80GB" in out and ", all 26 trials, no A100-80GB trial" in out
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -5,12 +5,12 @@ A provider sells a GPU type as whole instances (`instances.csv`, `PriceBook.offe
 the H100 as p5.4xlarge (1 GPU, 100 Gbps) or p5.48xlarge (8 GPUs, NVLink, 3200 Gbps EFA), and the
 H200 on demand only as p5en.48xlarge (8 GPUs).  N GPUs are rented as `ceil(N / g)` instances of
 one type with g GPUs each, every GPU of them billed, idle or not.  Several instances are joined
-by their network, so the option's speed must be predicted with `gpus_per_node` and
-`inter_node_gbps` of that layout (`slmray.predict.estimate.estimate(..., gpus_per_node=,
-inter_node_gbps=)`), not with NVLink.
+by their network, so the option's speed must be predicted with `gpus_per_node`,
+`inter_node_gbps` and `fabric` of that layout (`Rental.link`, as `slmray.predict.estimate.estimate`
+takes them), not with NVLink.
 
 The choice among the layouts (`layouts`):
-  with a speed  (`speed(gpus_per_node, inter_node_gbps) -> tokens/s`): the lowest dollars per
+  with a speed  (`speed(gpus_per_node, inter_node_gbps, fabric) -> tokens/s`): the lowest dollars per
                 token, so "p5.48xlarge, 8 GPUs, 4 idle" and "4 x p5.4xlarge" are weighed by
                 cost and by the link each leaves the run;
   without one   (a measured row, which ran on the GPUs of as few nodes as could hold it): the
@@ -22,10 +22,11 @@ The choice among the layouts (`layouts`):
 
 Use (the sweep's plan, the planner):
 
-    speed = lambda gpus_per_node, gbps: estimate(cfg, gpu, n, gpus_per_node=gpus_per_node,
-                                                 inter_node_gbps=gbps).tokens_per_s
+    speed = lambda gpus_per_node, gbps, fabric: estimate(
+        cfg, gpu, n, gpus_per_node=gpus_per_node, inter_node_gbps=gbps, fabric=fabric).tokens_per_s
     rental = rent(book, gpu, n, speed)          # None: no price
-    est = estimate(cfg, gpu, n, gpus_per_node=rental.gpus_per_node, inter_node_gbps=rental.inter_node_gbps)
+    gpus_per_node, gbps, fabric = rental.link
+    est = estimate(cfg, gpu, n, gpus_per_node=gpus_per_node, inter_node_gbps=gbps, fabric=fabric)
     usd = rental.usd_per_hour * hours           # rental.description names what is billed
 
 `layouts(book, gpu, n)` lists every way to rent it, to show the alternatives.
@@ -53,8 +54,9 @@ from slmray.catalog.gpus import CPU
 from slmray.catalog.instances import instance, instance_types
 from slmray.catalog.prices import CatalogEntry, PriceBook, gpu_key
 
-Speed = Callable[[int, "float | None"], "float | None"]
-"""`speed(gpus_per_node, inter_node_gbps)`: predicted tokens/s of the option on that layout (None: unknown)."""
+Speed = Callable[[int, "float | None", "str | None"], "float | None"]
+"""`speed(gpus_per_node, inter_node_gbps, fabric)`: predicted tokens/s of the option on that layout
+(None: unknown)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class Rental:
     """The option's GPUs on each instance: what `estimate(gpus_per_node=)` takes."""
     inter_node_gbps: float | None
     """The network joining the instances (None: one instance, or a network not published)."""
+    fabric: str | None
+    """That network's kind, `efa` or `ethernet` (instances.csv; None where `inter_node_gbps` is)."""
     description: str
     """`p5.48xlarge, 8 GPUs, 4 idle`, `4 x p5.4xlarge joined by 100 Gbps`, `4 GPUs at 6.88 per GPU-hour`."""
     source: str
@@ -82,6 +86,11 @@ class Rental:
     @property
     def per_gpu(self) -> bool:
         return self.instances == 0
+
+    @property
+    def link(self) -> tuple[int, float | None, str | None]:
+        """(gpus_per_node, inter_node_gbps, fabric): what `estimate` takes of the layout."""
+        return self.gpus_per_node, self.inter_node_gbps, self.fabric
 
 
 def _s(n: int, word: str) -> str:
@@ -95,7 +104,8 @@ def _gbps(value: float) -> float | None:
 def _instance_rental(entry: CatalogEntry, num_gpus: int) -> Rental:
     size = entry.gpus
     count = -(-num_gpus // size)
-    network = _gbps(instance(entry.provider, entry.instance_type).network_gbps)
+    it = instance(entry.provider, entry.instance_type)
+    network = _gbps(it.network_gbps)
     billed = count * size
     idle = billed - num_gpus
     if count == 1:
@@ -106,7 +116,8 @@ def _instance_rental(entry: CatalogEntry, num_gpus: int) -> Rental:
     return Rental(
         instances=count, instance_type=entry.instance_type, gpus_billed=billed, idle_gpus=idle,
         usd_per_hour=count * entry.usd_per_hour, gpus_per_node=min(num_gpus, size),
-        inter_node_gbps=network if count > 1 else None, description=text, source=entry.price().source,
+        inter_node_gbps=network if count > 1 else None, fabric=it.fabric if count > 1 and network else None,
+        description=text, source=entry.price().source,
     )
 
 
@@ -115,14 +126,16 @@ def _per_gpu_rental(book: PriceBook, gpu_type: str, num_gpus: int) -> Rental | N
     if price is None:
         return None
     key = gpu_key(gpu_type)
-    holders = [(e.gpus, _gbps(instance(e.provider, e.instance_type).network_gbps)) for e in book.offers(gpu_type)]
+    holders = [instance(e.provider, e.instance_type) for e in book.offers(gpu_type)]
     if not holders and key != CPU:
-        holders = [(it.gpus, _gbps(it.network_gbps)) for it in instance_types() if it.gpu == key]
-    size, network = max(holders, key=lambda h: (h[0], h[1] or 0.0), default=(num_gpus, None))
+        holders = [it for it in instance_types() if it.gpu == key]
+    largest = max(holders, key=lambda it: (it.gpus, _gbps(it.network_gbps) or 0.0), default=None)
+    size = largest.gpus if largest else num_gpus
+    network = _gbps(largest.network_gbps) if largest and num_gpus > size else None
     return Rental(
         instances=0, instance_type="", gpus_billed=num_gpus, idle_gpus=0,
         usd_per_hour=price.usd_per_gpu_hour * num_gpus, gpus_per_node=min(num_gpus, size),
-        inter_node_gbps=network if num_gpus > size else None,
+        inter_node_gbps=network, fabric=largest.fabric if network else None,
         description=f"{_s(num_gpus, 'GPU')} at {price.usd_per_gpu_hour:,.4g} per GPU-hour", source=price.source,
     )
 
@@ -168,10 +181,10 @@ def rent(book: PriceBook, gpu_type: str | None, num_gpus: int, speed: Speed | No
          node_gpus: int | None = None) -> Rental | None:
     """How `num_gpus` GPUs of `gpu_type` are rented under `book`, and what that costs an hour.
 
-    `speed(gpus_per_node, inter_node_gbps)`: the option's predicted tokens/s on a layout; with it the
-    layout of the lowest dollars per token wins, without it the fewest instances (the module
-    docstring).  Predict the option's speed again with the chosen `gpus_per_node` and
-    `inter_node_gbps`.  `node_gpus`: the GPUs per node of a cluster that is up and shared by a
+    `speed(gpus_per_node, inter_node_gbps, fabric)`: the option's predicted tokens/s on a layout;
+    with it the layout of the lowest dollars per token wins, without it the fewest instances (the
+    module docstring).  Predict the option's speed again with the chosen `gpus_per_node`,
+    `inter_node_gbps` and `fabric`.  `node_gpus`: the GPUs per node of a cluster that is up and shared by a
     sweep's trials (`cluster_share`); None: the option rents its own instances.  None where
     `gpu_type` is None (any GPU of a cluster) or has no price.
     """
@@ -189,9 +202,8 @@ def rent(book: PriceBook, gpu_type: str | None, num_gpus: int, speed: Speed | No
         return fewest
     speeds: dict[tuple, float | None] = {}
     for r in options:
-        link = (r.gpus_per_node, r.inter_node_gbps)
-        if link not in speeds:
-            speeds[link] = speed(*link)
+        if r.link not in speeds:
+            speeds[r.link] = speed(*r.link)
     scored = [(r.usd_per_hour / s, r.instances, r.usd_per_hour, i, r) for i, r in enumerate(options)
-              if (s := speeds[(r.gpus_per_node, r.inter_node_gbps)]) is not None and s > 0 and math.isfinite(s)]
+              if (s := speeds[r.link]) is not None and s > 0 and math.isfinite(s)]
     return min(scored)[-1] if scored else fewest

@@ -15,6 +15,7 @@ through `TrainConfig.from_row`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from statistics import median
@@ -26,7 +27,7 @@ from slmray.catalog.gpus import CPU, spec_for
 from slmray.catalog.prices import PriceBook
 from slmray.catalog.rent import Rental, rent
 from slmray.errors import ConfigError
-from slmray.predict.calibration import POOLED, Correction, fit_corrections
+from slmray.predict.calibration import POOLED, Correction, Regime, fit_corrections
 from slmray.predict.estimate import Estimate, estimate
 from slmray.train.config import CONFIG_KEYS, ROW_DEFAULTS, ModelConfig, TrainConfig
 from slmray.train.presets import get_model
@@ -39,7 +40,7 @@ CONFIG = (*(k for k in CONFIG_KEYS if k not in ("model", *PLACEMENT)), "grad_acc
 configuration's identity less the model and the placement; grad_accum, not swept, too)."""
 OPTION = (*PLACEMENT, *CONFIG)
 RENTAL = ("instances", "instance_type", "gpus_billed", "idle_gpus", "usd_per_hour", "gpus_per_node",
-          "inter_node_gbps", "rental")
+          "inter_node_gbps", "fabric", "rental")
 """How an option's GPUs are rented and billed (`slmray.catalog.rent.Rental`, `rental` its
 description; NaN and "" without a price); a prediction on several instances counts their network."""
 SPEED = ("tokens_per_s", "tokens_per_s_low", "tokens_per_s_high", "source", "basis", "one_gpu_tokens_per_s",
@@ -73,17 +74,17 @@ def model_configs(names: Iterable[str]) -> dict[str, ModelConfig]:
 
 
 def estimate_row(model: ModelConfig, row, gpu_type: str, num_gpus: int, gpus_per_node: int = 8,
-                 inter_node_gbps: float | None = None) -> Estimate:
+                 inter_node_gbps: float | None = None, fabric: str | None = None) -> Estimate:
     """The estimator's prediction of a table row or an option on `num_gpus` GPUs of `gpu_type`, on
-    nodes of `gpus_per_node` joined by `inter_node_gbps` (`slmray.predict.estimate.estimate`).
+    nodes of `gpus_per_node` joined by `inter_node_gbps` of `fabric` (`slmray.predict.estimate.estimate`).
     A ValueError (a ConfigError among them) where it cannot be configured or estimated."""
-    return estimate(TrainConfig.from_row(row, model), gpu_type, num_gpus, gpus_per_node, inter_node_gbps)
+    return estimate(TrainConfig.from_row(row, model), gpu_type, num_gpus, gpus_per_node, inter_node_gbps, fabric=fabric)
 
 
 def fit_table_corrections(df: pd.DataFrame) -> dict[str, Correction]:
     """Per GPU type (and pooled), from every ok row of `df` on a GPU of gpus.csv whose model's
-    shape is known: the estimator's uncorrected prediction recomputed now against the measurement.
-    Multi-GPU rows count like the others."""
+    shape is known: the estimator's uncorrected prediction recomputed now against the measurement,
+    with the row's regime (the correction can bend with it).  Multi-GPU rows count like the others."""
     df = with_row_defaults(df)
     models = model_configs(df["model"].dropna())
     rows = df[(df["status"] == "ok") & df["model"].isin(list(models))
@@ -94,7 +95,7 @@ def fit_table_corrections(df: pd.DataFrame) -> dict[str, Correction]:
             predicted = estimate_row(models[r["model"]], r, r["gpu_type"], int(r["num_gpus"])).tokens_per_s
         except ValueError:  # a configuration the estimator does not model: it cannot be corrected either
             continue
-        triples.append((r["gpu_type"], predicted, float(r["tokens_per_s"])))
+        triples.append((r["gpu_type"], predicted, float(r["tokens_per_s"]), Regime.of(r)))
     return fit_corrections(triples)
 
 
@@ -154,12 +155,13 @@ class Estimates:
         self.model = model
         self._done: dict[tuple, Estimate | ValueError] = {}
 
-    def __call__(self, o, strategy: str, count: int, gpus_per_node: int = 8, gbps: float | None = None) -> Estimate:
-        key = (o["gpu_type"], tuple(o[c] for c in CONFIG), strategy, count, gpus_per_node, gbps)
+    def __call__(self, o, strategy: str, count: int, gpus_per_node: int = 8, gbps: float | None = None,
+                 fabric: str | None = None) -> Estimate:
+        key = (o["gpu_type"], tuple(o[c] for c in CONFIG), strategy, count, gpus_per_node, gbps, fabric)
         if key not in self._done:
             try:
                 self._done[key] = estimate_row(self.model, {**o, "strategy": strategy}, o["gpu_type"], count,
-                                               gpus_per_node, gbps)
+                                               gpus_per_node, gbps, fabric)
             except ValueError as exc:  # a configuration the estimator (or the GPU) cannot take
                 self._done[key] = exc
         found = self._done[key]
@@ -175,9 +177,9 @@ def rental(o, book: PriceBook, measured: Measured, predicted: Estimates) -> dict
     config = tuple(o[c] for c in CONFIG)
     ran = measured.ok.get((o["gpu_type"], o["num_gpus"], o["strategy"], config))
 
-    def speed(gpus_per_node: int, gbps: float | None) -> float | None:
+    def speed(gpus_per_node: int, gbps: float | None, fabric: str | None) -> float | None:
         try:
-            est = predicted(o, o["strategy"], int(o["num_gpus"]), gpus_per_node, gbps)
+            est = predicted(o, o["strategy"], int(o["num_gpus"]), gpus_per_node, gbps, fabric)
         except ValueError:
             return None
         return None if est.oom else est.tokens_per_s
@@ -185,21 +187,29 @@ def rental(o, book: PriceBook, measured: Measured, predicted: Estimates) -> dict
     r: Rental | None = rent(book, o["gpu_type"], int(o["num_gpus"]), None if ran or o["gpu_type"] == CPU else speed)
     if r is None:
         return {"instances": 0, "instance_type": "", "gpus_billed": int(o["num_gpus"]), "idle_gpus": 0,
-                "usd_per_hour": math.nan, "gpus_per_node": 8, "inter_node_gbps": math.nan, "rental": ""}
+                "usd_per_hour": math.nan, "gpus_per_node": 8, "inter_node_gbps": math.nan, "fabric": "", "rental": ""}
     return {"instances": r.instances, "instance_type": r.instance_type, "gpus_billed": r.gpus_billed,
             "idle_gpus": r.idle_gpus, "usd_per_hour": r.usd_per_hour, "gpus_per_node": r.gpus_per_node,
-            "inter_node_gbps": math.nan if r.inter_node_gbps is None else r.inter_node_gbps, "rental": r.description}
+            "inter_node_gbps": math.nan if r.inter_node_gbps is None else r.inter_node_gbps, "fabric": r.fabric or "",
+            "rental": r.description}
 
 
-def predicted_one_gpu_rate(o, est_1: Estimate, corrections: dict[str, Correction]) -> tuple[float, str]:
+def predicted_one_gpu_rate(o, est_1: Estimate, corrections: dict[str, Correction], model: str) -> tuple[float, str]:
     """(tokens/s, label) of option `o`'s configuration on one GPU where no table ran it: the
-    estimator's `est_1` corrected by the trials of its GPU type, else of all GPU types."""
-    c = corrections.get(o["gpu_type"]) or corrections.get(POOLED)
-    if c is None:
-        return est_1.tokens_per_s, "1 GPU predicted, uncorrected (no ok trial)"
-    if c.gpu_type == o["gpu_type"]:
-        return c.apply(est_1.tokens_per_s), f"1 GPU predicted x{c.factor:.3f} ({o['gpu_type']}'s {c.rows} trials)"
-    return c.apply(est_1.tokens_per_s), f"1 GPU predicted x{c.factor:.3f} (all {c.rows} trials, no {o['gpu_type']} trial)"
+    estimator's `est_1` corrected in its regime by the trials of its GPU type where they give a
+    correction (uncorrected where none beat no correction), else of all GPU types."""
+    regime = dataclasses.replace(Regime.of(o), model=model)
+    gpu = o["gpu_type"]
+    if gpu in corrections:  # the GPU type's own trials, corrected or (none beat none) not
+        c = corrections[gpu]
+        if not c.rows:
+            return est_1.tokens_per_s, f"1 GPU predicted, uncorrected (no correction beat none on {c.observed} trials)"
+        return c.apply(est_1.tokens_per_s, regime), f"1 GPU predicted x{c.multiplier(regime):.3f} ({c.kind}), {gpu}'s {c.rows} trials"
+    c = corrections.get(POOLED)
+    if c is None or not c.rows:
+        return est_1.tokens_per_s, "1 GPU predicted, uncorrected (no correction from the trials given)"
+    return (c.apply(est_1.tokens_per_s, regime),
+            f"1 GPU predicted x{c.multiplier(regime):.3f} ({c.kind}), all {c.rows} trials, no {gpu} trial")
 
 
 def speed(o, measured: Measured, corrections: dict[str, Correction], predicted: Estimates) -> dict:
@@ -231,7 +241,8 @@ def speed(o, measured: Measured, corrections: dict[str, Correction], predicted: 
         return {**none, "source": "measured", "excluded": "out of memory (measured)"}
     if o["gpu_type"] == CPU:  # the CPU estimate is too rough to offer what was not measured
         return {**none, "source": "predicted", "excluded": "not measured (no estimate on the CPU)"}
-    link = (int(o["gpus_per_node"]), None if pd.isna(o["inter_node_gbps"]) else float(o["inter_node_gbps"]))
+    link = (int(o["gpus_per_node"]), None if pd.isna(o["inter_node_gbps"]) else float(o["inter_node_gbps"]),
+            o["fabric"] or None)
     anchor = [tokens for tokens, _ in measured.one_gpu.get((o["gpu_type"], config), [])]
     one_gpu_oom = (o["gpu_type"], config) in measured.oom
     one_strategy = o["strategy"] if n == 1 else measured.one_gpu[(o["gpu_type"], config)][0][1] if anchor else "single"
@@ -253,7 +264,7 @@ def speed(o, measured: Measured, corrections: dict[str, Correction], predicted: 
             low /= est_1.tokens_per_s_low / est_1.tokens_per_s
             high /= est_1.tokens_per_s_high / est_1.tokens_per_s
     else:
-        rate, basis = predicted_one_gpu_rate(o, est_1, corrections)
+        rate, basis = predicted_one_gpu_rate(o, est_1, corrections, predicted.model.name)
         if n > 1 and (est_1.oom or one_gpu_oom):
             basis += f", fits only sharded (out of memory on 1 GPU, {'measured' if one_gpu_oom else 'predicted'})"
     if n > 1:

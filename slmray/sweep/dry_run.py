@@ -28,7 +28,7 @@ PLAN_COLUMNS = (
 EXTRA_COLUMNS = {
     "pruned": "bool", "minutes": "float64", "gpu_hours": "float64", "price_per_hour_usd": "float64",
     "usd": "float64", "instances": "string", "instance_type": "string", "gpus_billed": "int64",
-    "idle_gpus": "int64", "gpus_per_node": "int64", "inter_node_gbps": "float64",
+    "idle_gpus": "int64", "gpus_per_node": "int64", "inter_node_gbps": "float64", "fabric": "string",
 }
 """What `--out` adds: pruned (recorded, not run), the trial's minutes, GPU-hours and dollars, and the
 instances it is priced at (`slmray.catalog.rent`), whose link its prediction assumes."""
@@ -59,6 +59,7 @@ def plan_table(plan: list[PlannedTrial]):
             "instances": r and r.description, "instance_type": r and r.instance_type,
             "gpus_billed": r and r.gpus_billed, "idle_gpus": r and r.idle_gpus,
             "gpus_per_node": r and r.gpus_per_node, "inter_node_gbps": r and r.inter_node_gbps,
+            "fabric": r and r.fabric,
         })
     fields = [SCHEMA.field(c) for c in PLAN_COLUMNS] + [pa.field(c, pa.type_for_alias(t)) for c, t in EXTRA_COLUMNS.items()]
     return pa.Table.from_pylist(rows, schema=pa.schema(fields))

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from slmray.catalog.prices import PriceBook
 from slmray.catalog.rent import Rental, rent
-from slmray.predict.calibration import Correction
+from slmray.predict.calibration import Correction, Regime
 from slmray.predict.estimate import Estimate, estimate
 from slmray.predict.overheads import COMPILE_S, ISOLATED_TRIAL_OVERHEAD_S, TRIAL_OVERHEAD_S
 from slmray.sweep.capacity import Capacity
@@ -81,16 +81,17 @@ class PlannedTrial:
         return self.seconds / 3600 * self.price_per_hour_usd
 
 
-def corrected(est: Estimate, correction: Correction | None) -> Estimate:
-    """`est` with its tokens/s multiplied by the correction's factor and its step time divided
-    by it (each part of the step time alike); memory is not corrected."""
+def corrected(est: Estimate, correction: Correction | None, regime: Regime) -> Estimate:
+    """`est` with its tokens/s (and its interval) multiplied by the correction's multiplier in
+    `regime`, the configuration's, and its step time divided by it (each part of the step time
+    alike); memory is not corrected."""
     if correction is None or not correction.rows or est.rough:
         return est
-    f = correction.factor
+    f = correction.multiplier(regime)
     return dataclasses.replace(
-        est, tokens_per_s=correction.apply(est.tokens_per_s), step_time_s=est.step_time_s / f,
-        tokens_per_s_low=est.tokens_per_s_low and correction.apply(est.tokens_per_s_low),
-        tokens_per_s_high=est.tokens_per_s_high and correction.apply(est.tokens_per_s_high),
+        est, tokens_per_s=est.tokens_per_s * f, step_time_s=est.step_time_s / f,
+        tokens_per_s_low=est.tokens_per_s_low and est.tokens_per_s_low * f,
+        tokens_per_s_high=est.tokens_per_s_high and est.tokens_per_s_high * f,
         time_s={k: v / f for k, v in est.time_s.items()},
     )
 
@@ -109,20 +110,20 @@ def plan_trial(
     node_gpus = capacity.gpus_per_node.get(gpu_type, 8) if gpu_type else 8
     estimates: dict[tuple, Estimate | None] = {}
 
-    def predicted(gpus_per_node: int, inter_node_gbps: float | None) -> Estimate | None:
-        if gpu_type and (gpus_per_node, inter_node_gbps) not in estimates:
+    def predicted(gpus_per_node: int, inter_node_gbps: float | None, fabric: str | None) -> Estimate | None:
+        link = (gpus_per_node, inter_node_gbps, fabric)
+        if gpu_type and link not in estimates:
             try:
-                estimates[gpus_per_node, inter_node_gbps] = estimate(
-                    cfg, gpu_type, num_gpus, gpus_per_node=gpus_per_node, inter_node_gbps=inter_node_gbps)
+                estimates[link] = estimate(cfg, gpu_type, num_gpus, gpus_per_node=gpus_per_node,
+                                           inter_node_gbps=inter_node_gbps, fabric=fabric)
             except ValueError:  # a GPU the estimator has no specs for (a new model)
-                estimates[gpus_per_node, inter_node_gbps] = None
-        return estimates.get((gpus_per_node, inter_node_gbps))
+                estimates[link] = None
+        return estimates.get(link)
 
-    rental = rent(prices, gpu_type, num_gpus, speed=lambda n, gbps: (e := predicted(n, gbps)) and e.tokens_per_s,
+    rental = rent(prices, gpu_type, num_gpus, speed=lambda *link: (e := predicted(*link)) and e.tokens_per_s,
                   node_gpus=node_gpus if capacity.nodes_given else None)
-    layout = (node_gpus, None) if rental is None or rental.per_gpu else (rental.gpus_per_node, rental.inter_node_gbps)
-    raw = predicted(*layout)
-    est = None if raw is None else corrected(raw, correction)
+    raw = predicted(*((node_gpus, None, None) if rental is None or rental.per_gpu else rental.link))
+    est = None if raw is None else corrected(raw, correction, Regime.of(cfg))
     seconds = None
     if est is not None:
         overhead = ISOLATED_TRIAL_OVERHEAD_S if isolate else TRIAL_OVERHEAD_S
