@@ -44,7 +44,8 @@ def test_report_on_a_cpu_sweep(tmp_path):
     # the memory it falls back to the CPU does not measure
     assert "Not drawn, scaling.png: every trial ran on 1 GPU: no scaling to show." in md
     assert "Not drawn, memory.png: no ok trial measured its peak memory" in md
-    assert "Not drawn, pareto.png: no ok trial has both tokens_per_s and peak_mem_gb (at one price per model" in md
+    assert ("Not drawn, pareto.png: no ok trial has both tokens_per_s and peak_mem_gb, drawn instead of max:tokens_per_s "
+            "against min:usd_per_btok: at one price per model, $ per billion tokens follows from tokens/s alone") in md
     assert md.rstrip().endswith("|") and "## Recommendation" in md
     recommendation = md.split("## Recommendation")[1]
     for model in ("tiny", "tiny-neox"):

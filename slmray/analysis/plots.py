@@ -118,7 +118,8 @@ def points(df: pd.DataFrame, metric: str, x: str, keys: Sequence[str], best_of: 
             if len(good) > 1:
                 err = float(good[metric].astype(float).std())
             elif metric in SPEED and "tokens_per_s_std" in good and good["tokens_per_s"].iloc[0] > 0:
-                err = abs(value) * float(np.nan_to_num(good["tokens_per_s_std"].iloc[0])) / float(good["tokens_per_s"].iloc[0])
+                first = good.iloc[0]
+                err = abs(value) * float(np.nan_to_num(first["tokens_per_s_std"])) / float(first["tokens_per_s"])
             else:
                 err = 0.0
             state = OK
@@ -190,9 +191,10 @@ def _draw(pts: pd.DataFrame, x: str, rows: Sequence[str], row_key: str, col_keys
           oom_at: dict | None = None, col_order: Sequence[str] | None = None) -> Figure:
     """A panel per `row_key` value (in `rows`' order) and combination of `col_keys`; in each, a
     line per combination of `line_keys`, one colour and marker per line across the panels and one
-    legend below them all (it can hide no point); the panels of one `row_key` value share a y scale.  Out of memory: `OOM_MARKER` at the panel's
-    foot, or at `oom_at[(row, column)]` (a memory capacity, dashed); not run: no point and a gap in
-    the line.  Columns sort by their words, or by `col_order`."""
+    legend below them all (it can hide no point); the panels of one `row_key` value share a y scale.
+    Out of memory: `OOM_MARKER` at the panel's foot (0), or at `oom_at[(row, column)]` (a memory
+    capacity, dashed); not run: no point and a gap in the line.  Columns sort by their words, or by
+    `col_order`."""
     pts = pts.copy()
     pts["_line"] = [_words(line_keys, v) for v in pts[list(line_keys)].itertuples(index=False)] if line_keys else ""
     pts["_col"] = [_words(col_keys, v) for v in pts[list(col_keys)].itertuples(index=False)] if col_keys else ""
@@ -239,7 +241,8 @@ def _draw(pts: pd.DataFrame, x: str, rows: Sequence[str], row_key: str, col_keys
                 else:  # at the foot, side by side: two lines out of memory at one batch stay told apart
                     beside = [v * 2 ** (0.15 * stacked.get(v, 0)) for v in oom]
                     stacked.update({v: stacked.get(v, 0) + 1 for v in oom})
-                    ax.plot(beside, [0.0] * len(oom), color=colours[name], clip_on=False, label=f"{name} {OOM}", **OOM_MARKER)
+                    ax.plot(beside, [0.0] * len(oom), color=colours[name], clip_on=False, label=f"{name} {OOM}",
+                            **OOM_MARKER)
         _log2_axis(ax, xs)
         if (r, c) in (oom_at or {}):
             ax.axhline(oom_at[(r, c)], color="grey", linestyle="--", linewidth=1)
@@ -257,7 +260,7 @@ def _draw(pts: pd.DataFrame, x: str, rows: Sequence[str], row_key: str, col_keys
     handles += [Line2D([], [], color="black", label="out of memory (every trial of the point)", **OOM_MARKER),
                 Line2D([], [], linestyle="", label="no point, line broken: not run")]
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), fontsize=8)
-    fig.suptitle(_plain(textwrap.fill(title, int(11 * fig.get_figwidth()))), fontsize=10)  # wrapped to the figure's width
+    fig.suptitle(_plain(textwrap.fill(title, int(11 * fig.get_figwidth()))), fontsize=10)  # to the figure's width
     return fig
 
 
@@ -380,7 +383,8 @@ def ratios(df: pd.DataFrame, metric: str = "tokens_per_s") -> pd.DataFrame:
         if len(values) < 2:
             continue
         if compared == "attention":
-            pairs = [(v, "eager", f"{v} / eager") for v in values if v not in VANILLA_ATTENTION] if "eager" in values else []
+            fused = [v for v in values if v not in VANILLA_ATTENTION]
+            pairs = [(v, "eager", f"{v} / eager") for v in fused] if "eager" in values else []
         elif compared == "compile":
             pairs = [(True, False, "compile on / off")]
         elif compared == "precision":
@@ -422,7 +426,8 @@ MEMORY_FRONT = (Objective("tokens_per_s", True), Objective("peak_mem_gb", False)
 memory it takes."""
 
 
-def _front_configurations(df: pd.DataFrame, objectives: Sequence[Objective], front: pd.Series | None = None) -> pd.DataFrame:
+def _front_configurations(df: pd.DataFrame, objectives: Sequence[Objective],
+                          front: pd.Series | None = None) -> pd.DataFrame:
     """The ok trials on each model's front (`front`, or computed), a row per configuration."""
     trials = ok(df)
     for o in objectives:
@@ -444,15 +449,17 @@ def pareto_axes(df: pd.DataFrame, objectives: Sequence[Objective]) -> tuple[Obje
     reason = ""
     if pair <= set(SPEED) and pair & set(PRICED) and "tokens_per_s" in pair and \
             (ok(df).groupby("model")["price_per_hour_usd"].nunique() <= 1).all():
-        reason = f"at one price per model {label(y)} and {label(x)} are exact inverses (each front one point)"
+        reason = (f"at one price per model, {label(y.column)} follows from {label(x.column)} alone (exact inverses or "
+                  "multiples), so each front is one point")
     elif [x, y] != list(MEMORY_FRONT) and _front_configurations(df, [x, y]).groupby("model").size().max() < 2:
-        reason = f"each model's front on {x} and {y} is one configuration (the table above)"
+        reason = "each model's front on them is one configuration (the table above)"
     if reason and [x, y] != list(MEMORY_FRONT):
-        return (*MEMORY_FRONT, f"{reason}: tokens/s against peak memory instead")
+        return (*MEMORY_FRONT, f"instead of {x} against {y}: {reason}")
     return x, y, ""
 
 
-def pareto_figure(df: pd.DataFrame, objectives: Sequence[Objective], front: pd.Series | None = None) -> Figure | NotDrawn:
+def pareto_figure(df: pd.DataFrame, objectives: Sequence[Objective],
+                  front: pd.Series | None = None) -> Figure | NotDrawn:
     """A panel per model: its ok trials on two objectives (`pareto_axes`), its front (`front`, or
     computed) numbered and joined; the numbers' configurations listed below the panels, where no
     label can fall on another."""
@@ -462,11 +469,11 @@ def pareto_figure(df: pd.DataFrame, objectives: Sequence[Objective], front: pd.S
     x, y = xo.column, yo.column
     trials = _finite(_finite(ok(df), x), y)
     if trials.empty:
-        return NotDrawn(f"no ok trial has both {x} and {y}" + (f" ({instead})" if instead else ""))
+        return NotDrawn(f"no ok trial has both {x} and {y}" + (f", drawn {instead}" if instead else ""))
     on = _front_configurations(df, [xo, yo], None if instead else front)
     if on.groupby("model").size().max() < 2:
         return NotDrawn(f"each model's front on {xo} and {yo} is one configuration (the table above)"
-                        + (f"; {instead.split(': tokens/s')[0]}" if instead else ""))
+                        + (f", drawn {instead}" if instead else ""))
     models = [m for m in model_order(df) if m in set(trials["model"])]
     gpus = sorted(trials["gpu_type"].dropna().unique())
     fig, axes = _panels(len(models), width=4.4)
@@ -491,12 +498,14 @@ def pareto_figure(df: pd.DataFrame, objectives: Sequence[Objective], front: pd.S
         for axis in (ax.xaxis, ax.yaxis):
             axis.set_major_formatter(FuncFormatter(_short_number))
         ax.tick_params(labelsize=8)
-    handles += [Line2D([], [], linestyle="", marker="o", color=colours[g], alpha=0.5, label=f"a trial on {g}") for g in gpus]
+    handles += [Line2D([], [], linestyle="", marker="o", color=colours[g], alpha=0.5, label=f"a trial on {g}")
+                for g in gpus]
     fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=7)
-    title = "Pareto front per model (numbered, dashed; each number's configuration listed below)"
-    title += f"; {instead}" if instead else ""
+    title = f"Pareto front per model on {xo} and {yo} (numbered, dashed; each number's configuration listed below)"
+    title += f", {instead}" if instead else ""
     basis = _price_basis(df) if {x, y} & set(PRICED) else ""
-    fig.suptitle(_plain(textwrap.fill(title + (f". {basis}" if basis else ""), int(11 * fig.get_figwidth()))), fontsize=10)
+    title += f". {basis}" if basis else ""
+    fig.suptitle(_plain(textwrap.fill(title, int(11 * fig.get_figwidth()))), fontsize=10)
     return fig
 
 
@@ -504,6 +513,8 @@ def _value_text(column: str, value: float) -> str:
     """A value for a label, three significant digits, with its unit."""
     if column == "peak_mem_gb":
         return f"{value:.1f} GiB"
+    if column == "usd_per_btok":
+        return f"${value:,.3g} per billion tokens"
     for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= scale:
             return f"{value / scale:.3g}{suffix} {label(column)}"
