@@ -7,8 +7,8 @@ per-device batch or the GPU count, on a log2 axis); every other setting the tabl
 line of its own or a panel of its own, never folded into a best-of.  A point whose trials all ran
 out of memory is an OOM marker at the foot of its panel (no line down to it); a point never run is
 a gap (no line across it).  Where the finding is a ratio (fused / eager, one GPU type over another,
-compile on / off), `ratio_figure` draws the ratio at equal settings.  A figure with nothing to show
-is `NotDrawn`, with the one-line reason the report prints.
+compile on / off, FP8 / bf16), `ratio_figure` draws the ratio at equal settings.  A figure with
+nothing to show is `NotDrawn`, with the one-line reason the report prints.
 """
 
 from __future__ import annotations
