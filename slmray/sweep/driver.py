@@ -30,6 +30,8 @@ from slmray.errors import ConfigError, first_line
 from slmray.predict.calibration import Correction
 from slmray.results.storage import join, list_files
 from slmray.results.table import COLUMNS, RESULTS_FILE, read_table, to_table, write_table
+from slmray.sweep.ending import RUN_VARIABLE, Watcher, end_run_processes, new_run_id, stopped_lines
+from slmray.sweep.failure import error_line, infrastructure_errors, infrastructure_in
 from slmray.sweep.capacity import Capacity, local_capacity, ray_capacity
 from slmray.sweep.lock import lock_lost
 from slmray.sweep.plan import PlannedTrial, make_plan, plan_trial
@@ -37,12 +39,16 @@ from slmray.sweep.searchers import SAMPLERS, BudgetLimiter, DistinctSearcher, Pl
 from slmray.sweep.space import SearchSpace, SpaceError, Trial
 from slmray.sweep.trial import SweepSettings, row_uri, run_trial
 from slmray.sweep.warm import train_environment
+from slmray.sweep.warm_scheduler import INFRASTRUCTURE_RETRIES
 from slmray.train.config import config_label
 
 DRIVER_RESOURCES = {"CPU": 0.01}
 """A trial's own process only waits on its Train run (Ray refuses a zero-resource trial)."""
 INTERRUPTED = 130
 """The exit status of a sweep stopped by Ctrl-C, as a shell reports a process ended by SIGINT."""
+INFRASTRUCTURE_EXIT = 75
+"""The exit status of a sweep that left trials unrecorded for the cluster's sake (sysexits'
+EX_TEMPFAIL: try again, here with `--resume`)."""
 SECRET_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
 
@@ -109,9 +115,11 @@ class SweepRecorder(tune.Callback):
         self.gpu_type_of = gpu_type_of
         self.rows: dict[str, dict] = {}
         self.running: set[str] = set()
+        self.unrecorded: set[str] = set()
+        """Trials that ended in an infrastructure failure: no row, run again by `--resume`."""
 
     def setup(self, **info) -> None:
-        self.rows, self.running = {}, set()
+        self.rows, self.running, self.unrecorded = {}, set(), set()
         for uri in list_files(join(self.sweep_dir, "rows"), ".parquet"):
             for row in read_table(uri).to_pylist():
                 self.rows[row["trial_id"]] = row
@@ -129,6 +137,13 @@ class SweepRecorder(tune.Callback):
         self._record({k: v for k, v in result.items() if k in COLUMNS})
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        dead = infrastructure_in(_trial_error(trial))
+        if dead is not None:  # the cluster's failure, not the configuration's: no row, `--resume` runs it
+            self.running.discard(trial.trial_id)
+            self.unrecorded.add(trial.trial_id)
+            print(f"[{_now()}] not recorded: {config_label(trial.config)} (infrastructure failure after "
+                  f"{INFRASTRUCTURE_RETRIES} retries: {error_line(dead)[:200]}); --resume runs it again", flush=True)
+            return
         config = Trial.from_config(trial.config)
         error = "the trial process failed" + (f"; see {trial.error_file}" if trial.error_file else "")
         self._record(make_row(
@@ -174,6 +189,20 @@ class SweepRecorder(tune.Callback):
         )
 
 
+def _trial_error(trial) -> BaseException | None:
+    """The error a trial ended with, as Tune pickled it beside the trial (before `on_trial_error`)."""
+    from ray import cloudpickle
+
+    path = trial.pickled_error_file
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            return cloudpickle.load(f)
+    except Exception:  # an error whose class cannot be loaded here: read as the configuration's
+        return None
+
+
 def _now() -> str:
     return f"{datetime.datetime.now():%H:%M:%S}"
 
@@ -186,6 +215,9 @@ def _quiet_ray(verbose: bool) -> None:
     if verbose:
         return
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter, silent at verbose=0
+    # "A worker died", "Raylet is terminated" with 20 lines of its log: the sweep says what it means for
+    # the sweep in one line; Ray's processes' own logs keep the messages
+    private_apis.keep_ray_errors_off_the_console()
     for name in ("ray", "ray.tune", "ray.train"):
         logging.getLogger(name).setLevel(logging.ERROR)
     # "Trials did not complete" after an interrupt: slmray says what is left itself
@@ -328,13 +360,13 @@ def summary(sweep_dir: str, space: SearchSpace) -> str:
 
 
 class _Interrupt:
-    """Ctrl-C (or SIGTERM, what `kill` and job schedulers send) stops the sweep as Tune does (its
-    state saved, running trials stopped) and is remembered, so the driver can say what is left.
+    """Ctrl-C stops the sweep as Tune does (its state saved, running trials stopped) and is
+    remembered, so the driver can say what is left.
     Tune installs its own SIGINT handler unless told not to, but it always listens on SIGUSR1
     with the same graceful stop (`private_apis.stop_tune_gracefully`): the first signal is passed
     on, a second one ends the driver at once."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    SIGNALS = (signal.SIGINT,)
 
     def __init__(self):
         self.seen = False
@@ -370,9 +402,67 @@ def continue_command(request: SweepRequest) -> str:
     return shlex.join(["python", "-m", "slmray.tune", *args, "--name", request.name, "--resume"])
 
 
+class _Terminate:
+    """SIGTERM (what `timeout`, systemd, a container stop and batch schedulers send, often to the
+    whole process group) and SIGHUP (the terminal gone) end the run at once: the group's other
+    processes, Ray's own among them, got the same signal, so no graceful stop through Ray is
+    left.  The driver prints what its rows hold and how to continue, ends every process of the
+    run (`slmray.sweep.ending`) and exits 128 + the signal, as a shell reports it.  The rows are
+    the sweep's record: `--resume` runs every configuration they lack."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self, request: SweepRequest, run_id: str, watcher: Watcher):
+        self.request, self.run_id, self.watcher = request, run_id, watcher
+        self.runs: int | None = None
+
+    def __enter__(self) -> _Terminate:
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def planned(self, runs: int) -> None:
+        self.runs = runs
+        self.watcher.describe(self.request.sweep_dir, runs, continue_command(self.request))
+
+    def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        try:
+            try:
+                lines = stopped_lines(self.request.sweep_dir, self.runs, f"stopped by {name}",
+                                      continue_command(self.request))
+            except Exception as exc:  # the storage is what failed: the command still continues the sweep
+                lines = f"stopped by {name} ({first_line(exc)[:200]})\ncontinue with: {continue_command(self.request)}"
+            print(f"\n{lines}", flush=True)
+        except Exception:  # SIGHUP: the terminal may be gone with its output
+            pass
+        finally:
+            self.watcher.done()
+            end_run_processes(self.run_id)
+            os._exit(128 + signum)
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
 def run_sweep(request: SweepRequest) -> int:
-    """Run (or resume) the sweep on Ray; the exit status: 0, or 130 when interrupted.  Raises
-    SpaceError for a space the cluster cannot hold, SweepError when Ray cannot start or fails."""
+    """Run (or resume) the sweep on Ray; the exit status: 0, 130 when interrupted, 75 when trials
+    were left unrecorded for the cluster's sake.  Raises SpaceError for a space the cluster cannot
+    hold, SweepError when Ray cannot start or fails.  SIGTERM and SIGHUP end it at once
+    (`_Terminate`); should Ray end this process (its raylet killed), a watcher says what is left."""
+    run_id = new_run_id()
+    os.environ[RUN_VARIABLE] = run_id  # every process of a local Ray started here inherits it
+    watcher = Watcher(run_id)
+    watcher.describe(request.sweep_dir, None, continue_command(request))
+    try:
+        with _Terminate(request, run_id, watcher) as terminate:
+            return _run(request, terminate)
+    finally:
+        os.environ.pop(RUN_VARIABLE, None)
+        watcher.done()  # this process says how it ended; the watcher ends what Ray left
+
+
+def _run(request: SweepRequest, terminate: _Terminate) -> int:
     import ray
 
     _quiet_ray(request.verbose)
@@ -384,11 +474,13 @@ def run_sweep(request: SweepRequest) -> int:
         capacity = _capacity(request)
         plan = make_plan(space, capacity, request.prices, prune=request.prune, isolate=request.isolate_trials)
         runs = planned_runs(space, plan, request.max_trials)
+        terminate.planned(runs)
         concurrency = _concurrency(space, capacity)
         settings, resources = _settings(request, capacity, plan, runs, concurrency)
-        tuner = _tuner(request, settings, plan, runs, concurrency, resources)
+        recorder = SweepRecorder(request.name, request.sweep_dir, runs, concurrency, GpuTypeOf(settings.capacity))
+        tuner = _tuner(request, settings, plan, runs, concurrency, resources, recorder)
         interrupted = _fit(request, tuner, settings)
-        return _finish(request, runs, interrupted)
+        return _finish(request, runs, interrupted, recorder)
     finally:
         if started_here:
             ray.shutdown()
@@ -425,15 +517,16 @@ def _settings(request: SweepRequest, capacity: Capacity, plan: list[PlannedTrial
 
 
 def _tuner(request: SweepRequest, settings: SweepSettings, plan: list[PlannedTrial], runs: int, concurrency: int,
-           resources: dict[str, float]) -> tune.Tuner:
-    """Tune over the trial function: restored from the sweep's state, or new over the plan."""
+           resources: dict[str, float], recorder: SweepRecorder) -> tune.Tuner:
+    """Tune over the trial function: restored from the sweep's state, or new over the plan.  A
+    restored sweep runs its errored trials again: a trial errors only for the cluster's sake
+    (its process or node died) or without a row; one whose row was written re-reports it."""
     _keep_credentials_out_of_ray()
     trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=settings), resources)
     print(f"sweep {request.name}: {runs} trials on {settings.capacity.where}, up to {concurrency} at once -> "
           f"{request.sweep_dir}", flush=True)
-    recorder = SweepRecorder(request.name, request.sweep_dir, runs, concurrency, GpuTypeOf(settings.capacity))
     if request.resume:
-        tuner = tune.Tuner.restore(request.sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=False)
+        tuner = tune.Tuner.restore(request.sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
         _follow_storage(tuner, recorder)
         return tuner
     space = settings.space
@@ -453,6 +546,8 @@ def _tuner(request: SweepRequest, settings: SweepSettings, plan: list[PlannedTri
         run_config=tune.RunConfig(
             name=request.name, storage_path=request.storage, verbose=0,
             callbacks=[recorder],
+            # a trial whose process or node died runs again on a fresh actor; its own failures are rows
+            failure_config=tune.FailureConfig(max_failures=INFRASTRUCTURE_RETRIES),
         ),
     )
 
@@ -482,18 +577,22 @@ def _fit(request: SweepRequest, tuner: tune.Tuner, settings: SweepSettings) -> b
                              f"the traceback); continue with: {continue_command(request)}") from None
         finally:
             if settings.pool:  # idle groups end now; a group mid-trial ends after it
-                ray.get(settings.pool.close.remote())
+                try:
+                    ray.get(settings.pool.close.remote())
+                except infrastructure_errors():  # the pool died for good: its groups went with it
+                    pass
     return interrupt.seen
 
 
-def _finish(request: SweepRequest, runs: int, interrupted: bool) -> int:
+def _finish(request: SweepRequest, runs: int, interrupted: bool, recorder: SweepRecorder) -> int:
     """The closing lines: what is left and how to continue, or the summary; the exit status."""
     if interrupted:
-        recorded = len(list_files(join(request.sweep_dir, "rows"), ".parquet"))
-        print(f"interrupted: {recorded} of {runs} trials recorded, {max(runs - recorded, 0)} left "
-              f"(table: {join(request.sweep_dir, RESULTS_FILE)})")
-        print(f"continue with: {continue_command(request)}", flush=True)
+        print(stopped_lines(request.sweep_dir, runs, "interrupted", continue_command(request)), flush=True)
         return INTERRUPTED
+    if recorder.unrecorded:
+        why = f"{len(recorder.unrecorded)} trials not recorded (infrastructure failures)"
+        print(stopped_lines(request.sweep_dir, runs, why, continue_command(request)), flush=True)
+        return INFRASTRUCTURE_EXIT
     print(summary(request.sweep_dir, request.space), flush=True)
     return 0
 

@@ -29,8 +29,9 @@ from slmray.results.storage import exists, join
 from slmray.results.table import read_table
 from slmray.sweep.capacity import Capacity
 from slmray.sweep.plan import PlannedTrial, plan_trial
-from slmray.sweep.failure import failure
+from slmray.sweep.failure import InfrastructureFailure, error_line, failure
 from slmray.sweep.space import ResolvedTrial, SearchSpace, Trial
+from slmray.sweep.warm_scheduler import INFRASTRUCTURE_STATUS
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,26 @@ def make_row(
 
 
 def _run_warm(sweep: SweepSettings, trial: ResolvedTrial, trial_id: str) -> dict:
-    """Hand the configuration to the warm pool of its shape and wait for it to run there."""
+    """Hand the configuration to the warm pool of its shape and wait for it to run there; again to
+    the pool Ray restarted where the pool's process died (`slmray.sweep.warm.POOL_RESTARTS`).
+    Raises `InfrastructureFailure` when the pool is gone for good, or when groups kept dying under
+    the configuration for the cluster's sake: its row is not the configuration's to carry."""
     import ray
+    from ray.exceptions import RayActorError
 
-    ray.get(sweep.pool.submit.remote(sweep.group_spec(trial).key, trial_id, trial.train.to_dict()))
-    return ray.get(sweep.pool.result.remote(trial_id))
+    from slmray.sweep.warm import POOL_RESTARTS
+
+    for attempt in range(POOL_RESTARTS + 1):
+        try:
+            outcome = ray.get(sweep.pool.run.remote(sweep.group_spec(trial).key, trial_id, trial.train.to_dict()))
+            break
+        except RayActorError as exc:  # the pool's process died: Ray starts it again, empty, unless out of restarts
+            if attempt == POOL_RESTARTS:
+                raise InfrastructureFailure(f"the sweep's warm pool died ({error_line(exc)})") from None
+    status, message = outcome.get("error", (None, ""))
+    if status == INFRASTRUCTURE_STATUS:
+        raise InfrastructureFailure(message)
+    return outcome
 
 
 def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
@@ -134,6 +150,8 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
             status, error = result["status"], result["error"]
         except Exception as exc:  # Ray Train's TrainingFailedError, or a start-up failure
             status, error = failure(exc)
+            if status == INFRASTRUCTURE_STATUS:  # Tune runs the trial again on a fresh actor (`FailureConfig`)
+                raise InfrastructureFailure(error) from None
     row = make_row(sweep, trial_id, planned, result, status, error, started, time.time())
     _report(sweep, {**row, **ran_on})
 
