@@ -220,8 +220,10 @@ def _quiet_ray(verbose: bool) -> None:
     private_apis.keep_ray_errors_off_the_console()
     for name in ("ray", "ray.tune", "ray.train"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    # "Trials did not complete" after an interrupt: slmray says what is left itself
+    # "Trials did not complete" after an interrupt: slmray says what is left itself; "Trial task
+    # failed" with a traceback: the trial runs again (infrastructure) or its row says why
     logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
+    logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
 
 
 def _keep_credentials_out_of_ray() -> None:
@@ -420,6 +422,16 @@ class _Terminate:
         self.previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 
+    def reinstall(self) -> None:
+        """Take the signals back once Ray has started: `ray.init` sets a SIGTERM handler that exits
+        15, the head node one that waits to drain it and exits 1."""
+        for sig in self.SIGNALS:
+            signal.signal(sig, self._handle)
+
+    def handle(self, signum: int) -> None:
+        """End the run as on `signum` (it arrived while another handler had it)."""
+        self._handle(signum, None)
+
     def planned(self, runs: int) -> None:
         self.runs = runs
         self.watcher.describe(self.request.sweep_dir, runs, continue_command(self.request))
@@ -468,8 +480,12 @@ def _run(request: SweepRequest, terminate: _Terminate) -> int:
     _quiet_ray(request.verbose)
     space = request.space
     environment = {} if request.isolate_trials else train_environment()
-    started_here = _connect(request.address, request.capacity or local_capacity(space.device), space, environment,
-                            request.verbose)
+    try:
+        started_here = _connect(request.address, request.capacity or local_capacity(space.device), space, environment,
+                                request.verbose)
+    except SystemExit:  # SIGTERM while Ray starts: `ray.init` and its head node exit on it by handlers of their own
+        terminate.handle(signal.SIGTERM)
+    terminate.reinstall()
     try:
         capacity = _capacity(request)
         plan = make_plan(space, capacity, request.prices, prune=request.prune, isolate=request.isolate_trials)
