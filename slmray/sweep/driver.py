@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import errno
 import logging
 import os
 import shlex
 import signal
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 from ray import tune
@@ -37,7 +39,7 @@ from slmray.sweep.lock import lock_lost
 from slmray.sweep.plan import PlannedTrial, make_plan, plan_trial
 from slmray.sweep.searchers import SAMPLERS, BudgetLimiter, DistinctSearcher, PlanSearcher, Recalibrating
 from slmray.sweep.space import SearchSpace, SpaceError, Trial
-from slmray.sweep.trial import SweepSettings, row_uri, run_trial
+from slmray.sweep.trial import RECORDED_AS, SweepSettings, row_uri, run_trial
 from slmray.sweep.warm import train_environment
 from slmray.sweep.warm_scheduler import INFRASTRUCTURE_RETRIES
 from slmray.train.config import config_label
@@ -119,10 +121,7 @@ class SweepRecorder(tune.Callback):
         """Trials that ended in an infrastructure failure: no row, run again by `--resume`."""
 
     def setup(self, **info) -> None:
-        self.rows, self.running, self.unrecorded = {}, set(), set()
-        for uri in list_files(join(self.sweep_dir, "rows"), ".parquet"):
-            for row in read_table(uri).to_pylist():
-                self.rows[row["trial_id"]] = row
+        self.rows, self.running, self.unrecorded = recorded_rows(self.sweep_dir), set(), set()
         if self.rows:
             print(f"resuming: {len(self.rows)} trials already recorded", flush=True)
 
@@ -131,13 +130,19 @@ class SweepRecorder(tune.Callback):
         print(f"[{_now()}] started {config_label(trial.config)} ({len(self.running)} running)", flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.running.discard(trial.trial_id)
         result = trial.last_result or {}
         if "status" not in result:  # the trial function ended without reporting its row
             return self.on_trial_error(iteration, trials, trial)
+        if result.get(RECORDED_AS) in self.rows:  # its configuration's row, recorded before: not twice
+            return self._progress()
         self._record({k: v for k, v in result.items() if k in COLUMNS})
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        dead = infrastructure_in(_trial_error(trial))
+        error = _trial_error(trial)
+        if error is not None and storage_full(error):  # the storage's failure: the sweep stops, `--resume` runs it
+            raise OSError(errno.ENOSPC, f"no space left on {self.sweep_dir}")
+        dead = infrastructure_in(error)
         if dead is not None:  # the cluster's failure, not the configuration's: no row, `--resume` runs it
             self.running.discard(trial.trial_id)
             self.unrecorded.add(trial.trial_id)
@@ -189,6 +194,15 @@ class SweepRecorder(tune.Callback):
         )
 
 
+def recorded_rows(sweep_dir: str) -> dict[str, dict]:
+    """The sweep's rows on storage by trial id: what is done (the record, whatever Tune's state says)."""
+    rows = {}
+    for uri in list_files(join(sweep_dir, "rows"), ".parquet"):
+        for row in read_table(uri).to_pylist():
+            rows[row["trial_id"]] = row
+    return rows
+
+
 def _trial_error(trial) -> BaseException | None:
     """The error a trial ended with, as Tune pickled it beside the trial (before `on_trial_error`)."""
     from ray import cloudpickle
@@ -224,6 +238,8 @@ def _quiet_ray(verbose: bool) -> None:
     # failed" with a traceback: the trial runs again (infrastructure) or its row says why
     logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
     logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
+    # "Saving experiment state ... failed" with a traceback (a full disk): the sweep says it in one line
+    logging.getLogger("ray.tune.execution.experiment_state").setLevel(logging.CRITICAL)
 
 
 def _keep_credentials_out_of_ray() -> None:
@@ -284,16 +300,21 @@ def _concurrency(space: SearchSpace, capacity: Capacity) -> int:
     return max(1, capacity.max_workers(None) // min(space.num_gpus))
 
 
-def search_alg(settings: SweepSettings, plan: list[PlannedTrial], runs: int, budget: float | None):
+def search_alg(settings: SweepSettings, plan: list[PlannedTrial], runs: int, budget: float | None,
+               recorded: Iterable[dict] = ()):
     """The searcher of the space: the plan in order (grid) or Optuna, each configuration once,
-    each with the tokens/s correction refitted so far, inside the budget."""
+    each with the tokens/s correction refitted so far, inside the budget.  `recorded`, the rows
+    of a resumed grid sweep: their configurations are not suggested again, and the correction and
+    the dollars spent start from them."""
     space = settings.space
+    recorded = list(recorded)
+    done = {Trial.from_row(row) for row in recorded}
     from ray.tune.search.optuna import OptunaSearch
 
     metrics = [o.column for o in space.objective_list]
     modes = [o.mode for o in space.objective_list]
     if space.search == "grid":
-        alg = PlanSearcher([p.trial.as_config() for p in plan][:runs])
+        alg = PlanSearcher([p.trial.as_config() for p in plan[:runs] if p.trial not in done])
     else:
         import optuna
 
@@ -305,8 +326,11 @@ def search_alg(settings: SweepSettings, plan: list[PlannedTrial], runs: int, bud
             points_to_evaluate=_predicted_front(space, plan, limit=runs),
         ))
     alg = Recalibrating(alg, GpuTypeOf(settings.capacity))
+    for row in recorded:
+        alg.recalibrator.observe(row)
     if budget is not None:
-        alg = BudgetLimiter(alg, budget, PlannedCost(settings))
+        alg = BudgetLimiter(alg, budget, PlannedCost(settings),
+                            spent_usd=sum(row.get("cost_usd") or 0.0 for row in recorded))
     return alg
 
 
@@ -521,9 +545,10 @@ def _settings(request: SweepRequest, capacity: Capacity, plan: list[PlannedTrial
     and the resources of a trial's own process (on the head node where the cluster marks it)."""
     import ray
 
+    recorded = {Trial.from_row(row): row for row in recorded_rows(request.sweep_dir).values()} if request.resume else {}
     settings = SweepSettings(
         space=request.space, sweep_id=request.name, sweep_dir=request.sweep_dir, capacity=capacity,
-        prices=request.prices, prune=request.prune,
+        prices=request.prices, prune=request.prune, recorded=recorded,
     )
     on_head = {HEAD_RESOURCE: 0.01} if ray.cluster_resources().get(HEAD_RESOURCE) else {}
     if not request.isolate_trials:
@@ -534,18 +559,22 @@ def _settings(request: SweepRequest, capacity: Capacity, plan: list[PlannedTrial
 
 def _tuner(request: SweepRequest, settings: SweepSettings, plan: list[PlannedTrial], runs: int, concurrency: int,
            resources: dict[str, float], recorder: SweepRecorder) -> tune.Tuner:
-    """Tune over the trial function: restored from the sweep's state, or new over the plan.  A
-    restored sweep runs its errored trials again: a trial errors only for the cluster's sake
-    (its process or node died) or without a row; one whose row was written re-reports it."""
+    """Tune over the trial function: new over the plan, or, resumed, over what the sweep's rows
+    lack.  The rows are the record, not Tune's state (a full disk cuts its state file short, and
+    Tune then runs recorded trials again and forgets others): a grid resumes as a new Tune run
+    over the configurations without a row.  Optuna's study lives in Tune's state: an Optuna
+    sweep is restored from it, its errored trials run again (a trial errors only for the
+    cluster's sake, or without a row), and a trial whose configuration has a row re-reports it."""
     _keep_credentials_out_of_ray()
     trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=settings), resources)
     print(f"sweep {request.name}: {runs} trials on {settings.capacity.where}, up to {concurrency} at once -> "
           f"{request.sweep_dir}", flush=True)
-    if request.resume:
+    space = settings.space
+    recorded = list(settings.recorded.values())
+    if request.resume and space.search != "grid":
         tuner = tune.Tuner.restore(request.sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
         _follow_storage(tuner, recorder)
         return tuner
-    space = settings.space
     param_space = {}
     if space.search == "optuna":
         param_space = {k: tune.choice(v) for k, v in space.choices().items()}
@@ -553,8 +582,10 @@ def _tuner(request: SweepRequest, settings: SweepSettings, plan: list[PlannedTri
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            search_alg=search_alg(settings, plan, runs, request.budget_usd),
-            num_samples=runs, max_concurrent_trials=concurrency,
+            search_alg=search_alg(settings, plan, runs, request.budget_usd, recorded),
+            # a resumed grid: the configurations its rows lack (at least one sample: Tune wants one)
+            num_samples=max(runs - len(recorded), 1) if space.search == "grid" else runs,
+            max_concurrent_trials=concurrency,
             # a trial's driver is a light actor with the same resources each time: reusing it
             # saves its process start and imports, about 7 s between trials on 2 CPU cores
             reuse_actors=True,
@@ -589,6 +620,9 @@ def _fit(request: SweepRequest, tuner: tune.Tuner, settings: SweepSettings) -> b
         except Exception as exc:  # a storage outage, a bug: the state saved so far stays resumable
             if request.verbose:
                 raise
+            if storage_full(exc):  # the rows written so far are the record: --resume runs what they lack
+                raise SweepError(f"{request.sweep_dir}: no space left on the sweep's storage; free some, then "
+                                 f"continue with: {continue_command(request)}") from None
             raise SweepError(f"the sweep stopped: {type(exc).__name__}: {first_line(exc)[:300]} (--verbose shows "
                              f"the traceback); continue with: {continue_command(request)}") from None
         finally:
@@ -598,6 +632,20 @@ def _fit(request: SweepRequest, tuner: tune.Tuner, settings: SweepSettings) -> b
                 except infrastructure_errors():  # the pool died for good: its groups went with it
                     pass
     return interrupt.seen
+
+
+def storage_full(exc: BaseException) -> bool:
+    """Whether a write failed for want of space (ENOSPC, or a quota's EDQUOT), anywhere in `exc`'s chain."""
+    seen, chain = set(), [exc]
+    while chain:
+        e = chain.pop()
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(e):
+            return True
+        chain += [e.__cause__, e.__context__, getattr(e, "cause", None)]
+    return False
 
 
 def _finish(request: SweepRequest, runs: int, interrupted: bool, recorder: SweepRecorder) -> int:
