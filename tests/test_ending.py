@@ -74,3 +74,17 @@ def test_the_runs_processes_are_found_by_their_mark_and_ended_whatever_their_ses
         for p in (*sleepers, other):
             p.kill()
             p.wait()
+
+
+def test_a_grid_is_stored_with_its_sweep_and_one_cut_short_reads_as_none(tmp_path):
+    from slmray.sweep.driver import GRID_FILE, store_grid, stored_grid, unrecorded
+    from slmray.sweep.space import Trial
+
+    configs = [Trial("tiny", batch, 1, "sdpa", "ddp", None, False, 32, False).as_config() for batch in (1, 2, 4)]
+    store_grid(str(tmp_path), configs)
+    assert stored_grid(str(tmp_path)) == configs
+    row = {**configs[1], "gpu_type": "cpu", "requested_gpu_type": None, "status": "failed"}
+    assert unrecorded(stored_grid(str(tmp_path)), [row]) == [configs[0], configs[2]]  # a failed row is recorded too
+    text = (tmp_path / GRID_FILE).read_text()
+    (tmp_path / GRID_FILE).write_text(text[: len(text) // 2])  # a full disk
+    assert stored_grid(str(tmp_path)) is None and stored_grid(str(tmp_path / "none")) is None

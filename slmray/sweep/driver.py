@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import errno
+import json
 import logging
 import os
 import shlex
@@ -30,11 +31,11 @@ from slmray.core.pareto import pareto_mask
 from slmray.core.row import make_row
 from slmray.errors import ConfigError, first_line
 from slmray.predict.calibration import Correction
-from slmray.results.storage import join, list_files
+from slmray.results.storage import exists, filesystem, join, list_files, write_atomically
 from slmray.results.table import COLUMNS, RESULTS_FILE, read_table, to_table, write_table
+from slmray.sweep.capacity import Capacity, local_capacity, ray_capacity
 from slmray.sweep.ending import RUN_VARIABLE, Watcher, end_run_processes, new_run_id, stopped_lines
 from slmray.sweep.failure import error_line, infrastructure_errors, infrastructure_in
-from slmray.sweep.capacity import Capacity, local_capacity, ray_capacity
 from slmray.sweep.lock import lock_lost
 from slmray.sweep.plan import PlannedTrial, make_plan, plan_trial
 from slmray.sweep.searchers import SAMPLERS, BudgetLimiter, DistinctSearcher, PlanSearcher, Recalibrating
@@ -301,20 +302,20 @@ def _concurrency(space: SearchSpace, capacity: Capacity) -> int:
 
 
 def search_alg(settings: SweepSettings, plan: list[PlannedTrial], runs: int, budget: float | None,
-               recorded: Iterable[dict] = ()):
+               recorded: Iterable[dict] = (), grid: list[dict] | None = None):
     """The searcher of the space: the plan in order (grid) or Optuna, each configuration once,
     each with the tokens/s correction refitted so far, inside the budget.  `recorded`, the rows
     of a resumed grid sweep: their configurations are not suggested again, and the correction and
-    the dollars spent start from them."""
+    the dollars spent start from them; `grid`, the configurations it planned when it started
+    (default: the plan's first `runs`)."""
     space = settings.space
     recorded = list(recorded)
-    done = {Trial.from_row(row) for row in recorded}
     from ray.tune.search.optuna import OptunaSearch
 
     metrics = [o.column for o in space.objective_list]
     modes = [o.mode for o in space.objective_list]
     if space.search == "grid":
-        alg = PlanSearcher([p.trial.as_config() for p in plan[:runs] if p.trial not in done])
+        alg = PlanSearcher(unrecorded([p.trial.as_config() for p in plan[:runs]] if grid is None else grid, recorded))
     else:
         import optuna
 
@@ -332,6 +333,41 @@ def search_alg(settings: SweepSettings, plan: list[PlannedTrial], runs: int, bud
         alg = BudgetLimiter(alg, budget, PlannedCost(settings),
                             spent_usd=sum(row.get("cost_usd") or 0.0 for row in recorded))
     return alg
+
+
+def unrecorded(configs: list[dict], recorded: Iterable[dict]) -> list[dict]:
+    """The configurations none of the rows `recorded` measured, in order."""
+    done = {Trial.from_row(row) for row in recorded}
+    return [c for c in configs if Trial.from_config(c) not in done]
+
+
+GRID_FILE = "grid.json"
+"""The configurations a grid sweep planned when it started, in `<storage>/<name>/`: with the rows,
+what a resume runs (whatever the space file or Tune's state say meanwhile)."""
+
+
+def store_grid(sweep_dir: str, configs: list[dict]) -> None:
+    body = json.dumps(configs, indent=1).encode()
+
+    def write(fs, path: str) -> None:
+        with fs.open_output_stream(path) as out:
+            out.write(body)
+
+    write_atomically(join(sweep_dir, GRID_FILE), write)
+
+
+def stored_grid(sweep_dir: str) -> list[dict] | None:
+    """The grid stored with the sweep; None for a sweep begun before it was stored, or one whose
+    file a full disk cut short (the current plan stands in)."""
+    uri = join(sweep_dir, GRID_FILE)
+    if not exists(uri):
+        return None
+    fs, path = filesystem(uri)
+    with fs.open_input_stream(path) as f:
+        try:
+            return json.loads(f.read().decode())
+        except ValueError:
+            return None
 
 
 PREDICTED = {
@@ -571,6 +607,11 @@ def _tuner(request: SweepRequest, settings: SweepSettings, plan: list[PlannedTri
           f"{request.sweep_dir}", flush=True)
     space = settings.space
     recorded = list(settings.recorded.values())
+    grid = None
+    if space.search == "grid":
+        grid = (stored_grid(request.sweep_dir) if request.resume else None) or [p.trial.as_config() for p in plan[:runs]]
+        if not request.resume:
+            store_grid(request.sweep_dir, grid)
     if request.resume and space.search != "grid":
         tuner = tune.Tuner.restore(request.sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
         _follow_storage(tuner, recorder)
@@ -582,9 +623,9 @@ def _tuner(request: SweepRequest, settings: SweepSettings, plan: list[PlannedTri
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            search_alg=search_alg(settings, plan, runs, request.budget_usd, recorded),
-            # a resumed grid: the configurations its rows lack (at least one sample: Tune wants one)
-            num_samples=max(runs - len(recorded), 1) if space.search == "grid" else runs,
+            search_alg=search_alg(settings, plan, runs, request.budget_usd, recorded, grid),
+            # a grid: the configurations its rows lack (at least one sample: Tune wants one)
+            num_samples=max(len(unrecorded(grid, recorded)), 1) if grid is not None else runs,
             max_concurrent_trials=concurrency,
             # a trial's driver is a light actor with the same resources each time: reusing it
             # saves its process start and imports, about 7 s between trials on 2 CPU cores
