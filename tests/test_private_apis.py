@@ -17,7 +17,7 @@ from slmray import private_apis
 
 ROOT = Path(__file__).resolve().parents[1]
 GUARDED = {"ENV_VARS_TO_PROPAGATE", "SIGUSR1", "_local_tensor", "_ot_study", "_dynamo", "placement_group_table", "_sleep",
-           "_local_tuner"}
+           "_local_tuner", "print_to_stdstream"}
 """Names of the internals `private_apis` guards (or replaced), as attributes or subscripts."""
 
 
