@@ -123,8 +123,8 @@ def test_a_killed_raylet_stops_the_sweep_with_what_is_left_and_resume_runs_each_
     assert_every_configuration_once(sweep_dir)
 
 
-@pytest.mark.parametrize("sig, when", [(signal.SIGTERM, "running"), (signal.SIGHUP, "running"),
-                                       (signal.SIGTERM, "ray starting")])
+@pytest.mark.parametrize("sig, when", [(signal.SIGTERM, "running"), (signal.SIGTERM, "ray starting"),
+                                       (signal.SIGHUP, "ray starting")])
 def test_a_signal_to_the_process_group_ends_the_sweep_at_once_with_its_lines_and_no_process_left(
         space, tmp_path, sig, when):
     sweep_dir = tmp_path / "s" / "sig"
