@@ -293,7 +293,8 @@ def _connect(address: str | None, capacity_hint: Capacity, space: SearchSpace, e
     return True
 
 
-def _concurrency(space: SearchSpace, capacity: Capacity) -> int:
+def max_concurrent_trials(space: SearchSpace, capacity: Capacity) -> int:
+    """Trials run at once: the space's max_concurrent, else as many of its smallest as the GPUs hold (CPU: one)."""
     if space.max_concurrent:
         return space.max_concurrent
     if not capacity.use_gpu:
@@ -551,7 +552,7 @@ def _run(request: SweepRequest, terminate: _Terminate) -> int:
         plan = make_plan(space, capacity, request.prices, prune=request.prune, isolate=request.isolate_trials)
         runs = planned_runs(space, plan, request.max_trials)
         terminate.planned(runs)
-        concurrency = _concurrency(space, capacity)
+        concurrency = max_concurrent_trials(space, capacity)
         settings, resources = _settings(request, capacity, plan, runs, concurrency)
         recorder = SweepRecorder(request.name, request.sweep_dir, runs, concurrency, GpuTypeOf(settings.capacity))
         tuner = _tuner(request, settings, plan, runs, concurrency, resources, recorder)

@@ -85,8 +85,10 @@ def make_row(
 
     driver = {"sweep_id": sweep.sweep_id, "trial_id": trial_id, "torch_version": importlib.metadata.version("torch"),
               "ray_version": ray.__version__, "slmray_version": __version__}
+    capacity = sweep.capacity  # a sweep runs on nodes that are there: its trials share them
     return core_row.make_row(driver, planned.row_columns(), planned.train.flat(), result, {"status": status, "error": error},
-                             started=started, ended=ended, prices=sweep.prices)
+                             started=started, ended=ended, prices=sweep.prices,
+                             node_gpus=capacity.gpus_per_node.get(planned.gpu_type) if capacity.nodes_given else None)
 
 
 def _run_warm(sweep: SweepSettings, trial: ResolvedTrial, trial_id: str) -> dict:
