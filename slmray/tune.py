@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 from slmray.cli import add_price_arguments, exits_2_on_user_error, parser, price_book
+from slmray.sweep.warm_scheduler import INFRASTRUCTURE_RETRIES
 
 DEFAULT_STORAGE = "~/slmray_results"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -47,7 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=DEFAULT_STORAGE,
                    help="local directory or s3://bucket/prefix the sweep is written under (default: %(default)s)")
     p.add_argument("--name", default=None, help="sweep name (default: the space's file name and the time)")
-    p.add_argument("--resume", action="store_true", help="continue the interrupted sweep --name")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted sweep --name: each configuration its recorded rows lack runs, once. "
+                        "A trial whose process, worker group, node or Ray died is not charged to its configuration: "
+                        f"it runs again on fresh resources (up to {INFRASTRUCTURE_RETRIES} times), then is left "
+                        "unrecorded for --resume (exit 75)")
     p.add_argument("--allow-changed-space", action="store_true",
                    help="with --resume: go on although the space file changed since the sweep started (the remaining "
                         "trials run with the new settings); without it such a resume is refused")

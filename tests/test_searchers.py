@@ -180,3 +180,32 @@ def test_every_sampler_survives_the_pickling_tune_does_mid_search(name):
     rest = _drive(restored, 4, start=2)
     assert len(first) == 2 and len(first + rest) == 4
     assert len({tuple(sorted(c.items())) for c in first + rest}) == 4
+
+
+def test_a_resumed_grid_suggests_only_what_its_rows_lack_with_their_correction_and_spending():
+    """The rows are the record: a grid resumed from them suggests each configuration they lack,
+    once, in the plan's order; the correction and the dollars spent start from them."""
+    from ray.tune.search import Searcher
+
+    from slmray.sweep.driver import search_alg
+    from slmray.sweep.space import Trial
+    from slmray.sweep.trial import SweepSettings
+
+    from slmray.sweep.capacity import local_capacity
+
+    space = SearchSpace(model=["tiny"], per_device_batch=[8, 16, 32], num_gpus=[1], attention=["sdpa"],
+                        strategy=["ddp"], seq_len=32, device="cpu")
+    settings = SweepSettings(space=space, sweep_id="s", sweep_dir="/unused", capacity=local_capacity("cpu"),
+                             prices=PriceBook.load("local"), prune=True)
+    plan = make_plan(space, settings.capacity, settings.prices, prune=True)
+    predicted = plan[1].estimate.tokens_per_s
+    # the row of batch 16, as the sweep wrote it: its GPU type as planned and as the space asked
+    row = {**plan[1].row_columns(), "status": "ok", "tokens_per_s": 0.5 * predicted,
+           "predicted_tokens_per_s_uncorrected": predicted, "cost_usd": 7.0}
+    assert Trial.from_row(row) == plan[1].trial
+    alg = search_alg(settings, plan, runs=3, budget=10.0, recorded=[row])
+    first, second = alg.suggest("t0"), alg.suggest("t1")
+    assert [first["per_device_batch"], second["per_device_batch"]] == [8, 32]
+    assert first["correction"]["observed"] == 1  # the recorded row is among what the correction is fitted on
+    assert alg.spent_usd == 7.0
+    assert alg.suggest("t2") == Searcher.FINISHED
