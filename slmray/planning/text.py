@@ -14,11 +14,13 @@ from slmray.planning.run import Decision
 from slmray.predict.calibration import POOLED
 from slmray.train.config import CONFIG_KEYS, TrainConfig, config_label
 
-SHOWN = ("gpu_type", "num_gpus", "per_device_batch", "seq_len", "attention", "strategy", "compile")
-"""Configuration columns every options table shows."""
-SHOWN_WHERE_SET = tuple(k for k in CONFIG_KEYS if k not in ("model", *SHOWN))
-"""The other configuration columns (precision, sequence, checkpointing, loss kernel, backend): shown
-where the options differ in them or leave TrainConfig's default, so no two rows read alike."""
+SHOWN_WHERE_SET = ("precision", "activation_checkpointing", "loss_kernel", "backend")
+"""The configuration columns (precision, checkpointing, loss kernel, backend) shown only where the
+options differ in them or leave TrainConfig's default, so no two rows read alike."""
+_FIRST = ("gpu_type", "num_gpus")
+SHOWN = (*_FIRST, *(k for k in CONFIG_KEYS if k not in ("model", *_FIRST, *SHOWN_WHERE_SET)))
+"""Configuration columns every options table shows: the hardware first, then the rest of the
+configuration's identity (`CONFIG_KEYS`) but the model and `SHOWN_WHERE_SET`."""
 NUMBERS = ("tokens_per_s", "interval", "source", "hours", "gpu_hours", "usd", "usd_per_btok", "rental")
 HEADERS = {"gpu_type": "gpu", "num_gpus": "gpus", "per_device_batch": "batch", "tokens_per_s": "tokens/s",
            "gpu_hours": "GPU-h", "usd": "$", "usd_per_btok": "$/B tokens", "seq_len": "seq",
