@@ -61,14 +61,21 @@ def test_budgets_and_targets_come_from_the_models_runs():
     runs = 20 * best["n_params"] / best["tokens_per_usd"]  # $6.67 and $1,000
     assert budget.budgets(best) == [1.0, 10.0, 100.0, 1000.0]
     assert runs.min() >= 1.0 and runs.max() <= 1000.0
-    assert budget.targets(best) == sorted({round(float(scaling_law.loss(n, 20 * n)), 2) for n in (1e8, 1e9)},
-                                          reverse=True)
+    losses = {m: round(float(scaling_law.loss(n, 20 * n)), 2) for m, n in (("small", 1e8), ("big", 1e9))}
+    assert budget.targets(best) == {losses["small"]: "small", losses["big"]: "big"}
+    assert list(budget.targets(best)) == sorted(losses.values(), reverse=True)
+    assert f"loss {losses['big']:.2f} (big's)" in budget.cost_of_loss(best, budget.targets(best)).columns
 
 
 def test_critical_batch_warning_past_it():
-    best = budget.cheapest(_priced()).assign(tokens_per_step=[1e4, 1e8])
-    small, big = budget.critical_batch_lines(best)
-    assert small.endswith("below it.") and "past it" in big
+    best = budget.cheapest(_priced())
+    table = budget.loss_for_budget(best, [10.0]).set_index("model")
+    at = scaling_law.loss(1e9, 20 * 1e9)
+    assert table.loc["big", "critical batch"] == pytest.approx(scaling_law.critical_batch_tokens(at))
+    assert budget.past_critical_batch(best) == []
+    assert budget.past_critical_batch(best.assign(tokens_per_step=[1e4, 1e8])) == ["big"]
+    text, _ = budget.sections(_priced().assign(seq_len=[1024, 1024, 2 ** 20, 1024]))  # big at 16M tokens a step
+    assert any(t.startswith("Warning: past the critical batch") and t.endswith(": big.") for t in text)
 
 
 def test_no_price_is_one_line_not_a_table():

@@ -49,43 +49,48 @@ def budgets(best: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PAR
     return [10.0 ** k for k in range(lo, hi + 1)][:MAX_BUDGETS]
 
 
-def targets(best: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM) -> list[float]:
-    """Each model's loss at tokens_per_param x N tokens, to two decimals: the losses a reader
-    asks "which model reaches this, for how much?" about."""
+def targets(best: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM) -> dict[float, str]:
+    """Each model's loss at tokens_per_param x N tokens, to two decimals, highest first -> the
+    model's name: the losses a reader asks "which model reaches this, for how much?" about."""
     losses = scaling_law.loss(best["n_params"], tokens_per_param * best["n_params"])
-    return sorted({round(float(v), 2) for v in losses if np.isfinite(v)}, reverse=True)
+    out: dict[float, str] = {}
+    for model, value in sorted(zip(best["model"], losses), key=lambda mv: -mv[1]):
+        if np.isfinite(value):
+            out.setdefault(round(float(value), 2), model)
+    return out
 
 
-def loss_for_budget(best: pd.DataFrame, amounts: list[float]) -> pd.DataFrame:
-    """Per model: its cheapest configuration, tokens per $, loss floor, and the loss each budget buys."""
+def loss_for_budget(best: pd.DataFrame, amounts: list[float],
+                    tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM) -> pd.DataFrame:
+    """Per model: its cheapest configuration, tokens per $, its global batch against the critical
+    batch at the loss of a tokens_per_param run, the loss floor, and the loss each budget buys."""
     table = best[["model", "configuration", "tokens_per_usd"]].copy()
+    table["tokens/step"] = best["tokens_per_step"]
+    at = scaling_law.loss(best["n_params"], tokens_per_param * best["n_params"])
+    table["critical batch"] = scaling_law.critical_batch_tokens(at)
     table["loss floor"] = scaling_law.loss_floor(best["n_params"])
     for usd in amounts:
         table[f"${usd:,.0f}"] = scaling_law.loss(best["n_params"], usd * best["tokens_per_usd"])
     return table
 
 
-def cost_of_loss(best: pd.DataFrame, losses: list[float]) -> pd.DataFrame:
-    """Per model: the dollars to reach each target loss; `unreachable` at or below its floor."""
+def cost_of_loss(best: pd.DataFrame, losses: dict[float, str] | list[float]) -> pd.DataFrame:
+    """Per model: the dollars to reach each target loss (a column each, named by the model whose
+    target it is, where given); `unreachable` at or below the model's floor."""
     table = best[["model"]].copy()
     for target in losses:
         usd = scaling_law.tokens_for_loss(best["n_params"], target) / best["tokens_per_usd"].to_numpy()
-        table[f"loss {target:.2f}"] = [v if np.isfinite(v) else "unreachable" for v in usd]
+        whose = f" ({losses[target]}'s)" if isinstance(losses, dict) else ""
+        table[f"loss {target:.2f}{whose}"] = [v if np.isfinite(v) else "unreachable" for v in usd]
     return table
 
 
-def critical_batch_lines(best: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM) -> list[str]:
-    """Per model: the cheapest configuration's global batch against the critical batch at the loss
-    of its tokens_per_param run; a warning where it is past it."""
-    out = []
-    for _, r in best.iterrows():
-        at = float(scaling_law.loss(r["n_params"], tokens_per_param * r["n_params"]))
-        crit = float(scaling_law.critical_batch_tokens(at))
-        verdict = ("past it: each token buys less loss than the law assumes; lower the batch or accept fewer "
-                   "loss per token" if r["tokens_per_step"] > crit else "below it")
-        out.append(f"{r['model']}: {r['configuration']} trains {r['tokens_per_step']:,.0f} tokens per step; the "
-                   f"critical batch at loss {at:.2f} is about {crit:,.0f} tokens, {verdict}.")
-    return out
+def past_critical_batch(best: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM) -> list[str]:
+    """The models whose cheapest configuration's global batch is past the critical batch at the
+    loss of a tokens_per_param run: there each token buys less loss than the law's rate says."""
+    at = scaling_law.loss(best["n_params"], tokens_per_param * best["n_params"])
+    past = best["tokens_per_step"].to_numpy() > scaling_law.critical_batch_tokens(at)
+    return best.loc[past, "model"].tolist()
 
 
 def sections(df: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM):
@@ -98,10 +103,17 @@ def sections(df: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PARA
     text = [
         f"What a budget buys and what a loss costs, per model, from its measured tokens per $ (its cheapest "
         f"configuration per token) and {scaling_law.SOURCE}. Targets: each model's loss at {tokens_per_param:g} "
-        "tokens per parameter; unreachable: at or below the model's loss floor (its loss with unlimited data). "
-        "Dollars for the training tokens alone: start-up, checkpoints and evaluation are not in them.",
-        *scaling_law.CAVEATS, *critical_batch_lines(best, tokens_per_param),
+        "tokens per parameter (each column names whose); unreachable: at or below the model's loss floor (its loss "
+        "with unlimited data). Dollars for the training tokens alone: start-up, checkpoints and evaluation are not "
+        "in them.",
+        *scaling_law.CAVEATS,
     ]
-    tables = [("Loss (nats per token, on the law's data) a budget buys", loss_for_budget(best, amounts)),
+    past = past_critical_batch(best, tokens_per_param)
+    text.append(f"Warning: past the critical batch (tokens/step above it), so the losses below are optimistic: "
+                f"{', '.join(past)}." if past else
+                f"Every model's cheapest configuration trains below the critical batch at its {tokens_per_param:g} "
+                "tokens-per-parameter loss (tokens/step against critical batch below).")
+    tables = [("Loss (nats per token, on the law's data) a budget buys",
+               loss_for_budget(best, amounts, tokens_per_param)),
               ("$ a target loss costs", cost_of_loss(best, losses))]
     return text, tables

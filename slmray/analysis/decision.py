@@ -31,7 +31,15 @@ from slmray.core.pareto import pareto_mask
 from slmray.planning.assumptions import DEFAULT_TOKENS_PER_PARAM, PlanError, default_assumptions
 from slmray.planning.options import model_configs
 from slmray.planning.run import Decision, plan_run, recorded_prices
-from slmray.planning.text import answer, correction_lines, excluded, excluded_counts, option_label, options_table
+from slmray.planning.text import (
+    answer,
+    correction_lines,
+    critical_batch_line,
+    excluded,
+    excluded_counts,
+    option_label,
+    options_table,
+)
 from slmray.train.config import CONFIG_KEYS
 
 TOP = 10
@@ -63,7 +71,7 @@ class Pick:
     runner_up: str | None
     runner_up_values: dict[str, float]
     tied: bool
-    """The runner-up is within the spread on every objective it trails on."""
+    """The runner-up is within the spread of the pick on every objective."""
     tokens: float
     """Tokens of the stated run."""
     hours: float
@@ -158,8 +166,8 @@ def _why(df: pd.DataFrame, pick: pd.Series, metric: Objective, keys: list[str], 
     equal settings (`BATCH_FREE` ones each at its best batch); where none ran there, the range of
     that factor where the two ran at equal settings (not for the batch or GPU count, which other
     settings move)."""
+    df = df.loc[df["model"] == pick["model"], [*keys, "status", metric.column]]  # narrow: many lookups follow
     rows = ok(df).dropna(subset=[metric.column])
-    rows = rows[rows["model"] == pick["model"]]
     out = []
     for key in [k for k in WHY_KEYS if k in keys and rows[k].nunique(dropna=True) > 1]:
         others = [k for k in keys if k != key and k in rows.columns
@@ -172,7 +180,7 @@ def _why(df: pd.DataFrame, pick: pd.Series, metric: Objective, keys: list[str], 
             alt, f = min(direct.items(), key=lambda kv: kv[1])
             out.append(f"{_value_word(key, mine)} over {_value_word(key, alt)} {_factor(f, spread)}")
             continue
-        failed = _same(df[(df["model"] == pick["model"]) & (df["status"] == "oom")], pick, others)
+        failed = _same(df[df["status"] == "oom"], pick, others)
         failed = failed[failed[key] != mine]
         if len(failed):
             alts = ", ".join(sorted({_value_word(key, v) for v in failed[key].dropna().unique()}))
@@ -243,8 +251,7 @@ def choose(df: pd.DataFrame, objectives: Sequence[Objective],
         values = {o.column: float(pick[o.column]) for o in objectives}
         runner = {o.column: float(second[o.column]) for o in objectives} if second is not None else {}
         tied = second is not None and np.isfinite(spread) and all(
-            abs(_ratio_text(o, values[o.column], runner[o.column]) - 1) < SPREAD_SIGMAS * spread
-            for o in usable if _ratio_text(o, values[o.column], runner[o.column]) > 1)
+            abs(_ratio_text(o, values[o.column], runner[o.column]) - 1) < SPREAD_SIGMAS * spread for o in usable)
         best_on = {}
         for o in usable[1:]:
             top = rows.loc[rows[o.column].astype(float).idxmax() if o.maximize else rows[o.column].astype(float).idxmin()]
@@ -276,25 +283,40 @@ def _short(value) -> str:
 
 
 def _sure(p: Pick) -> str:
-    first = p.ranked_by[0]
     spread = (f"run-to-run sd {100 * p.spread:.1f}% ({p.spread_source})" if np.isfinite(p.spread)
               else f"run-to-run spread {p.spread_source}")
     if p.runner_up is None:
         return f"measured; {spread}; the only configuration with every objective's value"
+    gaps = []
+    for o in p.ranked_by:
+        gap = _ratio_text(o, p.values[o.column], p.runner_up_values[o.column]) - 1
+        inside = np.isfinite(p.spread) and abs(gap) < SPREAD_SIGMAS * p.spread
+        where = " (within the spread)" if inside else " (outside the spread)" if np.isfinite(p.spread) else ""
+        gaps.append(f"{100 * abs(gap):.1f}% {'behind' if gap >= 0 else 'ahead'} on {o.column}{where}")
+    verdict = ": a tie, either will do" if p.tied else ""
+    return f"measured; {spread}; the runner-up is {', '.join(gaps)}{verdict}"
+
+
+def _sure_short(p: Pick) -> str:
+    """`_sure` in a table cell: the spread, and the runner-up's gap on the first objective."""
+    spread = f"sd {100 * p.spread:.1f}%" if np.isfinite(p.spread) else "sd unknown"
+    if p.runner_up is None:
+        return f"measured, {spread}; no runner-up"
+    first = p.ranked_by[0]
     gap = _ratio_text(first, p.values[first.column], p.runner_up_values[first.column]) - 1
     if p.tied:
-        return f"measured; {spread}; the runner-up is {100 * gap:.1f}% behind, within the spread: a tie"
-    if not np.isfinite(p.spread):
-        return f"measured; {spread}; the runner-up is {100 * gap:.1f}% behind"
-    return f"measured; {spread}; the runner-up is {100 * gap:.1f}% behind, outside the spread"
+        return f"measured, {spread}; a tie with the runner-up"
+    where = "" if not np.isfinite(p.spread) else (
+        " (within the spread)" if abs(gap) < SPREAD_SIGMAS * p.spread else " (outside the spread)")
+    return f"measured, {spread}; runner-up {100 * abs(gap):.1f}% {'behind' if gap >= 0 else 'ahead'}{where}"
 
 
 def summary_table(df: pd.DataFrame, objectives: Sequence[Objective],
-                  tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM) -> pd.DataFrame:
+                  tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM, picks: dict | None = None) -> pd.DataFrame:
     """One row per model: the pick, its tokens/s and $ per billion tokens, the run's hours and $,
     how sure, and the runner-up."""
     rows = []
-    for model, p in choose(df, objectives, tokens_per_param).items():
+    for model, p in (picks if picks is not None else choose(df, objectives, tokens_per_param)).items():
         if isinstance(p, str):
             rows.append({"model": model, "pick": f"none: {p}"})
             continue
@@ -302,7 +324,7 @@ def summary_table(df: pd.DataFrame, objectives: Sequence[Objective],
         rows.append({
             "model": model, "pick": p.configuration, "tokens/s": float(row["tokens_per_s"]),
             "$ per B tokens": float(row["usd_per_btok"]), "run tokens": p.tokens, "run GPU-hours":
-            p.hours * float(row["num_gpus"]), "run $": p.usd, "how sure": _sure(p),
+            p.hours * float(row["num_gpus"]), "run $": p.usd, "how sure": _sure_short(p),
             "runner-up": (f"{p.runner_up} ({_short(p.runner_up_values[p.ranked_by[0].column])} "
                           f"{p.ranked_by[0].column})" if p.runner_up else None),
         })
@@ -310,11 +332,11 @@ def summary_table(df: pd.DataFrame, objectives: Sequence[Objective],
 
 
 def summary_lines(df: pd.DataFrame, objectives: Sequence[Objective],
-                  tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM) -> list[str]:
+                  tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM, picks: dict | None = None) -> list[str]:
     """The decision in words, one paragraph per model, then how it was made."""
     first = objectives[0]
     lines = []
-    for model, p in choose(df, objectives, tokens_per_param).items():
+    for model, p in (picks if picks is not None else choose(df, objectives, tokens_per_param)).items():
         if isinstance(p, str):
             lines.append(f"{model}: no pick, {p}.")
             continue
@@ -399,7 +421,7 @@ def sections(df: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PARA
             "as `python -m slmray.recommend` plans it: options are the configurations the tables ran, on each GPU type "
             "of the tables at 1 to 8 GPUs; `measured` takes the tables' tokens/s, `predicted` the estimator's "
             "corrected by the measurements.",
-            *d.assumptions.lines(d.n_params), *d.notes, *correction_lines(d), *answer(d),
+            *d.assumptions.lines(d.n_params), *d.notes, *correction_lines(d), *answer(d), critical_batch_line(d),
         ]
         text = [t.strip() for t in text]
         if len(excluded(d)):

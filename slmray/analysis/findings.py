@@ -123,9 +123,9 @@ def grid(df: pd.DataFrame, metric: str, rows: Sequence[str], column: str, maximi
     return _mark_oom(*_grid(df, metric, rows, column, maximize))
 
 
-def held_fixed(df: pd.DataFrame, compared: str) -> list[str]:
+def held_fixed(df: pd.DataFrame, compared: str | None) -> list[str]:
     """The configuration keys a comparison of `compared` holds equal where the table varies them
-    (`row_keys` without the model), for a report to say so."""
+    (`row_keys` without the model; with None, all of them), for a report to say so."""
     return [k for k in row_keys(df, compared=compared) if k not in ("model", compared)]
 
 

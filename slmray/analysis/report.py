@@ -104,14 +104,17 @@ def _figure(section: Section, fig: Figure | None, out_dir: Path, name: str, capt
         section.figures.append((caption, plots.save(fig, out_dir / name)))
 
 
-def _decision(df: pd.DataFrame, objectives: Sequence[Objective], tokens_per_param: float) -> tuple[Section, pd.DataFrame]:
-    """The report's first section: per model, what to pick (`slmray.analysis.decision`)."""
-    section = Section("Decision: what to pick, per model")
-    table = decision.summary_table(df, objectives, tokens_per_param)
-    section.text += decision.summary_lines(df, objectives, tokens_per_param)
-    section.tables.append((f"The pick per model; a run of {tokens_per_param:g} tokens per parameter, "
-                           "measured tokens/s held throughout", table))
-    return section, table
+def _decision(df: pd.DataFrame, objectives: Sequence[Objective],
+              tokens_per_param: float) -> tuple[list[Section], pd.DataFrame]:
+    """The report's first sections: per model, what to pick, then why and how sure (`slmray.analysis.decision`)."""
+    picks = decision.choose(df, objectives, tokens_per_param)
+    table = decision.summary_table(df, objectives, tokens_per_param, picks)
+    lead = (f"Per model, the measured configuration to pick under {', then '.join(map(str, objectives))}, and what a "
+            f"run of {tokens_per_param:g} tokens per parameter costs on it; why and how sure in the next section.")
+    pick = Section("Decision: what to pick, per model", [lead],
+                   [("The pick per model, measured tokens/s held for the whole run", table)])
+    why = Section("Why each pick, and how sure", decision.summary_lines(df, objectives, tokens_per_param, picks))
+    return [pick, why], table
 
 
 def _loss_you_can_buy(df: pd.DataFrame, tokens_per_param: float) -> Section:
@@ -124,10 +127,12 @@ def _key_findings(df: pd.DataFrame, money: str) -> Section:
     section.text.append(
         "Per model, smallest first (per GPU type where the table has several). fused / eager: fused-attention tokens/s "
         "over eager, each at its best batch, with everything else as where fused is fastest; best batch: the "
-        f"per-device batch with the most {plots.label(money)}, saturates at: the smallest batch within 5% of it; "
-        "eager / fused OOM from: the smallest batch at which every such trial ran out of memory (- where none did); "
-        "best MFU over all trials; compile on / off: fused tokens/s with torch.compile over without, with everything "
-        "else as where compiled fused attention is fastest."
+        f"per-device batch with the most {plots.label(money)}, saturates at: the smallest batch within 5% of it with "
+        "everything else as at the best batch; eager / fused OOM from: the smallest batch at which every such trial "
+        "ran out of memory (- where none did); best MFU: over the bf16 trials, against the BF16 peak (where the table "
+        "has FP8 trials, the best FP8 one against the dense FP8 peak, and beside it the same run against the BF16 "
+        "peak, its BF16-equivalent); compile on / off: fused tokens/s with torch.compile over without, with "
+        "everything else as where compiled fused attention is fastest."
         + (" All but the last two columns read the trials without compile." if findings.mixes_compile(df) else ""))
     section.tables.append(("Key findings per model", findings.key_findings(df, money)))
     return section
@@ -139,10 +144,10 @@ def _findings(df: pd.DataFrame, money: str) -> Section:
     attention_rows = findings.row_keys(df, compared="attention")
     section = Section("Findings")
     section.text.append(
-        "Like with like: each row holds every setting but the compared one equal (those the table varies: "
-        f"{', '.join(findings.held_fixed(df, 'attention')) or 'none'} besides the compared one); each cell is the "
-        "best ok trial over the per-device batch, except in the GPU-type tables, which hold the batch equal too. "
-        "Rows where only one side ran compare nothing and are left out.")
+        "Like with like: each row holds every setting the table varies but the compared one equal (here: "
+        f"{', '.join(findings.held_fixed(df, None)) or 'none'}); each cell is the best ok trial over the per-device "
+        "batch, except in the GPU-type tables, which hold the batch equal too. Rows where only one side ran compare "
+        "nothing and are left out.")
     tables = [("FlashAttention (fused) vs eager attention, tokens/s", findings.attention_effect(df, rows=attention_rows))]
     if findings.mixes_compile(df):
         tables.append(("torch.compile off and on, tokens/s", findings.compile_effect(df)))
@@ -243,10 +248,10 @@ def _analysis(
         choice, best = _decision(df, objectives, tokens_per_param)
     else:
         best = pd.DataFrame()
-        choice = Section("Decision: what to pick, per model", ["No pick: no objective has values among the ok trials."])
+        choice = [Section("Decision: what to pick, per model", ["No pick: no objective has values among the ok trials."])]
     predictions = [_predictions(df, out_dir)] if accuracy.has_predictions(df) else []
     unpriced = money == "tokens_per_s" and any(o.column in PRICED_COLUMNS for o in objectives)
-    sections = [choice, _loss_you_can_buy(df, tokens_per_param), _key_findings(df, money), _findings(df, money),
+    sections = [*choice, _loss_you_can_buy(df, tokens_per_param), _key_findings(df, money), _findings(df, money),
                 *predictions, _front(df, usable, out_dir, unpriced), _figures(df, money, out_dir),
                 *(Section(*parts) for parts in decision.sections(df, tokens_per_param)),
                 Section("How the numbers are computed", list(DEFINITIONS))]
@@ -299,7 +304,7 @@ def _write(
     head.text += notes
     if not df.empty:  # after the decision and what a budget buys, where there is one
         trials = Section("Trials", tables=[("Trials per model and status", summary(df))])
-        at = 2 if sections and sections[0].title.startswith("Decision") else 0
+        at = next((i + 1 for i, s in enumerate(sections) if s.title == "Loss you can buy"), 0)
         sections = [*sections[:at], trials, *sections[at:]]
     sections = [head, *sections]
     md, page = out_dir / "report.md", out_dir / "report.html"
