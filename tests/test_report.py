@@ -3,6 +3,7 @@ sweep with recorded predictions, the trainer benchmark), an S3 copy of a table, 
 that must not crash it (empty, out-of-memory only, broken)."""
 
 import sys
+import warnings
 
 import pandas as pd
 import pyarrow as pa
@@ -39,7 +40,7 @@ def test_report_on_a_cpu_sweep(tmp_path):
     _assert_real_pngs(report.figures, 4)  # scaling, batch, attention, pareto (no GPU memory on the CPU)
     md, page = report.markdown.read_text(), report.html.read_text()
     assert md.index("## Decision: what to pick, per model") < md.index("## Key findings")  # the answer first
-    decided = md.split("## Decision: what to pick, per model")[1].split("\n## ")[0]
+    decided = md.split("## Why each pick, and how sure")[1].split("\n## ")[0]
     for model in ("tiny", "tiny-neox"):
         assert f"{model}: pick cpu x1 single" in decided
     assert "tiny-4m-vocab: no pick, no ok trial has tokens_per_s, usd_per_btok (oom 1)" in decided
@@ -164,6 +165,8 @@ def test_cli_reads_a_table_on_s3(cli, s3_server, tmp_path, monkeypatch):
         (["{bad}", "--price", "H100"], "error: --price 'H100': expected GPU=USD"),
         (["{bad}"], "is not a Parquet table"),
         (["{narrow}"], "lacks the column 'model'"),
+        (["{bad}", "--tokens-per-param", "0"], "error: --tokens-per-param: must be a positive number"),
+        (["{bad}", "--tokens-per-param", "nan"], "error: --tokens-per-param: must be a positive number"),
     ],
 )
 def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
@@ -375,3 +378,16 @@ def test_every_price_profile_on_the_two_gpu_type_sweeps_gives_a_report(cli, tmp_
     md = (out / "report.md").read_text()
     assert md.startswith("# slmray analysis") and (out / "report.html").exists()
     assert f"Re-priced with the {profile!r} profile" in md
+    # the first section names a configuration per model, with its run's dollars where its GPU has a price
+    first = md.split("\n## ")[1]
+    assert first.startswith("Decision: what to pick, per model")
+    picks = [row.split(" | ") for row in first.splitlines() if row.startswith("| llama-")]
+    assert [p[0] for p in picks] == ["| llama-100m", "| llama-500m", "| llama-1b", "| llama-2b"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a GPU the profile does not price warns: that is the case asked about
+        book = PriceBook.load(profile)
+        has_price = {g: book.trial_price(g, 1) is not None for g in ("H100-80GB", "H200")}
+    for model, pick, *_, run_usd, _sure, _runner in picks:
+        gpu = pick.split(" x1")[0]
+        assert gpu in has_price, pick
+        assert (run_usd != "-") == has_price[gpu], (model, pick, run_usd)

@@ -345,7 +345,8 @@ def summary_lines(df: pd.DataFrame, objectives: Sequence[Objective],
         text = (f"{model}: pick {p.configuration}: {_short(row['tokens_per_s'])} tokens/s, "
                 + (f"${_short(row['usd_per_btok'])} per billion tokens" if priced else "no price for its GPU")
                 + f"; a run of {p.tokens:,.0f} tokens ({tokens_per_param:g} per parameter) takes {p.hours:,.1f} h "
-                f"on {int(row['num_gpus'])} GPU(s)" + (f" for ${_short(p.usd)}. " if priced else ", dollars unknown. "))
+                f"on {int(row['num_gpus'])} GPU(s)" + (f" for ${_short(p.usd)}. " if priced else
+                                                         f", dollars unknown (give --price {row['gpu_type']}=USD). "))
         metric = p.ranked_by[0].column
         text += f"Why ({metric}): {'; '.join(p.why)}. " if p.why else "Why: no alternative ran at comparable settings. "
         if p.best_on:

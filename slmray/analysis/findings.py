@@ -3,10 +3,11 @@
 Every cell is `costs.best_over`: the best ok trial for that cell over the per-device batch (the
 paper's convention: each setting at its best batch), a cell whose trials all ran out of memory
 reading `oom`.  A comparison holds everything else fixed but the compared factor: `row_keys`
-gives a row to each GPU type, GPU count, strategy, sequence length and compile setting the
-table varies, so that an H100 figure is never divided by an H200 one, nor a compiled one by an
-uncompiled one.  Models are listed smallest first.  `key_findings` reads the trials without
-compile, one line per model and GPU type.
+gives a row to each configuration the table varies (`CONDITIONS` and compile), so that an H100
+figure is never divided by an H200 one, a compiled one by an uncompiled one, nor an FP8 one by a
+bf16 one; a row where only one side ran compares nothing and is left out (`comparable`).
+Models are listed smallest first.  `key_findings` reads the trials without compile, one line
+per model and GPU type.
 """
 
 from __future__ import annotations
