@@ -108,9 +108,7 @@ def _spread(df: pd.DataFrame, row: pd.Series, keys: list[str], fallback: float) 
     else the tables' typical one."""
     if row.get("repeats", 1) and row.get("repeats", 1) > 1 and pd.notna(row.get("tokens_per_s_std")):
         return float(row["tokens_per_s_std"]) / float(row["tokens_per_s"]), f"sd over its {int(row['repeats'])} repeats"
-    same = ok(df)
-    for k in keys:
-        same = same[same[k].isna()] if pd.isna(row[k]) else same[same[k] == row[k]]
+    same = _same(ok(df), row, keys)
     if len(same) > 1:
         values = same["tokens_per_s"].astype(float)
         return float(values.std() / values.mean()), f"sd over its {len(same)} trials"
@@ -205,9 +203,11 @@ def _why(df: pd.DataFrame, pick: pd.Series, metric: Objective, keys: list[str], 
 
 def _same(rows: pd.DataFrame, pick: pd.Series, keys: list[str]) -> pd.DataFrame:
     """The rows equal to `pick` in every one of `keys` (a null equal to a null)."""
+    mask = np.ones(len(rows), dtype=bool)
     for k in keys:
-        rows = rows[rows[k].isna()] if pd.isna(pick[k]) else rows[rows[k] == pick[k]]
-    return rows
+        column = rows[k]
+        mask &= (column.isna() if pd.isna(pick[k]) else column == pick[k]).to_numpy(dtype=bool)
+    return rows[mask]
 
 
 def _best(rows: pd.DataFrame, metric: Objective) -> float:
