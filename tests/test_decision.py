@@ -64,7 +64,8 @@ def test_a_runner_up_within_the_spread_on_every_objective_is_a_tie():
     pick = decision.choose(df, OBJECTIVES)["m"]
     assert pick.configuration.endswith("b32") and pick.tied
     assert decision.summary_table(df, OBJECTIVES).loc[0, "how sure"].endswith("a tie with the runner-up")
-    assert decision.summary_lines(df, OBJECTIVES)[0].endswith("a tie, either will do. Runner-up: H100-80GB x1 single sdpa b16.")
+    assert decision.summary_lines(df, OBJECTIVES)[0].endswith(
+        "a tie, either will do. Runner-up: H100-80GB x1 single sdpa b16.")
 
 
 def test_without_a_repeat_the_spread_is_unknown_and_said_so():

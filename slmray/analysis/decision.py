@@ -98,7 +98,9 @@ def table_spread(df: pd.DataFrame) -> float:
     """The median relative standard deviation of tokens/s over the tables' rows that repeated
     their measurement (NaN where none did)."""
     rows = ok(df)
-    repeated = rows[(rows["repeats"].fillna(1) > 1) & (rows["tokens_per_s"] > 0)] if "repeats" in rows else rows.iloc[0:0]
+    if "repeats" not in rows:
+        return math.nan
+    repeated = rows[(rows["repeats"].fillna(1) > 1) & (rows["tokens_per_s"] > 0)]
     rel = (repeated["tokens_per_s_std"].astype(float) / repeated["tokens_per_s"].astype(float)).dropna()
     return float(rel.median()) if len(rel) else math.nan
 
@@ -254,7 +256,8 @@ def choose(df: pd.DataFrame, objectives: Sequence[Objective],
             abs(_ratio_text(o, values[o.column], runner[o.column]) - 1) < SPREAD_SIGMAS * spread for o in usable)
         best_on = {}
         for o in usable[1:]:
-            top = rows.loc[rows[o.column].astype(float).idxmax() if o.maximize else rows[o.column].astype(float).idxmin()]
+            scores = rows[o.column].astype(float)
+            top = rows.loc[scores.idxmax() if o.maximize else scores.idxmin()]
             if top.name != pick.name:
                 best_on[o.column] = f"{config_label(top.to_frame().T).iloc[0]} ({_short(top[o.column])})"
         lacking = ok(part)[~np.isfinite(ok(part)[[o.column for o in usable]].astype(float)).all(axis=1)]
