@@ -41,6 +41,7 @@ def test_pick_why_run_cost_and_runner_up():
     assert "sdpa over eager x1.25" in why and "compile over no compile x2.00" in why
     # the H200 never ran compiled: the factor where both ran at equal settings, and a prompt to measure it
     assert "H100-80GB over H200: x0.83 where both ran at equal settings, not at the pick's (H200 was faster" in why
+    assert "b16: b32 ran out of memory at these settings" in why  # an alternative that failed is a reason too
     assert pick.best_on == {}  # the pick is also the cheapest per token
 
 

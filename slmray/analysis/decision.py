@@ -169,7 +169,8 @@ def _why(df: pd.DataFrame, pick: pd.Series, metric: Objective, keys: list[str], 
     df = df.loc[df["model"] == pick["model"], [*keys, "status", metric.column]]  # narrow: many lookups follow
     rows = ok(df).dropna(subset=[metric.column])
     out = []
-    for key in [k for k in WHY_KEYS if k in keys and rows[k].nunique(dropna=True) > 1]:
+    tried = df[df["status"].isin(("ok", "oom"))]  # an alternative that ran out of memory is a reason too
+    for key in [k for k in WHY_KEYS if k in keys and tried[k].nunique(dropna=True) > 1]:
         others = [k for k in keys if k != key and k in rows.columns
                   and not (key in BATCH_FREE and k == "per_device_batch")]
         mine = pick[key]
