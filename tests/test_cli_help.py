@@ -8,8 +8,7 @@ import sys
 
 import pytest
 
-from slmray.analysis import costs
-from slmray.analysis.__main__ import LOSS_SOURCES
+from slmray.analysis.__main__ import DEFAULT_TOKENS_PER_PARAM
 from slmray.analysis.__main__ import build_parser as analysis_parser
 from slmray.data.cli import SHARD_TOKENS_HELP
 from slmray.data.cli import build_parser as data_parser
@@ -95,7 +94,9 @@ def test_cluster_help_shows_defaults_once(capsys):
 
 
 def test_constants_spelled_out_for_a_light_help_agree():
-    assert LOSS_SOURCES == costs.LOSS_SOURCES
+    from slmray.planning import assumptions
+
+    assert DEFAULT_TOKENS_PER_PARAM == assumptions.DEFAULT_TOKENS_PER_PARAM
     from slmray.data import sources as data
 
     assert f"(default: {data.SHARD_TOKENS:,})" in SHARD_TOKENS_HELP

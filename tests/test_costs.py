@@ -1,5 +1,5 @@
-"""Cost metrics by hand: tokens per dollar, dollars per billion tokens, loss per dollar (Eq. 1),
-re-pricing a table, and the best-over-the-rest reduction with OOM as zero."""
+"""Cost metrics by hand: tokens per dollar, dollars per billion tokens, re-pricing a table, and
+the best-over-the-rest reduction with OOM as zero (the loss those tokens buy: test_scaling_law.py)."""
 
 import math
 import warnings
@@ -9,12 +9,8 @@ import pandas as pd
 import pytest
 
 from slmray.analysis.costs import (
-    CHINCHILLA,
     add_cost_metrics,
     best_over,
-    chinchilla_loss_per_token,
-    loss_per_usd,
-    measured_loss_per_token,
     price_trials,
     tokens_per_usd,
     usd_per_btok,
@@ -30,33 +26,6 @@ def test_tokens_per_dollar_and_dollars_per_billion_tokens():
     assert math.isnan(tokens_per_usd(1000.0, 0.0)) and usd_per_btok(1000.0, 0.0) == 0.0
     assert math.isnan(tokens_per_usd(1000.0, math.nan)) and math.isnan(usd_per_btok(0.0, 3.6))
     np.testing.assert_allclose(tokens_per_usd([1000.0, 2000.0], [3.6, 7.2]), [1e6, 1e6])
-
-
-def test_loss_per_dollar_is_eq_1():
-    # Loss/Token 2e-9, 1,000 tokens/s, $3.60/h = $0.001/s: 2e-9 * 1000 / 0.001 = 2e-3 loss per dollar
-    assert loss_per_usd(2e-9, 1000.0, 3.6) == pytest.approx(2e-3)
-    assert math.isnan(loss_per_usd(2e-9, 1000.0, 0.0))
-
-
-def test_chinchilla_loss_per_token_is_the_slope_of_the_law():
-    n = 1e8
-    d = 20 * n
-    c = CHINCHILLA
-    expected = 0.28 * 410.7 / d ** 1.28
-    assert chinchilla_loss_per_token(n) == pytest.approx(expected)
-
-    def law(tokens):
-        return c["E"] + c["A"] / n ** c["alpha"] + c["B"] / tokens ** c["beta"]
-
-    h = d * 1e-6  # the law's own finite-difference slope agrees
-    assert chinchilla_loss_per_token(n) == pytest.approx((law(d) - law(d + h)) / h, rel=1e-4)
-    assert chinchilla_loss_per_token(n, tokens_per_param=40) < chinchilla_loss_per_token(n)
-
-
-def test_measured_loss_per_token_is_minus_the_fitted_slope():
-    assert measured_loss_per_token([3.0, 2.0, 1.0], tokens_per_step=10.0) == pytest.approx(0.1)
-    assert measured_loss_per_token([1.0, 1.5, 2.0], tokens_per_step=5.0) == pytest.approx(-0.1)  # loss rose
-    assert math.isnan(measured_loss_per_token([1.0], 10.0)) and math.isnan(measured_loss_per_token(None, 10.0))
 
 
 def _trials():
@@ -90,18 +59,13 @@ def test_paper_profile_reproduces_relative_token_per_dollar():
     assert df["tokens_per_usd"].iloc[0] == pytest.approx(8000 * 3600 / 2.53)
 
 
-def test_add_cost_metrics_from_both_loss_sources():
+def test_add_cost_metrics_prices_per_billion_tokens_and_no_loss_per_dollar():
     priced = price_trials(_trials(), PriceBook.load("local", overrides={"H100-80GB": 2.0, "cpu": 0.36}))
-    scaling = add_cost_metrics(priced)
-    assert scaling["usd_per_btok"].iloc[1] == pytest.approx(0.36 / (100 * 3600) * 1e9)
-    assert scaling["loss_per_token"].iloc[0] == pytest.approx(chinchilla_loss_per_token(1e8))
-    assert scaling["loss_per_usd"].iloc[0] == pytest.approx(chinchilla_loss_per_token(1e8) * 8000 / (16.0 / 3600))
-    measured = add_cost_metrics(priced, "measured")
-    assert measured["loss_per_token"].iloc[0] == pytest.approx(1.0 / 1000)  # 1 loss per 1000-token step
-    assert measured["loss_per_token"].iloc[1] == pytest.approx(0.0)
-    assert math.isnan(measured["loss_per_token"].iloc[2])
-    with pytest.raises(ValueError, match="loss_source: 'guess'"):
-        add_cost_metrics(priced, "guess")
+    df = add_cost_metrics(priced)
+    assert df["usd_per_btok"].iloc[1] == pytest.approx(0.36 / (100 * 3600) * 1e9)
+    assert df["tokens_per_usd"].iloc[0] == pytest.approx(8000 * 3600 / 16.0)  # 2.0 x 8 GPUs
+    assert math.isnan(df["usd_per_btok"].iloc[2])  # out of memory: no throughput
+    assert not {"loss_per_token", "loss_per_usd"} & set(df.columns)  # replaced by slmray.analysis.budget
 
 
 def test_best_over_counts_oom_as_zero():

@@ -13,6 +13,7 @@ from slmray.analysis import decision
 from slmray.analysis.costs import price_trials
 from slmray.analysis.table import load_results
 from slmray.catalog.prices import PriceBook
+from slmray.core import scaling_law
 from slmray.predict.calibration import POOLED
 from slmray.planning.assumptions import default_assumptions
 from slmray.planning.options import fit_table_corrections
@@ -53,6 +54,11 @@ def test_the_bar_command_prints_options_with_hours_and_dollars(capsys):
     h200 = next(line for line in out.splitlines() if line.strip().startswith("H200: "))
     assert "from 10 ok trials, leave-one-out error" in h200 and "(uncorrected " in h200
     assert "checkpointing: a 11.6 GB checkpoint" in out and "out of memory (measured)" in out
+    # the global batch per option (b16 x 1,024 x 1 GPU) and the critical batch at the run's Chinchilla loss
+    assert " 16,384 " in line and "tokens/step" in out
+    critical = scaling_law.critical_batch_tokens(scaling_law.loss(LLAMA_1B, 20 * LLAMA_1B))
+    assert (f"the critical batch at this run's loss 2.59 (Chinchilla law; Kaplan et al. 2020, Eq. 5.3) is about "
+            f"{critical:,.0f}: every option is below it") in out
 
 
 def test_hours_and_dollars_follow_the_stated_assumptions(sweeps):

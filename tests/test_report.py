@@ -4,6 +4,7 @@ that must not crash it (empty, out-of-memory only, broken)."""
 
 import math
 import sys
+import warnings
 
 import pandas as pd
 import pyarrow as pa
@@ -46,12 +47,13 @@ def test_report_on_a_cpu_sweep(tmp_path):
     assert "Not drawn, memory.png: no ok trial measured its peak memory" in md
     assert ("Not drawn, pareto.png: no ok trial has both tokens_per_s and peak_mem_gb, drawn instead of max:tokens_per_s "
             "against min:usd_per_btok: at one price per model, $ per billion tokens follows from tokens/s alone") in md
-    assert md.rstrip().endswith("|") and "## Recommendation" in md
-    recommendation = md.split("## Recommendation")[1]
+    assert md.index("## Decision: what to pick, per model") < md.index("## Key findings")  # the answer first
+    decided = md.split("## Why each pick, and how sure")[1].split("\n## ")[0]
     for model in ("tiny", "tiny-neox"):
-        assert f"{model}: cpu x1 single" in recommendation
-    assert "tiny-4m-vocab: no recommendation, no ok trial with a value (oom 1)" in recommendation
-    assert set(report.recommendations["model"]) == {"tiny", "tiny-neox"}
+        assert f"{model}: pick cpu x1 single" in decided
+    assert "tiny-4m-vocab: no pick, no ok trial has tokens_per_s, usd_per_btok (oom 1)" in decided
+    picks = report.recommendations.set_index("model")["pick"]
+    assert picks["tiny"].startswith("cpu x1") and picks["tiny-4m-vocab"].startswith("none: ")
     assert page.count("data:image/png;base64,") == len(report.figures)
     for figure in report.figures:
         assert f"]({figure.name})" in md
@@ -80,7 +82,7 @@ def test_oom_only_table_through_the_cli(tmp_path, capsys):
     write_table(oom_only, str(path))
     assert main([str(path), "--out", str(tmp_path / "report"), "--prices", "aws"]) == 0
     md = (tmp_path / "report" / "report.md").read_text()
-    assert "none finished ok (oom 1)" in md and "No recommendation" in md
+    assert "none finished ok (oom 1)" in md and "No pick" in md
     assert "wrote" in capsys.readouterr().out
 
 
@@ -99,7 +101,7 @@ def test_cli_on_the_committed_h100_benchmark(cli, tmp_path):
     assert done.returncode == 0, done.stderr
     _assert_real_pngs(sorted(out.glob("*.png")), 3)
     md = (out / "report.md").read_text()
-    assert "llama-100m: H100-80GB x1 single sdpa b64 compile" in md.split("## Recommendation")[1]
+    assert "llama-100m: pick H100-80GB x1 single sdpa b64 compile" in md.split("## Decision")[1]
     assert "A100-40GB-hours" in md  # the paper's prices are relative
     assert "llama-2b: H100-80GB x1" in done.stdout
     assert "## Predicted vs measured" not in md and not (out / "predictions.png").exists()  # none recorded
@@ -171,6 +173,8 @@ def test_cli_reads_a_table_on_s3(cli, s3_server, tmp_path, monkeypatch):
         (["{bad}", "--price", "H100"], "error: --price 'H100': expected GPU=USD"),
         (["{bad}"], "is not a Parquet table"),
         (["{narrow}"], "lacks the column 'model'"),
+        (["{bad}", "--tokens-per-param", "0"], "error: --tokens-per-param: must be a positive number"),
+        (["{bad}", "--tokens-per-param", "nan"], "error: --tokens-per-param: must be a positive number"),
     ],
 )
 def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
@@ -212,11 +216,11 @@ def test_findings_tables_by_hand():
     assert strategy.loc[("a", 2), "fsdp / ddp"] == pytest.approx(150 / 180)
     assert strategy.loc[("b", 2), "fsdp / ddp"] == pytest.approx(20 / 16)
     attention = findings.attention_effect(df).set_index("model")
-    assert attention.loc["a", "fused / eager"] == pytest.approx(180 / 50) and pd.isna(attention.loc["b", "eager"])
+    assert attention.loc["a", "fused / eager"] == pytest.approx(180 / 50)
+    assert "b" not in attention.index  # b ran sdpa alone: a row that compares nothing is not printed
     batch = findings.batch_effect(df).set_index("model")
     assert list(batch.columns) == ["8", "16"] and batch.loc["a", "16"] == "oom"  # eager at 16 ran out of memory
-    assert findings.gpu_type_effect(df).set_index("model").loc["b", "A100-40GB"] == 20.0
-    assert list(findings.gpu_type_effect(df)["model"]) == ["a", "b"]  # smallest model first
+    assert findings.gpu_type_effect(df).empty  # each model on one GPU type: nothing to compare
     fig = plots.scaling_figure(df)  # a panel per model and attention backend, a line per GPU type and strategy
     panels = {ax.get_title(): {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()}
               for ax in fig.axes if ax.get_visible()}
@@ -238,11 +242,13 @@ def test_compile_oom_boundary_and_key_findings_by_hand():
     df = pd.DataFrame(rows, columns=["model", "strategy", "attention", "compile", "per_device_batch", "status",
                                      "tokens_per_s", "peak_mem_gb", "mfu"]).assign(
         n_params=1e8, gpu_type="H100-80GB", num_gpus=1, seq_len=1024)
-    assert findings.mixes_compile(df) and findings.row_keys(df, "num_gpus") == ["model", "num_gpus", "strategy", "compile"]
-    assert findings.row_keys(df, "num_gpus", compared="strategy") == ["model", "num_gpus", "compile"]
+    assert findings.mixes_compile(df)
+    assert findings.row_keys(df, "num_gpus") == ["model", "num_gpus", "strategy", "attention", "compile"]
+    assert findings.row_keys(df, "num_gpus", compared="strategy") == ["model", "num_gpus", "attention", "compile"]
     effect = findings.compile_effect(df).set_index(["strategy", "attention"])  # like for like: a row per strategy
     assert effect.loc[("single", "sdpa"), "on / off"] == pytest.approx(300 / 200)
-    assert effect.loc[("single", "eager"), "on"] == 250.0 and effect.loc[("ddp", "sdpa"), "off"] == "oom"
+    assert effect.loc[("single", "eager"), "on"] == 250.0
+    assert ("ddp", "sdpa") not in effect.index  # out of memory off, never run on: compares nothing
     split = findings.attention_effect(df, rows=["model", "compile"]).set_index("compile")
     assert split.loc[False, "fused / eager"] == pytest.approx(2.0) and split.loc[True, "fused / eager"] == pytest.approx(1.2)
     boundary = findings.oom_boundary(df).set_index(["strategy", "attention", "compile"])
@@ -298,30 +304,39 @@ def test_committed_report_compares_like_for_like(tmp_path, capsys):
     assert compile_table.splitlines()[0] == "| model | gpu_type | strategy | attention | off | on | on / off |"
     # llama-100m eager: the H100's own uncompiled 166,964 (single, as the compiled run), not the H200's 206,719
     assert "| llama-100m | H100-80GB | single | eager | 166,964 | 463,804 | 2.78 |" in compile_table
-    assert "| llama-100m | H200 | ddp | eager | 206,719 | - | - |" in compile_table
+    assert "| llama-100m | H200 |" not in compile_table  # no compiled H200 run: that row compares nothing
     attention = _table(md, "FlashAttention (fused) vs eager attention, tokens/s")
     assert "| llama-2b | H200 | ddp | False | oom | 18,219 | - |" in attention  # every eager trial ran out of memory
-    assert "| llama-2b | H200 | ddp | False | oom | 0.231 |" in _table(md, "MFU by attention backend")
-    assert "| llama-1b | H100-80GB | ddp | False | - | 29,958,333 | 32,916,669 | oom | oom |" in _table(
-        md, "Per-device batch size, tokens per $")
-    for caption in ("FlashAttention (fused) vs eager attention, tokens/s", "GPU type, tokens/s",
-                    "Per-device batch size, tokens per $", "MFU by attention backend"):
+    assert "| llama-2b | H200 | ddp | False | oom | 0.231 |" in _table(
+        md, "MFU (against the BF16 peak, FP8 runs too) by attention backend")
+    batch = _table(md, "Per-device batch size, tokens per $")  # a row per attention: no eager-to-sdpa jump
+    assert "| llama-1b | H100-80GB | ddp | sdpa | False | - | 29,958,333 | 32,916,669 | oom | - |" in batch
+    assert "| pythia-160m | H100-80GB | single | eager | False | - | 36,282,025 | oom | oom | - |" in batch
+    speed_caption = "GPU type at equal settings and batch, tokens/s"
+    for caption in ("FlashAttention (fused) vs eager attention, tokens/s", speed_caption,
+                    "Per-device batch size, tokens per $", "MFU (against the BF16 peak, FP8 runs too) by attention backend"):
         assert not [row for row in _table(md, caption).splitlines() if "| 0 |" in row], caption
-    speed = _table(md, "GPU type, tokens/s")  # ddp on both: the sweeps; the H100 benchmark's single alone
-    assert "| llama-100m | ddp | False | 354,250 | 397,641 | H200 | 0.891 | 1 |" in speed
-    assert "| llama-2b | single | False | 17,520 | - | - | - | - |" in speed
+    speed = _table(md, speed_caption)  # ddp on both: the sweeps; the H100 benchmark's single runs compare nothing
+    ratios = [float(row.split("|")[-2]) for row in speed.splitlines()[2:] if "| oom | oom |" not in row]
+    # H200 / best: the H200 is faster at every equal setting both ran
+    assert ratios and all(r == 1 for r in ratios)
+    h100 = [float(row.split("|")[-3]) for row in speed.splitlines()[2:] if "| oom |" not in row]
+    assert "| llama-1b | ddp | eager | 64 | False | oom | oom | - | - | - |" in speed  # both out of memory: no best
+    assert min(h100) == pytest.approx(1 / 1.198, abs=1e-3) and max(h100) == pytest.approx(1 / 1.07, abs=1e-3)
+    assert "| single |" not in speed
     printed = capsys.readouterr().out
-    assert "  llama-2b: H100-80GB x1 single sdpa b16 compile (tokens_per_s 39,525)" in printed and "e+" not in printed
+    assert "  llama-2b: H100-80GB x1 single sdpa b16 compile (39,525 tokens/s, run $1,904)" in printed
+    assert "e+" not in printed
 
 
 def test_report_without_prices_says_so_once(tmp_path, capsys):
     out = tmp_path / "report"
     assert main([str(H100_SWEEP), str(H200_SWEEP), "--out", str(out), "--prices", "local"]) == 0
     md = (out / "report.md").read_text()
-    assert md.count("**GPU type, tokens/s**") == 1
+    assert md.count("**GPU type at equal settings and batch, tokens/s**") == 1
     assert "there is no cost axis" in md.split("## Pareto front")[1].split("\n## ")[0]
     assert not (out / "pareto.png").exists() and "pareto.png" not in md
-    assert "  llama-2b: H200 x1 ddp sdpa b16 (tokens_per_s 18,219)" in capsys.readouterr().out
+    assert "  llama-2b: H200 x1 ddp sdpa b16 (18,219 tokens/s, run $0)" in capsys.readouterr().out
 
 
 def test_a_column_of_the_wrong_type_is_one_line(tmp_path, capsys):
@@ -380,3 +395,16 @@ def test_every_price_profile_on_the_two_gpu_type_sweeps_gives_a_report(cli, tmp_
     md = (out / "report.md").read_text()
     assert md.startswith("# slmray analysis") and (out / "report.html").exists()
     assert f"Re-priced with the {profile!r} profile" in md
+    # the first section names a configuration per model, with its run's dollars where its GPU has a price
+    first = md.split("\n## ")[1]
+    assert first.startswith("Decision: what to pick, per model")
+    picks = [row.split(" | ") for row in first.splitlines() if row.startswith("| llama-")]
+    assert [p[0] for p in picks] == ["| llama-100m", "| llama-500m", "| llama-1b", "| llama-2b"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a GPU the profile does not price warns: that is the case asked about
+        book = PriceBook.load(profile)
+        has_price = {g: book.trial_price(g, 1) is not None for g in ("H100-80GB", "H200")}
+    for model, pick, *_, run_usd, _sure, _runner in picks:
+        gpu = pick.split(" x1")[0]
+        assert gpu in has_price, pick
+        assert (run_usd != "-") == has_price[gpu], (model, pick, run_usd)

@@ -15,8 +15,9 @@ from slmray.cli import parser as new_parser
 from slmray.errors import UserError
 
 DEFAULT_OBJECTIVES = ("max:tokens_per_s", "min:usd_per_btok")
-LOSS_SOURCES = ("scaling", "measured")
-"""`costs.LOSS_SOURCES`, spelled out so that --help imports no pandas (tests/test_cli_help.py checks they agree)."""
+DEFAULT_TOKENS_PER_PARAM = 20.0
+"""`slmray.planning.assumptions.DEFAULT_TOKENS_PER_PARAM`, spelled out so that --help imports no pandas
+(tests/test_cli_help.py checks they agree)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,14 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="analysis-report", help="folder for report.md, report.html and the plots")
     p.add_argument(
         "--objective", action="append", default=None, metavar="max:COLUMN|min:COLUMN",
-        help="an objective, repeatable; the first ranks the recommendation "
-        f"(default: {' and '.join(DEFAULT_OBJECTIVES)})",
+        help="an objective, repeatable; the decision ranks by them in order, the next breaking ties within the "
+        f"run-to-run spread (default: {' and '.join(DEFAULT_OBJECTIVES)})",
     )
     # a profile is checked as the flags are parsed, before the tables are read (argparse's `invalid choice`)
     add_price_arguments(p, "the prices the sweep recorded; a profile re-prices every trial", profile_choices=True)
-    p.add_argument("--loss-per-token", choices=LOSS_SOURCES, default=LOSS_SOURCES[0],
-                   help="source of Loss/Token in loss per dollar: scaling (the Chinchilla law) or measured "
-                        "(the slope of the trial's loss curve)")
+    p.add_argument("--tokens-per-param", type=float, default=DEFAULT_TOKENS_PER_PARAM, metavar="R",
+                   help="the run the decision prices: R tokens per model parameter (20 is Chinchilla's compute-optimal "
+                        f"ratio) (default: {DEFAULT_TOKENS_PER_PARAM:g})")
     return p
 
 
@@ -42,7 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.out.strip():
         raise UserError("--out: must name a folder for the report (got an empty path)")
+    if not 0 < args.tokens_per_param < float("inf"):
+        raise UserError(f"--tokens-per-param: must be a positive number of tokens per parameter "
+                        f"(got {args.tokens_per_param:g})")
     # after parsing: pandas, pyarrow and matplotlib take about a second to import, which --help need not wait for
+    from pandas import isna as pd_isna
+
     from slmray.analysis.costs import DERIVED_COLUMNS, add_cost_metrics, price_trials
     from slmray.analysis.report import cell, write_report
     from slmray.analysis.table import load_results
@@ -71,17 +77,19 @@ def main(argv: list[str] | None = None) -> int:
         for w in caught:
             print(f"warning: {w.message}", file=sys.stderr)
             notes.append(str(w.message))
-    df = add_cost_metrics(df, args.loss_per_token)
+    df = add_cost_metrics(df)
     try:
-        report = write_report(df, args.out, objectives, args.results, notes, args.loss_per_token)
+        report = write_report(df, args.out, objectives, args.results, notes, args.tokens_per_param)
     except OSError as exc:  # --out is a file, or a folder that cannot be made
         print(f"error: --out {args.out}: cannot write the report there ({exc.strerror or exc})", file=sys.stderr)
         return 2
     print(f"wrote {report.markdown}, {report.html} and {len(report.figures)} plots")
-    if not report.recommendations.empty:
-        column = report.recommendations.columns[2]  # the objective the recommendation ranked by
-        for _, r in report.recommendations.iterrows():
-            print(f"  {r['model']}: {r['best']} ({column} {cell(r[column])})")  # 16,456, not 1.646e+04
+    for _, r in report.recommendations.iterrows():
+        if "tokens/s" not in r or pd_isna(r["tokens/s"]):
+            print(f"  {r['model']}: {r['pick']}")
+            continue
+        # 16,456, not 1.646e+04
+        print(f"  {r['model']}: {r['pick']} ({cell(r['tokens/s'])} tokens/s, run ${cell(r['run $'])})")
     return 0
 
 

@@ -3,10 +3,11 @@
 Every cell is `costs.best_over`: the best ok trial for that cell over the per-device batch (the
 paper's convention: each setting at its best batch), a cell whose trials all ran out of memory
 reading `oom`.  A comparison holds everything else fixed but the compared factor: `row_keys`
-gives a row to each GPU type, GPU count, strategy, sequence length and compile setting the
-table varies, so that an H100 figure is never divided by an H200 one, nor a compiled one by an
-uncompiled one.  Models are listed smallest first.  `key_findings` reads the trials without
-compile, one line per model and GPU type.
+gives a row to each configuration the table varies (`CONDITIONS` and compile), so that an H100
+figure is never divided by an H200 one, a compiled one by an uncompiled one, nor an FP8 one by a
+bf16 one; a row where only one side ran compares nothing and is left out (`comparable`).
+Models are listed smallest first.  `key_findings` reads the trials without compile, one line
+per model and GPU type.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ VANILLA_ATTENTION = ("eager", "sdpa-math")
 """Attention that materialises the T x T scores, the paper's "vanilla"; the rest are fused."""
 OOM = "oom"
 """A cell whose trials all ran out of memory (a number there would read as a measurement)."""
-CONDITIONS = ("gpu_type", "num_gpus", "strategy", "seq_len", "backend", "loss_kernel")
-"""What a comparison holds fixed where the table varies it, besides compile (`row_keys`): a
-Transformers run is never divided by a native one, nor a fused loss's by the standard one."""
-ROW_ORDER = (*CONDITIONS, "attention", "compile")
+CONDITIONS = ("gpu_type", "num_gpus", "strategy", "seq_len", "backend", "loss_kernel", "precision",
+              "activation_checkpointing", "attention")
+"""What a comparison holds fixed where the table varies it, besides compile (`row_keys`): every
+configuration key (`CONFIG_KEYS`) but the model, the compared one and the per-device batch (each
+cell at its best batch, the paper's convention).  A Transformers run is never divided by a native
+one, an FP8 run by a bf16 one, sdpa at batch 16 by eager at 8 in a batch table."""
+ROW_ORDER = (*CONDITIONS, "compile")
 """What a per-model table's rows sort by after the model, those of them it has."""
 
 
@@ -47,6 +51,13 @@ def mixes_gpu_types(df: pd.DataFrame) -> bool:
     return df["gpu_type"].nunique() > 1
 
 
+def varies_gpu_count(df: pd.DataFrame) -> bool:
+    """Whether some configuration ran on more than one GPU count (else a scaling table has nothing to compare)."""
+    keys = [k for k in row_keys(df, "gpu_type", compared="num_gpus") if k in df.columns]
+    ran = df[df["status"].isin(("ok", "oom"))]
+    return bool(len(ran)) and bool((ran.groupby(keys, dropna=False)["num_gpus"].nunique() > 1).any())
+
+
 def _varies(df: pd.DataFrame, column: str) -> bool:
     """Whether some model's trials differ in `column` (the GPU type: whether the table has several)."""
     if column == "gpu_type":
@@ -59,8 +70,8 @@ def _varies(df: pd.DataFrame, column: str) -> bool:
 def row_keys(df: pd.DataFrame, *keys: str, gpu_type: bool = True, compared: str | None = None) -> list[str]:
     """Row keys for a per-model table comparing `compared`: the model, each of `CONDITIONS` the
     table varies (the GPU type only with `gpu_type`), `keys`, and compile where the table mixes
-    it.  A row each holds everything but `compared` and the per-device batch fixed: tokens/s and
-    memory differ by GPU, GPU count and compile more than by most choices."""
+    it.  A row each holds everything but `compared` and the per-device batch fixed, so that every
+    ratio on a row is like for like."""
     skip = {compared, *([] if gpu_type else ["gpu_type"])}
     fixed = [c for c in CONDITIONS if c not in skip and (c in keys or _varies(df, c))]
     rest = [k for k in keys if k not in fixed]
@@ -113,13 +124,28 @@ def grid(df: pd.DataFrame, metric: str, rows: Sequence[str], column: str, maximi
     return _mark_oom(*_grid(df, metric, rows, column, maximize))
 
 
+def held_fixed(df: pd.DataFrame, compared: str | None) -> list[str]:
+    """The configuration keys a comparison of `compared` holds equal where the table varies them
+    (`row_keys` without the model; with None, all of them), for a report to say so."""
+    return [k for k in row_keys(df, compared=compared) if k not in ("model", compared)]
+
+
+def comparable(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The rows of a comparison table with a value (a number or `OOM`) in at least two of
+    `columns`: a row with one side alone compares nothing, so it is not printed."""
+    if len(columns) < 2:
+        return table.iloc[0:0]
+    present = table[list(columns)].notna().sum(axis=1) >= 2
+    return table[present].reset_index(drop=True)
+
+
 def attention_effect(df: pd.DataFrame, metric: str = "tokens_per_s", rows: Sequence[str] = ("model",)) -> pd.DataFrame:
     """Per model (or `rows`): each attention backend, and the best fused backend over eager."""
     table, oom = _grid(df, metric, rows, "attention")
     fused = [c for c in table.columns if c not in (*rows, *VANILLA_ATTENTION)]
     if "eager" in table.columns and fused:
         table["fused / eager"] = _ratio(table[fused].max(axis=1), table["eager"])
-    return _mark_oom(table, oom)
+    return comparable(_mark_oom(table, oom), [c for c in table.columns if c not in (*rows, "fused / eager")])
 
 
 def strategy_effect(
@@ -130,7 +156,7 @@ def strategy_effect(
     fsdp = [c for c in table.columns if c.startswith("fsdp")]
     if "ddp" in table.columns and fsdp:
         table["fsdp / ddp"] = _ratio(table[fsdp].max(axis=1), table["ddp"])
-    return _mark_oom(table, oom)
+    return comparable(_mark_oom(table, oom), [c for c in table.columns if c not in (*rows, "fsdp / ddp")])
 
 
 def gpu_scaling(df: pd.DataFrame) -> pd.DataFrame:
@@ -170,13 +196,14 @@ def gpu_type_effect(df: pd.DataFrame, metric: str = "tokens_per_usd", rows: Sequ
     types = [c for c in table.columns if c not in rows]
     if len(types) > 1:
         values = table[types].astype(float)
-        compared = values.notna().sum(axis=1) > 1  # a row with one type's value (oom counts) compares nothing
+        # a row with one type's value (oom counts) compares nothing; one where all ran out of memory has no best
+        compared = (values.notna().sum(axis=1) > 1) & (values.max(axis=1) > 0)
         best = pd.Series(None, index=values.index, dtype=object)  # idxmax refuses a row with no value (no price)
         best[compared] = values[compared].idxmax(axis=1)
         table["best"] = best
-        for t in types:
-            table[f"{t} / best"] = (values[t] / values.max(axis=1)).where(compared)
-    return _mark_oom(table, oom)
+        for t in types:  # out of memory has no ratio (the cell says oom), not 0
+            table[f"{t} / best"] = (values[t] / values.max(axis=1)).where(compared & ~oom[t])
+    return comparable(_mark_oom(table, oom), types)
 
 
 def compile_effect(df: pd.DataFrame, metric: str = "tokens_per_s", rows: Sequence[str] | None = None) -> pd.DataFrame:
@@ -187,7 +214,7 @@ def compile_effect(df: pd.DataFrame, metric: str = "tokens_per_s", rows: Sequenc
     table, oom = (t.rename(columns={"False": "off", "True": "on"}) for t in (table, oom))
     if {"off", "on"} <= set(table.columns):
         table["on / off"] = _ratio(table["on"], table["off"])
-    return _mark_oom(table, oom)
+    return comparable(_mark_oom(table, oom), [c for c in ("off", "on") if c in table.columns])
 
 
 def oom_boundary(df: pd.DataFrame) -> pd.DataFrame:
@@ -241,32 +268,38 @@ def key_findings(df: pd.DataFrame, money: str = "tokens_per_usd", saturation: fl
 
 def _key_findings_one_gpu(df: pd.DataFrame, money: str, saturation: float) -> pd.DataFrame:
     """One line per model: the paper's questions in numbers, from the trials without compile
-    (`without_compile`), with compile's gain where the table has it.
+    (`without_compile`), with compile's gain where the table has it.  Every ratio and every
+    batch column is like for like (one row of `row_keys` each).
 
-    fused / eager: fused over eager tokens/s, each at its best batch, at the GPU count, strategy
-    and sequence length where fused is fastest.  best batch: the batch with the most `money`;
-    saturates at: the smallest batch within `saturation` of that.  eager / fused OOM from: the
-    smallest batch at which every trial of that kind of attention ran out of memory.  best MFU:
-    over all trials.  compile on / off: fused tokens/s with compile over without, at the
-    configuration where compiled fused attention is fastest.
+    fused / eager: fused over eager tokens/s, each at its best batch, with everything else as
+    where fused is fastest.  best batch: the batch with the most `money`; saturates at: the
+    smallest batch within `saturation` of that, at the best batch's configuration.  eager / fused
+    OOM from: the smallest batch at which every trial of that kind of attention ran out of memory.
+    best MFU: over the bf16 trials, against the BF16 peak; where the table has FP8 trials, the
+    best FP8 one against the FP8 peak and, beside it, the same run against the BF16 peak.
+    compile on / off: fused tokens/s with compile over without, at the configuration where
+    compiled fused attention is fastest.
     """
     base = without_compile(df)
     vanilla = base["attention"].isin(VANILLA_ATTENTION)
-    attention = attention_effect(base, rows=row_keys(base, compared="attention"))
-    fused_columns = [c for c in attention.columns if c not in (*row_keys(base), *VANILLA_ATTENTION, "fused / eager")]
+    rows = row_keys(base, compared="attention")
+    attention = attention_effect(base, rows=rows)
+    fused_columns = [c for c in attention.columns if c not in (*rows, *VANILLA_ATTENTION, "fused / eager")]
     speedup = _at_best(attention, fused_columns, "fused / eager")
-    by_batch = _grid(base, money, ["model"], "per_device_batch")[0].set_index("model").astype(float)
+    batches = _grid(base, money, row_keys(base, compared="per_device_batch"), "per_device_batch")[0]
     oom = {name: _grid(part, "tokens_per_s", ["model"], "per_device_batch")[0].set_index("model").astype(float)
            for name, part in (("eager", base[vanilla]), ("fused", base[~vanilla])) if len(part)}
-    mfu = best_over(df, "mfu", "model").set_index("model")["mfu"]
+    fp8 = df["precision"].map(is_fp8) if "precision" in df.columns else pd.Series(False, index=df.index)
+    mfu = best_over(df[~fp8], "mfu", "model").set_index("model")["mfu"]
+    fp8_mfu = best_over(df[fp8], "mfu_fp8", "model").set_index("model") if fp8.any() else None
     gain = pd.Series(dtype=float)
     if mixes_compile(df):
         fused = compile_effect(df[~df["attention"].isin(VANILLA_ATTENTION)])
         if {"on", "off"} <= set(fused.columns):
             gain = _at_best(fused, ["on"], "on / off")
-    rows = []
+    out = []
     for model in model_order(df):
-        values = by_batch.loc[model] if model in by_batch.index else pd.Series(dtype=float)
+        values = _best_row_values(batches, model)
         top = values.max()
         row = {"model": model}
         if "fused / eager" in attention.columns:
@@ -275,11 +308,32 @@ def _key_findings_one_gpu(df: pd.DataFrame, money: str, saturation: float) -> pd
         row["saturates at"] = _smallest_batch(values, lambda v: v >= saturation * top) if top > 0 else None
         for name, table in oom.items():
             row[f"{name} OOM from"] = _smallest_batch(table.loc[model], lambda v: v == 0) if model in table.index else None
-        row["best MFU"] = mfu.get(model)
+        if fp8_mfu is None:
+            row["best MFU"] = mfu.get(model)
+        else:
+            row["best MFU, bf16 (BF16 peak)"] = mfu.get(model)
+            best = fp8_mfu.loc[model] if model in fp8_mfu.index else None
+            row["best MFU, FP8 (FP8 peak)"] = best["mfu_fp8"] if best is not None else None
+            at = best["row"] if best is not None else None
+            row["that FP8 run, BF16-equivalent"] = df.at[at, "mfu"] if at is not None and pd.notna(at) else None
         if len(gain):
             row["compile on / off (fused)"] = gain.get(model)
-        rows.append(row)
-    return pd.DataFrame(rows)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _best_row_values(table: pd.DataFrame, model: str) -> pd.Series:
+    """A model's values by batch (columns as text) on the row of `table` that holds its best value:
+    one configuration, so that a jump between batches is the batch's, not another setting's."""
+    part = table[table["model"] == model]
+    columns = [c for c in part.columns if c.isdigit()]
+    if part.empty or not columns:
+        return pd.Series(dtype=float)
+    values = part[columns].apply(pd.to_numeric, errors="coerce")
+    best = values.max(axis=1)
+    if not best.notna().any():
+        return values.iloc[0]
+    return values.loc[best.idxmax()]
 
 
 def precision_effect(df: pd.DataFrame) -> pd.DataFrame | None:

@@ -1,10 +1,11 @@
 """The analysis report: `report.md`, `report.html` (figures inline) and the PNGs, in one folder.
 
 Both renderings come from the same list of sections, so they say the same thing.  It opens
-with the key findings per model, then the tables behind them; where the table recorded
-`slmray.predict.estimate`'s predictions, a section sets them against the measurements.  It ends with a
-recommendation per model size under the primary objective (the first one that has values).  A
-table with no ok trials gives a report that says so, and no figures.
+with the decision per model (`slmray.analysis.decision`: what to pick, why, how sure, what a run
+costs) and the loss a budget buys (`slmray.analysis.budget`), then the key findings and the
+like-for-like tables behind them; where the table recorded `slmray.predict.estimate`'s
+predictions, a section sets them against the measurements; the planner's runs close it.  A table
+with no ok trials gives a report that says so, and no figures.
 """
 
 from __future__ import annotations
@@ -23,23 +24,29 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from slmray.analysis import accuracy, decision, findings, plots
-from slmray.analysis.costs import LOSS_SOURCES, PRICED_COLUMNS, money_metric
-from slmray.analysis.pareto import Objective, best_by_group, pareto_front
-from slmray.analysis.table import config_label, model_order, ok, sort_by_model, summary
+from slmray.analysis import accuracy, budget, decision, findings, plots
+from slmray.analysis.costs import PRICED_COLUMNS, money_metric
+from slmray.analysis.pareto import Objective, pareto_front
+from slmray.analysis.table import config_label, ok, sort_by_model, summary
+from slmray.planning.assumptions import DEFAULT_TOKENS_PER_PARAM
 
 DEFINITIONS = (
     "tokens/s: global training tokens per second over the measured steps (warm-up excluded), from the trainer.",
-    "Cost of a trial: price per GPU-hour (slmray.catalog.prices, by the detected GPU type) x GPUs used; "
+    "Cost of a trial: the hourly price of the instances that hold its GPUs, idle ones included (slmray.catalog.rent); "
+    "price per GPU-hour x GPUs used with --per-gpu-pricing, a price file or per-GPU prices such as the paper's; "
     "tokens per $ = tokens/s x 3600 / price per hour; $ per billion tokens = price per hour / (tokens/s x 3600) x 1e9.",
-    "Loss per $ (Ashkboos et al. 2024, Eq. 1) = Loss/Token x Token/Second / (Dollar/Second), Loss/Token being the "
-    "loss reduction per training token (see slmray.analysis.costs for its source).",
-    "Each comparison holds everything but the compared factor fixed: a row per GPU type, GPU count, strategy, "
-    "sequence length and compile setting the table varies; each cell is the best ok trial over the per-device batch. "
-    "A cell whose trials all ran out of memory reads oom (a figure marks it x at 0, with no line down to it).",
+    "Loss you can buy: L(N, D) of a scaling law (slmray.core.scaling_law) at the tokens a budget buys at the "
+    "model's measured tokens per $; it replaces the seed paper's loss per $ (Eq. 1), which within a model ranks "
+    "as tokens per $ does.",
+    "Each comparison holds everything but the compared factor fixed: a row per setting the table varies (GPU type "
+    "and count, strategy, sequence length, backend, loss kernel, precision, activation checkpointing, attention, "
+    "compile); each cell is the best ok trial over the per-device batch (the GPU-type tables: at equal batch). A "
+    "row where only one side ran is left out. A cell whose trials all ran out of memory reads oom (a figure marks "
+    "it x at 0, with no line down to it).",
     "Pareto front: ok trials no other trial beats on every objective at once, per model.",
     "MFU: tokens/s x training FLOPs per token (6N + 12LdT, N with embeddings; slmray.train.metrics) over the GPU's "
-    "dense BF16 peak.",
+    "dense BF16 peak, FP8 runs too (their BF16-equivalent); the key findings give FP8 runs against the dense FP8 "
+    "peak beside it, labelled.",
     "Where a table has trials with and without torch.compile, the per-model tables show each setting on its own "
     "row, and the key findings read the trials without it, so that compile does not mix into them.",
 )
@@ -63,7 +70,7 @@ class Report:
     html: Path
     figures: tuple[Path, ...]
     recommendations: pd.DataFrame
-    """One row per model size (empty without ok trials)."""
+    """`decision.summary_table`: one row per model (empty without ok trials)."""
 
 
 def cell(value: object) -> str:
@@ -98,21 +105,22 @@ def _figure(section: Section, fig: Figure | plots.NotDrawn, out_dir: Path, name:
         section.figures.append((caption, plots.save(fig, out_dir / name)))
 
 
-def _recommend(section: Section, df: pd.DataFrame, objective: Objective) -> pd.DataFrame:
-    best = sort_by_model(best_by_group(df, objective, "model"), df)
-    section.text.append(f"Best configuration per model size under {objective} (margin: how far ahead of the runner-up):")
-    for _, r in best.iterrows():
-        line = f"{r['model']}: {r['best']} ({cell(r[objective.column])} {objective.column})"
-        if pd.notna(r["runner_up"]):
-            line += f", {100 * r['margin']:.1f}% ahead of {r['runner_up']} ({cell(r['runner_up_value'])})"
-        section.text.append(line + ".")
-    for model in model_order(df):
-        if model not in set(best["model"]):
-            counts = ", ".join(f"{k} {v}" for k, v in df[df["model"] == model]["status"].value_counts().items())
-            section.text.append(f"{model}: no recommendation, no ok trial with a value ({counts}).")
-    margin = best["margin"].map(lambda m: f"{100 * m:.1f}%" if pd.notna(m) else "-")
-    section.tables.append((f"Best configuration per model size, {objective}", best.drop(columns="row").assign(margin=margin)))
-    return best
+def _decision(df: pd.DataFrame, objectives: Sequence[Objective],
+              tokens_per_param: float) -> tuple[list[Section], pd.DataFrame]:
+    """The report's first sections: per model, what to pick, then why and how sure (`slmray.analysis.decision`)."""
+    picks = decision.choose(df, objectives, tokens_per_param)
+    table = decision.summary_table(df, objectives, tokens_per_param, picks)
+    lead = (f"Per model, the measured configuration to pick under {', then '.join(map(str, objectives))}, and what a "
+            f"run of {tokens_per_param:g} tokens per parameter costs on it; why and how sure in the next section.")
+    pick = Section("Decision: what to pick, per model", [lead],
+                   [("The pick per model, measured tokens/s held for the whole run", table)])
+    why = Section("Why each pick, and how sure", decision.summary_lines(df, objectives, tokens_per_param, picks))
+    return [pick, why], table
+
+
+def _loss_you_can_buy(df: pd.DataFrame, tokens_per_param: float) -> Section:
+    text, tables = budget.sections(df, tokens_per_param)
+    return Section("Loss you can buy", text, tables)
 
 
 def _key_findings(df: pd.DataFrame, money: str) -> Section:
@@ -120,35 +128,57 @@ def _key_findings(df: pd.DataFrame, money: str) -> Section:
     section.text.append(
         "Per model, smallest first (per GPU type where the table has several). fused / eager: fused-attention tokens/s "
         "over eager, each at its best batch, with everything else as where fused is fastest; best batch: the "
-        f"per-device batch with the most {plots.label(money)}, saturates at: the smallest batch within 5% of it; "
-        "eager / fused OOM from: the smallest batch at which every such trial ran out of memory (- where none did); "
-        "best MFU over all trials; compile on / off: fused tokens/s with torch.compile over without, with everything "
-        "else as where compiled fused attention is fastest."
+        f"per-device batch with the most {plots.label(money)}, saturates at: the smallest batch within 5% of it with "
+        "everything else as at the best batch; eager / fused OOM from: the smallest batch at which every such trial "
+        "ran out of memory (- where none did); best MFU: over the bf16 trials, against the BF16 peak (where the table "
+        "has FP8 trials, the best FP8 one against the dense FP8 peak, and beside it the same run against the BF16 "
+        "peak, its BF16-equivalent); compile on / off: fused tokens/s with torch.compile over without, with "
+        "everything else as where compiled fused attention is fastest."
         + (" All but the last two columns read the trials without compile." if findings.mixes_compile(df) else ""))
     section.tables.append(("Key findings per model", findings.key_findings(df, money)))
     return section
 
 
 def _findings(df: pd.DataFrame, money: str) -> Section:
-    rows = findings.row_keys(df)
-    tables = [("FlashAttention (fused) vs eager attention, tokens/s", findings.attention_effect(df, rows=rows))]
+    """The comparisons, each like for like: a row holds every configuration key but the compared
+    one fixed (`findings.row_keys`), and a row with one side alone is not printed."""
+    attention_rows = findings.row_keys(df, compared="attention")
+    section = Section("Findings")
+    section.text.append(
+        "Like with like: each row holds every setting the table varies but the compared one equal (here: "
+        f"{', '.join(findings.held_fixed(df, None)) or 'none'}); each cell is the best ok trial over the per-device "
+        "batch, except in the GPU-type tables, which hold the batch equal too. Rows where only one side ran compare "
+        "nothing and are left out.")
+    tables = [("FlashAttention (fused) vs eager attention, tokens/s", findings.attention_effect(df, rows=attention_rows))]
     if findings.mixes_compile(df):
         tables.append(("torch.compile off and on, tokens/s", findings.compile_effect(df)))
     if (precision := findings.precision_effect(df)) is not None:
         tables.append(("bf16 vs FP8 (torchao.float8) at the same configuration: tokens/s, peak GiB", precision))
-    by_gpu_type = findings.row_keys(df, compared="gpu_type")
+    by_gpu_type = findings.row_keys(df, "per_device_batch", compared="gpu_type")
     tables += [
-        ("MFU by attention backend", findings.grid(df, "mfu", rows, "attention")),
+        ("MFU (against the BF16 peak, FP8 runs too) by attention backend",
+         findings.grid(df, "mfu", attention_rows, "attention")),
         ("DDP vs FSDP by model size and GPU count, tokens/s",
          findings.strategy_effect(df, rows=findings.row_keys(df, "num_gpus", compared="strategy"))),
-        ("Scaling with GPU count: tokens/s, tokens per $, efficiency", findings.gpu_scaling(df)),
-        (f"Per-device batch size, {plots.label(money)}", findings.batch_effect(df, money, rows)),
-        ("Out-of-memory boundary: largest batch that ran, smallest that did not", findings.oom_boundary(df)),
-        (f"GPU type, {plots.label(money)}", findings.gpu_type_effect(df, money, by_gpu_type)),
     ]
-    if money != "tokens_per_s":  # without prices the table above is this one already
-        tables.append(("GPU type, tokens/s", findings.gpu_type_effect(df, "tokens_per_s", by_gpu_type)))
-    return Section("Findings", tables=tables)
+    scaling = findings.gpu_scaling(df)
+    if findings.varies_gpu_count(df):
+        tables.append(("Scaling with GPU count: tokens/s, tokens per $, efficiency", scaling))
+    else:
+        section.text.append("Scaling with GPU count: not shown, every trial ran on one GPU count per configuration.")
+    tables += [
+        (f"Per-device batch size, {plots.label(money)}",
+         findings.batch_effect(df, money, findings.row_keys(df, compared="per_device_batch"))),
+        ("Out-of-memory boundary: largest batch that ran, smallest that did not", findings.oom_boundary(df)),
+    ]
+    if findings.mixes_gpu_types(df):
+        tables.append((f"GPU type at equal settings and batch, {plots.label(money)}",
+                       findings.gpu_type_effect(df, money, by_gpu_type)))
+        if money != "tokens_per_s":  # without prices the table above is this one already
+            tables.append(("GPU type at equal settings and batch, tokens/s",
+                           findings.gpu_type_effect(df, "tokens_per_s", by_gpu_type)))
+    section.tables = tables
+    return section
 
 
 def _predictions(df: pd.DataFrame, out_dir: Path) -> Section:
@@ -216,7 +246,7 @@ def _figures(df: pd.DataFrame, money: str, out_dir: Path) -> Section:
 
 
 def _analysis(
-    df: pd.DataFrame, objectives: Sequence[Objective], out_dir: Path, notes: list[str]
+    df: pd.DataFrame, objectives: Sequence[Objective], out_dir: Path, notes: list[str], tokens_per_param: float
 ) -> tuple[list[Section], pd.DataFrame]:
     """The sections of a table with ok trials; what had to be left out is added to `notes`."""
     usable = [o for o in objectives if _has_values(df, o.column)]
@@ -225,23 +255,23 @@ def _analysis(
     money = money_metric(df)
     if money == "tokens_per_s":
         notes.append("No trial has a price, so the cost tables and plots show tokens/s instead of tokens per $.")
-    recommend = Section("Recommendation")
     if usable:
-        best = _recommend(recommend, df, usable[0])
+        choice, best = _decision(df, objectives, tokens_per_param)
     else:
         best = pd.DataFrame()
-        recommend.text.append("No recommendation: no objective has values among the ok trials.")
+        choice = [Section("Decision: what to pick, per model", ["No pick: no objective has values among the ok trials."])]
     predictions = [_predictions(df, out_dir)] if accuracy.has_predictions(df) else []
     unpriced = money == "tokens_per_s" and any(o.column in PRICED_COLUMNS for o in objectives)
-    sections = [_key_findings(df, money), _findings(df, money), *predictions, _front(df, usable, out_dir, unpriced),
-                _figures(df, money, out_dir), *(Section(*parts) for parts in decision.sections(df)),
-                Section("How the numbers are computed", list(DEFINITIONS)), recommend]
+    sections = [*choice, _loss_you_can_buy(df, tokens_per_param), _key_findings(df, money), _findings(df, money),
+                *predictions, _front(df, usable, out_dir, unpriced), _figures(df, money, out_dir),
+                *(Section(*parts) for parts in decision.sections(df, tokens_per_param)),
+                Section("How the numbers are computed", list(DEFINITIONS))]
     return sections, best
 
 
 def write_report(
     df: pd.DataFrame, out_dir: str | Path, objectives: Sequence[Objective], sources: Sequence[str] = (),
-    notes: Sequence[str] = (), loss_source: str = LOSS_SOURCES[0],
+    notes: Sequence[str] = (), tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM,
 ) -> Report:
     """Analyse `df` (a results frame with cost metrics added) and write the report into `out_dir`.
 
@@ -252,7 +282,7 @@ def write_report(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        report = _write(df, staging, objectives, sources, notes, loss_source)
+        report = _write(df, staging, objectives, sources, notes, tokens_per_param)
         out_dir.mkdir(exist_ok=True)
         written = {p.name for p in (report.markdown, report.html, *report.figures)}
         for name in set(FIGURES) - written:
@@ -267,25 +297,26 @@ def write_report(
 
 def _write(
     df: pd.DataFrame, out_dir: Path, objectives: Sequence[Objective], sources: Sequence[str], notes: Sequence[str],
-    loss_source: str,
+    tokens_per_param: float,
 ) -> Report:
     notes = list(notes)
     head = Section("slmray analysis")
-    head.text += [f"Results: {', '.join(sources) or '(in memory)'}.", f"Objectives: {', '.join(map(str, objectives))}.",
-                  f"Loss per token from: {loss_source}."]
+    head.text += [f"Results: {', '.join(sources) or '(in memory)'}.", f"Objectives: {', '.join(map(str, objectives))}."]
     if df.empty:
         sections, best = [Section("No trials", ["The results table is empty: there is nothing to analyse."])], pd.DataFrame()
     elif not (df["status"] == "ok").any():
         counts = ", ".join(f"{k} {v}" for k, v in sorted(df["status"].value_counts().items()))
         sections, best = [Section("No successful trials", [
             f"The table has {len(df)} trials and none finished ok ({counts}): there is nothing to compare.",
-            "No recommendation: no successful trials.",
+            "No pick: no successful trials.",
         ])], pd.DataFrame()
     else:
-        sections, best = _analysis(df, objectives, out_dir, notes)
-    if not df.empty:
-        head.tables.append(("Trials per model and status", summary(df)))
+        sections, best = _analysis(df, objectives, out_dir, notes, tokens_per_param)
     head.text += notes
+    if not df.empty:  # after the decision and what a budget buys, where there is one
+        trials = Section("Trials", tables=[("Trials per model and status", summary(df))])
+        at = next((i + 1 for i, s in enumerate(sections) if s.title == "Loss you can buy"), 0)
+        sections = [*sections[:at], trials, *sections[at:]]
     sections = [head, *sections]
     md, page = out_dir / "report.md", out_dir / "report.html"
     md.write_text(render_markdown(sections))

@@ -9,32 +9,16 @@ From that and the measured tokens/s:
     usd_per_btok   = price_per_hour_usd / (tokens_per_s * 3600) * 1e9
     cost_usd       = price_per_hour_usd * wall_s / 3600          (the whole trial, start-up included)
 
-A free machine (price 0) has usd_per_btok 0 and an undefined (NaN) tokens_per_usd and
-loss_per_usd: they would be infinite, and would make every local trial "best".
-
-Loss per dollar is the paper's Eq. 1 (Ashkboos et al. 2024):
-
-    Loss/Dollar = Loss/Token x Token/Second / (Dollar/Second)
-
-Loss/Token is the loss reduction bought by one more training token, -dL/dD, in loss units per
-token (positive while loss falls); so Loss/Dollar is loss reduction per dollar, higher better.
-It comes from one of two sources (`loss_source`):
-
-    scaling   the Chinchilla law L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022,
-              Approach 3: E 1.69, A 406.4, B 410.7, alpha 0.34, beta 0.28), differentiated at
-              D = tokens_per_param x N (default 20, the compute-optimal ratio):
-              -dL/dD = beta * B * D^-(beta + 1).  Depends on the model's size N only, so within
-              a model it ranks configurations exactly as tokens per dollar does.
-    measured  minus the least-squares slope of the trial's own per-step training loss
-              (`losses`, warm-up steps included) against tokens seen
-              (tokens_per_step = tokens_seen / len(losses)).  Short throughput runs give a
-              noisy slope; NaN for fewer than two steps.
+A free machine (price 0) has usd_per_btok 0 and an undefined (NaN) tokens_per_usd: it would be
+infinite, and would make every local trial "best".  What loss those tokens buy is
+`slmray.core.scaling_law`'s (the seed paper's loss per dollar, Eq. 1, was tokens per dollar
+times a per-model constant, and a 10-step loss slope says nothing about a full run).
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -46,7 +30,6 @@ if TYPE_CHECKING:
     from slmray.catalog.prices import PriceBook
 
 SECONDS_PER_HOUR = 3600.0
-CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 
 
 def _positive(x: np.ndarray) -> np.ndarray:
@@ -66,27 +49,6 @@ def usd_per_btok(tokens_per_s, usd_per_hour):
 
 def trial_cost_usd(usd_per_hour, wall_s):
     return np.asarray(usd_per_hour, dtype=float) * np.asarray(wall_s, dtype=float) / SECONDS_PER_HOUR
-
-
-def loss_per_usd(loss_per_token, tokens_per_s, usd_per_hour):
-    """Eq. 1: Loss/Token x Token/Second / (Dollar/Second); NaN where the price is 0 or unknown."""
-    usd_per_s = _positive(np.asarray(usd_per_hour, dtype=float)) / SECONDS_PER_HOUR
-    return np.asarray(loss_per_token, dtype=float) * np.asarray(tokens_per_s, dtype=float) / usd_per_s
-
-
-def chinchilla_loss_per_token(n_params, tokens_per_param: float = 20.0):
-    """-dL/dD of the Chinchilla law at D = tokens_per_param x N tokens."""
-    d = tokens_per_param * _positive(np.asarray(n_params, dtype=float))
-    return CHINCHILLA["beta"] * CHINCHILLA["B"] * d ** -(CHINCHILLA["beta"] + 1.0)
-
-
-def measured_loss_per_token(losses: Sequence[float] | None, tokens_per_step: float) -> float:
-    """Minus the slope of a line fitted to (tokens seen, loss) over the recorded steps."""
-    if not hasattr(losses, "__len__") or len(losses) < 2 or not tokens_per_step > 0:
-        return math.nan
-    y = np.asarray(losses, dtype=float)
-    x = tokens_per_step * np.arange(1, len(y) + 1)
-    return float(-np.polyfit(x, y, 1)[0])
 
 
 def price_trials(df: "pd.DataFrame", book: "PriceBook") -> "pd.DataFrame":

@@ -10,6 +10,7 @@ import pandas as pd
 
 from slmray.planning.options import CONFIG
 from slmray.planning.rank import describe
+from slmray.core import scaling_law
 from slmray.planning.run import Decision
 from slmray.predict.calibration import POOLED
 from slmray.train.config import CONFIG_KEYS, TrainConfig, config_label
@@ -148,11 +149,31 @@ def options_table(options: pd.DataFrame, reason: bool = False) -> pd.DataFrame:
     out["usd_per_btok"] = out["usd_per_btok"].map(lambda v: "-" if not math.isfinite(v) else f"{v:,.2f}")
     out["interval"] = [interval(o) for _, o in options.iterrows()]
     out["rental"] = options["rental"].replace("", "-")
+    out.insert(len(SHOWN) + len(set_), "tokens/step", tokens_per_step(options).map(lambda v: f"{v:,.0f}"))
     if reason:
         out["why excluded"] = options["excluded"]
     else:
         out["tokens/s from"] = options["basis"]
     return out.rename(columns=HEADERS).astype(str)
+
+
+def tokens_per_step(options: pd.DataFrame) -> pd.Series:
+    """The global batch of each option: per-device batch x sequence x GPUs x accumulation."""
+    return options["per_device_batch"] * options["seq_len"] * options["num_gpus"] * options["grad_accum"]
+
+
+def critical_batch_line(d: Decision) -> str:
+    """The largest global batch among the ranked options against Kaplan's critical batch at the
+    run's Chinchilla loss (`slmray.core.scaling_law`): past it, tokens buy less loss each."""
+    if d.eligible.empty:
+        return ""
+    at = float(scaling_law.loss(d.n_params, d.tokens))
+    critical = float(scaling_law.critical_batch_tokens(at))
+    largest = float(tokens_per_step(d.eligible).max())
+    verdict = ("WARNING: options past it buy less loss per token than their tokens suggest"
+               if largest > critical else "every option is below it")
+    return (f"Global batch: up to {largest:,.0f} tokens per step (tokens/step); the critical batch at this run's "
+            f"loss {at:.2f} (Chinchilla law; Kaplan et al. 2020, Eq. 5.3) is about {critical:,.0f}: {verdict}.")
 
 
 def text_table(frame: pd.DataFrame) -> list[str]:
@@ -331,7 +352,7 @@ def render(d: Decision, top: int = 15) -> str:
         out += [f"{head} ({len(shown)} of {len(ranked)}; --top):", *text_table(options_table(shown)), ""]
     else:
         out += [f"{head}: none.", ""]
-    out += answer(d)
+    out += [*answer(d), critical_batch_line(d)]
     levers = lever_lines(d)
     if levers:
         out += ["", *levers]
