@@ -43,8 +43,7 @@ from slmray.planning.text import (
 from slmray.train.config import CONFIG_KEYS
 
 TOP = 10
-WHY_KEYS = ("attention", "compile", "precision", "activation_checkpointing", "gpu_type", "strategy", "num_gpus",
-            "per_device_batch", "loss_kernel", "backend")
+WHY_KEYS = tuple(k for k in CONFIG_KEYS if k not in ("model", "seq_len"))
 """The settings the "why" of a pick names a ratio for (the sequence length is the workload, not a choice)."""
 BATCH_FREE = ("attention", "compile", "precision", "activation_checkpointing", "loss_kernel")
 """Settings compared each at its best batch (the findings' convention: part of what they buy is

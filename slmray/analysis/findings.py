@@ -19,14 +19,15 @@ import pandas as pd
 
 from slmray.analysis.costs import best_over
 from slmray.analysis.table import model_order, sort_by_model
-from slmray.train.config import ROW_DEFAULTS, is_fp8
+from slmray.train.config import CONFIG_KEYS, ROW_DEFAULTS, is_fp8
 
 VANILLA_ATTENTION = ("eager", "sdpa-math")
 """Attention that materialises the T x T scores, the paper's "vanilla"; the rest are fused."""
 OOM = "oom"
 """A cell whose trials all ran out of memory (a number there would read as a measurement)."""
-CONDITIONS = ("gpu_type", "num_gpus", "strategy", "seq_len", "backend", "loss_kernel", "precision",
-              "activation_checkpointing", "attention")
+_LEADING = ("gpu_type", "num_gpus", "strategy", "seq_len")
+CONDITIONS = (*_LEADING, *(k for k in CONFIG_KEYS if k not in ("model", "per_device_batch", "compile", "attention",
+                                                                *_LEADING)), "attention")
 """What a comparison holds fixed where the table varies it, besides compile (`row_keys`): every
 configuration key (`CONFIG_KEYS`) but the model, the compared one and the per-device batch (each
 cell at its best batch, the paper's convention).  A Transformers run is never divided by a native
