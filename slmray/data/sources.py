@@ -226,8 +226,23 @@ class BatchStream:
 
     def __post_init__(self) -> None:
         self._pool: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._check_fits_in_memory()
         if self.tokens is None:  # made once, so the timed loop does no random-number work
             self._pool = [self._to_device(self._synthetic_rows(k)) for k in range(SYNTHETIC_POOL)]
+
+    def _check_fits_in_memory(self) -> None:
+        """An out-of-memory error now where the batches alone cannot fit in this host's memory: made
+        row by row, a batch of 10^9 sequences would take hours before the allocator refused it."""
+        import torch
+
+        batches = SYNTHETIC_POOL * self.grad_accum if self.tokens is None else 1
+        # int64 tokens, held as the drawn rows, their copy and the inputs and targets cut from it
+        need = batches * self.per_device_batch * (self.seq_len + 1) * 8 * 3
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        if need > have:
+            raise torch.OutOfMemoryError(
+                f"the batches need {need / 2**30:,.1f} GiB of host memory ({self.per_device_batch:,} sequences of "
+                f"{self.seq_len + 1} tokens, {batches} at a time); this host has {have / 2**30:,.1f} GiB")
 
     def _rows(self, micro: int) -> range:
         first = (micro * self.world_size + self.rank) * self.per_device_batch

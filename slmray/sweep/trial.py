@@ -48,6 +48,8 @@ class SweepSettings:
     pool: Any = None
     """The sweep's `slmray.sweep.warm.WarmPool` actor; None runs each trial on a worker group of its
     own (`--isolate-trials`)."""
+    trial_timeout_s: float | None = None
+    """Each trial's time limit (`TrainConfig.time_limit_s`): a run past it is recorded failed."""
 
     def group_spec(self, trial: Trial | ResolvedTrial):
         """The worker group a trial of this sweep runs on (`slmray.sweep.warm_scheduler.GroupSpec`)."""
@@ -80,11 +82,11 @@ def make_row(
                              started=started, ended=ended, prices=sweep.prices)
 
 
-def _run_warm(sweep: SweepSettings, trial: ResolvedTrial, trial_id: str) -> dict:
+def _run_warm(sweep: SweepSettings, trial: ResolvedTrial, train: dict, trial_id: str) -> dict:
     """Hand the configuration to the warm pool of its shape and wait for it to run there."""
     import ray
 
-    ray.get(sweep.pool.submit.remote(sweep.group_spec(trial).key, trial_id, trial.train.to_dict()))
+    ray.get(sweep.pool.submit.remote(sweep.group_spec(trial).key, trial_id, train))
     return ray.get(sweep.pool.result.remote(trial_id))
 
 
@@ -103,11 +105,12 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
     planned = plan_trial(sweep.space.resolve(config, sweep.capacity.device), sweep.capacity, sweep.prices, sweep.prune,
                          correction, sweep.pool is None)
     result, status, error, ran_on = None, "ok", "", {}
+    train = planned.train.replace(time_limit_s=sweep.trial_timeout_s).to_dict()
     if planned.pruned:
         status = "pruned"
         error = f"predicted {planned.estimate.peak_mem_gb:.1f} GiB per GPU: more than {planned.gpu_type} holds"
     elif sweep.pool is not None:
-        outcome = _run_warm(sweep, planned.resolved, trial_id)
+        outcome = _run_warm(sweep, planned.resolved, train, trial_id)
         result = outcome.get("result")
         status, error = (result["status"], result["error"]) if result else outcome["error"]
         ran_on = {"warm": outcome["warm"], "group_trials": outcome["group_trials"]}
@@ -122,7 +125,7 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
         group = sweep.group_spec(planned.resolved)
         trainer = TorchTrainer(
             train_loop_per_worker,
-            train_loop_config={"train": planned.train.to_dict()},
+            train_loop_config={"train": train},
             scaling_config=scaling_config(group),
             run_config=ray.train.RunConfig(
                 name=trial_id,  # deterministic: a retried trial restores its own Train run
