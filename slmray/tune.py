@@ -24,7 +24,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from slmray.cli import add_price_arguments, exits_2_on_user_error, parser, price_book
+from slmray.cli import add_price_arguments, exits_2_on_user_error, parser, price_book, seconds
 
 DEFAULT_STORAGE = "~/slmray_results"
 DEFAULT_TRIAL_TIMEOUT_S = 1800.0
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget-usd", type=float, default=None,
                    help="launch no trial once dollars spent plus those committed would pass this (default: no budget)")
     p.add_argument("--no-prune", action="store_true", help="run trials predicted to run out of memory")
-    p.add_argument("--trial-timeout", type=float, default=DEFAULT_TRIAL_TIMEOUT_S, metavar="SECONDS",
+    p.add_argument("--trial-timeout", type=seconds, default=DEFAULT_TRIAL_TIMEOUT_S, metavar="SECONDS",
                    help="a trial still training after this long is stopped and recorded failed, saying where it "
                         "was; 0 sets no limit (default: %(default)g)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
@@ -148,8 +148,6 @@ def _request(args: argparse.Namespace, command: list[str]):
         raise ConfigError(f"--max-trials: {args.max_trials} is not a positive integer")
     if args.budget_usd is not None and not (math.isfinite(args.budget_usd) and args.budget_usd > 0):
         raise ConfigError(f"--budget-usd: {args.budget_usd} is not a positive amount")
-    if not (math.isfinite(args.trial_timeout) and args.trial_timeout >= 0):
-        raise ConfigError(f"--trial-timeout: {args.trial_timeout} is not a number of seconds (0: no limit)")
     if args.resume and not args.name:
         raise ConfigError("--resume: needs --name, the sweep to continue")
     if args.allow_changed_space and not args.resume:

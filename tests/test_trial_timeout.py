@@ -69,13 +69,13 @@ def test_a_batch_that_cannot_fit_the_host_is_out_of_memory_at_once():
     assert time.perf_counter() - started < 0.5
 
 
-@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "ten"])
 def test_tune_refuses_a_trial_timeout_that_is_no_duration(capsys, value):
     from slmray.tune import main
 
     out = call_main(capsys, main, "search_spaces/smoke.py", "--dry-run", "--trial-timeout", value)
     assert out.returncode == 2
-    assert out.stderr.startswith("error: --trial-timeout:") and len(out.stderr.splitlines()) == 1
+    assert out.stderr.startswith("error: argument --trial-timeout:") and len(out.stderr.splitlines()) == 1
 
 
 def _recorder(tmp_path, timeout):
