@@ -75,8 +75,10 @@ def seconds(text: str) -> float:
 
 
 def exits_2_on_user_error(main: Callable[..., int]) -> Callable[..., int]:
-    """`main` with any `UserError` it raises printed as `error: <message>` on stderr, exit status 2.
-    The one place a command turns a user's mistake into its answer; anything else stays a traceback."""
+    """`main` with any `UserError` it raises printed as `error: <message>` on stderr, exit status 2,
+    and Ctrl-C as `interrupted`, exit status 130 (a shell's for SIGINT), where `main` does not say
+    more itself.  The one place a command turns a user's mistake into its answer; anything else
+    stays a traceback."""
 
     @functools.wraps(main)
     def wrapped(*args, **kwargs) -> int:
@@ -85,6 +87,9 @@ def exits_2_on_user_error(main: Callable[..., int]) -> Callable[..., int]:
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
 
     return wrapped
 

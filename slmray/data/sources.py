@@ -95,6 +95,8 @@ def prepare(
     if max_bytes is not None:
         check_positive_int("max_bytes", max_bytes)  # 0 would read nothing and blame the inputs
     files = _text_files(inputs)
+    if exists(out):  # before the inputs are read and tokenised, which may take minutes
+        raise ConfigError(f"out: {out} already exists")
     dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
     pieces: list[np.ndarray] = []
     used, total_bytes = [], 0
@@ -135,10 +137,15 @@ def stdlib_corpus(cache_dir: str | None = None) -> str:
     root = Path(cache_dir or os.environ.get("SLMRAY_CACHE", Path.home() / ".cache" / "slmray"))
     out = root / f"stdlib-py{sys.version_info.major}{sys.version_info.minor}-bytes"
     if not (out / META).is_file():
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            staging = tempfile.TemporaryDirectory(dir=root)
+        except OSError as exc:
+            raise ConfigError(f"data: stdlib: cannot build its corpus in {root} ({exc.strerror or exc}); give a folder "
+                              "this user can write in SLMRAY_CACHE (or --cache-dir)") from None
         stdlib = Path(sysconfig.get_paths()["stdlib"])
         sources = sorted(str(p) for p in stdlib.rglob("*.py") if "site-packages" not in p.parts)
-        with tempfile.TemporaryDirectory(dir=root) as tmp:
+        with staging as tmp:
             build = Path(tmp) / "corpus"
             prepare(sources, str(build), ByteTokenizer(), max_bytes=STDLIB_MAX_BYTES)
             try:
