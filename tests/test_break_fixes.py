@@ -33,11 +33,12 @@ def test_a_config_json_switch_that_is_not_true_or_false_is_refused(tmp_path, key
         load(str(path))
 
 
-def test_a_stdlib_cache_that_cannot_be_written_is_one_line_naming_the_variable():
+def test_a_stdlib_cache_that_cannot_be_written_is_one_line_naming_the_variable(monkeypatch):
     from slmray.data.sources import stdlib_corpus
 
-    with pytest.raises(ConfigError, match=r"cannot build its corpus in /proc/slmray-cache .*SLMRAY_CACHE"):
-        stdlib_corpus("/proc/slmray-cache")
+    monkeypatch.setenv("SLMRAY_CACHE", "/proc/slmray-cache")  # a folder no user can make
+    with pytest.raises(ConfigError, match=r"cannot build its corpus in /proc/slmray-cache .*set SLMRAY_CACHE"):
+        stdlib_corpus()
 
 
 def test_a_folder_given_as_a_table_says_so_and_names_the_sweeps_table(tmp_path):

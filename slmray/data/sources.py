@@ -141,8 +141,10 @@ def stdlib_corpus(cache_dir: str | None = None) -> str:
             root.mkdir(parents=True, exist_ok=True)
             staging = tempfile.TemporaryDirectory(dir=root)
         except OSError as exc:
-            raise ConfigError(f"data: stdlib: cannot build its corpus in {root} ({exc.strerror or exc}); give a folder "
-                              "this user can write in SLMRAY_CACHE (or --cache-dir)") from None
+            if cache_dir:  # the caller's own folder (python -m slmray.data stdlib --cache-dir): the caller says so
+                raise
+            raise ConfigError(f"data: stdlib: cannot build its corpus in {root} ({exc.strerror or exc}); set "
+                              "SLMRAY_CACHE to a folder this user can write") from None
         stdlib = Path(sysconfig.get_paths()["stdlib"])
         sources = sorted(str(p) for p in stdlib.rglob("*.py") if "site-packages" not in p.parts)
         with staging as tmp:
