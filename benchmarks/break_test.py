@@ -166,6 +166,7 @@ CASES: list[Case] = [
     Case("hf_config", f"{TRAIN} --model model/config.json", setup=hf({**LLAMA, "max_position_embeddings": 0})),
     Case("hf_config", f"{TRAIN} --model model/config.json", setup=hf({**LLAMA, "tie_word_embeddings": "yes"})),
     Case("hf_config", f"{TRAIN} --model model/config.json", setup=hf({**LLAMA, "hidden_act": "relu"})),
+    Case("hf_config", f"{TRAIN} --model SomeOrg/NoSuchModel-1", expect="error (offline: no hub)"),
     Case("entry", f"{PY} -m slmray", expect="one line naming the commands, exit 2"),
     # -- search-space files ---------------------------------------------------------------------
     Case("space", f"{TUNE} space.py --dry-run", setup=write("space.py", "SPACE = (\n")),
@@ -226,6 +227,8 @@ CASES: list[Case] = [
          setup=both(space(small_space()), write("p.csv", "H100-80GB,2\n"))),
     Case("prices", f"{TUNE} space.py --dry-run --price-file p.csv",
          setup=both(space(small_space()), write("p.csv", "gpu,usd_per_gpu_hour\nH100-80GB,2,extra,fields\n"))),
+    Case("prices", f"{TUNE} space.py --dry-run --price-file p.csv", expect="ok (a BOM, as Windows editors write)",
+         setup=both(space(small_space()), write("p.csv", b"\xef\xbb\xbfgpu,usd_per_gpu_hour\r\nH100-80GB,2\r\n"))),
     Case("prices", f"{TUNE} space.py --dry-run --price-file p.txt",
          setup=both(space(small_space()), write("p.txt", "H100-80GB=2\n"))),
     # -- results tables: python -m slmray.analysis and recommend --------------------------------
@@ -264,9 +267,6 @@ CASES: list[Case] = [
     Case("tables", f"{ANALYSIS} t.parquet --out rep",
          setup=table("t.parquet", set_column("losses", lambda v: ["1,2,3"] * len(v)))),
     Case("tables", f"{ANALYSIS} t.parquet --out rep --price H100-80GB=-1", setup=table("t.parquet")),
-    Case("tables", f"{ANALYSIS} t.parquet t.parquet --out rep", expect="ok, each trial once",
-         setup=table("t.parquet"), check=lambda out, f: None if "23 trials" in (f / "rep" / "report.md").read_text()
-         or "dropped" in out.stderr else "the table counted twice"),
     # -- python -m slmray.data ------------------------------------------------------------------
     Case("data", f"{DATA}"),
     Case("data", f"{DATA} prepare empty --out shards", setup=lambda f: (f / "empty").mkdir(), check=no_file("shards")),
@@ -286,6 +286,7 @@ CASES: list[Case] = [
     Case("cluster", f"{PY} -m slmray.cluster validate c.yaml", setup=write("c.yaml", "")),
     Case("cluster", f"{PY} -m slmray.cluster validate c.yaml", setup=write("c.yaml", "- a\n- b\n")),
     Case("cluster", f"{PY} -m slmray.cluster validate c.yaml", setup=write("c.yaml", "key: [unclosed\n")),
+    Case("cluster", f"{PY} -m slmray.cluster validate c.yaml", setup=write("c.yaml", b"\xef\xbb\xbfcluster_name: x\n")),
     Case("profile", f"{PY} -m slmray.predict.profile --quick --out -", expect="error: no GPU here"),
     # -- the environment ------------------------------------------------------------------------
     Case("environment", f"{TUNE} space.py --dry-run", expect="ok", setup=space(small_space()), env={"HOME": None}),
@@ -302,7 +303,7 @@ CASES: list[Case] = [
     Case("interrupted", f"{TUNE} space.py --storage st --name s2", expect="exit 130 and one line saying what ran",
          setup=space(small_space(steps="100000")), ray=True, timeout=600, signal_after=4),
     Case("interrupted", f"{DATA} prepare big.txt --out shards", expect="exit 130, no shards folder left",
-         setup=write("big.txt", "hello world " * 4_000_000), signal_after=1.5, check=no_file("shards")),
+         setup=write("big.txt", "hello world " * 12_000_000), signal_after=2, check=no_file("shards")),
 ]
 
 
@@ -345,7 +346,7 @@ def run_case(case: Case) -> tuple[subprocess.CompletedProcess, str, float]:
         folder = Path(tmp)
         if case.setup:
             case.setup(folder)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore"}
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
         for name, value in case.env.items():
             if value is None:
                 env.pop(name, None)
