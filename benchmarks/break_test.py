@@ -353,8 +353,11 @@ def run_case(case: Case) -> tuple[subprocess.CompletedProcess, str, float]:
             else:
                 env[name] = value
         started = time.monotonic()
+        # SIGINT as a terminal gives it: a shell without job control starts background commands with SIGINT
+        # ignored, and an ignored signal stays ignored through exec (Python then installs no KeyboardInterrupt)
         proc = subprocess.Popen(case.command, shell=True, cwd=folder, env=env, text=True, start_new_session=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, executable="/bin/bash")
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, executable="/bin/bash",
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             if case.signal_after is not None:
                 try:
