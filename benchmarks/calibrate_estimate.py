@@ -20,7 +20,7 @@ The fit, in order:
    this fit (the datasheet path, what a GPU type without a profile gets); then, with the other
    constants fixed, the profiled GEMM and attention scales are fitted on the rows of profiled
    GPU types, at the committed `profile_weight` (chosen on held-out rows by
-   `profile_accuracy.py`, not fitted here).
+   `heldout_accuracy.py`, not fitted here).
 5. FP8 (`fit_fp8`, on the FP8 rows of `FP8_CALIBRATION_ROWS` only, the bf16 constants fixed): the
    bytes an FP8 Linear's input keeps, as the median of what the measured peaks leave; then the FP8
    GEMM efficiencies of both recipes, by least squares of the step time the bf16 terms do not
@@ -72,9 +72,10 @@ TRAINER_COLUMNS = ("model", "attention", "compile", "per_device_batch", "seq_len
 COLUMNS = (
     "table", "model", "attention", "strategy", "compile", "activation_checkpointing", "precision", "per_device_batch", "seq_len",
     "grad_accum", "num_gpus", "gpu_type", "loss_kernel", "backend", "status", "tokens_per_s", "peak_mem_gb", "wall_s", "startup_s",
-    "step_time_median_s", "price_per_hour_usd", "tokens_per_usd", *(f"recorded_{c}" for c in RECORDED),
+    "step_time_median_s", "price_per_hour_usd", "tokens_per_usd", *(f"recorded_{c}" for c in RECORDED), "started_at",
 )
-"""`recorded_*`: the prediction a sweep stored in the row before the trial ran (NaN in trainer CSVs)."""
+"""`recorded_*`: the prediction a sweep stored in the row before the trial ran (NaN in trainer CSVs);
+`started_at`: when a sweep's trial started (NaT in trainer CSVs, whose rows are in the order they ran)."""
 
 
 def committed_tables(results_dir: str = RESULTS_DIR) -> list[str]:
@@ -109,7 +110,8 @@ def _read_one(path: str) -> pd.DataFrame:
         df["num_gpus"] = df.get("num_gpus", 1)
         df["compile"] = df["compile"].astype(str).str.lower() == "true"
     defaults = {**ROW_DEFAULTS, "wall_s": math.nan, "startup_s": math.nan, "step_time_median_s": math.nan,
-                "price_per_hour_usd": math.nan, "tokens_per_usd": math.nan, **{f"recorded_{c}": math.nan for c in RECORDED}}
+                "price_per_hour_usd": math.nan, "tokens_per_usd": math.nan, **{f"recorded_{c}": math.nan for c in RECORDED},
+                "started_at": pd.NaT}
     for name, value in defaults.items():
         df[name] = df[name].fillna(value) if name in df.columns else value
     df["table"] = os.path.basename(path)

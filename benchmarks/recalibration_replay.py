@@ -1,70 +1,68 @@
-"""Replay committed sweeps in trial order: does refitting the estimator's correction as trials
+"""Replay the committed tables in trial order: does refitting the estimator's correction as trials
 finish (`slmray.predict.calibration.Recalibrator`, what the sweep does) improve the tokens/s predicted
-before each trial?
+before each trial, and is it ever worse than no correction?
 
     python benchmarks/recalibration_replay.py              # writes benchmarks/results/estimate/recalibration_replay.md
     python benchmarks/recalibration_replay.py --out -      # print only
 
-For each sweep (`started_at` order), before each trial: the prediction the table recorded
-before it ran (uncorrected: these sweeps ran before corrections existed; checked against the
-estimate recomputed with the committed constants), and the same times the correction fitted
-on the sweep's earlier ok trials of its GPU type.  Then the trial is observed.  Reported: the
-median absolute error over the ok trials, with and without recalibration; and, replaying both
-sweeps as one sequence, with the pooled fallback (a GPU type without trials borrows the others').
+Each committed table (`calibrate_estimate.committed_tables`: the sweeps in `started_at` order, the
+trainer table in the order it ran) is one sweep on one GPU type, replayed on its own.  Before each
+trial: the estimator's prediction with the committed constants (uncorrected); that prediction times
+the single factor the sweep used to refit (the geometric mean of measured / predicted over the earlier
+ok trials, from the first one on: the correction this one replaced); and times the correction
+`Recalibrator` fits on the earlier ok trials (a regime residual, used only where it beats no
+correction by leave-one-out).  Then the trial is observed.  Reported per table and over all: median
+and worst |predicted / measured - 1| over the ok trials.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
 import numpy as np
 import pandas as pd
 
-from slmray.predict.calibration import Recalibrator
-from slmray.predict.estimate import estimate
-from slmray.results.table import read_table
+from slmray.predict.calibration import Recalibrator, Regime
 
-from calibrate_estimate import RESULTS_DIR, trial_config
+from calibrate_estimate import RESULTS_DIR, committed_tables, load_measured
+from estimate_accuracy import markdown_table, predict
 
-SWEEPS = ("sweep_h200x1.parquet", "sweep_h100x1.parquet")
-READING = (
-    "Reading (the committed sweeps): the H200 is a GPU no calibration row ran on, and the estimator, working from "
-    "its datasheet, over-predicts it by about 9% throughout; one ok trial is enough for the correction to remove "
-    "most of that bias, which halves the median error. The H100 is the GPU the committed constants were fitted "
-    "on (benchmarks/calibrate_estimate.py, its trainer table): there the correction has little bias to remove, "
-    "follows the noise of single trials, and the median error grows slightly. Sweeping both as one sequence (the "
-    "H100 sweep ran first), the pooled fallback corrects the H200's first trial with the H100's factor, which "
-    "lowers that GPU's worst error but not its median."
-)
+WORSE = 0.05
+"""A trial the correction made worse: its |error| grew by more than this (5 percentage points)."""
+METHODS = {"uncorrected": "no correction", "factor": "single factor (before)", "regime": "Recalibrator (now)"}
 
 
-def load(paths: list[str]) -> pd.DataFrame:
-    frames = [read_table(p).to_pandas().assign(table=os.path.basename(p)) for p in paths]
-    df = pd.concat(frames, ignore_index=True).sort_values("started_at", kind="stable").reset_index(drop=True)
-    for name, value in (("compile", False), ("activation_checkpointing", False), ("grad_accum", 1)):
-        df[name] = df[name].fillna(value)
-    return df
+def load(paths: list[str]) -> list[pd.DataFrame]:
+    """Each table's rows in the order its trials ran, with the estimator's prediction recomputed now."""
+    df = predict(load_measured(paths))
+    out = []
+    for _, g in df.groupby("table", sort=True):
+        out.append(g.sort_values("started_at", kind="stable").reset_index(drop=True) if g["started_at"].notna().all() else
+                   g.reset_index(drop=True))
+    return out
 
 
-def replay(df: pd.DataFrame, recal: Recalibrator) -> pd.DataFrame:
-    """Per trial in order: the uncorrected and the corrected prediction made before it."""
-    uncorrected = df["predicted_tokens_per_s_uncorrected"].fillna(df["predicted_tokens_per_s"]).astype(float)
-    corrected, factor, rows = [], [], []
-    for i, r in df.iterrows():
+def replay(df: pd.DataFrame, recal: Recalibrator | None = None) -> pd.DataFrame:
+    """Per trial in order: the uncorrected prediction, the single factor's and the Recalibrator's,
+    each made before the trial, and what the Recalibrator applied (kind, rows)."""
+    recal = recal or Recalibrator()
+    logs: list[float] = []  # log(measured / predicted) of the earlier ok trials: the single factor's fit
+    factor, regime, kind, rows = [], [], [], []
+    for r in df.to_dict("records"):
+        p = float(r["predicted_tokens_per_s"])
+        factor.append(p * math.exp(sum(logs) / len(logs)) if logs else p)
         c = recal.correction(r["gpu_type"])
-        corrected.append(c.apply(uncorrected[i]))
-        factor.append(c.factor)
+        regime.append(c.apply(p, Regime.of(r)))
+        kind.append(c.kind if c.rows else "none")
         rows.append(c.rows)
-        recal.observe({**r.to_dict(), "predicted_tokens_per_s_uncorrected": uncorrected[i]})
-    return df.assign(uncorrected=uncorrected, corrected=corrected, factor=factor, rows=rows)
-
-
-def recomputed_gap(df: pd.DataFrame) -> float:
-    """Largest relative gap between the recorded predictions and the estimate recomputed now."""
-    now = np.array([estimate(trial_config(r), r.gpu_type, int(r.num_gpus)).tokens_per_s for r in df.itertuples()])
-    return float(np.nanmax(np.abs(now / df["predicted_tokens_per_s"].to_numpy(dtype=float) - 1)))
+        row = {**r, "predicted_tokens_per_s_uncorrected": p}
+        if recal.observe(row):
+            logs.append(math.log(float(r["tokens_per_s"]) / p))
+    return df.assign(uncorrected=df["predicted_tokens_per_s"].astype(float), factor=factor, regime=regime,
+                     kind=kind, rows=rows)
 
 
 def errors(r: pd.DataFrame, column: str) -> pd.Series:
@@ -73,74 +71,59 @@ def errors(r: pd.DataFrame, column: str) -> pd.Series:
 
 
 def summary_line(name: str, r: pd.DataFrame) -> dict:
-    raw, fixed = errors(r, "uncorrected"), errors(r, "corrected")
-    signed = r[r["status"] == "ok"]
-    return {
-        "replay": name, "trials": len(r), "ok": len(raw),
-        "without: median |error|": f"{100 * raw.median():.1f}%",
-        "with: median |error|": f"{100 * fixed.median():.1f}%",
-        "without: median signed": f"{100 * (signed['uncorrected'] / signed['tokens_per_s'] - 1).median():+.1f}%",
-        "with: median signed": f"{100 * (signed['corrected'] / signed['tokens_per_s'] - 1).median():+.1f}%",
-        "without: worst": f"{100 * raw.max():.1f}%", "with: worst": f"{100 * fixed.max():.1f}%",
-    }
-
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + " --- |" * len(frame.columns)]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
+    line = {"table": name, "gpu": ", ".join(sorted(r["gpu_type"].unique())), "trials": len(r), "ok": int((r["status"] == "ok").sum())}
+    for column, label in METHODS.items():
+        e = errors(r, column)
+        line[f"{label}: median / worst %"] = f"{100 * e.median():.1f} / {100 * e.max():.1f}"
+    raw = errors(r, "uncorrected")
+    for column, label in (("factor", "before"), ("regime", "now")):
+        e = errors(r, column)
+        line[f"{label}: worse than none?"] = "yes" if e.median() > raw.median() + 1e-12 or e.max() > raw.max() + 1e-12 else "no"
+        line[f"{label}: trials {100 * WORSE:.0f}+ points worse"] = int((e > raw + WORSE).sum())
+    return line
 
 
 def trial_table(r: pd.DataFrame) -> pd.DataFrame:
     def pct(pred, meas):
         return "-" if not np.isfinite(meas) else f"{100 * (pred / meas - 1):+.1f}%"
 
+    measured = r["tokens_per_s"].astype(float)
     return pd.DataFrame({
-        "#": range(1, len(r) + 1), "table": r["table"], "gpu": r["gpu_type"], "model": r["model"],
-        "attention": r["attention"], "batch": r["per_device_batch"], "status": r["status"],
-        "measured tokens/s": [f"{v:,.0f}" if np.isfinite(v) else "-" for v in r["tokens_per_s"].astype(float)],
-        "predicted, uncorrected": [f"{v:,.0f}" for v in r["uncorrected"]],
-        "error": [pct(p, m) for p, m in zip(r["uncorrected"], r["tokens_per_s"].astype(float))],
-        "correction (ok trials before)": [f"x{f:.3f} ({n})" if n else "none" for f, n in zip(r["factor"], r["rows"])],
-        "predicted, recalibrated": [f"{v:,.0f}" for v in r["corrected"]],
-        "error ": [pct(p, m) for p, m in zip(r["corrected"], r["tokens_per_s"].astype(float))],
+        "#": range(1, len(r) + 1), "model": r["model"], "attention": r["attention"], "compile": r["compile"],
+        "precision": r["precision"], "backend": r["backend"], "batch": r["per_device_batch"], "seq": r["seq_len"],
+        "status": r["status"], "measured tokens/s": [f"{v:,.0f}" if np.isfinite(v) else "-" for v in measured],
+        "uncorrected": [pct(p, m) for p, m in zip(r["uncorrected"], measured)],
+        "single factor": [pct(p, m) for p, m in zip(r["factor"], measured)],
+        "Recalibrator": [pct(p, m) for p, m in zip(r["regime"], measured)],
+        "applied (ok trials)": [f"{k} ({n})" if n else "none" for k, n in zip(r["kind"], r["rows"])],
     })
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("tables", nargs="*", help=f"sweeps to replay (default: {', '.join(SWEEPS)} in benchmarks/results/sweeps)")
+    p.add_argument("tables", nargs="*", help="tables to replay (default: every committed one, calibrate_estimate.committed_tables)")
     p.add_argument("--out", default=os.path.join(RESULTS_DIR, "estimate", "recalibration_replay.md"), help="Markdown to write, - for none")
     args = p.parse_args(argv)
-    paths = args.tables or [os.path.join(RESULTS_DIR, "sweeps", s) for s in SWEEPS]
-    replays = [(os.path.basename(path), replay(load([path]), Recalibrator())) for path in paths]
-    both = load(paths)
-    if len(paths) > 1:
-        replays.append(("all, one sequence", replay(both, Recalibrator())))
-        replays.append(("all, one sequence, pooled fallback", replay(both, Recalibrator(pooled_fallback=True))))
-    lines = []
-    for name, r in replays:
-        lines.append(summary_line(name, r))
-        if name.startswith("all") and r["gpu_type"].nunique() > 1:
-            lines += [summary_line(f"{name}: {gpu} trials", part) for gpu, part in r.groupby("gpu_type")]
-    summary = pd.DataFrame(lines)
-    gap = recomputed_gap(both)
+    replays = [(g["table"].iloc[0], replay(g)) for g in load(args.tables or committed_tables())]
+    summary = pd.DataFrame([summary_line(name, r) for name, r in replays]
+                           + [summary_line("all tables (each replayed on its own)", pd.concat([r for _, r in replays]))])
     print(summary.to_string(index=False))
-    print(f"recorded vs recomputed uncorrected predictions: at most {100 * gap:.2f}% apart")
     if args.out != "-":
         sections = [
-            "# Online recalibration, replayed on the committed sweeps",
-            "Made by `python benchmarks/recalibration_replay.py`. Each sweep is replayed in trial order (`started_at`). "
-            "Before each trial: the tokens/s prediction the table recorded before the trial ran (the estimator's, "
-            "uncorrected), and that prediction times the correction `slmray.predict.calibration.Recalibrator` had fitted on the "
-            "sweep's earlier ok trials of the same GPU type (geometric mean of measured / predicted; none before the "
-            "first ok trial). Errors are |predicted / measured - 1| over the ok trials; signed: positive is predicted "
-            "faster than measured. 'pooled fallback': a GPU type without trials yet borrows the correction of all "
-            f"earlier trials. The recorded predictions match the estimate recomputed with the committed constants to "
-            f"{100 * gap:.2f}%.",
-            "## Median tokens/s error of the predictions made before each trial\n\n" + markdown_table(summary),
-            *([READING] if not args.tables else []),
-            *(f"## Trials: {name}\n\n" + markdown_table(trial_table(r)) for name, r in replays[:len(paths)]),
+            "# Online recalibration, replayed on the committed tables",
+            "Made by `python benchmarks/recalibration_replay.py`. Each committed table is one sweep on one GPU type, "
+            "replayed on its own in the order its trials ran (`started_at`; the trainer table in file order). Before "
+            "each trial, three predictions of its tokens/s: the estimator's with the committed constants (no "
+            "correction); that times the single factor the sweep refitted before (geometric mean of measured / "
+            "predicted over the earlier ok trials, from the first on); and that times the correction "
+            "`slmray.predict.calibration.Recalibrator` fits on the earlier ok trials (a ridge residual in log space on "
+            "log tokens per micro-step, eager attention and compile, shrunk toward none, used only where its "
+            "leave-one-out error beats no correction, so never before two ok trials). Errors are |predicted / "
+            "measured - 1| over the ok trials; in the trial tables signed (positive: predicted faster). 'worse than "
+            "none': a larger median or worst error than no correction on that table; 'trials 5+ points worse': ok "
+            "trials whose |error| the correction grew by more than 5 percentage points.",
+            "## Tokens/s error of the predictions made before each trial\n\n" + markdown_table(summary),
+            *(f"## Trials: {name}\n\n" + markdown_table(trial_table(r)) for name, r in replays),
         ]
         with open(args.out, "w") as f:
             f.write("\n\n".join(sections) + "\n")

@@ -109,19 +109,28 @@ def add_price_arguments(p: argparse.ArgumentParser, default: str, *, profile_cho
     p.add_argument("--price", action="append", default=[], metavar="GPU=USD",
                    help="USD per GPU-hour, e.g. H100-80GB=3.1, over the profile's and the file's; repeatable "
                         "(default: none)")
+    p.add_argument("--per-gpu-pricing", action="store_true",
+                   help="charge the GPUs used at the cheapest GPU-hour, as when sharing nodes; by default an option "
+                        "pays for the whole instances that hold it, idle GPUs included (per-GPU prices: the local "
+                        "and paper profiles, --price-file, --price)")
 
 
 def price_book(args: argparse.Namespace, profile: str | None = None) -> PriceBook | None:
     """The prices `add_price_arguments`' flags ask for: the --prices profile (else `profile`, else
-    `local`), then the --price-file, then each --price; None where no flag was given and no `profile`
-    (the prices a results table recorded stand).  A bad profile, file or override is a PriceError."""
-    from slmray.catalog.prices import LOCAL, PriceBook, PriceWarning, parse_price_overrides
+    `local`), then the --price-file, then each --price, per GPU with --per-gpu-pricing; None where
+    no flag was given and no `profile` (the prices a results table recorded stand).  A bad profile,
+    file or override is a PriceError."""
+    from slmray.catalog.prices import LOCAL, PriceBook, PriceError, PriceWarning, parse_price_overrides
 
     if not (profile or args.prices or args.price_file or args.price):
+        if args.per_gpu_pricing:
+            raise PriceError("--per-gpu-pricing: prices from a profile per GPU; give --prices PROFILE (the prices the "
+                             "tables recorded stand without it)")
         return None
     with warnings.catch_warnings(record=True) as caught:  # a GPU the catalog does not know: said on a line
         warnings.simplefilter("always", PriceWarning)
-        book = PriceBook.load(args.prices or profile or LOCAL, args.price_file, parse_price_overrides(args.price))
+        book = PriceBook.load(args.prices or profile or LOCAL, args.price_file, parse_price_overrides(args.price),
+                              per_gpu=args.per_gpu_pricing)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     return book

@@ -37,6 +37,11 @@ the function that needs them, so importing it costs nothing.
   takes a new trainable and param space but no new callbacks; the recorder restored there holds
   the sweep directory of its first run.  The `RunConfig` the restored Tuner will run with is held
   by its `TunerInternal` (`Tuner._local_tuner`), which has the getter; Tune has no public one.
+- `keep_ray_errors_off_the_console`: a driver's thread prints every error message Ray publishes
+  for its job (a worker died, the raylet terminated with 20 lines of its log) straight to the
+  console through `ray._private.worker.print_to_stdstream`, whatever `log_to_driver` says; no
+  option turns it off.  The name is replaced by a function that hands them to the `ray` logger
+  at DEBUG (Ray's own logs keep them; `--verbose` leaves the console as Ray has it).
 - `optuna_study` (tests only): Ray's `OptunaSearch` keeps its Optuna study in `_ot_study` (and so
   in its saved state) with no accessor; the tests read what Optuna was told from it.
 
@@ -131,6 +136,24 @@ def restored_run_config(tuner: Any):
         raise RuntimeError("ray.tune.Tuner has no _local_tuner: Ray changed where a Tuner keeps its run config "
                            "(see slmray/private_apis.py)")
     return tuner._local_tuner.get_run_config()
+
+
+def keep_ray_errors_off_the_console() -> None:
+    """Send the error messages Ray publishes to this driver to the `ray` logger at DEBUG instead of
+    printing them (see the module's docstring)."""
+    import logging
+
+    from ray._private import worker
+
+    if not callable(getattr(worker, "print_to_stdstream", None)):
+        raise RuntimeError("ray._private.worker.print_to_stdstream is gone: Ray changed how a driver prints the "
+                           "errors it is sent (see slmray/private_apis.py)")
+
+    def to_log(data: dict, ignore_prefix: bool = False) -> None:
+        for line in data.get("lines", []):
+            logging.getLogger("ray").debug("%s", line)
+
+    worker.print_to_stdstream = to_log
 
 
 def optuna_study(searcher_or_state: Any):

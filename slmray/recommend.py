@@ -1,8 +1,9 @@
-"""python -m slmray.recommend RESULTS... --model M (--tokens D | --tokens-per-param R) [--deadline-hours H] [--budget-usd X] ...
+"""python -m slmray.recommend RESULTS... --model M [M...] (--tokens D | --tokens-per-param R) [--json] ...
 
 From measurements to a decision: which GPU type, how many GPUs and which configuration train
-model M on D tokens by a deadline or within a budget, how long it takes and what it costs.  This
-module is the command line: parse, build the plan's inputs, plan, print.  The planning is
+model M on D tokens by a deadline or within a budget, how long it takes and what it costs: the
+decision first (per model: the pick, why, how sure, the runner-up), the detail after; `--json` for
+scripts (JSON alone on stdout).  This module is the command line: parse, build, plan, print.  The planning is
 `slmray.planning` (options and their tokens/s, measured or predicted; the run's hours and dollars;
 the answer in words); pandas and the estimator load after parsing, so `--help` is instant.
 """
@@ -10,12 +11,14 @@ the answer in words); pandas and the estimator load after parsing, so `--help` i
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import warnings
 
 from slmray.cli import add_price_arguments, exits_2_on_user_error, parser, positive_int, price_book
 from slmray.planning.assumptions import DEFAULT_TOKENS_PER_PARAM, PlanError, default_assumptions
+from slmray.planning.rank import add_rank_arguments
 
 SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 
@@ -37,9 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         "configuration, how long and what it costs; the cheapest within a deadline, the fastest within a budget.",
     )
     p.add_argument("results", nargs="+", help="results tables (.parquet), local paths or s3:// URIs")
-    p.add_argument("--model", required=True,
-                   help="the model the tables ran: a preset (python -m slmray.train --list-models), or the "
-                        "config.json path or hub id it was swept from")
+    p.add_argument("--model", required=True, nargs="+",
+                   help="the models to plan: a preset (python -m slmray.train --list-models), or a config.json "
+                        "path or hub id; one the tables did not run is planned from the estimator alone (predicted)")
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--tokens", type=parse_tokens, help="training tokens D (2.6e10, 26B)")
     size.add_argument("--tokens-per-param", type=float, help=f"D as a multiple of the parameter count "
@@ -48,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget-usd", type=float, default=None, help="dollars the run may cost (default: no budget)")
     p.add_argument("--gpu-types", nargs="+", default=None, help="GPU types to consider (default: the tables')")
     p.add_argument("--max-gpus", type=int, default=8, help="largest GPU count to consider")
+    p.add_argument("--seq-len", type=positive_int, default=None, help="plan this sequence length (default: the tables')")
     add_price_arguments(p, "the prices the tables recorded")
+    add_rank_arguments(p)
+    p.add_argument("--json", action="store_true", help="print the decisions as JSON on stdout (messages on stderr)")
     p.add_argument("--startup-s", type=float, default=None,
                    help="start-up seconds, counted once (default: the tables' median time to first step)")
     p.add_argument("--checkpoint-every-hours", type=float, default=1.0, help="hours between checkpoints; 0: none")
@@ -75,12 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # after parsing: pandas, pyarrow and the estimator load here
     from slmray.core.costs import price_trials
+    from slmray.planning.export import as_json
     from slmray.planning.run import check_model, plan_run, recorded_prices
-    from slmray.planning.text import render
+    from slmray.planning.text import render, render_summary
     from slmray.results.table import ResultsWarning, load_results
 
-    model = check_model(args.model)
-    tokens = tokens_from_args(args, model.num_params)
+    models = [(name, check_model(name)) for name in dict.fromkeys(args.model)]
+    sizes = [tokens_from_args(args, m.num_params) for _, m in models]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResultsWarning)
         df = load_results(args.results)
@@ -94,9 +101,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             df = price_trials(df, book)
     assumptions = default_assumptions(df, args.startup_s, args.checkpoint_every_hours, args.checkpoint_gb_s)
-    decision = plan_run(df, model, tokens, book, assumptions, args.gpu_types, args.max_gpus,
-                        args.deadline_hours, args.budget_usd)
-    print(render(decision, args.top))
+    decisions = [plan_run(df, name, tokens, book, assumptions, args.gpu_types, args.max_gpus, args.deadline_hours,
+                          args.budget_usd, seq_len=args.seq_len, objectives=args.rank_by,
+                          tolerance=args.tolerance) for (name, _), tokens in zip(models, sizes)]
+    if args.json:
+        print(json.dumps(as_json(decisions), indent=1, allow_nan=False))
+        return 0
+    print(render_summary(decisions))
+    for d in decisions:
+        print("\n" + render(d, args.top))
     return 0
 
 

@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 from slmray.cli import add_price_arguments, exits_2_on_user_error, parser, price_book, seconds
+from slmray.sweep.warm_scheduler import INFRASTRUCTURE_RETRIES
 
 DEFAULT_STORAGE = "~/slmray_results"
 DEFAULT_TRIAL_TIMEOUT_S = 1800.0
@@ -50,11 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=DEFAULT_STORAGE,
                    help="local directory or s3://bucket/prefix the sweep is written under (default: %(default)s)")
     p.add_argument("--name", default=None, help="sweep name (default: the space's file name and the time)")
-    p.add_argument("--resume", action="store_true", help="continue the interrupted sweep --name")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted sweep --name: each configuration its recorded rows lack runs, once. "
+                        "A trial whose process, worker group, node or Ray died is not charged to its configuration: "
+                        f"it runs again on fresh resources (up to {INFRASTRUCTURE_RETRIES} times), then is left "
+                        "unrecorded for --resume (exit 75)")
     p.add_argument("--allow-changed-space", action="store_true",
                    help="with --resume: go on although the space file changed since the sweep started (the remaining "
                         "trials run with the new settings); without it such a resume is refused")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and its estimated cost; start nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan's summary and estimated cost (each trial with --verbose); start nothing")
+    p.add_argument("--out", default=None, metavar="PLAN.csv|PLAN.parquet",
+                   help="with --dry-run: write every planned trial, its configuration, prediction, minutes, dollars "
+                        "and instances (default: none)")
     p.add_argument("--max-trials", type=int, default=None, help="run at most this many trials (default: all)")
     p.add_argument("--budget-usd", type=float, default=None,
                    help="launch no trial once dollars spent plus those committed would pass this (default: no budget)")
@@ -69,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--isolate-trials", action="store_true",
                    help="start a worker group for each trial, as a standalone run would, instead of reusing a warm "
                         "group of the same shape")
-    p.add_argument("--verbose", action="store_true", help="show Ray's own output and the trials' logs")
+    p.add_argument("--verbose", action="store_true",
+                   help="show Ray's own output and the trials' logs; with --dry-run, list each trial")
     return p
 
 
@@ -138,10 +148,12 @@ def _request(args: argparse.Namespace, command: list[str]):
     from slmray.data.sources import check_source
     from slmray.errors import ConfigError
     from slmray.results.storage import exists, join, normalize
-    from slmray.sweep.driver import SweepRequest, planned_runs
-    from slmray.sweep.plan import format_plan, make_plan
+    from slmray.sweep.driver import SweepRequest, max_concurrent_trials, planned_runs
+    from slmray.sweep.dry_run import check_out, format_plan, write_plan
+    from slmray.sweep.plan import make_plan
     from slmray.sweep.space import SpaceError, load_space
 
+    check_out(args.out, args.dry_run)
     space = load_space(args.space, packages=not args.dry_run)  # a dry run plans for a machine it is not on
     prices = price_book(args, space.prices)
     if args.max_trials is not None and args.max_trials < 1:
@@ -188,8 +200,14 @@ def _request(args: argparse.Namespace, command: list[str]):
     if args.dry_run:
         plan = make_plan(space, capacity, prices, prune=not args.no_prune, isolate=args.isolate_trials)
         runs = planned_runs(space, plan, args.max_trials)
+        if args.out:
+            write_plan(plan, args.out)
         print(f"{args.space}: {len(plan)} configurations on {capacity.where}; sweep {name} -> {sweep_dir}")
-        print(format_plan(plan, space, runs, args.budget_usd, isolate=args.isolate_trials))
+        print(format_plan(plan, space, runs, args.budget_usd, isolate=args.isolate_trials,
+                          concurrency=max_concurrent_trials(space, capacity), gpus=capacity.max_workers(None),
+                          verbose=args.verbose, shared=capacity.nodes_given))
+        if args.out:
+            print(f"plan: {len(plan)} trials written to {args.out}")
         return None
     for model in dict.fromkeys(space.model_config(t.model) for t in space.trials()):
         try:

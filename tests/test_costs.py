@@ -68,17 +68,21 @@ def _trials():
     })
 
 
-def test_price_trials_charges_the_gpus_used():
+def test_price_trials_charges_the_instances_that_hold_the_gpus():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         df = price_trials(_trials(), PriceBook.load("aws"))
     assert [w.category for w in caught] == [PriceWarning]  # cpu has no AWS price, said once
-    assert df["price_per_hour_usd"].iloc[0] == pytest.approx(55.04)  # 6.88 x 8 GPUs
+    assert df["price_per_hour_usd"].iloc[0] == pytest.approx(55.04)  # one p5.48xlarge, as it ran
     assert df["cost_usd"].iloc[0] == pytest.approx(55.04 / 10)  # 360 s
     assert df["tokens_per_usd"].iloc[0] == pytest.approx(8000 * 3600 / 55.04)
     assert "p5.48xlarge" in df["price_source"].iloc[0]
     assert math.isnan(df["price_per_hour_usd"].iloc[1]) and pd.isna(df["price_source"].iloc[1])
-    assert df["price_per_hour_usd"].iloc[2] == pytest.approx(6.88)
+    assert df["price_per_hour_usd"].iloc[2] == pytest.approx(6.88)  # a p5.4xlarge
+    h200 = price_trials(_trials().assign(gpu_type="H200", num_gpus=1), PriceBook.load("aws"))
+    assert h200["price_per_hour_usd"].iloc[0] == pytest.approx(63.296)  # sold on demand only as 8 (p5en.48xlarge)
+    shared = price_trials(_trials().assign(gpu_type="H200", num_gpus=1), PriceBook.load("aws", per_gpu=True))
+    assert shared["price_per_hour_usd"].iloc[0] == pytest.approx(63.296 / 8)
 
 
 def test_paper_profile_reproduces_relative_token_per_dollar():

@@ -1,12 +1,14 @@
 """A failed worker group's error as a trial's status (`slmray.sweep.failure`), on errors built as
-Ray Train raises them: `WorkerGroupError` (ranks' errors), `ControllerError`, a task's error."""
+Ray Train raises them: `WorkerGroupError` (ranks' errors), `ControllerError`, a task's error;
+and Ray's own errors for a dead process, node or raylet, which are the cluster's failure."""
 
 import pytest
 import torch
 from ray.exceptions import RayTaskError
 from ray.train import ControllerError, WorkerGroupError
 
-from slmray.sweep.failure import ERROR_CHARS, error_line, failure, worker_errors
+from slmray.sweep.failure import ERROR_CHARS, InfrastructureFailure, error_line, failure, infrastructure_in, worker_errors
+from slmray.sweep.warm_scheduler import INFRASTRUCTURE_STATUS
 
 CPU_OOM = "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1099511627776 bytes."
 
@@ -68,3 +70,37 @@ def test_a_controller_error_is_its_controllers_failure():
 def test_any_other_exception_fails_with_one_short_line(exc, line):
     assert failure(exc) == ("failed", line)
     assert error_line(exc) == line
+
+
+def infrastructure_cases():
+    """Each error Ray raises when a process, actor, node or raylet died, as a fit would see it."""
+    from ray.exceptions import (ActorDiedError, LocalRayletDiedError, NodeDiedError, ObjectLostError, OwnerDiedError,
+                                RayActorError, WorkerCrashedError)
+
+    return [ActorDiedError(), RayActorError(), NodeDiedError("node 3f2a died"), WorkerCrashedError(),
+            OwnerDiedError("0" * 56, "", "f.py:3"), ObjectLostError("0" * 56, "", "f.py:3"), LocalRayletDiedError()]
+
+
+@pytest.mark.parametrize("dead", infrastructure_cases(), ids=lambda e: type(e).__name__)
+def test_a_dead_process_node_or_raylet_is_the_clusters_failure_however_it_arrives(dead):
+    for exc in (dead, WorkerGroupError("1 worker failed", {0: dead}), ControllerError(dead),
+                RayTaskError("fit", "Traceback ...", dead), raised(RuntimeError("the step failed"), dead)):
+        status, line = failure(exc)
+        assert status == INFRASTRUCTURE_STATUS, (exc, status)
+        assert line and "\n" not in line
+
+
+def test_a_workers_own_error_beside_a_dead_one_is_still_the_clusters_when_none_ran_out_of_memory():
+    from ray.exceptions import ActorDiedError
+
+    # rank 1's process was killed; rank 0 then failed its collective: the configuration did nothing wrong
+    exc = WorkerGroupError("2 workers failed", {0: RuntimeError("gloo: connection reset by peer"), 1: ActorDiedError()})
+    assert failure(exc)[0] == INFRASTRUCTURE_STATUS
+    exc = WorkerGroupError("2 workers failed", {0: ActorDiedError(), 1: RuntimeError(CPU_OOM)})
+    assert failure(exc)[0] == "oom"  # an out-of-memory is the configuration's, whatever else died
+
+
+def test_a_task_error_of_the_configurations_own_is_not_infrastructure():
+    error = RayTaskError("fit", "Traceback ...", ValueError("Parquet magic bytes not found")).as_instanceof_cause()
+    assert failure(error)[0] == "failed" and infrastructure_in(error) is None
+    assert infrastructure_in(RayTaskError("run", "Traceback ...", InfrastructureFailure("pool gone"))) is not None

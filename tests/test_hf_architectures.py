@@ -123,7 +123,7 @@ def test_a_space_sweeps_it_with_transformers_and_refuses_native(tmp_path, capsys
 
     path = write_config(tmp_path, CONFIGS["opt"], "opt")
     plan = _space_file(tmp_path, path, ["transformers"])
-    assert main([plan, "--dry-run", "--prices", "local", "--storage", str(tmp_path / "s")]) == 0
+    assert main([plan, "--dry-run", "--verbose", "--prices", "local", "--storage", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out
     assert "grid: 1 trials" in out and "opt" in out and "transformers" in out
     assert "approximate: opt (an architecture only Transformers builds) is estimated with the llama-family" in out

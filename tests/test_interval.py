@@ -1,17 +1,100 @@
-"""The interval around a tokens/s prediction: it holds the prediction and widens where the
-prediction extrapolates."""
+"""The interval around a tokens/s prediction: it holds the prediction, takes its width from the held-out
+errors of comparable rows (`interval_widths.csv`), widens where the prediction extrapolates, and the
+held-out benchmark measures its coverage without the rows' own fold."""
+
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
 
 from slmray.predict.estimate import estimate
+from slmray.predict.interval import MIN_ROWS, WIDENING, class_width, measured_gpu_types, row_class, tokens_per_s_interval, widths
 from slmray.train.config import TrainConfig
 from slmray.train.presets import get_model as preset
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
-def test_interval_holds_the_prediction_and_widens_off_profile_and_across_gpus():
-    cfg = TrainConfig(model=preset("llama-100m"), per_device_batch=8, seq_len=512, attention="sdpa")
-    one = estimate(cfg, "H100-80GB", 1)
+
+def _ratio(e) -> float:
+    return e.tokens_per_s_high / e.tokens_per_s_low
+
+
+def cfg(**changes) -> TrainConfig:
+    return TrainConfig(model=preset("llama-100m"), per_device_batch=16, seq_len=1024, attention="sdpa").replace(**changes)
+
+
+def test_the_shipped_widths_cover_every_split_and_the_measured_gpu_types():
+    table = widths()
+    assert {s for s, _ in table} == {"gpu measured", "gpu unmeasured"}
+    assert all(w.width > 1 and w.rows > 0 for w in table.values())
+    assert {"H100-80GB", "H200"} <= measured_gpu_types()
+
+
+def test_interval_holds_the_prediction_at_its_class_width():
+    one = estimate(cfg(), "H100-80GB", 1)
     assert one.tokens_per_s_low < one.tokens_per_s < one.tokens_per_s_high
-    bare = estimate(cfg, "H100-80GB", 1, use_profile=False)
-    assert bare.tokens_per_s_high / bare.tokens_per_s_low > one.tokens_per_s_high / one.tokens_per_s_low
-    ddp = estimate(TrainConfig(model=preset("llama-100m"), per_device_batch=8, seq_len=512, attention="sdpa",
-                               strategy="ddp"), "H100-80GB", 4)
-    assert ddp.tokens_per_s_high / ddp.tokens_per_s_low > one.tokens_per_s_high / one.tokens_per_s_low
+    assert math.sqrt(_ratio(one)) == pytest.approx(class_width("gpu measured", "regular").width)
+
+
+def test_classes_of_comparable_rows():
+    assert row_class(cfg()) == "regular"
+    assert row_class(cfg(per_device_batch=8)) == "small step"
+    assert row_class(cfg(precision="fp8", compile=True)) == "fp8"
+    assert row_class(cfg(per_device_batch=8, compile=True)) == "small step, compiled"
+    assert row_class(cfg(backend="transformers")) == "uncounted kernels"
+    assert row_class(cfg(model=preset("qwen3-0.6b"))) == "uncounted kernels"
+    assert row_class(cfg(model=preset("qwen3-0.6b"), compile=True)) == "regular"
+    assert row_class(cfg(backend="transformers", compile=True)) == "regular"
+
+
+def test_interval_widens_where_the_prediction_extrapolates():
+    base = tokens_per_s_interval(1000.0, cfg(), "H100-80GB", profiled=True, num_gpus=1)
+    # a GPU type without rows or profile: the leave-one-GPU-out width and the stated prior on top
+    bare = tokens_per_s_interval(1000.0, cfg(), "A100-80GB", profiled=False, num_gpus=1)
+    unmeasured = class_width("gpu unmeasured", "regular").width
+    assert bare.width == pytest.approx(unmeasured * WIDENING["no_rows_no_profile"])
+    assert "no GPU profile" in bare.reasons and bare.low < 1000.0 < bare.high
+    many = tokens_per_s_interval(1000.0, cfg(strategy="ddp"), "H100-80GB", profiled=True, num_gpus=8)
+    assert many.width == pytest.approx(base.width * WIDENING["multi_gpu"])
+    tiny = tokens_per_s_interval(1000.0, cfg(per_device_batch=1, seq_len=512), "H100-80GB", profiled=True, num_gpus=1)
+    small = class_width("gpu measured", "small step")
+    assert tiny.width > small.width and any("outside the measured" in r for r in tiny.reasons)
+    hf = tokens_per_s_interval(1000.0, cfg(backend="transformers"), "H100-80GB", profiled=True, num_gpus=1)
+    assert hf.width > base.width
+    # a class too few committed rows measured: the widest of its split
+    unseen = tokens_per_s_interval(1000.0, cfg(per_device_batch=8, compile=True), "H100-80GB", profiled=True, num_gpus=1)
+    assert getattr(widths().get(("gpu measured", "small step, compiled")), "rows", 0) < MIN_ROWS
+    widest = max(w.width for (s, _), w in widths().items() if s == "gpu measured" and w.rows >= MIN_ROWS)
+    assert unseen.width == pytest.approx(widest) and unseen.width > 1.3 * base.width
+
+
+def _heldout():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import heldout_accuracy
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return heldout_accuracy
+
+
+def test_coverage_is_measured_with_widths_fitted_without_each_rows_fold():
+    ho = _heldout()
+    # two folds (models) of one class: each row's width comes from the other fold only
+    rows = pd.DataFrame({
+        "split": ["gpu measured"] * 10, "class": ["regular"] * 10, "fold": ["a"] * 5 + ["b"] * 5,
+        "gpu_type": ["H100-80GB"] * 10, "tokens": [16384] * 10,
+        "log_err": [0.01, 0.02, 0.03, 0.02, 0.01, 0.2, 0.3, 0.4, 0.3, 0.2],
+    })
+    rows["tokens_per_s"] = 100.0
+    rows["predicted"] = 100.0 * pd.Series([math.exp(v) for v in rows["log_err"]])
+    rows["err"] = rows["predicted"] / rows["tokens_per_s"] - 1
+    rows["cv_width"] = ho.cross_validated_widths(rows)
+    a, b = rows["fold"] == "a", rows["fold"] == "b"
+    assert (rows.loc[a, "cv_width"] > 1.2).all()  # fold b's errors: wide, fold a sits inside
+    assert (rows.loc[b, "cv_width"] < 1.04).all()  # fold a's errors: narrow, fold b falls outside
+    stats = ho._stats(rows)
+    assert stats["in 80% interval"] == "50%" and stats["n"] == 10
+    table = ho.width_table(rows)
+    assert table["width"].iloc[0] == pytest.approx(math.exp(pd.Series(rows["log_err"]).quantile(0.8)), rel=1e-3)

@@ -17,7 +17,7 @@ from slmray import private_apis
 
 ROOT = Path(__file__).resolve().parents[1]
 GUARDED = {"ENV_VARS_TO_PROPAGATE", "SIGUSR1", "_local_tensor", "_ot_study", "_dynamo", "placement_group_table", "_sleep",
-           "_local_tuner"}
+           "_local_tuner", "print_to_stdstream"}
 """Names of the internals `private_apis` guards (or replaced), as attributes or subscripts."""
 
 
@@ -282,3 +282,30 @@ def test_gpu_spin_is_torchs_busy_wait_kernel():
         end.record()
         end.synchronize()
         assert start.elapsed_time(end) > 0.01
+
+
+def test_ray_errors_sent_to_the_driver_go_to_the_log_not_the_console(monkeypatch, capsys):
+    import logging
+
+    from ray._private import worker
+
+    monkeypatch.setattr(worker, "print_to_stdstream", worker.print_to_stdstream)  # put back after the test
+    message = {"lines": ["Raylet is terminated. Termination is unexpected."], "pid": "raylet", "ip": "10.0.0.1",
+               "is_err": True, "job": "01000000", "actor_name": "", "task_name": ""}
+    worker.print_to_stdstream(dict(message), ignore_prefix=False)
+    assert "Raylet is terminated" in capsys.readouterr().err  # what Ray's error thread does today
+    private_apis.keep_ray_errors_off_the_console()
+    ray_logger = logging.getLogger("ray")
+    monkeypatch.setattr(ray_logger, "level", logging.ERROR)  # as the sweep sets it without --verbose
+    logged: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = logged.append
+    ray_logger.addHandler(handler)
+    try:
+        worker.print_to_stdstream(dict(message), ignore_prefix=False)
+        assert not logged and "Raylet" not in capsys.readouterr().err  # below the sweep's level: not shown
+        ray_logger.setLevel(logging.DEBUG)
+        worker.print_to_stdstream(dict(message), ignore_prefix=False)
+    finally:
+        ray_logger.removeHandler(handler)
+    assert [r.getMessage() for r in logged] == ["Raylet is terminated. Termination is unexpected."]

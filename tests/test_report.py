@@ -2,6 +2,7 @@
 sweep with recorded predictions, the trainer benchmark), an S3 copy of a table, and the tables
 that must not crash it (empty, out-of-memory only, broken)."""
 
+import math
 import sys
 
 import pandas as pd
@@ -36,8 +37,15 @@ def _assert_real_pngs(paths, at_least):
 def test_report_on_a_cpu_sweep(tmp_path):
     df = add_cost_metrics(price_trials(to_frame(cpu_sweep_table()), PriceBook.load(overrides={"cpu": 0.5})))
     report = write_report(df, tmp_path, OBJECTIVES, ["cpu sweep"])
-    _assert_real_pngs(report.figures, 4)  # scaling, batch, attention, pareto (no GPU memory on the CPU)
+    _assert_real_pngs(report.figures, 3)
+    assert sorted(p.name for p in report.figures) == ["attention.png", "batch.png", "ratios.png"]
     md, page = report.markdown.read_text(), report.html.read_text()
+    # left out, each with its reason on one line: one GPU count; one price, so $ per token is 1 / tokens/s, and
+    # the memory it falls back to the CPU does not measure
+    assert "Not drawn, scaling.png: every trial ran on 1 GPU: no scaling to show." in md
+    assert "Not drawn, memory.png: no ok trial measured its peak memory" in md
+    assert ("Not drawn, pareto.png: no ok trial has both tokens_per_s and peak_mem_gb, drawn instead of max:tokens_per_s "
+            "against min:usd_per_btok: at one price per model, $ per billion tokens follows from tokens/s alone") in md
     assert md.rstrip().endswith("|") and "## Recommendation" in md
     recommendation = md.split("## Recommendation")[1]
     for model in ("tiny", "tiny-neox"):
@@ -130,9 +138,9 @@ def test_predicted_vs_measured_by_hand():
     assert confusion.loc["out of memory"].tolist() == [1, 1] and confusion.loc["fits"].tolist() == [1, 1]
     table = accuracy.accuracy_table(df).set_index("model")
     assert table.loc["a", "memory worst"] == "10.0%" and table.loc["b", "memory MdAPE"] == "-"
-    assert plots.prediction_figure(df) is not None
+    assert not isinstance(plots.prediction_figure(df), plots.NotDrawn)
     assert not accuracy.has_predictions(df.assign(predicted_oom=None))
-    assert plots.prediction_figure(df.assign(predicted_oom=None)) is None
+    assert isinstance(plots.prediction_figure(df.assign(predicted_oom=None)), plots.NotDrawn)
 
 
 def test_cpu_sweep_without_predictions_has_no_such_section(tmp_path):
@@ -209,8 +217,12 @@ def test_findings_tables_by_hand():
     assert list(batch.columns) == ["8", "16"] and batch.loc["a", "16"] == "oom"  # eager at 16 ran out of memory
     assert findings.gpu_type_effect(df).set_index("model").loc["b", "A100-40GB"] == 20.0
     assert list(findings.gpu_type_effect(df)["model"]) == ["a", "b"]  # smallest model first
-    fig = plots.scaling_figure(df)
-    assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2]  # ddp and fsdp lines in each model's panel
+    fig = plots.scaling_figure(df)  # a panel per model and attention backend, a line per GPU type and strategy
+    panels = {ax.get_title(): {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()}
+              for ax in fig.axes if ax.get_visible()}
+    assert list(panels) == ["a\neager", "a\nsdpa", "b\nsdpa"]
+    assert panels["a\nsdpa"]["H100-80GB ddp"] == [100.0, 180.0]
+    assert math.isnan(panels["a\nsdpa"]["H100-80GB fsdp"][0]) and panels["a\nsdpa"]["H100-80GB fsdp"][1] == 150.0
 
 
 def test_compile_oom_boundary_and_key_findings_by_hand():
@@ -338,18 +350,23 @@ def test_prediction_title_fits_the_figure(panels):
     assert _inside(fig.bbox, fig._suptitle.get_window_extent(renderer))
 
 
-def test_scaling_legend_hides_no_point():
-    df = add_cost_metrics(price_trials(to_frame(read_tables(COMMITTED)), PriceBook.load("aws")))
-    fig = plots.scaling_figure(df)
+def test_figure_legend_and_titles_hide_nothing():
+    """The legend sits below the panels and no panel's title falls on another panel."""
+    df = add_cost_metrics(price_trials(to_frame(read_tables([str(H100_SWEEP), str(H200_SWEEP)])), PriceBook.load("aws")))
+    fig = plots.attention_figure(df)
     renderer = FigureCanvasAgg(fig).get_renderer()  # the figures have no pyplot canvas
     fig.draw(renderer)
-    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
-    assert legends and all(_inside(fig.bbox, leg.get_window_extent(renderer)) for leg in legends)
-    for ax in fig.axes:
-        assert not any(leg.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer)) for leg in legends)
-    # one line per GPU type, strategy and compile setting: compiled and uncompiled are not one line
-    labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels == ["H100-80GB ddp", "H100-80GB single", "H100-80GB single compile", "H200 ddp"]
+    (legend,) = fig.legends
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    boxes = [ax.get_window_extent(renderer) for ax in axes]
+    below = legend.get_window_extent(renderer)
+    assert _inside(fig.bbox, below) and not any(below.overlaps(box) for box in boxes)
+    for ax in axes:
+        title = ax.title.get_window_extent(renderer)
+        assert _inside(fig.bbox, title) and not any(title.overlaps(box) for box in boxes)
+    # a line per attention backend; the GPU types are panels, never lines
+    assert [t.get_text() for t in legend.get_texts()][:2] == ["eager", "sdpa"]
+    assert [ax.get_title() for ax in axes][:2] == ["llama-100m\nH100-80GB", "llama-100m\nH200"]
 
 
 @pytest.mark.parametrize("profile", ["aws", "aws-spot", "aws-capacity-block", "gcp", "gcp-spot", "lambda", "paper", "local"])

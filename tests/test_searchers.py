@@ -132,34 +132,38 @@ def test_every_numeric_column_is_an_objective_of_every_sampler(sampler):
 
 
 def test_recalibrating_searcher_hands_each_trial_the_correction_fitted_so_far():
-    """The grid through the sweep's searcher: the first trial gets no correction; once an ok trial
-    measured 20% under its prediction, the next carries that factor, and its plan uses it."""
-    from slmray.predict.calibration import Correction
+    """The grid through the sweep's searcher: no correction before two ok trials (leave-one-out needs
+    two); once two measured 20% under their predictions, the next carries a correction toward that,
+    and its plan uses it in its own regime."""
+    from slmray.predict.calibration import Correction, Regime
     from slmray.sweep.driver import PlannedCost, search_alg
     from slmray.sweep.plan import plan_trial
     from slmray.sweep.trial import SweepSettings
 
-    space = SearchSpace(model=["llama-100m"], per_device_batch=[8, 16], num_gpus=[1], gpu_type=["H100-80GB"],
+    space = SearchSpace(model=["llama-100m"], per_device_batch=[8, 16, 32], num_gpus=[1], gpu_type=["H100-80GB"],
                         attention=["sdpa"], strategy=["ddp"], prices="aws")
     settings = SweepSettings(space=space, sweep_id="s", sweep_dir="/unused",
                              capacity=capacity_from_yaml(str(REPO / "cluster" / "h100.yaml")),
                              prices=PriceBook.load("aws"), prune=True)
     plan = make_plan(space, settings.capacity, settings.prices, prune=True)
-    alg = search_alg(settings, plan, runs=2, budget=1e9)
-    first = alg.suggest("t0")
-    assert first["correction"]["rows"] == 0
-    predicted = plan[0].estimate.tokens_per_s
-    alg.on_trial_complete("t0", {"status": "ok", "gpu_type": "H100-80GB", "tokens_per_s": 0.8 * predicted,
-                                 "predicted_tokens_per_s_uncorrected": predicted, "cost_usd": 1.0})
-    second = alg.suggest("t1")
-    assert second["correction"]["rows"] == 1 and second["correction"]["factor"] == pytest.approx(0.8)
-    corrected = plan_trial(space.resolve(second, settings.capacity.device), settings.capacity, settings.prices, True,
-                           Correction(**second["correction"]))
-    assert corrected.estimate.tokens_per_s == pytest.approx(0.8 * plan[1].estimate.tokens_per_s)
-    assert corrected.prediction_columns()["predicted_tokens_per_s_uncorrected"] == pytest.approx(plan[1].estimate.tokens_per_s)
-    assert corrected.prediction_columns()["correction_rows"] == 1
+    alg = search_alg(settings, plan, runs=3, budget=1e9)
+    for i in range(2):
+        config = alg.suggest(f"t{i}")
+        assert config["correction"]["rows"] == 0
+        predicted = plan[i].estimate.tokens_per_s
+        alg.on_trial_complete(f"t{i}", {**plan[i].row_columns(), "status": "ok", "tokens_per_s": 0.8 * predicted,
+                                        "cost_usd": 1.0})
+    third = alg.suggest("t2")
+    correction = Correction(**third["correction"])
+    resolved = space.resolve(third, settings.capacity.device)
+    f = correction.multiplier(Regime.of(resolved.train))
+    assert correction.rows == 2 and 0.8 <= f < 0.9
+    corrected = plan_trial(resolved, settings.capacity, settings.prices, True, correction)
+    assert corrected.estimate.tokens_per_s == pytest.approx(f * plan[2].estimate.tokens_per_s)
+    assert corrected.prediction_columns()["predicted_tokens_per_s_uncorrected"] == pytest.approx(plan[2].estimate.tokens_per_s)
+    assert corrected.prediction_columns()["correction_rows"] == 2
     # the budget prices the next trial with the correction: slower, so dearer than first planned
-    assert PlannedCost(settings)(second) > plan[1].cost_usd
+    assert PlannedCost(settings)(third) > plan[2].cost_usd
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLERS))
@@ -176,3 +180,32 @@ def test_every_sampler_survives_the_pickling_tune_does_mid_search(name):
     rest = _drive(restored, 4, start=2)
     assert len(first) == 2 and len(first + rest) == 4
     assert len({tuple(sorted(c.items())) for c in first + rest}) == 4
+
+
+def test_a_resumed_grid_suggests_only_what_its_rows_lack_with_their_correction_and_spending():
+    """The rows are the record: a grid resumed from them suggests each configuration they lack,
+    once, in the plan's order; the correction and the dollars spent start from them."""
+    from ray.tune.search import Searcher
+
+    from slmray.sweep.driver import search_alg
+    from slmray.sweep.space import Trial
+    from slmray.sweep.trial import SweepSettings
+
+    from slmray.sweep.capacity import local_capacity
+
+    space = SearchSpace(model=["tiny"], per_device_batch=[8, 16, 32], num_gpus=[1], attention=["sdpa"],
+                        strategy=["ddp"], seq_len=32, device="cpu")
+    settings = SweepSettings(space=space, sweep_id="s", sweep_dir="/unused", capacity=local_capacity("cpu"),
+                             prices=PriceBook.load("local"), prune=True)
+    plan = make_plan(space, settings.capacity, settings.prices, prune=True)
+    predicted = plan[1].estimate.tokens_per_s
+    # the row of batch 16, as the sweep wrote it: its GPU type as planned and as the space asked
+    row = {**plan[1].row_columns(), "status": "ok", "tokens_per_s": 0.5 * predicted,
+           "predicted_tokens_per_s_uncorrected": predicted, "cost_usd": 7.0}
+    assert Trial.from_row(row) == plan[1].trial
+    alg = search_alg(settings, plan, runs=3, budget=10.0, recorded=[row])
+    first, second = alg.suggest("t0"), alg.suggest("t1")
+    assert [first["per_device_batch"], second["per_device_batch"]] == [8, 32]
+    assert first["correction"]["observed"] == 1  # the recorded row is among what the correction is fitted on
+    assert alg.spent_usd == 7.0
+    assert alg.suggest("t2") == Searcher.FINISHED

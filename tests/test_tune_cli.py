@@ -179,7 +179,7 @@ def test_a_ray_address_nothing_answers_on_is_one_line(tmp_path, capsys, address,
 
 # moved from test_tune.py: the same assertions, without an interpreter start each
 def test_dry_run_prints_the_plan_and_starts_nothing(sweep, tmp_path):
-    out = sweep("search_spaces/smoke.py", "--dry-run", "--storage", str(tmp_path), "--name", "plan")
+    out = sweep("search_spaces/smoke.py", "--dry-run", "--verbose", "--storage", str(tmp_path), "--name", "plan")
     assert out.returncode == 0, out.stderr
     assert "grid: 4 trials" in out.stdout and "estimate:" in out.stdout and "GPU-hours" in out.stdout
     assert out.stdout.count(" tiny ") == 4
@@ -187,7 +187,7 @@ def test_dry_run_prints_the_plan_and_starts_nothing(sweep, tmp_path):
 
 
 def test_dry_run_of_the_papers_grid_prunes_out_of_memory(sweep, tmp_path):
-    out = sweep("search_spaces/full.py", "--dry-run", "--storage", str(tmp_path))
+    out = sweep("search_spaces/full.py", "--dry-run", "--verbose", "--storage", str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert "grid: 2520 trials" in out.stdout
     pruned = [line for line in out.stdout.splitlines() if "(pruned)" in line]
@@ -202,7 +202,7 @@ SPACE = SearchSpace(model=["tiny"], per_device_batch=[1, 2, 4, 8], num_gpus=[8],
 """)
 
     def dry_run(*args):
-        out = sweep(path, "--dry-run", "--storage", str(tmp_path / "s"), "--price", "H100-80GB=450", *args)
+        out = sweep(path, "--dry-run", "--verbose", "--storage", str(tmp_path / "s"), "--price", "H100-80GB=450", *args)
         assert out.returncode == 0, out.stderr
         rows = [line.split() for line in out.stdout.splitlines() if line.split() and line.split()[0].isdigit()]
         hours, usd = next(line for line in out.stdout.splitlines() if line.startswith("estimate:")).split(", ")
@@ -215,7 +215,7 @@ SPACE = SearchSpace(model=["tiny"], per_device_batch=[1, 2, 4, 8], num_gpus=[8],
     assert "counted: 1 warm worker-group start (42 s each)" in stdout
 
     def dry_run(*args):
-        out = sweep(path, "--dry-run", "--storage", str(tmp_path / "s"), "--price", "H100-80GB=450", "--isolate-trials", *args)
+        out = sweep(path, "--dry-run", "--verbose", "--storage", str(tmp_path / "s"), "--price", "H100-80GB=450", "--isolate-trials", *args)
         assert out.returncode == 0, out.stderr
         rows = [line.split() for line in out.stdout.splitlines() if line.split() and line.split()[0].isdigit()]
         hours, usd = next(line for line in out.stdout.splitlines() if line.startswith("estimate:")).split(", ")
@@ -379,7 +379,7 @@ def test_every_shipped_space_dry_runs_here_on_the_gpus_it_names(sweep, tmp_path,
     # a space naming none plans this machine (smoke.py: its CPU)
     from slmray.sweep.space import load_space
 
-    out = sweep(str(path), "--dry-run", "--storage", str(tmp_path / "s"))
+    out = sweep(str(path), "--dry-run", "--verbose", "--storage", str(tmp_path / "s"))
     assert out.returncode == 0, out.stderr
     space = load_space(str(path), packages=False)
     rows = plan_rows(out.stdout)
@@ -404,7 +404,7 @@ SPACE = SearchSpace(model=["llama-100m"], per_device_batch=[8], num_gpus=[1, {2 
                     attention=["sdpa"], strategy=["ddp"], seq_len=256, prices="aws")
 """)
     assert not any(it.gpu == "H100-NVL" for it in instance_types())  # the case of a GPU no instance carries
-    out = sweep(path, "--dry-run", "--storage", str(tmp_path / "s"), "--price", "H100-NVL=3")
+    out = sweep(path, "--dry-run", "--verbose", "--storage", str(tmp_path / "s"), "--price", "H100-NVL=3")
     assert out.returncode == 0, out.stderr
     header = out.stdout.splitlines()[0]
     assert f"on 2 hosts of {host} H100-80GB, {2 * host} H100-NVL on one host (instances.csv has no H100-NVL instance)" in header
@@ -454,7 +454,7 @@ def test_a_dry_run_of_a_space_naming_no_gpu_that_this_cpu_cannot_take_says_give_
                          "CLUSTER.yaml or gpu_type in the space"), line
     assert "--price cpu" not in line
     # and with the cluster it will run on, it plans that cluster's GPUs
-    assert main([space, "--dry-run", "--storage", str(tmp_path / "s"), "--cluster-config", "cluster/h100.yaml"]) == 0
+    assert main([space, "--dry-run", "--verbose", "--storage", str(tmp_path / "s"), "--cluster-config", "cluster/h100.yaml"]) == 0
     assert {r[4] for r in plan_rows(capsys.readouterr().out)} == {"H100-80GB"}
 
 
@@ -476,13 +476,13 @@ def test_a_dry_run_with_a_ray_address_plans_without_connecting(tmp_path, capsys,
     args = ["--address", "127.0.0.1:1"] if how == "--address" else []
     if how == "RAY_ADDRESS":
         monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
-    assert main(["search_spaces/h200x1.py", "--dry-run", "--storage", str(tmp_path / "s"), *args]) == 0
+    assert main(["search_spaces/h200x1.py", "--dry-run", "--verbose", "--storage", str(tmp_path / "s"), *args]) == 0
     assert {r[4] for r in plan_rows(capsys.readouterr().out)} == {"H200"}
     assert main(["search_spaces/smoke.py", "--dry-run", "--storage", str(tmp_path / "s"), *args]) == 2
     assert one_error_line(capsys) == (
         "error: --dry-run: plans without connecting to the Ray cluster of --address or RAY_ADDRESS, and the space "
         "names no gpu_type: give --cluster-config CLUSTER.yaml (the cluster's YAML) to plan for its GPUs")
-    assert main(["search_spaces/smoke.py", "--dry-run", "--storage", str(tmp_path / "s"), *args,
+    assert main(["search_spaces/smoke.py", "--dry-run", "--verbose", "--storage", str(tmp_path / "s"), *args,
                  "--cluster-config", "cluster/h100.yaml"]) == 0
     assert {r[4] for r in plan_rows(capsys.readouterr().out)} == {"H100-80GB"}
     assert not (tmp_path / "s").exists()
@@ -495,7 +495,7 @@ def test_only_the_real_run_asks_for_the_packages_its_trials_import(tmp_path, cap
     if "liger" in installed_loss_kernels():
         pytest.skip("liger-kernel is installed here")
     space = "search_spaces/h100x1_models.py"
-    assert main([space, "--dry-run", "--storage", str(tmp_path / "s")]) == 0
+    assert main([space, "--dry-run", "--verbose", "--storage", str(tmp_path / "s")]) == 0
     assert " liger " in capsys.readouterr().out
     assert main([space, "--storage", str(tmp_path / "s"), "--name", "real"]) == 2
     assert one_error_line(capsys) == (f"error: {space}: loss_kernel: liger needs the liger-kernel package "

@@ -7,7 +7,8 @@ import inspect
 import pytest
 
 from slmray.sweep import warm_scheduler
-from slmray.sweep.warm_scheduler import CLOSED, GroupSpec, Wait, WarmScheduler, gpu_resource
+from slmray.sweep.warm_scheduler import (CLOSED, INFRASTRUCTURE_RETRIES, INFRASTRUCTURE_STATUS, GroupSpec, Wait,
+                                         WarmScheduler, gpu_resource)
 
 
 def spec(workers: int, gpu: str | None = None, max_groups: int = 1, max_failures: int = 0) -> GroupSpec:
@@ -271,3 +272,34 @@ def test_the_scheduler_imports_no_ray_nor_torch():
     (2, None, {"CPU": 2.0}), (4, "H100", {"CPU": 4.0, "GPU": 4.0, "GPU:H100": 4.0})])
 def test_a_group_holds_its_workers_resources(workers, gpu, holds):
     assert spec(workers, gpu).holds == holds
+
+
+def test_an_infrastructure_failure_is_retried_on_fresh_groups_apart_from_max_failures_then_handed_back():
+    pool = Pool(spec(1, max_failures=0))  # the configuration's own failures are not retried at all
+    pool.s.submit("1xcpu", "a", {"n": 1})
+    for nth in range(1, INFRASTRUCTURE_RETRIES + 1):
+        group = pool.group("1xcpu", nth)
+        assert pool.s.next_job(group) == {"trial_id": "a", "train": {"n": 1}}
+        pool.s.group_ended(group, (INFRASTRUCTURE_STATUS, "The actor died unexpectedly"))
+        assert pool.s.take_result("a") is None  # a fresh group takes it
+    last = pool.group("1xcpu", INFRASTRUCTURE_RETRIES + 1)
+    pool.s.next_job(last)
+    pool.s.group_ended(last, (INFRASTRUCTURE_STATUS, "The actor died unexpectedly"))
+    assert pool.s.take_result("a")["error"] == (INFRASTRUCTURE_STATUS, "The actor died unexpectedly")
+    assert len(pool.started) == INFRASTRUCTURE_RETRIES + 1
+
+
+def test_infrastructure_retries_leave_the_configurations_own_retries_whole():
+    pool = Pool(spec(1, max_failures=1))
+    pool.s.submit("1xcpu", "a", {})
+    first = pool.group("1xcpu")
+    pool.s.next_job(first)
+    pool.s.group_ended(first, (INFRASTRUCTURE_STATUS, "node died"))
+    second = pool.group("1xcpu", 2)
+    pool.s.next_job(second)
+    pool.s.group_ended(second, ("failed", "NCCL error"))  # its one retry of its own is still there
+    assert pool.s.take_result("a") is None
+    third = pool.group("1xcpu", 3)
+    pool.s.next_job(third)
+    pool.s.group_ended(third, ("failed", "NCCL error"))
+    assert pool.s.take_result("a")["error"] == ("failed", "NCCL error")

@@ -1,7 +1,7 @@
 """Cost metrics over a results frame (the formulas: `slmray.core.costs`), and the seed paper's
 best-over-the-rest reduction.
 
-A trial is charged for the GPUs it used (`PriceBook.trial_price`); `loss_source` picks where
+A trial is charged for the instances that hold its GPUs (`slmray.catalog.rent`); `loss_source` picks where
 loss per token comes from (scaling law or the trial's own losses), as `slmray.core.costs` says.
 """
 

@@ -35,9 +35,8 @@ DEFINITIONS = (
     "Loss per $ (Ashkboos et al. 2024, Eq. 1) = Loss/Token x Token/Second / (Dollar/Second), Loss/Token being the "
     "loss reduction per training token (see slmray.analysis.costs for its source).",
     "Each comparison holds everything but the compared factor fixed: a row per GPU type, GPU count, strategy, "
-    "sequence length and compile setting the table varies; each cell is the best ok trial over the per-device batch "
-    "(the figures: over every parameter not shown). A cell whose trials all ran out of memory reads oom (a figure "
-    "draws it at 0, the paper's convention).",
+    "sequence length and compile setting the table varies; each cell is the best ok trial over the per-device batch. "
+    "A cell whose trials all ran out of memory reads oom (a figure marks it x at 0, with no line down to it).",
     "Pareto front: ok trials no other trial beats on every objective at once, per model.",
     "MFU: tokens/s x training FLOPs per token (6N + 12LdT, N with embeddings; slmray.train.metrics) over the GPU's "
     "dense BF16 peak.",
@@ -54,7 +53,7 @@ class Section:
     figures: list[tuple[str, Path]] = field(default_factory=list)
 
 
-FIGURES = ("predictions.png", "pareto.png", "scaling.png", "batch.png", "attention.png", "memory.png")
+FIGURES = ("predictions.png", "pareto.png", "scaling.png", "batch.png", "attention.png", "ratios.png", "memory.png")
 """Every figure a report may draw (its file name); one it leaves out this time is removed from the folder."""
 
 
@@ -92,9 +91,9 @@ def _has_values(df: pd.DataFrame, column: str) -> bool:
     return bool(np.isfinite(ok(df)[column].astype(float)).any())
 
 
-def _figure(section: Section, fig: Figure | None, out_dir: Path, name: str, caption: str) -> None:
-    if fig is None:
-        section.text.append(f"No data to plot for: {caption}.")
+def _figure(section: Section, fig: Figure | plots.NotDrawn, out_dir: Path, name: str, caption: str) -> None:
+    if isinstance(fig, plots.NotDrawn):
+        section.text.append(f"Not drawn, {name}: {fig}.")
     else:
         section.figures.append((caption, plots.save(fig, out_dir / name)))
 
@@ -187,8 +186,11 @@ def _front(df: pd.DataFrame, objectives: Sequence[Objective], out_dir: Path, unp
         section.text.append("No trial has a price, so there is no cost axis to plot the front on (every trial would "
                             "sit at $0); re-price with --prices PROFILE for the plot.")
     elif len(objectives) >= 2:
+        x, y, instead = plots.pareto_axes(df, objectives)
         fig = plots.pareto_figure(df, objectives, pareto_front(df, objectives[:2], by="model"))
-        _figure(section, fig, out_dir, FIGURES[1], f"Pareto front per model, {objectives[0]} vs {objectives[1]}")
+        if instead and not isinstance(fig, plots.NotDrawn):
+            section.text.append(f"The figure draws {x} against {y} {instead}.")
+        _figure(section, fig, out_dir, FIGURES[1], f"Pareto front per model, {x} vs {y}")
     else:
         section.text.append("A Pareto plot needs two objectives with values.")
     return section
@@ -196,13 +198,20 @@ def _front(df: pd.DataFrame, objectives: Sequence[Objective], out_dir: Path, unp
 
 def _figures(df: pd.DataFrame, money: str, out_dir: Path) -> Section:
     section = Section("Figures")
-    _figure(section, plots.scaling_figure(df), out_dir, FIGURES[2], "tokens/s by GPU count, a line per GPU type, strategy and compile setting")
-    no_compile = " (trials without compile)" if findings.mixes_compile(df) else ""
-    _figure(section, plots.batch_figure(findings.without_compile(df), money), out_dir, FIGURES[3],
-            f"{plots.label(money)} by per-device batch{no_compile}")
-    _figure(section, plots.attention_figure(df), out_dir, FIGURES[4], "eager vs fused attention per model size")
-    _figure(section, plots.memory_figure(df), out_dir, FIGURES[5],
-            "peak memory by per-device batch, out-of-memory trials marked")
+    section.text.append(
+        "Drawn the paper's way: a panel per model (and per setting the table varies that the figure does not "
+        "compare), the per-device batch or GPU count on a log2 axis, a line per alternative at otherwise equal "
+        "settings; x: every trial of a point ran out of memory; a gap: not run; error bars: the spread over repeats.")
+    _figure(section, plots.scaling_figure(df), out_dir, FIGURES[2],
+            "tokens/s by GPU count, a line per GPU type and strategy")
+    _figure(section, plots.batch_figure(df, money), out_dir, FIGURES[3],
+            f"{plots.label(money)} by per-device batch, a line per GPU type and attention backend")
+    _figure(section, plots.attention_figure(df), out_dir, FIGURES[4],
+            "tokens/s by per-device batch, a line per attention backend")
+    _figure(section, plots.ratio_figure(df), out_dir, FIGURES[5],
+            "fused / eager, GPU type, compile on / off and FP8 / bf16 as tokens/s ratios at equal settings")
+    _figure(section, plots.memory_figure(df), out_dir, FIGURES[6],
+            "peak memory by per-device batch, out-of-memory trials marked at the GPU's capacity")
     return section
 
 

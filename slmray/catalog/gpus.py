@@ -34,7 +34,29 @@ class GPUSpec:
     """Per-GPU, one-direction bandwidth to the other GPUs of its node (NVLink or PCIe)."""
     sms: int
     """Streaming multiprocessors: a GEMM's tiles run in waves of this many (the estimator's shape model)."""
+    arch: str
+    """Architecture generation (hopper, ampere, ada): the row of architectures.csv whose achievable
+    shares of peak the estimator uses for a GPU type without a profile."""
     source: str
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """What kernels reach on one architecture generation, as a share of its datasheet peak,
+    measured by others on their best shapes (each row with its source)."""
+
+    arch: str
+    matmul_share: float
+    """Best bf16 GEMM rate over the dense bf16 peak."""
+    attention_share: float
+    """Fused attention (FlashAttention-2, what PyTorch's SDPA runs), forward and backward, over the
+    dense bf16 peak."""
+    source: str
+
+
+@functools.cache
+def arch_specs() -> dict[str, ArchSpec]:
+    return {a.arch: a for a in read_records(resources.files("slmray.catalog") / "architectures.csv", ArchSpec)}
 
 
 @functools.cache

@@ -23,6 +23,8 @@ class InstanceType:
     memory_gib: int
     network_gbps: float
     """Bandwidth between instances (EFA where the instance has it)."""
+    fabric: str
+    """efa (RDMA, where the source names EFA) or ethernet (NCCL over TCP sockets)."""
     source: str
 
 

@@ -15,11 +15,13 @@ Profiles
                       (A100-40GB 1.00, A100-80GB 1.46, H100-80GB 2.53), to reproduce its
                       Token/Dollar figures.  Its "dollars" are A100-40GB-hours, not dollars.
 
-Choosing among entries: where a provider lists several instances (sizes, regions) with the
-same GPU under the same pricing, the lowest price per GPU-hour wins.  The catalog keeps one
-region per provider (AWS us-east-1, GCP us-central1; Lambda charges the same everywhere), so in
-practice this picks among instance sizes: a sweep packs its trials onto the instance with the
-cheapest GPU-hour, and a trial is charged for the GPUs it used (`PriceBook.trial_price`, `slmray.core.costs`).
+Instances: under a provider's profile a GPU type is sold as whole instances (`PriceBook.offers`),
+and an option of N GPUs is priced at the instances that hold it, idle GPUs included, by the one
+rule in `slmray.catalog.rent`.  `lookup` gives one GPU-hour's price: the lowest per GPU-hour
+among the instances (what `--per-gpu-pricing` charges, for those who share nodes).  The catalog
+keeps one region per provider (AWS us-east-1, GCP us-central1; Lambda charges the same everywhere).
+`local`, `paper`, a price file and `--price` overrides price one GPU and have no instances: a GPU
+priced so is charged per GPU.
 
 Overrides: `file` (CSV with columns gpu, usd_per_gpu_hour and optionally source; or JSON, either
 {"H100-80GB": 3.1} or a list of such rows) and then `overrides` ({"H100-80GB": 3.1}) replace or
@@ -68,14 +70,6 @@ class Price:
     usd_per_gpu_hour: float
     source: str
     """Short provenance: `aws p5.48xlarge on-demand us-east-1 (URL, read 2026-07-27)`."""
-
-
-@dataclass(frozen=True)
-class TrialPrice:
-    """What an hour of a trial's GPUs costs together: one GPU-hour's price times the GPUs it used."""
-
-    usd_per_hour: float
-    source: str
 
 
 @dataclass(frozen=True)
@@ -161,6 +155,15 @@ def _profile_prices(profile: str) -> dict[str, Price]:
     return {gpu: e.price() for gpu, e in cheapest.items()}
 
 
+def _profile_offers(profile: str) -> dict[str, tuple[CatalogEntry, ...]]:
+    """GPU -> the profile's whole-instance entries holding it (none for the paper's per-GPU rows)."""
+    offers: dict[str, list[CatalogEntry]] = {}
+    for e in catalog():
+        if e.profile == profile and e.instance_type:
+            offers.setdefault(e.gpu, []).append(e)
+    return {gpu: tuple(entries) for gpu, entries in offers.items()}
+
+
 def _read_price_file(uri: str) -> dict[str, Price]:
     from slmray.results.storage import StorageError, filesystem  # pyarrow.fs (and S3), for a price file only
 
@@ -224,36 +227,44 @@ def parse_price_overrides(items: list[str]) -> dict[str, float]:
 
 
 class PriceBook:
-    """Per-GPU prices of one profile, with the user's file and overrides applied."""
+    """Prices of one profile: per GPU-hour (`lookup`) and, under a provider's profile, the whole
+    instances each GPU type is sold as (`offers`); the user's file and overrides applied."""
 
-    def __init__(self, profile: str, prices: dict[str, Price]):
+    def __init__(self, profile: str, prices: dict[str, Price],
+                 offers: dict[str, tuple[CatalogEntry, ...]] | None = None, per_gpu: bool = False):
         self.profile = profile
         self._prices = dict(prices)
+        self._offers = dict(offers or {})
+        self.per_gpu = per_gpu
+        """--per-gpu-pricing: charge the GPUs used at `lookup`'s price, never a whole instance."""
         self._warned: set[str] = set()
 
     @classmethod
-    def load(cls, profile: str = LOCAL, file: str | None = None, overrides: dict[str, float] | None = None) -> PriceBook:
+    def load(cls, profile: str = LOCAL, file: str | None = None, overrides: dict[str, float] | None = None,
+             per_gpu: bool = False) -> PriceBook:
         if profile not in profiles():
             raise PriceError(f"prices: profile {profile!r} is not one of {', '.join(profiles())}")
         prices = {} if profile == LOCAL else _profile_prices(profile)
-        if file:
-            prices.update(_read_price_file(file))
+        offers = {} if profile == LOCAL else _profile_offers(profile)
+        given = _read_price_file(file) if file else {}
         for gpu, usd in (overrides or {}).items():
             key = gpu_key(gpu)
-            prices[key] = Price(key, _usd(usd, f"price override {gpu!r}"), "override")
-        return cls(profile, prices)
+            given[key] = Price(key, _usd(usd, f"price override {gpu!r}"), "override")
+        prices.update(given)
+        for key in given:  # a price the user gave is per GPU: it replaces the profile's instances
+            offers.pop(key, None)
+        return cls(profile, prices, offers, per_gpu)
 
     @property
     def prices(self) -> tuple[Price, ...]:
         """The explicit prices (under `local`, everything else costs 0)."""
         return tuple(sorted(self._prices.values(), key=lambda p: p.gpu))
 
-    def trial_price(self, gpu_type: str | None, num_gpus: int) -> TrialPrice | None:
-        """The one price lookup of a trial (the plan, its row, the analysis and the planner): an
-        hour of `num_gpus` GPUs of `gpu_type`; None where the type is not known (any GPU of a
-        cluster, before the trial ran) or has no price."""
-        price = self.lookup(gpu_type) if gpu_type else None
-        return None if price is None else TrialPrice(price.usd_per_gpu_hour * num_gpus, price.source)
+    def offers(self, gpu_type: str) -> tuple[CatalogEntry, ...]:
+        """The whole instances `gpu_type` is sold as under this profile (with --per-gpu-pricing
+        too: they say which link its GPUs have); none where it is priced per GPU (the `local` and
+        `paper` profiles, a price file, a --price override) or not sold."""
+        return self._offers.get(gpu_key(gpu_type), ())
 
     def lookup(self, gpu_type: str) -> Price | None:
         """The price of one GPU-hour of `gpu_type` (canonical, or as torch names it), or None."""

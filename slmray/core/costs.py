@@ -1,7 +1,9 @@
 """Cost metrics, each defined once: for a trial's row, the plan, the analysis and the planner.
 
-A trial is charged for the GPUs it used: price_per_hour_usd = (price of one GPU-hour) x
-num_gpus, from `slmray.catalog.prices`.  From that and the measured tokens/s:
+A trial is charged for the instances that hold its GPUs, idle ones included (`slmray.catalog.rent`:
+"p5.48xlarge, 8 GPUs, 4 idle"), or for the GPUs it used where they are priced one by one (the
+`local` and `paper` profiles, price files and overrides, --per-gpu-pricing): price_per_hour_usd.
+From that and the measured tokens/s:
 
     tokens_per_usd = tokens_per_s * 3600 / price_per_hour_usd
     usd_per_btok   = price_per_hour_usd / (tokens_per_s * 3600) * 1e9
@@ -35,6 +37,8 @@ import math
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+from slmray.catalog.rent import rent
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,13 +90,14 @@ def measured_loss_per_token(losses: Sequence[float] | None, tokens_per_step: flo
 
 
 def price_trials(df: "pd.DataFrame", book: "PriceBook") -> "pd.DataFrame":
-    """Re-price every trial of a results frame with `book` (`PriceBook.trial_price`, one lookup a
-    trial): price_per_hour_usd, price_source, cost_usd, tokens_per_usd.
+    """Re-price every trial of a results frame with `book` (`slmray.catalog.rent.rent`, one a
+    trial, at the fewest instances that hold its GPUs: the layout it ran on): price_per_hour_usd,
+    price_source, cost_usd, tokens_per_usd.
 
     A GPU the book has no price for gets empty (NaN) costs and one `PriceWarning`.
     """
     out = df.copy()
-    prices = [book.trial_price(g, n) if isinstance(g, str) else None for g, n in zip(out["gpu_type"], out["num_gpus"])]
+    prices = [rent(book, g, int(n)) if isinstance(g, str) else None for g, n in zip(out["gpu_type"], out["num_gpus"])]
     out["price_per_hour_usd"] = [p.usd_per_hour if p else math.nan for p in prices]
     out["price_source"] = [p.source if p else None for p in prices]
     out["cost_usd"] = trial_cost_usd(out["price_per_hour_usd"], out["wall_s"])

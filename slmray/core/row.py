@@ -7,13 +7,14 @@ among it) and how it ended.  Later parts win, so a detected GPU type replaces th
 Every value whose name is a column of `slmray.core.schema.SCHEMA` is taken as it is, the rest
 (`NOT_STORED`, a TrainConfig's `device`...) are left out; the columns computed from others are computed
 here only: wall time and time to the first measured step from the trial's start and end, and
-its price and costs from a price book (`PriceBook.trial_price`, `slmray.core.costs`).
+its price and costs from a price book (`slmray.catalog.rent`, `slmray.core.costs`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
+from slmray.catalog.rent import rent
 from slmray.core.costs import tokens_per_usd, trial_cost_usd
 from slmray.core.schema import COLUMNS
 
@@ -30,10 +31,11 @@ every other field is a column (tests/test_identity.py), so a new measurement is 
 
 def make_row(
     *parts: Mapping[str, Any] | None, started: float | None = None, ended: float | None = None,
-    prices: PriceBook | None = None,
+    prices: PriceBook | None = None, node_gpus: int | None = None,
 ) -> dict[str, Any]:
     """A results row (for `slmray.results.table.to_table`) from `parts` (None: a part the trial does not
-    have, a result where it never ran); times as epoch seconds."""
+    have, a result where it never ran); times as epoch seconds.  `node_gpus`: the GPUs per node of
+    the cluster the trial shared (`slmray.catalog.rent.cluster_share`); None: priced as rented alone."""
     merged: dict[str, Any] = {}
     for part in parts:
         merged.update(part or {})
@@ -42,7 +44,8 @@ def make_row(
         row.update(started_at=started, ended_at=ended, wall_s=ended - started)
     if started is not None and merged.get("first_measured_at") is not None:
         row["time_to_first_step_s"] = merged["first_measured_at"] - started
-    price = prices.trial_price(row.get("gpu_type"), row.get("num_gpus") or 0) if prices is not None else None
+    num_gpus = row.get("num_gpus") or 0
+    price = rent(prices, row.get("gpu_type"), num_gpus, node_gpus=node_gpus) if prices is not None and num_gpus >= 1 else None
     if price is not None:
         row["price_per_hour_usd"], row["price_source"] = price.usd_per_hour, price.source
         if row.get("wall_s") is not None:

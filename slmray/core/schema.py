@@ -73,8 +73,8 @@ SCHEMA = pa.schema(
         pa.field("predicted_peak_mem_gb", pa.float64()),
         pa.field("predicted_oom", pa.bool_()),
         pa.field("predicted_tokens_per_s", pa.float64()),  # the one used: corrected where a correction was
-        # the estimator's own, before the per-GPU-type correction (slmray.predict.calibration) refitted on the
-        # sweep's earlier ok trials; equal to predicted_tokens_per_s where correction_rows is 0
+        # the estimator's own, before the GPU type's correction (slmray.predict.calibration: a regime residual
+        # refitted on the sweep's earlier ok trials); equal to predicted_tokens_per_s where correction_rows is 0
         pa.field("predicted_tokens_per_s_uncorrected", pa.float64()),
         # bounds of predicted_tokens_per_s (slmray.predict.interval), corrected alike
         pa.field("predicted_tokens_per_s_low", pa.float64()),

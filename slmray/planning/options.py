@@ -1,40 +1,54 @@
 """The options a results frame supports for one model, and each one's tokens/s.
 
 Options are the configurations of the model that the tables ran (per-device batch, attention,
-compile, precision, ...), on each GPU type of the tables (or those asked for), at 1, 2, 4, ...
-`max_gpus` GPUs, with DDP or FSDP beyond one GPU.  An option a table measured (same GPU type,
-count, strategy and configuration) takes the measured tokens/s and is `measured`; every other one
-is `predicted`: `slmray.predict.estimate`, anchored on the measurements (`slmray.predict.calibration`):
-times the measured-over-predicted factor of the same configuration on the same GPU type where a
-table ran it, else of the GPU type's rows, else of all rows.  An option the estimator (or a table)
-finds out of memory is excluded.  Each function takes and returns frames; a row becomes a
-`TrainConfig` only through `TrainConfig.from_row`.
+compile, precision, sequence length, ...; for a model with no rows, those the tables ran for the
+others), on each GPU type of the tables (or those asked for), at 1, 2, 4, ... `max_gpus` GPUs,
+with DDP, FSDP or FSDP keeping parameters gathered (fsdp_grad_op) beyond one GPU, on the instances
+that hold them (`slmray.catalog.rent`).  An option a table measured (same GPU type, count, strategy
+and configuration) takes the measured tokens/s and is `measured`; every other one is `predicted`,
+anchored on the measurements (`speed`): the one-GPU rate of the same per-device configuration
+(measured, else the estimator's corrected by the trials, `slmray.predict.calibration`) times the
+estimator's scaling efficiency, at most 1.  An option the estimator (or a table) finds out of
+memory is excluded.  Each function takes and returns frames; a row becomes a `TrainConfig` only
+through `TrainConfig.from_row`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections import defaultdict
+from statistics import median
 from typing import Iterable, Sequence
 
 import pandas as pd
 
 from slmray.catalog.gpus import CPU, spec_for
+from slmray.catalog.prices import PriceBook
+from slmray.catalog.rent import Rental, rent
 from slmray.errors import ConfigError
-from slmray.predict.calibration import POOLED, Correction, fit_correction, fit_corrections
+from slmray.predict.calibration import POOLED, Correction, Regime, fit_corrections
 from slmray.predict.estimate import Estimate, estimate
 from slmray.train.config import CONFIG_KEYS, ROW_DEFAULTS, ModelConfig, TrainConfig
 from slmray.train.presets import get_model
 
-MULTI_GPU_STRATEGIES = ("ddp", "fsdp")
+MULTI_GPU_STRATEGIES = ("ddp", "fsdp", "fsdp_grad_op")
 PLACEMENT = ("gpu_type", "num_gpus", "strategy")
 """Where an option runs: what the planner varies beyond the configurations the tables ran."""
 CONFIG = (*(k for k in CONFIG_KEYS if k not in ("model", *PLACEMENT)), "grad_accum")
 """What an option shares with the trial it is anchored on: the work of one device's step (the
 configuration's identity less the model and the placement; grad_accum, not swept, too)."""
 OPTION = (*PLACEMENT, *CONFIG)
-SPEED = ("tokens_per_s", "source", "basis", "excluded")
-"""What `speeds` adds to each option: tokens/s, measured or predicted, how it was obtained, and
-why the option is excluded ("" where it is not)."""
+RENTAL = ("instances", "instance_type", "gpus_billed", "idle_gpus", "usd_per_hour", "gpus_per_node",
+          "inter_node_gbps", "fabric", "rental")
+"""How an option's GPUs are rented and billed (`slmray.catalog.rent.Rental`, `rental` its
+description; NaN and "" without a price); a prediction on several instances counts their network."""
+SPEED = ("tokens_per_s", "tokens_per_s_low", "tokens_per_s_high", "source", "basis", "one_gpu_tokens_per_s",
+         "one_gpu_source", "scaling", "excluded")
+"""What `speed` adds to each option: tokens/s, its interval where predicted (NaN where measured),
+measured or predicted, how it was obtained; the one-GPU rate it stands on (measured or predicted)
+and the scaling efficiency applied to it (1 on one GPU; NaN for a measured option); and why the
+option is excluded ("" where it is not)."""
 
 
 def with_row_defaults(df: pd.DataFrame) -> pd.DataFrame:
@@ -59,16 +73,18 @@ def model_configs(names: Iterable[str]) -> dict[str, ModelConfig]:
     return out
 
 
-def estimate_row(model: ModelConfig, row, gpu_type: str, num_gpus: int) -> Estimate:
-    """The estimator's prediction of a table row or an option on `num_gpus` GPUs of `gpu_type`.
+def estimate_row(model: ModelConfig, row, gpu_type: str, num_gpus: int, gpus_per_node: int = 8,
+                 inter_node_gbps: float | None = None, fabric: str | None = None) -> Estimate:
+    """The estimator's prediction of a table row or an option on `num_gpus` GPUs of `gpu_type`, on
+    nodes of `gpus_per_node` joined by `inter_node_gbps` of `fabric` (`slmray.predict.estimate.estimate`).
     A ValueError (a ConfigError among them) where it cannot be configured or estimated."""
-    return estimate(TrainConfig.from_row(row, model), gpu_type, num_gpus)
+    return estimate(TrainConfig.from_row(row, model), gpu_type, num_gpus, gpus_per_node, inter_node_gbps, fabric=fabric)
 
 
 def fit_table_corrections(df: pd.DataFrame) -> dict[str, Correction]:
     """Per GPU type (and pooled), from every ok row of `df` on a GPU of gpus.csv whose model's
-    shape is known: the estimator's uncorrected prediction recomputed now against the measurement.
-    Multi-GPU rows count like the others."""
+    shape is known: the estimator's uncorrected prediction recomputed now against the measurement,
+    with the row's regime (the correction can bend with it).  Multi-GPU rows count like the others."""
     df = with_row_defaults(df)
     models = model_configs(df["model"].dropna())
     rows = df[(df["status"] == "ok") & df["model"].isin(list(models))
@@ -79,7 +95,7 @@ def fit_table_corrections(df: pd.DataFrame) -> dict[str, Correction]:
             predicted = estimate_row(models[r["model"]], r, r["gpu_type"], int(r["num_gpus"])).tokens_per_s
         except ValueError:  # a configuration the estimator does not model: it cannot be corrected either
             continue
-        triples.append((r["gpu_type"], predicted, float(r["tokens_per_s"])))
+        triples.append((r["gpu_type"], predicted, float(r["tokens_per_s"]), Regime.of(r)))
     return fit_corrections(triples)
 
 
@@ -89,12 +105,13 @@ def gpu_counts(max_gpus: int, measured: Sequence[int]) -> list[int]:
     return sorted(counts | {n for n in measured if n <= max_gpus})
 
 
-def candidates(rows: pd.DataFrame, gpu_types: Sequence[str], max_gpus: int) -> pd.DataFrame:
-    """Every (GPU type, count, strategy, configuration) to consider, from `rows` (one model's,
-    `with_row_defaults`), one per row with the OPTION columns."""
-    configs = rows[list(CONFIG)].drop_duplicates()
+def candidates(rows: pd.DataFrame, configs: pd.DataFrame, gpu_types: Sequence[str], max_gpus: int) -> pd.DataFrame:
+    """Every (GPU type, count, strategy, configuration) to consider: `configs` (CONFIG columns) on
+    each of `gpu_types` at 1, 2, 4, ... `max_gpus` GPUs, one-GPU strategies as `rows` (one model's,
+    `with_row_defaults`) ran them, every multi-GPU strategy beyond; the OPTION columns."""
     one_gpu = sorted(set(rows.loc[rows["num_gpus"] == 1, "strategy"])) or ["ddp"]
     multi = sorted((set(MULTI_GPU_STRATEGIES) | set(rows.loc[rows["num_gpus"] > 1, "strategy"])) - {"single"})
+    records = configs.to_dict("records")
     out = []
     for gpu in gpu_types:
         measured = rows.loc[rows["gpu_type"] == gpu, "num_gpus"].tolist()
@@ -102,58 +119,172 @@ def candidates(rows: pd.DataFrame, gpu_types: Sequence[str], max_gpus: int) -> p
         counts = sorted(set(measured)) if gpu == CPU else gpu_counts(max_gpus, measured)
         for n in counts:
             for strategy in (one_gpu if n == 1 else multi):
-                for c in configs.to_dict("records"):
+                for c in records:
                     out.append({"gpu_type": gpu, "num_gpus": n, "strategy": strategy, **c})
     return pd.DataFrame(out, columns=list(OPTION))
 
 
-def anchor(model: ModelConfig, ok_rows: pd.DataFrame, gpu_type: str) -> Correction:
-    """The correction from `ok_rows` (one configuration on one GPU type, any count or strategy)."""
-    pairs = []
-    for _, r in ok_rows.iterrows():
+class Measured:
+    """The model's rows of the tables, looked up by configuration: `ok` maps (GPU type, count,
+    strategy, CONFIG values) to the ok tokens/s, `oom` holds those that ran out of memory, and
+    `one_gpu` maps (GPU type, CONFIG values) to the ok one-GPU rows' (tokens/s, strategy), any
+    strategy.  One pass over the rows instead of a frame filter per option."""
+
+    def __init__(self, rows: pd.DataFrame):
+        self.ok: dict[tuple, list[float]] = defaultdict(list)
+        self.oom: set[tuple] = set()
+        self.one_gpu: dict[tuple, list[tuple[float, str]]] = defaultdict(list)
+        for r in rows.to_dict("records"):
+            config = tuple(r[c] for c in CONFIG)
+            key = (r["gpu_type"], r["num_gpus"], r["strategy"], config)
+            if r["status"] == "ok":
+                self.ok[key].append(r["tokens_per_s"])
+                if r["num_gpus"] == 1:
+                    self.one_gpu[(r["gpu_type"], config)].append((r["tokens_per_s"], r["strategy"]))
+            elif r["status"] == "oom":
+                self.oom.add(key)
+                if r["num_gpus"] == 1:
+                    self.oom.add((r["gpu_type"], config))
+
+
+class Estimates:
+    """The estimator's predictions of one model's options, each computed once; a ValueError (the
+    configuration cannot be estimated) is kept and raised again."""
+
+    def __init__(self, model: ModelConfig):
+        self.model = model
+        self._done: dict[tuple, Estimate | ValueError] = {}
+
+    def __call__(self, o, strategy: str, count: int, gpus_per_node: int = 8, gbps: float | None = None,
+                 fabric: str | None = None) -> Estimate:
+        key = (o["gpu_type"], tuple(o[c] for c in CONFIG), strategy, count, gpus_per_node, gbps, fabric)
+        if key not in self._done:
+            try:
+                self._done[key] = estimate_row(self.model, {**o, "strategy": strategy}, o["gpu_type"], count,
+                                               gpus_per_node, gbps, fabric)
+            except ValueError as exc:  # a configuration the estimator (or the GPU) cannot take
+                self._done[key] = exc
+        found = self._done[key]
+        if isinstance(found, ValueError):
+            raise found
+        return found
+
+
+def rental(o, book: PriceBook, measured: Measured, predicted: Estimates) -> dict:
+    """The RENTAL columns of option `o`: `slmray.catalog.rent.rent`'s one rule, the layout a
+    measurement ran on (fewest instances) for a measured option, the lowest predicted dollars per
+    token for the others."""
+    config = tuple(o[c] for c in CONFIG)
+    ran = measured.ok.get((o["gpu_type"], o["num_gpus"], o["strategy"], config))
+
+    def speed(gpus_per_node: int, gbps: float | None, fabric: str | None) -> float | None:
         try:
-            pairs.append((estimate_row(model, r, gpu_type, int(r["num_gpus"])).tokens_per_s, float(r["tokens_per_s"])))
+            est = predicted(o, o["strategy"], int(o["num_gpus"]), gpus_per_node, gbps, fabric)
         except ValueError:
-            continue
-    return fit_correction(gpu_type, pairs)
+            return None
+        return None if est.oom else est.tokens_per_s
+
+    r: Rental | None = rent(book, o["gpu_type"], int(o["num_gpus"]), None if ran or o["gpu_type"] == CPU else speed)
+    if r is None:
+        return {"instances": 0, "instance_type": "", "gpus_billed": int(o["num_gpus"]), "idle_gpus": 0,
+                "usd_per_hour": math.nan, "gpus_per_node": 8, "inter_node_gbps": math.nan, "fabric": "", "rental": ""}
+    return {"instances": r.instances, "instance_type": r.instance_type, "gpus_billed": r.gpus_billed,
+            "idle_gpus": r.idle_gpus, "usd_per_hour": r.usd_per_hour, "gpus_per_node": r.gpus_per_node,
+            "inter_node_gbps": math.nan if r.inter_node_gbps is None else r.inter_node_gbps, "fabric": r.fabric or "",
+            "rental": r.description}
 
 
-def speed(model: ModelConfig, o, rows: pd.DataFrame, corrections: dict[str, Correction]) -> tuple[float, str, str, str]:
-    """(tokens/s, measured or predicted, how it was obtained, why excluded or "") of option `o`
-    (a row of `candidates`), from `rows`, the model's rows of the tables (`with_row_defaults`)."""
-    same_config = (rows[list(CONFIG)] == pd.Series({c: o[c] for c in CONFIG})).all(axis=1)
-    on_gpu = rows["gpu_type"] == o["gpu_type"]
-    exact = rows[same_config & on_gpu & (rows["num_gpus"] == o["num_gpus"]) & (rows["strategy"] == o["strategy"])]
-    ok = exact[exact["status"] == "ok"]
-    if len(ok):
-        return float(ok["tokens_per_s"].median()), "measured", f"{len(ok)} trial{'s' * (len(ok) > 1)}", ""
-    if (exact["status"] == "oom").any():
-        return math.nan, "measured", "", "out of memory (measured)"
+def predicted_one_gpu_rate(o, est_1: Estimate, corrections: dict[str, Correction], model: str) -> tuple[float, str]:
+    """(tokens/s, label) of option `o`'s configuration on one GPU where no table ran it: the
+    estimator's `est_1` corrected in its regime by the trials of its GPU type where they give a
+    correction (uncorrected where none beat no correction), else of all GPU types."""
+    regime = dataclasses.replace(Regime.of(o), model=model)
+    gpu = o["gpu_type"]
+    if gpu in corrections:  # the GPU type's own trials, corrected or (none beat none) not
+        c = corrections[gpu]
+        if not c.rows:
+            return est_1.tokens_per_s, f"1 GPU predicted, uncorrected (no correction beat none on {c.observed} trials)"
+        return c.apply(est_1.tokens_per_s, regime), f"1 GPU predicted x{c.multiplier(regime):.3f} ({c.kind}), {gpu}'s {c.rows} trials"
+    c = corrections.get(POOLED)
+    if c is None or not c.rows:
+        return est_1.tokens_per_s, "1 GPU predicted, uncorrected (no correction from the trials given)"
+    return (c.apply(est_1.tokens_per_s, regime),
+            f"1 GPU predicted x{c.multiplier(regime):.3f} ({c.kind}), all {c.rows} trials, no {gpu} trial")
+
+
+def speed(o, measured: Measured, corrections: dict[str, Correction], predicted: Estimates) -> dict:
+    """The SPEED columns of option `o` (a row of `candidates` with its RENTAL columns), from
+    `measured`, the model's rows of the tables (`with_row_defaults`).
+
+    Measured where a table ran the option (its median tokens/s).  Otherwise predicted, and never
+    from the estimator's absolute speed where a measurement can anchor it: N x (the one-GPU rate)
+    x (the predicted scaling efficiency: predicted per-GPU tokens/s on N GPUs over predicted
+    tokens/s on one, at most 1, so no multi-GPU option is faster per GPU than its one-GPU rate).
+    The one-GPU rate is the measured one of the same GPU type and per-device configuration; where
+    none ran, the estimator's corrected by the GPU type's trials (or all trials), and where that
+    configuration only fits sharded (out of memory on one GPU) the label says so.  The interval
+    is the estimator's (`Estimate.tokens_per_s_low/high`) relative to its point; on a measured
+    anchor only the part the anchor leaves (the N-GPU interval over the one-GPU interval), and
+    no higher than perfect scaling of the measured rate."""
+    none = {"tokens_per_s": math.nan, "tokens_per_s_low": math.nan, "tokens_per_s_high": math.nan, "basis": "",
+            "one_gpu_tokens_per_s": math.nan, "one_gpu_source": "", "scaling": math.nan}
+    config = tuple(o[c] for c in CONFIG)
+    n = int(o["num_gpus"])
+    key = (o["gpu_type"], n, o["strategy"], config)
+    ok = measured.ok.get(key)
+    if ok:
+        tokens = median(ok)
+        return {**none, "tokens_per_s": tokens, "source": "measured", "basis": f"{len(ok)} trial{'s' * (len(ok) > 1)}",
+                "one_gpu_tokens_per_s": tokens if n == 1 else math.nan,
+                "one_gpu_source": "measured" if n == 1 else "", "excluded": ""}
+    if key in measured.oom:
+        return {**none, "source": "measured", "excluded": "out of memory (measured)"}
     if o["gpu_type"] == CPU:  # the CPU estimate is too rough to offer what was not measured
-        return math.nan, "predicted", "", "not measured (no estimate on the CPU)"
+        return {**none, "source": "predicted", "excluded": "not measured (no estimate on the CPU)"}
+    link = (int(o["gpus_per_node"]), None if pd.isna(o["inter_node_gbps"]) else float(o["inter_node_gbps"]),
+            o["fabric"] or None)
+    anchor = [tokens for tokens, _ in measured.one_gpu.get((o["gpu_type"], config), [])]
+    one_gpu_oom = (o["gpu_type"], config) in measured.oom
+    one_strategy = o["strategy"] if n == 1 else measured.one_gpu[(o["gpu_type"], config)][0][1] if anchor else "single"
     try:
-        est = estimate_row(model, o, o["gpu_type"], int(o["num_gpus"]))
-    except ValueError as exc:  # a configuration the estimator (or the GPU) cannot take
-        return math.nan, "predicted", "", f"no estimate ({exc})"
+        est = predicted(o, o["strategy"], n, *link)
+        est_1 = predicted(o, one_strategy, 1)
+    except ValueError as exc:
+        return {**none, "source": "predicted", "excluded": f"no estimate ({exc})"}
     if est.oom:
-        return math.nan, "predicted", "", f"out of memory (predicted {est.peak_mem_gb:.0f} of {est.capacity_gb:.0f} GiB)"
-    anchor_rows = rows[same_config & on_gpu & (rows["status"] == "ok")]
-    c = anchor(model, anchor_rows, o["gpu_type"]) if len(anchor_rows) else None
-    if c is not None and c.rows:
-        label = f"x{c.factor:.3f}, this configuration's {c.rows} trial{'s' * (c.rows > 1)}"
-    elif o["gpu_type"] in corrections:
-        c = corrections[o["gpu_type"]]
-        label = f"x{c.factor:.3f}, {o['gpu_type']}'s {c.rows} trials"
-    elif POOLED in corrections:
-        c = corrections[POOLED]
-        label = f"x{c.factor:.3f}, all {c.rows} trials (no {o['gpu_type']} trial)"
+        return {**none, "source": "predicted",
+                "excluded": f"out of memory (predicted {est.peak_mem_gb:.0f} of {est.capacity_gb:.0f} GiB)"}
+    scaling = est.tokens_per_s / n / est_1.tokens_per_s
+    efficiency = min(1.0, scaling)
+    low, high = est.tokens_per_s_low / est.tokens_per_s, est.tokens_per_s_high / est.tokens_per_s
+    if anchor:
+        rate = median(anchor)
+        basis = f"same per-GPU configuration, 1 GPU ({len(anchor)} trial{'s' * (len(anchor) > 1)})"
+        if n > 1:
+            low /= est_1.tokens_per_s_low / est_1.tokens_per_s
+            high /= est_1.tokens_per_s_high / est_1.tokens_per_s
     else:
-        return est.tokens_per_s, "predicted", "uncorrected (no ok trial)", ""
-    return c.apply(est.tokens_per_s), "predicted", label, ""
+        rate, basis = predicted_one_gpu_rate(o, est_1, corrections, predicted.model.name)
+        if n > 1 and (est_1.oom or one_gpu_oom):
+            basis += f", fits only sharded (out of memory on 1 GPU, {'measured' if one_gpu_oom else 'predicted'})"
+    if n > 1:
+        basis += f", scaling {efficiency:.2f} predicted" + (f" (capped at 1, estimator {scaling:.2f})" if scaling > 1 else "")
+        if o["instances"] > 1:
+            basis += f" over {int(o['instances'])} instances"
+    tokens = n * rate * efficiency
+    top = tokens * high
+    if anchor and n > 1:
+        top = min(top, n * rate)
+    return {"tokens_per_s": tokens, "tokens_per_s_low": tokens * low, "tokens_per_s_high": top,
+            "source": "predicted", "basis": basis, "one_gpu_tokens_per_s": rate,
+            "one_gpu_source": "measured" if anchor else "predicted", "scaling": efficiency, "excluded": ""}
 
 
-def with_speeds(options: pd.DataFrame, model: ModelConfig, rows: pd.DataFrame,
-                corrections: dict[str, Correction]) -> pd.DataFrame:
-    """`options` with the SPEED columns, one `speed` per option."""
-    speeds = [speed(model, o, rows, corrections) for _, o in options.iterrows()]
-    return options.assign(**{k: [sp[i] for sp in speeds] for i, k in enumerate(SPEED)})
+def with_speeds(options: pd.DataFrame, model: ModelConfig, rows: pd.DataFrame, corrections: dict[str, Correction],
+                book: PriceBook) -> pd.DataFrame:
+    """`options` with the RENTAL and SPEED columns, one `rental` and one `speed` per option."""
+    measured, predicted = Measured(rows), Estimates(model)
+    placed = [{**o, **rental(o, book, measured, predicted)} for o in options.to_dict("records")]
+    speeds = [speed(o, measured, corrections, predicted) for o in placed]
+    return pd.DataFrame([{**o, **sp} for o, sp in zip(placed, speeds)], index=options.index,
+                        columns=[*OPTION, *RENTAL, *SPEED])

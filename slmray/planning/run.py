@@ -3,7 +3,8 @@ as a full run, kept or excluded with the reason, as a `Decision`.
 
 A run is longer than a trial: its wall-clock is start-up (once), compile (once, where on),
 D / tokens/s of training, and blocking checkpoint saves (`slmray.planning.assumptions`).
-Dollars = price per GPU-hour x GPUs x wall-clock hours (`slmray.core.costs`).  Prices: those the
+Dollars = the hourly price of the instances that hold the GPUs, idle ones included
+(`slmray.catalog.rent`; per GPU with --per-gpu-pricing) x wall-clock hours (`slmray.core.costs`).  Prices: those the
 tables recorded (`recorded_prices`), or a profile and overrides (`slmray.cli.price_book`).
 """
 
@@ -18,11 +19,13 @@ import numpy as np
 import pandas as pd
 
 from slmray.catalog.gpus import CPU, spec_for
-from slmray.catalog.prices import Price, PriceBook, PriceWarning
+from slmray.catalog.prices import Price, PriceBook, PriceWarning, catalog
 from slmray.core.costs import trial_cost_usd
 from slmray.errors import ConfigError
 from slmray.planning.assumptions import PlanError, RunAssumptions
-from slmray.planning.options import candidates, fit_table_corrections, with_row_defaults, with_speeds
+from slmray.planning.levers import levers
+from slmray.planning.options import CONFIG, candidates, fit_table_corrections, with_row_defaults, with_speeds
+from slmray.planning.rank import DEFAULT_OBJECTIVES, DEFAULT_TOLERANCE, OBJECTIVES, ranked
 from slmray.predict.calibration import Correction
 from slmray.train.config import ModelConfig
 from slmray.train.presets import get_model
@@ -39,13 +42,28 @@ class Decision:
     n_params: int
     tokens: float
     options: pd.DataFrame
-    """One row per option: configuration, tokens_per_s, source (measured/predicted), basis,
-    hours, gpu_hours, usd, excluded (reason or "")."""
+    """One row per option, in rank order: configuration, rental (`options.RENTAL`), tokens_per_s
+    and its interval, source (measured/predicted), basis, hours, gpu_hours, usd, usd_per_btok,
+    excluded (reason or "")."""
     corrections: dict[str, Correction]
     assumptions: RunAssumptions
     deadline_h: float | None = None
     budget_usd: float | None = None
     notes: list[str] = field(default_factory=list)
+    given: str = ""
+    """The model as the user named it (a preset, a config.json path, a hub id)."""
+    predicted_only: bool = False
+    """No row of the model: every option is predicted."""
+    seq_len: int | None = None
+    per_gpu: bool = False
+    """Billed per GPU (--per-gpu-pricing, or prices that name no instance), not by the instances
+    that hold the GPUs."""
+    profile: str = ""
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
+    tolerance: float = DEFAULT_TOLERANCE
+    levers: dict[str, list[dict]] = field(default_factory=dict)
+    """For each limit no option meets ("deadline", "budget"): what would help, with its effect
+    (`slmray.planning.levers`)."""
 
     @property
     def eligible(self) -> pd.DataFrame:
@@ -53,16 +71,25 @@ class Decision:
 
 
 def recorded_prices(df: pd.DataFrame) -> PriceBook:
-    """The per-GPU-hour prices the tables recorded (price_per_hour_usd / num_gpus), per GPU type;
-    where a type has several, the most common."""
+    """The prices the tables recorded.  Where every recorded source is a catalog instance of one
+    profile (the sweep's --prices), that profile: the planner rents instances as the sweep did.
+    Otherwise per GPU-hour, per GPU type (where a type has several, the most common): a catalog
+    instance's price per GPU where the source names one (rows record the whole instance since
+    prices are rented, one GPU's share before), else price_per_hour_usd / num_gpus (prices given
+    per GPU: a price file, an override)."""
     priced = df.dropna(subset=["price_per_hour_usd", "gpu_type"])
+    sources = priced["price_source"] if "price_source" in priced else pd.Series([None] * len(priced), index=priced.index)
+    entries = {e.price().source: e for e in catalog()}
+    known = {entries[s].profile for s in sources.dropna() if s in entries}
+    if len(priced) and sources.map(lambda s: s in entries).all() and len(known) == 1:
+        return PriceBook.load(known.pop())
     prices = {}
     for gpu, part in priced.groupby("gpu_type"):
-        per_gpu = (part["price_per_hour_usd"].astype(float) / part["num_gpus"].astype(float)).round(6)
-        usd = float(per_gpu.mode().iloc[0])
-        sources = part["price_source"].dropna() if "price_source" in part else []
-        source = str(sources.mode().iloc[0]) if len(sources) else "recorded in the results table"
-        prices[gpu] = Price(gpu, usd, source)
+        per_gpu = [entries[s].usd_per_gpu_hour if s in entries else p / n
+                   for s, p, n in zip(sources[part.index], part["price_per_hour_usd"].astype(float), part["num_gpus"].astype(float))]
+        usd = float(pd.Series(per_gpu).round(6).mode().iloc[0])
+        found = sources[part.index].dropna()
+        prices[gpu] = Price(gpu, usd, str(found.mode().iloc[0]) if len(found) else "recorded in the results table")
     return PriceBook(RECORDED, prices)
 
 
@@ -80,14 +107,18 @@ def check_model(model: str | ModelConfig) -> ModelConfig:
 def plan_run(
     df: pd.DataFrame, model: str | ModelConfig, tokens: float, book: PriceBook, assumptions: RunAssumptions,
     gpu_types: Sequence[str] | None = None, max_gpus: int = 8, deadline_h: float | None = None,
-    budget_usd: float | None = None,
+    budget_usd: float | None = None, *, seq_len: int | None = None, objectives: Sequence[str] = DEFAULT_OBJECTIVES, tolerance: float = DEFAULT_TOLERANCE,
 ) -> Decision:
-    """Every option of training `model` (a name, or its shape) on `tokens` tokens, from the results
-    frame `df`, whose rows of the model carry its name.
+    """Every option of training `model` (a name, a config.json path or hub id, or its shape) on
+    `tokens` tokens, from the results frame `df`, whose rows of the model carry its name; ranked by
+    `objectives` (`slmray.planning.rank`).  `seq_len` keeps the configurations of that sequence
+    length (or, where none ran, the model's at that length, predicted).  A model with no row is
+    planned from the configurations the tables ran for the others, every option `predicted`.
 
     Raises PlanError for a model or GPU type it cannot plan, or no price for any option.
     """
     config = check_model(model)
+    given = model if isinstance(model, str) else config.name
     model = config.name
     if not (isinstance(tokens, (int, float)) and math.isfinite(tokens) and tokens > 0):
         raise PlanError(f"--tokens: must be a positive number of tokens, got {tokens!r}")
@@ -96,11 +127,15 @@ def plan_run(
     for name, value in (("--deadline-hours", deadline_h), ("--budget-usd", budget_usd)):
         if value is not None and not value > 0:
             raise PlanError(f"{name}: must be positive, got {value}")
+    if seq_len is not None and not (isinstance(seq_len, int) and seq_len > 0):
+        raise PlanError(f"--seq-len: must be a positive whole number of tokens, got {seq_len!r}")
+    unknown = [o for o in objectives if o not in OBJECTIVES]
+    if unknown or not objectives:
+        raise PlanError(f"--rank-by: {', '.join(unknown) or 'nothing'} is not one of {', '.join(OBJECTIVES)}")
+    if not (math.isfinite(tolerance) and 0 <= tolerance < 1):
+        raise PlanError(f"--tolerance: must be at least 0 and below 1, got {tolerance}")
     df = with_row_defaults(df)
     rows = df[df["model"] == model]
-    if rows.empty:
-        raise PlanError(f"--model: {model} has no trial in the tables (they have: "
-                        f"{', '.join(sorted(df['model'].dropna().unique())) or 'no trials'})")
     if gpu_types:
         for g in gpu_types:
             if g != CPU and spec_for(g) is None:
@@ -108,39 +143,70 @@ def plan_run(
         gpu_types = [g if g == CPU else spec_for(g).gpu for g in gpu_types]
     else:
         gpu_types = sorted(df["gpu_type"].dropna().unique())
+    notes = []
+    configs, note = plan_configs(df, rows, model, seq_len)
+    notes += [note] if note else []
     n_params = config.num_params
     corrections = fit_table_corrections(df)
-    options = with_speeds(candidates(rows, gpu_types, max_gpus), config, rows, corrections)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PriceWarning)  # a missing price is reported per option
+        options = with_speeds(candidates(rows, configs, gpu_types, max_gpus), config, rows, corrections, book)
     if options.empty:
         raise PlanError(f"--gpu-types: no option to plan {model} on {', '.join(gpu_types) or 'no GPU type'} "
                         "(the tables' configurations of it neither ran there nor can be predicted there)")
     options = priced(options, book, gpu_types, tokens, n_params, assumptions)
     options = options.assign(excluded=exclusions(options, book, deadline_h, budget_usd))
-    options = options.sort_values(["usd", "hours"], na_position="last", kind="stable")
-    notes = []
+    options = ranked(options.sort_values(["usd", "hours"], na_position="last", kind="stable"), objectives, tolerance)
     if (options["num_gpus"] > 1).any() and not (df["num_gpus"] > 1).any():
         notes.append("No table measures more than one GPU: every multi-GPU option is predicted, and its "
-                     "communication term (slmray.predict.estimate) has met no multi-GPU measurement yet.")
-    return Decision(model, n_params, float(tokens), options.reset_index(drop=True), corrections, assumptions,
-                    deadline_h, budget_usd, notes)
+                     "communication term (slmray.predict.estimate) has met no multi-GPU measurement yet; "
+                     "its speed per GPU is held at or below the one-GPU rate it stands on.")
+    options = options.reset_index(drop=True)
+    return Decision(model, n_params, float(tokens), options, corrections, assumptions,
+                    deadline_h, budget_usd, notes, given=given, predicted_only=rows.empty, seq_len=seq_len,
+                    per_gpu=book.per_gpu or not (options["instances"] > 0).any(), profile=book.profile, objectives=tuple(objectives), tolerance=tolerance,
+                    levers=levers(options, config, float(tokens), assumptions, book, deadline_h, budget_usd))
+
+
+def plan_configs(df: pd.DataFrame, rows: pd.DataFrame, model: str, seq_len: int | None) -> tuple[pd.DataFrame, str]:
+    """The configurations (CONFIG columns) to plan `model` with, and a note where they are not the
+    model's own at the sequence length asked: `rows` (the model's) or, without any, every model's
+    of `df`; at `seq_len` where given (those that ran at it, else all of them set to it)."""
+    source = rows if len(rows) else df
+    if source.empty:
+        raise PlanError(f"--model: {model} has no trial in the tables, and the tables have no configuration "
+                        "to plan it with (no trials)")
+    configs = source[list(CONFIG)].drop_duplicates()
+    note = "" if len(rows) else (
+        f"{model} has no trial in the tables: every option is predicted, with the configurations the tables ran "
+        f"for {', '.join(sorted(df['model'].dropna().unique()))}, anchored on no measurement of {model}.")
+    if seq_len is not None:
+        at = configs[configs["seq_len"] == seq_len]
+        if at.empty:
+            ran = ", ".join(str(v) for v in sorted(configs["seq_len"].unique()))
+            note = (note + " " if note else "") + (
+                f"No trial of {model if len(rows) else 'these configurations'} ran at sequence length {seq_len} "
+                f"(they ran {ran}): its configurations at {seq_len} are predicted.")
+            at = configs.assign(seq_len=seq_len).drop_duplicates()
+        configs = at
+    return configs.reset_index(drop=True), note
 
 
 def priced(options: pd.DataFrame, book: PriceBook, gpu_types: Sequence[str], tokens: float, n_params: int,
            assumptions: RunAssumptions) -> pd.DataFrame:
-    """`options` (with their tokens/s) with usd_per_gpu_hour, hours, gpu_hours and usd of the run.
-    A PlanError where no option that fits has a price."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PriceWarning)  # a missing price is reported per option
-        prices = {g: book.trial_price(g, 1) for g in gpu_types}
-    per_gpu_hour = options["gpu_type"].map(lambda g: prices[g].usd_per_hour if prices[g] else math.nan)
+    """`options` (with their tokens/s and rentals) with usd_per_gpu_hour (the rental's, per billed
+    GPU), hours, gpu_hours (the GPUs used), usd of the run (the whole rental, idle GPUs included)
+    and usd_per_btok.  A PlanError where no option that fits has a price."""
     wall = assumptions.wall_s(tokens / options["tokens_per_s"].to_numpy(dtype=float), options["compile"].to_numpy(), n_params)
+    per_hour = options["usd_per_hour"].to_numpy(dtype=float)
+    usd = trial_cost_usd(per_hour, wall)
     options = options.assign(
-        usd_per_gpu_hour=per_gpu_hour, hours=wall / 3600, gpu_hours=wall / 3600 * options["num_gpus"],
-        usd=trial_cost_usd(per_gpu_hour * options["num_gpus"], wall),
+        usd_per_gpu_hour=per_hour / np.maximum(options["gpus_billed"].to_numpy(dtype=float), 1),
+        hours=wall / 3600, gpu_hours=wall / 3600 * options["num_gpus"], usd=usd, usd_per_btok=usd / tokens * 1e9,
     )
     fits = options["excluded"] == ""
     if fits.any() and not np.isfinite(options.loc[fits, "usd_per_gpu_hour"]).any():
-        missing = ", ".join(g for g in gpu_types if prices[g] is None)
+        missing = ", ".join(g for g in gpu_types if not np.isfinite(options.loc[options["gpu_type"] == g, "usd_per_hour"]).any())
         raise PlanError(f"prices: the {book.profile} prices have none for any option's GPU type ({missing}); "
                         "give --prices PROFILE, --price GPU=USD or --price-file")
     return options
@@ -151,7 +217,7 @@ def exclusions(options: pd.DataFrame, book: PriceBook, deadline_h: float | None,
     """Why each priced option is out ("" where it is in): its memory or estimate (already in
     `excluded`), no price, over the deadline, over the budget."""
     reasons = options["excluded"].copy()
-    no_price = (reasons == "") & ~np.isfinite(options["usd_per_gpu_hour"])
+    no_price = (reasons == "") & ~np.isfinite(options["usd_per_hour"])
     reasons[no_price] = f"no {book.profile} price"
     ok = reasons == ""
     late = ok & (options["hours"] > deadline_h) if deadline_h is not None else ok & False

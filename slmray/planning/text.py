@@ -8,26 +8,49 @@ import math
 
 import pandas as pd
 
+from slmray.planning.options import CONFIG
+from slmray.planning.rank import describe
 from slmray.planning.run import Decision
 from slmray.predict.calibration import POOLED
 from slmray.train.config import CONFIG_KEYS, TrainConfig, config_label
 
-SHOWN = ("gpu_type", "num_gpus", "per_device_batch", "attention", "strategy", "compile")
+SHOWN = ("gpu_type", "num_gpus", "per_device_batch", "seq_len", "attention", "strategy", "compile")
 """Configuration columns every options table shows."""
 SHOWN_WHERE_SET = tuple(k for k in CONFIG_KEYS if k not in ("model", *SHOWN))
 """The other configuration columns (precision, sequence, checkpointing, loss kernel, backend): shown
 where the options differ in them or leave TrainConfig's default, so no two rows read alike."""
-NUMBERS = ("tokens_per_s", "source", "hours", "gpu_hours", "usd")
+NUMBERS = ("tokens_per_s", "interval", "source", "hours", "gpu_hours", "usd", "usd_per_btok", "rental")
 HEADERS = {"gpu_type": "gpu", "num_gpus": "gpus", "per_device_batch": "batch", "tokens_per_s": "tokens/s",
-           "gpu_hours": "GPU-h", "usd": "$", "seq_len": "seq", "activation_checkpointing": "AC", "loss_kernel": "loss"}
+           "gpu_hours": "GPU-h", "usd": "$", "usd_per_btok": "$/B tokens", "seq_len": "seq",
+           "activation_checkpointing": "AC", "loss_kernel": "loss", "rental": "rented as"}
 LEFT = {"gpu", "attention", "strategy", "source", "tokens/s from", "why excluded", "compile", "precision", "AC",
-        "loss", "backend"}
+        "loss", "backend", "rented as"}
 """Text columns of a printed table, left-aligned; the numbers are right-aligned."""
 
 
 def option_label(o) -> str:
     """`H200 x8 fsdp sdpa b16` (+ compile, precision, checkpointing, sequence length where not the default)."""
     return config_label(o, model=False)
+
+
+def placed_label(o) -> str:
+    """`option_label` and how its GPUs are rented: `H200 x4 fsdp sdpa b16 on p5en.48xlarge, 8 GPUs, 4 idle`."""
+    return f"{option_label(o)} on {o['rental']}" if o.get("rental") else option_label(o)
+
+
+def rate(v: float) -> str:
+    return "?" if not math.isfinite(v) else f"{v:,.0f}"
+
+
+def compact(v: float) -> str:
+    """`521k`, `1.2M`: a tokens/s figure in a narrow column."""
+    return "?" if not math.isfinite(v) else f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.0f}k" if v >= 1e4 else f"{v:,.0f}"
+
+
+def interval(o) -> str:
+    """`402k-521k` for a predicted option, "" for a measured one."""
+    low, high = o.get("tokens_per_s_low", math.nan), o.get("tokens_per_s_high", math.nan)
+    return f"{compact(low)}-{compact(high)}" if math.isfinite(low) and math.isfinite(high) else ""
 
 
 def money(usd: float) -> str:
@@ -39,9 +62,10 @@ def hours(h: float) -> str:
 
 
 def summary(o) -> str:
-    """One option in a line: its label, tokens/s and where from, hours, GPU-hours and dollars."""
+    """One option in a line: its label, tokens/s and where from, hours, GPU-hours, dollars and rental."""
+    rented = f" ({o['rental']})" if o.get("rental") else ""
     return (f"{option_label(o)}: {o['tokens_per_s']:,.0f} tokens/s ({o['source']}), {hours(o['hours'])}, "
-            f"{o['gpu_hours']:,.1f} GPU-hours, {money(o['usd'])}")
+            f"{o['gpu_hours']:,.1f} GPU-hours, {money(o['usd'])}{rented}")
 
 
 def answer(d: Decision) -> list[str]:
@@ -111,7 +135,7 @@ def options_table(options: pd.DataFrame, reason: bool = False) -> pd.DataFrame:
     """Options as display text: `SHOWN`, those of `SHOWN_WHERE_SET` the options set, `NUMBERS`."""
     set_ = [c for c in SHOWN_WHERE_SET
             if c in options and (options[c].nunique() > 1 or (options[c] != getattr(TrainConfig, c)).any())]
-    out = options[[*SHOWN, *set_, *NUMBERS]].copy()
+    out = options.assign(interval="")[[*SHOWN, *set_, *NUMBERS]].copy()
     for c in ("compile", "activation_checkpointing"):
         if c in out:
             out[c] = out[c].map({True: "yes", False: "no"})
@@ -119,6 +143,9 @@ def options_table(options: pd.DataFrame, reason: bool = False) -> pd.DataFrame:
     for c in ("hours", "gpu_hours"):
         out[c] = out[c].map(lambda v: "-" if not math.isfinite(v) else f"{v:,.1f}" if v >= 10 else f"{v:,.2f}")
     out["usd"] = out["usd"].map(lambda v: "-" if not math.isfinite(v) else f"{v:,.0f}" if v >= 100 else f"{v:,.2f}")
+    out["usd_per_btok"] = out["usd_per_btok"].map(lambda v: "-" if not math.isfinite(v) else f"{v:,.2f}")
+    out["interval"] = [interval(o) for _, o in options.iterrows()]
+    out["rental"] = options["rental"].replace("", "-")
     if reason:
         out["why excluded"] = options["excluded"]
     else:
@@ -157,24 +184,155 @@ def excluded_counts(d: Decision) -> str:
     return ", ".join(f"{n} {r}" for r, n in reasons.value_counts().items())
 
 
+def runner_up(ranked: pd.DataFrame, pick) -> pd.Series | None:
+    """The best-ranked option of `ranked` on another GPU type or with another per-device
+    configuration than `pick` (not the same one at another GPU count or strategy); else the next one."""
+    other = ranked[(ranked["gpu_type"] != pick["gpu_type"])
+                   | (ranked[list(CONFIG)] != pd.Series({c: pick[c] for c in CONFIG})).any(axis=1)]
+    if len(other):
+        return other.iloc[0]
+    return ranked.iloc[1] if len(ranked) > 1 else None
+
+
+def usd_at(d: Decision, o, tokens_per_s: float) -> float:
+    """The run's dollars were option `o` to train at `tokens_per_s`."""
+    wall = float(d.assumptions.wall_s(d.tokens / tokens_per_s, bool(o["compile"]), d.n_params))
+    return float(o["usd_per_hour"]) * wall / 3600
+
+
+def times(a: float, b: float) -> str:
+    """`0.97x`, or `-` where the ratio is undefined (a free machine's $0 against $0)."""
+    return f"{a / b:.2f}x" if b and math.isfinite(a) and math.isfinite(b) else "-"
+
+
+def measured_gpu_ratio(options: pd.DataFrame, a: str, b: str) -> tuple[float, int]:
+    """Median tokens/s ratio of GPU type `a` over `b` on one GPU, at equal settings (the
+    configurations a table measured on both), and how many configurations; (NaN, 0) without any."""
+    one = options[(options["source"] == "measured") & (options["num_gpus"] == 1) & (options["excluded"].isin(["", *_over(options)]))]
+    rates = one.groupby(["gpu_type", *CONFIG])["tokens_per_s"].median()
+    if a not in rates.index.get_level_values(0) or b not in rates.index.get_level_values(0):
+        return math.nan, 0
+    both = (rates.xs(a) / rates.xs(b)).dropna()
+    return (float(both.median()), len(both)) if len(both) else (math.nan, 0)
+
+
+def why(pick, second, options: pd.DataFrame | None = None) -> str:
+    """The ratios that decide between the pick and the runner-up: dollars, then what makes them:
+    tokens/s per GPU (the one-GPU rates they stand on, measured or predicted, and the predicted
+    scaling) against the price per billed GPU-hour (idle GPUs included)."""
+    per_gpu = pick["tokens_per_s"] / pick["num_gpus"], second["tokens_per_s"] / second["num_gpus"]
+    billed = pick["usd_per_hour"] / pick["num_gpus"], second["usd_per_hour"] / second["num_gpus"]
+    rates = pick["one_gpu_tokens_per_s"], second["one_gpu_tokens_per_s"]
+    both = {pick["one_gpu_source"], second["one_gpu_source"]}
+    kind = "measured" if both == {"measured"} else "predicted" if both == {"predicted"} else "one measured, one predicted"
+    text = (f"{money(pick['usd'])} vs {money(second['usd'])} ({times(pick['usd'], second['usd'])}) and {hours(pick['hours'])} vs "
+            f"{hours(second['hours'])} for the runner-up {placed_label(second)}: per GPU {rate(per_gpu[0])} vs "
+            f"{rate(per_gpu[1])} tokens/s ({times(*per_gpu)}")
+    if all(math.isfinite(r) for r in rates):
+        text += f"; one-GPU rates {rate(rates[0])} vs {rate(rates[1])}, {times(*rates)} {kind}"
+    scaling = [o["scaling"] for o in (pick, second) if o["num_gpus"] > 1 and math.isfinite(o["scaling"])]
+    if scaling:
+        text += f", scaling {' vs '.join(f'{x:.2f}' for x in (pick['scaling'], second['scaling']))} predicted"
+    idle = ", idle GPUs of the instances included" if pick["instances"] or second["instances"] else ""
+    text += f"), paying {money(billed[0])} vs {money(billed[1])} per GPU-hour used ({times(*billed)}{idle})"
+    if options is not None and pick["gpu_type"] != second["gpu_type"]:
+        ratio, n = measured_gpu_ratio(options, pick["gpu_type"], second["gpu_type"])
+        if n:
+            text += (f"; measured at equal settings on one GPU, {pick['gpu_type']} / {second['gpu_type']} tokens/s is "
+                     f"{ratio:.2f}x (median of {n} configuration{'s' * (n > 1)})")
+    return text
+
+
+def how_sure(d: Decision, o) -> str:
+    if o["source"] == "measured":
+        return f"measured ({o['basis']})"
+    low, high = o["tokens_per_s_low"], o["tokens_per_s_high"]
+    return (f"predicted, {rate(low)}-{rate(high)} tokens/s ({money(usd_at(d, o, high))}-{money(usd_at(d, o, low))}); "
+            f"tokens/s from {o['basis']}")
+
+
+def decision_lines(d: Decision) -> list[str]:
+    """The decision for one model, first thing printed: the option to pick with its tokens/s, $ per
+    billion tokens and $ for the run, why (the ratios against the runner-up), how sure, and the
+    runner-up; or, where no option meets the limits, the nearest and the levers."""
+    ranked = d.eligible
+    head = f"{d.model}{' (predicted only: no trial of it)' if d.predicted_only else ''}"
+    if ranked.empty:
+        lines = [f"{head}: no option meets {limits_text(d) or 'memory with a price'}."]
+        for limit, found in d.levers.items():
+            if found:
+                lines.append(f"  Nearest for the {limit}: {summary(d.options.loc[found[0]['option_index']])}.")
+        return lines + [f"  {line}" for line in lever_lines(d)]
+    pick = ranked.iloc[0]
+    second = runner_up(ranked, pick)
+    lines = [f"{head}: {placed_label(pick)}: {rate(pick['tokens_per_s'])} tokens/s, {money(pick['usd_per_btok'])} per "
+             f"billion tokens, {money(pick['usd'])} for the run ({hours(pick['hours'])}).",
+             f"  How sure: {how_sure(d, pick)}."]
+    if second is not None:
+        lines.insert(1, f"  Why: {why(pick, second, d.options)}.")
+        lines.append(f"  Runner-up: {summary(second)}, {money(second['usd_per_btok'])} per billion tokens.")
+    return lines
+
+
+def limits_text(d: Decision) -> str:
+    limits = ([f"the deadline of {hours(d.deadline_h)}"] if d.deadline_h else []) + (
+        [f"the budget of {money(d.budget_usd)}"] if d.budget_usd else [])
+    return " and ".join(limits)
+
+
+def lever_lines(d: Decision) -> list[str]:
+    """Each missed limit's levers, one line each: what changes, its hours and dollars, measured or predicted."""
+    lines = []
+    for limit, found in d.levers.items():
+        if not found:
+            continue
+        lines.append(f"Levers for the {limit}, on {found[0]['option']} (one at a time):")
+        for f in found:
+            effect = ("" if not math.isfinite(f["usd"]) else
+                      f": {hours(f['hours'])}, {money(f['usd'])} ({f['source']})"
+                      f"{', meets it' if f['meets'] else ', not enough alone'}")
+            lines.append(f"  {f['lever']}: {f['change']}{effect}")
+    return lines
+
+
+def ranking_line(d: Decision) -> str:
+    return (f"Ranked by {describe(d.objectives, d.tolerance)} (--rank-by, --tolerance); "
+            f"{'per GPU-hour prices (--per-gpu-pricing)' if d.per_gpu else 'priced by the instances that hold the GPUs, idle ones included'}, "
+            f"{d.profile} prices.")
+
+
+def render_summary(decisions: list[Decision]) -> str:
+    """The decision of every model planned, before any detail."""
+    out = ["Decision" + (f" within {limits_text(decisions[0])}" if decisions and limits_text(decisions[0]) else "") + ":"]
+    for d in decisions:
+        out += decision_lines(d)
+    if decisions:
+        out.append(ranking_line(decisions[0]))
+    return "\n".join(out)
+
+
 def render(d: Decision, top: int = 15) -> str:
-    """The whole answer as `python -m slmray.recommend` prints it: the run, the assumptions, the
-    corrections, the best `top` options, the answer, and the nearest excluded options."""
+    """The detail behind one model's decision as `python -m slmray.recommend` prints it: the run,
+    the assumptions, the corrections, the best `top` options, the answer, the levers where a limit
+    is missed, and the nearest excluded options."""
     ranked = d.eligible
     out_of = excluded(d)
     tokens = f"{d.tokens:,.0f} tokens ({d.tokens / d.n_params:.3g} per parameter)"
-    out = [f"{d.model} ({d.n_params / 1e6:,.0f}M parameters) on {tokens}", ""]
+    named = f" (--model {d.given})" if d.given and d.given != d.model else ""
+    out = [f"{d.model}{named} ({d.n_params / 1e6:,.0f}M parameters) on {tokens}", ""]
     out += ["Assumptions:", *(f"  {line}" for line in d.assumptions.lines(d.n_params)), *(f"  {n}" for n in d.notes), ""]
     out += [*correction_lines(d), ""]
-    limits = ([f"the deadline of {hours(d.deadline_h)}"] if d.deadline_h else []) + (
-        [f"the budget of {money(d.budget_usd)}"] if d.budget_usd else [])
-    head = f"Options{' within ' + ' and '.join(limits) if limits else ''}, cheapest first"
+    limits = limits_text(d)
+    head = f"Options{' within ' + limits if limits else ''}, ranked by {describe(d.objectives, d.tolerance)}"
     if len(ranked):
         shown = ranked.head(top)
         out += [f"{head} ({len(shown)} of {len(ranked)}; --top):", *text_table(options_table(shown)), ""]
     else:
         out += [f"{head}: none.", ""]
     out += answer(d)
+    levers = lever_lines(d)
+    if levers:
+        out += ["", *levers]
     if len(out_of):
         out += ["", f"Excluded: {excluded_counts(d)}; nearest first:"]
         order = out_of.assign(_oom=out_of["excluded"].str.startswith("out of memory"))

@@ -1,21 +1,33 @@
-"""Correcting the estimator's tokens/s with the measurements at hand, per GPU type.
+"""Correcting the estimator's tokens/s with the measurements at hand, per GPU type, by regime.
 
-`slmray.predict.estimate` predicts from a GPU's datasheet and a few constants fitted once on one H100
-table; on a GPU no calibration row ran on it is biased (9.2% too fast, median, on the H200,
-`benchmarks/results/estimate/estimate_accuracy.md`).  Such a miss is mostly one factor per GPU type (its
-achievable matrix rate and bandwidth), so a correction is one number per GPU type:
+`slmray.predict.estimate` predicts from a GPU's datasheet (or profile) and a few constants fitted
+once; its misses are not one factor per GPU type.  Small steps are predicted too fast and large ones
+too slow on the same GPU (issue 23: one H100, batch 8 +44% to +115%, batch 64 -5% to -20%), so a
+single measured/predicted factor fitted on a mix of them moved the batch-64 predictions from -10% to
+-38%.  The correction here is a residual in log space that can bend with the regime:
 
-    factor = geometric mean over the rows of (measured tokens/s / predicted tokens/s)
-    corrected prediction = factor x uncorrected prediction
+    log(measured / predicted) ~ b0 + b1 (log(tokens) - log(16384)) + b2 eager + b3 compiled + b4 hf_eager
 
-fitted on (uncorrected prediction, measurement) pairs of ok trials.  The geometric mean is the
-least-squares fit of log ratios, so over- and under-predictions of the same size weigh alike.
-Its leave-one-out error (each row predicted by the factor of the others) says how well it
-predicts a row it has not seen; it needs two rows.
+                                                + (a term per model the rows have)
 
-Used by both the sweep, which refits as trials finish (`Recalibrator`, picklable, so it can
-travel to Ray trials), and `python -m slmray.recommend`, which fits on the tables it is given.
-Nothing here imports torch, Ray or the analysis.
+`tokens`: a device's micro-step (per-device batch x sequence length: what sets the kernels' sizes);
+`eager`: attention that materialises the scores; `compiled`: torch.compile; `hf_eager`: Transformers'
+own modules uncompiled (`backend="transformers"`), whose host-bound steps the estimator, counting the
+native model's kernels, predicts up to 2x too fast (benchmarks/results/estimate/estimate_accuracy.md);
+a model's own term keeps one model's miss (Qwen3-0.6B uncompiled) off the others.  Fitted by ridge
+least squares on the ok trials of one GPU type, with the prior stated in `PRIOR_SD` and `MODEL_SD`
+(each coefficient ~ N(0, sd^2) around no correction, against a row's own noise `ROW_SD`): while rows
+are few the fit stays near no correction; as they accumulate it follows them.
+
+Four candidates are fitted on the same rows (`KINDS`): none, a factor (b0 alone), the regime (b0-b4)
+and the regime with the model terms.  Each is scored by leave-one-out (each row predicted by the
+candidate refitted on the others), and the one with the smallest mean |predicted / measured - 1| is
+used, so a correction applies only where it beat the uncorrected predictions on the rows it has;
+leave-one-out needs two rows, so before then nothing is applied.
+
+Used by the sweep, which refits as trials finish (`Recalibrator`, picklable, so it can travel to
+Ray trials; a `Correction` travels in a Tune config as plain values), and by the planner
+(`slmray.planning.options`), which fits on the tables it is given.  No torch, Ray or analysis here.
 """
 
 from __future__ import annotations
@@ -24,81 +36,219 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
+
+from slmray.core.defaults import ROW_DEFAULTS
+from slmray.predict.estimate import FUSED_ATTENTION
+
 POOLED = "all GPU types"
 """`Correction.gpu_type` of a correction fitted on the rows of every GPU type at once."""
+CENTER_TOKENS = 16384
+"""The regime where b0 alone is the correction: 16 x 1024 tokens, the sweeps' middle batch."""
+ROW_SD = 0.05
+"""A row's own spread around the model, in log tokens/s: run-to-run noise (0.5-3% between repeats of
+one configuration in the committed tables) plus what no regime term captures."""
+PRIOR_SD = {"intercept": 0.10, "log_tokens": 0.05, "eager": 0.05, "compiled": 0.05, "hf_eager": 0.05}
+"""Prior standard deviation of each coefficient around 0 (no correction): a GPU type's bias of up to
+about 10% (the H200 without rows: +9%), a bend of up to 5% per e-fold of tokens and 5% for eager
+attention, compile or Transformers' modules.  The ridge penalty of each is ROW_SD^2 / sd^2 (0.25 of
+a row for the intercept, 1 row for the others): one row moves the factor 80% of the way to its own
+ratio."""
+KINDS = ("none", "factor", "regime", "regime+model")
+
+
+@dataclass(frozen=True)
+class Regime:
+    """What the correction bends with, for one configuration."""
+
+    tokens: float
+    """A device's micro-step: per-device batch x sequence length."""
+    eager: bool
+    """Attention that materialises the (T, T) scores (eager, sdpa-math)."""
+    compiled: bool
+    hf_eager: bool = False
+    """Transformers' own modules (`backend="transformers"`), not compiled."""
+    model: str = ""
+    """The model's name: a model the GPU type's rows have gets its own term (`MODEL_SD`)."""
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any] | Any) -> Regime:
+        """From a results row or an option (a dict or a pandas row), a TrainConfig or a row tuple: their
+        per_device_batch, seq_len, attention, compile and backend (nulls: `ROW_DEFAULTS`)."""
+        get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
+
+        def value(name: str) -> Any:
+            v = get(name, None)
+            return ROW_DEFAULTS[name] if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+        compiled = bool(value("compile"))
+        model = get("model", "")
+        name = getattr(model, "name", model)  # a TrainConfig's model is a ModelConfig
+        return cls(float(get("per_device_batch")) * float(get("seq_len")), str(get("attention")) not in FUSED_ATTENTION,
+                   compiled, value("backend") == "transformers" and not compiled, str(name or ""))
+
+    def features(self) -> list[float]:
+        return [1.0, math.log(self.tokens / CENTER_TOKENS), float(self.eager), float(self.compiled), float(self.hf_eager)]
 
 
 @dataclass(frozen=True)
 class Correction:
-    """A multiplicative correction of predicted tokens/s, fitted on `rows` measured trials."""
+    """A multiplicative correction of predicted tokens/s: exp(coefficients . regime features)."""
 
     gpu_type: str
     """The GPU type it was fitted on (`POOLED` for all of them), or "" for no correction."""
-    factor: float = 1.0
-    """Measured over predicted tokens/s, geometric mean; 1 without rows."""
+    kind: str = "none"
+    """Which candidate won leave-one-out: none, factor or regime (`KINDS`)."""
     rows: int = 0
-    """Ok trials it was fitted on; 0: no correction."""
+    """Ok trials it was fitted on and applies with; 0: no correction applied."""
+    observed: int = 0
+    """Ok trials it saw (the rows of the leave-one-out comparison), applied or not."""
+    intercept: float = 0.0
+    """b0: log of the factor at `CENTER_TOKENS`, fused attention, not compiled."""
+    log_tokens: float = 0.0
+    """b1: per e-fold of a micro-step's tokens."""
+    eager: float = 0.0
+    compiled: float = 0.0
+    hf_eager: float = 0.0
+    models: dict[str, float] = field(default_factory=dict)
+    """Each model's own term (log), for the models its rows have; 0 for the others."""
     loo_error: float = math.nan
-    """Median absolute relative error of the leave-one-out corrected predictions (0.031 = 3.1%);
-    NaN with fewer than two rows."""
+    """Mean |predicted / measured - 1| of the leave-one-out predictions of the kind used (0.031 =
+    3.1%); NaN with fewer than two rows."""
     raw_error: float = math.nan
-    """The same of the uncorrected predictions of those rows, for comparison."""
+    """The same of the uncorrected predictions of those rows."""
 
-    def apply(self, predicted_tokens_per_s: float) -> float:
-        return predicted_tokens_per_s * self.factor
+    @property
+    def coefficients(self) -> list[float]:
+        return [self.intercept, self.log_tokens, self.eager, self.compiled, self.hf_eager]
+
+    @property
+    def factor(self) -> float:
+        """The multiplier at `CENTER_TOKENS`, fused attention, not compiled (the whole correction
+        for kind factor)."""
+        return math.exp(self.intercept)
+
+    def multiplier(self, regime: Regime | None) -> float:
+        """Measured over predicted tokens/s expected in `regime` (None: a factor's, for a
+        correction fitted without regimes)."""
+        if not self.rows:
+            return 1.0
+        if regime is None:
+            if self.kind.startswith("regime"):
+                raise ValueError("a regime correction needs the configuration's regime to apply")
+            return self.factor
+        own = self.models.get(regime.model, 0.0)
+        return math.exp(own + sum(b * x for b, x in zip(self.coefficients, regime.features())))
+
+    def apply(self, predicted_tokens_per_s: float, regime: Regime | None = None) -> float:
+        return predicted_tokens_per_s * self.multiplier(regime)
 
     def describe(self) -> str:
-        """One line: `H200: x0.913 from 10 ok trials, leave-one-out error 3.1% (uncorrected 8.9%)`."""
+        """One line: `H200: regime x0.913 at 16k tokens, x0.97 per doubling, eager x1.02, compiled
+        x0.99, from 10 ok trials, leave-one-out error 3.1% (uncorrected 8.9%)`."""
+        name = self.gpu_type or "no GPU type"
+        if not self.observed:
+            return f"{name}: no correction (no measured trial)"
+        if self.observed < 2:
+            return f"{name}: no correction (1 ok trial; leave-one-out needs 2)"
+        scored = f"leave-one-out error {100 * self.loo_error:.1f}% (uncorrected {100 * self.raw_error:.1f}%)"
         if not self.rows:
-            return f"{self.gpu_type or 'no GPU type'}: no correction (no measured trial)"
-        loo = "needs 2 rows" if math.isnan(self.loo_error) else f"{100 * self.loo_error:.1f}%"
-        return (f"{self.gpu_type}: x{self.factor:.3f} from {self.rows} ok trial{'s' * (self.rows != 1)}, "
-                f"leave-one-out error {loo} (uncorrected {100 * self.raw_error:.1f}%)")
+            return f"{name}: no correction: no fit beat the uncorrected predictions of {self.observed} ok trials by leave-one-out"
+        terms = f"x{self.factor:.3f}"
+        if self.kind.startswith("regime"):
+            bends = [(f"x{math.exp(self.log_tokens * math.log(2)):.3f} per doubling", self.log_tokens),
+                     (f"eager x{math.exp(self.eager):.3f}", self.eager), (f"compiled x{math.exp(self.compiled):.3f}", self.compiled),
+                     (f"Transformers uncompiled x{math.exp(self.hf_eager):.3f}", self.hf_eager)]
+            terms = ", ".join([f"{terms} at {CENTER_TOKENS // 1024}k tokens", *(t for t, b in bends if abs(b) >= 5e-4),
+                               *([f"{len(self.models)} model terms"] if self.models else [])])
+        return f"{name}: {self.kind} {terms}, from {self.rows} ok trial{'s' * (self.rows != 1)}, {scored}"
 
 
 NO_CORRECTION = Correction("")
 
 
-def _valid(predicted: float, measured: float) -> bool:
+def _valid(predicted: Any, measured: Any) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in (predicted, measured))
 
 
-def fit_correction(gpu_type: str, pairs: Iterable[tuple[float, float]]) -> Correction:
-    """The correction of `gpu_type` from (uncorrected predicted, measured) tokens/s pairs.
+def _ridge(x: np.ndarray, y: np.ndarray, penalty: np.ndarray) -> np.ndarray:
+    return np.linalg.solve(x.T @ x + np.diag(penalty), x.T @ y)
+
+
+PENALTY = np.array([(ROW_SD / sd) ** 2 for sd in PRIOR_SD.values()])
+MODEL_SD = 0.15
+"""Prior standard deviation of a model's own term: a model whose shape the estimator misses (qwen3-0.6b
+uncompiled, native or not: up to 2x too fast) is corrected by its own rows, not by the GPU type's
+intercept that every other model would share."""
+
+
+def _loo_error(x: np.ndarray, y: np.ndarray, penalty: np.ndarray) -> float:
+    """Mean |exp(prediction of the fit without row i - y_i) - 1| over the rows."""
+    n = len(y)
+    keep = np.ones(n, bool)
+    errors = []
+    for i in range(n):
+        keep[i] = False
+        beta = _ridge(x[keep], y[keep], penalty)
+        keep[i] = True
+        errors.append(abs(math.exp(float(x[i] @ beta) - y[i]) - 1))
+    return float(np.mean(errors))
+
+
+def fit_correction(gpu_type: str, pairs: Iterable[Sequence[Any]]) -> Correction:
+    """The correction of `gpu_type` from (uncorrected predicted, measured, Regime) tokens/s triples,
+    or (predicted, measured) pairs: without every row's regime only a factor can be fitted.
 
     Pairs without two positive finite numbers (an OOM trial, a failed one) are skipped.
     """
-    logs = [math.log(m / p) for p, m in pairs if _valid(p, m)]
-    n = len(logs)
-    if not n:
+    samples = [(float(s[0]), float(s[1]), s[2] if len(s) > 2 else None) for s in pairs if _valid(s[0], s[1])]
+    n = len(samples)
+    if n < 2:
+        return Correction(gpu_type, observed=n)
+    y = np.array([math.log(m / p) for p, m, _ in samples])
+    raw = float(np.mean([abs(math.exp(-r) - 1) for r in y]))  # |p/m - 1|
+    with_regime = all(r is not None for _, _, r in samples)
+    models = sorted({r.model for _, _, r in samples if r is not None and r.model}) if with_regime else []
+    x = np.array([(r.features() + [float(r.model == m) for m in models]) if with_regime else [1.0] + [0.0] * (len(PENALTY) - 1)
+                  for _, _, r in samples])
+    penalty = np.concatenate([PENALTY, np.full(len(models), (ROW_SD / MODEL_SD) ** 2)])
+    candidates = {"factor": [0]}
+    if with_regime:
+        candidates["regime"] = list(range(len(PENALTY)))
+        if models:
+            candidates["regime+model"] = list(range(len(penalty)))
+    best = Correction(gpu_type, "none", 0, n, loo_error=raw, raw_error=raw)
+    for kind, used in candidates.items():
+        loo = _loo_error(x[:, used], y, penalty[used])
+        if loo < best.loo_error:
+            beta = np.zeros(len(penalty))
+            beta[used] = _ridge(x[:, used], y, penalty[used])
+            own = {m: float(b) for m, b in zip(models, beta[len(PENALTY):])}
+            best = Correction(gpu_type, kind, n, n, *map(float, beta[:len(PENALTY)]), models=own, loo_error=loo, raw_error=raw)
+    return best
+
+
+def fit_anchor(gpu_type: str, pairs: Iterable[Sequence[float]]) -> Correction:
+    """The measured factor of one configuration from its own (predicted, measured) trials (at
+    other GPU counts or strategies): the geometric mean of measured / predicted, unshrunk and
+    from one trial on.  The regime is the configuration's own, so there is nothing to bend with
+    and no other rows to be worse on (the planner's anchor, `slmray.planning.options`)."""
+    logs = [math.log(m / p) for p, m, *_ in pairs if _valid(p, m)]
+    if not logs:
         return Correction(gpu_type)
-    total = sum(logs)
-    raw = _median([abs(math.exp(-r) - 1) for r in logs])  # |p/m - 1|
-    loo = math.nan
-    if n >= 2:
-        # row i predicted by the others' factor: |exp(mean of the others) * p/m - 1|
-        loo = _median([abs(math.exp((total - r) / (n - 1) - r) - 1) for r in logs])
-    return Correction(gpu_type, math.exp(total / n), n, loo, raw)
+    return Correction(gpu_type, "factor", len(logs), len(logs), sum(logs) / len(logs))
 
 
-def fit_corrections(rows: Iterable[tuple[str, float, float]]) -> dict[str, Correction]:
-    """Per GPU type, and pooled under `POOLED`, from (gpu_type, predicted, measured) triples."""
-    by_gpu: dict[str, list[tuple[float, float]]] = {}
-    for gpu, p, m in rows:
-        if _valid(p, m):
-            by_gpu.setdefault(gpu, []).append((p, m))
-    out = {gpu: fit_correction(gpu, pairs) for gpu, pairs in sorted(by_gpu.items())}
+def fit_corrections(rows: Iterable[Sequence[Any]]) -> dict[str, Correction]:
+    """Per GPU type, and pooled under `POOLED`, from (gpu_type, predicted, measured[, Regime]) tuples."""
+    by_gpu: dict[str, list[tuple]] = {}
+    for gpu, *sample in rows:
+        if _valid(sample[0], sample[1]):
+            by_gpu.setdefault(gpu, []).append(tuple(sample))
+    out = {gpu: fit_correction(gpu, samples) for gpu, samples in sorted(by_gpu.items())}
     if by_gpu:
-        out[POOLED] = fit_correction(POOLED, [pair for pairs in by_gpu.values() for pair in pairs])
+        out[POOLED] = fit_correction(POOLED, [s for samples in by_gpu.values() for s in samples])
     return out
-
-
-def _median(values: Sequence[float]) -> float:
-    s = sorted(values)
-    n = len(s)
-    if not n:
-        return math.nan
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
 def _number(value: Any) -> float:
@@ -118,20 +268,20 @@ class Recalibrator:
         ...                                       # the trial runs; its row is written
         recal.observe(row)                        # a results row (dict of slmray.results.table.SCHEMA)
 
-    `observe` reads `gpu_type`, `status`, `tokens_per_s` and the prediction made before the
-    trial: `predicted_tokens_per_s_uncorrected` where the row has it, else
-    `predicted_tokens_per_s` (tables written before corrections existed recorded only the
+    `observe` reads `gpu_type`, `status`, `tokens_per_s`, the regime's columns (`Regime.of`) and
+    the prediction made before the trial: `predicted_tokens_per_s_uncorrected` where the row has
+    it, else `predicted_tokens_per_s` (tables written before corrections existed recorded only the
     uncorrected one).  A correction always applies to uncorrected predictions, so fitting on a
-    corrected one would compound.  Only ok trials count.  Plain data: it pickles, and two
-    copies that observed the same rows give the same corrections.
+    corrected one would compound.  Only ok trials count.  Plain data: it pickles, and two copies
+    that observed the same rows give the same corrections.
     """
 
-    min_rows: int = 1
-    """Ok trials of a GPU type needed before its correction is applied."""
+    min_rows: int = 2
+    """Ok trials of a GPU type needed before its correction is fitted (leave-one-out needs 2)."""
     pooled_fallback: bool = False
-    """Before then, apply the correction fitted on every GPU type's trials (if any) instead of none."""
-    pairs: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-    """GPU type -> (uncorrected predicted, measured) tokens/s of each ok trial observed, in order."""
+    """Before then, fit on every GPU type's trials (if any) instead of applying none."""
+    samples: dict[str, list[tuple[float, float, Regime]]] = field(default_factory=dict)
+    """GPU type -> (uncorrected predicted, measured tokens/s, regime) of each ok trial observed, in order."""
 
     def observe(self, row: Mapping[str, Any]) -> bool:
         """Add a finished trial's row; True if it was used (an ok trial with both numbers)."""
@@ -140,25 +290,27 @@ class Recalibrator:
         predicted = _number(row.get("predicted_tokens_per_s_uncorrected"))
         if not math.isfinite(predicted):
             predicted = _number(row.get("predicted_tokens_per_s"))
-        return self.observe_pair(str(row["gpu_type"]), predicted, _number(row.get("tokens_per_s")))
+        if not all(isinstance(row.get(k), (int, float)) for k in ("per_device_batch", "seq_len")):
+            return False  # a row without its configuration has no regime to fit
+        return self.observe_sample(str(row["gpu_type"]), predicted, _number(row.get("tokens_per_s")), Regime.of(row))
 
-    def observe_pair(self, gpu_type: str, predicted: float, measured: float) -> bool:
+    def observe_sample(self, gpu_type: str, predicted: float, measured: float, regime: Regime) -> bool:
         if not _valid(predicted, measured):
             return False
-        self.pairs.setdefault(gpu_type, []).append((float(predicted), float(measured)))
+        self.samples.setdefault(gpu_type, []).append((float(predicted), float(measured), regime))
         return True
 
     def correction(self, gpu_type: str) -> Correction:
         """The correction to apply to the next prediction on `gpu_type`: fitted on its ok trials
         once there are `min_rows`; before, none (or the pooled one, `pooled_fallback`)."""
-        pairs = self.pairs.get(gpu_type, [])
-        if len(pairs) >= max(1, self.min_rows):
-            return fit_correction(gpu_type, pairs)
-        everything = [pair for ps in self.pairs.values() for pair in ps]
-        if self.pooled_fallback and len(everything) >= max(1, self.min_rows):
+        samples = self.samples.get(gpu_type, [])
+        if len(samples) >= max(2, self.min_rows):
+            return fit_correction(gpu_type, samples)
+        everything = [s for ss in self.samples.values() for s in ss]
+        if self.pooled_fallback and len(everything) >= max(2, self.min_rows):
             return fit_correction(POOLED, everything)
-        return Correction(gpu_type)
+        return Correction(gpu_type, observed=len(samples))
 
     def corrections(self) -> dict[str, Correction]:
         """Every GPU type's correction as of now, and the pooled one."""
-        return fit_corrections((g, p, m) for g, pairs in self.pairs.items() for p, m in pairs)
+        return fit_corrections((g, *s) for g, samples in self.samples.items() for s in samples)

@@ -19,14 +19,17 @@ sweep has something to show.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import os
 from dataclasses import dataclass
 
-from slmray.catalog.gpus import CPU, GPUSpec, spec_for
+from slmray.catalog.gpus import CPU, GPUSpec, arch_specs, spec_for
 from slmray.catalog.instances import instance_types
 from slmray.catalog.profiles import GPUProfile, profile_for
-from slmray.predict import kernels
+from slmray.predict import collectives, kernels
+from slmray.predict.collectives import Network
 from slmray.predict.interval import tokens_per_s_interval
 from slmray.predict.kernels import Gemm, linear_shapes
 from slmray.train import fp8
@@ -42,6 +45,11 @@ run the same ops (bf16 logits, fp32 upcast, log-softmax and its backward), compi
 not; Liger's kernel rewrites the logits in place (written, read and written, read by two GEMMs, bf16);
 cce keeps them on chip.  Counted, not fitted."""
 RECOMPUTING_LOSS_KERNELS = ("chunked", "cce")
+CALIBRATED_ARCH = "hopper"
+"""The architecture of the GPU type `CALIBRATION` was fitted on (an H100).  Another architecture's
+datasheet path scales the fitted GEMM and attention efficiencies by its published achievable
+share of peak over Hopper's (`slmray/catalog/architectures.csv`): the fit carries what a training
+step adds beside the kernels (layouts, launch gaps), the ratio what the generation's kernels reach."""
 FUSED_ATTENTION = ("sdpa", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "flash2")
 """Kernels that never store the (T, T) scores; eager and sdpa-math do."""
 
@@ -72,8 +80,6 @@ class Calibration:
     """The same once Inductor has fused them."""
     hbm_efficiency: float
     """Achieved share of HBM bandwidth by memory-bound kernels."""
-    link_efficiency: float
-    """Share of the link bandwidth a ring collective achieves (NCCL bus bandwidth)."""
     cpu_flops: float
     """FLOP/s of one CPU training process: a deliberately low figure for rough estimates."""
     fp8_matmul_efficiency: float = 0.5
@@ -94,7 +100,7 @@ class Calibration:
     kernel: the q, k, v layout around it)."""
     profile_weight: float = 1.0
     """Share of the profiled GEMM and attention times in a profiled GPU type's prediction, the rest
-    from its datasheet path (`benchmarks/profile_accuracy.py` measures both on held-out rows)."""
+    from its datasheet path (`benchmarks/heldout_accuracy.py` measures both on held-out rows)."""
 
 
 CALIBRATION = Calibration(
@@ -117,9 +123,6 @@ CALIBRATION = Calibration(
     # Three calibration models cannot separate it from the activation passes; it sets the scale
     # of the loss, score and optimizer traffic.
     hbm_efficiency=0.85,
-    # Not fitted yet (no multi-GPU table): NCCL's ring all-reduce reaches roughly this share of
-    # NVLink's one-direction bandwidth on 8 GPUs in nccl-tests.
-    link_efficiency=0.8,
     # Not fitted: well below what 16 cores of fp32 GEMM reach, so a CPU dry run never promises too much.
     cpu_flops=5e10,
     # FP8 (torchao.float8, compiled), fitted by the same script on the FP8 rows of llama-1b and
@@ -137,7 +140,7 @@ CALIBRATION = Calibration(
     profiled_matmul_scale=0.9446,
     profiled_attention_scale=2.487,
     # Chosen, not fitted by the script: on held-out H100 rows (benchmarks/results/estimate/
-    # profile_accuracy.md) the profile's GEMM and attention times alone (1.0) cut the small-batch error of
+    # heldout_accuracy.md) the profile's GEMM and attention times alone (1.0) cut the small-batch error of
     # a GPU type left out (worst 11.7% -> 5.8%) but more than doubled that of a model left out (median
     # 2.5% -> 6.2%); 0.25, of the weights 0, 0.25, ..., 1 that file compares, gives up least of either.
     profile_weight=0.25,
@@ -161,8 +164,9 @@ class Estimate:
     """Global, all GPUs."""
     time_s: dict[str, float]
     """Breakdown of the step time: matmul, attention, memory, kernels (their fixed cost), host (the
-    host's dispatch time the device cannot hide), communication (exposed part), and for FP8 runs
-    fp8_matmul and fp8_casts."""
+    host's dispatch time the device cannot hide), communication (the collectives' exposed part),
+    contention (compute slowed beside the hidden part), one_gpu_floor (see `estimate`), and for FP8
+    runs fp8_matmul and fp8_casts."""
     capacity_gb: float | None = None
     """GiB the allocator can reach on this GPU before an OOM; the host's memory on the CPU."""
     rough: bool = False
@@ -545,6 +549,8 @@ def compute_time_s(
     if profile is _SHIPPED:
         profile = gpu_profile(spec)
     peak, bw = spec.peak_bf16_tflops * 1e12, spec.hbm_tb_s * 1e12
+    arch, fitted = arch_specs()[spec.arch], arch_specs()[CALIBRATED_ARCH]
+    matmul_gain, attention_gain = arch.matmul_share / fitted.matmul_share, arch.attention_share / fitted.attention_share
     passes = cal.compiled_activation_passes if work.compiled else cal.activation_passes
 
     def gemm_and_attention(profile: GPUProfile | None) -> tuple[float, float]:
@@ -554,9 +560,9 @@ def compute_time_s(
             mm = {"aligned": work.matmul_flops / peak, "misaligned": work.misaligned_matmul_flops / peak, "profiled": 0.0}
         attention, attention_profiled = attention_time_s(work, spec, profile)
         return (
-            mm["aligned"] / cal.matmul_efficiency + mm["misaligned"] / cal.misaligned_matmul_efficiency
+            (mm["aligned"] / cal.matmul_efficiency + mm["misaligned"] / cal.misaligned_matmul_efficiency) / matmul_gain
             + mm["profiled"] * cal.profiled_matmul_scale,
-            attention / cal.attention_efficiency + attention_profiled * cal.profiled_attention_scale,
+            attention / (cal.attention_efficiency * attention_gain) + attention_profiled * cal.profiled_attention_scale,
         )
 
     matmul, attention = gemm_and_attention(profile)
@@ -586,18 +592,30 @@ def compute_time_s(
     return times
 
 
-def link_gb_s(spec: GPUSpec, num_gpus: int, gpus_per_node: int, inter_node_gbps: float | None) -> float:
-    """Per-GPU one-direction bandwidth (GB/s) of a ring over `num_gpus` GPUs.
+FABRICS = ("efa", "ethernet")
+"""Networks between nodes (instances.csv's `fabric`)."""
 
-    Within a node: the GPU's NVLink/PCIe figure.  Across nodes a ring crosses the network, where
-    each GPU gets its node's network bandwidth shared by `gpus_per_node`; without
-    `inter_node_gbps`, the fastest multi-GPU instance of that GPU in instances.csv is assumed.
+
+def network(
+    spec: GPUSpec, num_gpus: int, gpus_per_node: int, inter_node_gbps: float | None, fabric: str | None = None,
+) -> Network:
+    """The links a ring over `num_gpus` x `spec` crosses.
+
+    Within a node: the GPU's NVLink or PCIe figure (PCIe where gpus.csv gives 64 GB/s or less: a
+    Gen5 x16 link).  Across nodes each GPU gets its node's network bandwidth shared by
+    `gpus_per_node`; without `inter_node_gbps`, the fastest multi-GPU instance of that GPU in
+    instances.csv is assumed, with its fabric; a bandwidth given without `fabric` is taken as
+    plain Ethernet (the slower assumption).
     """
+    if fabric not in (None, *FABRICS):
+        raise ValueError(f"fabric: {fabric!r} is not one of {', '.join(FABRICS)}")
+    intra = "nvlink" if spec.link_gb_s > 64 else "pcie"
+    net = Network(num_gpus, gpus_per_node, intra, spec.link_gb_s)
     if num_gpus <= gpus_per_node:
-        return spec.link_gb_s
+        return net
     if inter_node_gbps is None:
         known = [
-            it.network_gbps for it in instance_types()
+            it for it in instance_types()
             if it.gpu == spec.gpu and it.gpus > 1 and math.isfinite(it.network_gbps)  # nan: not published
         ]
         if not known:
@@ -605,39 +623,32 @@ def link_gb_s(spec: GPUSpec, num_gpus: int, gpus_per_node: int, inter_node_gbps:
                 f"inter_node_gbps: {num_gpus} x {spec.gpu} span nodes of {gpus_per_node}, and instances.csv "
                 f"has no multi-GPU instance of {spec.gpu} to take the network bandwidth from; pass it"
             )
-        inter_node_gbps = max(known)
-    return min(spec.link_gb_s, inter_node_gbps / 8 / gpus_per_node)
+        fastest = max(known, key=lambda it: it.network_gbps)
+        inter_node_gbps, fabric = fastest.network_gbps, fabric or fastest.fabric
+    return dataclasses.replace(net, inter=fabric or "ethernet", inter_gb_s=inter_node_gbps / 8 / gpus_per_node)
 
 
-def communication_s(
-    cfg: TrainConfig, num_gpus: int, compute: dict[str, float], work: Work, bandwidth_gb_s: float,
-    cal: Calibration = CALIBRATION,
-) -> float:
-    """Seconds of collectives the step cannot hide behind compute.
+def communication(cfg: TrainConfig, compute: dict[str, float], net: Network) -> collectives.Exposed:
+    """The step's collectives on `net` and what of them the strategy cannot hide behind
+    `compute` (`slmray.predict.collectives` documents the overlap model).
 
-    DDP all-reduces fp32 gradients in buckets during backward; the embedding's gradient comes
-    last and cannot overlap.  FSDP all-gathers bf16 parameters (forward, and again in backward
-    unless fsdp_grad_op) and reduce-scatters fp32 gradients, prefetching one block ahead: only
-    the root group's collectives and what exceeds the compute are exposed.
-    """
-    if num_gpus == 1 or cfg.strategy == "single":
-        return 0.0
-    bw = bandwidth_gb_s * 1e9 * cal.link_efficiency
-    ring = (num_gpus - 1) / num_gpus
+    DDP all-reduces fp32 gradients in the last micro-step; FSDP all-gathers each block's bf16 (or
+    FP8) parameters and reduce-scatters its fp32 gradients, and gathers the root group (embedding,
+    output head, final norm) once per micro-step."""
+    if net.num_gpus == 1 or cfg.strategy == "single":
+        return collectives.Exposed(0.0, 0.0, 0.0)
     p = _params(cfg.model)
     micro = cfg.grad_accum
     forward = sum(compute.values()) * FORWARD_SHARE / micro  # per micro-step
     backward = sum(compute.values()) * (1 - FORWARD_SHARE) / micro
-    if cfg.strategy == "ddp":  # gradients are reduced in the last micro-step only (no_sync before)
+    if cfg.strategy == "ddp":
         embedding = cfg.model.vocab_size * cfg.model.d_model
-        return max(2 * ring * 4 * p.total / bw - backward, 2 * ring * 4 * embedding / bw)
-    gather = ring * cfg.model.n_layer * _gathered_block_bytes(cfg, p) / bw  # the blocks' bf16 (or FP8) parameters
-    scatter = ring * 4 * (p.total - p.root) / bw  # their fp32 gradients (reduce_dtype)
-    root_gather, root_scatter = ring * 2 * p.root / bw, ring * 4 * p.root / bw
-    regather = gather if cfg.strategy == "fsdp" else 0.0
-    every_micro = root_gather + max(0.0, gather - forward) + max(0.0, regather - backward)
-    last_micro = max(0.0, regather + scatter - backward) - max(0.0, regather - backward) + root_scatter
-    return micro * every_micro + last_micro
+        return collectives.ddp_step(net, 4 * p.total, 4 * embedding, backward)
+    return collectives.fsdp_step(
+        net, n_layer=cfg.model.n_layer, block_gather_bytes=_gathered_block_bytes(cfg, p), block_scatter_bytes=4 * p.block,
+        root_gather_bytes=2 * p.root, root_scatter_bytes=4 * p.root, forward_s=forward, backward_s=backward,
+        regather=cfg.strategy == "fsdp", micro=micro,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -661,16 +672,33 @@ def _cpu_estimate(cfg: TrainConfig, num_gpus: int, cal: Calibration) -> Estimate
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _alone_s(cfg: TrainConfig, spec: GPUSpec, cal: Calibration, use_profile: bool) -> float:
+    """Step seconds of `cfg` alone on one GPU (cached: every GPU count and FSDP variant of a
+    planner's or a sweep's configuration asks for the same one)."""
+    profile = gpu_profile(spec) if use_profile else None
+    return sum(compute_time_s(step_work(cfg, 1, cal), spec, cal, profile).values())
+
+
 def estimate(
     cfg: TrainConfig, gpu_type: str, num_gpus: int, gpus_per_node: int = 8, inter_node_gbps: float | None = None,
-    *, calibration: Calibration = CALIBRATION, use_profile: bool = True,
+    *, fabric: str | None = None, calibration: Calibration = CALIBRATION, use_profile: bool = True,
 ) -> Estimate:
     """Predicted peak memory per device and global tokens/s of `cfg` on `num_gpus` x `gpu_type`.
 
     `gpu_type` is a canonical name from gpus.csv (`H100-80GB`) or the name torch reports
     (`NVIDIA H100 80GB HBM3`); `cpu` gives a rough estimate (see the module docstring).  An
     unknown GPU raises ValueError.  `num_gpus` is the world size; runs span nodes of
-    `gpus_per_node` GPUs joined by `inter_node_gbps` (default: from instances.csv).
+    `gpus_per_node` GPUs joined by `inter_node_gbps` over `fabric` (efa or ethernet; default: from
+    instances.csv, see `network`).
+
+    A data-parallel step is never predicted faster per GPU than the same configuration alone on
+    one GPU (strategy single), and its collectives always cost: what the strategy saves per device
+    (a sharded optimizer step, FSDP's bf16 parameters without autocast's casts) is taken back by
+    `time_s["one_gpu_floor"]` before the collectives' exposed time and contention are added, so
+    it never pays for them (an FSDP run then predicts below DDP's rate where their collectives
+    do, as the seed paper found of small models).  Where more GPUs do pay per GPU, the cause is a different per-device
+    configuration (a larger batch that fits once states are sharded), which is another estimate.
     `use_profile=False` ignores the GPU type's profile (its datasheet and the priors alone): the
     baseline the accuracy benchmarks compare the profile against.
     """
@@ -678,6 +706,8 @@ def estimate(
         raise ValueError(f"num_gpus: must be a positive integer, got {num_gpus!r}")
     if cfg.strategy == "single" and num_gpus > 1:
         raise ValueError(f"strategy: single runs on one device, not {num_gpus}; use ddp or fsdp")
+    if isinstance(gpus_per_node, bool) or not isinstance(gpus_per_node, int) or gpus_per_node < 1:
+        raise ValueError(f"gpus_per_node: must be a positive integer, got {gpus_per_node!r}")
     if gpu_type == CPU:
         return _cpu_estimate(cfg, num_gpus, calibration)
     spec = spec_for(gpu_type)
@@ -689,11 +719,15 @@ def estimate(
     work = step_work(cfg, num_gpus, calibration)
     profile = gpu_profile(spec) if use_profile else None
     times = compute_time_s(work, spec, calibration, profile)
-    bandwidth = link_gb_s(spec, num_gpus, gpus_per_node, inter_node_gbps)
-    times["communication"] = communication_s(cfg, num_gpus, times, work, bandwidth, calibration)
+    comm = communication(cfg, times, network(spec, num_gpus, gpus_per_node, inter_node_gbps, fabric))
+    if cfg.strategy.startswith("fsdp"):  # DDP's per-device work is the lone GPU's: only FSDP's can be less
+        alone = _alone_s(cfg.replace(strategy="single"), spec, calibration, use_profile)
+        times["one_gpu_floor"] = max(0.0, alone - sum(times.values()))
+    times["communication"] = comm.exposed_s
+    times["contention"] = comm.contention_s
     step = sum(times.values())
     tokens_per_s = num_gpus * cfg.tokens_per_device_step / step
-    bounds = tokens_per_s_interval(tokens_per_s, profiled=profile is not None, num_gpus=num_gpus)
+    bounds = tokens_per_s_interval(tokens_per_s, cfg, spec.gpu, profiled=profile is not None, num_gpus=num_gpus)
     return Estimate(
         peak_mem_gb=peak, memory_gb=memory, oom=peak + unusable_cache_bytes(cfg) / GIB > capacity, step_time_s=step,
         tokens_per_s=tokens_per_s, time_s=times, capacity_gb=capacity,

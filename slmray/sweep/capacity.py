@@ -32,6 +32,11 @@ class Capacity:
     gpus_per_node: dict[str, int] = field(default_factory=dict)
     cpus: int = 1
     where: str = "this machine"
+    nodes_given: bool = True
+    """True for nodes that are there (this machine, a cluster or its YAML): the sweep's trials share
+    them and each is charged its GPUs at their rate (`slmray.catalog.rent.cluster_share`).  False for
+    hosts assumed from the instance catalog (`named_capacity`, a dry run from a laptop): each
+    trial is priced at the instances that would rent it on its own (`slmray.catalog.rent.rent`)."""
 
     @property
     def device(self) -> str:
@@ -105,7 +110,8 @@ def named_capacity(space: SearchSpace) -> Capacity:
         hosts.append(f"{count} host{'s' if count > 1 else ''} of {per_node[g]} {g}" if largest
                      else f"{most} {g} on one host (instances.csv has no {g} instance)")
     return Capacity(use_gpu=True, gpus=gpus, gpus_per_node=per_node, cpus=max(cpus, 1),
-                    where=f"{', '.join(hosts)} from instances.csv (no cluster checked: give --cluster-config)")
+                    where=f"{', '.join(hosts)} from instances.csv (no cluster checked: give --cluster-config)",
+                    nodes_given=False)
 
 
 GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/kfd")

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import errno
+import json
 import logging
 import os
 import shlex
 import signal
 import time
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 from ray import tune
@@ -29,15 +32,18 @@ from slmray.core.pareto import pareto_mask
 from slmray.core.row import make_row
 from slmray.errors import ConfigError, first_line
 from slmray.predict.calibration import Correction
-from slmray.results.storage import join, list_files
+from slmray.results.storage import exists, filesystem, join, list_files, write_atomically
 from slmray.results.table import COLUMNS, RESULTS_FILE, ResultsError, read_table, to_table, write_table
 from slmray.sweep.capacity import Capacity, local_capacity, ray_capacity
+from slmray.sweep.ending import RUN_VARIABLE, Watcher, end_run_processes, new_run_id, stopped_lines
+from slmray.sweep.failure import error_line, infrastructure_errors, infrastructure_in
 from slmray.sweep.lock import lock_lost
 from slmray.sweep.plan import PlannedTrial, make_plan, plan_trial
 from slmray.sweep.searchers import SAMPLERS, BudgetLimiter, DistinctSearcher, PlanSearcher, Recalibrating
 from slmray.sweep.space import SearchSpace, SpaceError, Trial
-from slmray.sweep.trial import SweepSettings, row_uri, run_trial
+from slmray.sweep.trial import RECORDED_AS, SweepSettings, row_uri, run_trial
 from slmray.sweep.warm import train_environment
+from slmray.sweep.warm_scheduler import INFRASTRUCTURE_RETRIES
 from slmray.train.config import config_label
 
 DRIVER_RESOURCES = {"CPU": 0.01}
@@ -46,6 +52,9 @@ INTERRUPTED = 130
 """The exit status of a sweep stopped by Ctrl-C, as a shell reports a process ended by SIGINT."""
 HEARTBEAT_S = 60.0
 """The longest the console stays silent while a trial runs."""
+INFRASTRUCTURE_EXIT = 75
+"""The exit status of a sweep that left trials unrecorded for the cluster's sake (sysexits'
+EX_TEMPFAIL: try again, here with `--resume`)."""
 SECRET_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
 
@@ -118,9 +127,11 @@ class SweepRecorder(tune.Callback):
         self.running: dict[str, tuple[str, float]] = {}
         """Trial id -> (its configuration's label, when it started, time.monotonic())."""
         self.last_line = time.monotonic()
+        self.unrecorded: set[str] = set()
+        """Trials that ended in an infrastructure failure: no row, run again by `--resume`."""
 
     def setup(self, **info) -> None:
-        self.rows, self.running = recorded_rows(self.sweep_dir), {}
+        self.rows, self.running, self.unrecorded = recorded_rows(self.sweep_dir), {}, set()
         if self.rows:
             print(f"resuming: {len(self.rows)} trials already recorded", flush=True)
 
@@ -143,12 +154,25 @@ class SweepRecorder(tune.Callback):
         self.last_line = time.monotonic()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.running.pop(trial.trial_id, None)
         result = trial.last_result or {}
         if "status" not in result:  # the trial function ended without reporting its row
             return self.on_trial_error(iteration, trials, trial)
+        if result.get(RECORDED_AS) in self.rows:  # its configuration's row, recorded before: not twice
+            return self._progress()
         self._record({k: v for k, v in result.items() if k in COLUMNS})
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        error = _trial_error(trial)
+        if error is not None and storage_full(error):  # the storage's failure: the sweep stops, `--resume` runs it
+            raise OSError(errno.ENOSPC, f"no space left on {self.sweep_dir}")
+        dead = infrastructure_in(error)
+        if dead is not None:  # the cluster's failure, not the configuration's: no row, `--resume` runs it
+            self.running.pop(trial.trial_id, None)
+            self.unrecorded.add(trial.trial_id)
+            print(f"[{_now()}] not recorded: {config_label(trial.config)} (infrastructure failure after "
+                  f"{INFRASTRUCTURE_RETRIES} retries: {error_line(dead)[:200]}); --resume runs it again", flush=True)
+            return
         config = Trial.from_config(trial.config)
         error = "the trial process failed" + (f"; see {trial.error_file}" if trial.error_file else "")
         self._record(make_row(
@@ -223,6 +247,20 @@ def recorded_rows(sweep_dir: str) -> dict[str, dict]:
     return rows
 
 
+def _trial_error(trial) -> BaseException | None:
+    """The error a trial ended with, as Tune pickled it beside the trial (before `on_trial_error`)."""
+    from ray import cloudpickle
+
+    path = trial.pickled_error_file
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            return cloudpickle.load(f)
+    except Exception:  # an error whose class cannot be loaded here: read as the configuration's
+        return None
+
+
 def _now() -> str:
     return f"{datetime.datetime.now():%H:%M:%S}"
 
@@ -235,13 +273,17 @@ def _quiet_ray(verbose: bool) -> None:
     if verbose:
         return
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter, silent at verbose=0
-    # a trial task that raised (its actor or node died): Tune logs the traceback at ERROR; the row
-    # records the failure and names the error file Tune writes it to
-    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
+    # "A worker died", "Raylet is terminated" with 20 lines of its log: the sweep says what it means for
+    # the sweep in one line; Ray's processes' own logs keep the messages
+    private_apis.keep_ray_errors_off_the_console()
     for name in ("ray", "ray.tune", "ray.train"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    # "Trials did not complete" after an interrupt: slmray says what is left itself
+    # "Trials did not complete" after an interrupt: slmray says what is left itself; "Trial task
+    # failed" with a traceback: the trial runs again (infrastructure) or its row says why
     logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
+    logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
+    # "Saving experiment state ... failed" with a traceback (a full disk): the sweep says it in one line
+    logging.getLogger("ray.tune.execution.experiment_state").setLevel(logging.CRITICAL)
 
 
 def _keep_credentials_out_of_ray() -> None:
@@ -294,7 +336,8 @@ def _connect(address: str | None, capacity_hint: Capacity, space: SearchSpace, e
     return True
 
 
-def _concurrency(space: SearchSpace, capacity: Capacity) -> int:
+def max_concurrent_trials(space: SearchSpace, capacity: Capacity) -> int:
+    """Trials run at once: the space's max_concurrent, else as many of its smallest as the GPUs hold (CPU: one)."""
     if space.max_concurrent:
         return space.max_concurrent
     if not capacity.use_gpu:
@@ -302,16 +345,21 @@ def _concurrency(space: SearchSpace, capacity: Capacity) -> int:
     return max(1, capacity.max_workers(None) // min(space.num_gpus))
 
 
-def search_alg(settings: SweepSettings, plan: list[PlannedTrial], runs: int, budget: float | None):
+def search_alg(settings: SweepSettings, plan: list[PlannedTrial], runs: int, budget: float | None,
+               recorded: Iterable[dict] = (), grid: list[dict] | None = None):
     """The searcher of the space: the plan in order (grid) or Optuna, each configuration once,
-    each with the tokens/s correction refitted so far, inside the budget."""
+    each with the tokens/s correction refitted so far, inside the budget.  `recorded`, the rows
+    of a resumed grid sweep: their configurations are not suggested again, and the correction and
+    the dollars spent start from them; `grid`, the configurations it planned when it started
+    (default: the plan's first `runs`)."""
     space = settings.space
+    recorded = list(recorded)
     from ray.tune.search.optuna import OptunaSearch
 
     metrics = [o.column for o in space.objective_list]
     modes = [o.mode for o in space.objective_list]
     if space.search == "grid":
-        alg = PlanSearcher([p.trial.as_config() for p in plan][:runs])
+        alg = PlanSearcher(unrecorded([p.trial.as_config() for p in plan[:runs]] if grid is None else grid, recorded))
     else:
         import optuna
 
@@ -323,9 +371,47 @@ def search_alg(settings: SweepSettings, plan: list[PlannedTrial], runs: int, bud
             points_to_evaluate=_predicted_front(space, plan, limit=runs),
         ))
     alg = Recalibrating(alg, GpuTypeOf(settings.capacity))
+    for row in recorded:
+        alg.recalibrator.observe(row)
     if budget is not None:
-        alg = BudgetLimiter(alg, budget, PlannedCost(settings))
+        alg = BudgetLimiter(alg, budget, PlannedCost(settings),
+                            spent_usd=sum(row.get("cost_usd") or 0.0 for row in recorded))
     return alg
+
+
+def unrecorded(configs: list[dict], recorded: Iterable[dict]) -> list[dict]:
+    """The configurations none of the rows `recorded` measured, in order."""
+    done = {Trial.from_row(row) for row in recorded}
+    return [c for c in configs if Trial.from_config(c) not in done]
+
+
+GRID_FILE = "grid.json"
+"""The configurations a grid sweep planned when it started, in `<storage>/<name>/`: with the rows,
+what a resume runs (whatever the space file or Tune's state say meanwhile)."""
+
+
+def store_grid(sweep_dir: str, configs: list[dict]) -> None:
+    body = json.dumps(configs, indent=1).encode()
+
+    def write(fs, path: str) -> None:
+        with fs.open_output_stream(path) as out:
+            out.write(body)
+
+    write_atomically(join(sweep_dir, GRID_FILE), write)
+
+
+def stored_grid(sweep_dir: str) -> list[dict] | None:
+    """The grid stored with the sweep; None for a sweep begun before it was stored, or one whose
+    file a full disk cut short (the current plan stands in)."""
+    uri = join(sweep_dir, GRID_FILE)
+    if not exists(uri):
+        return None
+    fs, path = filesystem(uri)
+    with fs.open_input_stream(path) as f:
+        try:
+            return json.loads(f.read().decode())
+        except ValueError:
+            return None
 
 
 PREDICTED = {
@@ -380,13 +466,13 @@ def summary(sweep_dir: str, space: SearchSpace) -> str:
 
 
 class _Interrupt:
-    """Ctrl-C (or SIGTERM, what `kill` and job schedulers send) stops the sweep as Tune does (its
-    state saved, running trials stopped) and is remembered, so the driver can say what is left.
+    """Ctrl-C stops the sweep as Tune does (its state saved, running trials stopped) and is
+    remembered, so the driver can say what is left.
     Tune installs its own SIGINT handler unless told not to, but it always listens on SIGUSR1
     with the same graceful stop (`private_apis.stop_tune_gracefully`): the first signal is passed
     on, a second one ends the driver at once."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    SIGNALS = (signal.SIGINT,)
 
     def __init__(self):
         self.seen = False
@@ -422,25 +508,100 @@ def continue_command(request: SweepRequest) -> str:
     return shlex.join(["python", "-m", "slmray.tune", *args, "--name", request.name, "--resume"])
 
 
+class _Terminate:
+    """SIGTERM (what `timeout`, systemd, a container stop and batch schedulers send, often to the
+    whole process group) and SIGHUP (the terminal gone) end the run at once: the group's other
+    processes, Ray's own among them, got the same signal, so no graceful stop through Ray is
+    left.  The driver prints what its rows hold and how to continue, ends every process of the
+    run (`slmray.sweep.ending`) and exits 128 + the signal, as a shell reports it.  The rows are
+    the sweep's record: `--resume` runs every configuration they lack."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self, request: SweepRequest, run_id: str, watcher: Watcher):
+        self.request, self.run_id, self.watcher = request, run_id, watcher
+        self.runs: int | None = None
+
+    def __enter__(self) -> _Terminate:
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def reinstall(self) -> None:
+        """Take the signals back once Ray has started: `ray.init` sets a SIGTERM handler that exits
+        15, the head node one that waits to drain it and exits 1."""
+        for sig in self.SIGNALS:
+            signal.signal(sig, self._handle)
+
+    def handle(self, signum: int) -> None:
+        """End the run as on `signum` (it arrived while another handler had it)."""
+        self._handle(signum, None)
+
+    def planned(self, runs: int) -> None:
+        self.runs = runs
+        self.watcher.describe(self.request.sweep_dir, runs, continue_command(self.request))
+
+    def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        try:
+            try:
+                lines = stopped_lines(self.request.sweep_dir, self.runs, f"stopped by {name}",
+                                      continue_command(self.request))
+            except Exception as exc:  # the storage is what failed: the command still continues the sweep
+                lines = f"stopped by {name} ({first_line(exc)[:200]})\ncontinue with: {continue_command(self.request)}"
+            print(f"\n{lines}", flush=True)
+        except Exception:  # SIGHUP: the terminal may be gone with its output
+            pass
+        finally:
+            self.watcher.done()
+            end_run_processes(self.run_id)
+            os._exit(128 + signum)
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
 def run_sweep(request: SweepRequest) -> int:
-    """Run (or resume) the sweep on Ray; the exit status: 0, or 130 when interrupted.  Raises
-    SpaceError for a space the cluster cannot hold, SweepError when Ray cannot start or fails."""
+    """Run (or resume) the sweep on Ray; the exit status: 0, 130 when interrupted, 75 when trials
+    were left unrecorded for the cluster's sake.  Raises SpaceError for a space the cluster cannot
+    hold, SweepError when Ray cannot start or fails.  SIGTERM and SIGHUP end it at once
+    (`_Terminate`); should Ray end this process (its raylet killed), a watcher says what is left."""
+    run_id = new_run_id()
+    os.environ[RUN_VARIABLE] = run_id  # every process of a local Ray started here inherits it
+    watcher = Watcher(run_id)
+    watcher.describe(request.sweep_dir, None, continue_command(request))
+    try:
+        with _Terminate(request, run_id, watcher) as terminate:
+            return _run(request, terminate)
+    finally:
+        os.environ.pop(RUN_VARIABLE, None)
+        watcher.done()  # this process says how it ended; the watcher ends what Ray left
+
+
+def _run(request: SweepRequest, terminate: _Terminate) -> int:
     import ray
 
     _quiet_ray(request.verbose)
     space = request.space
     environment = {} if request.isolate_trials else train_environment()
-    started_here = _connect(request.address, request.capacity or local_capacity(space.device), space, environment,
-                            request.verbose)
+    try:
+        started_here = _connect(request.address, request.capacity or local_capacity(space.device), space, environment,
+                                request.verbose)
+    except SystemExit:  # SIGTERM while Ray starts: `ray.init` and its head node exit on it by handlers of their own
+        terminate.handle(signal.SIGTERM)
+    terminate.reinstall()
     try:
         capacity = _capacity(request)
         plan = make_plan(space, capacity, request.prices, prune=request.prune, isolate=request.isolate_trials)
         runs = planned_runs(space, plan, request.max_trials)
-        concurrency = _concurrency(space, capacity)
+        terminate.planned(runs)
+        concurrency = max_concurrent_trials(space, capacity)
         settings, resources = _settings(request, capacity, plan, runs, concurrency)
-        tuner = _tuner(request, settings, plan, runs, concurrency, resources)
+        recorder = SweepRecorder(request.name, request.sweep_dir, runs, concurrency, GpuTypeOf(settings.capacity),
+                                 request.trial_timeout_s)
+        tuner = _tuner(request, settings, plan, runs, concurrency, resources, recorder)
         interrupted = _fit(request, tuner, settings)
-        return _finish(request, runs, interrupted)
+        return _finish(request, runs, interrupted, recorder)
     finally:
         if started_here:
             ray.shutdown()
@@ -465,9 +626,10 @@ def _settings(request: SweepRequest, capacity: Capacity, plan: list[PlannedTrial
     and the resources of a trial's own process (on the head node where the cluster marks it)."""
     import ray
 
+    recorded = {Trial.from_row(row): row for row in recorded_rows(request.sweep_dir).values()} if request.resume else {}
     settings = SweepSettings(
         space=request.space, sweep_id=request.name, sweep_dir=request.sweep_dir, capacity=capacity,
-        prices=request.prices, prune=request.prune, trial_timeout_s=request.trial_timeout_s,
+        prices=request.prices, prune=request.prune, recorded=recorded, trial_timeout_s=request.trial_timeout_s,
     )
     on_head = {HEAD_RESOURCE: 0.01} if ray.cluster_resources().get(HEAD_RESOURCE) else {}
     if not request.isolate_trials:
@@ -477,19 +639,28 @@ def _settings(request: SweepRequest, capacity: Capacity, plan: list[PlannedTrial
 
 
 def _tuner(request: SweepRequest, settings: SweepSettings, plan: list[PlannedTrial], runs: int, concurrency: int,
-           resources: dict[str, float]) -> tune.Tuner:
-    """Tune over the trial function: restored from the sweep's state, or new over the plan."""
+           resources: dict[str, float], recorder: SweepRecorder) -> tune.Tuner:
+    """Tune over the trial function: new over the plan, or, resumed, over what the sweep's rows
+    lack.  The rows are the record, not Tune's state (a full disk cuts its state file short, and
+    Tune then runs recorded trials again and forgets others): a grid resumes as a new Tune run
+    over the configurations without a row.  Optuna's study lives in Tune's state: an Optuna
+    sweep is restored from it, its errored trials run again (a trial errors only for the
+    cluster's sake, or without a row), and a trial whose configuration has a row re-reports it."""
     _keep_credentials_out_of_ray()
     trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=settings), resources)
     print(f"sweep {request.name}: {runs} trials on {settings.capacity.where}, up to {concurrency} at once -> "
           f"{request.sweep_dir}", flush=True)
-    recorder = SweepRecorder(request.name, request.sweep_dir, runs, concurrency, GpuTypeOf(settings.capacity),
-                             request.trial_timeout_s)
-    if request.resume:
-        tuner = tune.Tuner.restore(request.sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=False)
+    space = settings.space
+    recorded = list(settings.recorded.values())
+    grid = None
+    if space.search == "grid":
+        grid = (stored_grid(request.sweep_dir) if request.resume else None) or [p.trial.as_config() for p in plan[:runs]]
+        if not request.resume:
+            store_grid(request.sweep_dir, grid)
+    if request.resume and space.search != "grid":
+        tuner = tune.Tuner.restore(request.sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
         _follow_storage(tuner, recorder)
         return tuner
-    space = settings.space
     param_space = {}
     if space.search == "optuna":
         param_space = {k: tune.choice(v) for k, v in space.choices().items()}
@@ -497,8 +668,10 @@ def _tuner(request: SweepRequest, settings: SweepSettings, plan: list[PlannedTri
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            search_alg=search_alg(settings, plan, runs, request.budget_usd),
-            num_samples=runs, max_concurrent_trials=concurrency,
+            search_alg=search_alg(settings, plan, runs, request.budget_usd, recorded, grid),
+            # a grid: the configurations its rows lack (at least one sample: Tune wants one)
+            num_samples=max(len(unrecorded(grid, recorded)), 1) if grid is not None else runs,
+            max_concurrent_trials=concurrency,
             # a trial's driver is a light actor with the same resources each time: reusing it
             # saves its process start and imports, about 7 s between trials on 2 CPU cores
             reuse_actors=True,
@@ -506,6 +679,8 @@ def _tuner(request: SweepRequest, settings: SweepSettings, plan: list[PlannedTri
         run_config=tune.RunConfig(
             name=request.name, storage_path=request.storage, verbose=0,
             callbacks=[recorder],
+            # a trial whose process or node died runs again on a fresh actor; its own failures are rows
+            failure_config=tune.FailureConfig(max_failures=INFRASTRUCTURE_RETRIES),
         ),
     )
 
@@ -531,22 +706,43 @@ def _fit(request: SweepRequest, tuner: tune.Tuner, settings: SweepSettings) -> b
         except Exception as exc:  # a storage outage, a bug: the state saved so far stays resumable
             if request.verbose:
                 raise
+            if storage_full(exc):  # the rows written so far are the record: --resume runs what they lack
+                raise SweepError(f"{request.sweep_dir}: no space left on the sweep's storage; free some, then "
+                                 f"continue with: {continue_command(request)}") from None
             raise SweepError(f"the sweep stopped: {type(exc).__name__}: {first_line(exc)[:300]} (--verbose shows "
                              f"the traceback); continue with: {continue_command(request)}") from None
         finally:
             if settings.pool:  # idle groups end now; a group mid-trial ends after it
-                ray.get(settings.pool.close.remote())
+                try:
+                    ray.get(settings.pool.close.remote())
+                except infrastructure_errors():  # the pool died for good: its groups went with it
+                    pass
     return interrupt.seen
 
 
-def _finish(request: SweepRequest, runs: int, interrupted: bool) -> int:
+def storage_full(exc: BaseException) -> bool:
+    """Whether a write failed for want of space (ENOSPC, or a quota's EDQUOT), anywhere in `exc`'s chain."""
+    seen, chain = set(), [exc]
+    while chain:
+        e = chain.pop()
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(e):
+            return True
+        chain += [e.__cause__, e.__context__, getattr(e, "cause", None)]
+    return False
+
+
+def _finish(request: SweepRequest, runs: int, interrupted: bool, recorder: SweepRecorder) -> int:
     """The closing lines: what is left and how to continue, or the summary; the exit status."""
     if interrupted:
-        recorded = len(list_files(join(request.sweep_dir, "rows"), ".parquet"))
-        print(f"interrupted: {recorded} of {runs} trials recorded, {max(runs - recorded, 0)} left "
-              f"(table: {join(request.sweep_dir, RESULTS_FILE)})")
-        print(f"continue with: {continue_command(request)}", flush=True)
+        print(stopped_lines(request.sweep_dir, runs, "interrupted", continue_command(request)), flush=True)
         return INTERRUPTED
+    if recorder.unrecorded:
+        why = f"{len(recorder.unrecorded)} trials not recorded (infrastructure failures)"
+        print(stopped_lines(request.sweep_dir, runs, why, continue_command(request)), flush=True)
+        return INFRASTRUCTURE_EXIT
     print(summary(request.sweep_dir, request.space), flush=True)
     return 0
 

@@ -108,11 +108,13 @@ class BudgetLimiter(SearcherWrapper):
 
     unsaved = ("searcher", "estimate_usd")
 
-    def __init__(self, searcher: Searcher, budget_usd: float, estimate_usd: Callable[[dict], float]):
+    def __init__(self, searcher: Searcher, budget_usd: float, estimate_usd: Callable[[dict], float],
+                 spent_usd: float = 0.0):
+        """`spent_usd`: what the sweep's recorded trials cost already (a resumed sweep)."""
         super().__init__(searcher)
         self.budget_usd = budget_usd
         self.estimate_usd = estimate_usd
-        self.spent_usd = 0.0
+        self.spent_usd = spent_usd
         self.committed: dict[str, float] = {}
         self.exhausted = False
 

@@ -103,6 +103,12 @@ class Trial:
     def from_config(cls, config: dict[str, Any]) -> Trial:
         return cls(**{k: config[k] for k in CONFIG_KEYS if k in config})
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Trial:
+        """The configuration a results row measured, as the space named it (its GPU type as asked,
+        `requested_gpu_type`, not the one it was planned on)."""
+        return cls.from_config({**row, "gpu_type": row.get("requested_gpu_type")})
+
 
 @dataclass(frozen=True)
 class ResolvedTrial:

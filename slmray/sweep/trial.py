@@ -17,7 +17,7 @@ import datetime
 import importlib.metadata
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slmray import __version__
@@ -29,8 +29,9 @@ from slmray.results.storage import exists, join
 from slmray.results.table import read_table
 from slmray.sweep.capacity import Capacity
 from slmray.sweep.plan import PlannedTrial, plan_trial
-from slmray.sweep.failure import failure
+from slmray.sweep.failure import InfrastructureFailure, error_line, failure
 from slmray.sweep.space import ResolvedTrial, SearchSpace, Trial
+from slmray.sweep.warm_scheduler import INFRASTRUCTURE_STATUS
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class SweepSettings:
     pool: Any = None
     """The sweep's `slmray.sweep.warm.WarmPool` actor; None runs each trial on a worker group of its
     own (`--isolate-trials`)."""
+    recorded: dict[Trial, dict] = field(default_factory=dict)
+    """The rows on storage when the sweep (re)started, by configuration: what is done, whatever
+    Tune's own state says (a state file cut short by a full disk loses trials that ran)."""
     trial_timeout_s: float | None = None
     """Each trial's time limit (`TrainConfig.time_limit_s`): a run past it is recorded failed."""
 
@@ -61,6 +65,11 @@ class SweepSettings:
             accelerator_type=spec.ray_accelerator_type if spec else None, cpus_per_worker=self.cpus_per_worker,
             storage_path=join(self.sweep_dir, "train"), max_groups=1, max_failures=self.space.max_failures,
         )
+
+
+RECORDED_AS = "recorded_as"
+"""The report's key that names the trial id a re-reported row was recorded under (Tune sets
+`trial_id` in every report to the reporting trial's)."""
 
 
 def row_uri(sweep_dir: str, trial_id: str) -> str:
@@ -78,16 +87,33 @@ def make_row(
 
     driver = {"sweep_id": sweep.sweep_id, "trial_id": trial_id, "torch_version": importlib.metadata.version("torch"),
               "ray_version": ray.__version__, "slmray_version": __version__}
+    capacity = sweep.capacity  # a sweep runs on nodes that are there: its trials share them
     return core_row.make_row(driver, planned.row_columns(), planned.train.flat(), result, {"status": status, "error": error},
-                             started=started, ended=ended, prices=sweep.prices)
+                             started=started, ended=ended, prices=sweep.prices,
+                             node_gpus=capacity.gpus_per_node.get(planned.gpu_type) if capacity.nodes_given else None)
 
 
 def _run_warm(sweep: SweepSettings, trial: ResolvedTrial, train: dict, trial_id: str) -> dict:
-    """Hand the configuration to the warm pool of its shape and wait for it to run there."""
+    """Hand the configuration to the warm pool of its shape and wait for it to run there; again to
+    the pool Ray restarted where the pool's process died (`slmray.sweep.warm.POOL_RESTARTS`).
+    Raises `InfrastructureFailure` when the pool is gone for good, or when groups kept dying under
+    the configuration for the cluster's sake: its row is not the configuration's to carry."""
     import ray
+    from ray.exceptions import RayActorError
 
-    ray.get(sweep.pool.submit.remote(sweep.group_spec(trial).key, trial_id, train))
-    return ray.get(sweep.pool.result.remote(trial_id))
+    from slmray.sweep.warm import POOL_RESTARTS
+
+    for attempt in range(POOL_RESTARTS + 1):
+        try:
+            outcome = ray.get(sweep.pool.run.remote(sweep.group_spec(trial).key, trial_id, train))
+            break
+        except RayActorError as exc:  # the pool's process died: Ray starts it again, empty, unless out of restarts
+            if attempt == POOL_RESTARTS:
+                raise InfrastructureFailure(f"the sweep's warm pool died ({error_line(exc)})") from None
+    status, message = outcome.get("error", (None, ""))
+    if status == INFRASTRUCTURE_STATUS:
+        raise InfrastructureFailure(message)
+    return outcome
 
 
 def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
@@ -96,10 +122,10 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
 
     started = time.time()
     trial_id = tune.get_context().get_trial_id()
-    recorded = row_uri(sweep.sweep_dir, trial_id)
-    if exists(recorded):  # finished before the driver died, after Tune's last checkpoint: not run again
-        row = read_table(recorded).to_pylist()[0]
-        _report(sweep, {k: v.timestamp() if isinstance(v, datetime.datetime) else v for k, v in row.items()})
+    row = _recorded_row(sweep, trial_id, config)
+    if row is not None:  # finished before the driver died, after Tune's last checkpoint: not run again
+        _report(sweep, {**{k: v.timestamp() if isinstance(v, datetime.datetime) else v for k, v in row.items()},
+                        RECORDED_AS: row["trial_id"]})
         return
     correction = Correction(**config["correction"]) if config.get("correction") else None  # slmray.sweep.searchers.Recalibrating
     planned = plan_trial(sweep.space.resolve(config, sweep.capacity.device), sweep.capacity, sweep.prices, sweep.prune,
@@ -137,8 +163,20 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
             status, error = result["status"], result["error"]
         except Exception as exc:  # Ray Train's TrainingFailedError, or a start-up failure
             status, error = failure(exc)
+            if status == INFRASTRUCTURE_STATUS:  # Tune runs the trial again on a fresh actor (`FailureConfig`)
+                raise InfrastructureFailure(error) from None
     row = make_row(sweep, trial_id, planned, result, status, error, started, time.time())
     _report(sweep, {**row, **ran_on})
+
+
+def _recorded_row(sweep: SweepSettings, trial_id: str, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The row already recorded for this trial, or for its configuration under another trial id
+    (Tune restored from a state that lost the trial); re-reported under its own trial id, it is
+    written over itself, never beside itself."""
+    recorded = row_uri(sweep.sweep_dir, trial_id)
+    if exists(recorded):
+        return read_table(recorded).to_pylist()[0]
+    return sweep.recorded.get(Trial.from_config(config))
 
 
 def _report(sweep: SweepSettings, row: dict[str, Any]) -> None:

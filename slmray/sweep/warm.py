@@ -23,7 +23,10 @@ on Ray: the actor, each group's `fit()` in a thread, and the loop inside the wor
 Failures.  A one-process group that runs out of memory reports `oom` from `run` and stays
 warm: no other rank shares its state.  Anything raised out of `run` (an OOM with several
 ranks, where another rank may be blocked in a collective; an NCCL error; a collective past the
-group's timeout; a dead worker) ends the group.
+group's timeout; a dead worker) ends the group.  The pool actor itself may die (its process
+killed, its node lost): Ray restarts it, empty, up to `POOL_RESTARTS` times (the groups it ran
+die with it, as actors their owner outlived), and each trial waiting on it hands its
+configuration to the new one (`slmray.sweep.trial`).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import ray
 
 from slmray import private_apis
 from slmray.sweep.failure import failure
-from slmray.sweep.warm_scheduler import IDLE_S, GroupSpec, Wait, WarmScheduler, gpu_resource
+from slmray.sweep.warm_scheduler import IDLE_S, INFRASTRUCTURE_RETRIES, GroupSpec, Wait, WarmScheduler, gpu_resource
 
 TRAIN_ENVIRONMENT = {
     "RAY_TRAIN_METRICS_ENABLED": "0",
@@ -52,6 +55,10 @@ only be one more process started with every group.  The driver gives them to the
 not take the workers Ray starts idle with it, and each group would wait for new ones."""
 CAPACITY_TTL_S = 1.0
 """How long the cluster's capacity, once read, stands: nodes come and go in minutes."""
+POOL_RESTARTS = INFRASTRUCTURE_RETRIES
+"""Times Ray starts the pool actor again after its process died, per sweep run: a trial waiting
+on it hands its configuration to the new one; past them the trials' configurations are left for
+`--resume` (an infrastructure failure, not theirs)."""
 COLLECTIVE_TIMEOUT_S = 900
 """A rank stuck this long in a collective ends the group (torch.distributed's timeout; Ray's
 default is 1,800 s).  Compiling llama-2b takes a few minutes, inside no collective."""
@@ -82,6 +89,12 @@ class WarmPool:
         with self.cond:
             self.scheduler.submit(key, trial_id, train)
             self.cond.notify_all()
+
+    def run(self, key: str, trial_id: str, train: dict) -> dict:
+        """`submit`, then `result`: one call, so a trial whose pool was restarted (empty) asks the
+        new one with everything it needs."""
+        self.submit(key, trial_id, train)
+        return self.result(trial_id)
 
     def result(self, trial_id: str) -> dict:
         """Block until the trial's configuration has run: {"result"} or {"error"}, with "warm"
@@ -242,7 +255,9 @@ def start_pool(specs: dict[str, GroupSpec], prestart: list[str], reserve: dict[s
     `resources` places it (the head node's marker on a cluster: Train's controllers run where
     their `fit()` is called); a group of each shape in `prestart` that fits beside `reserve`
     starts at once (`WarmPool.prestart`)."""
-    actor = ray.remote(num_cpus=0, resources=resources, max_concurrency=1000)
+    # restarted by Ray when its process dies; a call in flight then fails (max_task_retries 0) and the
+    # trial that made it asks again (`slmray.sweep.trial`), the groups' calls find an unknown group and end
+    actor = ray.remote(num_cpus=0, resources=resources, max_concurrency=1000, max_restarts=POOL_RESTARTS)
     pool = actor(WarmPool).remote(specs, reserve, idle_s)
     if prestart:  # waited for: the groups have begun before Tune starts a trial
         ray.get(pool.prestart.remote(prestart))

@@ -22,12 +22,16 @@ The rules (the pool's before this module, but for where starvation is read from)
   pending group of the shape: an internal layout, and hundreds of entries on a long sweep.
 - A group that raised (its `fit()` ended with an error) hands its configuration back for a fresh
   group, up to the shape's `max_failures`, unless it ran out of memory; then the error is its
-  result.  A one-process group that ran out of memory reports it as a result and stays warm.
+  result.  A group that died of an infrastructure failure (a worker process, node or raylet
+  gone: `slmray.sweep.failure`) hands it back without counting against `max_failures`, up to
+  `INFRASTRUCTURE_RETRIES` times; past them the result is that failure, which the trial does not
+  record (its configuration runs again on `--resume`).  A one-process group that ran out of memory reports it as a result and stays warm.
 - Once closed, no group starts and configurations still waiting get `CLOSED` as their result.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections import deque
@@ -46,6 +50,14 @@ START_WAIT_S = 120.0
 """A group still starting after this long waits on resources the scheduler does not count
 (another job's): idle groups of other shapes end for it.  A GPU group starts in about 40 s, a
 CPU one on 2 busy cores in 15-30 s."""
+INFRASTRUCTURE_RETRIES = 3
+"""How often a configuration is run again on fresh resources after an infrastructure failure (a
+fresh worker group, a fresh trial actor, the pool actor restarted): enough for a node or two lost
+in a sweep, bounded so that a configuration that kills its own workers (a native crash) does not
+loop.  Past them its trial records nothing and `--resume` runs it again."""
+INFRASTRUCTURE_STATUS = "infrastructure"
+"""The status of an error of the cluster's, not the configuration's (`slmray.sweep.failure`): a
+group's error that hands its configuration to a fresh group; never a row's status."""
 CLOSED = ("failed", "the sweep ended before this trial ran")
 """The result of a configuration still waiting when the pool closes."""
 
@@ -100,7 +112,9 @@ class Job:
     train: dict
     """`TrainConfig.to_dict()`."""
     attempts: int = 0
-    """Groups that ended while running it, so far."""
+    """Groups that failed while running it, so far (the configuration's failures)."""
+    infrastructure_attempts: int = 0
+    """Groups that died under it of an infrastructure failure, so far."""
 
 
 @dataclass
@@ -239,8 +253,12 @@ class WarmScheduler:
         if g.job is not None:
             status, message = error or ("failed", "the worker group ended while running this trial")
             job = g.job
-            if status == "failed" and job.attempts < self.specs[g.key].max_failures and not self.closed:
-                self.pending[g.key].appendleft(Job(job.trial_id, job.train, job.attempts + 1))
+            infrastructure = status == INFRASTRUCTURE_STATUS
+            if infrastructure and job.infrastructure_attempts < INFRASTRUCTURE_RETRIES and not self.closed:
+                self.pending[g.key].appendleft(dataclasses.replace(
+                    job, infrastructure_attempts=job.infrastructure_attempts + 1))
+            elif status == "failed" and job.attempts < self.specs[g.key].max_failures and not self.closed:
+                self.pending[g.key].appendleft(dataclasses.replace(job, attempts=job.attempts + 1))
             else:
                 self.results[job.trial_id] = {"error": (status, message), "warm": g.served > 1,
                                               "group_trials": g.served}

@@ -1,0 +1,251 @@
+"""The estimate's tokens/s on rows its constants never saw, its 80% interval's coverage, and the
+interval widths the estimator ships (`slmray/predict/interval_widths.csv`).
+
+    python benchmarks/heldout_accuracy.py          # writes benchmarks/results/estimate/heldout_accuracy.md
+                                                   # and slmray/predict/interval_widths.csv
+    python benchmarks/heldout_accuracy.py --out -  # print only
+
+Every ok one-GPU row of the committed tables is predicted twice, each time by constants refitted
+(`calibrate_estimate.fit`) on rows that exclude it:
+- `gpu unmeasured`: leave its GPU type out (fit on the H200, predict the H100, and back);
+- `gpu measured`: leave its model out (fit on the other models' rows, every GPU type).
+The FP8 constants start from their stated priors (`Calibration`'s defaults), not the committed ones
+fitted on H200 FP8 rows, so an FP8 row is never predicted by constants fitted on it.  Small steps (at
+most `interval.SMALL_TOKENS` tokens per device and micro-step) are also reported on their own.
+
+The interval's width per (split, class of comparable rows, `interval.row_class`) is the 80th
+percentile of |log(predicted / measured)| of these held-out predictions, written to the CSV.  Its
+coverage is measured without its own rows: each row's interval takes the width measured on the other
+folds (the other models for `gpu measured`, the other GPU type for `gpu unmeasured`).
+
+Also what the GPU profile buys (`before`: the profile ignored, datasheet and priors; `after`: the
+shipped profiles) and the held-out error at each `Calibration.profile_weight` (this replaces
+`profile_accuracy.py` and `leave_one_gpu_out.py`).  Errors: predicted over measured tokens/s, minus
+one (positive: predicted faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import math
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+
+from calibrate_estimate import RESULTS_DIR, committed_tables, fit, load_measured, trial_config
+from estimate_accuracy import markdown_table, predict
+from slmray.catalog.gpus import spec_for
+from slmray.catalog.profiles import profile_for
+from slmray.predict.estimate import CALIBRATION, Calibration
+from slmray.predict.interval import CLASSES, COVERAGE, MIN_ROWS, SMALL_TOKENS, SPLITS, WIDTHS_CSV, Width, class_width, row_class
+
+FP8_PRIORS = {f.name: f.default for f in dataclasses.fields(Calibration) if f.name.startswith("fp8_")}
+START = dataclasses.replace(CALIBRATION, **FP8_PRIORS)
+"""The committed constants with the FP8 ones at their stated priors (see the module docstring)."""
+NAMES = {"gpu unmeasured": "leave its GPU type out", "gpu measured": "leave its model out"}
+
+
+def _one_gpu_ok(df: pd.DataFrame) -> pd.DataFrame:
+    return df[(df["status"] == "ok") & (df["num_gpus"] == 1)]
+
+
+def _predict_fold(test: pd.DataFrame, train: pd.DataFrame, start: Calibration) -> pd.DataFrame:
+    test = _one_gpu_ok(test)
+    cal = fit(train, start)
+    out = test[["table", "model", "attention", "compile", "precision", "backend", "per_device_batch", "seq_len",
+                "gpu_type", "tokens_per_s"]].copy()
+    out["predicted"] = predict(test, cal)["predicted_tokens_per_s"]
+    out["before"] = predict(test, cal, use_profile=False)["predicted_tokens_per_s"] / test["tokens_per_s"] - 1
+    out["class"] = [row_class(trial_config(r)) for r in test.itertuples()]
+    return out
+
+
+def held_out(df: pd.DataFrame, start: Calibration = START) -> pd.DataFrame:
+    """Every ok one-GPU row predicted once per split, with its fold (the GPU type or model left out)."""
+    parts = []
+    for gpu in sorted(df["gpu_type"].unique()):
+        part = _predict_fold(df[df["gpu_type"] == gpu], df[df["gpu_type"] != gpu], start)
+        parts.append(part.assign(split="gpu unmeasured", fold=gpu))
+    for model in sorted(df["model"].unique()):
+        part = _predict_fold(df[df["model"] == model], df[df["model"] != model], start)
+        parts.append(part.assign(split="gpu measured", fold=model))
+    out = pd.concat(parts, ignore_index=True)
+    out["err"] = out["predicted"] / out["tokens_per_s"] - 1
+    out["after"] = out["err"]
+    out["log_err"] = np.abs(np.log(out["predicted"] / out["tokens_per_s"]))
+    out["tokens"] = out["per_device_batch"] * out["seq_len"]
+    out["small"] = out["tokens"] <= SMALL_TOKENS
+    return out
+
+
+def width_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """(split, class) -> rows, width (exp of the 80th percentile of |log error|), the micro-step
+    tokens and the GPU types they cover."""
+    lines = []
+    for split in SPLITS:
+        for cls in CLASSES:
+            part = rows[(rows["split"] == split) & (rows["class"] == cls)]
+            if not len(part):
+                continue
+            lines.append({"split": split, "class": cls, "rows": len(part),
+                          "width": round(math.exp(float(np.quantile(part["log_err"], COVERAGE))), 4),
+                          "min_tokens": int(part["tokens"].min()), "max_tokens": int(part["tokens"].max()),
+                          "gpu_types": ";".join(sorted(part["gpu_type"].unique()))})
+    return pd.DataFrame(lines)
+
+
+def as_widths(table: pd.DataFrame) -> dict[tuple[str, str], Width]:
+    """A `width_table` as `slmray.predict.interval` reads its CSV."""
+    return {(r["split"], r["class"]): Width(r["split"], r["class"], int(r["rows"]), float(r["width"]), int(r["min_tokens"]),
+                                            int(r["max_tokens"]), tuple(r["gpu_types"].split(";")))
+            for r in table.to_dict("records")}
+
+
+def cross_validated_widths(rows: pd.DataFrame) -> pd.Series:
+    """Each row's interval width measured without its fold (see the module docstring)."""
+    out = pd.Series(np.nan, index=rows.index)
+    for (split, fold), part in rows.groupby(["split", "fold"]):
+        table = as_widths(width_table(rows[(rows["split"] == split) & (rows["fold"] != fold)]))
+        out[part.index] = [class_width(split, c, table).width for c in part["class"]]
+    return out
+
+
+def _stats(part: pd.DataFrame) -> dict:
+    e = part["err"]
+    inside = (np.log(part["predicted"] / part["tokens_per_s"]).abs() <= np.log(part["cv_width"]) + 1e-12)
+    return {"n": len(part), "median abs err %": 100 * float(e.abs().median()), "worst abs err %": 100 * float(e.abs().max()),
+            "median err %": 100 * float(e.median()), "in 80% interval": f"{100 * inside.mean():.0f}%"}
+
+
+def summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per named split: each GPU type predicted by the other, each model left out (per GPU
+    type), small steps on their own, and every split together."""
+    lines = []
+    for split in ("gpu unmeasured", "gpu measured"):
+        for gpu, g in rows[rows["split"] == split].groupby("gpu_type"):
+            fit_on = ", ".join(sorted(set(rows["gpu_type"]) - {gpu})) if split == "gpu unmeasured" else "every GPU type, other models"
+            for which, part in (("all", g), (f"<= {SMALL_TOKENS} tokens", g[g["small"]])):
+                if len(part):
+                    lines.append({"split": NAMES[split], "fit on": fit_on, "predict": gpu, "rows": which, **_stats(part)})
+    for split in ("gpu unmeasured", "gpu measured"):
+        g = rows[rows["split"] == split]
+        lines.append({"split": NAMES[split], "fit on": "-", "predict": "all", "rows": "all", **_stats(g)})
+        lines.append({"split": NAMES[split], "fit on": "-", "predict": "all", "rows": f"<= {SMALL_TOKENS} tokens",
+                      **_stats(g[g["small"]])})
+    return pd.DataFrame(lines)
+
+
+def class_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    lines = []
+    for (split, cls), part in rows.groupby(["split", "class"]):
+        lines.append({"split": NAMES[split], "class": cls, **_stats(part)})
+    return pd.DataFrame(lines)
+
+
+WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def profile_lines(rows: pd.DataFrame) -> pd.DataFrame:
+    """The profiled GPU types' bf16 rows, profile ignored (`before`) and shipped (`after`)."""
+    lines = []
+    profiled = rows["gpu_type"].map(lambda g: profile_for(spec_for(g).gpu) is not None)
+    part = rows[(rows["precision"] == "bf16") & profiled]
+    for (split, gpu), g in part.groupby(["split", "gpu_type"]):
+        for which, p in (("all", g), (f"<= {SMALL_TOKENS} tokens", g[g["small"]])):
+            line = {"split": NAMES[split], "predict": gpu, "rows": which, "n": len(p)}
+            for name in ("before", "after"):
+                line[f"{name}: median / worst abs err %"] = (f"{100 * p[name].abs().median():.1f} / "
+                                                             f"{100 * p[name].abs().max():.1f}")
+            lines.append(line)
+    return pd.DataFrame(lines)
+
+
+def weight_grid(df: pd.DataFrame) -> pd.DataFrame:
+    """The profiled GPU types' held-out bf16 errors at each `Calibration.profile_weight` of WEIGHTS."""
+    lines = []
+    for w in WEIGHTS:
+        rows = held_out(df, dataclasses.replace(START, profile_weight=w))
+        line = {"profile_weight": w}
+        for r in profile_lines(rows).to_dict("records"):
+            line[f"{r['split'].split()[2]} out, {r['rows']}: median / worst %"] = r["after: median / worst abs err %"]
+        lines.append(line)
+    return pd.DataFrame(lines)
+
+
+def widths_csv(table: pd.DataFrame) -> str:
+    buf = io.StringIO()
+    table.to_csv(buf, index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    return buf.getvalue()
+
+
+def _fmt(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(**{c: [f"{v:+.1f}" if c == "median err %" else f"{v:.1f}" for v in frame[c]]
+                           for c in frame.columns if c.endswith("%") and frame[c].dtype.kind == "f"})
+
+
+def report(rows: pd.DataFrame, table: pd.DataFrame, widths: pd.DataFrame, grid: pd.DataFrame) -> str:
+    detail = rows.assign(err=[f"{100 * v:+.1f}" for v in rows["err"]], tokens_per_s=[f"{v:,.0f}" for v in rows["tokens_per_s"]],
+                         cv_width=[f"x{v:.3f}" for v in rows["cv_width"]],
+                         split=rows["split"].map(NAMES))
+    return "\n\n".join([
+        "# The estimate held out: leave one GPU type out, leave one model out, small steps; interval coverage",
+        "Made by `python benchmarks/heldout_accuracy.py` from every committed table in `benchmarks/results` (ok "
+        "one-GPU rows: H100 and H200, compiled and not, native and Transformers, bf16 and FP8). Each split refits the "
+        "constants (`benchmarks/calibrate_estimate.py`'s fit) on the rows outside it; the FP8 constants start from "
+        "their stated priors, so no row is predicted by constants fitted on it. Errors: predicted over measured "
+        "tokens/s minus one (positive: predicted faster). 'in 80% interval': the share of rows inside the interval "
+        "whose width was measured without the row's own fold (the other models, or the other GPU type), so the "
+        "coverage is held out too. The cross-GPU ratio against published figures (A100, multi-GPU): "
+        "`multi_gpu_anchors.md` (estmulti helper's; not repeated here).",
+        "## Held-out tokens/s error and interval coverage\n\n" + markdown_table(_fmt(table)),
+        "## By class of comparable rows\n\n" + markdown_table(_fmt(class_summary(rows))),
+        "## Interval widths shipped (`slmray/predict/interval_widths.csv`)\n\nThe 80th percentile of |log(predicted / "
+        "measured)| of all the held-out predictions of each split and class (`slmray.predict.interval`: `gpu measured` "
+        "for a GPU type these rows ran on, `gpu unmeasured` for another; stated priors widen it beyond: more than one "
+        f"GPU, a micro-step outside the measured tokens, a GPU type with neither rows nor profile). A class under "
+        f"{MIN_ROWS} rows (here: compiled small steps) takes the widest width of its split.\n\n" + markdown_table(widths),
+        "## What the GPU profile buys (bf16 rows of profiled GPU types)\n\n`before`: the profile ignored (datasheet "
+        "and the priors of `slmray.predict.kernels`); `after`: the shipped profile. Only the H100 has one.\n\n"
+        + markdown_table(profile_lines(rows)),
+        "## The profile's weight\n\n`after` errors (median / worst absolute %) of the profiled GPU types at each "
+        "`Calibration.profile_weight` (the share of the profile's GEMM and attention times, the rest from the "
+        f"datasheet path; the committed one is {CALIBRATION.profile_weight:g}). The weight was chosen on held-out rows "
+        "like these, so its own figures flatter it a little.\n\n" + markdown_table(grid),
+        "## Rows\n\n" + markdown_table(detail[["split", "table", "model", "attention", "compile", "precision", "backend",
+                                               "per_device_batch", "seq_len", "gpu_type", "class", "tokens_per_s", "err",
+                                               "cv_width"]].rename(columns={"per_device_batch": "batch", "seq_len": "seq",
+                                                                           "err": "err %", "cv_width": "interval width"})),
+    ]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default=os.path.join(RESULTS_DIR, "estimate", "heldout_accuracy.md"), help="Markdown to write, - for none")
+    p.add_argument("--widths", default=WIDTHS_CSV, help="interval widths CSV to write (with --out), - for none")
+    args = p.parse_args(argv)
+    df = load_measured(committed_tables())
+    rows = held_out(df)
+    rows["cv_width"] = cross_validated_widths(rows)
+    table = summary(rows)
+    widths = width_table(rows)
+    print(_fmt(table).to_string(index=False))
+    print(widths.to_string(index=False))
+    if args.out != "-":
+        grid = weight_grid(df)
+        with open(args.out, "w") as f:
+            f.write(report(rows, table, widths, grid))
+        print(f"\nwrote {args.out}")
+        if args.widths != "-":
+            with open(args.widths, "w") as f:
+                f.write(widths_csv(widths))
+            print(f"wrote {args.widths}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Decisions as JSON for scripts (`python -m slmray.recommend --json`): per model the pick, the
+runner-up and every option with its configuration (`CONFIG_KEYS`), placement, rental, speed,
+hours, GPU-hours, dollars, source (measured or predicted) and the interval where predicted;
+the levers where a limit is missed.  Plain types only: NaN becomes null."""
+
+from __future__ import annotations
+
+import math
+
+from slmray.planning.run import Decision
+from slmray.planning.text import runner_up
+from slmray.train.config import CONFIG_KEYS
+
+
+def _plain(v):
+    """numpy and pandas scalars as JSON's types; NaN and None as null."""
+    if v is None:
+        return None
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def option_record(d: Decision, o) -> dict:
+    """One option: its configuration, where it runs, how it is billed, and the run's numbers."""
+    predicted = o["source"] == "predicted"
+    return {
+        "config": {k: _plain(d.model if k == "model" else o[k]) for k in CONFIG_KEYS},
+        "gpu_type": o["gpu_type"], "num_gpus": int(o["num_gpus"]), "strategy": o["strategy"],
+        "instances": int(o["instances"]), "instance_type": o["instance_type"] or None,
+        "gpus_billed": int(o["gpus_billed"]), "idle_gpus": int(o["idle_gpus"]), "rental": o["rental"] or None,
+        "usd_per_hour": _plain(o["usd_per_hour"]),
+        "tokens_per_s": _plain(o["tokens_per_s"]), "source": o["source"],
+        "low": _plain(o["tokens_per_s_low"]) if predicted else None,
+        "high": _plain(o["tokens_per_s_high"]) if predicted else None,
+        "basis": o["basis"] or None, "one_gpu_tokens_per_s": _plain(o["one_gpu_tokens_per_s"]),
+        "one_gpu_source": o["one_gpu_source"] or None, "scaling": _plain(o["scaling"]),
+        "hours": _plain(o["hours"]), "gpu_hours": _plain(o["gpu_hours"]), "cost_usd": _plain(o["usd"]),
+        "usd_per_billion_tokens": _plain(o["usd_per_btok"]), "excluded": o["excluded"] or None,
+    }
+
+
+def decision_record(d: Decision) -> dict:
+    ranked = d.eligible
+    pick = ranked.iloc[0] if len(ranked) else None
+    second = runner_up(ranked, pick) if pick is not None else None
+    return {
+        "model": d.model, "model_given": d.given or d.model, "n_params": d.n_params, "tokens": d.tokens,
+        "predicted_only": d.predicted_only, "seq_len": d.seq_len, "deadline_hours": d.deadline_h,
+        "budget_usd": d.budget_usd, "prices": d.profile, "per_gpu_pricing": d.per_gpu,
+        "rank_by": list(d.objectives), "tolerance": d.tolerance,
+        "pick": option_record(d, pick) if pick is not None else None,
+        "runner_up": option_record(d, second) if second is not None else None,
+        "notes": list(d.notes), "assumptions": d.assumptions.lines(d.n_params),
+        "levers": {k: [{key: _plain(v) for key, v in f.items()} for f in found] for k, found in d.levers.items()},
+        "options": [option_record(d, o) for _, o in d.options.iterrows()],
+    }
+
+
+def as_json(decisions: list[Decision]) -> dict:
+    """Every model's decision; options of each in rank order, the excluded ones with their reason."""
+    return {"models": [decision_record(d) for d in decisions]}

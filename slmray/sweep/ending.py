@@ -1,0 +1,146 @@
+"""How a sweep run ends when it does not finish: its closing lines, and no process of its own left.
+
+A local Ray dies with its driver in ways no Python code of the driver sees: a killed raylet
+makes Ray's core worker end the driver process at once ("The connection to the plasma store is
+failed. Terminate the process."), and a SIGTERM to the process group ends Ray's own processes
+under the driver.  So:
+
+- Every process this run starts carries `RUN_VARIABLE` in its environment (Ray's processes
+  inherit the driver's): `run_processes` finds them, whatever session or parent they have now,
+  and `end_run_processes` ends them.
+- A watcher (`python -m slmray.sweep.ending`, light: no Ray, no torch), started before Ray,
+  waits on a pipe from the driver.  If the driver ends without writing `DONE` into it (it died),
+  the watcher prints the lines the driver would have (`stopped_lines`: trials recorded, how to
+  continue), read from the sweep's rows, and ends what the run left running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RUN_VARIABLE = "SLMRAY_RUN"
+"""Set to a run's id in the environment of the driver, and so of every process its local Ray starts."""
+DONE = b"done\n"
+"""What the driver writes to its watcher once it has said how it ended."""
+END_GRACE_S = 3.0
+"""How long a run's processes have after SIGTERM before SIGKILL (Ray's shut down in under a second)."""
+
+
+def stopped_lines(sweep_dir: str, runs: int | None, why: str, continue_with: str) -> str:
+    """What a sweep that stopped early prints: the trials its rows hold (of `runs`, when known) and
+    the command that continues it, or one line where it stopped before Tune began.  Read from
+    storage: it needs no Ray."""
+    from slmray.results.storage import exists, join, list_files
+    from slmray.results.table import RESULTS_FILE
+
+    recorded = len(list_files(join(sweep_dir, "rows"), ".parquet"))
+    if not recorded and not exists(join(sweep_dir, "tuner.pkl")):  # Tune never began: nothing to resume
+        return f"{why}: nothing was recorded"
+    of = f" of {runs} trials recorded, {max(runs - recorded, 0)} left" if runs is not None else " trials recorded"
+    return f"{why}: {recorded}{of} (table: {join(sweep_dir, RESULTS_FILE)})\ncontinue with: {continue_with}"
+
+
+def new_run_id() -> str:
+    return f"{os.getpid()}-{time.time_ns()}"
+
+
+def run_processes(run_id: str) -> list[int]:
+    """The live processes (but this one) whose environment carries `RUN_VARIABLE=run_id` (Linux's /proc)."""
+    needle = f"{RUN_VARIABLE}={run_id}".encode() + b"\0"
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        pid = int(entry.name)
+        if pid == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or not ours to read
+            continue
+        if needle in environ and _state(pid) not in ("Z", "X", None):
+            found.append(pid)
+    return found
+
+
+def _state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def end_run_processes(run_id: str, grace_s: float = END_GRACE_S, spare: int | None = None) -> None:
+    """SIGTERM every process of the run (but `spare`'s), then SIGKILL those still there after `grace_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = [pid for pid in run_processes(run_id) if pid != spare]
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + grace_s
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.1)
+            pids = [pid for pid in run_processes(run_id) if pid != spare]
+        if not pids:
+            return
+
+
+class Watcher:
+    """The driver's end of its watcher: `describe` what to print should the driver die, then `done`."""
+
+    def __init__(self, run_id: str):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "slmray.sweep.ending", run_id, str(os.getpid())], stdin=subprocess.PIPE,
+            start_new_session=True,  # a signal to the driver's process group leaves it to clean up after
+            env={k: v for k, v in os.environ.items() if k != RUN_VARIABLE},
+        )
+
+    def describe(self, sweep_dir: str, runs: int | None, continue_with: str) -> None:
+        """What the watcher prints if the driver dies from now on."""
+        self._send(json.dumps({"sweep_dir": sweep_dir, "runs": runs, "continue_with": continue_with}).encode() + b"\n")
+
+    def done(self) -> None:
+        """The driver has said how it ended: the watcher only ends what the run left running."""
+        self._send(DONE)
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self.process.stdin.write(data)
+            self.process.stdin.flush()
+        except OSError:  # the watcher is gone: nothing to do about it
+            pass
+
+
+def watch(run_id: str, driver: int) -> int:
+    """The watcher: read the driver's descriptions until the pipe closes; print its closing lines
+    unless it said `DONE`; end the run's processes (the driver's own aside) either way."""
+    described, finished = None, False
+    for line in sys.stdin.buffer:
+        if line == DONE:
+            finished = True
+        else:
+            described = json.loads(line)
+    if not finished and described:
+        try:
+            print(stopped_lines(described["sweep_dir"], described["runs"],
+                                "the sweep stopped: its driver or its Ray ended unexpectedly (Ray's logs: "
+                                "/tmp/ray/session_latest/logs)", described["continue_with"]), flush=True)
+        except Exception as exc:  # storage unreachable: the command still continues the sweep
+            print(f"the sweep stopped: its driver or its Ray ended unexpectedly ({exc})\n"
+                  f"continue with: {described['continue_with']}", flush=True)
+    end_run_processes(run_id, spare=driver)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(watch(sys.argv[1], int(sys.argv[2])))
