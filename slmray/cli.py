@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import sys
 import warnings
 from typing import TYPE_CHECKING, Callable
@@ -62,9 +63,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, 0 or more (0: no limit, where the option says so)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more, got {text}")
+    return value
+
+
 def exits_2_on_user_error(main: Callable[..., int]) -> Callable[..., int]:
-    """`main` with any `UserError` it raises printed as `error: <message>` on stderr, exit status 2.
-    The one place a command turns a user's mistake into its answer; anything else stays a traceback."""
+    """`main` with any `UserError` it raises printed as `error: <message>` on stderr, exit status 2,
+    and Ctrl-C as `interrupted`, exit status 130 (a shell's for SIGINT), where `main` does not say
+    more itself.  The one place a command turns a user's mistake into its answer; anything else
+    stays a traceback."""
 
     @functools.wraps(main)
     def wrapped(*args, **kwargs) -> int:
@@ -73,6 +87,9 @@ def exits_2_on_user_error(main: Callable[..., int]) -> Callable[..., int]:
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
 
     return wrapped
 

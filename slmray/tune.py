@@ -24,10 +24,13 @@ import sys
 import warnings
 from pathlib import Path
 
-from slmray.cli import add_price_arguments, exits_2_on_user_error, parser, price_book
+from slmray.cli import add_price_arguments, exits_2_on_user_error, parser, price_book, seconds
 from slmray.sweep.warm_scheduler import INFRASTRUCTURE_RETRIES
 
 DEFAULT_STORAGE = "~/slmray_results"
+DEFAULT_TRIAL_TIMEOUT_S = 1800.0
+"""A trial's time limit unless --trial-timeout says otherwise: the paper's largest trials (llama-2b,
+compiled, on one GPU) take minutes; one that runs half an hour has stalled."""
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """A sweep name: one path component that a shell, S3 and every file system take as it is."""
 
@@ -65,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget-usd", type=float, default=None,
                    help="launch no trial once dollars spent plus those committed would pass this (default: no budget)")
     p.add_argument("--no-prune", action="store_true", help="run trials predicted to run out of memory")
+    p.add_argument("--trial-timeout", type=seconds, default=DEFAULT_TRIAL_TIMEOUT_S, metavar="SECONDS",
+                   help="a trial still training after this long is stopped and recorded failed, saying where it "
+                        "was; 0 sets no limit (default: %(default)g)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--cluster-config", default=None,
                    help="cluster YAML whose node types bound the capacity (default: the cluster or machine at hand)")
@@ -102,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted before the sweep started: nothing ran", file=sys.stderr)
         return 130
     from slmray.results.storage import exists, join
-    from slmray.sweep.driver import INTERRUPTED, SweepError, continue_command, run_sweep
+    from slmray.sweep.driver import INTERRUPTED, SweepError, continue_command, recorded_rows, run_sweep
     from slmray.sweep.space_record import check_resumed_space, store_space
 
     try:
@@ -114,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                                        args.allow_changed_space)
             if note:
                 print(note, flush=True)
+            recorded_rows(request.sweep_dir)  # a damaged row file: restored, or one line saying how to go on
         else:
             store_space(request.sweep_dir, request.space, request.space_path)
         code = run_sweep(request)
@@ -213,7 +220,7 @@ def _request(args: argparse.Namespace, command: list[str]):
         space=space, space_path=args.space, prices=prices, name=name, storage=storage, sweep_dir=sweep_dir,
         capacity=capacity, resume=args.resume, prune=not args.no_prune, max_trials=args.max_trials,
         budget_usd=args.budget_usd, address=args.address, cluster_config=args.cluster_config, verbose=args.verbose,
-        isolate_trials=args.isolate_trials, command=command,
+        isolate_trials=args.isolate_trials, command=command, trial_timeout_s=args.trial_timeout or None,
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "slmray"
 
 LAYERS = {
-    0: ("errors", "cli", "catalog", "results", "core", "cluster", "private_apis"),
+    0: ("errors", "cli", "catalog", "results", "core", "cluster", "private_apis", "__main__"),
     1: ("train", "data"),
     2: ("predict",),
     3: ("sweep", "space", "tune"),

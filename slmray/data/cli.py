@@ -41,15 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
 @exits_2_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from slmray.data import sources  # numpy, pyarrow and torch load here, after parsing
-
     try:
+        from slmray.data import sources  # numpy, pyarrow and torch load here, after parsing
+
         if args.command == "stdlib":
             print(sources.stdlib_corpus(args.cache_dir))
             return 0
         tokenizer = sources.ByteTokenizer() if args.tokenizer == "bytes" else sources.HFTokenizer(args.tokenizer)
         shard_tokens = args.shard_tokens if args.shard_tokens is not None else sources.SHARD_TOKENS
         meta = sources.prepare(args.inputs, args.out, tokenizer, args.max_bytes, shard_tokens)
+    except KeyboardInterrupt:  # a local directory is written under a staging name, removed on the way out
+        left = (f"the shards written so far stay under {args.out} without the meta.json readers require"
+                if args.command == "prepare" and args.out.startswith("s3://") else "nothing was written")
+        print(f"interrupted: {left}", file=sys.stderr)
+        return 130
     except OSError as exc:  # a cache or output folder that cannot be made: the user's to fix, not a traceback
         where = f"--cache-dir {exc.filename or args.cache_dir}" if args.command == "stdlib" else f"--out {args.out}"
         reason = exc.strerror or (str(exc).strip().splitlines() or [type(exc).__name__])[0]

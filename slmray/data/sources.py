@@ -95,6 +95,8 @@ def prepare(
     if max_bytes is not None:
         check_positive_int("max_bytes", max_bytes)  # 0 would read nothing and blame the inputs
     files = _text_files(inputs)
+    if exists(out):  # before the inputs are read and tokenised, which may take minutes
+        raise ConfigError(f"out: {out} already exists")
     dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
     pieces: list[np.ndarray] = []
     used, total_bytes = [], 0
@@ -135,10 +137,17 @@ def stdlib_corpus(cache_dir: str | None = None) -> str:
     root = Path(cache_dir or os.environ.get("SLMRAY_CACHE", Path.home() / ".cache" / "slmray"))
     out = root / f"stdlib-py{sys.version_info.major}{sys.version_info.minor}-bytes"
     if not (out / META).is_file():
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            staging = tempfile.TemporaryDirectory(dir=root)
+        except OSError as exc:
+            if cache_dir:  # the caller's own folder (python -m slmray.data stdlib --cache-dir): the caller says so
+                raise
+            raise ConfigError(f"data: stdlib: cannot build its corpus in {root} ({exc.strerror or exc}); set "
+                              "SLMRAY_CACHE to a folder this user can write") from None
         stdlib = Path(sysconfig.get_paths()["stdlib"])
         sources = sorted(str(p) for p in stdlib.rglob("*.py") if "site-packages" not in p.parts)
-        with tempfile.TemporaryDirectory(dir=root) as tmp:
+        with staging as tmp:
             build = Path(tmp) / "corpus"
             prepare(sources, str(build), ByteTokenizer(), max_bytes=STDLIB_MAX_BYTES)
             try:
@@ -226,8 +235,23 @@ class BatchStream:
 
     def __post_init__(self) -> None:
         self._pool: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._check_fits_in_memory()
         if self.tokens is None:  # made once, so the timed loop does no random-number work
             self._pool = [self._to_device(self._synthetic_rows(k)) for k in range(SYNTHETIC_POOL)]
+
+    def _check_fits_in_memory(self) -> None:
+        """An out-of-memory error now where the batches alone cannot fit in this host's memory: made
+        row by row, a batch of 10^9 sequences would take hours before the allocator refused it."""
+        import torch
+
+        batches = SYNTHETIC_POOL * self.grad_accum if self.tokens is None else 1
+        # int64 tokens, held as the drawn rows, their copy and the inputs and targets cut from it
+        need = batches * self.per_device_batch * (self.seq_len + 1) * 8 * 3
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        if need > have:
+            raise torch.OutOfMemoryError(
+                f"the batches need {need / 2**30:,.1f} GiB of host memory ({self.per_device_batch:,} sequences of "
+                f"{self.seq_len + 1} tokens, {batches} at a time); this host has {have / 2**30:,.1f} GiB")
 
     def _rows(self, micro: int) -> range:
         first = (micro * self.world_size + self.rank) * self.per_device_batch

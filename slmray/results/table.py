@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from slmray.core.defaults import ROW_DEFAULTS
 from slmray.core.schema import COLUMNS, SCHEMA, STATUSES, TIMESTAMP_COLUMNS  # noqa: F401  (re-exported)
 from slmray.errors import UserError
-from slmray.results.storage import exists, filesystem, write_atomically
+from slmray.results.storage import exists, filesystem, join, write_atomically
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -89,6 +90,10 @@ def read_table(uri: str) -> pa.Table:
     if not exists(uri):
         raise ResultsError(f"results: no such table {uri}")
     fs, path = filesystem(uri)
+    if fs.get_file_info(path).type == pafs.FileType.Directory:  # pyarrow would read it as an empty dataset
+        inside = join(uri, RESULTS_FILE)
+        raise ResultsError(f"results: {uri} is a folder, not a table" +
+                           (f"; its sweep's table is {inside}" if exists(inside) else ""))
     try:
         table = pq.read_table(path, filesystem=fs)
     except (pa.ArrowInvalid, OSError) as exc:

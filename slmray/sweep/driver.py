@@ -17,6 +17,7 @@ import logging
 import os
 import shlex
 import signal
+import time
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -32,7 +33,7 @@ from slmray.core.row import make_row
 from slmray.errors import ConfigError, first_line
 from slmray.predict.calibration import Correction
 from slmray.results.storage import exists, filesystem, join, list_files, write_atomically
-from slmray.results.table import COLUMNS, RESULTS_FILE, read_table, to_table, write_table
+from slmray.results.table import COLUMNS, RESULTS_FILE, ResultsError, read_table, to_table, write_table
 from slmray.sweep.capacity import Capacity, local_capacity, ray_capacity
 from slmray.sweep.ending import RUN_VARIABLE, Watcher, end_run_processes, new_run_id, stopped_lines
 from slmray.sweep.failure import error_line, infrastructure_errors, infrastructure_in
@@ -49,6 +50,8 @@ DRIVER_RESOURCES = {"CPU": 0.01}
 """A trial's own process only waits on its Train run (Ray refuses a zero-resource trial)."""
 INTERRUPTED = 130
 """The exit status of a sweep stopped by Ctrl-C, as a shell reports a process ended by SIGINT."""
+HEARTBEAT_S = 60.0
+"""The longest the console stays silent while a trial runs."""
 INFRASTRUCTURE_EXIT = 75
 """The exit status of a sweep that left trials unrecorded for the cluster's sake (sysexits'
 EX_TEMPFAIL: try again, here with `--resume`)."""
@@ -78,6 +81,8 @@ class SweepRequest:
     """Each trial on a worker group of its own (today's measurements), not on a warm one."""
     command: list[str]
     """The command line, to print how to continue an interrupted sweep."""
+    trial_timeout_s: float | None = None
+    """Each trial's time limit (`TrainConfig.time_limit_s`); None: none."""
 
 
 class PlannedCost:
@@ -110,28 +115,46 @@ class SweepRecorder(tune.Callback):
     """Driver side: writes each finished trial's row at once, and prints progress.
 
     Rows are keyed by trial id, and reloaded from storage when a sweep resumes, so a trial
-    is never lost or counted twice.  One line per event: a trial starts, a trial ends.
+    is never lost or counted twice.  One line per event: a trial starts, a trial ends; and while
+    trials run, a line each `HEARTBEAT_S` without one, so a long trial is seen to be alive.
     """
 
-    def __init__(self, sweep_id: str, sweep_dir: str, planned: int, concurrency: int, gpu_type_of: GpuTypeOf):
+    def __init__(self, sweep_id: str, sweep_dir: str, planned: int, concurrency: int, gpu_type_of: GpuTypeOf,
+                 trial_timeout_s: float | None = None):
         self.sweep_id, self.sweep_dir, self.planned, self.concurrency = sweep_id, sweep_dir, planned, concurrency
-        self.gpu_type_of = gpu_type_of
+        self.gpu_type_of, self.trial_timeout_s = gpu_type_of, trial_timeout_s
         self.rows: dict[str, dict] = {}
-        self.running: set[str] = set()
+        self.running: dict[str, tuple[str, float]] = {}
+        """Trial id -> (its configuration's label, when it started, time.monotonic())."""
+        self.last_line = time.monotonic()
         self.unrecorded: set[str] = set()
         """Trials that ended in an infrastructure failure: no row, run again by `--resume`."""
 
     def setup(self, **info) -> None:
-        self.rows, self.running, self.unrecorded = recorded_rows(self.sweep_dir), set(), set()
+        self.rows, self.running, self.unrecorded = recorded_rows(self.sweep_dir), {}, set()
         if self.rows:
             print(f"resuming: {len(self.rows)} trials already recorded", flush=True)
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        self.running.add(trial.trial_id)
-        print(f"[{_now()}] started {config_label(trial.config)} ({len(self.running)} running)", flush=True)
+        self.running[trial.trial_id] = (config_label(trial.config), time.monotonic())
+        self._say(f"[{_now()}] started {config_label(trial.config)} ({len(self.running)} running)")
+
+    def on_step_end(self, iteration, trials, **info) -> None:
+        """Tune's loop turns every fraction of a second: a heartbeat once no line came for `HEARTBEAT_S`."""
+        now = time.monotonic()
+        if not self.running or now - self.last_line < HEARTBEAT_S:
+            return
+        label, started = min(self.running.values(), key=lambda v: v[1])
+        limit = f" of its {self.trial_timeout_s / 60:g} min limit" if self.trial_timeout_s else " (no time limit)"
+        others = f" and {len(self.running) - 1} more" if len(self.running) > 1 else ""
+        self._say(f"[{_now()}] still running: {label} for {(now - started) / 60:.1f} min{limit}{others}")
+
+    def _say(self, line: str) -> None:
+        print(line, flush=True)
+        self.last_line = time.monotonic()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self.running.discard(trial.trial_id)
+        self.running.pop(trial.trial_id, None)
         result = trial.last_result or {}
         if "status" not in result:  # the trial function ended without reporting its row
             return self.on_trial_error(iteration, trials, trial)
@@ -145,7 +168,7 @@ class SweepRecorder(tune.Callback):
             raise OSError(errno.ENOSPC, f"no space left on {self.sweep_dir}")
         dead = infrastructure_in(error)
         if dead is not None:  # the cluster's failure, not the configuration's: no row, `--resume` runs it
-            self.running.discard(trial.trial_id)
+            self.running.pop(trial.trial_id, None)
             self.unrecorded.add(trial.trial_id)
             print(f"[{_now()}] not recorded: {config_label(trial.config)} (infrastructure failure after "
                   f"{INFRASTRUCTURE_RETRIES} retries: {error_line(dead)[:200]}); --resume runs it again", flush=True)
@@ -161,7 +184,7 @@ class SweepRecorder(tune.Callback):
         self._write_table()
 
     def _record(self, row: dict) -> None:
-        self.running.discard(row["trial_id"])
+        self.running.pop(row["trial_id"], None)
         if lock_lost(self.sweep_dir):
             return
         table = to_table([row])
@@ -187,20 +210,40 @@ class SweepRecorder(tune.Callback):
             eta = f"ETA {left * sum(walls) / len(walls) / self.concurrency / 60:.1f} min"
         else:
             eta = "ETA ?"
-        print(
+        self._say(
             f"[{_now()}] {len(self.rows)}/{self.planned} done: {counts['ok']} ok, "
             f"{counts['oom']} oom, {counts['failed']} failed, {counts['pruned']} pruned | {len(self.running)} running "
-            f"| spent ${spent:,.2f} | {eta}",
-            flush=True,
+            f"| spent ${spent:,.2f} | {eta}"
         )
 
 
 def recorded_rows(sweep_dir: str) -> dict[str, dict]:
-    """The sweep's rows on storage by trial id: what is done (the record, whatever Tune's state says)."""
-    rows = {}
+    """The sweep's rows by trial id, as its row files hold them.  Rows are written atomically, so a
+    damaged row file is a disk's fault or a hand's: it is restored from the whole table where that
+    holds its trial; else a SweepError names the command that moves it aside (its row is then lost)."""
+    rows, damaged = {}, []
     for uri in list_files(join(sweep_dir, "rows"), ".parquet"):
-        for row in read_table(uri).to_pylist():
-            rows[row["trial_id"]] = row
+        try:
+            rows.update((row["trial_id"], row) for row in read_table(uri).to_pylist())
+        except ResultsError as exc:
+            damaged.append((uri, exc))
+    if not damaged:
+        return rows
+    try:
+        whole = {row["trial_id"]: row for row in read_table(join(sweep_dir, RESULTS_FILE)).to_pylist()}
+    except ResultsError:
+        whole = {}
+    for uri, exc in damaged:
+        trial_id = uri.rsplit("/", 1)[-1].removesuffix(".parquet")
+        if trial_id not in whole:
+            aside = ["aws", "s3", "mv"] if uri.startswith("s3://") else ["mv"]
+            reason = str(exc).removeprefix(f"results: {uri} ")[:160]
+            raise SweepError(f"{uri}: a damaged row file ({reason}), and {RESULTS_FILE} "
+                             f"does not hold trial {trial_id}; to resume without its row, move it aside: "
+                             f"{shlex.join([*aside, uri, uri + '.damaged'])}", 2)
+        write_table(to_table([whole[trial_id]]), uri)
+        rows[trial_id] = whole[trial_id]
+        print(f"warning: {uri} was damaged; restored from {RESULTS_FILE}", flush=True)
     return rows
 
 
@@ -554,7 +597,8 @@ def _run(request: SweepRequest, terminate: _Terminate) -> int:
         terminate.planned(runs)
         concurrency = max_concurrent_trials(space, capacity)
         settings, resources = _settings(request, capacity, plan, runs, concurrency)
-        recorder = SweepRecorder(request.name, request.sweep_dir, runs, concurrency, GpuTypeOf(settings.capacity))
+        recorder = SweepRecorder(request.name, request.sweep_dir, runs, concurrency, GpuTypeOf(settings.capacity),
+                                 request.trial_timeout_s)
         tuner = _tuner(request, settings, plan, runs, concurrency, resources, recorder)
         interrupted = _fit(request, tuner, settings)
         return _finish(request, runs, interrupted, recorder)
@@ -585,7 +629,7 @@ def _settings(request: SweepRequest, capacity: Capacity, plan: list[PlannedTrial
     recorded = {Trial.from_row(row): row for row in recorded_rows(request.sweep_dir).values()} if request.resume else {}
     settings = SweepSettings(
         space=request.space, sweep_id=request.name, sweep_dir=request.sweep_dir, capacity=capacity,
-        prices=request.prices, prune=request.prune, recorded=recorded,
+        prices=request.prices, prune=request.prune, recorded=recorded, trial_timeout_s=request.trial_timeout_s,
     )
     on_head = {HEAD_RESOURCE: 0.01} if ray.cluster_resources().get(HEAD_RESOURCE) else {}
     if not request.isolate_trials:

@@ -52,6 +52,8 @@ class SweepSettings:
     recorded: dict[Trial, dict] = field(default_factory=dict)
     """The rows on storage when the sweep (re)started, by configuration: what is done, whatever
     Tune's own state says (a state file cut short by a full disk loses trials that ran)."""
+    trial_timeout_s: float | None = None
+    """Each trial's time limit (`TrainConfig.time_limit_s`): a run past it is recorded failed."""
 
     def group_spec(self, trial: Trial | ResolvedTrial):
         """The worker group a trial of this sweep runs on (`slmray.sweep.warm_scheduler.GroupSpec`)."""
@@ -91,7 +93,7 @@ def make_row(
                              node_gpus=capacity.gpus_per_node.get(planned.gpu_type) if capacity.nodes_given else None)
 
 
-def _run_warm(sweep: SweepSettings, trial: ResolvedTrial, trial_id: str) -> dict:
+def _run_warm(sweep: SweepSettings, trial: ResolvedTrial, train: dict, trial_id: str) -> dict:
     """Hand the configuration to the warm pool of its shape and wait for it to run there; again to
     the pool Ray restarted where the pool's process died (`slmray.sweep.warm.POOL_RESTARTS`).
     Raises `InfrastructureFailure` when the pool is gone for good, or when groups kept dying under
@@ -103,7 +105,7 @@ def _run_warm(sweep: SweepSettings, trial: ResolvedTrial, trial_id: str) -> dict
 
     for attempt in range(POOL_RESTARTS + 1):
         try:
-            outcome = ray.get(sweep.pool.run.remote(sweep.group_spec(trial).key, trial_id, trial.train.to_dict()))
+            outcome = ray.get(sweep.pool.run.remote(sweep.group_spec(trial).key, trial_id, train))
             break
         except RayActorError as exc:  # the pool's process died: Ray starts it again, empty, unless out of restarts
             if attempt == POOL_RESTARTS:
@@ -129,11 +131,12 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
     planned = plan_trial(sweep.space.resolve(config, sweep.capacity.device), sweep.capacity, sweep.prices, sweep.prune,
                          correction, sweep.pool is None)
     result, status, error, ran_on = None, "ok", "", {}
+    train = planned.train.replace(time_limit_s=sweep.trial_timeout_s).to_dict()
     if planned.pruned:
         status = "pruned"
         error = f"predicted {planned.estimate.peak_mem_gb:.1f} GiB per GPU: more than {planned.gpu_type} holds"
     elif sweep.pool is not None:
-        outcome = _run_warm(sweep, planned.resolved, trial_id)
+        outcome = _run_warm(sweep, planned.resolved, train, trial_id)
         result = outcome.get("result")
         status, error = (result["status"], result["error"]) if result else outcome["error"]
         ran_on = {"warm": outcome["warm"], "group_trials": outcome["group_trials"]}
@@ -148,7 +151,7 @@ def run_trial(config: dict[str, Any], sweep: SweepSettings) -> None:
         group = sweep.group_spec(planned.resolved)
         trainer = TorchTrainer(
             train_loop_per_worker,
-            train_loop_config={"train": planned.train.to_dict()},
+            train_loop_config={"train": train},
             scaling_config=scaling_config(group),
             run_config=ray.train.RunConfig(
                 name=trial_id,  # deterministic: a retried trial restores its own Train run

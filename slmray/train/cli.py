@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "or a token-shard directory / s3:// prefix from python -m slmray.data prepare")
     p.add_argument("--device", default=d["device"].default, choices=("auto", "cuda", "cpu"),
                    help="auto: a GPU where torch sees one, else the CPU")
+    p.add_argument("--time-limit", dest="time_limit_s", type=float, default=None, metavar="SECONDS",
+                   help="end the run with status failed once it has taken this long, wherever it is (default: no limit)")
     p.add_argument("--json", action="store_true",
                    help="print the configuration and result as one JSON object (default: one line of text)")
     return p
@@ -142,10 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         # refusing would break it; whoever expected several processes learns here they need torchrun.
         print(f"warning: --strategy {cfg.strategy} outside torchrun runs one process; for N GPUs: "
               f"torchrun --nproc-per-node N -m slmray.train ...", file=sys.stderr, flush=True)
-    from slmray.train.loop import format_result, is_out_of_memory, run  # torch loads here, after parsing
+    from slmray.train.loop import TimeLimitError, format_result, is_out_of_memory, run  # torch loads here
 
     try:
         result = run(cfg, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except TimeLimitError as exc:  # a rank of a multi-process run
+        print(f"status failed: {exc}", file=sys.stderr)
+        return 3
     except Exception as exc:  # a ConfigError the run finds (no FP8 tensor cores, no data) is re-raised: exit 2
         if not is_out_of_memory(exc):
             raise

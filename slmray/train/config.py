@@ -316,6 +316,9 @@ class TrainConfig:
     """standard, chunked, liger or cce (`LOSS_KERNELS`): how the logits and the loss are computed."""
     backend: str = "native"
     """native (slmray's model) or transformers (the same shape as a Transformers model)."""
+    time_limit_s: float | None = None
+    """Seconds the run may take, from set-up to the last step (`slmray.train.deadline`); None: no
+    limit.  A run past it ends with status failed and says where it was."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelConfig):
@@ -353,6 +356,9 @@ class TrainConfig:
             raise ConfigError(f"memory_fraction: must be in (0, 1], got {self.memory_fraction}")
         if not isinstance(self.data, str) or not self.data.strip():
             raise ConfigError("data: must name synthetic, stdlib or a token-shard directory")
+        if self.time_limit_s is not None and not (math.isfinite(self.time_limit_s) and self.time_limit_s > 0):
+            raise ConfigError(f"time_limit_s: must be a positive number of seconds (or None: no limit), "
+                              f"got {self.time_limit_s}")
 
     @property
     def tokens_per_device_step(self) -> int:

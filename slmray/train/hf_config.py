@@ -58,7 +58,7 @@ def load(path: str | os.PathLike, name: str | None = None, source: str | None = 
     if not p.is_file():
         raise ConfigError(f"model: {p} does not exist (a preset name, a config.json path or a hub id)")
     try:
-        raw = json.loads(p.read_text())
+        raw = json.loads(p.read_text(encoding="utf-8-sig"))  # a BOM: what Windows editors write first
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"model: {p} is not readable JSON ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, dict):
@@ -91,6 +91,9 @@ def from_dict(raw: dict[str, Any], *, name: str, source: str, where: str = "conf
         raise refuse(f"{missing[0]} is missing (needed: {', '.join(REQUIRED)})")
     if raw.get("hidden_act", "silu") != "silu":
         raise refuse(f"hidden_act {raw['hidden_act']!r}: the native LLaMA block is SwiGLU (silu); {TRANSFORMERS_HINT}")
+    for key in ("tie_word_embeddings", "mlp_bias", "attention_bias"):  # "yes" or "false" would read as true
+        if raw.get(key) is not None and not isinstance(raw[key], bool):
+            raise refuse(f"{key}: must be true or false, got {raw[key]!r}")
     if raw.get("mlp_bias"):
         raise refuse(f"mlp_bias=true: the native LLaMA block has no MLP biases; {TRANSFORMERS_HINT}")
     if raw.get("attention_bias") and model_type != "qwen2":

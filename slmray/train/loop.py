@@ -30,6 +30,7 @@ from slmray.data.sources import BatchStream, make_batches
 from slmray.train import fp8, parallel
 from slmray.train import loss as loss_kernels
 from slmray.train.config import TrainConfig, check_runs_on_cpu
+from slmray.train.deadline import Deadline, TimeLimitExceeded
 from slmray.train.metrics import StepTimer, flops_per_token, median_and_iqr, mfu, tokens_per_second
 from slmray.train.model import Transformer
 
@@ -88,6 +89,23 @@ class TrainResult:
         return dataclasses.asdict(self)
 
 
+class TimeLimitError(RuntimeError):
+    """A run of several processes past its `time_limit_s`: raised, as their out-of-memory is (another
+    rank may be blocked in a collective), so the launcher tears the group down."""
+
+
+def _time_limit_message(cfg: TrainConfig, at: dict[str, Any]) -> str:
+    step = at.get("step")
+    if step is None:
+        where = "while building the model and its batches"
+    elif step < cfg.warmup_steps:
+        where = f"in warm-up step {step + 1} of {cfg.warmup_steps}"
+    else:
+        where = f"in measured step {step - cfg.warmup_steps + 1} of {cfg.steps * cfg.repeats}"
+    return (f"time limit: {cfg.time_limit_s:g} s passed {where}; raise it with --trial-timeout (a sweep) "
+            "or --time-limit (python -m slmray.train)")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """CUDA OOM, or the CPU allocator refusing a request (the forced OOM of the CPU tests)."""
     if isinstance(exc, torch.OutOfMemoryError):
@@ -119,22 +137,27 @@ def run(
 ) -> TrainResult:
     """Train `cfg` for warm-up plus measured steps; every rank returns the same result.
 
-    Out of memory in a one-process run comes back as status `oom`.  With several processes
-    it is raised: the other ranks may be blocked in a collective, so the launcher (torchrun,
-    Ray Train) must tear the group down.
+    Out of memory, or `cfg.time_limit_s` passing, in a one-process run comes back as status `oom`
+    or `failed`.  With several processes it is raised: the other ranks may be blocked in a
+    collective, so the launcher (torchrun, Ray Train) must tear the group down.
     """
     entered = time.perf_counter()
     fp8.check_supported(cfg.precision, cfg.device)  # before any process group or model exists
     loss_kernels.check_supported(cfg.loss_kernel, cfg.device)
     env = parallel.setup(cfg.device, cfg.strategy)
+    at: dict[str, Any] = {}
     try:
-        return _run(cfg, env, node_id or socket.gethostname(), progress, entered)
+        with Deadline(cfg.time_limit_s):  # set-up and teardown of the process group stay outside it
+            return _run(cfg, env, node_id or socket.gethostname(), progress, entered, at)
+    except TimeLimitExceeded:  # past the limit outside the steps (the result is not built yet)
+        raise TimeLimitError(_time_limit_message(cfg, at)) from None
     finally:
         parallel.teardown(env)
 
 
 def _run(
-    cfg: TrainConfig, env: parallel.DistEnv, node_id: str, progress: Callable[[str], None], entered: float
+    cfg: TrainConfig, env: parallel.DistEnv, node_id: str, progress: Callable[[str], None], entered: float,
+    at: dict[str, Any],
 ) -> TrainResult:
     on_gpu = env.device.type == "cuda"
     if not on_gpu:
@@ -155,7 +178,12 @@ def _run(
     try:
         training = _build(cfg, env)
         result.fp8_linear_layers = fp8.count(training.model)
-        durations, losses = _steps(cfg, env, training, result, say, entered)
+        durations, losses = _steps(cfg, env, training, result, say, entered, at)
+    except TimeLimitExceeded:
+        if env.world_size > 1:
+            raise TimeLimitError(_time_limit_message(cfg, at)) from None
+        result.status, result.error = "failed", _time_limit_message(cfg, at)
+        return result
     except Exception as exc:
         if not is_out_of_memory(exc) or env.world_size > 1:
             raise
@@ -204,10 +232,10 @@ def _build(cfg: TrainConfig, env: parallel.DistEnv) -> _Training:
 
 def _steps(
     cfg: TrainConfig, env: parallel.DistEnv, training: _Training, result: TrainResult, say: Callable[[str], None],
-    entered: float,
+    entered: float, at: dict[str, Any],
 ) -> tuple[list[float], list[torch.Tensor]]:
     """Warm-up, then the measured steps: each measured step's device time on this rank, and every
-    step's loss (still on the device)."""
+    step's loss (still on the device).  `at["step"]` follows the step, for a time limit to say where."""
     on_gpu = env.device.type == "cuda"
     if on_gpu:
         torch.cuda.reset_peak_memory_stats(env.device)  # count training, not the transient set-up
@@ -224,6 +252,7 @@ def _steps(
             result.first_measured_at = time.time()
             say(f"measuring: {cfg.repeats} x {cfg.steps} steps")
             timer.mark()
+        at["step"] = step
         losses.append(_train_step(training, step, cfg, env.device))
         training.schedule.step()
         if step == 0 and cfg.warmup_steps > 0 and on_gpu:
