@@ -444,3 +444,19 @@ def test_a_missed_deadline_names_the_levers_on_the_fastest(sweeps):
     assert nearest["hours"] == d.options.loc[d.options["excluded"].str.startswith("over the deadline"), "hours"].min()
     assert found["fewer tokens"]["hours"] == pytest.approx(2) and found["fewer tokens"]["meets"]
     assert found["fewer tokens"]["tokens"] == pytest.approx(2e10 * 2 / nearest["hours"], rel=0.02)
+
+
+def test_a_predicted_pick_names_the_best_measured_option_and_the_margin(sweeps):
+    from slmray.planning.text import best_measured_line, decision_lines, usd_at
+
+    d = plan_run(sweeps, "llama-1b", 2e10, PriceBook.load("aws"), default_assumptions(sweeps))
+    ranked = d.eligible
+    pick = ranked.iloc[0]
+    assert pick["source"] == "predicted"  # the committed tables measure one GPU; the pick here is predicted
+    best = ranked[ranked["source"] == "measured"].iloc[0]
+    line = best_measured_line(d, pick, ranked)[0]
+    assert line in decision_lines(d)
+    assert f"{best['usd'] / pick['usd'] - 1:+.1%} in dollars" in line
+    inside = usd_at(d, pick, pick["tokens_per_s_high"]) <= best["usd"] <= usd_at(d, pick, pick["tokens_per_s_low"])
+    assert ("inside its" in line) == inside
+    assert best_measured_line(d, best, ranked) == []  # a measured pick needs no such line

@@ -294,7 +294,22 @@ def decision_lines(d: Decision) -> list[str]:
     if second is not None:
         lines.insert(1, f"  Why: {why(pick, second, d.options)}.")
         lines.append(f"  Runner-up: {summary(second)}, {money(second['usd_per_btok'])} per billion tokens.")
-    return lines
+    return lines + best_measured_line(d, pick, ranked)
+
+
+def best_measured_line(d: Decision, pick, ranked: pd.DataFrame) -> list[str]:
+    """Where a prediction is picked over measured options: the best measured one, by how much the
+    prediction beats it and whether that margin is inside the prediction's interval."""
+    measured = ranked[ranked["source"] == "measured"]
+    if pick["source"] == "measured" or measured.empty:
+        return []
+    best = measured.iloc[0]  # `ranked` is in the decision's order
+    cheaper, faster = best["usd"] / pick["usd"] - 1, best["hours"] / pick["hours"] - 1
+    low_usd, high_usd = usd_at(d, pick, pick["tokens_per_s_high"]), usd_at(d, pick, pick["tokens_per_s_low"])
+    inside = low_usd <= best["usd"] <= high_usd
+    return [f"  Best measured: {summary(best)}: {cheaper:+.1%} in dollars and {faster:+.1%} in hours against this "
+            f"predicted pick, {'inside' if inside else 'outside'} its {money(low_usd)}-{money(high_usd)} interval"
+            f"{': the data cannot tell them apart' if inside else ''}."]
 
 
 def limits_text(d: Decision) -> str:
