@@ -19,7 +19,9 @@ from slmray.predict.overheads import COMPILE_S, GROUP_START_S
 
 PACKAGE = Path(__file__).resolve().parents[1] / "slmray"
 NOT_A_USER_ERROR = {"SweepError": "a sweep that could not start (exit 2) or stopped on an unexpected error (exit 1): "
-                                  "it carries its own exit status, which `slmray.tune` returns"}
+                                  "it carries its own exit status, which `slmray.tune` returns",
+                    "TimeLimitError": "a multi-process trial past its --trial-timeout: an outcome the launcher "
+                                      "records as the trial's failure, not the user's input"}
 COMMANDS = ("slmray.train.cli", "slmray.data.cli", "slmray.cluster.files", "slmray.analysis.__main__", "slmray.tune",
             "slmray.recommend")
 

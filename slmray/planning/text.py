@@ -304,12 +304,13 @@ def best_measured_line(d: Decision, pick, ranked: pd.DataFrame) -> list[str]:
     if pick["source"] == "measured" or measured.empty:
         return []
     best = measured.iloc[0]  # `ranked` is in the decision's order
-    cheaper, faster = best["usd"] / pick["usd"] - 1, best["hours"] / pick["hours"] - 1
+    dollars = (f"{best['usd'] / pick['usd'] - 1:+.1%}" if pick["usd"] > 0
+               else f"{money(best['usd'] - pick['usd'])} more")
     low_usd, high_usd = usd_at(d, pick, pick["tokens_per_s_high"]), usd_at(d, pick, pick["tokens_per_s_low"])
     inside = low_usd <= best["usd"] <= high_usd
-    return [f"  Best measured: {summary(best)}: {cheaper:+.1%} in dollars and {faster:+.1%} in hours against this "
-            f"predicted pick, {'inside' if inside else 'outside'} its {money(low_usd)}-{money(high_usd)} interval"
-            f"{': the data cannot tell them apart' if inside else ''}."]
+    return [f"  Best measured: {summary(best)}: {dollars} in dollars and {best['hours'] / pick['hours'] - 1:+.1%} in "
+            f"hours against this predicted pick, {'inside' if inside else 'outside'} its "
+            f"{money(low_usd)}-{money(high_usd)} interval{': the data cannot tell them apart' if inside else ''}."]
 
 
 def limits_text(d: Decision) -> str:
