@@ -5,6 +5,7 @@ that must not crash it (empty, out-of-memory only, broken)."""
 import math
 import sys
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -107,9 +108,10 @@ def test_cli_on_the_committed_h100_benchmark(cli, tmp_path):
     assert "## Predicted vs measured" not in md and not (out / "predictions.png").exists()  # none recorded
 
 
-def test_report_on_the_committed_h100_tables(tmp_path, capsys):
+def test_report_on_the_committed_h100_tables(cli, tmp_path):
     out = tmp_path / "report"
-    assert main([str(H100_SWEEP), str(H100_BENCHMARK), "--out", str(out), "--prices", "aws"]) == 0
+    done = cli("-m", "slmray.analysis", str(H100_SWEEP), str(H100_BENCHMARK), "--out", str(out), "--prices", "aws")
+    assert done.returncode == 0, done.stderr
     md = (out / "report.md").read_text()
     _assert_real_pngs(sorted(out.glob("*.png")), 6)
     key = md.split("**Key findings per model**")[1].split("##")[0]
@@ -296,10 +298,13 @@ def _table(md: str, caption: str) -> str:
     return md.split(f"**{caption}**")[1].split("\n\n")[1]
 
 
-def test_committed_report_compares_like_for_like(tmp_path, capsys):
+def test_committed_report_regenerates_and_compares_like_for_like(cli, tmp_path):
     out = tmp_path / "report"
-    assert main([*COMMITTED, "--out", str(out), "--prices", "aws"]) == 0
+    done = cli("-m", "slmray.analysis", *(str(Path(t).relative_to(Path.cwd())) for t in COMMITTED), "--out", str(out),
+               "--prices", "aws")  # the command of benchmarks/results/report/README.md
+    assert done.returncode == 0, done.stderr
     md = (out / "report.md").read_text()
+    assert md == Path("benchmarks/results/report/report.md").read_text()  # the committed report is this code's
     compile_table = _table(md, "torch.compile off and on, tokens/s")
     assert compile_table.splitlines()[0] == "| model | gpu_type | strategy | attention | off | on | on / off |"
     # llama-100m eager: the H100's own uncompiled 166,964 (single, as the compiled run), not the H200's 206,719
@@ -324,19 +329,20 @@ def test_committed_report_compares_like_for_like(tmp_path, capsys):
     assert "| llama-1b | ddp | eager | 64 | False | oom | oom | - | - | - |" in speed  # both out of memory: no best
     assert min(h100) == pytest.approx(1 / 1.198, abs=1e-3) and max(h100) == pytest.approx(1 / 1.07, abs=1e-3)
     assert "| single |" not in speed
-    printed = capsys.readouterr().out
+    printed = done.stdout
     assert "  llama-2b: H100-80GB x1 single sdpa b16 compile (39,525 tokens/s, run $1,904)" in printed
     assert "e+" not in printed
 
 
-def test_report_without_prices_says_so_once(tmp_path, capsys):
+def test_report_without_prices_says_so_once(cli, tmp_path):
     out = tmp_path / "report"
-    assert main([str(H100_SWEEP), str(H200_SWEEP), "--out", str(out), "--prices", "local"]) == 0
+    done = cli("-m", "slmray.analysis", str(H100_SWEEP), str(H200_SWEEP), "--out", str(out), "--prices", "local")
+    assert done.returncode == 0, done.stderr
     md = (out / "report.md").read_text()
     assert md.count("**GPU type at equal settings and batch, tokens/s**") == 1
     assert "there is no cost axis" in md.split("## Pareto front")[1].split("\n## ")[0]
     assert not (out / "pareto.png").exists() and "pareto.png" not in md
-    assert "  llama-2b: H200 x1 ddp sdpa b16 (18,219 tokens/s, run $0)" in capsys.readouterr().out
+    assert "  llama-2b: H200 x1 ddp sdpa b16 (18,219 tokens/s, run $0)" in done.stdout
 
 
 def test_a_column_of_the_wrong_type_is_one_line(tmp_path, capsys):

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -85,28 +86,25 @@ def test_summary_plot_and_files(replay_module, grids, tmp_path):
     assert (tmp_path / "replay.png").stat().st_size > 1000
 
 
-def test_cli_reads_the_trainer_csv(replay_module, tmp_path):
-    code = replay_module.main([
-        str(BENCHMARKS / "results" / "trainer" / "trainer_throughput_h100.csv"), "--out", str(tmp_path), "--seeds", "1",
-    ])
-    assert code == 0
+def test_cli_reads_the_trainer_csv(cli, tmp_path):
+    done = cli(str(BENCHMARKS / "sweep_cost_replay.py"),
+               str(BENCHMARKS / "results" / "trainer" / "trainer_throughput_h100.csv"), "--out", str(tmp_path), "--seeds", "1")
+    assert done.returncode == 0, done.stderr
     text = (tmp_path / "sweep_cost_replay.md").read_text()
     assert "estimate-ranked" in text and "| grid |" in text
     assert "Every front is one configuration" in text  # one GPU type at one price
     assert (tmp_path / "sweep_cost_replay.png").exists()
 
 
-def test_cli_replays_the_committed_h100_and_h200_sweeps_as_one_grid(replay_module, tmp_path):
-    code = replay_module.main([
-        str(BENCHMARKS / "results" / "sweeps" / "sweep_h100x1.parquet"), str(BENCHMARKS / "results" / "sweeps" / "sweep_h200x1.parquet"),
-        "--out", str(tmp_path), "--seeds", "1",
-    ])
-    assert code == 0
+def test_cli_replays_the_committed_h100_and_h200_sweeps_as_one_grid(cli, tmp_path):
+    done = cli(str(BENCHMARKS / "sweep_cost_replay.py"), str(BENCHMARKS / "results" / "sweeps" / "sweep_h100x1.parquet"),
+               str(BENCHMARKS / "results" / "sweeps" / "sweep_h200x1.parquet"), "--out", str(tmp_path), "--seeds", "1")
+    assert done.returncode == 0, done.stderr
     text = (tmp_path / "sweep_cost_replay.md").read_text()
     assert "`sweep_h100x1.parquet + sweep_h200x1.parquet`: 39 configurations in 4 groups" in text
     # GPU type is a dimension: the H200 is faster, the H100 cheaper per token, so fronts have two points
     assert "llama-100m 2, llama-1b 2, llama-2b 1, llama-500m 2" in text and "Every front is one" not in text
-    summary = replay_module.pd.read_csv(tmp_path / "sweep_cost_replay.csv").set_index("method")
+    summary = pd.read_csv(tmp_path / "sweep_cost_replay.csv").set_index("method")
     assert summary.loc["estimate-ranked", "oom_trials"] == 0  # the 13 OOMs were all predicted
 
 
