@@ -594,6 +594,8 @@ def _run(request: SweepRequest, terminate: _Terminate) -> int:
         capacity = _capacity(request)
         plan = make_plan(space, capacity, request.prices, prune=request.prune, isolate=request.isolate_trials)
         runs = planned_runs(space, plan, request.max_trials)
+        if request.resume and space.search == "grid":  # the sweep that was started: its stored grid's size
+            runs = len(stored_grid(request.sweep_dir) or ()) or runs
         terminate.planned(runs)
         concurrency = max_concurrent_trials(space, capacity)
         settings, resources = _settings(request, capacity, plan, runs, concurrency)
