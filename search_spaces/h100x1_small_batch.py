@@ -1,17 +1,18 @@
-"""The small-problem regime on one H100-80GB (issue: predictions you can bet money on, item 5): the
-paper's four LLaMA models and pythia-410m at per-device batch 4 to 64, eager against fused
-attention, compile off and on, one GPU.  What does not fit is recorded as out of memory
-(pruning off: `--no-prune`)."""
+"""The small-problem regime on one H100-80GB, uncompiled (issue: predictions you can bet money on,
+item 5): the paper's four LLaMA models and pythia-410m at per-device batch 4 to 64, eager against
+fused attention, one GPU.  What does not fit is recorded as out of memory (pruning off:
+`--no-prune`).  The compiled half is `h100x1_small_batch_compiled.py`; the two are separate grids so
+that the uncompiled one, a fifth of the device time, is whole first."""
 
 from slmray.space import SearchSpace
 
 SPACE = SearchSpace(
-    model=["llama-100m", "llama-500m", "llama-1b", "llama-2b", "pythia-410m"],
+    model=["llama-100m", "llama-2b", "llama-1b", "pythia-410m", "llama-500m"],
     per_device_batch=[4, 8, 16, 32, 64],
     num_gpus=[1],
     gpu_type=["H100-80GB"],
-    attention=["eager", "sdpa"],
-    compile=[False, True],
+    attention=["sdpa", "eager"],
+    compile=[False],
     strategy=["ddp"],
     seq_len=1024,
     steps=10,

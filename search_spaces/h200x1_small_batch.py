@@ -1,4 +1,4 @@
-"""The small-batch grid of `h100x1_small_batch.py` on one H200 (the lent `nvidia-h200` machine)."""
+"""The uncompiled small-batch grid of `h100x1_small_batch.py` on one H200 (the `nvidia-h200` machine)."""
 
 import dataclasses
 import runpy
