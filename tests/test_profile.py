@@ -99,7 +99,7 @@ def test_without_a_profile_the_estimate_says_so_and_uses_the_priors():
     if profile_for("A100-80GB") is None:
         assert estimate(cfg, "A100-80GB", 1).profiled is False
     spec = spec_for("A100-80GB")
-    times = compute_time_s(step_work(cfg, 1), spec, CALIBRATION, profile=None)
+    times = compute_time_s(step_work(cfg, 1), spec, CALIBRATION, profile=None, step_rate=1.0)  # the priors alone
     launched = kernels.kernels_per_step(cfg.model, "sdpa", False, 1.0, 1, None)
     assert times["kernels"] == pytest.approx(launched * kernels.PRIOR_KERNEL_S)
     assert launched == pytest.approx(9 * kernels.BLOCK_OPS[("llama", "sdpa")][1] + kernels.HEAD_OPS / 2 + kernels.OPTIMIZER_OPS)

@@ -10,8 +10,9 @@ import functools
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
-from slmray.catalog.tables import read_records
+from slmray.catalog.tables import CsvError, read_records
 
 CPU = "cpu"
 
@@ -51,12 +52,33 @@ class ArchSpec:
     attention_share: float
     """Fused attention (FlashAttention-2, what PyTorch's SDPA runs), forward and backward, over the
     dense bf16 peak."""
+    step_rate_scale: float
+    """A whole step's rate on this architecture over what the estimator's path predicts for it
+    once the shares are applied: fitted on published same-code cross-GPU ratios where there are
+    some (`benchmarks/multi_gpu_anchors.py --fit`), 1 where there are none."""
     source: str
+
+
+ARCH_POSITIVE = ("matmul_share", "attention_share", "step_rate_scale")
+"""Columns of architectures.csv that divide a time: each must be a positive number."""
+
+
+def read_arch_specs(path: Any) -> dict[str, ArchSpec]:
+    """The rows of an architectures.csv file by architecture; a value that is missing, zero,
+    negative or NaN is one line naming the file, the column and the row."""
+    specs = read_records(path, ArchSpec)
+    name = getattr(path, "name", str(path))
+    for row, spec in enumerate(specs, start=1):
+        for column in ARCH_POSITIVE:
+            value = getattr(spec, column)
+            if not value > 0:  # also NaN
+                raise CsvError(f"{name}: {column}: row {row}: {value!r} is not a positive number")
+    return {a.arch: a for a in specs}
 
 
 @functools.cache
 def arch_specs() -> dict[str, ArchSpec]:
-    return {a.arch: a for a in read_records(resources.files("slmray.catalog") / "architectures.csv", ArchSpec)}
+    return read_arch_specs(resources.files("slmray.catalog") / "architectures.csv")
 
 
 @functools.cache

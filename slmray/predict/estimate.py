@@ -49,7 +49,8 @@ CALIBRATED_ARCH = "hopper"
 """The architecture of the GPU type `CALIBRATION` was fitted on (an H100).  Another architecture's
 datasheet path scales the fitted GEMM and attention efficiencies by its published achievable
 share of peak over Hopper's (`slmray/catalog/architectures.csv`): the fit carries what a training
-step adds beside the kernels (layouts, launch gaps), the ratio what the generation's kernels reach."""
+step adds beside the kernels (layouts, launch gaps), the ratio what the generation's kernels reach.
+What the shares still miss is a whole step's rate, `step_rate_scale` (see `compute_time_s`)."""
 FUSED_ATTENTION = ("sdpa", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "flash2")
 """Kernels that never store the (T, T) scores; eager and sdpa-math do."""
 
@@ -535,8 +536,16 @@ def attention_time_s(work: Work, spec: GPUSpec, profile: GPUProfile | None) -> t
     return work.attention_flops / (spec.peak_bf16_tflops * 1e12), 0.0
 
 
+def step_rate_scale(spec: GPUSpec) -> float:
+    """architectures.csv's `step_rate_scale` of the GPU type's architecture over the calibrated one's
+    (exactly 1 on Hopper)."""
+    specs = arch_specs()
+    return specs[spec.arch].step_rate_scale / specs[CALIBRATED_ARCH].step_rate_scale
+
+
 def compute_time_s(
     work: Work, spec: GPUSpec, cal: Calibration = CALIBRATION, profile: GPUProfile | None | object = _SHIPPED,
+    step_rate: float | None = None,
 ) -> dict[str, float]:
     """Seconds of matmul, attention and memory-bound work in one step on one GPU, the kernels' fixed
     cost, and the host's dispatch time the device cannot hide (`host`).
@@ -545,7 +554,15 @@ def compute_time_s(
     (`profile`, default the catalog's), else from the datasheet peak and the shape's tile waves
     (`kernels.shape_efficiency`); with a profile, `cal.profile_weight` of the profiled times and the
     rest of the datasheet's (the profile's kernel and host costs in full).  The device runs while the host queues ahead (no host
-    synchronisation inside a step), so a step takes the longer of the two; `host` is the excess."""
+    synchronisation inside a step), so a step takes the longer of the two; `host` is the excess.
+
+    The device's terms (everything but `host`) are divided by `step_rate` (default
+    `step_rate_scale(spec)`: 1 on the calibrated architecture), the cross-architecture prior fitted
+    on published same-code H100 / A100 ratios.  Those ratios say how much faster a whole step runs,
+    not which kernel, so the prior scales the device's time as a whole, profiled or not (the
+    profiled scales were fitted on Hopper too); it leaves the host's dispatch (the CPU's) and the
+    collectives (the links' datasheet and the instance catalog's) alone, so a one-GPU step the host
+    does not bound scales its tokens/s by exactly the prior."""
     if profile is _SHIPPED:
         profile = gpu_profile(spec)
     peak, bw = spec.peak_bf16_tflops * 1e12, spec.hbm_tb_s * 1e12
@@ -588,6 +605,9 @@ def compute_time_s(
         kernel_s = (profile.kernel_s if profile is not None else None) or kernels.PRIOR_KERNEL_S
         args = (work.model, work.attention, work.compiled, work.recompute, work.micro, profile)
         times["kernels"] = kernels.kernels_per_step(*args) * kernel_s
+    rate = step_rate_scale(spec) if step_rate is None else step_rate
+    times = {term: seconds / rate for term, seconds in times.items()}
+    if work.model is not None:
         times["host"] = max(0.0, kernels.host_s(*args) - sum(times.values()))
     return times
 
@@ -673,16 +693,17 @@ def _cpu_estimate(cfg: TrainConfig, num_gpus: int, cal: Calibration) -> Estimate
 
 
 @functools.lru_cache(maxsize=1024)
-def _alone_s(cfg: TrainConfig, spec: GPUSpec, cal: Calibration, use_profile: bool) -> float:
+def _alone_s(cfg: TrainConfig, spec: GPUSpec, cal: Calibration, use_profile: bool, step_rate: float | None) -> float:
     """Step seconds of `cfg` alone on one GPU (cached: every GPU count and FSDP variant of a
     planner's or a sweep's configuration asks for the same one)."""
     profile = gpu_profile(spec) if use_profile else None
-    return sum(compute_time_s(step_work(cfg, 1, cal), spec, cal, profile).values())
+    return sum(compute_time_s(step_work(cfg, 1, cal), spec, cal, profile, step_rate).values())
 
 
 def estimate(
     cfg: TrainConfig, gpu_type: str, num_gpus: int, gpus_per_node: int = 8, inter_node_gbps: float | None = None,
     *, fabric: str | None = None, calibration: Calibration = CALIBRATION, use_profile: bool = True,
+    step_rate: float | None = None,
 ) -> Estimate:
     """Predicted peak memory per device and global tokens/s of `cfg` on `num_gpus` x `gpu_type`.
 
@@ -700,7 +721,8 @@ def estimate(
     do, as the seed paper found of small models).  Where more GPUs do pay per GPU, the cause is a different per-device
     configuration (a larger batch that fits once states are sharded), which is another estimate.
     `use_profile=False` ignores the GPU type's profile (its datasheet and the priors alone): the
-    baseline the accuracy benchmarks compare the profile against.
+    baseline the accuracy benchmarks compare the profile against.  `step_rate` replaces the
+    architecture's cross-architecture prior (`compute_time_s`; 1: none), for the benchmark that fits it.
     """
     if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 1:
         raise ValueError(f"num_gpus: must be a positive integer, got {num_gpus!r}")
@@ -708,6 +730,8 @@ def estimate(
         raise ValueError(f"strategy: single runs on one device, not {num_gpus}; use ddp or fsdp")
     if isinstance(gpus_per_node, bool) or not isinstance(gpus_per_node, int) or gpus_per_node < 1:
         raise ValueError(f"gpus_per_node: must be a positive integer, got {gpus_per_node!r}")
+    if step_rate is not None and not step_rate > 0:
+        raise ValueError(f"step_rate: must be a positive number, got {step_rate!r}")
     if gpu_type == CPU:
         return _cpu_estimate(cfg, num_gpus, calibration)
     spec = spec_for(gpu_type)
@@ -718,10 +742,10 @@ def estimate(
     capacity = spec.memory_gb * calibration.usable_memory_fraction * cfg.memory_fraction
     work = step_work(cfg, num_gpus, calibration)
     profile = gpu_profile(spec) if use_profile else None
-    times = compute_time_s(work, spec, calibration, profile)
+    times = compute_time_s(work, spec, calibration, profile, step_rate)
     comm = communication(cfg, times, network(spec, num_gpus, gpus_per_node, inter_node_gbps, fabric))
     if cfg.strategy.startswith("fsdp"):  # DDP's per-device work is the lone GPU's: only FSDP's can be less
-        alone = _alone_s(cfg.replace(strategy="single"), spec, calibration, use_profile)
+        alone = _alone_s(cfg.replace(strategy="single"), spec, calibration, use_profile, step_rate)
         times["one_gpu_floor"] = max(0.0, alone - sum(times.values()))
     times["communication"] = comm.exposed_s
     times["contention"] = comm.contention_s
