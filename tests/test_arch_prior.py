@@ -108,15 +108,34 @@ def test_a_bad_step_rate_is_named():
         estimate(llama_1b(), "A100-80GB", 1, step_rate=0)
 
 
-def test_the_benchmarks_fit_reproduces_the_committed_value():
+def _anchors():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        import multi_gpu_anchors as anchors
+        import multi_gpu_anchors
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
+    return multi_gpu_anchors
+
+
+def test_the_benchmarks_fit_reproduces_the_committed_value():
+    anchors = _anchors()
     rows = list(csv.DictReader(anchors.ANCHORS.open()))
     fitted = anchors.fit_step_rate(rows)
     assert round(fitted, anchors.FIT_DIGITS) == arch_specs()[anchors.FIT_ARCH].step_rate_scale
     # the prior at 1 gives the published ratios' geometric-mean excess; with the fit their errors straddle zero
     errors = [anchors.predicted_ratio(rows, n) / anchors.published_ratio(rows, n) for n in anchors.FIT_PAIRS]
     assert min(errors) < 1 < max(errors)
+
+
+def test_the_fit_rewrites_only_its_own_value(tmp_path):
+    anchors = _anchors()
+    path = tmp_path / "architectures.csv"
+    path.write_text(SHIPPED)
+    anchors.write_fit(1.23456, path)
+    assert read_arch_specs(path)["ampere"].step_rate_scale == 1.235
+    assert path.read_text() == SHIPPED.replace(f"ampere,0.869,0.615,{arch_specs()['ampere'].step_rate_scale:.3f},", "ampere,0.869,0.615,1.235,")
+
+
+def test_the_committed_anchor_comparison_regenerates():
+    anchors = _anchors()
+    assert anchors.render() == anchors.OUT.read_text()  # python benchmarks/multi_gpu_anchors.py writes it
