@@ -438,6 +438,8 @@ class Work:
     """Forward passes of each block per step over one (activation checkpointing: 4/3 of the work)."""
     micro: int = 1
     """Micro-batches per step (grad_accum)."""
+    backend: str = "native"
+    """Whose modules the blocks are (native or transformers): what the host dispatches differs."""
 
 
 def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -> Work:
@@ -509,7 +511,7 @@ def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -
         fp8_cast_elements=casts,
         gemms=tuple(gemms),
         attention_calls=(cfg.per_device_batch * nh, T, m.head_dim, L * recompute * cfg.grad_accum) if fused else (0, 0, 0, 0.0),
-        attention=cfg.attention, model=m, recompute=recompute, micro=cfg.grad_accum,
+        attention=cfg.attention, model=m, recompute=recompute, micro=cfg.grad_accum, backend=cfg.backend,
     )
 
 
@@ -586,7 +588,7 @@ def compute_time_s(
         times["fp8_casts"] = work.fp8_cast_elements * cal.fp8_cast_bytes / (bw * cal.hbm_efficiency)
     if work.model is not None:
         kernel_s = (profile.kernel_s if profile is not None else None) or kernels.PRIOR_KERNEL_S
-        args = (work.model, work.attention, work.compiled, work.recompute, work.micro, profile)
+        args = (work.model, work.attention, work.compiled, work.recompute, work.micro, profile, work.backend)
         times["kernels"] = kernels.kernels_per_step(*args) * kernel_s
         times["host"] = max(0.0, kernels.host_s(*args) - sum(times.values()))
     return times
