@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from slmray.catalog.gpus import CPU, GPUSpec, arch_specs, spec_for
 from slmray.catalog.instances import instance_types
 from slmray.catalog.profiles import GPUProfile, profile_for
-from slmray.predict import collectives, kernels
+from slmray.predict import collectives, kernels, opcount
 from slmray.predict.collectives import Network
 from slmray.predict.interval import tokens_per_s_interval
 from slmray.predict.kernels import Gemm, linear_shapes
@@ -440,6 +440,9 @@ class Work:
     """Micro-batches per step (grad_accum)."""
     backend: str = "native"
     """Whose modules the blocks are (native or transformers): what the host dispatches differs."""
+    elementwise: float = 1.0
+    """Un-compiled: the blocks' element-wise traffic over that of the blocks the calibration's
+    activation passes were fitted on (`opcount.elementwise_ratio`: q/k norms, Transformers' modules)."""
 
 
 def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -> Work:
@@ -512,6 +515,7 @@ def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -
         gemms=tuple(gemms),
         attention_calls=(cfg.per_device_batch * nh, T, m.head_dim, L * recompute * cfg.grad_accum) if fused else (0, 0, 0, 0.0),
         attention=cfg.attention, model=m, recompute=recompute, micro=cfg.grad_accum, backend=cfg.backend,
+        elementwise=1.0 if cfg.compile else opcount.elementwise_ratio(m, cfg.backend),
     )
 
 
@@ -575,7 +579,7 @@ def compute_time_s(
     times = {
         "matmul": matmul,
         "attention": attention,
-        "memory": (work.hbm_bytes + passes * work.activation_bytes) / (bw * cal.hbm_efficiency),
+        "memory": (work.hbm_bytes + passes * work.activation_bytes * work.elementwise) / (bw * cal.hbm_efficiency),
     }
     fp8_flops = work.fp8_matmul_flops + work.fp8_rowwise_matmul_flops
     if fp8_flops:

@@ -111,6 +111,97 @@ def tiny_model(m: ModelConfig) -> ModelConfig:
     )
 
 
+WIDTH_DIVISOR = 8
+"""Element-wise traffic is counted at the model's widths over this (heads and switches kept): bytes
+a token moves are linear in the widths, and a ratio of two models at the same widths keeps."""
+NOT_ELEMENTWISE = frozenset({
+    "mm", "addmm", "bmm", "embedding", "embedding_dense_backward", "_log_softmax", "_log_softmax_backward_data",
+    "nll_loss_forward", "nll_loss_backward",
+})
+"""Ops whose traffic the step model counts elsewhere (GEMMs, the loss, the embedding); every fused
+attention op too (`_scaled_dot_product*`)."""
+
+
+def elementwise_ratio(m: ModelConfig, backend: str = "native") -> float:
+    """Bytes per token the un-compiled blocks of `m` (by `backend`) move through element-wise ops
+    (every non-view op but GEMMs and fused attention: norms, rotary, activations, casts, residuals,
+    their gradients), over those of the same widths without q/k norm and q/k/v biases, natively:
+    what the step model's element-wise traffic, calibrated on such blocks, is to be multiplied by.
+    Qwen3's q/k RMSNorm in fp32 over a query twice the width, or Transformers' own RMSNorm and
+    rotary, move 1.2-2.1x the bytes.  1 for family transformers (its widths cannot be cut, see
+    `_transformers`): not counted."""
+    if m.family == "transformers":
+        return 1.0
+    k = WIDTH_DIVISOR
+    head_dim = max(8, m.head_dim // k)
+    while int(head_dim * m.rotary_pct) % 2:
+        head_dim += 1
+    narrow = dataclasses.replace(
+        m, name="opcount", source="", n_layer=1, rope_theta=10_000.0, norm_eps=1e-5, rope_scaling=None,
+        head_dim=head_dim if m.head_dim * m.n_head != m.d_model else None,
+        d_model=max(1, m.d_model * head_dim // m.head_dim) if m.head_dim * m.n_head != m.d_model else m.n_head * head_dim,
+        d_mlp=max(1, m.d_mlp // k), vocab_size=TINY["vocab_size"], max_seq_len=2 * TOKENS[1],
+    )
+    plain = dataclasses.replace(narrow, qk_norm=False, qkv_bias=False)
+    own = _cached_bytes(backend, json.dumps(dataclasses.asdict(narrow), sort_keys=True))
+    return own / _cached_bytes("native", json.dumps(dataclasses.asdict(plain), sort_keys=True))
+
+
+@lru_cache(maxsize=None)
+def _cached_bytes(backend: str, architecture: str) -> float:
+    key = json.dumps([backend, "bytes", architecture, _versions()])
+    stored = _read_disk().get(key)
+    if stored is not None:
+        return float(stored[0])
+    counted = _block_bytes_per_token(backend, architecture)
+    _write_disk(key, [counted])
+    return counted
+
+
+def _block_bytes_per_token(backend: str, architecture: str) -> float:
+    """Element-wise bytes (inputs and outputs) per token of one block, forward and backward: the
+    difference of 2 and 1 layers, of 32 and 16 tokens (what does not grow with either drops out)."""
+    import torch
+    from torch.utils._pytree import tree_leaves
+
+    from slmray.private_apis import torch_dispatch_mode
+
+    class Bytes(torch_dispatch_mode()):
+        def __init__(self):
+            super().__init__()
+            self.bytes = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            name = func.overloadpacket.__name__
+            if not (func.is_view or name == "detach" or name in NOT_ELEMENTWISE or name.startswith("_scaled_dot_product")):
+                self.bytes += sum(t.numel() * t.element_size() for t in tree_leaves((args, kwargs, out))
+                                  if isinstance(t, torch.Tensor))
+            return out
+
+    build = _native if backend == "native" else _transformers
+    per_layers = []
+    for layers in (1, 2):
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            model = build(architecture, "sdpa", layers)
+        moved = []
+        for tokens in (TOKENS[1], 2 * TOKENS[1]):
+            idx = torch.randint(0, TINY["vocab_size"], (1, tokens))
+
+            def step() -> None:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    loss = model(idx, idx)
+                loss.float().backward()
+
+            step()  # lazy initialisations first
+            with Bytes() as counter:
+                step()
+            moved.append(counter.bytes)
+        per_layers.append((moved[1] - moved[0]) / TOKENS[1])
+    return per_layers[1] - per_layers[0]
+
+
 @lru_cache(maxsize=None)
 def _cached(backend: str, architecture: str, kind: str) -> OpCount:
     key = json.dumps([backend, kind, architecture, _versions()])
@@ -212,11 +303,11 @@ def _read_disk() -> dict[str, list[int]]:
     return data if isinstance(data, dict) else {}
 
 
-def _write_disk(key: str, counted: OpCount) -> None:
+def _write_disk(key: str, counted: OpCount | list[float]) -> None:
     """Adds `counted` to the disk cache, replacing the file whole (a reader never sees half of it); a
     cache that cannot be written is skipped: the count is made again next time."""
     path = _cache_path()
-    data = {**_read_disk(), key: list(dataclasses.astuple(counted))}
+    data = {**_read_disk(), key: counted if isinstance(counted, list) else list(dataclasses.astuple(counted))}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
