@@ -46,7 +46,7 @@ def row_class(cfg: TrainConfig) -> str:
         return "fp8"
     if not cfg.compile and (cfg.backend == "transformers" or cfg.model.family == "transformers" or cfg.model.qk_norm):
         # Transformers' own modules, or a q/k norm, uncompiled: their ops and element-wise bytes are
-        # counted (`opcount`), but the committed H100 rows are still predicted 6-64% too fast held out
+        # counted (`opcount`), but the committed H100 rows are still predicted 3-64% too fast held out
         # (repeats of one configuration spread by 31%: the host's share of such a step varies, which
         # no count gives), so they keep their own class and width; the name is the widths' key
         return "uncounted kernels"
