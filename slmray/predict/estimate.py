@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from slmray.catalog.gpus import CPU, GPUSpec, arch_specs, spec_for
 from slmray.catalog.instances import instance_types
 from slmray.catalog.profiles import GPUProfile, profile_for
-from slmray.predict import collectives, kernels
+from slmray.predict import collectives, kernels, opcount
 from slmray.predict.collectives import Network
 from slmray.predict.interval import tokens_per_s_interval
 from slmray.predict.kernels import Gemm, linear_shapes
@@ -439,6 +439,11 @@ class Work:
     """Forward passes of each block per step over one (activation checkpointing: 4/3 of the work)."""
     micro: int = 1
     """Micro-batches per step (grad_accum)."""
+    backend: str = "native"
+    """Whose modules the blocks are (native or transformers): what the host dispatches differs."""
+    elementwise: float = 1.0
+    """Un-compiled: the blocks' element-wise traffic over that of the blocks the calibration's
+    activation passes were fitted on (`opcount.elementwise_ratio`: q/k norms, Transformers' modules)."""
 
 
 def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -> Work:
@@ -510,7 +515,8 @@ def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -
         fp8_cast_elements=casts,
         gemms=tuple(gemms),
         attention_calls=(cfg.per_device_batch * nh, T, m.head_dim, L * recompute * cfg.grad_accum) if fused else (0, 0, 0, 0.0),
-        attention=cfg.attention, model=m, recompute=recompute, micro=cfg.grad_accum,
+        attention=cfg.attention, model=m, recompute=recompute, micro=cfg.grad_accum, backend=cfg.backend,
+        elementwise=1.0 if cfg.compile else opcount.elementwise_ratio(m, cfg.backend),
     )
 
 
@@ -590,7 +596,7 @@ def compute_time_s(
     times = {
         "matmul": matmul,
         "attention": attention,
-        "memory": (work.hbm_bytes + passes * work.activation_bytes) / (bw * cal.hbm_efficiency),
+        "memory": (work.hbm_bytes + passes * work.activation_bytes * work.elementwise) / (bw * cal.hbm_efficiency),
     }
     fp8_flops = work.fp8_matmul_flops + work.fp8_rowwise_matmul_flops
     if fp8_flops:
@@ -603,7 +609,7 @@ def compute_time_s(
         times["fp8_casts"] = work.fp8_cast_elements * cal.fp8_cast_bytes / (bw * cal.hbm_efficiency)
     if work.model is not None:
         kernel_s = (profile.kernel_s if profile is not None else None) or kernels.PRIOR_KERNEL_S
-        args = (work.model, work.attention, work.compiled, work.recompute, work.micro, profile)
+        args = (work.model, work.attention, work.compiled, work.recompute, work.micro, profile, work.backend)
         times["kernels"] = kernels.kernels_per_step(*args) * kernel_s
     rate = step_rate_scale(spec) if step_rate is None else step_rate
     times = {term: seconds / rate for term, seconds in times.items()}

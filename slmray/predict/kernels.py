@@ -18,7 +18,9 @@ import math
 from dataclasses import dataclass
 
 from slmray.catalog.profiles import GPUProfile
+from slmray.predict import opcount
 from slmray.train.config import ModelConfig
+from slmray.train.presets import PRESETS
 
 TILE = 128
 """Output tile edge of the cuBLAS/CUTLASS bf16 tensor-core kernels the shape model assumes (128 x 128)."""
@@ -38,11 +40,16 @@ BLOCK_OPS = {
     ("llama", "eager"): (238, 150), ("llama", "sdpa"): (191, 116),
     ("neox", "eager"): (222, 130), ("neox", "sdpa"): (176, 98),
 }
-"""(ops, kernels) one block dispatches forward and backward under bf16 autocast, counted on the CPU
-by `slmray.predict.profile.count_block_ops` (tests/test_profile.py recounts them).  A profile's own
-counts, made on its GPU, replace them (there RMSNorm is one fused op)."""
+"""(ops, kernels) one block of the layout's tiny preset (`REFERENCE`) dispatches forward and backward
+under bf16 autocast, counted on the CPU by `slmray.predict.profile.count_block_ops`
+(tests/test_profile.py recounts them).  A profile's own counts, made on its GPU, replace them (there
+RMSNorm is one fused op); `block_ops` scales either to the model configured."""
 HEAD_OPS = 60
-"""Ops of the embedding, the output head and the loss, forward and backward (about a block's third)."""
+"""Ops of the embedding, the output head and the loss of a reference preset, forward and backward
+(about a block's third; `opcount.count(PRESETS["tiny"], "sdpa").head_ops` counts 60); `head_ops`
+scales it to the model configured."""
+REFERENCE = {"llama": "tiny", "neox": "tiny-neox"}
+"""The preset of each layout whose counts `BLOCK_OPS` and a profile's `host_op` rows are."""
 OPTIMIZER_OPS = 20
 """Ops of gradient clipping (foreach norms), fused AdamW and the learning-rate update."""
 COMPILED_KERNELS_PER_BLOCK = 30
@@ -117,28 +124,46 @@ def matmul_terms(gemms: tuple[Gemm, ...], peak_flops: float, sms: int, profile: 
 
 
 def kernels_per_step(m: ModelConfig, attention: str, compiled: bool, recompute: float, micro: int,
-                     profile: GPUProfile | None) -> float:
+                     profile: GPUProfile | None, backend: str = "native") -> float:
     """Kernels one optimizer step launches on one device."""
     if compiled:
-        block = COMPILED_KERNELS_PER_BLOCK
+        block, head = COMPILED_KERNELS_PER_BLOCK, HEAD_OPS / 2
     else:
-        block = _block_ops(layout(m), attention, profile)[1]
-    return micro * (m.n_layer * block * recompute + HEAD_OPS / 2) + OPTIMIZER_OPS
+        block, head = block_ops(m, attention, profile, backend)[1], head_ops(m, attention, backend) / 2
+    return micro * (m.n_layer * block * recompute + head) + OPTIMIZER_OPS
 
 
-def _block_ops(family: str, attention: str, profile: GPUProfile | None) -> tuple[int, int]:
-    kind = "eager" if attention in ("eager", "sdpa-math") else "sdpa"
-    measured = profile.block_ops(family, kind) if profile is not None else None
-    return measured or BLOCK_OPS[(family, kind)]
+def block_ops(m: ModelConfig, attention: str, profile: GPUProfile | None, backend: str = "native") -> tuple[float, float]:
+    """(ops, kernels) one block of `m` dispatches forward and backward on the device, un-compiled.
+
+    The counts measured for the layout's reference preset (the profile's, made on its GPU, else
+    `BLOCK_OPS`, made on the CPU), each scaled by (this model's CPU count) / (the reference's CPU
+    count), both counted by `opcount.count` the same way.  A ratio rather than a difference: the
+    GPU runs some of what the CPU dispatches as several ops as one (RMSNorm, a fused op there), so
+    a block with more of the same modules (Qwen3's q/k RMSNorm, Transformers' own decoder layers)
+    has proportionally more ops on both, not the CPU's extra ops added to the GPU's count.  For
+    the reference preset itself the ratio is 1: the measured counts as they were."""
+    family, kind = layout(m), opcount.attention_kind(attention)
+    base = (profile.block_ops(family, kind) if profile is not None else None) or BLOCK_OPS[(family, kind)]
+    own, ref = opcount.count(m, kind, backend), opcount.count(PRESETS[REFERENCE[family]], kind)
+    return base[0] * own.block_ops / ref.block_ops, base[1] * own.block_kernels / ref.block_kernels
+
+
+def head_ops(m: ModelConfig, attention: str, backend: str = "native") -> float:
+    """Ops of the embedding, the final norm, the positions, the mask and the loss of `m`: `HEAD_OPS`
+    scaled as `block_ops` scales a block (Transformers' models build their rotary tables and mask
+    every forward: about half as many ops again)."""
+    kind, reference = opcount.attention_kind(attention), PRESETS[REFERENCE[layout(m)]]
+    return HEAD_OPS * opcount.count(m, kind, backend).head_ops / opcount.count(reference, kind).head_ops
 
 
 def host_s(m: ModelConfig, attention: str, compiled: bool, recompute: float, micro: int,
-           profile: GPUProfile | None) -> float:
+           profile: GPUProfile | None, backend: str = "native") -> float:
     """Host seconds to dispatch one optimizer step: every op un-compiled; compiled, one region per
     block and the head, forward and backward, plus the optimizer's ops."""
     op_s = (profile.host_op_s if profile is not None else None) or PRIOR_HOST_OP_S
     if compiled:
         call_s = (profile.compiled_call_s if profile is not None else None) or PRIOR_COMPILED_CALL_S
         return micro * (m.n_layer * recompute + 1) * call_s + OPTIMIZER_OPS * op_s
-    ops = _block_ops(layout(m), attention, profile)[0]
-    return (micro * (m.n_layer * ops * recompute + HEAD_OPS) + OPTIMIZER_OPS) * op_s
+    ops = block_ops(m, attention, profile, backend)[0]
+    return (micro * (m.n_layer * ops * recompute + head_ops(m, attention, backend)) + OPTIMIZER_OPS) * op_s

@@ -36,6 +36,7 @@ from typing import Callable, Iterable
 from slmray.catalog.gpus import canonical_gpu
 from slmray.catalog.profiles import Measurement, format_profile, profile_path
 from slmray.predict.kernels import linear_gemms, linear_shapes
+from slmray.predict.opcount import count_ops
 from slmray.private_apis import gpu_spin
 from slmray.train.presets import PRESETS
 
@@ -85,7 +86,7 @@ def count_block_ops(family: str, attention: str, device: str = "cpu") -> tuple[i
     block = Block(cfg, get_attention(attention)).to(device)
     cos, sin = (t[:16].to(device) for t in rotary_tables(cfg))
     x = torch.randn(2, 16, cfg.d_model, device=device, requires_grad=True)
-    ops = _count(lambda: _block_step(block, x, cos, sin, device))
+    ops = count_ops(lambda: _block_step(block, x, cos, sin, device))
     return sum(ops.values()), sum(v for (name, is_view), v in ops.items() if not is_view)
 
 
@@ -95,29 +96,6 @@ def _block_step(block, x, cos, sin, device: str) -> None:
     with torch.autocast(torch.device(device).type, dtype=torch.bfloat16):
         y = block(x, cos, sin)
     y.float().sum().backward()
-
-
-def _count(fn: Callable[[], None]) -> dict[tuple[str, bool], int]:
-    """Aten ops `fn` dispatches, by (name, is a view)."""
-    import torch
-
-    from slmray.private_apis import torch_dispatch_mode
-
-    class Counter(torch_dispatch_mode()):
-        def __init__(self):
-            super().__init__()
-            self.ops: dict[tuple[str, bool], int] = {}
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            key = (func.overloadpacket.__name__, bool(func.is_view) or func.overloadpacket.__name__ == "detach")
-            self.ops[key] = self.ops.get(key, 0) + 1
-            return func(*args, **(kwargs or {}))
-
-    fn()  # once before counting: lazy initialisations dispatch ops of their own
-    with Counter() as counter:
-        fn()
-    torch.cuda.synchronize() if torch.cuda.is_available() else None
-    return counter.ops
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,7 +256,7 @@ def bench_host(say: Callable[[str], None], calls: int = 30) -> list[Measurement]
             block = Block(cfg, get_attention(attention)).cuda()
             cos, sin = (t[:16].cuda() for t in rotary_tables(cfg))
             x = torch.randn(2, 16, cfg.d_model, device="cuda", requires_grad=True)
-            ops = _count(lambda: _block_step(block, x, cos, sin, "cuda"))
+            ops = count_ops(lambda: _block_step(block, x, cos, sin, "cuda"))
             n_ops = sum(ops.values())
             kernels = sum(v for (_, is_view), v in ops.items() if not is_view)
             walls = []
