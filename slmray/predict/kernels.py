@@ -14,6 +14,7 @@ A step stops being a sum of peak-rate rooflines when kernels are small:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -145,14 +146,31 @@ def block_ops(m: ModelConfig, attention: str, profile: GPUProfile | None, backen
     the reference preset itself the ratio is 1: the measured counts as they were."""
     family, kind = layout(m), opcount.attention_kind(attention)
     base = (profile.block_ops(family, kind) if profile is not None else None) or BLOCK_OPS[(family, kind)]
+    if _as_reference(m, backend):
+        return base
     own, ref = opcount.count(m, kind, backend), opcount.count(PRESETS[REFERENCE[family]], kind)
     return base[0] * own.block_ops / ref.block_ops, base[1] * own.block_kernels / ref.block_kernels
+
+
+def _as_reference(m: ModelConfig, backend: str) -> bool:
+    """Whether `m` dispatches its reference preset's ops (the same switches natively): a ratio of 1,
+    known without counting (the paper's presets, in every dry run)."""
+    return backend == "native" and m.family != "transformers" and (
+        _switches(m) == _switches(PRESETS[REFERENCE[layout(m)]]))
+
+
+def _switches(m: ModelConfig) -> dict:
+    """`opcount.tiny_model(m)` but its widths (a head's width changes no op's count)."""
+    tiny = dataclasses.asdict(opcount.tiny_model(m))
+    return {**tiny, "d_model": None, "head_dim": tiny["head_dim"] is not None}
 
 
 def head_ops(m: ModelConfig, attention: str, backend: str = "native") -> float:
     """Ops of the embedding, the final norm, the positions, the mask and the loss of `m`: `HEAD_OPS`
     scaled as `block_ops` scales a block (Transformers' models build their rotary tables and mask
     every forward: about half as many ops again)."""
+    if _as_reference(m, backend):
+        return HEAD_OPS
     kind, reference = opcount.attention_kind(attention), PRESETS[REFERENCE[layout(m)]]
     return HEAD_OPS * opcount.count(m, kind, backend).head_ops / opcount.count(reference, kind).head_ops
 

@@ -132,6 +132,8 @@ def elementwise_ratio(m: ModelConfig, backend: str = "native") -> float:
     `_transformers`): not counted."""
     if m.family == "transformers":
         return 1.0
+    if backend == "native" and not (m.qk_norm or m.qkv_bias):  # the calibrated blocks themselves
+        return 1.0
     k = WIDTH_DIVISOR
     head_dim = max(8, m.head_dim // k)
     while int(head_dim * m.rotary_pct) % 2:
@@ -162,9 +164,18 @@ def _block_bytes_per_token(backend: str, architecture: str) -> float:
     """Element-wise bytes (inputs and outputs) per token of one block, forward and backward: the
     difference of 2 and 1 layers, of 32 and 16 tokens (what does not grow with either drops out)."""
     import torch
-    from torch.utils._pytree import tree_leaves
 
     from slmray.private_apis import torch_dispatch_mode
+
+    def tensors(x):
+        if isinstance(x, torch.Tensor):
+            yield x
+        elif isinstance(x, (list, tuple)):
+            for item in x:
+                yield from tensors(item)
+        elif isinstance(x, dict):
+            for item in x.values():
+                yield from tensors(item)
 
     class Bytes(torch_dispatch_mode()):
         def __init__(self):
@@ -175,8 +186,7 @@ def _block_bytes_per_token(backend: str, architecture: str) -> float:
             out = func(*args, **(kwargs or {}))
             name = func.overloadpacket.__name__
             if not (func.is_view or name == "detach" or name in NOT_ELEMENTWISE or name.startswith("_scaled_dot_product")):
-                self.bytes += sum(t.numel() * t.element_size() for t in tree_leaves((args, kwargs, out))
-                                  if isinstance(t, torch.Tensor))
+                self.bytes += sum(t.numel() * t.element_size() for t in tensors((args, kwargs, out)))
             return out
 
     build = _native if backend == "native" else _transformers
@@ -247,8 +257,8 @@ def _native(architecture: str, kind: str, layers: int):
 
 def _transformers(architecture: str, kind: str, layers: int):
     """Transformers' model of a native family's tiny config (`hf_backend.hf_config`), or of a family
-    transformers config.json with its layers and vocabulary cut (its widths kept: their attribute
-    names differ by architecture, and the count does not depend on them)."""
+    transformers config.json with its layers, vocabulary and the widths it names as most decoders do
+    cut (`_narrow`; the count does not depend on them)."""
     import torch
 
     from slmray.train.hf_backend import TransformersLM, attn_implementation, auto_config, causal_lm, hf_config
@@ -271,11 +281,40 @@ def _transformers(architecture: str, kind: str, layers: int):
         if isinstance(getattr(config, "layer_types", None), list):
             config.layer_types = config.layer_types[:layers]
         config.vocab_size = TINY["vocab_size"]
+        _narrow(config)
         for token in ("pad_token_id", "bos_token_id", "eos_token_id"):
             if isinstance(getattr(config, token, None), int) and getattr(config, token) >= TINY["vocab_size"]:
                 setattr(config, token, None)
     hf = causal_lm(config, refuse, attn_implementation=attn_implementation(kind), dtype=torch.float32)
     return TransformersLM(hf, get_loss("standard"), kind)
+
+
+NARROW_HEAD_DIM = 16
+
+
+def _narrow(config) -> None:
+    """Cuts a config.json's widths where it names them as most decoders do (hidden_size,
+    intermediate_size, num_attention_heads, num_key_value_heads, head_dim): two key/value heads with
+    its group size, heads of NARROW_HEAD_DIM; a width apart from the heads' stays apart.  What it does
+    not name keeps its width: the count is the same, only slower to make."""
+    names = ("hidden_size", "intermediate_size", "num_attention_heads")
+    if not all(isinstance(getattr(config, n, None), int) for n in names):
+        return
+    heads = config.num_attention_heads
+    kv = getattr(config, "num_key_value_heads", None) or heads
+    if not isinstance(kv, int) or heads % kv:
+        return
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    apart = head_dim * heads != config.hidden_size
+    groups = heads // kv
+    kv_new = 2 if groups > 1 else 4
+    config.num_attention_heads = kv_new * groups
+    if hasattr(config, "num_key_value_heads"):
+        config.num_key_value_heads = kv_new
+    if getattr(config, "head_dim", None) is not None:
+        config.head_dim = NARROW_HEAD_DIM
+    config.hidden_size = config.num_attention_heads * NARROW_HEAD_DIM // (2 if apart else 1)
+    config.intermediate_size = 2 * config.hidden_size
 
 
 def _versions() -> list[str]:
