@@ -594,14 +594,16 @@ def _run(request: SweepRequest, terminate: _Terminate) -> int:
         capacity = _capacity(request)
         plan = make_plan(space, capacity, request.prices, prune=request.prune, isolate=request.isolate_trials)
         runs = planned_runs(space, plan, request.max_trials)
-        if request.resume and space.search == "grid":  # the sweep that was started: its stored grid's size
-            runs = len(stored_grid(request.sweep_dir) or ()) or runs
+        grid = None
+        if space.search == "grid":  # resumed: the sweep that was started, its stored grid
+            grid = (stored_grid(request.sweep_dir) if request.resume else None) or [p.trial.as_config() for p in plan[:runs]]
+            runs = len(grid)
         terminate.planned(runs)
         concurrency = max_concurrent_trials(space, capacity)
         settings, resources = _settings(request, capacity, plan, runs, concurrency)
         recorder = SweepRecorder(request.name, request.sweep_dir, runs, concurrency, GpuTypeOf(settings.capacity),
                                  request.trial_timeout_s)
-        tuner = _tuner(request, settings, plan, runs, concurrency, resources, recorder)
+        tuner = _tuner(request, settings, plan, grid, runs, concurrency, resources, recorder)
         interrupted = _fit(request, tuner, settings)
         return _finish(request, runs, interrupted, recorder)
     finally:
@@ -640,10 +642,10 @@ def _settings(request: SweepRequest, capacity: Capacity, plan: list[PlannedTrial
     return settings, {**DRIVER_RESOURCES, **on_head}
 
 
-def _tuner(request: SweepRequest, settings: SweepSettings, plan: list[PlannedTrial], runs: int, concurrency: int,
-           resources: dict[str, float], recorder: SweepRecorder) -> tune.Tuner:
-    """Tune over the trial function: new over the plan, or, resumed, over what the sweep's rows
-    lack.  The rows are the record, not Tune's state (a full disk cuts its state file short, and
+def _tuner(request: SweepRequest, settings: SweepSettings, plan: list[PlannedTrial], grid: list[dict] | None,
+           runs: int, concurrency: int, resources: dict[str, float], recorder: SweepRecorder) -> tune.Tuner:
+    """Tune over the trial function: new over the plan (a grid: `grid`, its configurations, stored
+    here when new), or, resumed, over what the sweep's rows lack.  The rows are the record, not Tune's state (a full disk cuts its state file short, and
     Tune then runs recorded trials again and forgets others): a grid resumes as a new Tune run
     over the configurations without a row.  Optuna's study lives in Tune's state: an Optuna
     sweep is restored from it, its errored trials run again (a trial errors only for the
@@ -654,11 +656,8 @@ def _tuner(request: SweepRequest, settings: SweepSettings, plan: list[PlannedTri
           f"{request.sweep_dir}", flush=True)
     space = settings.space
     recorded = list(settings.recorded.values())
-    grid = None
-    if space.search == "grid":
-        grid = (stored_grid(request.sweep_dir) if request.resume else None) or [p.trial.as_config() for p in plan[:runs]]
-        if not request.resume:
-            store_grid(request.sweep_dir, grid)
+    if grid is not None and not request.resume:
+        store_grid(request.sweep_dir, grid)
     if request.resume and space.search != "grid":
         tuner = tune.Tuner.restore(request.sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
         _follow_storage(tuner, recorder)
