@@ -447,7 +447,7 @@ def test_a_missed_deadline_names_the_levers_on_the_fastest(sweeps):
 
 
 def test_a_predicted_pick_names_the_best_measured_option_and_the_margin(sweeps):
-    from slmray.planning.text import best_measured_line, decision_lines, usd_at
+    from slmray.planning.text import best_measured_line, decision_lines
 
     d = plan_run(sweeps, "llama-1b", 2e10, PriceBook.load("aws"), default_assumptions(sweeps))
     ranked = d.eligible
@@ -457,6 +457,6 @@ def test_a_predicted_pick_names_the_best_measured_option_and_the_margin(sweeps):
     line = best_measured_line(d, pick, ranked)[0]
     assert line in decision_lines(d)
     assert f"{best['usd'] / pick['usd'] - 1:+.1%} in dollars" in line
-    inside = usd_at(d, pick, pick["tokens_per_s_high"]) <= best["usd"] <= usd_at(d, pick, pick["tokens_per_s_low"])
+    inside = d.usd_at(pick, pick["tokens_per_s_high"]) <= best["usd"] <= d.usd_at(pick, pick["tokens_per_s_low"])
     assert ("inside its" in line) == inside
     assert best_measured_line(d, best, ranked) == []  # a measured pick needs no such line

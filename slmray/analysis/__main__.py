@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(str(w.message))
     df = add_cost_metrics(df)
     try:
-        report = write_report(df, args.out, objectives, args.results, notes, args.tokens_per_param)
+        report = write_report(df, args.out, objectives, args.results, notes, args.tokens_per_param, book)
     except OSError as exc:  # --out is a file, or a folder that cannot be made
         print(f"error: --out {args.out}: cannot write the report there ({exc.strerror or exc})", file=sys.stderr)
         return 2

@@ -28,10 +28,14 @@ import pandas as pd
 from slmray.analysis.table import config_label, model_order, ok
 from slmray.core.objective import Objective
 from slmray.core.pareto import pareto_mask
+from slmray.catalog.prices import PriceBook
+from slmray.planning import alternative
 from slmray.planning.assumptions import DEFAULT_TOKENS_PER_PARAM, PlanError, default_assumptions
 from slmray.planning.options import model_configs
+from slmray.planning.rank import DEFAULT_TOLERANCE, from_columns
 from slmray.planning.run import Decision, plan_run, recorded_prices
 from slmray.planning.text import (
+    alternative_text,
     answer,
     correction_lines,
     critical_batch_line,
@@ -314,12 +318,53 @@ def _sure_short(p: Pick) -> str:
     return f"measured, {spread}; runner-up {100 * abs(gap):.1f}% {'behind' if gap >= 0 else 'ahead'}{where}"
 
 
+def alternatives(df: pd.DataFrame, picks: dict[str, Pick | str], objectives: Sequence[Objective],
+                 tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM,
+                 book: PriceBook | None = None) -> dict[str, alternative.Alternative | str]:
+    """Model -> the priced alternative to its measured pick, or why there is none, for each pick
+    without a price (`slmray.planning.alternative`): the planner's options at `book`'s prices (else
+    those the frame carries), like for like, ranked by the planner's counterparts of `objectives`."""
+    unpriced = {m: p for m, p in picks.items() if isinstance(p, Pick) and not np.isfinite(p.usd)}
+    if not unpriced:
+        return {}
+    book = book if book is not None else recorded_prices(df)
+    assumptions = default_assumptions(df)
+    shapes = model_configs(unpriced)
+    out: dict[str, alternative.Alternative | str] = {}
+    for model, p in unpriced.items():
+        if model not in shapes:
+            out[model] = f"{model} is not a preset: its shape cannot be rebuilt to plan a run"
+            continue
+        out[model] = alternative.plan(df, model, df.loc[p.row], book, assumptions,
+                                      tokens_per_param * shapes[model].num_params, from_columns(objectives),
+                                      DEFAULT_TOLERANCE)
+    return out
+
+
+def _alternative_row(model: str, alt: alternative.Alternative | str) -> dict:
+    """The decision table's row of a priced alternative: labelled, with its interval in "how sure"."""
+    if isinstance(alt, str):
+        return {"model": model, "pick": f"no priced alternative: {alt}"}
+    o = alt.option
+    sure = (f"predicted, {_short(o['tokens_per_s_low'])}-{_short(o['tokens_per_s_high'])} tokens/s, run "
+            f"${_short(alt.usd_low)}-{_short(alt.usd_high)}; from {o['basis']}; measure it"
+            if o["source"] == "predicted" else f"measured ({o['basis']})")
+    differs = f"; differs in {', '.join(alt.differs)}" if alt.differs else ""
+    return {"model": model, "pick": f"priced alternative ({o['source']}): {option_label(o)} on {o['rental']}{differs}",
+            "tokens/s": float(o["tokens_per_s"]), "$ per B tokens": float(o["usd_per_btok"]), "run tokens": alt.tokens,
+            "run GPU-hours": float(o["gpu_hours"]), "run $": float(o["usd"]), "how sure": sure}
+
+
 def summary_table(df: pd.DataFrame, objectives: Sequence[Objective],
-                  tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM, picks: dict | None = None) -> pd.DataFrame:
+                  tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM, picks: dict | None = None,
+                  alternates: dict | None = None) -> pd.DataFrame:
     """One row per model: the pick, its tokens/s and $ per billion tokens, the run's hours and $,
-    how sure, and the runner-up."""
+    how sure, and the runner-up; below a pick without a price, its priced alternative
+    (`alternatives`, computed here unless given)."""
+    picks = picks if picks is not None else choose(df, objectives, tokens_per_param)
+    alternates = alternates if alternates is not None else alternatives(df, picks, objectives, tokens_per_param)
     rows = []
-    for model, p in (picks if picks is not None else choose(df, objectives, tokens_per_param)).items():
+    for model, p in picks.items():
         if isinstance(p, str):
             rows.append({"model": model, "pick": f"none: {p}"})
             continue
@@ -331,15 +376,21 @@ def summary_table(df: pd.DataFrame, objectives: Sequence[Objective],
             "runner-up": (f"{p.runner_up} ({_short(p.runner_up_values[p.ranked_by[0].column])} "
                           f"{p.ranked_by[0].column})" if p.runner_up else None),
         })
+        if model in alternates:
+            rows.append(_alternative_row(model, alternates[model]))
     return pd.DataFrame(rows)
 
 
 def summary_lines(df: pd.DataFrame, objectives: Sequence[Objective],
-                  tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM, picks: dict | None = None) -> list[str]:
-    """The decision in words, one paragraph per model, then how it was made."""
+                  tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM, picks: dict | None = None,
+                  alternates: dict | None = None) -> list[str]:
+    """The decision in words, one paragraph per model (with the priced alternative to a pick
+    without a price), then how it was made."""
     first = objectives[0]
+    picks = picks if picks is not None else choose(df, objectives, tokens_per_param)
+    alternates = alternates if alternates is not None else alternatives(df, picks, objectives, tokens_per_param)
     lines = []
-    for model, p in (picks if picks is not None else choose(df, objectives, tokens_per_param)).items():
+    for model, p in picks.items():
         if isinstance(p, str):
             lines.append(f"{model}: no pick, {p}.")
             continue
@@ -362,6 +413,9 @@ def summary_lines(df: pd.DataFrame, objectives: Sequence[Objective],
         text += f"How sure: {_sure(p)}."
         if p.runner_up:
             text += f" Runner-up: {p.runner_up}."
+        if model in alternates:
+            found = alternates[model]
+            text += f" Its {alternative_text(found)}." if not isinstance(found, str) else f" It has {alternative_text(found)}."
         lines.append(text)
     order = ", then ".join(str(o) for o in objectives)
     lines.append(

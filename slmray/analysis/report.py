@@ -28,6 +28,7 @@ from slmray.analysis import accuracy, budget, decision, findings, plots
 from slmray.analysis.costs import PRICED_COLUMNS, money_metric
 from slmray.analysis.pareto import Objective, pareto_front
 from slmray.analysis.table import config_label, ok, sort_by_model, summary
+from slmray.catalog.prices import PriceBook
 from slmray.planning.assumptions import DEFAULT_TOKENS_PER_PARAM
 
 DEFINITIONS = (
@@ -105,16 +106,22 @@ def _figure(section: Section, fig: Figure | plots.NotDrawn, out_dir: Path, name:
         section.figures.append((caption, plots.save(fig, out_dir / name)))
 
 
-def _decision(df: pd.DataFrame, objectives: Sequence[Objective],
-              tokens_per_param: float) -> tuple[list[Section], pd.DataFrame]:
+def _decision(df: pd.DataFrame, objectives: Sequence[Objective], tokens_per_param: float,
+              book: PriceBook | None) -> tuple[list[Section], pd.DataFrame]:
     """The report's first sections: per model, what to pick, then why and how sure (`slmray.analysis.decision`)."""
     picks = decision.choose(df, objectives, tokens_per_param)
-    table = decision.summary_table(df, objectives, tokens_per_param, picks)
+    alternates = decision.alternatives(df, picks, objectives, tokens_per_param, book)
+    table = decision.summary_table(df, objectives, tokens_per_param, picks, alternates)
     lead = (f"Per model, the measured configuration to pick under {', then '.join(map(str, objectives))}, and what a "
             f"run of {tokens_per_param:g} tokens per parameter costs on it; why and how sure in the next section.")
+    if alternates:
+        lead += (" Where the pick ran only on a GPU type these prices leave out, the row below it is the priced "
+                 "alternative the planner finds at the pick's settings (batch and placement free), labelled "
+                 "predicted with its interval: beside the measured pick, not in its place.")
     pick = Section("Decision: what to pick, per model", [lead],
                    [("The pick per model, measured tokens/s held for the whole run", table)])
-    why = Section("Why each pick, and how sure", decision.summary_lines(df, objectives, tokens_per_param, picks))
+    why = Section("Why each pick, and how sure", decision.summary_lines(df, objectives, tokens_per_param, picks,
+                                                                        alternates))
     return [pick, why], table
 
 
@@ -246,7 +253,8 @@ def _figures(df: pd.DataFrame, money: str, out_dir: Path) -> Section:
 
 
 def _analysis(
-    df: pd.DataFrame, objectives: Sequence[Objective], out_dir: Path, notes: list[str], tokens_per_param: float
+    df: pd.DataFrame, objectives: Sequence[Objective], out_dir: Path, notes: list[str], tokens_per_param: float,
+    book: PriceBook | None = None,
 ) -> tuple[list[Section], pd.DataFrame]:
     """The sections of a table with ok trials; what had to be left out is added to `notes`."""
     usable = [o for o in objectives if _has_values(df, o.column)]
@@ -256,7 +264,7 @@ def _analysis(
     if money == "tokens_per_s":
         notes.append("No trial has a price, so the cost tables and plots show tokens/s instead of tokens per $.")
     if usable:
-        choice, best = _decision(df, objectives, tokens_per_param)
+        choice, best = _decision(df, objectives, tokens_per_param, book)
     else:
         best = pd.DataFrame()
         choice = [Section("Decision: what to pick, per model", ["No pick: no objective has values among the ok trials."])]
@@ -271,9 +279,11 @@ def _analysis(
 
 def write_report(
     df: pd.DataFrame, out_dir: str | Path, objectives: Sequence[Objective], sources: Sequence[str] = (),
-    notes: Sequence[str] = (), tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM,
+    notes: Sequence[str] = (), tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM, book: PriceBook | None = None,
 ) -> Report:
-    """Analyse `df` (a results frame with cost metrics added) and write the report into `out_dir`.
+    """Analyse `df` (a results frame with cost metrics added) and write the report into `out_dir`;
+    `book`, the prices `df` was re-priced with (None: those it recorded), prices the alternative to
+    a pick without a price.
 
     Whole or not at all: everything is written into a hidden folder beside `out_dir` and moved in
     only once the report is complete, so a failure leaves the folder as it was; an earlier report's
@@ -282,7 +292,7 @@ def write_report(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        report = _write(df, staging, objectives, sources, notes, tokens_per_param)
+        report = _write(df, staging, objectives, sources, notes, tokens_per_param, book)
         out_dir.mkdir(exist_ok=True)
         written = {p.name for p in (report.markdown, report.html, *report.figures)}
         for name in set(FIGURES) - written:
@@ -297,7 +307,7 @@ def write_report(
 
 def _write(
     df: pd.DataFrame, out_dir: Path, objectives: Sequence[Objective], sources: Sequence[str], notes: Sequence[str],
-    tokens_per_param: float,
+    tokens_per_param: float, book: PriceBook | None = None,
 ) -> Report:
     notes = list(notes)
     head = Section("slmray analysis")
@@ -311,7 +321,7 @@ def _write(
             "No pick: no successful trials.",
         ])], pd.DataFrame()
     else:
-        sections, best = _analysis(df, objectives, out_dir, notes, tokens_per_param)
+        sections, best = _analysis(df, objectives, out_dir, notes, tokens_per_param, book)
     head.text += notes
     if not df.empty:  # after the decision and what a budget buys, where there is one
         trials = Section("Trials", tables=[("Trials per model and status", summary(df))])

@@ -67,3 +67,18 @@ def ranked(options: "pd.DataFrame", objectives=DEFAULT_OBJECTIVES, tolerance: fl
             break
         order.append(left.pop(i))
     return options.iloc[order + left]
+
+
+COLUMNS = {("tokens_per_s", True): "time", ("usd_per_btok", False): "cost", ("tokens_per_usd", True): "cost",
+           ("cost_usd", False): "cost"}
+"""(results column, maximise) of an objective of the analysis (`max:tokens_per_s`) -> the planner's
+objective that orders a run's options the same way (for a fixed number of tokens, more tokens/s
+is fewer hours, fewer $ per token fewer dollars)."""
+
+
+def from_columns(objectives) -> tuple[str, ...]:
+    """The planner's objectives for the analysis' (`slmray.core.objective.Objective`s), in their
+    order, each once; those with no planner counterpart (MFU, memory) are left out, and where none
+    has one, `DEFAULT_OBJECTIVES`."""
+    found = tuple(dict.fromkeys(COLUMNS[o.column, o.maximize] for o in objectives if (o.column, o.maximize) in COLUMNS))
+    return found or DEFAULT_OBJECTIVES

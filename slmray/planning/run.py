@@ -69,6 +69,11 @@ class Decision:
     def eligible(self) -> pd.DataFrame:
         return self.options[self.options["excluded"] == ""]
 
+    def usd_at(self, o, tokens_per_s: float) -> float:
+        """The run's dollars were option `o` to train at `tokens_per_s` (an end of its interval)."""
+        wall = float(self.assumptions.wall_s(self.tokens / tokens_per_s, bool(o["compile"]), self.n_params))
+        return float(o["usd_per_hour"]) * wall / 3600
+
 
 def recorded_prices(df: pd.DataFrame) -> PriceBook:
     """The prices the tables recorded.  Where every recorded source is a catalog instance of one

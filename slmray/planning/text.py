@@ -8,6 +8,7 @@ import math
 
 import pandas as pd
 
+from slmray.planning.alternative import Alternative, choose, unpriced_measured
 from slmray.planning.options import CONFIG
 from slmray.planning.rank import describe
 from slmray.core import scaling_law
@@ -217,12 +218,6 @@ def runner_up(ranked: pd.DataFrame, pick) -> pd.Series | None:
     return ranked.iloc[1] if len(ranked) > 1 else None
 
 
-def usd_at(d: Decision, o, tokens_per_s: float) -> float:
-    """The run's dollars were option `o` to train at `tokens_per_s`."""
-    wall = float(d.assumptions.wall_s(d.tokens / tokens_per_s, bool(o["compile"]), d.n_params))
-    return float(o["usd_per_hour"]) * wall / 3600
-
-
 def times(a: float, b: float) -> str:
     """`0.97x`, or `-` where the ratio is undefined (a free machine's $0 against $0)."""
     return f"{a / b:.2f}x" if b and math.isfinite(a) and math.isfinite(b) else "-"
@@ -270,7 +265,7 @@ def how_sure(d: Decision, o) -> str:
     if o["source"] == "measured":
         return f"measured ({o['basis']})"
     low, high = o["tokens_per_s_low"], o["tokens_per_s_high"]
-    return (f"predicted, {rate(low)}-{rate(high)} tokens/s ({money(usd_at(d, o, high))}-{money(usd_at(d, o, low))}); "
+    return (f"predicted, {rate(low)}-{rate(high)} tokens/s ({money(d.usd_at(o, high))}-{money(d.usd_at(o, low))}); "
             f"tokens/s from {o['basis']}")
 
 
@@ -294,7 +289,7 @@ def decision_lines(d: Decision) -> list[str]:
     if second is not None:
         lines.insert(1, f"  Why: {why(pick, second, d.options)}.")
         lines.append(f"  Runner-up: {summary(second)}, {money(second['usd_per_btok'])} per billion tokens.")
-    return lines + best_measured_line(d, pick, ranked)
+    return lines + best_measured_line(d, pick, ranked) + unpriced_lines(d)
 
 
 def best_measured_line(d: Decision, pick, ranked: pd.DataFrame) -> list[str]:
@@ -306,11 +301,46 @@ def best_measured_line(d: Decision, pick, ranked: pd.DataFrame) -> list[str]:
     best = measured.iloc[0]  # `ranked` is in the decision's order
     dollars = (f"{best['usd'] / pick['usd'] - 1:+.1%}" if pick["usd"] > 0
                else f"{money(best['usd'] - pick['usd'])} more")
-    low_usd, high_usd = usd_at(d, pick, pick["tokens_per_s_high"]), usd_at(d, pick, pick["tokens_per_s_low"])
+    low_usd, high_usd = d.usd_at(pick, pick["tokens_per_s_high"]), d.usd_at(pick, pick["tokens_per_s_low"])
     inside = low_usd <= best["usd"] <= high_usd
     return [f"  Best measured: {summary(best)}: {dollars} in dollars and {best['hours'] / pick['hours'] - 1:+.1%} in "
             f"hours against this predicted pick, {'inside' if inside else 'outside'} its "
             f"{money(low_usd)}-{money(high_usd)} interval{': the data cannot tell them apart' if inside else ''}."]
+
+
+def alternative_text(alt: Alternative | str) -> str:
+    """The priced alternative to a measured configuration without a price, in one sentence
+    (`slmray.planning.alternative`): the option, its tokens/s, $ per billion tokens and $ for the
+    run, each with its interval where predicted, what it stands on and what differs; or why there
+    is none."""
+    if isinstance(alt, str):
+        return f"no priced alternative: {alt}"
+    o = alt.option
+    predicted = o["source"] == "predicted"
+
+    def span(low: float, high: float) -> str:
+        return f" ({money(low)}-{money(high)})" if predicted else ""
+
+    text = (f"priced alternative, {o['source']}: {placed_label(o)}: {rate(o['tokens_per_s'])} tokens/s"
+            + (f" ({rate(o['tokens_per_s_low'])}-{rate(o['tokens_per_s_high'])})" if predicted else "")
+            + f", {money(o['usd_per_btok'])} per billion tokens"
+            + span(alt.usd_low / alt.tokens * 1e9, alt.usd_high / alt.tokens * 1e9)
+            + f", {money(o['usd'])} for the run{span(alt.usd_low, alt.usd_high)} ({hours(o['hours'])}); "
+            f"tokens/s from {o['basis']}")
+    if alt.differs:
+        text += f"; differs from the measured pick in {', '.join(alt.differs)} (the rest equal)"
+    text += f"; best by {describe(alt.objectives, alt.tolerance)} at {alt.profile} prices"
+    return text + (" (predicted: measure it)" if predicted else "")
+
+
+def unpriced_lines(d: Decision) -> list[str]:
+    """Where every option a table measured lacks a price: the best of them, and its priced
+    alternative like for like (`slmray.planning.alternative`), as the report's decision gives it."""
+    measured = unpriced_measured(d)
+    if measured is None:
+        return []
+    return [f"  Measured only where the {d.profile} prices have no price: {option_label(measured)}, "
+            f"{rate(measured['tokens_per_s'])} tokens/s ({measured['basis']}); {alternative_text(choose(d, measured))}."]
 
 
 def limits_text(d: Decision) -> str:
