@@ -327,13 +327,15 @@ def alternatives(df: pd.DataFrame, picks: dict[str, Pick | str], objectives: Seq
     unpriced = {m: p for m, p in picks.items() if isinstance(p, Pick) and not np.isfinite(p.usd)}
     if not unpriced:
         return {}
+    shapes = model_configs(unpriced)
+    out: dict[str, alternative.Alternative | str] = {
+        m: f"{m} is not a preset: its shape cannot be rebuilt to plan a run" for m in unpriced if m not in shapes}
+    if len(out) == len(unpriced):
+        return out
     book = book if book is not None else recorded_prices(df)
     assumptions = default_assumptions(df)
-    shapes = model_configs(unpriced)
-    out: dict[str, alternative.Alternative | str] = {}
     for model, p in unpriced.items():
         if model not in shapes:
-            out[model] = f"{model} is not a preset: its shape cannot be rebuilt to plan a run"
             continue
         out[model] = alternative.plan(df, model, df.loc[p.row], book, assumptions,
                                       tokens_per_param * shapes[model].num_params, from_columns(objectives),

@@ -75,8 +75,8 @@ def choose(d: Decision, measured: Mapping) -> Alternative | str:
             return f"the {d.profile} prices price none of the GPU types it was planned on"
         if same["excluded"].str.startswith("over the").any():
             return f"no option at its settings on {types} meets the deadline or the budget"
-        return (f"no GPU type the {d.profile} prices price ({types}) fits it in memory at its settings "
-                f"(predicted, up to {int(same['num_gpus'].max())} GPUs)")
+        return (f"it fits in memory at its settings on no GPU type the {d.profile} prices name ({types}; "
+                f"predicted, up to {int(same['num_gpus'].max())} GPUs)")
     best = ranked(priced, d.objectives, d.tolerance).iloc[0]
     predicted = best["source"] == "predicted"
     low, high = ((d.usd_at(best, best["tokens_per_s_high"]), d.usd_at(best, best["tokens_per_s_low"])) if predicted
