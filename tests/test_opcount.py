@@ -67,7 +67,7 @@ def test_counts_are_kept_on_disk_under_slmray_cache_and_read_back(tmp_path, monk
     import json
 
     monkeypatch.setenv("SLMRAY_CACHE", str(tmp_path))
-    opcount._cached.cache_clear()
+    opcount._cached.cache_clear(); opcount.count.cache_clear()
     m = dataclasses.replace(PRESETS["tiny"], qkv_bias=True)
     try:
         counted = opcount.count(m, "sdpa")
@@ -75,10 +75,10 @@ def test_counts_are_kept_on_disk_under_slmray_cache_and_read_back(tmp_path, monk
         (key,) = [k for k, v in stored.items() if v == list(dataclasses.astuple(counted))]
         stored[key] = [1, 2, 3, 4]  # a later process reads the file, not the model
         (tmp_path / opcount.CACHE_FILE).write_text(json.dumps(stored))
-        opcount._cached.cache_clear()
+        opcount._cached.cache_clear(); opcount.count.cache_clear()
         assert opcount.count(m, "sdpa") == opcount.OpCount(1, 2, 3, 4)
         (tmp_path / opcount.CACHE_FILE).write_text("{torn")  # a torn file: counted again
-        opcount._cached.cache_clear()
+        opcount._cached.cache_clear(); opcount.count.cache_clear()
         assert opcount.count(m, "sdpa") == counted
     finally:
-        opcount._cached.cache_clear()
+        opcount._cached.cache_clear(); opcount.count.cache_clear()

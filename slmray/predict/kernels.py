@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from functools import lru_cache
 from dataclasses import dataclass
 
 from slmray.catalog.profiles import GPUProfile
@@ -152,6 +153,7 @@ def block_ops(m: ModelConfig, attention: str, profile: GPUProfile | None, backen
     return base[0] * own.block_ops / ref.block_ops, base[1] * own.block_kernels / ref.block_kernels
 
 
+@lru_cache(maxsize=None)
 def _as_reference(m: ModelConfig, backend: str) -> bool:
     """Whether `m` dispatches its reference preset's ops (the same switches natively): a ratio of 1,
     known without counting (the paper's presets, in every dry run)."""

@@ -85,6 +85,7 @@ def count_ops(fn: Callable[[], None]) -> dict[tuple[str, bool], int]:
     return counter.ops
 
 
+@lru_cache(maxsize=None)
 def count(m: ModelConfig, attention: str, backend: str = "native") -> OpCount:
     """The counts of `m` trained with `attention` by `backend` (native or transformers; family
     transformers is always Transformers')."""
@@ -122,6 +123,7 @@ NOT_ELEMENTWISE = frozenset({
 attention op too (`_scaled_dot_product*`)."""
 
 
+@lru_cache(maxsize=None)
 def elementwise_ratio(m: ModelConfig, backend: str = "native") -> float:
     """Bytes per token the un-compiled blocks of `m` (by `backend`) move through element-wise ops
     (every non-view op but GEMMs and fused attention: norms, rotary, activations, casts, residuals,
