@@ -71,6 +71,28 @@ FIXTURE_MARKS = {
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "subprocess: spawns a Python interpreter (a CLI run as a user would, a lock holder)")
+    _op_counts(config, keep=False)
+
+
+def pytest_unconfigure(config):
+    _op_counts(config, keep=True)
+
+
+def _op_counts(config, keep: bool) -> None:
+    """The estimator's op counts (`slmray.predict.opcount`, tens of seconds to make for every model the
+    tests estimate) carried from one session's fresh SLMRAY_CACHE to the next through pytest's cache
+    folder.  Safe to share: each count's key holds torch's and transformers' versions and a digest of
+    the code that dispatches the ops, so none is read by code it was not counted on."""
+    if hasattr(config, "workerinput") or getattr(config, "cache", None) is None:  # xdist's controller only
+        return
+    from pathlib import Path
+
+    from slmray.predict.opcount import CACHE_FILE
+
+    session, kept = Path(os.environ["SLMRAY_CACHE"]) / CACHE_FILE, config.cache.mkdir("slmray") / CACHE_FILE
+    source, target = (session, kept) if keep else (kept, session)
+    if source.is_file():
+        target.write_bytes(source.read_bytes())
 
 
 def pytest_itemcollected(item):
