@@ -404,7 +404,9 @@ def test_every_price_profile_on_the_two_gpu_type_sweeps_gives_a_report(cli, tmp_
     # the first section names a configuration per model, with its run's dollars where its GPU has a price
     first = md.split("\n## ")[1]
     assert first.startswith("Decision: what to pick, per model")
-    picks = [row.split(" | ") for row in first.splitlines() if row.startswith("| llama-")]
+    rows = [row.split(" | ") for row in first.splitlines() if row.startswith("| llama-")]
+    picks = [r for r in rows if not r[1].startswith("priced alternative")]
+    alternatives = {r[0]: r for r in rows if r[1].startswith("priced alternative (predicted)")}
     assert [p[0] for p in picks] == ["| llama-100m", "| llama-500m", "| llama-1b", "| llama-2b"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a GPU the profile does not price warns: that is the case asked about
@@ -414,3 +416,8 @@ def test_every_price_profile_on_the_two_gpu_type_sweeps_gives_a_report(cli, tmp_
         gpu = pick.split(" x1")[0]
         assert gpu in has_price, pick
         assert (run_usd != "-") == has_price[gpu], (model, pick, run_usd)
+        # a pick without a price has the planner's priced alternative beside it, predicted and with dollars
+        assert (model in alternatives) == (not has_price[gpu]), (model, pick)
+        if model in alternatives:
+            *_, alt_usd, alt_sure, _ = alternatives[model]
+            assert alt_usd != "-" and alt_sure.startswith("predicted"), alternatives[model]

@@ -199,7 +199,7 @@ def _block_bytes_per_token(backend: str, architecture: str) -> float:
             model = build(architecture, "sdpa", layers)
         moved = []
         for tokens in (TOKENS[1], 2 * TOKENS[1]):
-            idx = torch.randint(0, TINY["vocab_size"], (1, tokens))
+            idx = torch.randint(0, TINY["vocab_size"], (1, tokens), generator=torch.Generator().manual_seed(0))
 
             def step() -> None:
                 with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -229,7 +229,7 @@ def _count_model(backend: str, architecture: str, kind: str) -> OpCount:
     import torch
 
     build = _native if backend == "native" else _transformers
-    idx = torch.randint(0, TINY["vocab_size"], TOKENS)
+    idx = torch.randint(0, TINY["vocab_size"], TOKENS, generator=torch.Generator().manual_seed(0))
 
     def step_of(model) -> Callable[[], None]:
         def step() -> None:
