@@ -77,10 +77,11 @@ def report(frames: list[pd.DataFrame]) -> str:
               f"predicted and happened {int((oom['predicted'] & oom['happened']).sum())} "
               f"(of {len(d)} configurations joined; other statuses: "
               f"{', '.join(f'{k} {v}' for k, v in d['status'].value_counts().items() if k not in ('ok', 'oom')) or 'none'})."]
-    lines += ["", "| space | model | attention | compile | batch | measured tok/s | predicted | interval | err % |",
-              "| --- | --- | --- | --- | ---: | ---: | ---: | --- | ---: |"]
-    for _, r in ok.sort_values(["space", "model", "attention", "per_device_batch"]).iterrows():
-        lines.append(f"| {r['space']} | {r['model']} | {r['attention']} | {r['compile']} | {r['per_device_batch']} | "
+    lines += ["", "| space | model | attention | compile | precision | backend | batch | measured tok/s | predicted | interval | err % |",
+              "| --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | --- | ---: |"]
+    for _, r in ok.sort_values(["space", "model", "attention", "precision", "backend", "per_device_batch"]).iterrows():
+        lines.append(f"| {r['space']} | {r['model']} | {r['attention']} | {r['compile']} | {r['precision']} | "
+                     f"{r['backend']} | {r['per_device_batch']} | "
                      f"{r['measured']:,.0f} | {r['predicted_tokens_per_s']:,.0f} | "
                      f"{r['predicted_tokens_per_s_low']:,.0f}-{r['predicted_tokens_per_s_high']:,.0f} | {_pct(r['err'])} |")
     return "\n".join(lines) + "\n"
@@ -90,14 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("pairs", nargs="+", help="SPACE TABLE [SPACE TABLE ...]")
     p.add_argument("--out", default="-", help="where the Markdown goes (default: stdout)")
-    p.add_argument("--title", default="The dry run against the sweep it planned")
     args = p.parse_args(argv)
     if len(args.pairs) % 2:
         p.error("pairs: give each space with its table (SPACE TABLE ...)")
     pairs = list(zip(args.pairs[::2], args.pairs[1::2]))
     body = report([joined(s, t) for s, t in pairs])
     made = "Made by `python benchmarks/dry_run_accuracy.py " + " ".join(args.pairs) + "`."
-    text = f"# {args.title}\n\n{made}\n\n{body}"
+    text = f"# The dry run against the sweep it planned\n\n{made}\n\n{body}"
     if args.out == "-":
         sys.stdout.write(text)
     else:
