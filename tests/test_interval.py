@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from slmray.predict.estimate import estimate
-from slmray.predict.interval import MIN_ROWS, WIDENING, class_width, measured_gpu_types, row_class, tokens_per_s_interval, widths
+from slmray.predict.interval import (
+    FEW_ROWS_WIDTH, MIN_ROWS, WIDENING, Width, class_width, measured_gpu_types, row_class, tokens_per_s_interval, widths,
+)
 from slmray.train.config import TrainConfig
 from slmray.train.presets import get_model as preset
 
@@ -63,11 +65,13 @@ def test_interval_widens_where_the_prediction_extrapolates():
     assert tiny.width > small.width and any("outside the measured" in r for r in tiny.reasons)
     hf = tokens_per_s_interval(1000.0, cfg(backend="transformers"), "H100-80GB", profiled=True, num_gpus=1)
     assert hf.width > base.width
-    # a class too few committed rows measured: the widest of its split
+    # a class too few committed rows measured: the widest of its split, and never under the stated prior
     unseen = tokens_per_s_interval(1000.0, cfg(per_device_batch=8, compile=True), "H100-80GB", profiled=True, num_gpus=1)
     assert getattr(widths().get(("gpu measured", "small step, compiled")), "rows", 0) < MIN_ROWS
     widest = max(w.width for (s, _), w in widths().items() if s == "gpu measured" and w.rows >= MIN_ROWS)
-    assert unseen.width == pytest.approx(widest) and unseen.width > 1.2 * base.width
+    assert unseen.width == pytest.approx(max(widest, FEW_ROWS_WIDTH)) and unseen.width > 1.2 * base.width
+    few = {("gpu measured", "regular"): Width("gpu measured", "regular", 50, 1.1, 8192, 65536, ("H100-80GB",))}
+    assert class_width("gpu measured", "fp8", few).width == FEW_ROWS_WIDTH  # borrowed from a narrow class: the prior
 
 
 def _heldout():
