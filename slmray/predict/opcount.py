@@ -153,13 +153,7 @@ def elementwise_ratio(m: ModelConfig, backend: str = "native") -> float:
 
 @lru_cache(maxsize=None)
 def _cached_bytes(backend: str, architecture: str) -> float:
-    key = json.dumps([backend, "bytes", architecture, _versions()])
-    stored = _read_disk().get(key)
-    if stored is not None:
-        return float(stored[0])
-    counted = _block_bytes_per_token(backend, architecture)
-    _write_disk(key, [counted])
-    return counted
+    return float(_on_disk([backend, "bytes", architecture], lambda: [_block_bytes_per_token(backend, architecture)])[0])
 
 
 def _block_bytes_per_token(backend: str, architecture: str) -> float:
@@ -191,21 +185,12 @@ def _block_bytes_per_token(backend: str, architecture: str) -> float:
                 self.bytes += sum(t.numel() * t.element_size() for t in tensors((args, kwargs, out)))
             return out
 
-    build = _native if backend == "native" else _transformers
     per_layers = []
     for layers in (1, 2):
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            model = build(architecture, "sdpa", layers)
+        model = _built(backend, architecture, "sdpa", layers)
         moved = []
         for tokens in (TOKENS[1], 2 * TOKENS[1]):
-            idx = torch.randint(0, TINY["vocab_size"], (1, tokens), generator=torch.Generator().manual_seed(0))
-
-            def step() -> None:
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    loss = model(idx, idx)
-                loss.float().backward()
-
+            step = _step(model, (1, tokens))
             step()  # lazy initialisations first
             with Bytes() as counter:
                 step()
@@ -216,45 +201,53 @@ def _block_bytes_per_token(backend: str, architecture: str) -> float:
 
 @lru_cache(maxsize=None)
 def _cached(backend: str, architecture: str, kind: str) -> OpCount:
-    key = json.dumps([backend, kind, architecture, _versions()])
-    stored = _read_disk().get(key)
-    if stored is not None:
-        return OpCount(*stored)
-    counted = _count_model(backend, architecture, kind)
-    _write_disk(key, counted)
-    return counted
+    return OpCount(*_on_disk([backend, kind, architecture],
+                             lambda: list(dataclasses.astuple(_count_model(backend, architecture, kind)))))
 
 
 def _count_model(backend: str, architecture: str, kind: str) -> OpCount:
-    import torch
-
-    build = _native if backend == "native" else _transformers
-    idx = torch.randint(0, TINY["vocab_size"], TOKENS, generator=torch.Generator().manual_seed(0))
-
-    def step_of(model) -> Callable[[], None]:
-        def step() -> None:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss = model(idx, idx)
-            loss.float().backward()
-        return step
-
     counts = []
     for layers in (1, 2):
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            ops = count_ops(step_of(build(architecture, kind, layers)))
+        ops = count_ops(_step(_built(backend, architecture, kind, layers), TOKENS))
         counts.append((sum(ops.values()), sum(v for (_, is_view), v in ops.items() if not is_view)))
     (ops1, kernels1), (ops2, kernels2) = counts
     return OpCount(ops2 - ops1, kernels2 - kernels1, 2 * ops1 - ops2, 2 * kernels1 - kernels2)
 
 
+def _built(backend: str, architecture: str, kind: str, layers: int):
+    """The model of `architecture` with `layers` blocks, its weights from a fixed seed."""
+    import torch
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return (_native if backend == "native" else _transformers)(architecture, kind, layers)
+
+
+def _step(model, shape: tuple[int, int]) -> Callable[[], None]:
+    """One training step of `model` under bf16 autocast on token ids of `shape` drawn from a fixed
+    seed (what a count sees depends on nothing that ran before it)."""
+    import torch
+
+    idx = torch.randint(0, TINY["vocab_size"], shape, generator=torch.Generator().manual_seed(0))
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(idx, idx)
+        loss.float().backward()
+    return step
+
+
+def _model_config(fields: dict, layers: int) -> ModelConfig:
+    """A ModelConfig back from its JSON fields (`rope_scaling` a tuple again), with `layers` blocks."""
+    if fields.get("rope_scaling") is not None:
+        fields = {**fields, "rope_scaling": tuple(fields["rope_scaling"])}
+    return dataclasses.replace(ModelConfig(**fields), n_layer=layers)
+
+
 def _native(architecture: str, kind: str, layers: int):
     from slmray.train.model import Transformer
 
-    fields = json.loads(architecture)
-    if fields.get("rope_scaling") is not None:
-        fields["rope_scaling"] = tuple(fields["rope_scaling"])
-    return Transformer(dataclasses.replace(ModelConfig(**fields), n_layer=layers), kind)
+    return Transformer(_model_config(json.loads(architecture), layers), kind)
 
 
 def _transformers(architecture: str, kind: str, layers: int):
@@ -274,9 +267,7 @@ def _transformers(architecture: str, kind: str, layers: int):
         return ConfigError(f"model: {name}: counting its ops: {what}")
 
     if native:
-        if fields.get("rope_scaling") is not None:
-            fields["rope_scaling"] = tuple(fields["rope_scaling"])
-        config = hf_config(dataclasses.replace(ModelConfig(**fields), n_layer=layers))
+        config = hf_config(_model_config(fields, layers))
     else:
         config = auto_config({**fields, "use_cache": False}, refuse)
         config.num_hidden_layers = layers
@@ -319,7 +310,8 @@ def _narrow(config) -> None:
     config.intermediate_size = 2 * config.hidden_size
 
 
-def _versions() -> list[str]:
+@lru_cache(maxsize=1)
+def _versions() -> tuple[str, ...]:
     """torch's and transformers' versions and a digest of `_SOURCES`: what the ops depend on."""
     versions = []
     for package in ("torch", "transformers"):
@@ -329,7 +321,7 @@ def _versions() -> list[str]:
             versions.append(f"{package} absent")
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(b"".join((root / s).read_bytes() for s in _SOURCES)).hexdigest()[:16]
-    return [*versions, digest]
+    return (*versions, digest)
 
 
 def _cache_path() -> Path:
@@ -344,11 +336,22 @@ def _read_disk() -> dict[str, list[int]]:
     return data if isinstance(data, dict) else {}
 
 
-def _write_disk(key: str, counted: OpCount | list[float]) -> None:
+def _on_disk(what: list[str], count: Callable[[], list[float]]) -> list[float]:
+    """The disk cache's entry for `what` (with `_versions()` in its key), else `count()` stored there."""
+    key = json.dumps([*what, *_versions()])
+    stored = _read_disk().get(key)
+    if stored is not None:
+        return stored
+    counted = count()
+    _write_disk(key, counted)
+    return counted
+
+
+def _write_disk(key: str, counted: list[float]) -> None:
     """Adds `counted` to the disk cache, replacing the file whole (a reader never sees half of it); a
     cache that cannot be written is skipped: the count is made again next time."""
     path = _cache_path()
-    data = {**_read_disk(), key: counted if isinstance(counted, list) else list(dataclasses.astuple(counted))}
+    data = {**_read_disk(), key: counted}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
