@@ -92,6 +92,7 @@ def _op_counts(config, keep: bool) -> None:
     session, kept = Path(os.environ["SLMRAY_CACHE"]) / CACHE_FILE, config.cache.mkdir("slmray") / CACHE_FILE
     source, target = (session, kept) if keep else (kept, session)
     if source.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(source.read_bytes())
 
 
