@@ -95,7 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.pairs) % 2:
         p.error("pairs: give each space with its table (SPACE TABLE ...)")
     pairs = list(zip(args.pairs[::2], args.pairs[1::2]))
-    body = report([joined(s, t) for s, t in pairs])
+    try:
+        body = report([joined(s, t) for s, t in pairs])
+    except subprocess.CalledProcessError as e:  # the dry run refused the space: its own line
+        lines = (e.stderr or "").strip().splitlines()
+        print(f"dry_run_accuracy: {lines[-1] if lines else e}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, KeyError) as e:  # a table that is missing or not a results table
+        print(f"dry_run_accuracy: {e}", file=sys.stderr)
+        return 2
     made = "Made by `python benchmarks/dry_run_accuracy.py " + " ".join(args.pairs) + "`."
     text = f"# The dry run against the sweep it planned\n\n{made}\n\n{body}"
     if args.out == "-":

@@ -22,3 +22,13 @@ def test_a_space_without_its_table_is_one_line(cli):
     res = cli(str(ROOT / "benchmarks" / "dry_run_accuracy.py"), str(ROOT / "search_spaces" / "h100x1.py"))
     assert res.returncode == 2
     assert "give each space with its table" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_missing_table_or_a_bad_space_is_one_line(cli, tmp_path):
+    script, space = str(ROOT / "benchmarks" / "dry_run_accuracy.py"), str(ROOT / "search_spaces" / "h100x1.py")
+    res = cli(script, space, str(tmp_path / "nothing.parquet"))
+    assert res.returncode == 2 and "nothing.parquet" in res.stderr and "Traceback" not in res.stderr
+    bad = tmp_path / "bad.py"
+    bad.write_text("SPACE = 1\n")
+    res = cli(script, str(bad), str(ROOT / "benchmarks" / "results" / "sweeps" / "sweep_h100x1.parquet"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
