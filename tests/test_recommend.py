@@ -460,3 +460,23 @@ def test_a_predicted_pick_names_the_best_measured_option_and_the_margin(sweeps):
     inside = d.usd_at(pick, pick["tokens_per_s_high"]) <= best["usd"] <= d.usd_at(pick, pick["tokens_per_s_low"])
     assert ("inside its" in line) == inside
     assert best_measured_line(d, best, ranked) == []  # a measured pick needs no such line
+
+
+def test_json_carries_the_priced_alternative_where_the_measured_pick_has_no_price(capsys):
+    """At the paper's prices (no H200) llama-2b ran only on the H200: the JSON names that measured
+    option and the text's priced alternative (a priced GPU type, like for like, its dollars inside
+    their interval, what differs); llama-1b, measured on the priced H100, has none."""
+    plan = plan_json(capsys, *SWEEPS, "--model", "llama-2b", "llama-1b", "--tokens-per-param", "20", "--prices", "paper")
+    two_b, one_b = plan["models"]
+    assert one_b["unpriced_measured"] is None
+    found = two_b["unpriced_measured"]
+    assert found["measured"]["gpu_type"] == "H200" and found["measured"]["source"] == "measured"
+    assert found["measured"]["cost_usd"] is None and found["no_alternative"] is None
+    alt = found["alternative"]
+    assert alt["gpu_type"] == "H100-80GB" and alt["source"] == "predicted" and alt["excluded"] is None
+    assert alt["cost_usd_low"] < alt["cost_usd"] < alt["cost_usd_high"]
+    assert "H100-80GB not H200" in alt["differs"]
+    like = ("seq_len", "attention", "compile", "precision", "activation_checkpointing")
+    assert all(alt["config"][k] == found["measured"]["config"][k] for k in like)
+    text = run(capsys, *SWEEPS, "--model", "llama-2b", "--tokens-per-param", "20", "--prices", "paper")[1]
+    assert f"{_money(alt['cost_usd'])} for the run ({_money(alt['cost_usd_low'])}-{_money(alt['cost_usd_high'])})" in text

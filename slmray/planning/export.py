@@ -1,12 +1,14 @@
 """Decisions as JSON for scripts (`python -m slmray.recommend --json`): per model the pick, the
 runner-up and every option with its configuration (`CONFIG_KEYS`), placement, rental, speed,
 hours, GPU-hours, dollars, source (measured or predicted) and the interval where predicted;
-the levers where a limit is missed.  Plain types only: NaN becomes null."""
+the levers where a limit is missed; where every measured option lacks a price, the best of them and
+its priced alternative (`slmray.planning.alternative`).  Plain types only: NaN becomes null."""
 
 from __future__ import annotations
 
 import math
 
+from slmray.planning.alternative import choose, unpriced_measured
 from slmray.planning.run import Decision
 from slmray.planning.text import runner_up
 from slmray.train.config import CONFIG_KEYS
@@ -42,6 +44,21 @@ def option_record(d: Decision, o) -> dict:
     }
 
 
+def unpriced_record(d: Decision) -> dict | None:
+    """Where no measured option has a price: the best measured one and its priced alternative like for
+    like (the option, what differs, the run's dollars at the ends of its interval), or why there is
+    none; None where a measured option is priced."""
+    measured = unpriced_measured(d)
+    if measured is None:
+        return None
+    alt = choose(d, measured)
+    if isinstance(alt, str):
+        return {"measured": option_record(d, measured), "alternative": None, "no_alternative": alt}
+    return {"measured": option_record(d, measured), "no_alternative": None,
+            "alternative": {**option_record(d, alt.option), "differs": list(alt.differs),
+                            "cost_usd_low": _plain(alt.usd_low), "cost_usd_high": _plain(alt.usd_high)}}
+
+
 def decision_record(d: Decision) -> dict:
     ranked = d.eligible
     pick = ranked.iloc[0] if len(ranked) else None
@@ -53,6 +70,7 @@ def decision_record(d: Decision) -> dict:
         "rank_by": list(d.objectives), "tolerance": d.tolerance,
         "pick": option_record(d, pick) if pick is not None else None,
         "runner_up": option_record(d, second) if second is not None else None,
+        "unpriced_measured": unpriced_record(d),
         "notes": list(d.notes), "assumptions": d.assumptions.lines(d.n_params),
         "levers": {k: [{key: _plain(v) for key, v in f.items()} for f in found] for k, found in d.levers.items()},
         "options": [option_record(d, o) for _, o in d.options.iterrows()],
