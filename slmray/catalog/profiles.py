@@ -17,6 +17,7 @@ with `# key: value` lines (date, driver, torch, device) and then one row per mea
 | kernel        | -                          | kernels timed back to back, 0, 0          | device time per tiny kernel            |
 | host_op       | family-attention (llama-sdpa) | ops one block dispatches forward + backward, kernels among them, 0 | host time per op, eager autograd + autocast |
 | compiled_call | -                          | 0, 0, 0                                   | host time of one compiled region called forward and backward |
+| compiled_block | family-attention (llama-sdpa) | 0, 0, 0                                | host time of one compiled block of the family's reference preset, forward and backward |
 
 Nothing here imports torch: the planner reads profiles on machines without a GPU.
 """
@@ -34,7 +35,7 @@ from typing import Any, Iterable, Mapping
 from slmray.catalog.tables import CsvError, read_rows
 
 COLUMNS = {"benchmark": str, "variant": str, "m": int, "n": int, "k": int, "seconds": float}
-BENCHMARKS = ("gemm", "gemm_wgrad", "attention", "copy", "kernel", "host_op", "compiled_call")
+BENCHMARKS = ("gemm", "gemm_wgrad", "attention", "copy", "kernel", "host_op", "compiled_call", "compiled_block")
 HEADER_KEYS = ("gpu_type", "device", "date", "driver", "torch", "cuda", "sms")
 """`# key: value` lines every profile starts with (`sms`: the device's multiprocessors)."""
 PROFILES_DIR = "profiles"
@@ -140,6 +141,13 @@ class GPUProfile:
     def compiled_call_s(self) -> float | None:
         """Host seconds of one compiled region called forward and backward."""
         return self._scalar("compiled_call")
+
+    @property
+    def compiled_block_s(self) -> float | None:
+        """Host seconds of one compiled decoder block called forward and backward (its Triton
+        launches and extern GEMM calls from Inductor's wrapper, the autograd function around it);
+        None for a profile made before this row was (those have `compiled_call` only)."""
+        return self._scalar("compiled_block")
 
 
 def format_profile(header: Mapping[str, Any], rows: Iterable[Measurement]) -> str:

@@ -301,6 +301,40 @@ def bench_compiled_call(say: Callable[[str], None], calls: int = 50) -> list[Mea
     return [Measurement("compiled_call", "-", 0, 0, 0, seconds)]
 
 
+def bench_compiled_block(say: Callable[[str], None], calls: int = 30) -> list[Measurement]:
+    """Host seconds of one compiled block of the llama reference preset (`block.compile()`, as the
+    trainer compiles each block), forward and backward at tiny shapes, where the host is the
+    bottleneck: a real block launches its Triton kernels and extern GEMMs one by one from
+    Inductor's wrapper, which the one-kernel region of `compiled_call` does not show."""
+    import torch
+
+    from slmray.train.attention import get_attention
+    from slmray.train.model import Block, rotary_tables
+
+    cfg = PRESETS["tiny"]
+    block = Block(cfg, get_attention("sdpa")).cuda()
+    block.compile()
+    cos, sin = (t[:16].cuda() for t in rotary_tables(cfg))
+    x = torch.randn(2, 16, cfg.d_model, device="cuda", requires_grad=True)
+    try:
+        for _ in range(3):
+            _block_step(block, x, cos, sin, "cuda")
+    except Exception as exc:  # noqa: BLE001 (an Inductor failure leaves the prior in place, not the profile unmade)
+        say(f"compiled block: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''})")
+        return []
+    walls = []
+    for _ in range(5):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(calls):
+            _block_step(block, x, cos, sin, "cuda")
+        torch.cuda.synchronize()
+        walls.append((time.perf_counter() - start) / calls)
+    seconds = statistics.median(walls)
+    say(f"compiled block: {seconds * 1e6:.1f} us forward and backward")
+    return [Measurement("compiled_block", "llama-sdpa", 0, 0, 0, seconds)]
+
+
 def _driver() -> str:
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
@@ -334,7 +368,7 @@ def run_profile(quick: bool, say: Callable[[str], None]) -> tuple[dict[str, str]
     rows += bench_gemms(gemm_ladder(models, tokens), gemm_ladder(models, tokens, blocks_only=True) if fp8 else [], timer, say)
     rows += bench_attention(attention_ladder(models), ATTENTION_KINDS[:1] if quick else ATTENTION_KINDS, timer, say)
     rows += bench_host(say)
-    rows += bench_compiled_call(say)
+    rows += bench_compiled_call(say) + bench_compiled_block(say)
     say(f"done in {time.perf_counter() - started:.1f} s, {len(rows)} rows")
     return header, rows
 
