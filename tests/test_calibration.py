@@ -111,6 +111,19 @@ def test_a_model_term_keeps_one_models_miss_off_the_others():
     assert abs(c.multiplier(_regime(16, compiled=False, model="llama-1b")) - 1) < 0.1
 
 
+def test_a_model_with_one_row_gets_no_term_of_its_own():
+    """Leave-one-out cannot test a term fitted on one row: compiled llama-100m at batch 4 ran 3x
+    slower than predicted on an H100, and a term fitted on that row alone moved its batch-16
+    prediction from +15% to -56%.  Its second row brings its term, tested on each of the two."""
+    llama_1b = [(100.0 * r, 100.0, _regime(b, model="llama-1b")) for b, r in ((4, 1.33), (16, 1.13), (8, 1.11), (32, 1.15))]
+    small = (300.0, 100.0, _regime(4, model="llama-100m"))
+    c = fit_correction("H100-80GB", [*llama_1b, small])
+    assert "llama-100m" not in c.models
+    assert c.multiplier(_regime(16, model="llama-100m")) == pytest.approx(c.multiplier(_regime(16, model="other")))
+    two = fit_correction("H100-80GB", [*llama_1b, small, (290.0, 100.0, _regime(8, model="llama-100m"))])
+    assert two.kind == "regime+model" and two.models["llama-100m"] < -0.3
+
+
 def test_regime_of_a_row_and_of_a_config():
     row = {"per_device_batch": 8, "seq_len": 1024, "attention": "eager", "compile": None, "backend": "transformers",
            "model": "qwen3-0.6b"}

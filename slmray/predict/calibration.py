@@ -14,7 +14,8 @@ single measured/predicted factor fitted on a mix of them moved the batch-64 pred
 `eager`: attention that materialises the scores; `compiled`: torch.compile; `hf_eager`: Transformers'
 own modules uncompiled (`backend="transformers"`), whose host-bound steps the estimator, counting the
 native model's kernels, predicts up to 2x too fast (benchmarks/results/estimate/estimate_accuracy.md);
-a model's own term keeps one model's miss (Qwen3-0.6B uncompiled) off the others.  Fitted by ridge
+a model's own term keeps one model's miss (Qwen3-0.6B uncompiled) off the others, once it has
+`MODEL_MIN_ROWS` rows.  Fitted by ridge
 least squares on the ok trials of one GPU type, with the prior stated in `PRIOR_SD` and `MODEL_SD`
 (each coefficient ~ N(0, sd^2) around no correction, against a row's own noise `ROW_SD`): while rows
 are few the fit stays near no correction; as they accumulate it follows them.
@@ -33,6 +34,7 @@ Ray trials; a `Correction` travels in a Tune config as plain values), and by the
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -182,6 +184,14 @@ uncompiled, native or not: up to 2x too fast) is corrected by its own rows, not 
 intercept that every other model would share."""
 
 
+MODEL_MIN_ROWS = 2
+"""Rows a model needs for its own term.  Leave-one-out cannot test a term fitted on one row (the row
+left out takes the term with it), so one row's miss would pass to that model's every other regime
+untested: on one H100, compiled llama-100m at batch 4 ran 3x slower than predicted, and its term,
+fitted on that row alone, moved the next prediction at batch 16 from +15% to -56%
+(benchmarks/results/small_batch)."""
+
+
 def _loo_error(x: np.ndarray, y: np.ndarray, penalty: np.ndarray) -> float:
     """Mean |exp(prediction of the fit without row i - y_i) - 1| over the rows."""
     n = len(y)
@@ -208,7 +218,8 @@ def fit_correction(gpu_type: str, pairs: Iterable[Sequence[Any]]) -> Correction:
     y = np.array([math.log(m / p) for p, m, _ in samples])
     raw = float(np.mean([abs(math.exp(-r) - 1) for r in y]))  # |p/m - 1|
     with_regime = all(r is not None for _, _, r in samples)
-    models = sorted({r.model for _, _, r in samples if r is not None and r.model}) if with_regime else []
+    seen = Counter(r.model for _, _, r in samples if r is not None and r.model) if with_regime else Counter()
+    models = sorted(m for m, rows in seen.items() if rows >= MODEL_MIN_ROWS)
     x = np.array([(r.features() + [float(r.model == m) for m in models]) if with_regime else [1.0] + [0.0] * (len(PENALTY) - 1)
                   for _, _, r in samples])
     penalty = np.concatenate([PENALTY, np.full(len(models), (ROW_SD / MODEL_SD) ** 2)])
