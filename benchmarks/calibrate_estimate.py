@@ -50,10 +50,12 @@ from slmray.predict.estimate import (
     _fp8_inputs,
     attention_time_s,
     compute_time_s,
+    estimate,
     gpu_profile,
     memory_breakdown,
     step_work,
 )
+from slmray.predict.interval import SMALL_TOKENS
 from slmray.predict.kernels import matmul_terms
 from slmray.train.config import ROW_DEFAULTS, TrainConfig, is_fp8
 from slmray.train.presets import PRESETS
@@ -67,6 +69,10 @@ FP8_CALIBRATION_ROWS = {"sweep_h200x1_precision.parquet": ("llama-1b", "llama-10
 """Table -> models whose FP8 rows fit the FP8 constants (their bf16 rows stay held out): llama-1b,
 every Linear of its blocks in FP8, and llama-100m, the smallest; llama-500m and -2b (MLP in bf16),
 pythia-410m and llama-1b at sequence 2048 are held out."""
+COMPILED_HOST_ROWS = {"h100x1_small_batch_compiled.parquet": ("llama-100m",)}
+"""Table -> models whose compiled small steps (at most `interval.SMALL_TOKENS` tokens a micro-step)
+fit `compiled_block_host_s`: llama-100m, whose steps at batch 4 and 8 the host sets (no faster than
+at batch 16); llama-1b's are held out."""
 RECORDED = ("peak_mem_gb", "oom", "tokens_per_s")
 TRAINER_COLUMNS = ("model", "attention", "compile", "per_device_batch", "seq_len", "status", "tokens_per_s", "peak_mem_gb")
 COLUMNS = (
@@ -130,6 +136,7 @@ def load_measured(paths: list[str]) -> pd.DataFrame:
         m in (FP8_CALIBRATION_ROWS if is_fp8(p) else CALIBRATION_ROWS).get(t, ())
         for t, m, p in zip(df["table"], df["model"], df["precision"])
     ]
+    df["host_calibration"] = [m in COMPILED_HOST_ROWS.get(t, ()) for t, m in zip(df["table"], df["model"])]
     return df.reset_index(drop=True)
 
 
@@ -308,11 +315,37 @@ def fit_fp8(df: pd.DataFrame, cal: Calibration) -> Calibration:
     return dataclasses.replace(cal, fp8_matmul_efficiency=1 / coef[0], fp8_rowwise_matmul_efficiency=1 / coef[1])
 
 
+HOST_GRID_S = np.geomspace(1e-4, 2e-2, 241)
+"""The compiled block's host seconds tried (0.1-20 ms, 2.2% apart)."""
+
+
+def fit_compiled_host(df: pd.DataFrame, cal: Calibration) -> Calibration:
+    """`compiled_block_host_s` from the ok one-GPU bf16 compiled small steps of `df` (at most
+    `interval.SMALL_TOKENS` tokens a micro-step): the value of `HOST_GRID_S` with the least mean
+    |log(predicted / measured)|, the rest of `cal` fixed; `cal` as it is where `df` has none.
+    A one-dimensional search, not least squares: the host term enters a step as max(host, device)."""
+    small = df[(df["status"] == "ok") & (df["num_gpus"] == 1) & df["compile"] & ~df["precision"].map(is_fp8)
+               & (df["per_device_batch"] * df["seq_len"] <= SMALL_TOKENS)]
+    if small.empty:
+        return cal
+    configs = [(trial_config(r), r.gpu_type) for r in small.itertuples()]
+    measured = np.log(small["tokens_per_s"].to_numpy(dtype=float))
+
+    def loss(block_s: float) -> float:
+        trial = dataclasses.replace(cal, compiled_block_host_s=float(block_s))
+        predicted = [estimate(c, g, 1, calibration=trial).tokens_per_s for c, g in configs]
+        return float(np.mean(np.abs(np.log(predicted) - measured)))
+
+    return dataclasses.replace(cal, compiled_block_host_s=float(min(HOST_GRID_S, key=loss)))
+
+
 def fit(df: pd.DataFrame, start: Calibration = CALIBRATION) -> Calibration:
     """Constants fitted to the rows of `df` (all of them: select the calibration rows first).
-    The bf16 constants from its bf16 rows, then the FP8 ones from its FP8 rows."""
+    The bf16 constants from its bf16 rows, then the FP8 ones from its FP8 rows, then the compiled
+    block's host time from its compiled small steps."""
     bf16 = df[~df["precision"].map(is_fp8)]
-    return fit_fp8(df, fit_time(bf16, fit_memory(bf16, start)))
+    cal = fit_fp8(df, fit_time(bf16, fit_memory(bf16, start)))
+    return fit_compiled_host(df, cal)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -328,7 +361,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"calibration rows: {len(cal_rows)} of {len(df)}", file=sys.stderr)
     for (table, model), g in cal_rows.groupby(["table", "model"]):
         print(f"  {table}: {model} ({len(g)} rows)", file=sys.stderr)
-    fitted = fit(cal_rows)
+    host_rows = df[df["host_calibration"]]
+    for (table, model), g in host_rows.groupby(["table", "model"]):
+        print(f"  {table}: {model} ({len(g)} rows, the compiled block's host time)", file=sys.stderr)
+    fitted = fit_compiled_host(host_rows, fit(cal_rows))
     print("CALIBRATION = Calibration(")
     for f in dataclasses.fields(fitted):
         value = getattr(fitted, f.name)

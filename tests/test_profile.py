@@ -126,7 +126,7 @@ def test_a_profile_times_the_gemms_and_attention_it_measured_and_the_host_it_saw
     assert without.keys() == with_profile.keys()
 
 
-def test_small_uncompiled_steps_are_bound_by_the_host_and_larger_ones_are_not():
+def test_small_steps_are_bound_by_the_host_and_larger_ones_are_not():
     def per_token(batch, compile):
         cfg = TrainConfig(model=PRESETS["pythia-160m"], attention="sdpa", per_device_batch=batch, seq_len=1024, compile=compile)
         e = estimate(cfg, "H200", 1)
@@ -136,7 +136,12 @@ def test_small_uncompiled_steps_are_bound_by_the_host_and_larger_ones_are_not():
     host_large, large = per_token(64, False)
     assert host_small > 0 and host_large == 0.0
     assert small > 1.5 * large  # the fixed costs of a step spread over 64x fewer tokens
-    assert per_token(1, True)[1] < small  # compiled: fewer ops for the host, fewer kernels
+    # compiled, a block is one call for the host, but one that costs milliseconds in a trial
+    # (`Calibration.compiled_block_host_s`): the small step is the host's too, and not much faster
+    # (measured on an H100: llama-100m at batch 4, 132,315 tokens/s compiled, 131,920 not)
+    host_compiled, compiled = per_token(1, True)
+    assert host_compiled > 0 and 0.7 * small < compiled
+    assert per_token(64, True)[0] == 0.0
 
 
 def test_profile_command_refuses_without_a_gpu(cli):

@@ -102,6 +102,10 @@ class Calibration:
     profile_weight: float = 1.0
     """Share of the profiled GEMM and attention times in a profiled GPU type's prediction, the rest
     from its datasheet path (`benchmarks/heldout_accuracy.py` measures both on held-out rows)."""
+    compiled_block_host_s: float = 0.0
+    """Host seconds one compiled block costs forward and backward in a trial, fitted on compiled
+    steps the host sets (a trial's step at batch 4 no faster compiled than not); 0: not fitted, the
+    profile's `compiled_block` or `compiled_call` row, else `kernels.PRIOR_COMPILED_CALL_S`."""
 
 
 CALIBRATION = Calibration(
@@ -145,6 +149,12 @@ CALIBRATION = Calibration(
     # a GPU type left out (worst 11.7% -> 5.8%) but more than doubled that of a model left out (median
     # 2.5% -> 6.2%); 0.25, of the weights 0, 0.25, ..., 1 that file compares, gives up least of either.
     profile_weight=0.25,
+    # Fitted by the same script on llama-100m's compiled steps of at most 8,192 tokens in
+    # benchmarks/results/small_batch/h100x1_small_batch_compiled.parquet (one H100, a sweep's DDP
+    # trial): at batch 4 and 8 such a step took 31-34 ms, no less than at batch 16 and about as long
+    # as uncompiled: 10x the one-kernel region the profile times (0.31 ms a block).  llama-1b's are
+    # held out (benchmarks/results/estimate/heldout_accuracy.md).
+    compiled_block_host_s=0.003345,
 )
 
 
@@ -614,7 +624,8 @@ def compute_time_s(
     rate = step_rate_scale(spec) if step_rate is None else step_rate
     times = {term: seconds / rate for term, seconds in times.items()}
     if work.model is not None:
-        times["host"] = max(0.0, kernels.host_s(*args) - sum(times.values()))
+        times["host"] = max(0.0, kernels.host_s(*args, compiled_block_s=cal.compiled_block_host_s or None)
+                            - sum(times.values()))
     return times
 
 

@@ -178,12 +178,15 @@ def head_ops(m: ModelConfig, attention: str, backend: str = "native") -> float:
 
 
 def host_s(m: ModelConfig, attention: str, compiled: bool, recompute: float, micro: int,
-           profile: GPUProfile | None, backend: str = "native") -> float:
+           profile: GPUProfile | None, backend: str = "native", compiled_block_s: float | None = None) -> float:
     """Host seconds to dispatch one optimizer step: every op un-compiled; compiled, one region per
-    block and the head, forward and backward, plus the optimizer's ops."""
+    block (`compiled_block_s`, fitted: `Calibration.compiled_block_host_s`; else the profile's
+    `compiled_block`, else its `compiled_call`) and one for the head, forward and backward, plus
+    the optimizer's ops."""
     op_s = (profile.host_op_s if profile is not None else None) or PRIOR_HOST_OP_S
     if compiled:
         call_s = (profile.compiled_call_s if profile is not None else None) or PRIOR_COMPILED_CALL_S
-        return micro * (m.n_layer * recompute + 1) * call_s + OPTIMIZER_OPS * op_s
+        block_s = compiled_block_s or (profile.compiled_block_s if profile is not None else None) or call_s
+        return micro * (m.n_layer * recompute * block_s + call_s) + OPTIMIZER_OPS * op_s
     ops = block_ops(m, attention, profile, backend)[0]
     return (micro * (m.n_layer * ops * recompute + head_ops(m, attention, backend)) + OPTIMIZER_OPS) * op_s
