@@ -348,6 +348,12 @@ def fit(df: pd.DataFrame, start: Calibration = CALIBRATION) -> Calibration:
     return fit_compiled_host(df, cal)
 
 
+def fit_committed(df: pd.DataFrame, start: Calibration = CALIBRATION) -> Calibration:
+    """The committed constants from `load_measured`'s rows: `fit` on the calibration rows, then
+    the compiled block's host time on `COMPILED_HOST_ROWS`."""
+    return fit_compiled_host(df[df["host_calibration"]], fit(df[df["calibration"]], start))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("tables", nargs="*", help="tables to read (default: every committed one in benchmarks/results/*/)")
@@ -364,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     host_rows = df[df["host_calibration"]]
     for (table, model), g in host_rows.groupby(["table", "model"]):
         print(f"  {table}: {model} ({len(g)} rows, the compiled block's host time)", file=sys.stderr)
-    fitted = fit_compiled_host(host_rows, fit(cal_rows))
+    fitted = fit_committed(df)
     print("CALIBRATION = Calibration(")
     for f in dataclasses.fields(fitted):
         value = getattr(fitted, f.name)

@@ -124,6 +124,20 @@ def test_a_model_with_one_row_gets_no_term_of_its_own():
     assert two.kind == "regime+model" and two.models["llama-100m"] < -0.3
 
 
+def test_one_far_row_does_not_swing_the_correction_of_the_others(monkeypatch):
+    """Huber's loss: a row 3x off (a regime the estimator does not model) pulls the fit as a row
+    `HUBER_SDS` row-noises off would, so the others' 10% bias is still what is corrected; plain
+    least squares lets it drag every regime."""
+    from slmray.predict import calibration
+
+    bulk = [(100.0, 90.0 * f, _regime(b, model="m")) for b, f in ((8, 1.0), (16, 1.01), (32, 0.99), (64, 1.0), (16, 1.0),
+                                                                  (32, 1.01), (64, 0.99))]
+    far = (300.0, 100.0, _regime(4, model="other"))
+    assert 0.85 < fit_correction("H100-80GB", [*bulk, far]).multiplier(_regime(4, model="m")) < 0.95
+    monkeypatch.setattr(calibration, "HUBER_SDS", 1e9)
+    assert fit_correction("H100-80GB", [*bulk, far]).multiplier(_regime(4, model="m")) < 0.8
+
+
 def test_regime_of_a_row_and_of_a_config():
     row = {"per_device_batch": 8, "seq_len": 1024, "attention": "eager", "compile": None, "backend": "transformers",
            "model": "qwen3-0.6b"}

@@ -46,7 +46,8 @@ def _profile(**extra_rows) -> bytes:
     rows += [Measurement("gemm_wgrad", "bf16", 2592, 864, k, 2e-5 * k / 1024) for k in (1024, 4096)]
     rows += [Measurement("attention", "sdpa", bh, 1024, 96, 1e-4 * bh / 16) for bh in (16, 64)]
     rows += [Measurement("copy", "-", 1 << 30, 0, 0, 8e-4), Measurement("kernel", "-", 200, 0, 0, 3e-6),
-             Measurement("host_op", "llama-sdpa", 150, 80, 0, 2e-5), Measurement("compiled_call", "-", 0, 0, 0, 5e-4)]
+             Measurement("host_op", "llama-sdpa", 150, 80, 0, 2e-5), Measurement("compiled_call", "-", 0, 0, 0, 5e-4),
+             Measurement("compiled_block", "llama-sdpa", 0, 0, 0, 1.7e-3)]
     return format_profile(HEADER, rows).encode()
 
 
@@ -63,7 +64,7 @@ def test_profile_round_trips_and_interpolates():
     assert p.attention_seconds(32, 1024, 96) == pytest.approx(2e-4)
     assert p.attention_seconds(32, 2048, 96) is None and p.attention_seconds(32, 1024, 96, "sdpa-cudnn") is None
     assert p.copy_bytes_per_s == pytest.approx(2 * (1 << 30) / 8e-4)
-    assert (p.kernel_s, p.host_op_s, p.compiled_call_s) == (3e-6, 2e-5, 5e-4)
+    assert (p.kernel_s, p.host_op_s, p.compiled_call_s, p.compiled_block_s) == (3e-6, 2e-5, 5e-4, 1.7e-3)
     assert p.block_ops("llama", "sdpa") == (150, 80) and p.block_ops("neox", "sdpa") is None
 
 
@@ -174,3 +175,22 @@ def test_a_compiled_misaligned_gemm_is_timed_at_the_shape_inductor_pads_it_to():
                                                                   seq_len=1024, compile=c), 1).gemms} for c in (False, True)}
     assert any(4147 in s for s in shapes[False]) and not any(4147 in s for s in shapes[True])
     assert any(4152 in s for s in shapes[True])
+
+
+def test_a_compiled_block_costs_the_host_the_fit_else_the_profiles_block_else_its_region():
+    """`kernels.host_s` compiled: the fitted host time per block where there is one, else the
+    profile's compiled block, else (a profile from before that row) its one-kernel region."""
+    from slmray.predict import kernels
+
+    with_block = parse_profile(_profile(), "H100-80GB.csv")
+    without = parse_profile(_profile().decode().replace("compiled_block,llama-sdpa,0,0,0,0.0017\n", "").encode(), "H100-80GB.csv")
+    assert without.compiled_block_s is None
+    m = PRESETS["llama-100m"]
+    optimizer = kernels.OPTIMIZER_OPS * 2e-5
+
+    def per_block(profile, fitted=None):
+        return (kernels.host_s(m, "sdpa", True, 1.0, 1, profile, compiled_block_s=fitted) - optimizer - 5e-4) / m.n_layer
+
+    assert per_block(with_block) == pytest.approx(1.7e-3)
+    assert per_block(without) == pytest.approx(5e-4)
+    assert per_block(with_block, 3.3e-3) == pytest.approx(3.3e-3)
