@@ -15,7 +15,9 @@ small step is never predicted by constants fitted on it.  Small steps (at
 most `interval.SMALL_TOKENS` tokens per device and micro-step) are also reported on their own.
 
 The interval's width per (split, class of comparable rows, `interval.row_class`) is the 80th
-percentile of |log(predicted / measured)| of these held-out predictions, written to the CSV.  Its
+percentile of |log(predicted / measured)| of these held-out predictions, or of the committed
+constants' own predictions of the rows they were not fitted on (`shipped`: what a dry run predicts,
+its bias included) where those are wider, written to the CSV.  Its
 coverage is measured without its own rows: each row's interval takes the width measured on the other
 folds (the other models for `gpu measured`, the other GPU type for `gpu unmeasured`).
 
@@ -43,7 +45,7 @@ from estimate_accuracy import markdown_table, predict
 from slmray.catalog.gpus import spec_for
 from slmray.catalog.profiles import profile_for
 from slmray.predict.estimate import CALIBRATION, Calibration
-from slmray.predict.interval import CLASSES, COVERAGE, MIN_ROWS, SMALL_TOKENS, SPLITS, WIDTHS_CSV, Width, class_width, row_class
+from slmray.predict.interval import CLASSES, COVERAGE, FEW_ROWS_WIDTH, MIN_ROWS, SMALL_TOKENS, SPLITS, WIDTHS_CSV, Width, class_width, row_class
 
 FP8_PRIORS = {f.name: f.default for f in dataclasses.fields(Calibration) if f.name.startswith("fp8_")}
 START = dataclasses.replace(CALIBRATION, **FP8_PRIORS, compiled_block_host_s=0.0)
@@ -85,19 +87,41 @@ def held_out(df: pd.DataFrame, start: Calibration = START) -> pd.DataFrame:
     return out
 
 
-def width_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """(split, class) -> rows, width (exp of the 80th percentile of |log error|), the micro-step
-    tokens and the GPU types they cover."""
+def shipped(df: pd.DataFrame) -> pd.DataFrame:
+    """Every ok one-GPU row the committed constants were not fitted on (neither `calibration` nor
+    `host_calibration`), predicted by them: the errors a dry run makes, its bias included, which
+    the refits of `held_out` (fitted on every other row, sweeps too) do not have."""
+    test = _one_gpu_ok(df[~(df["calibration"] | df["host_calibration"])])
+    out = test[["table", "model", "attention", "compile", "precision", "backend", "per_device_batch", "seq_len",
+                "gpu_type", "tokens_per_s"]].copy()
+    out["predicted"] = predict(test, CALIBRATION)["predicted_tokens_per_s"]
+    out["class"] = [row_class(trial_config(r)) for r in test.itertuples()]
+    out["log_err"] = np.abs(np.log(out["predicted"] / out["tokens_per_s"]))
+    out["tokens"] = out["per_device_batch"] * out["seq_len"]
+    return out
+
+
+def width_table(rows: pd.DataFrame, shipped_rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    """(split, class) -> rows, width, the micro-step tokens and the GPU types they cover.  The
+    width: exp of the 80th percentile of |log error| of the split's held-out refits, or of the
+    shipped constants' errors (`shipped`) where those are wider and number at least `MIN_ROWS`
+    (a GPU type or a model without rows is no better known than the rows the constants missed)."""
     lines = []
     for split in SPLITS:
         for cls in CLASSES:
             part = rows[(rows["split"] == split) & (rows["class"] == cls)]
             if not len(part):
                 continue
-            lines.append({"split": split, "class": cls, "rows": len(part),
-                          "width": round(math.exp(float(np.quantile(part["log_err"], COVERAGE))), 4),
-                          "min_tokens": int(part["tokens"].min()), "max_tokens": int(part["tokens"].max()),
-                          "gpu_types": ";".join(sorted(part["gpu_type"].unique()))})
+            width = math.exp(float(np.quantile(part["log_err"], COVERAGE)))
+            covered = part
+            if shipped_rows is not None:
+                own = shipped_rows[shipped_rows["class"] == cls]
+                if len(own) >= MIN_ROWS:
+                    width = max(width, math.exp(float(np.quantile(own["log_err"], COVERAGE))))
+                    covered = pd.concat([part, own])
+            lines.append({"split": split, "class": cls, "rows": len(part), "width": round(width, 4),
+                          "min_tokens": int(covered["tokens"].min()), "max_tokens": int(covered["tokens"].max()),
+                          "gpu_types": ";".join(sorted(covered["gpu_type"].unique()))})
     return pd.DataFrame(lines)
 
 
@@ -108,11 +132,17 @@ def as_widths(table: pd.DataFrame) -> dict[tuple[str, str], Width]:
             for r in table.to_dict("records")}
 
 
-def cross_validated_widths(rows: pd.DataFrame) -> pd.Series:
-    """Each row's interval width measured without its fold (see the module docstring)."""
+FOLD_COLUMN = {"gpu unmeasured": "gpu_type", "gpu measured": "model"}
+"""What a split's fold leaves out, in the shipped constants' rows too."""
+
+
+def cross_validated_widths(rows: pd.DataFrame, shipped_rows: pd.DataFrame | None = None) -> pd.Series:
+    """Each row's interval width measured without its fold (see the module docstring): neither its
+    refits' rows nor the shipped constants' rows of its model (or GPU type) set it."""
     out = pd.Series(np.nan, index=rows.index)
     for (split, fold), part in rows.groupby(["split", "fold"]):
-        table = as_widths(width_table(rows[(rows["split"] == split) & (rows["fold"] != fold)]))
+        others = None if shipped_rows is None else shipped_rows[shipped_rows[FOLD_COLUMN[split]] != fold]
+        table = as_widths(width_table(rows[(rows["split"] == split) & (rows["fold"] != fold)], others))
         out[part.index] = [class_width(split, c, table).width for c in part["class"]]
     return out
 
@@ -207,10 +237,11 @@ def report(rows: pd.DataFrame, table: pd.DataFrame, widths: pd.DataFrame, grid: 
         "## Held-out tokens/s error and interval coverage\n\n" + markdown_table(_fmt(table)),
         "## By class of comparable rows\n\n" + markdown_table(_fmt(class_summary(rows))),
         "## Interval widths shipped (`slmray/predict/interval_widths.csv`)\n\nThe 80th percentile of |log(predicted / "
-        "measured)| of all the held-out predictions of each split and class (`slmray.predict.interval`: `gpu measured` "
+        "measured)| of all the held-out predictions of each split and class, or of the committed constants' predictions "
+        "of the rows they were not fitted on where wider (`rows`: the held-out predictions'; `slmray.predict.interval`: `gpu measured` "
         "for a GPU type these rows ran on, `gpu unmeasured` for another; stated priors widen it beyond: more than one "
         f"GPU, a micro-step outside the measured tokens, a GPU type with neither rows nor profile). A class under "
-        f"{MIN_ROWS} rows (here: compiled small steps) takes the widest width of its split.\n\n" + markdown_table(widths),
+        f"{MIN_ROWS} rows takes the widest width of its split, and at least x{FEW_ROWS_WIDTH:g}.\n\n" + markdown_table(widths),
         "## What the GPU profile buys (bf16 rows of profiled GPU types)\n\n`before`: the profile ignored (datasheet "
         "and the priors of `slmray.predict.kernels`); `after`: the shipped profile. Only the H100 has one.\n\n"
         + markdown_table(profile_lines(rows)),
@@ -232,9 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     df = load_measured(committed_tables())
     rows = held_out(df)
-    rows["cv_width"] = cross_validated_widths(rows)
+    dry = shipped(df)
+    rows["cv_width"] = cross_validated_widths(rows, dry)
     table = summary(rows)
-    widths = width_table(rows)
+    widths = width_table(rows, dry)
     print(_fmt(table).to_string(index=False))
     print(widths.to_string(index=False))
     if args.out != "-":

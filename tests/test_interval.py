@@ -107,3 +107,23 @@ def test_coverage_is_measured_with_widths_fitted_without_each_rows_fold():
     assert stats["in 80% interval"] == "50%" and stats["n"] == 10
     table = ho.width_table(rows)
     assert table["width"].iloc[0] == pytest.approx(math.exp(pd.Series(rows["log_err"]).quantile(0.8)), rel=1e-3)
+
+
+def test_the_shipped_constants_errors_widen_a_class_and_leave_each_fold_out():
+    """The committed constants' own errors on rows they were not fitted on (a dry run's, its bias
+    included) set a class's width where wider than the refits', from `MIN_ROWS` rows on; a row's
+    held-out width leaves out its own model's rows of them too."""
+    ho = _heldout()
+    rows = pd.DataFrame({"split": ["gpu measured"] * 10, "class": ["regular"] * 10, "fold": ["a"] * 5 + ["b"] * 5,
+                         "gpu_type": ["H100-80GB"] * 10, "tokens": [16384] * 10, "log_err": [0.02] * 10})
+    wide = pd.DataFrame({"class": ["regular"] * 6, "model": ["a"] * 6, "gpu_type": ["H200"] * 6, "tokens": [8192] * 6,
+                         "log_err": [0.1] * 6})
+    narrow = ho.width_table(rows)
+    assert narrow["width"].iloc[0] == pytest.approx(math.exp(0.02), rel=1e-3)
+    table = ho.width_table(rows, wide).iloc[0]
+    assert table["width"] == pytest.approx(math.exp(0.1), rel=1e-3) and table["rows"] == 10
+    assert (table["min_tokens"], table["gpu_types"]) == (8192, "H100-80GB;H200")
+    assert ho.width_table(rows, wide.iloc[:MIN_ROWS - 1])["width"].iloc[0] == pytest.approx(math.exp(0.02), rel=1e-3)
+    cv = ho.cross_validated_widths(rows, wide)
+    assert list(cv[rows["fold"] == "a"]) == pytest.approx([math.exp(0.02)] * 5, rel=1e-3)  # model a's wide rows left out
+    assert list(cv[rows["fold"] == "b"]) == pytest.approx([math.exp(0.1)] * 5, rel=1e-3)
