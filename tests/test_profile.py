@@ -194,3 +194,22 @@ def test_a_compiled_block_costs_the_host_the_fit_else_the_profiles_block_else_it
     assert per_block(with_block) == pytest.approx(1.7e-3)
     assert per_block(without) == pytest.approx(5e-4)
     assert per_block(with_block, 3.3e-3) == pytest.approx(3.3e-3)
+
+
+def test_a_compiled_benchmark_is_timed_after_it_compiles_and_skipped_where_inductor_fails(monkeypatch):
+    """`_compiled_host_s` (the compiled call and block rows): three untimed calls first, then the
+    median over five rounds; an exception in the untimed calls is one line said and no row."""
+    import torch
+
+    from slmray.predict import profile
+
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)  # timed on the host: no device here
+    calls, said = [], []
+    seconds = profile._compiled_host_s("compiled block", lambda: calls.append(1), said.append, calls=4)
+    assert len(calls) == 3 + 5 * 4 and seconds > 0 and said == [f"compiled block: {seconds * 1e6:.1f} us forward and backward"]
+
+    def broken():
+        raise RuntimeError("InductorError: no Triton\nmore")
+    said.clear()
+    assert profile._compiled_host_s("compiled block", broken, said.append, calls=4) is None
+    assert said == ["compiled block: skipped (RuntimeError: InductorError: no Triton)"]

@@ -272,9 +272,33 @@ def bench_host(say: Callable[[str], None], calls: int = 30) -> list[Measurement]
     return rows
 
 
+def _compiled_host_s(name: str, step: Callable[[], None], say: Callable[[str], None], calls: int) -> float | None:
+    """Median host seconds of `step` (a compiled call forward and backward) after three untimed
+    calls that compile it; None, said, where Inductor fails (the prior stays, the profile is made)."""
+    import torch
+
+    try:
+        for _ in range(3):
+            step()
+    except Exception as exc:  # noqa: BLE001 (an Inductor failure leaves the prior in place, not the profile unmade)
+        say(f"{name}: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''})")
+        return None
+    walls = []
+    for _ in range(5):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(calls):
+            step()
+        torch.cuda.synchronize()
+        walls.append((time.perf_counter() - start) / calls)
+    seconds = statistics.median(walls)
+    say(f"{name}: {seconds * 1e6:.1f} us forward and backward")
+    return seconds
+
+
 def bench_compiled_call(say: Callable[[str], None], calls: int = 50) -> list[Measurement]:
     """Host seconds of one tiny compiled region, forward and backward (dynamo's guards, the autograd
-    wrapper, a few Triton launches): what per-block compile costs each block each step."""
+    wrapper, a few Triton launches): what a compiled region costs each call."""
     import torch
 
     def f(x):
@@ -282,23 +306,8 @@ def bench_compiled_call(say: Callable[[str], None], calls: int = 50) -> list[Mea
 
     compiled = torch.compile(f)
     x = torch.randn(64, 64, device="cuda", requires_grad=True)
-    try:
-        for _ in range(3):
-            compiled(x).backward()
-    except Exception as exc:  # noqa: BLE001 (an Inductor failure leaves the prior in place, not the profile unmade)
-        say(f"compiled call: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''})")
-        return []
-    walls = []
-    for _ in range(5):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(calls):
-            compiled(x).backward()
-        torch.cuda.synchronize()
-        walls.append((time.perf_counter() - start) / calls)
-    seconds = statistics.median(walls)
-    say(f"compiled call: {seconds * 1e6:.1f} us forward and backward")
-    return [Measurement("compiled_call", "-", 0, 0, 0, seconds)]
+    seconds = _compiled_host_s("compiled call", lambda: compiled(x).backward(), say, calls)
+    return [] if seconds is None else [Measurement("compiled_call", "-", 0, 0, 0, seconds)]
 
 
 def bench_compiled_block(say: Callable[[str], None], calls: int = 30) -> list[Measurement]:
@@ -316,23 +325,8 @@ def bench_compiled_block(say: Callable[[str], None], calls: int = 30) -> list[Me
     block.compile()
     cos, sin = (t[:16].cuda() for t in rotary_tables(cfg))
     x = torch.randn(2, 16, cfg.d_model, device="cuda", requires_grad=True)
-    try:
-        for _ in range(3):
-            _block_step(block, x, cos, sin, "cuda")
-    except Exception as exc:  # noqa: BLE001 (an Inductor failure leaves the prior in place, not the profile unmade)
-        say(f"compiled block: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''})")
-        return []
-    walls = []
-    for _ in range(5):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(calls):
-            _block_step(block, x, cos, sin, "cuda")
-        torch.cuda.synchronize()
-        walls.append((time.perf_counter() - start) / calls)
-    seconds = statistics.median(walls)
-    say(f"compiled block: {seconds * 1e6:.1f} us forward and backward")
-    return [Measurement("compiled_block", "llama-sdpa", 0, 0, 0, seconds)]
+    seconds = _compiled_host_s("compiled block", lambda: _block_step(block, x, cos, sin, "cuda"), say, calls)
+    return [] if seconds is None else [Measurement("compiled_block", "llama-sdpa", 0, 0, 0, seconds)]
 
 
 def _driver() -> str:
