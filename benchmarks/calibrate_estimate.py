@@ -73,6 +73,10 @@ COMPILED_HOST_ROWS = {"h100x1_small_batch_compiled.parquet": ("llama-100m",)}
 """Table -> models whose compiled small steps (at most `interval.SMALL_TOKENS` tokens a micro-step)
 fit `compiled_block_host_s`: llama-100m, whose steps at batch 4 and 8 the host sets (no faster than
 at batch 16); llama-1b's are held out."""
+GPU_RATE_ROWS = ("sweep_h200x1.parquet", "sweep_h200x1_precision.parquet", "sweep_h200x1_checkpointing.parquet",
+                 "sweep_h200x1_seq_len.parquet")
+"""Tables whose bf16 rows fit `gpu_rates` for their GPU types without calibration rows (the H200):
+its four sweeps before the small-batch grid, which stays held out (measured after the fit)."""
 RECORDED = ("peak_mem_gb", "oom", "tokens_per_s")
 TRAINER_COLUMNS = ("model", "attention", "compile", "per_device_batch", "seq_len", "status", "tokens_per_s", "peak_mem_gb")
 COLUMNS = (
@@ -137,6 +141,7 @@ def load_measured(paths: list[str]) -> pd.DataFrame:
         for t, m, p in zip(df["table"], df["model"], df["precision"])
     ]
     df["host_calibration"] = [m in COMPILED_HOST_ROWS.get(t, ()) for t, m in zip(df["table"], df["model"])]
+    df["rate_calibration"] = df["table"].isin(GPU_RATE_ROWS)
     return df.reset_index(drop=True)
 
 
@@ -339,19 +344,38 @@ def fit_compiled_host(df: pd.DataFrame, cal: Calibration) -> Calibration:
     return dataclasses.replace(cal, compiled_block_host_s=float(min(HOST_GRID_S, key=loss)))
 
 
+def fit_gpu_rates(df: pd.DataFrame, cal: Calibration, uncalibrated: set[str]) -> Calibration:
+    """`gpu_rates` of the GPU types in `uncalibrated` from the ok one-GPU bf16 rows of `df`: the
+    median of measured over predicted tokens/s (the rest of `cal` fixed); the others' factors
+    dropped, so a GPU type is never corrected by its own calibration rows."""
+    ok = df[(df["status"] == "ok") & (df["num_gpus"] == 1) & ~df["precision"].map(is_fp8)
+            & df["gpu_type"].isin(uncalibrated)]
+    plain = dataclasses.replace(cal, gpu_rates=())
+    rates = []
+    for gpu, rows in sorted(ok.groupby("gpu_type"), key=lambda item: item[0]):
+        predicted = np.array([estimate(trial_config(r), gpu, 1, calibration=plain).tokens_per_s for r in rows.itertuples()])
+        rates.append((gpu, round(float(np.exp(np.median(np.log(rows["tokens_per_s"].to_numpy(float) / predicted)))), 4)))
+    return dataclasses.replace(cal, gpu_rates=tuple(rates))
+
+
 def fit(df: pd.DataFrame, start: Calibration = CALIBRATION) -> Calibration:
     """Constants fitted to the rows of `df` (all of them: select the calibration rows first).
     The bf16 constants from its bf16 rows, then the FP8 ones from its FP8 rows, then the compiled
-    block's host time from its compiled small steps."""
+    block's host time from its compiled small steps, then a rate for each GPU type without a bf16
+    calibration row among them."""
     bf16 = df[~df["precision"].map(is_fp8)]
-    cal = fit_fp8(df, fit_time(bf16, fit_memory(bf16, start)))
-    return fit_compiled_host(df, cal)
+    cal = fit_compiled_host(df, fit_fp8(df, fit_time(bf16, fit_memory(bf16, start))))
+    calibrated = set(bf16.loc[bf16["calibration"], "gpu_type"])
+    return fit_gpu_rates(df, cal, set(df["gpu_type"]) - calibrated)
 
 
 def fit_committed(df: pd.DataFrame, start: Calibration = CALIBRATION) -> Calibration:
     """The committed constants from `load_measured`'s rows: `fit` on the calibration rows, then
-    the compiled block's host time on `COMPILED_HOST_ROWS`."""
-    return fit_compiled_host(df[df["host_calibration"]], fit(df[df["calibration"]], start))
+    the compiled block's host time on `COMPILED_HOST_ROWS`, then `gpu_rates` on `GPU_RATE_ROWS`."""
+    cal = fit_compiled_host(df[df["host_calibration"]], fit(df[df["calibration"]], start))
+    bf16 = df[~df["precision"].map(is_fp8)]
+    calibrated = set(bf16.loc[bf16["calibration"], "gpu_type"])
+    return fit_gpu_rates(df[df["rate_calibration"]], cal, set(df["gpu_type"]) - calibrated)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,8 +10,8 @@ Every ok one-GPU row of the committed tables is predicted twice, each time by co
 - `gpu unmeasured`: leave its GPU type out (fit on the H200, predict the H100, and back);
 - `gpu measured`: leave its model out (fit on the other models' rows, every GPU type).
 The FP8 constants start from their stated priors (`Calibration`'s defaults), not the committed ones
-fitted on H200 FP8 rows, and the compiled block's host time unfitted (0), so an FP8 row or a compiled
-small step is never predicted by constants fitted on it.  Small steps (at
+fitted on H200 FP8 rows, and the compiled block's host time and the GPU types' rates unfitted, so an FP8 row, a compiled
+small step or an H200 row is never predicted by constants fitted on it.  Small steps (at
 most `interval.SMALL_TOKENS` tokens per device and micro-step) are also reported on their own.
 
 The interval's width per (split, class of comparable rows, `interval.row_class`) is the 80th
@@ -48,7 +48,7 @@ from slmray.predict.estimate import CALIBRATION, Calibration
 from slmray.predict.interval import CLASSES, COVERAGE, FEW_ROWS_WIDTH, MIN_ROWS, SMALL_TOKENS, SPLITS, WIDTHS_CSV, Width, class_width, row_class
 
 FP8_PRIORS = {f.name: f.default for f in dataclasses.fields(Calibration) if f.name.startswith("fp8_")}
-START = dataclasses.replace(CALIBRATION, **FP8_PRIORS, compiled_block_host_s=0.0)
+START = dataclasses.replace(CALIBRATION, **FP8_PRIORS, compiled_block_host_s=0.0, gpu_rates=())
 """The committed constants with the FP8 ones at their stated priors and the compiled block's host
 time unfitted (see the module docstring)."""
 NAMES = {"gpu unmeasured": "leave its GPU type out", "gpu measured": "leave its model out"}
@@ -88,10 +88,10 @@ def held_out(df: pd.DataFrame, start: Calibration = START) -> pd.DataFrame:
 
 
 def shipped(df: pd.DataFrame) -> pd.DataFrame:
-    """Every ok one-GPU row the committed constants were not fitted on (neither `calibration` nor
-    `host_calibration`), predicted by them: the errors a dry run makes, its bias included, which
+    """Every ok one-GPU row the committed constants were not fitted on (no `calibration`,
+    `host_calibration` or `rate_calibration`), predicted by them: the errors a dry run makes, its bias included, which
     the refits of `held_out` (fitted on every other row, sweeps too) do not have."""
-    test = _one_gpu_ok(df[~(df["calibration"] | df["host_calibration"])])
+    test = _one_gpu_ok(df[~(df["calibration"] | df["host_calibration"] | df["rate_calibration"])])
     out = test[["table", "model", "attention", "compile", "precision", "backend", "per_device_batch", "seq_len",
                 "gpu_type", "tokens_per_s"]].copy()
     out["predicted"] = predict(test, CALIBRATION)["predicted_tokens_per_s"]
@@ -229,7 +229,7 @@ def report(rows: pd.DataFrame, table: pd.DataFrame, widths: pd.DataFrame, grid: 
         "Made by `python benchmarks/heldout_accuracy.py` from every committed table in `benchmarks/results` (ok "
         "one-GPU rows: H100 and H200, compiled and not, native and Transformers, bf16 and FP8). Each split refits the "
         "constants (`benchmarks/calibrate_estimate.py`'s fit) on the rows outside it; the FP8 constants start from "
-        "their stated priors and the compiled block's host time unfitted, so no row is predicted by constants fitted on it. Errors: predicted over measured "
+        "their stated priors and the compiled block's host time and the GPU types' rates unfitted, so no row is predicted by constants fitted on it. Errors: predicted over measured "
         "tokens/s minus one (positive: predicted faster). 'in 80% interval': the share of rows inside the interval "
         "whose width was measured without the row's own fold (the other models, or the other GPU type), so the "
         "coverage is held out too. The cross-GPU ratio against published figures (A100, multi-GPU): "

@@ -176,11 +176,17 @@ def _calibrate_estimate():
 
 def test_committed_calibration_is_what_the_script_fits():
     calibrate_estimate = _calibrate_estimate()
-    df = calibrate_estimate.load_measured([str(BENCHMARKS / "results" / "trainer" / "trainer_throughput_h100.csv"),
-                                           str(BENCHMARKS / "results" / "small_batch" / "h100x1_small_batch_compiled.parquet")])
-    # the compiled block's host time from no start of its own: fitted on llama-100m's compiled small steps
-    fitted = calibrate_estimate.fit_committed(df, dataclasses.replace(CALIBRATION, compiled_block_host_s=0.0))
+    results = BENCHMARKS / "results"
+    df = calibrate_estimate.load_measured([
+        str(results / "trainer" / "trainer_throughput_h100.csv"), str(results / "small_batch" / "h100x1_small_batch_compiled.parquet"),
+        *(str(results / ("sweeps" if t == "sweep_h200x1.parquet" else "precision") / t) for t in calibrate_estimate.GPU_RATE_ROWS),
+    ])
+    # the compiled block's host time and the H200's rate from no start of their own
+    fitted = calibrate_estimate.fit_committed(df, dataclasses.replace(CALIBRATION, compiled_block_host_s=0.0, gpu_rates=()))
     for field in dataclasses.fields(CALIBRATION):
+        if field.name == "gpu_rates":
+            assert fitted.gpu_rates == CALIBRATION.gpu_rates and [g for g, _ in fitted.gpu_rates] == ["H200"]
+            continue
         assert getattr(fitted, field.name) == pytest.approx(getattr(CALIBRATION, field.name), rel=2e-3), field.name
 
 

@@ -106,6 +106,14 @@ class Calibration:
     """Host seconds one compiled block costs forward and backward in a trial, fitted on compiled
     steps the host sets (a trial's step at batch 4 no faster compiled than not); 0: not fitted, the
     profile's `compiled_block` or `compiled_call` row, else `kernels.PRIOR_COMPILED_CALL_S`."""
+    gpu_rates: tuple[tuple[str, float], ...] = ()
+    """(GPU type, its device rate over the prediction) for GPU types with committed rows but no
+    calibration row: the median of measured over predicted tokens/s of their rows, dividing the
+    device's terms like `step_rate_scale`.  Empty: none fitted."""
+
+    def gpu_rate(self, gpu_type: str) -> float:
+        """`gpu_rates`' factor of `gpu_type`, 1 where none was fitted."""
+        return dict(self.gpu_rates).get(gpu_type, 1.0)
 
 
 CALIBRATION = Calibration(
@@ -155,6 +163,11 @@ CALIBRATION = Calibration(
     # as uncompiled: 10x the one-kernel region the profile times (0.31 ms a block).  llama-1b's are
     # held out (benchmarks/results/estimate/heldout_accuracy.md).
     compiled_block_host_s=0.003345,
+    # Fitted by the same script on the bf16 rows of the H200's four sweeps before its small-batch grid
+    # (benchmarks/results/sweeps/sweep_h200x1.parquet and precision/*): the H200, with no profile and
+    # no calibration row, ran 5% slower than its datasheet path predicts, uncompiled and compiled alike.
+    # Its small-batch rows (benchmarks/results/small_batch/h200x1_small_batch.parquet) are held out.
+    gpu_rates=(("H200", 0.9486),),
 )
 
 
@@ -573,7 +586,8 @@ def compute_time_s(
     synchronisation inside a step), so a step takes the longer of the two; `host` is the excess.
 
     The device's terms (everything but `host`) are divided by `step_rate` (default
-    `step_rate_scale(spec)`: 1 on the calibrated architecture), the cross-architecture prior fitted
+    `step_rate_scale(spec)`: 1 on the calibrated architecture) times `cal.gpu_rate` of the GPU type
+    (1 but where its committed rows fitted one), the cross-architecture prior fitted
     on published same-code H100 / A100 ratios.  Those ratios say how much faster a whole step runs,
     not which kernel, so the prior scales the device's time as a whole, profiled or not (the
     profiled scales were fitted on Hopper too); it leaves the host's dispatch (the CPU's) and the
@@ -621,7 +635,7 @@ def compute_time_s(
         kernel_s = (profile.kernel_s if profile is not None else None) or kernels.PRIOR_KERNEL_S
         args = (work.model, work.attention, work.compiled, work.recompute, work.micro, profile, work.backend)
         times["kernels"] = kernels.kernels_per_step(*args) * kernel_s
-    rate = step_rate_scale(spec) if step_rate is None else step_rate
+    rate = (step_rate_scale(spec) if step_rate is None else step_rate) * cal.gpu_rate(spec.gpu)
     times = {term: seconds / rate for term, seconds in times.items()}
     if work.model is not None:
         times["host"] = max(0.0, kernels.host_s(*args, compiled_block_s=cal.compiled_block_host_s or None)
