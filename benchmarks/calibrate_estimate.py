@@ -71,12 +71,15 @@ every Linear of its blocks in FP8, and llama-100m, the smallest; llama-500m and 
 pythia-410m and llama-1b at sequence 2048 are held out."""
 COMPILED_HOST_ROWS = {"h100x1_small_batch_compiled.parquet": ("llama-100m",)}
 """Table -> models whose compiled small steps (at most `interval.SMALL_TOKENS` tokens a micro-step)
-fit `compiled_block_host_s`: llama-100m, whose steps at batch 4 and 8 the host sets (no faster than
-at batch 16); llama-1b's are held out."""
+fit `compiled_block_host_s`: llama-100m, whose steps at batch 4 and 8 the host sets (with SDPA, no
+faster than at batch 16); llama-1b's are held out."""
 GPU_RATE_ROWS = ("sweep_h200x1.parquet", "sweep_h200x1_precision.parquet", "sweep_h200x1_checkpointing.parquet",
                  "sweep_h200x1_seq_len.parquet")
 """Tables whose bf16 rows fit `gpu_rates` for their GPU types without calibration rows (the H200):
 its four sweeps before the small-batch grid, which stays held out (measured after the fit)."""
+HELD_OUT_TABLES = ("h200x1_small_batch.parquet",)
+"""Tables measured after the constants and kept out of every fit and of the interval widths
+(`heldout_accuracy.py`), so the dry run against them (`dry_run_accuracy.py`) is held out whole."""
 RECORDED = ("peak_mem_gb", "oom", "tokens_per_s")
 TRAINER_COLUMNS = ("model", "attention", "compile", "per_device_batch", "seq_len", "status", "tokens_per_s", "peak_mem_gb")
 COLUMNS = (
@@ -360,11 +363,13 @@ def fit_gpu_rates(df: pd.DataFrame, cal: Calibration, uncalibrated: set[str]) ->
 
 def fit(df: pd.DataFrame, start: Calibration = CALIBRATION) -> Calibration:
     """Constants fitted to the rows of `df` (all of them: select the calibration rows first).
-    The bf16 constants from its bf16 rows, then the FP8 ones from its FP8 rows, then the compiled
-    block's host time from its compiled small steps, then a rate for each GPU type without a bf16
-    calibration row among them."""
+    The bf16 constants from its bf16 rows (the device's from those but compiled small steps, which
+    the host sets: a linear fit would take their host time for the device's), then the FP8 ones
+    from its FP8 rows, then the compiled block's host time from its compiled small steps, then a
+    rate for each GPU type without a bf16 calibration row among them."""
     bf16 = df[~df["precision"].map(is_fp8)]
-    cal = fit_compiled_host(df, fit_fp8(df, fit_time(bf16, fit_memory(bf16, start))))
+    device = bf16[~(bf16["compile"] & (bf16["per_device_batch"] * bf16["seq_len"] <= SMALL_TOKENS))]
+    cal = fit_compiled_host(df, fit_fp8(df, fit_time(device, fit_memory(bf16, start))))
     calibrated = set(bf16.loc[bf16["calibration"], "gpu_type"])
     return fit_gpu_rates(df, cal, set(df["gpu_type"]) - calibrated)
 

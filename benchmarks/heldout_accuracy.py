@@ -40,7 +40,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from calibrate_estimate import RESULTS_DIR, committed_tables, fit, load_measured, trial_config
+from calibrate_estimate import HELD_OUT_TABLES, RESULTS_DIR, committed_tables, fit, load_measured, trial_config
 from estimate_accuracy import markdown_table, predict
 from slmray.catalog.gpus import spec_for
 from slmray.catalog.profiles import profile_for
@@ -105,7 +105,8 @@ def width_table(rows: pd.DataFrame, shipped_rows: pd.DataFrame | None = None) ->
     """(split, class) -> rows, width, the micro-step tokens and the GPU types they cover.  The
     width: exp of the 80th percentile of |log error| of the split's held-out refits, or of the
     shipped constants' errors (`shipped`) where those are wider and number at least `MIN_ROWS`
-    (a GPU type or a model without rows is no better known than the rows the constants missed)."""
+    (a GPU type or a model without rows is no better known than the rows the constants missed);
+    `rows`, the tokens and the GPU types are those of whichever set the width."""
     lines = []
     for split in SPLITS:
         for cls in CLASSES:
@@ -116,10 +117,9 @@ def width_table(rows: pd.DataFrame, shipped_rows: pd.DataFrame | None = None) ->
             covered = part
             if shipped_rows is not None:
                 own = shipped_rows[shipped_rows["class"] == cls]
-                if len(own) >= MIN_ROWS:
-                    width = max(width, math.exp(float(np.quantile(own["log_err"], COVERAGE))))
-                    covered = pd.concat([part, own])
-            lines.append({"split": split, "class": cls, "rows": len(part), "width": round(width, 4),
+                if len(own) >= MIN_ROWS and math.exp(float(np.quantile(own["log_err"], COVERAGE))) > width:
+                    width, covered = math.exp(float(np.quantile(own["log_err"], COVERAGE))), own
+            lines.append({"split": split, "class": cls, "rows": len(covered), "width": round(width, 4),
                           "min_tokens": int(covered["tokens"].min()), "max_tokens": int(covered["tokens"].max()),
                           "gpu_types": ";".join(sorted(covered["gpu_type"].unique()))})
     return pd.DataFrame(lines)
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     dry = shipped(df)
     rows["cv_width"] = cross_validated_widths(rows, dry)
     table = summary(rows)
-    widths = width_table(rows, dry)
+    widths = width_table(rows[~rows["table"].isin(HELD_OUT_TABLES)], dry[~dry["table"].isin(HELD_OUT_TABLES)])
     print(_fmt(table).to_string(index=False))
     print(widths.to_string(index=False))
     if args.out != "-":

@@ -181,7 +181,7 @@ def test_committed_calibration_is_what_the_script_fits():
         str(results / "trainer" / "trainer_throughput_h100.csv"), str(results / "small_batch" / "h100x1_small_batch_compiled.parquet"),
         *(str(results / ("sweeps" if t == "sweep_h200x1.parquet" else "precision") / t) for t in calibrate_estimate.GPU_RATE_ROWS),
     ])
-    # the compiled block's host time and the H200's rate from no start of their own
+    # the compiled block's host time and the H200's rate start unfitted: the script must find them
     fitted = calibrate_estimate.fit_committed(df, dataclasses.replace(CALIBRATION, compiled_block_host_s=0.0, gpu_rates=()))
     for field in dataclasses.fields(CALIBRATION):
         if field.name == "gpu_rates":

@@ -145,8 +145,9 @@ class GPUProfile:
     @property
     def compiled_block_s(self) -> float | None:
         """Host seconds of one compiled decoder block called forward and backward (its Triton
-        launches and extern GEMM calls from Inductor's wrapper, the autograd function around it);
-        None for a profile made before this row was (those have `compiled_call` only)."""
+        launches and extern GEMM calls from Inductor's wrapper, the autograd function around it;
+        the llama-sdpa block, the one variant measured); None for a profile made before this row
+        was (those have `compiled_call` only)."""
         return self._scalar("compiled_block")
 
 

@@ -177,7 +177,8 @@ HUBER_SDS = 3.0
 """A row whose residual exceeds this many `ROW_SD` weighs as if it were that far off (Huber's loss):
 a regime the estimator does not model at all (compiled llama-100m at batch 4 on an H100, 3x slower
 than predicted) is one row's evidence of a miss, not a lever that swings the fit for every other
-regime (it moved the next prediction, at batch 16, from +15% to -46%)."""
+regime (without this loss, and with that model's term gone (`MODEL_MIN_ROWS`), the next prediction,
+at batch 16, still moved from +15% to -46%; with the term, in the sweep itself, to -56%)."""
 
 
 def _ridge(x: np.ndarray, y: np.ndarray, penalty: np.ndarray, iterations: int = 20) -> np.ndarray:

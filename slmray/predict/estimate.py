@@ -104,8 +104,10 @@ class Calibration:
     from its datasheet path (`benchmarks/heldout_accuracy.py` measures both on held-out rows)."""
     compiled_block_host_s: float = 0.0
     """Host seconds one compiled block costs forward and backward in a trial, fitted on compiled
-    steps the host sets (a trial's step at batch 4 no faster compiled than not); 0: not fitted, the
-    profile's `compiled_block` or `compiled_call` row, else `kernels.PRIOR_COMPILED_CALL_S`."""
+    steps the host sets (with SDPA at batch 4, no faster compiled than not).  It replaces the
+    profile's `compiled_block` row (that block timed alone, without a trial's DDP and Ray: 1.7 ms on
+    the H200's host), kept as a measurement; 0: not fitted, the profile's `compiled_block` or
+    `compiled_call` row, else `kernels.PRIOR_COMPILED_CALL_S`."""
     gpu_rates: tuple[tuple[str, float], ...] = ()
     """(GPU type, its device rate over the prediction) for GPU types with committed rows but no
     calibration row: the median of measured over predicted tokens/s of their rows, dividing the
@@ -153,19 +155,21 @@ CALIBRATION = Calibration(
     profiled_matmul_scale=0.9446,
     profiled_attention_scale=2.487,
     # Chosen, not fitted by the script: on held-out H100 rows (benchmarks/results/estimate/
-    # heldout_accuracy.md) the profile's GEMM and attention times alone (1.0) cut the small-batch error of
-    # a GPU type left out (worst 11.7% -> 5.8%) but more than doubled that of a model left out (median
-    # 2.5% -> 6.2%); 0.25, of the weights 0, 0.25, ..., 1 that file compares, gives up least of either.
+    # heldout_accuracy.md, its weight table) 0.25 gives the least median error with each model left
+    # out (3.6% against 4.1% at 0 and 5.6% at 1) and nearly the least with the GPU type left out
+    # (3.5% against 3.4% at 0.5); the small steps alone would take 0.5.
     profile_weight=0.25,
     # Fitted by the same script on llama-100m's compiled steps of at most 8,192 tokens in
     # benchmarks/results/small_batch/h100x1_small_batch_compiled.parquet (one H100, a sweep's DDP
-    # trial): at batch 4 and 8 such a step took 31-34 ms, no less than at batch 16 and about as long
-    # as uncompiled: 10x the one-kernel region the profile times (0.31 ms a block).  llama-1b's are
-    # held out (benchmarks/results/estimate/heldout_accuracy.md).
+    # trial): with SDPA at batch 4 and 8 such a step took 31-34 ms, no less than at batch 16 and
+    # about as long as uncompiled (with eager attention 24 ms at batch 4, predicted 22% slow: one
+    # constant per block cannot tell the two apart); 10x the one-kernel region the profile times
+    # (0.31 ms a block).  llama-1b's are held out (benchmarks/results/estimate/heldout_accuracy.md).
     compiled_block_host_s=0.003345,
     # Fitted by the same script on the bf16 rows of the H200's four sweeps before its small-batch grid
     # (benchmarks/results/sweeps/sweep_h200x1.parquet and precision/*): the H200, with no profile and
-    # no calibration row, ran 5% slower than its datasheet path predicts, uncompiled and compiled alike.
+    # no calibration row, ran 5% slower than its datasheet path predicts at their median (the two
+    # larger sweeps, uncompiled and compiled, +5.8% predicted fast each; the two small ones scatter).
     # Its small-batch rows (benchmarks/results/small_batch/h200x1_small_batch.parquet) are held out.
     gpu_rates=(("H200", 0.9486),),
 )
@@ -638,8 +642,7 @@ def compute_time_s(
     rate = (step_rate_scale(spec) if step_rate is None else step_rate) * cal.gpu_rate(spec.gpu)
     times = {term: seconds / rate for term, seconds in times.items()}
     if work.model is not None:
-        times["host"] = max(0.0, kernels.host_s(*args, compiled_block_s=cal.compiled_block_host_s or None)
-                            - sum(times.values()))
+        times["host"] = max(0.0, kernels.host_s(*args, compiled_block_s=cal.compiled_block_host_s) - sum(times.values()))
     return times
 
 

@@ -14,7 +14,8 @@ runs, queued behind a sleeping kernel so that the host's launch cost does not co
   causal, forward and backward, at the presets' head dimensions and sequence 1024 and 2048;
 - device-to-device copies (HBM bandwidth) and back-to-back tiny kernels (the fixed cost of one);
 - the host: seconds per op that an uncompiled block dispatches (forward and backward, autograd and
-  autocast on, counted by a dispatch mode), and of one compiled region called forward and backward.
+  autocast on, counted by a dispatch mode), of one compiled one-kernel region and of one compiled
+  block of the llama reference preset, each called forward and backward.
 
 The table is what the estimator reads (`slmray.catalog.profiles`); the trainer's own device
 detection names the GPU type.  On a machine without a CUDA GPU the command refuses (exit 2).
@@ -259,30 +260,17 @@ def bench_host(say: Callable[[str], None], calls: int = 30) -> list[Measurement]
             ops = count_ops(lambda: _block_step(block, x, cos, sin, "cuda"))
             n_ops = sum(ops.values())
             kernels = sum(v for (_, is_view), v in ops.items() if not is_view)
-            walls = []
-            for _ in range(5):
-                torch.cuda.synchronize()
-                start = time.perf_counter()
-                for _ in range(calls):
-                    _block_step(block, x, cos, sin, "cuda")
-                torch.cuda.synchronize()
-                walls.append((time.perf_counter() - start) / calls)
-            rows.append(Measurement("host_op", f"{family}-{attention}", n_ops, kernels, 0, statistics.median(walls) / n_ops))
+            seconds = _host_s(lambda: _block_step(block, x, cos, sin, "cuda"), calls)
+            rows.append(Measurement("host_op", f"{family}-{attention}", n_ops, kernels, 0, seconds / n_ops))
             say(f"host: {family} {attention} block, {n_ops} ops ({kernels} kernels), {rows[-1].seconds * 1e6:.2f} us an op")
     return rows
 
 
-def _compiled_host_s(name: str, step: Callable[[], None], say: Callable[[str], None], calls: int) -> float | None:
-    """Median host seconds of `step` (a compiled call forward and backward) after three untimed
-    calls that compile it; None, said, where Inductor fails (the prior stays, the profile is made)."""
+def _host_s(step: Callable[[], None], calls: int) -> float:
+    """Median over five rounds of the wall seconds per call of `step`, `calls` calls a round between
+    device synchronisations: the host's time where the host is the bottleneck (tiny shapes)."""
     import torch
 
-    try:
-        for _ in range(3):
-            step()
-    except Exception as exc:  # noqa: BLE001 (an Inductor failure leaves the prior in place, not the profile unmade)
-        say(f"{name}: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''})")
-        return None
     walls = []
     for _ in range(5):
         torch.cuda.synchronize()
@@ -291,7 +279,19 @@ def _compiled_host_s(name: str, step: Callable[[], None], say: Callable[[str], N
             step()
         torch.cuda.synchronize()
         walls.append((time.perf_counter() - start) / calls)
-    seconds = statistics.median(walls)
+    return statistics.median(walls)
+
+
+def _compiled_host_s(name: str, step: Callable[[], None], say: Callable[[str], None], calls: int) -> float | None:
+    """`_host_s` of `step` (a compiled call forward and backward) after three untimed calls that
+    compile it; None, said, where Inductor fails (the prior stays, the profile is made)."""
+    try:
+        for _ in range(3):
+            step()
+    except Exception as exc:  # noqa: BLE001 (an Inductor failure leaves the prior in place, not the profile unmade)
+        say(f"{name}: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''})")
+        return None
+    seconds = _host_s(step, calls)
     say(f"{name}: {seconds * 1e6:.1f} us forward and backward")
     return seconds
 
