@@ -370,17 +370,20 @@ def fit(df: pd.DataFrame, start: Calibration = CALIBRATION) -> Calibration:
     bf16 = df[~df["precision"].map(is_fp8)]
     device = bf16[~(bf16["compile"] & (bf16["per_device_batch"] * bf16["seq_len"] <= SMALL_TOKENS))]
     cal = fit_compiled_host(df, fit_fp8(df, fit_time(device, fit_memory(bf16, start))))
-    calibrated = set(bf16.loc[bf16["calibration"], "gpu_type"])
-    return fit_gpu_rates(df, cal, set(df["gpu_type"]) - calibrated)
+    return fit_gpu_rates(df, cal, uncalibrated_gpus(df))
+
+
+def uncalibrated_gpus(df: pd.DataFrame) -> set[str]:
+    """The GPU types of `df` none of whose bf16 rows is a calibration row: those a rate is fitted for."""
+    bf16 = df[~df["precision"].map(is_fp8)]
+    return set(df["gpu_type"]) - set(bf16.loc[bf16["calibration"], "gpu_type"])
 
 
 def fit_committed(df: pd.DataFrame, start: Calibration = CALIBRATION) -> Calibration:
     """The committed constants from `load_measured`'s rows: `fit` on the calibration rows, then
     the compiled block's host time on `COMPILED_HOST_ROWS`, then `gpu_rates` on `GPU_RATE_ROWS`."""
     cal = fit_compiled_host(df[df["host_calibration"]], fit(df[df["calibration"]], start))
-    bf16 = df[~df["precision"].map(is_fp8)]
-    calibrated = set(bf16.loc[bf16["calibration"], "gpu_type"])
-    return fit_gpu_rates(df[df["rate_calibration"]], cal, set(df["gpu_type"]) - calibrated)
+    return fit_gpu_rates(df[df["rate_calibration"]], cal, uncalibrated_gpus(df))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,8 +49,8 @@ from slmray.predict.interval import CLASSES, COVERAGE, FEW_ROWS_WIDTH, MIN_ROWS,
 
 FP8_PRIORS = {f.name: f.default for f in dataclasses.fields(Calibration) if f.name.startswith("fp8_")}
 START = dataclasses.replace(CALIBRATION, **FP8_PRIORS, compiled_block_host_s=0.0, gpu_rates=())
-"""The committed constants with the FP8 ones at their stated priors and the compiled block's host
-time unfitted (see the module docstring)."""
+"""The committed constants with the FP8 ones at their stated priors, the compiled block's host time
+and the GPU types' rates unfitted (see the module docstring)."""
 NAMES = {"gpu unmeasured": "leave its GPU type out", "gpu measured": "leave its model out"}
 
 
@@ -70,13 +70,15 @@ def _predict_fold(test: pd.DataFrame, train: pd.DataFrame, start: Calibration) -
 
 
 def held_out(df: pd.DataFrame, start: Calibration = START) -> pd.DataFrame:
-    """Every ok one-GPU row predicted once per split, with its fold (the GPU type or model left out)."""
+    """Every ok one-GPU row predicted once per split, with its fold (the GPU type or model left out);
+    the rows of `HELD_OUT_TABLES` are predicted, never fitted on."""
     parts = []
+    train = df[~df["table"].isin(HELD_OUT_TABLES)]
     for gpu in sorted(df["gpu_type"].unique()):
-        part = _predict_fold(df[df["gpu_type"] == gpu], df[df["gpu_type"] != gpu], start)
+        part = _predict_fold(df[df["gpu_type"] == gpu], train[train["gpu_type"] != gpu], start)
         parts.append(part.assign(split="gpu unmeasured", fold=gpu))
     for model in sorted(df["model"].unique()):
-        part = _predict_fold(df[df["model"] == model], df[df["model"] != model], start)
+        part = _predict_fold(df[df["model"] == model], train[train["model"] != model], start)
         parts.append(part.assign(split="gpu measured", fold=model))
     out = pd.concat(parts, ignore_index=True)
     out["err"] = out["predicted"] / out["tokens_per_s"] - 1
@@ -117,8 +119,9 @@ def width_table(rows: pd.DataFrame, shipped_rows: pd.DataFrame | None = None) ->
             covered = part
             if shipped_rows is not None:
                 own = shipped_rows[shipped_rows["class"] == cls]
-                if len(own) >= MIN_ROWS and math.exp(float(np.quantile(own["log_err"], COVERAGE))) > width:
-                    width, covered = math.exp(float(np.quantile(own["log_err"], COVERAGE))), own
+                own_width = math.exp(float(np.quantile(own["log_err"], COVERAGE))) if len(own) >= MIN_ROWS else 0.0
+                if own_width > width:
+                    width, covered = own_width, own
             lines.append({"split": split, "class": cls, "rows": len(covered), "width": round(width, 4),
                           "min_tokens": int(covered["tokens"].min()), "max_tokens": int(covered["tokens"].max()),
                           "gpu_types": ";".join(sorted(covered["gpu_type"].unique()))})
@@ -238,7 +241,8 @@ def report(rows: pd.DataFrame, table: pd.DataFrame, widths: pd.DataFrame, grid: 
         "## By class of comparable rows\n\n" + markdown_table(_fmt(class_summary(rows))),
         "## Interval widths shipped (`slmray/predict/interval_widths.csv`)\n\nThe 80th percentile of |log(predicted / "
         "measured)| of all the held-out predictions of each split and class, or of the committed constants' predictions "
-        "of the rows they were not fitted on where wider (`rows`: the held-out predictions'; `slmray.predict.interval`: `gpu measured` "
+        "of the rows they were not fitted on where wider (`rows`, tokens and GPU types: of whichever set it; "
+        f"the rows of {', '.join(HELD_OUT_TABLES)} set none); `slmray.predict.interval`: `gpu measured` "
         "for a GPU type these rows ran on, `gpu unmeasured` for another; stated priors widen it beyond: more than one "
         f"GPU, a micro-step outside the measured tokens, a GPU type with neither rows nor profile). A class under "
         f"{MIN_ROWS} rows takes the widest width of its split, and at least x{FEW_ROWS_WIDTH:g}.\n\n" + markdown_table(widths),
