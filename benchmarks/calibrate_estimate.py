@@ -327,13 +327,22 @@ HOST_GRID_S = np.geomspace(1e-4, 2e-2, 241)
 """The compiled block's host seconds tried (0.1-20 ms, 2.2% apart)."""
 
 
+def _ok_one_gpu_bf16(df: pd.DataFrame) -> pd.DataFrame:
+    return df[(df["status"] == "ok") & (df["num_gpus"] == 1) & ~df["precision"].map(is_fp8)]
+
+
+def _compiled_small(df: pd.DataFrame) -> pd.Series:
+    """Compiled steps of at most `interval.SMALL_TOKENS` tokens a micro-step: the host sets them."""
+    return df["compile"] & (df["per_device_batch"] * df["seq_len"] <= SMALL_TOKENS)
+
+
 def fit_compiled_host(df: pd.DataFrame, cal: Calibration) -> Calibration:
     """`compiled_block_host_s` from the ok one-GPU bf16 compiled small steps of `df` (at most
     `interval.SMALL_TOKENS` tokens a micro-step): the value of `HOST_GRID_S` with the least mean
     |log(predicted / measured)|, the rest of `cal` fixed; `cal` as it is where `df` has none.
     A one-dimensional search, not least squares: the host term enters a step as max(host, device)."""
-    small = df[(df["status"] == "ok") & (df["num_gpus"] == 1) & df["compile"] & ~df["precision"].map(is_fp8)
-               & (df["per_device_batch"] * df["seq_len"] <= SMALL_TOKENS)]
+    ok = _ok_one_gpu_bf16(df)
+    small = ok[_compiled_small(ok)]
     if small.empty:
         return cal
     configs = [(trial_config(r), r.gpu_type) for r in small.itertuples()]
@@ -351,8 +360,8 @@ def fit_gpu_rates(df: pd.DataFrame, cal: Calibration, uncalibrated: set[str]) ->
     """`gpu_rates` of the GPU types in `uncalibrated` from the ok one-GPU bf16 rows of `df`: the
     median of measured over predicted tokens/s (the rest of `cal` fixed); the others' factors
     dropped, so a GPU type is never corrected by its own calibration rows."""
-    ok = df[(df["status"] == "ok") & (df["num_gpus"] == 1) & ~df["precision"].map(is_fp8)
-            & df["gpu_type"].isin(uncalibrated)]
+    ok = _ok_one_gpu_bf16(df)
+    ok = ok[ok["gpu_type"].isin(uncalibrated)]
     plain = dataclasses.replace(cal, gpu_rates=())
     rates = []
     for gpu, rows in sorted(ok.groupby("gpu_type"), key=lambda item: item[0]):
@@ -368,7 +377,7 @@ def fit(df: pd.DataFrame, start: Calibration = CALIBRATION) -> Calibration:
     from its FP8 rows, then the compiled block's host time from its compiled small steps, then a
     rate for each GPU type without a bf16 calibration row among them."""
     bf16 = df[~df["precision"].map(is_fp8)]
-    device = bf16[~(bf16["compile"] & (bf16["per_device_batch"] * bf16["seq_len"] <= SMALL_TOKENS))]
+    device = bf16[~_compiled_small(bf16)]
     cal = fit_compiled_host(df, fit_fp8(df, fit_time(device, fit_memory(bf16, start))))
     return fit_gpu_rates(df, cal, uncalibrated_gpus(df))
 
