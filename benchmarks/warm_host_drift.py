@@ -1,0 +1,96 @@
+"""Does a warm group's host slow down as it runs configuration after configuration?
+
+    python benchmarks/warm_host_drift.py --out DIR [--rounds 3] [--freeze]   # on a GPU: DIR/warm_host_drift*.json
+
+Small steps are the host's (an un-compiled step dispatches every op; a compiled one calls a region
+per block), and the small-batch grids measured the same kind of block two times slower late in a
+warm group than early in another.  One process, one NCCL process group of one rank (a warm Ray
+Train group of one GPU), runs probe configurations whose steps the host sets, then fillers (other
+models, compiled and not, as a grid would), then the probes again, each followed by the warm
+group's clean-up (`slmray.sweep.warm.clean_up_after_configuration`).  Recorded per run: the
+median step time, the Python objects the collector tracks, and the collector's passes and seconds
+during the run (`gc.callbacks`).  `--freeze` moves what survives each clean-up out of the
+collector's reach (`gc.freeze`) before the next configuration."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import time
+from pathlib import Path
+
+PROBES = [("pythia-160m", 4, "sdpa", False), ("pythia-160m", 4, "sdpa", True)]
+FILLERS = [("llama-1b", 4, "sdpa", True), ("llama-500m", 4, "eager", False), ("pythia-410m", 8, "sdpa", True),
+           ("llama-100m", 8, "eager", True), ("llama-2b", 4, "sdpa", False)]
+
+
+class CollectorClock:
+    """Passes and seconds of the cyclic garbage collector, by generation, since `reset`."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.reset()
+        gc.callbacks.append(self._on)
+
+    def reset(self) -> None:
+        self.passes, self.seconds = [0, 0, 0], [0.0, 0.0, 0.0]
+
+    def _on(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        elif self.started is not None:
+            self.passes[info["generation"]] += 1
+            self.seconds[info["generation"]] += time.perf_counter() - self.started
+
+
+def config(model: str, batch: int, attention: str, compiled: bool):
+    from slmray.train.config import TrainConfig
+    from slmray.train.presets import get_model
+
+    return TrainConfig(model=get_model(model), attention=attention, strategy="ddp", per_device_batch=batch,
+                       seq_len=1024, steps=10, warmup_steps=3, data="stdlib", device="cuda", compile=compiled)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--rounds", type=int, default=3, help="probe, fillers, ... probe: rounds of fillers (default: 3)")
+    parser.add_argument("--freeze", action="store_true", help="gc.freeze() after each clean-up")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    import torch
+    import torch.distributed as dist
+
+    from slmray.sweep.warm import clean_up_after_configuration
+    from slmray.train.loop import run
+
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", "29512")
+    torch.cuda.set_device(0)
+    dist.init_process_group("nccl", rank=0, world_size=1)
+    clock, rows = CollectorClock(), []
+    sequence = [*((p, "probe") for p in PROBES)]
+    for _ in range(args.rounds):
+        sequence += [*((f, "filler") for f in FILLERS), *((p, "probe") for p in PROBES)]
+    for i, ((model, batch, attention, compiled), role) in enumerate(sequence, start=1):
+        clock.reset()
+        result = run(config(model, batch, attention, compiled))
+        row = {"run": i, "role": role, "model": model, "batch": batch, "attention": attention, "compile": compiled,
+               "status": result.status, "step_ms": 1e3 * result.step_time_median_s if result.status == "ok" else None,
+               "gc_tracked": len(gc.get_objects()), "gc_passes": list(clock.passes),
+               "gc_s": [round(s, 4) for s in clock.seconds], "freeze": args.freeze}
+        clean_up_after_configuration(compiled=compiled)
+        if args.freeze:
+            gc.freeze()
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    dist.destroy_process_group()
+    name = "warm_host_drift_freeze.json" if args.freeze else "warm_host_drift.json"
+    (args.out / name).write_text(json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+                                             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "runs": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
