@@ -2,9 +2,13 @@
 
     python benchmarks/dry_run_accuracy.py search_spaces/h200x1.py \
         benchmarks/results/sweeps/sweep_h200x1.parquet [more space/table pairs] --out FILE.md
+    python benchmarks/dry_run_accuracy.py benchmarks/results/heldout/h100x1_heldout_b_plan.csv \
+        benchmarks/results/heldout/h100x1_heldout_b.parquet --out FILE.md   # a plan committed before its sweep
 
 For each space, `python -m slmray.tune SPACE --dry-run --no-prune --out plan.csv` runs in a fresh
-storage (no rows: no correction, as a new user's first dry run), and each planned trial is joined on
+storage (no rows: no correction, as a new user's first dry run); a `.csv` in a space's place is such
+a plan made earlier (the issue's bar sets: committed before their sweep ran, so the constants of
+that day are judged, not today's).  Each planned trial is joined on
 the configuration's identity (`CONFIG_KEYS`) to the ok rows the sweep of that space recorded (their
 median where a configuration repeats).  Reported: predicted over measured tokens/s minus one per
 row, the median and worst absolute error, and the share of measurements inside the dry run's
@@ -47,7 +51,8 @@ def measured(table: str) -> pd.DataFrame:
 
 
 def joined(space: str, table: str) -> pd.DataFrame:
-    plan, rows = planned(space), measured(table)
+    plan = pd.read_csv(space) if space.endswith(".csv") else planned(space)
+    rows = measured(table)
     keys = [k for k in CONFIG_KEYS if k in rows.columns and k in plan.columns]
     for k in keys:  # the CSV reads None as NaN, booleans as bool: one type on both sides
         plan[k], rows[k] = plan[k].astype(str), rows[k].astype(str)
@@ -67,7 +72,8 @@ def report(frames: list[pd.DataFrame]) -> str:
     ok["inside"] = (ok["measured"] >= ok["predicted_tokens_per_s_low"]) & (ok["measured"] <= ok["predicted_tokens_per_s_high"])
     lines = ["| space | compile | rows | median abs err % | worst abs err % | median err % | inside the interval |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
-    groups = [(s, c, g) for (s, c), g in ok.groupby(["space", "compile"])] + [("all", "-", ok)]
+    groups = [(s, c, g) for (s, c), g in ok.groupby(["space", "compile"])]
+    groups += [(s, "both", g) for s, g in ok.groupby("space") if g["compile"].nunique() > 1] + [("all", "-", ok)]
     for space, compiled, g in groups:
         e = g["err"]
         lines.append(f"| {space} | {compiled} | {len(g)} | {100 * e.abs().median():.1f} | {100 * e.abs().max():.1f} | "
@@ -89,7 +95,7 @@ def report(frames: list[pd.DataFrame]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("pairs", nargs="+", help="SPACE TABLE [SPACE TABLE ...]")
+    p.add_argument("pairs", nargs="+", help="SPACE TABLE [SPACE TABLE ...]; a SPACE ending in .csv is a committed dry-run plan")
     p.add_argument("--out", default="-", help="where the Markdown goes (default: stdout)")
     args = p.parse_args(argv)
     if len(args.pairs) % 2:
