@@ -375,16 +375,21 @@ def fit_gpu_rates(df: pd.DataFrame, cal: Calibration, uncalibrated: set[str]) ->
     return dataclasses.replace(cal, gpu_rates=tuple(rates))
 
 
-def fit(df: pd.DataFrame, start: Calibration = CALIBRATION) -> Calibration:
+def fit(df: pd.DataFrame, start: Calibration = CALIBRATION, host_rows: pd.DataFrame | None = None,
+        rate_rows: pd.DataFrame | None = None) -> Calibration:
     """Constants fitted to the rows of `df` (all of them: select the calibration rows first).
     The bf16 constants from its bf16 rows (the device's from those but compiled small steps, which
-    the host sets: a linear fit would take their host time for the device's), then the FP8 ones
-    from its FP8 rows, then the compiled block's host time from its compiled small steps, then a
-    rate for each GPU type without a bf16 calibration row among them."""
+    the host sets: a linear fit would take their host time for the device's), then the compiled
+    block's host time from the compiled small steps of `host_rows` (default `df`), then a rate for
+    each GPU type of `rate_rows` (default `df`) without a bf16 calibration row, then the FP8
+    constants from its FP8 rows.  Each step uses only what the ones before it fitted (FP8 rows feel
+    the host and their GPU type's rate; the bf16 fits never read an FP8 constant), so the result
+    does not hang on the constants it started from."""
     bf16 = df[~df["precision"].map(is_fp8)]
     device = bf16[~_compiled_small(bf16)]
-    cal = fit_compiled_host(df, fit_fp8(df, fit_time(device, fit_memory(bf16, start))))
-    return fit_gpu_rates(df, cal, uncalibrated_gpus(df))
+    cal = fit_compiled_host(df if host_rows is None else host_rows, fit_time(device, fit_memory(bf16, start)))
+    rate_rows = df if rate_rows is None else rate_rows
+    return fit_fp8(df, fit_gpu_rates(rate_rows, cal, uncalibrated_gpus(pd.concat([df, rate_rows]))))
 
 
 def uncalibrated_gpus(df: pd.DataFrame) -> set[str]:
@@ -394,10 +399,9 @@ def uncalibrated_gpus(df: pd.DataFrame) -> set[str]:
 
 
 def fit_committed(df: pd.DataFrame, start: Calibration = CALIBRATION) -> Calibration:
-    """The committed constants from `load_measured`'s rows: `fit` on the calibration rows, then
-    the compiled block's host time on `COMPILED_HOST_ROWS`, then `gpu_rates` on `GPU_RATE_ROWS`."""
-    cal = fit_compiled_host(df[df["host_calibration"]], fit(df[df["calibration"]], start))
-    return fit_gpu_rates(df[df["rate_calibration"]], cal, uncalibrated_gpus(df))
+    """The committed constants from `load_measured`'s rows: `fit` on the calibration rows, the
+    compiled block's host time on `COMPILED_HOST_ROWS`, `gpu_rates` on `GPU_RATE_ROWS`."""
+    return fit(df[df["calibration"]], start, host_rows=df[df["host_calibration"]], rate_rows=df[df["rate_calibration"]])
 
 
 def main(argv: list[str] | None = None) -> int:

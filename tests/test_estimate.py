@@ -191,23 +191,34 @@ def test_committed_calibration_is_what_the_script_fits():
 
 
 def test_the_compiled_block_host_time_is_what_compiled_small_steps_take():
-    """Compiled llama-100m at batch 4 took 31 ms a step on an H100, no less than uncompiled: the
-    fitted host time per compiled block predicts it within 10%, the profile's one-kernel region
-    (what a zero fit falls back to) 3x too fast; llama-1b at batch 4 (held out) within 35%; a large
-    compiled step does not feel it."""
+    """The compiled small steps of the H100 grid (at most 8,192 tokens) that the fitted host time
+    per compiled block sets are predicted right at the median (a median over a grid: the same step
+    runs up to 1.5x slower late in a warm process than early); without it, the profile's one-kernel
+    region stands for a block and llama-100m at batch 4 is predicted 3x too fast; a large compiled
+    step does not feel it."""
+    import numpy as np
+
     calibrate_estimate = _calibrate_estimate()
     df = calibrate_estimate.load_measured([str(BENCHMARKS / "results" / "small_batch" / "h100x1_small_batch_compiled.parquet")])
-    ok = df[df["status"] == "ok"].set_index(["model", "attention", "per_device_batch"])["tokens_per_s"]
+    ok = df[df["status"] == "ok"]
+    small = ok[ok["per_device_batch"] * ok["seq_len"] <= 8192]
     unfitted = dataclasses.replace(CALIBRATION, compiled_block_host_s=0.0)
+
+    def errors(cal):
+        est = [estimate(calibrate_estimate.trial_config(r), "H100-80GB", 1, calibration=cal) for r in small.itertuples()]
+        err = np.array([e.tokens_per_s for e in est]) / small["tokens_per_s"].to_numpy() - 1
+        return err, np.array([e.time_s["host"] > 0 for e in est])
+
+    err, host_set = errors(CALIBRATION)
+    assert host_set.sum() >= 5 and abs(np.median(err[host_set])) < 0.05
+    err, host_set = errors(unfitted)
+    assert not host_set.any() and err.max() > 2.0
 
     def predicted(model, batch, cal=CALIBRATION):
         cfg = TrainConfig(model=PRESETS[model], attention="sdpa", per_device_batch=batch, seq_len=1024, compile=True,
                           strategy="ddp")
         return estimate(cfg, "H100-80GB", 1, calibration=cal)
 
-    assert abs(predicted("llama-100m", 4).tokens_per_s / ok["llama-100m", "sdpa", 4] - 1) < 0.1
-    assert predicted("llama-100m", 4, unfitted).tokens_per_s > 2.5 * ok["llama-100m", "sdpa", 4]
-    assert abs(predicted("llama-1b", 4).tokens_per_s / ok["llama-1b", "sdpa", 4] - 1) < 0.35
     assert predicted("llama-100m", 64).time_s["host"] == 0.0
     assert predicted("llama-100m", 64).tokens_per_s == predicted("llama-100m", 64, unfitted).tokens_per_s
 
