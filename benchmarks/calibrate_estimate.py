@@ -21,7 +21,11 @@ The fit, in order:
    constants fixed, the profiled GEMM and attention scales are fitted on the rows of profiled
    GPU types, at the committed `profile_weight` (chosen on held-out rows by
    `heldout_accuracy.py`, not fitted here).
-5. FP8 (`fit_fp8`, on the FP8 rows of `FP8_CALIBRATION_ROWS` only, the bf16 constants fixed): the
+5. the compiled block's host time (`fit_compiled_host`, on the compiled small steps of
+   `COMPILED_HOST_ROWS`: a one-dimensional search, the device's constants fixed);
+6. a device rate for each GPU type without bf16 calibration rows (`fit_gpu_rates`, on the bf16 rows
+   of `GPU_RATE_ROWS`: the median miss);
+7. FP8 (`fit_fp8`, on the FP8 rows of `FP8_CALIBRATION_ROWS` only, everything above fixed): the
    bytes an FP8 Linear's input keeps, as the median of what the measured peaks leave; then the FP8
    GEMM efficiencies of both recipes, by least squares of the step time the bf16 terms do not
    explain, with the bytes per cast element held at their assumed value (two models' four rows
@@ -385,6 +389,7 @@ def fit(df: pd.DataFrame, start: Calibration = CALIBRATION, host_rows: pd.DataFr
     constants from its FP8 rows.  Each step uses only what the ones before it fitted (FP8 rows feel
     the host and their GPU type's rate; the bf16 fits never read an FP8 constant), so the result
     does not hang on the constants it started from."""
+    start = dataclasses.replace(start, gpu_rates=())  # a rate to start from would bend the device's fit
     bf16 = df[~df["precision"].map(is_fp8)]
     device = bf16[~_compiled_small(bf16)]
     cal = fit_compiled_host(df if host_rows is None else host_rows, fit_time(device, fit_memory(bf16, start)))

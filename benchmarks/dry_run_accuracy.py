@@ -6,8 +6,8 @@
         benchmarks/results/heldout/h100x1_heldout_b.parquet --out FILE.md   # a plan committed before its sweep
 
 For each space, `python -m slmray.tune SPACE --dry-run --no-prune --out plan.csv` runs in a fresh
-storage (no rows: no correction, as a new user's first dry run); a `.csv` in a space's place is such
-a plan made earlier (the issue's bar sets: committed before their sweep ran, so the constants of
+storage (no rows: no correction, as a new user's first dry run); a `.csv` or `.parquet` in a space's place
+is such a plan made earlier (the issue's bar sets: committed before their sweep ran, so the constants of
 that day are judged, not today's).  Each planned trial is joined on
 the configuration's identity (`CONFIG_KEYS`) to the ok rows the sweep of that space recorded (their
 median where a configuration repeats).  Reported: predicted over measured tokens/s minus one per
@@ -51,7 +51,8 @@ def measured(table: str) -> pd.DataFrame:
 
 
 def joined(space: str, table: str) -> pd.DataFrame:
-    plan = pd.read_csv(space) if space.endswith(".csv") else planned(space)
+    readers = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
+    plan = readers[Path(space).suffix](space) if Path(space).suffix in readers else planned(space)
     rows = measured(table)
     keys = [k for k in CONFIG_KEYS if k in rows.columns and k in plan.columns]
     for k in keys:  # the CSV reads None as NaN, booleans as bool: one type on both sides
@@ -95,7 +96,7 @@ def report(frames: list[pd.DataFrame]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("pairs", nargs="+", help="SPACE TABLE [SPACE TABLE ...]; a SPACE ending in .csv is a committed dry-run plan")
+    p.add_argument("pairs", nargs="+", help="SPACE TABLE [SPACE TABLE ...]; a SPACE ending in .csv or .parquet is a committed dry-run plan")
     p.add_argument("--out", default="-", help="where the Markdown goes (default: stdout)")
     args = p.parse_args(argv)
     if len(args.pairs) % 2:

@@ -7,13 +7,19 @@
 #   bash benchmarks/timed_sweeps.sh $OUT search_spaces/h100x1_heldout.py:300
 #   STATE=.devdeps/state.tgz bash benchmarks/timed_sweeps.sh $OUT search_spaces/h100x1_small_batch_compiled.py:250
 set -uo pipefail
+[ $# -ge 2 ] && [ -d "$1" ] || { echo "usage: timed_sweeps.sh OUT_DIR SPACE.py:SECONDS ..." >&2; exit 2; }
 out=$1; shift
+for part in "$@"; do
+  [[ "$part" =~ ^[^:]+\.py:[0-9]+$ ]] || { echo "timed_sweeps.sh: $part: give SPACE.py:SECONDS" >&2; exit 2; }
+done
+if [ -n "${STATE:-}" ]; then
+  tar -xzf "$STATE" -C / || { echo "timed_sweeps.sh: STATE=$STATE: not a sweep-state tarball" >&2; exit 2; }
+fi
 storage=/tmp/slmray-sweeps
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$out/device.txt"
 python3 -c "import torch, ray; print('torch', torch.__version__, 'ray', ray.__version__)" >> "$out/device.txt"
 date -u +%FT%TZ >> "$out/device.txt"
-[ -n "${STATE:-}" ] && tar -xzf "$STATE" -C /
 if [ "${PROFILE:-0}" = 1 ]; then
   timeout 120 python3 -m slmray.predict.profile --out "$out/profile.csv" > "$out/profile.log" 2>&1
 fi

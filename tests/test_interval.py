@@ -69,7 +69,7 @@ def test_interval_widens_where_the_prediction_extrapolates():
     compiled_small = tokens_per_s_interval(1000.0, cfg(per_device_batch=8, compile=True), "H100-80GB", profiled=True, num_gpus=1)
     assert widths()[("gpu measured", "small step, compiled")].rows >= MIN_ROWS
     assert compiled_small.width == pytest.approx(class_width("gpu measured", "small step, compiled").width)
-    assert compiled_small.width > max(base.width, small.width)  # the host sets them: the least predictable class but FP8 and uncounted
+    assert compiled_small.width > max(base.width, small.width)  # the host sets them: wider than the other steps
     # a class too few rows measured: the widest of its split, and never under the stated prior
     sparse = {("gpu measured", "regular"): Width("gpu measured", "regular", 50, 1.7, 8192, 65536, ("H100-80GB",)),
               ("gpu measured", "small step, compiled"): Width("gpu measured", "small step, compiled", MIN_ROWS - 1, 1.01,

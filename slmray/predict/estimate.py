@@ -104,9 +104,9 @@ class Calibration:
     from its datasheet path (`benchmarks/heldout_accuracy.py` measures both on held-out rows)."""
     compiled_block_host_s: float = 0.0
     """Host seconds one compiled block costs forward and backward in a trial, fitted on compiled
-    steps the host sets (batch 4 and 8 of the smaller models).  The same block costs a warm process
-    more late in a sweep than early (`benchmarks/warm_host_drift.py`: up to 1.5x after fifteen
-    configurations), so it is a median over a grid's order, not a constant of the block.  It replaces the
+    steps the host sets (the compiled small-batch grid, every model).  The same block costs a warm process
+    more late in a sweep than early (`benchmarks/warm_host_drift.py`: up to 1.5x as a process's
+    16th configuration against its 2nd), so it is a median over a grid's order, not a constant of the block.  It replaces the
     profile's `compiled_block` row (that block timed alone, without a trial's DDP and Ray: 1.7 ms on
     the H200's host), kept as a measurement; 0: not fitted, the profile's `compiled_block` or
     `compiled_call` row, else `kernels.PRIOR_COMPILED_CALL_S`."""
@@ -156,17 +156,17 @@ CALIBRATION = Calibration(
     # around it, which the profile's attention benchmark does not run).
     profiled_matmul_scale=0.9446,
     profiled_attention_scale=2.487,
-    # Chosen, not fitted by the script: on held-out H100 rows (benchmarks/results/estimate/
-    # heldout_accuracy.md, its weight table) 0.25 gives the least median error with each model left
-    # out (3.6% against 4.1% at 0 and 5.6% at 1) and nearly the least with the GPU type left out
-    # (3.5% against 3.4% at 0.5); the small steps alone would take 0.5.
+    # Chosen, not fitted by the script, on held-out H100 rows (benchmarks/results/estimate/
+    # heldout_accuracy.md, its weight table): chosen when 0.25 gave the least median error with each
+    # model left out (3.6% against 4.1% at 0); with the small-batch grids in, 0 to 0.5 lie within
+    # 0.7 points of each other both ways (model out 3.8-4.5%, GPU type out 4.4-4.5%), so it stays.
     profile_weight=0.25,
-    # Fitted by the same script on llama-100m's compiled steps of at most 8,192 tokens in
-    # benchmarks/results/small_batch/h100x1_small_batch_compiled.parquet (one H100, a sweep's DDP
-    # trial): with SDPA at batch 4 and 8 such a step took 31-34 ms, no less than at batch 16 and
-    # about as long as uncompiled (with eager attention 24 ms at batch 4, predicted 22% slow: one
-    # constant per block cannot tell the two apart); 10x the one-kernel region the profile times
-    # (0.31 ms a block).  llama-1b's are held out (benchmarks/results/estimate/heldout_accuracy.md).
+    # Fitted by the same script on the compiled steps of at most 8,192 tokens of the whole compiled
+    # small-batch grid (benchmarks/results/small_batch/h100x1_small_batch_compiled.parquet, one H100,
+    # a sweep's DDP trial, five models): the steps the host sets took 1.9-3.4 ms a block (pythia-410m
+    # early in a process, llama-100m late; benchmarks/warm_host_drift.py), 8x the one-kernel region
+    # the profile times (0.31 ms a block).  Fitted on llama-100m's rows alone it was 3.3 ms, which
+    # predicted the held-out pythia-160m 45% slow (benchmarks/results/heldout/README.md).
     compiled_block_host_s=0.00235,
     # Fitted by the same script on the bf16 rows of the H200's four sweeps before its small-batch grid
     # (benchmarks/results/sweeps/sweep_h200x1.parquet and precision/*): the H200, with no profile and
