@@ -6,21 +6,13 @@ be judged against.  Three models never measured (pythia-160m at sequence 1024, Q
 the set is in the small-step regime the issue found worst), eager and SDPA attention, compile off and
 on.  The same set on an H200: `h200x1_heldout.py`."""
 
-from slmray.space import SearchSpace
+import dataclasses
+import runpy
+from pathlib import Path
 
-SPACE = SearchSpace(
+SPACE = dataclasses.replace(
+    runpy.run_path(str(Path(__file__).with_name("h100x1_small_batch.py")))["SPACE"],
     model=["pythia-160m", "qwen2.5-0.5b", "tinyllama-1.1b"],
     per_device_batch={"pythia-160m": [6, 24], "qwen2.5-0.5b": [6, 12], "tinyllama-1.1b": [6, 8]},
-    num_gpus=[1],
-    gpu_type=["H100-80GB"],
-    attention=["sdpa", "eager"],
     compile=[False, True],
-    strategy=["ddp"],
-    seq_len=1024,
-    steps=10,
-    warmup_steps=3,
-    data="stdlib",
-    search="grid",
-    objectives=["max:tokens_per_s", "max:tokens_per_usd"],
-    prices="aws",
 )
