@@ -88,3 +88,37 @@ def test_a_grid_is_stored_with_its_sweep_and_one_cut_short_reads_as_none(tmp_pat
     text = (tmp_path / GRID_FILE).read_text()
     (tmp_path / GRID_FILE).write_text(text[: len(text) // 2])  # a full disk
     assert stored_grid(str(tmp_path)) is None and stored_grid(str(tmp_path / "none")) is None
+
+
+BLOCKED_IN_C = """
+import ctypes, os, signal, sys
+from slmray.sweep.ending import SignalThread
+
+def handler(signum):
+    print("handled", signum, flush=True)
+    os._exit(128 + signum)
+
+signal.signal(signal.SIGTERM, lambda signum, frame: handler(signum))  # the main thread's, as the driver's
+if sys.argv[1] == "thread":
+    SignalThread([signal.SIGTERM], handler).install()
+print("ready", flush=True)
+# blocked in C as in Ray's ray.get: system() retries its wait on EINTR, so no Python handler runs until it returns
+ctypes.CDLL(None).system(b"sleep 3 >/dev/null")  # its own output elsewhere: the pipe ends with this process
+print("returned", flush=True)
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("mode", ["thread", "main only"])
+def test_a_signal_is_handled_at_once_while_the_main_thread_is_blocked_in_c(mode):
+    child = subprocess.Popen([sys.executable, "-c", BLOCKED_IN_C, mode], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "ready\n"
+    sent = time.monotonic()
+    child.send_signal(15)
+    out, _ = child.communicate(timeout=30)
+    took = time.monotonic() - sent
+    assert child.returncode == 143 and out.splitlines()[0] == "handled 15", (child.returncode, out)
+    if mode == "thread":
+        assert took < 1.5, took
+    else:  # without the thread the handler waits for the C call: what the thread is for
+        assert took > 2.0 and "returned" not in out, (took, out)

@@ -17,6 +17,7 @@ import logging
 import os
 import shlex
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import Iterable
@@ -35,7 +36,7 @@ from slmray.predict.calibration import Correction
 from slmray.results.storage import exists, filesystem, join, list_files, write_atomically
 from slmray.results.table import COLUMNS, RESULTS_FILE, ResultsError, read_table, to_table, write_table
 from slmray.sweep.capacity import Capacity, local_capacity, ray_capacity
-from slmray.sweep.ending import RUN_VARIABLE, Watcher, end_run_processes, new_run_id, stopped_lines
+from slmray.sweep.ending import RUN_VARIABLE, SignalThread, Watcher, end_run_processes, new_run_id, stopped_lines
 from slmray.sweep.failure import error_line, infrastructure_errors, infrastructure_in
 from slmray.sweep.lock import lock_lost
 from slmray.sweep.plan import PlannedTrial, make_plan, plan_trial
@@ -514,16 +515,21 @@ class _Terminate:
     processes, Ray's own among them, got the same signal, so no graceful stop through Ray is
     left.  The driver prints what its rows hold and how to continue, ends every process of the
     run (`slmray.sweep.ending`) and exits 128 + the signal, as a shell reports it.  The rows are
-    the sweep's record: `--resume` runs every configuration they lack."""
+    the sweep's record: `--resume` runs every configuration they lack.  The handler runs on a
+    thread the moment the signal arrives (`SignalThread`), ahead of Ray's own reaction to its
+    raylet's end, and in the main thread as Python delivers it; whichever comes first ends the run."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self, request: SweepRequest, run_id: str, watcher: Watcher):
         self.request, self.run_id, self.watcher = request, run_id, watcher
         self.runs: int | None = None
+        self._ending = threading.Lock()
 
     def __enter__(self) -> _Terminate:
         self.previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        self.thread = SignalThread(self.SIGNALS, self.handle)
+        self.thread.install()
         return self
 
     def reinstall(self) -> None:
@@ -531,6 +537,7 @@ class _Terminate:
         15, the head node one that waits to drain it and exits 1."""
         for sig in self.SIGNALS:
             signal.signal(sig, self._handle)
+        self.thread.install()
 
     def handle(self, signum: int) -> None:
         """End the run as on `signum` (it arrived while another handler had it)."""
@@ -541,6 +548,7 @@ class _Terminate:
         self.watcher.describe(self.request.sweep_dir, runs, continue_command(self.request))
 
     def _handle(self, signum, frame) -> None:
+        self._ending.acquire()  # held until os._exit: a second caller (thread or main) waits for the end
         name = signal.Signals(signum).name
         try:
             try:
@@ -559,6 +567,7 @@ class _Terminate:
     def __exit__(self, *exc) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+        self.thread.close()
 
 
 def run_sweep(request: SweepRequest) -> int:

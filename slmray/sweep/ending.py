@@ -21,8 +21,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Callable, Iterable
 
 RUN_VARIABLE = "SLMRAY_RUN"
 """Set to a run's id in the environment of the driver, and so of every process its local Ray starts."""
@@ -44,6 +46,48 @@ def stopped_lines(sweep_dir: str, runs: int | None, why: str, continue_with: str
         return f"{why}: nothing was recorded"
     of = f" of {runs} trials recorded, {max(runs - recorded, 0)} left" if runs is not None else " trials recorded"
     return f"{why}: {recorded}{of} (table: {join(sweep_dir, RESULTS_FILE)})\ncontinue with: {continue_with}"
+
+
+class SignalThread:
+    """Runs `handler(signum)` on a thread of its own the moment one of `signals` arrives.
+
+    Python runs a signal's handler in the main thread between bytecodes.  A driver blocked in
+    Ray's C++ (`ray.get`) runs it only when that call looks up, and a SIGTERM to the process group
+    has meanwhile stopped the raylet too, whose loss Ray's core worker answers by ending the process
+    itself (exit 1, "The program will terminate"): a race the driver's handler sometimes lost.  The
+    interpreter's C-level handler also writes the signal's number to the pipe of
+    `signal.set_wakeup_fd` at once; this thread, blocked on that pipe with the GIL free, runs the
+    handler without waiting for the main thread.  The Python-level handlers stay installed (for a
+    signal that arrives while something else holds the wakeup fd), so `handler` must tolerate being
+    called twice."""
+
+    def __init__(self, signals: Iterable[int], handler: Callable[[int], None]):
+        self.signals, self.handler = {int(s) for s in signals}, handler
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)  # the C handler must never block on a full pipe
+        self._previous_fd = -1
+        threading.Thread(target=self._run, name="slmray-signals", daemon=True).start()
+
+    def install(self) -> None:
+        """Take the wakeup fd (from the main thread); again after something else set one (`ray.init`)."""
+        previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        if previous != self._write:
+            self._previous_fd = previous
+
+    def close(self) -> None:
+        """Give the wakeup fd back and end the thread (it reads the pipe's end)."""
+        try:
+            signal.set_wakeup_fd(self._previous_fd)
+        except ValueError:  # the previous owner closed its fd meanwhile
+            signal.set_wakeup_fd(-1)
+        os.close(self._write)
+
+    def _run(self) -> None:
+        while data := os.read(self._read, 64):
+            for signum in data:
+                if signum in self.signals:
+                    self.handler(signum)
+        os.close(self._read)
 
 
 def new_run_id() -> str:
