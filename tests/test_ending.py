@@ -101,9 +101,10 @@ def handler(signum):
 signal.signal(signal.SIGTERM, lambda signum, frame: handler(signum))  # the main thread's, as the driver's
 if sys.argv[1] == "thread":
     SignalThread([signal.SIGTERM], handler).install()
-print("ready", flush=True)
-# blocked in C as in Ray's ray.get: system() retries its wait on EINTR, so no Python handler runs until it returns
-ctypes.CDLL(None).system(b"sleep 3 >/dev/null")  # its own output elsewhere: the pipe ends with this process
+# blocked in C as in Ray's ray.get: system() retries its wait on EINTR, so no Python handler runs until it
+# returns.  Its shell says "ready" once this process is inside it; sleep's output goes elsewhere, so the
+# pipe ends with this process.
+ctypes.CDLL(None).system(b"echo ready; exec sleep 3 >/dev/null")
 print("returned", flush=True)
 """
 
