@@ -21,6 +21,8 @@ import os
 import time
 from pathlib import Path
 
+from warm_memory import config  # this folder is the script's: one configuration as the sweeps run it
+
 PROBES = [("pythia-160m", 4, "sdpa", False), ("pythia-160m", 4, "sdpa", True)]
 FILLERS = [("llama-1b", 4, "sdpa", True), ("llama-500m", 4, "eager", False), ("pythia-410m", 8, "sdpa", True),
            ("llama-100m", 8, "eager", True), ("llama-2b", 4, "sdpa", False)]
@@ -43,14 +45,6 @@ class CollectorClock:
         elif self.started is not None:
             self.passes[info["generation"]] += 1
             self.seconds[info["generation"]] += time.perf_counter() - self.started
-
-
-def config(model: str, batch: int, attention: str, compiled: bool):
-    from slmray.train.config import TrainConfig
-    from slmray.train.presets import get_model
-
-    return TrainConfig(model=get_model(model), attention=attention, strategy="ddp", per_device_batch=batch,
-                       seq_len=1024, steps=10, warmup_steps=3, data="stdlib", device="cuda", compile=compiled)
 
 
 def main() -> None:

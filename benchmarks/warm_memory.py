@@ -30,12 +30,13 @@ SEQUENCE = [
 GIB = 1 << 30
 
 
-def config(model: str, batch: int, attention: str):
+def config(model: str, batch: int, attention: str, compiled: bool = False):
+    """One configuration as the one-GPU sweeps run it (`benchmarks/warm_host_drift.py` uses it too)."""
     from slmray.train.config import TrainConfig
     from slmray.train.presets import get_model
 
     return TrainConfig(model=get_model(model), attention=attention, strategy="ddp", per_device_batch=batch,
-                       seq_len=1024, steps=10, warmup_steps=3, data="stdlib", device="cuda")
+                       seq_len=1024, steps=10, warmup_steps=3, data="stdlib", device="cuda", compile=compiled)
 
 
 def live_at_peak(snapshot: dict, top: int = 10) -> list[tuple[str, float]]:
