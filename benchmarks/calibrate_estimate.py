@@ -21,8 +21,11 @@ The fit, in order:
    constants fixed, the profiled GEMM and attention scales are fitted on the rows of profiled
    GPU types, at the committed `profile_weight` (chosen on held-out rows by
    `heldout_accuracy.py`, not fitted here).
-5. the compiled block's host time (`fit_compiled_host`, on the compiled small steps of
-   `COMPILED_HOST_ROWS`: a one-dimensional search, the device's constants fixed);
+5. on the rows of `COMPILED_HOST_ROWS` (a sweep's DDP trials): the device rate of compiled fused
+   attention inside DDP (`fit_ddp_compiled`, the median miss of its steps of more than
+   `interval.SMALL_TOKENS` tokens, which the device sets), then the compiled block's host time
+   (`fit_compiled_host`, on the compiled small steps: a one-dimensional search, the device's
+   constants fixed);
 6. a device rate for each GPU type without bf16 calibration rows (`fit_gpu_rates`, on the bf16 rows
    of `GPU_RATE_ROWS`: the median miss);
 7. FP8 (`fit_fp8`, on the FP8 rows of `FP8_CALIBRATION_ROWS` only, everything above fixed): the
@@ -74,7 +77,8 @@ FP8_CALIBRATION_ROWS = {"sweep_h200x1_precision.parquet": ("llama-1b", "llama-10
 every Linear of its blocks in FP8, and llama-100m, the smallest; llama-500m and -2b (MLP in bf16),
 pythia-410m and llama-1b at sequence 2048 are held out."""
 COMPILED_HOST_ROWS = {"h100x1_small_batch_compiled.parquet": ("llama-100m", "llama-500m", "llama-1b", "llama-2b", "pythia-410m")}
-"""Table -> models whose compiled small steps (at most `interval.SMALL_TOKENS` tokens a micro-step)
+"""Table -> models whose compiled DDP rows fit `ddp_compiled_fused_rate` (steps of more than
+`interval.SMALL_TOKENS` tokens a micro-step with fused attention) and whose compiled small steps
 fit `compiled_block_host_s`: the whole compiled small-batch grid (the steps the host sets, chiefly
 llama-100m's and pythia-410m's at batch 4 and 8, weigh in; the device sets the rest).  The held-out
 sets (`search_spaces/*_heldout*.py`) stay out."""
@@ -82,10 +86,11 @@ GPU_RATE_ROWS = ("sweep_h200x1.parquet", "sweep_h200x1_precision.parquet", "swee
                  "sweep_h200x1_seq_len.parquet")
 """Tables whose bf16 rows fit `gpu_rates` for their GPU types without calibration rows (the H200):
 its four sweeps before the small-batch grid, which stays held out (measured after the fit)."""
-HELD_OUT_TABLES = ("h200x1_small_batch.parquet", "h200x1_heldout.parquet", "h100x1_heldout_b.parquet")
+HELD_OUT_TABLES = ("h200x1_small_batch.parquet", "h200x1_small_batch_compiled.parquet", "h200x1_heldout.parquet",
+                   "h100x1_heldout_b.parquet")
 """Tables measured after the constants and kept out of every fit and of the interval widths
 (`heldout_accuracy.py`), so the dry run against them (`dry_run_accuracy.py`) is held out whole: the
-H200's small-batch grid and the issue's bar sets (`search_spaces/h200x1_heldout.py`,
+H200's small-batch grids and the issue's bar sets (`search_spaces/h200x1_heldout.py`,
 `h100x1_heldout_b.py`, their dry-run plans committed before they ran).  The first H100 bar set
 (`h100x1_heldout.parquet`) was looked at before the last fit: it sets widths, and is fitted on by none."""
 
@@ -365,6 +370,26 @@ def fit_compiled_host(df: pd.DataFrame, cal: Calibration) -> Calibration:
     return dataclasses.replace(cal, compiled_block_host_s=float(min(HOST_GRID_S, key=loss)))
 
 
+def _ddp_compiled_fused_regular(df: pd.DataFrame) -> pd.DataFrame:
+    """The ok one-GPU bf16 compiled DDP steps with fused attention of more than `interval.SMALL_TOKENS`
+    tokens a micro-step (the device sets them, not the host)."""
+    ok = _ok_one_gpu_bf16(df)
+    fused = ~ok["attention"].isin(("eager", "sdpa-math"))
+    return ok[ok["compile"] & (ok["strategy"] == "ddp") & fused & ~_compiled_small(ok)]
+
+
+def fit_ddp_compiled(df: pd.DataFrame, cal: Calibration) -> Calibration:
+    """`ddp_compiled_fused_rate` from `_ddp_compiled_fused_regular(df)`: the median of measured over
+    predicted tokens/s with the rate at 1 (the rest of `cal` fixed); `cal` as it is where `df` has none."""
+    rows = _ddp_compiled_fused_regular(df)
+    if rows.empty:
+        return cal
+    plain = dataclasses.replace(cal, ddp_compiled_fused_rate=1.0)
+    predicted = np.array([estimate(trial_config(r), r.gpu_type, 1, calibration=plain).tokens_per_s for r in rows.itertuples()])
+    rate = float(np.exp(np.median(np.log(rows["tokens_per_s"].to_numpy(float) / predicted))))
+    return dataclasses.replace(cal, ddp_compiled_fused_rate=round(rate, 4))
+
+
 def fit_gpu_rates(df: pd.DataFrame, cal: Calibration, uncalibrated: set[str]) -> Calibration:
     """`gpu_rates` of the GPU types in `uncalibrated` from the ok one-GPU bf16 rows of `df`: the
     median of measured over predicted tokens/s (the rest of `cal` fixed); the others' factors
@@ -383,8 +408,9 @@ def fit(df: pd.DataFrame, start: Calibration = CALIBRATION, host_rows: pd.DataFr
         rate_rows: pd.DataFrame | None = None) -> Calibration:
     """Constants fitted to the rows of `df` (all of them: select the calibration rows first).
     The bf16 constants from its bf16 rows (the device's from those but compiled small steps, which
-    the host sets: a linear fit would take their host time for the device's), then the compiled
-    block's host time from the compiled small steps of `host_rows` (default `df`), then a rate for
+    the host sets: a linear fit would take their host time for the device's), then from `host_rows`
+    (default `df`) the rate of compiled fused attention inside DDP (its device-bound steps) and the
+    compiled block's host time (its compiled small steps), then a rate for
     each GPU type of `rate_rows` (default `df`) without a bf16 calibration row, then the FP8
     constants from its FP8 rows.  Each step uses only what the ones before it fitted (FP8 rows feel
     the host and their GPU type's rate; the bf16 fits never read an FP8 constant), so the result
@@ -392,7 +418,8 @@ def fit(df: pd.DataFrame, start: Calibration = CALIBRATION, host_rows: pd.DataFr
     start = dataclasses.replace(start, gpu_rates=())  # a rate to start from would bend the device's fit
     bf16 = df[~df["precision"].map(is_fp8)]
     device = bf16[~_compiled_small(bf16)]
-    cal = fit_compiled_host(df if host_rows is None else host_rows, fit_time(device, fit_memory(bf16, start)))
+    host_rows = df if host_rows is None else host_rows
+    cal = fit_compiled_host(host_rows, fit_ddp_compiled(host_rows, fit_time(device, fit_memory(bf16, start))))
     rate_rows = df if rate_rows is None else rate_rows
     return fit_fp8(df, fit_gpu_rates(rate_rows, cal, uncalibrated_gpus(pd.concat([df, rate_rows]))))
 

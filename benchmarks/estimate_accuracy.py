@@ -43,14 +43,15 @@ TARGETS = {"oom_accuracy": 0.95, "memory_mdape": 10.0, "tokens_mdape": 15.0}
 
 
 def predict(df: pd.DataFrame, cal: Calibration = CALIBRATION, use_profile: bool = True) -> pd.DataFrame:
-    """`df` with predicted_peak_mem_gb, predicted_oom and predicted_tokens_per_s added (`use_profile`:
-    see `estimate`)."""
+    """`df` with predicted_peak_mem_gb, predicted_oom, predicted_tokens_per_s and the predicted step's
+    `host_share` added (`use_profile`: see `estimate`)."""
     preds = [estimate(trial_config(r), r.gpu_type, r.num_gpus, calibration=cal, use_profile=use_profile)
              for r in df.itertuples()]
     return df.assign(
         predicted_peak_mem_gb=[p.peak_mem_gb for p in preds],
         predicted_oom=[p.oom for p in preds],
         predicted_tokens_per_s=[p.tokens_per_s for p in preds],
+        host_share=[p.host_share for p in preds],
     )
 
 

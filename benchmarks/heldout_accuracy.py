@@ -14,7 +14,8 @@ fitted on H200 FP8 rows, and the compiled block's host time and the GPU types' r
 small step or an H200 row is never predicted by constants fitted on it.  Small steps (at
 most `interval.SMALL_TOKENS` tokens per device and micro-step) are also reported on their own.
 
-The interval's width per (split, class of comparable rows, `interval.row_class`) is the 80th
+The interval's width per (split, class of comparable rows, `interval.row_class`, and the host-bound
+rows of every class, `interval.HOST_BOUND`) is the 80th
 percentile of |log(predicted / measured)| of these held-out predictions, or of the committed
 constants' own predictions of the rows they were not fitted on (`shipped`: what a dry run predicts,
 its bias included) where those are wider, written to the CSV.  Its
@@ -45,12 +46,16 @@ from estimate_accuracy import markdown_table, predict
 from slmray.catalog.gpus import spec_for
 from slmray.catalog.profiles import profile_for
 from slmray.predict.estimate import CALIBRATION, Calibration
-from slmray.predict.interval import CLASSES, COVERAGE, FEW_ROWS_WIDTH, MIN_ROWS, SMALL_TOKENS, SPLITS, WIDTHS_CSV, Width, class_width, row_class
+from slmray.predict.interval import (
+    CLASSES, COVERAGE, FEW_ROWS_WIDTH, HOST_BOUND, HOST_BOUND_SHARE, MIN_ROWS, SMALL_TOKENS, SPLITS, WIDTHS_CSV, Width, row_class,
+    row_width,
+)
 
 FP8_PRIORS = {f.name: f.default for f in dataclasses.fields(Calibration) if f.name.startswith("fp8_")}
-START = dataclasses.replace(CALIBRATION, **FP8_PRIORS, compiled_block_host_s=0.0, gpu_rates=())
-"""The committed constants with the FP8 ones at their stated priors, the compiled block's host time
-and the GPU types' rates unfitted (see the module docstring)."""
+START = dataclasses.replace(CALIBRATION, **FP8_PRIORS, compiled_block_host_s=0.0, ddp_compiled_fused_rate=1.0, gpu_rates=())
+"""The committed constants with the FP8 ones at their stated priors, the compiled block's host time,
+the rate of compiled fused attention inside DDP and the GPU types' rates unfitted (see the module
+docstring)."""
 NAMES = {"gpu unmeasured": "leave its GPU type out", "gpu measured": "leave its model out"}
 
 
@@ -63,7 +68,8 @@ def _predict_fold(test: pd.DataFrame, train: pd.DataFrame, start: Calibration) -
     cal = fit(train, start)
     out = test[["table", "model", "attention", "compile", "precision", "backend", "per_device_batch", "seq_len",
                 "gpu_type", "tokens_per_s"]].copy()
-    out["predicted"] = predict(test, cal)["predicted_tokens_per_s"]
+    predicted = predict(test, cal)
+    out["predicted"], out["host_share"] = predicted["predicted_tokens_per_s"], predicted["host_share"]
     out["before"] = predict(test, cal, use_profile=False)["predicted_tokens_per_s"] / test["tokens_per_s"] - 1
     out["class"] = [row_class(trial_config(r)) for r in test.itertuples()]
     return out
@@ -96,11 +102,17 @@ def shipped(df: pd.DataFrame) -> pd.DataFrame:
     test = _one_gpu_ok(df[~(df["calibration"] | df["host_calibration"] | df["rate_calibration"])])
     out = test[["table", "model", "attention", "compile", "precision", "backend", "per_device_batch", "seq_len",
                 "gpu_type", "tokens_per_s"]].copy()
-    out["predicted"] = predict(test, CALIBRATION)["predicted_tokens_per_s"]
+    predicted = predict(test, CALIBRATION)
+    out["predicted"], out["host_share"] = predicted["predicted_tokens_per_s"], predicted["host_share"]
     out["class"] = [row_class(trial_config(r)) for r in test.itertuples()]
     out["log_err"] = np.abs(np.log(out["predicted"] / out["tokens_per_s"]))
     out["tokens"] = out["per_device_batch"] * out["seq_len"]
     return out
+
+
+def _of(rows: pd.DataFrame, cls: str) -> pd.Series:
+    """The rows whose errors set `cls`'s width: its own, or for `HOST_BOUND` the host-bound rows of every class."""
+    return rows["host_share"] >= HOST_BOUND_SHARE if cls == HOST_BOUND else rows["class"] == cls
 
 
 def width_table(rows: pd.DataFrame, shipped_rows: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -111,14 +123,14 @@ def width_table(rows: pd.DataFrame, shipped_rows: pd.DataFrame | None = None) ->
     `rows`, the tokens and the GPU types are those of whichever set the width."""
     lines = []
     for split in SPLITS:
-        for cls in CLASSES:
-            part = rows[(rows["split"] == split) & (rows["class"] == cls)]
+        for cls in (*CLASSES, HOST_BOUND):
+            part = rows[(rows["split"] == split) & _of(rows, cls)]
             if not len(part):
                 continue
             width = math.exp(float(np.quantile(part["log_err"], COVERAGE)))
             covered = part
             if shipped_rows is not None:
-                own = shipped_rows[shipped_rows["class"] == cls]
+                own = shipped_rows[_of(shipped_rows, cls)]
                 own_width = math.exp(float(np.quantile(own["log_err"], COVERAGE))) if len(own) >= MIN_ROWS else 0.0
                 if own_width > width:
                     width, covered = own_width, own
@@ -146,7 +158,7 @@ def cross_validated_widths(rows: pd.DataFrame, shipped_rows: pd.DataFrame | None
     for (split, fold), part in rows.groupby(["split", "fold"]):
         others = None if shipped_rows is None else shipped_rows[shipped_rows[FOLD_COLUMN[split]] != fold]
         table = as_widths(width_table(rows[(rows["split"] == split) & (rows["fold"] != fold)], others))
-        out[part.index] = [class_width(split, c, table).width for c in part["class"]]
+        out[part.index] = [row_width(split, c, h, table).width for c, h in zip(part["class"], part["host_share"])]
     return out
 
 
@@ -179,6 +191,8 @@ def class_summary(rows: pd.DataFrame) -> pd.DataFrame:
     lines = []
     for (split, cls), part in rows.groupby(["split", "class"]):
         lines.append({"split": NAMES[split], "class": cls, **_stats(part)})
+    for split, g in rows.groupby("split"):
+        lines.append({"split": NAMES[split], "class": f"{HOST_BOUND} (any class)", **_stats(g[_of(g, HOST_BOUND)])})
     return pd.DataFrame(lines)
 
 
@@ -225,7 +239,7 @@ def _fmt(frame: pd.DataFrame) -> pd.DataFrame:
 
 def report(rows: pd.DataFrame, table: pd.DataFrame, widths: pd.DataFrame, grid: pd.DataFrame) -> str:
     detail = rows.assign(err=[f"{100 * v:+.1f}" for v in rows["err"]], tokens_per_s=[f"{v:,.0f}" for v in rows["tokens_per_s"]],
-                         cv_width=[f"x{v:.3f}" for v in rows["cv_width"]],
+                         cv_width=[f"x{v:.3f}" for v in rows["cv_width"]], host_share=[f"{v:.0%}" for v in rows["host_share"]],
                          split=rows["split"].map(NAMES))
     return "\n\n".join([
         "# The estimate held out: leave one GPU type out, leave one model out, small steps; interval coverage",
@@ -245,7 +259,9 @@ def report(rows: pd.DataFrame, table: pd.DataFrame, widths: pd.DataFrame, grid: 
         f"the rows of {', '.join(HELD_OUT_TABLES)} set none); `slmray.predict.interval`: `gpu measured` "
         "for a GPU type these rows ran on, `gpu unmeasured` for another; stated priors widen it beyond: more than one "
         f"GPU, a micro-step outside the measured tokens, a GPU type with neither rows nor profile). A class under "
-        f"{MIN_ROWS} rows takes the widest width of its split, and at least x{FEW_ROWS_WIDTH:g}.\n\n" + markdown_table(widths),
+        f"{MIN_ROWS} rows takes the widest width of its split, and at least x{FEW_ROWS_WIDTH:g}. `{HOST_BOUND}`: the rows of "
+        f"every class whose predicted step is at least {HOST_BOUND_SHARE:.0%} the host's excess (`host` below); such a row "
+        "takes this width where wider than its class's.\n\n" + markdown_table(widths),
         "## What the GPU profile buys (bf16 rows of profiled GPU types)\n\n`before`: the profile ignored (datasheet "
         "and the priors of `slmray.predict.kernels`); `after`: the shipped profile. Only the H100 has one.\n\n"
         + markdown_table(profile_lines(rows)),
@@ -254,8 +270,9 @@ def report(rows: pd.DataFrame, table: pd.DataFrame, widths: pd.DataFrame, grid: 
         f"datasheet path; the committed one is {CALIBRATION.profile_weight:g}). The weight was chosen on held-out rows "
         "like these, so its own figures flatter it a little.\n\n" + markdown_table(grid),
         "## Rows\n\n" + markdown_table(detail[["split", "table", "model", "attention", "compile", "precision", "backend",
-                                               "per_device_batch", "seq_len", "gpu_type", "class", "tokens_per_s", "err",
-                                               "cv_width"]].rename(columns={"per_device_batch": "batch", "seq_len": "seq",
+                                               "per_device_batch", "seq_len", "gpu_type", "class", "host_share", "tokens_per_s",
+                                               "err", "cv_width"]].rename(columns={"per_device_batch": "batch", "seq_len": "seq",
+                                                                           "host_share": "host",
                                                                            "err": "err %", "cv_width": "interval width"})),
     ]) + "\n"
 

@@ -135,6 +135,7 @@ def test_one_far_row_does_not_swing_the_correction_of_the_others(monkeypatch):
     far = (300.0, 100.0, _regime(4, model="other"))
     assert 0.85 < fit_correction("H100-80GB", [*bulk, far]).multiplier(_regime(4, model="m")) < 0.95
     monkeypatch.setattr(calibration, "HUBER_SDS", 1e9)
+    monkeypatch.setattr(calibration, "LOO_MARGIN", 0.0)  # the dragged fit, applied (the margin would refuse it)
     assert fit_correction("H100-80GB", [*bulk, far]).multiplier(_regime(4, model="m")) < 0.8
 
 
@@ -287,3 +288,32 @@ def test_the_replay_never_lets_the_correction_do_worse_than_none_on_the_committe
         # the H200's rate is fitted on this table, so its uncorrected worst is 4.3%: the correction's
         # may tie it within half a point, and no trial is made `WORSE` (5 points) by it
         assert now.max() <= raw.max() + 0.005 and not (now > raw + rr.WORSE).any()
+
+
+def test_a_correction_applies_only_inside_the_regimes_its_rows_span():
+    """Rows of small uncompiled SDPA steps say nothing of a large, compiled or eager step's miss: there the
+    correction is 1 and the sweep's plan keeps the uncorrected estimate."""
+    rows = [(100.0, 80.0, _regime(b, compiled=False)) for b in (4, 4, 6, 6, 8)]
+    c = fit_correction("H100-80GB", rows)
+    assert c.rows == 5 and (c.min_tokens, c.max_tokens) == (4096, 8192)
+    assert c.multiplier(_regime(6, compiled=False)) == pytest.approx(0.8, rel=0.05)
+    assert c.multiplier(_regime(16, compiled=False)) == 1.0  # beyond the tokens measured
+    assert c.multiplier(_regime(6, compiled=True)) == 1.0 and c.multiplier(_regime(6, eager=True, compiled=False)) == 1.0
+    assert c.multiplier(None) == pytest.approx(c.factor)  # no regime to judge: a factor applies
+    assert Correction("H100-80GB", "factor", 2, 2, -0.1).covers(_regime(64))  # fitted without regimes: every regime
+
+
+def test_a_fit_that_barely_beats_no_correction_is_not_applied(monkeypatch):
+    """`LOO_MARGIN`: a 4% bias inside +-4% noise gives a factor a leave-one-out win by a hair (3.4%
+    against 3.8%); that is no evidence, so nothing is applied; a clear bias is."""
+    from slmray.predict import calibration
+
+    rows = [(100.0, 100.0 * (1.04 + x), _regime(16)) for x in (0.03, -0.03, 0.02, -0.02, 0.04, -0.04)]
+    refused = fit_correction("H100-80GB", rows)
+    assert refused.rows == 0 and refused.observed == 6
+    monkeypatch.setattr(calibration, "LOO_MARGIN", 0.0)
+    hair = fit_correction("H100-80GB", rows)
+    assert hair.kind == "factor" and refused.raw_error * 0.8 < hair.loo_error < refused.raw_error
+    monkeypatch.undo()
+    clear = [(100.0, 80.0 * (1 + x), _regime(16)) for x in (0.03, -0.03, 0.02, -0.02, 0.04, -0.04)]
+    assert fit_correction("H100-80GB", clear).multiplier(_regime(16)) == pytest.approx(0.8, rel=0.03)

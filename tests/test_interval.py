@@ -11,7 +11,8 @@ import pytest
 
 from slmray.predict.estimate import estimate
 from slmray.predict.interval import (
-    FEW_ROWS_WIDTH, MIN_ROWS, WIDENING, Width, class_width, measured_gpu_types, row_class, tokens_per_s_interval, widths,
+    FEW_ROWS_WIDTH, HOST_BOUND, HOST_BOUND_SHARE, MIN_ROWS, WIDENING, Width, class_width, measured_gpu_types, row_class,
+    row_width, tokens_per_s_interval, widths,
 )
 from slmray.train.config import TrainConfig
 from slmray.train.presets import get_model as preset
@@ -93,7 +94,7 @@ def test_coverage_is_measured_with_widths_fitted_without_each_rows_fold():
     # two folds (models) of one class: each row's width comes from the other fold only
     rows = pd.DataFrame({
         "split": ["gpu measured"] * 10, "class": ["regular"] * 10, "fold": ["a"] * 5 + ["b"] * 5,
-        "gpu_type": ["H100-80GB"] * 10, "tokens": [16384] * 10,
+        "gpu_type": ["H100-80GB"] * 10, "tokens": [16384] * 10, "host_share": [0.0] * 10,
         "log_err": [0.01, 0.02, 0.03, 0.02, 0.01, 0.2, 0.3, 0.4, 0.3, 0.2],
     })
     rows["tokens_per_s"] = 100.0
@@ -115,9 +116,10 @@ def test_the_shipped_constants_errors_widen_a_class_and_leave_each_fold_out():
     held-out width leaves out its own model's rows of them too."""
     ho = _heldout()
     rows = pd.DataFrame({"split": ["gpu measured"] * 10, "class": ["regular"] * 10, "fold": ["a"] * 5 + ["b"] * 5,
-                         "gpu_type": ["H100-80GB"] * 10, "tokens": [16384] * 10, "log_err": [0.02] * 10})
+                         "gpu_type": ["H100-80GB"] * 10, "tokens": [16384] * 10, "log_err": [0.02] * 10,
+                         "host_share": [0.0] * 10})
     wide = pd.DataFrame({"class": ["regular"] * 6, "model": ["a"] * 6, "gpu_type": ["H200"] * 6, "tokens": [8192] * 6,
-                         "log_err": [0.1] * 6})
+                         "log_err": [0.1] * 6, "host_share": [0.0] * 6})
     narrow = ho.width_table(rows)
     assert narrow["width"].iloc[0] == pytest.approx(math.exp(0.02), rel=1e-3)
     table = ho.width_table(rows, wide).iloc[0]
@@ -127,3 +129,30 @@ def test_the_shipped_constants_errors_widen_a_class_and_leave_each_fold_out():
     cv = ho.cross_validated_widths(rows, wide)
     assert list(cv[rows["fold"] == "a"]) == pytest.approx([math.exp(0.02)] * 5, rel=1e-3)  # model a's wide rows left out
     assert list(cv[rows["fold"] == "b"]) == pytest.approx([math.exp(0.1)] * 5, rel=1e-3)
+
+
+def test_a_host_bound_step_takes_the_host_bound_width_where_wider():
+    """The host's share of a step varies by machine and by a process's age, so a step whose predicted
+    host excess is at least `HOST_BOUND_SHARE` of it takes the held-out width of such steps (of every
+    class) where that is wider than its class's; below the share, or where narrower, its class's."""
+    shipped = widths()[("gpu measured", HOST_BOUND)]
+    assert shipped.rows >= MIN_ROWS and shipped.width > class_width("gpu measured", "small step").width
+    small = cfg(per_device_batch=4)
+    plain = tokens_per_s_interval(1000.0, small, "H100-80GB", profiled=True, num_gpus=1, host_share=HOST_BOUND_SHARE / 2)
+    bound = tokens_per_s_interval(1000.0, small, "H100-80GB", profiled=True, num_gpus=1, host_share=HOST_BOUND_SHARE)
+    assert plain.width == pytest.approx(class_width("gpu measured", "small step").width)
+    assert bound.width == pytest.approx(shipped.width) and any(r.startswith("host-bound") for r in bound.reasons)
+    table = {("gpu measured", "small step"): Width("gpu measured", "small step", 30, 1.3, 4096, 8192, ("H100-80GB",)),
+             ("gpu measured", HOST_BOUND): Width("gpu measured", HOST_BOUND, 8, 1.2, 4096, 8192, ("H100-80GB",))}
+    assert row_width("gpu measured", "small step", 0.9, table).width == 1.3  # the class is wider: its own
+    # an estimate's interval follows its own host share: the uncompiled pythia-160m step at batch 6 is host-bound
+    e = estimate(TrainConfig(model=preset("pythia-160m"), per_device_batch=6, seq_len=1024, attention="sdpa",
+                             strategy="ddp"), "H100-80GB", 1)
+    assert e.host_share >= HOST_BOUND_SHARE and _ratio(e) == pytest.approx(shipped.width ** 2)
+    # the benchmark measures it over the host-bound rows of every class
+    ho = _heldout()
+    rows = pd.DataFrame({"split": ["gpu measured"] * 6, "class": ["small step", "small step, compiled"] * 3,
+                         "fold": list("abcabc"), "gpu_type": ["H100-80GB"] * 6, "tokens": [4096] * 6,
+                         "host_share": [0.5, 0.5, 0.5, 0.5, 0.5, 0.0], "log_err": [0.3, 0.3, 0.3, 0.3, 0.3, 0.01]})
+    host_line = ho.width_table(rows).set_index("class").loc[HOST_BOUND]
+    assert host_line["rows"] == 5 and host_line["width"] == pytest.approx(math.exp(0.3), rel=1e-3)

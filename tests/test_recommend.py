@@ -52,7 +52,7 @@ def test_the_bar_command_prints_options_with_hours_and_dollars(capsys):
     assert "Measured only (no estimate involved): cheapest H100-80GB x1 ddp sdpa b16: 62,907 tokens/s" in out
     assert "every multi-GPU option is predicted" in out
     h200 = next(line for line in out.splitlines() if line.strip().startswith("H200: "))
-    assert "from 10 ok trials, leave-one-out error" in h200 and "(uncorrected " in h200
+    assert "from 10 ok trials, applied within 16k-64k tokens, leave-one-out error" in h200 and "(uncorrected " in h200
     assert "checkpointing: a 11.6 GB checkpoint" in out and "out of memory (measured)" in out
     # the global batch per option (b16 x 1,024 x 1 GPU) and the critical batch at the run's Chinchilla loss
     assert " 16,384 " in line and "tokens/step" in out
@@ -94,6 +94,9 @@ def test_predicted_options_are_anchored_on_the_same_configuration(sweeps):
     # llama-1b sdpa b32 never ran on the H200: its one-GPU rate is the estimator's, corrected by the H200's 10 trials
     basis = opts.loc[("H200", 2, "fsdp", "sdpa", 32), "basis"]
     assert basis.startswith("1 GPU predicted x") and "(regime+model), H200's 10 trials" in basis
+    # batch 8, under every H200 trial's micro-step: the correction is not extrapolated
+    assert opts.loc[("H200", 2, "fsdp", "sdpa", 8), "basis"].startswith(
+        "1 GPU predicted, uncorrected (outside the regimes of H200's 10 trials)")
     # b32 ran out of memory on one H100: sharded it fits, and the label says why it may beat b16 per GPU
     assert "fits only sharded (out of memory on 1 GPU, measured)" in opts.loc[("H100-80GB", 8, "fsdp", "sdpa", 32), "basis"]
     assert {"ddp", "fsdp", "fsdp_grad_op"} == set(d.options.loc[d.options["num_gpus"] > 1, "strategy"])
@@ -420,7 +423,9 @@ def test_a_config_json_the_tables_never_ran_is_planned_predicted_and_named_by_it
     m = plan["models"][0]
     assert m["predicted_only"] is True and m["model_given"] == str(folder) and m["model"] != "llama-1b"
     assert {o["source"] for o in m["options"]} == {"predicted"} and m["pick"]["config"]["model"] == m["model"]
-    assert all(o["basis"].startswith("1 GPU predicted x") for o in m["options"] if not o["excluded"])
+    bases = [o["basis"] for o in m["options"] if not o["excluded"]]
+    # corrected by the trials' regimes where they span the option's, else uncorrected and saying so
+    assert all(b.startswith(("1 GPU predicted x", "1 GPU predicted, uncorrected (outside the regimes")) for b in bases)
 
 
 def test_recorded_prices_rent_as_the_sweep_priced(sweeps):
@@ -480,3 +485,20 @@ def test_json_carries_the_priced_alternative_where_the_measured_pick_has_no_pric
     assert all(alt["config"][k] == found["measured"]["config"][k] for k in like)
     text = run(capsys, *SWEEPS, "--model", "llama-2b", "--tokens-per-param", "20", "--prices", "paper")[1]
     assert f"{_money(alt['cost_usd'])} for the run ({_money(alt['cost_usd_low'])}-{_money(alt['cost_usd_high'])})" in text
+
+
+def test_a_one_gpu_option_anchored_on_another_strategy_takes_the_predicted_difference(capsys):
+    """The trainer alone (strategy single) measured compiled SDPA llama-100m at batch 64; a sweep's
+    one-GPU DDP trial of it would run at `Calibration.ddp_compiled_fused_rate` of that: the DDP option
+    is anchored on the measured rate times that, and its label says so."""
+    from slmray.predict.estimate import CALIBRATION
+
+    trainer = str(RESULTS / "trainer" / "trainer_throughput_h100.parquet")
+    plan = plan_json(capsys, trainer, SWEEPS[1], "--model", "llama-100m", "--tokens", "1e9", "--prices", "aws")
+    one = {o["config"]["strategy"]: o for o in plan["models"][0]["options"] if o["num_gpus"] == 1 and o["config"]["compile"]
+           and o["config"]["attention"] == "sdpa" and o["config"]["per_device_batch"] == 64}
+    assert one["single"]["source"] == "measured" and one["ddp"]["source"] == "predicted"
+    assert one["ddp"]["one_gpu_tokens_per_s"] == one["single"]["tokens_per_s"]
+    assert one["ddp"]["tokens_per_s"] == pytest.approx(one["single"]["tokens_per_s"] * CALIBRATION.ddp_compiled_fused_rate)
+    rate = f"x{CALIBRATION.ddp_compiled_fused_rate:.3f}"
+    assert one["ddp"]["basis"] == f"same per-GPU configuration, 1 GPU (1 trial) as single, {rate} as ddp predicted"

@@ -134,13 +134,13 @@ def test_every_numeric_column_is_an_objective_of_every_sampler(sampler):
 def test_recalibrating_searcher_hands_each_trial_the_correction_fitted_so_far():
     """The grid through the sweep's searcher: no correction before two ok trials (leave-one-out needs
     two); once two measured 20% under their predictions, the next carries a correction toward that,
-    and its plan uses it in its own regime."""
+    and its plan uses it in its own regime, which the two span (batch 16 between 8 and 32)."""
     from slmray.predict.calibration import Correction, Regime
     from slmray.sweep.driver import PlannedCost, search_alg
     from slmray.sweep.plan import plan_trial
     from slmray.sweep.trial import SweepSettings
 
-    space = SearchSpace(model=["llama-100m"], per_device_batch=[8, 16, 32], num_gpus=[1], gpu_type=["H100-80GB"],
+    space = SearchSpace(model=["llama-100m"], per_device_batch=[8, 32, 16], num_gpus=[1], gpu_type=["H100-80GB"],
                         attention=["sdpa"], strategy=["ddp"], prices="aws")
     settings = SweepSettings(space=space, sweep_id="s", sweep_dir="/unused",
                              capacity=capacity_from_yaml(str(REPO / "cluster" / "h100.yaml")),

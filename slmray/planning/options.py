@@ -197,17 +197,22 @@ def rental(o, book: PriceBook, measured: Measured, predicted: Estimates) -> dict
 def predicted_one_gpu_rate(o, est_1: Estimate, corrections: dict[str, Correction], model: str) -> tuple[float, str]:
     """(tokens/s, label) of option `o`'s configuration on one GPU where no table ran it: the
     estimator's `est_1` corrected in its regime by the trials of its GPU type where they give a
-    correction (uncorrected where none beat no correction), else of all GPU types."""
+    correction (uncorrected where none beat no correction, or outside the regimes its trials span),
+    else of all GPU types."""
     regime = dataclasses.replace(Regime.of(o), model=model)
     gpu = o["gpu_type"]
     if gpu in corrections:  # the GPU type's own trials, corrected or (none beat none) not
         c = corrections[gpu]
         if not c.rows:
             return est_1.tokens_per_s, f"1 GPU predicted, uncorrected (no correction beat none on {c.observed} trials)"
+        if not c.covers(regime):
+            return est_1.tokens_per_s, f"1 GPU predicted, uncorrected (outside the regimes of {gpu}'s {c.rows} trials)"
         return c.apply(est_1.tokens_per_s, regime), f"1 GPU predicted x{c.multiplier(regime):.3f} ({c.kind}), {gpu}'s {c.rows} trials"
     c = corrections.get(POOLED)
     if c is None or not c.rows:
         return est_1.tokens_per_s, "1 GPU predicted, uncorrected (no correction from the trials given)"
+    if not c.covers(regime):
+        return est_1.tokens_per_s, f"1 GPU predicted, uncorrected (outside the regimes of all {c.rows} trials, no {gpu} trial)"
     return (c.apply(est_1.tokens_per_s, regime),
             f"1 GPU predicted x{c.multiplier(regime):.3f} ({c.kind}), all {c.rows} trials, no {gpu} trial")
 
@@ -220,7 +225,9 @@ def speed(o, measured: Measured, corrections: dict[str, Correction], predicted: 
     from the estimator's absolute speed where a measurement can anchor it: N x (the one-GPU rate)
     x (the predicted scaling efficiency: predicted per-GPU tokens/s on N GPUs over predicted
     tokens/s on one, at most 1, so no multi-GPU option is faster per GPU than its one-GPU rate).
-    The one-GPU rate is the measured one of the same GPU type and per-device configuration; where
+    The one-GPU rate is the measured one of the same GPU type and per-device configuration (the
+    scaling then from the strategy it ran with, one GPU included: the trainer alone anchors a
+    one-GPU DDP option at the estimator's ratio of the two); where
     none ran, the estimator's corrected by the GPU type's trials (or all trials), and where that
     configuration only fits sharded (out of memory on one GPU) the label says so.  The interval
     is the estimator's (`Estimate.tokens_per_s_low/high`) relative to its point; on a measured
@@ -245,7 +252,9 @@ def speed(o, measured: Measured, corrections: dict[str, Correction], predicted: 
             o["fabric"] or None)
     anchor = [tokens for tokens, _ in measured.one_gpu.get((o["gpu_type"], config), [])]
     one_gpu_oom = (o["gpu_type"], config) in measured.oom
-    one_strategy = o["strategy"] if n == 1 else measured.one_gpu[(o["gpu_type"], config)][0][1] if anchor else "single"
+    # the strategy the anchor ran with (a DDP trial on one GPU is not the trainer alone: compiled SDPA
+    # inside DDP runs at `Calibration.ddp_compiled_fused_rate`), else the option's own on one GPU
+    one_strategy = measured.one_gpu[(o["gpu_type"], config)][0][1] if anchor else o["strategy"] if n == 1 else "single"
     try:
         est = predicted(o, o["strategy"], n, *link)
         est_1 = predicted(o, one_strategy, 1)
@@ -271,6 +280,8 @@ def speed(o, measured: Measured, corrections: dict[str, Correction], predicted: 
         basis += f", scaling {efficiency:.2f} predicted" + (f" (capped at 1, estimator {scaling:.2f})" if scaling > 1 else "")
         if o["instances"] > 1:
             basis += f" over {int(o['instances'])} instances"
+    elif scaling != 1:  # one GPU, anchored on a trial of another strategy
+        basis += f" as {one_strategy}, x{efficiency:.3f} as {o['strategy']} predicted"
     tokens = n * rate * efficiency
     top = tokens * high
     if anchor and n > 1:

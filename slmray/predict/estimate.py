@@ -110,6 +110,12 @@ class Calibration:
     profile's `compiled_block` row (that block timed alone, without a trial's DDP and Ray: 1.7 ms on
     the H200's host), kept as a measurement; 0: not fitted, the profile's `compiled_block` or
     `compiled_call` row, else `kernels.PRIOR_COMPILED_CALL_S`."""
+    ddp_compiled_fused_rate: float = 1.0
+    """Device rate of a compiled step with fused attention inside DDP over the same step alone
+    (strategy single), which the device's constants were fitted on: measured, cause not found.
+    The compiled grid's device-bound SDPA rows ran about 10% under their prediction on both GPU
+    types, every model and batch, while compiled eager attention under DDP and compiled SDPA alone
+    ran within a few percent of theirs (`benchmarks/results/small_batch/README.md`).  1: not fitted."""
     gpu_rates: tuple[tuple[str, float], ...] = ()
     """(GPU type, its device rate over the prediction) for GPU types with committed rows but no
     calibration row: the median of measured over predicted tokens/s of their rows, dividing the
@@ -168,6 +174,10 @@ CALIBRATION = Calibration(
     # the profile times (0.31 ms a block).  Fitted on llama-100m's rows alone it was 3.3 ms, which
     # predicted the held-out pythia-160m 45% slow (benchmarks/results/heldout/README.md).
     compiled_block_host_s=0.00235,
+    # Fitted by the same script on the same grid's compiled SDPA steps of more than 8,192 tokens (12
+    # rows, four models): inside DDP they ran 10.6% under the prediction made from the trainer-alone
+    # rows; the H200's compiled grid (held out) had been predicted 9.7% fast at the median.
+    ddp_compiled_fused_rate=0.8944,
     # Fitted by the same script on the bf16 rows of the H200's four sweeps before its small-batch grid
     # (benchmarks/results/sweeps/sweep_h200x1.parquet and precision/*): the H200, with no profile and
     # no calibration row, ran 5% slower than its datasheet path predicts at their median (the two
@@ -213,6 +223,11 @@ class Estimate:
     tokens_per_s_low: float | None = None
     tokens_per_s_high: float | None = None
     """Bounds of `tokens_per_s` (`slmray.predict.interval`); None for the CPU's rough estimate."""
+
+    @property
+    def host_share(self) -> float:
+        """The share of the step the host's dispatch adds beyond the device's work (`time_s["host"]`)."""
+        return self.time_s.get("host", 0.0) / self.step_time_s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,6 +488,8 @@ class Work:
     elementwise: float = 1.0
     """Un-compiled: the blocks' element-wise traffic over that of the blocks the calibration's
     activation passes were fitted on (`opcount.elementwise_ratio`: q/k norms, Transformers' modules)."""
+    ddp_compiled_fused: bool = False
+    """Compiled blocks with fused attention inside DDP (`Calibration.ddp_compiled_fused_rate`)."""
 
 
 def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -> Work:
@@ -546,6 +563,7 @@ def step_work(cfg: TrainConfig, num_gpus: int, cal: Calibration = CALIBRATION) -
         attention_calls=(cfg.per_device_batch * nh, T, m.head_dim, L * recompute * cfg.grad_accum) if fused else (0, 0, 0, 0.0),
         attention=cfg.attention, model=m, recompute=recompute, micro=cfg.grad_accum, backend=cfg.backend,
         elementwise=1.0 if cfg.compile else opcount.elementwise_ratio(m, cfg.backend),
+        ddp_compiled_fused=cfg.strategy == "ddp" and cfg.compile and fused,
     )
 
 
@@ -593,7 +611,8 @@ def compute_time_s(
 
     The device's terms (everything but `host`) are divided by `step_rate` (default
     `step_rate_scale(spec)`: 1 on the calibrated architecture) times `cal.gpu_rate` of the GPU type
-    (1 but where its committed rows fitted one), the cross-architecture prior fitted
+    (1 but where its committed rows fitted one), and for compiled fused attention inside DDP by
+    `cal.ddp_compiled_fused_rate`; `step_rate_scale` is the cross-architecture prior fitted
     on published same-code H100 / A100 ratios.  Those ratios say how much faster a whole step runs,
     not which kernel, so the prior scales the device's time as a whole, profiled or not (the
     profiled scales were fitted on Hopper too); it leaves the host's dispatch (the CPU's) and the
@@ -642,6 +661,7 @@ def compute_time_s(
         args = (work.model, work.attention, work.compiled, work.recompute, work.micro, profile, work.backend)
         times["kernels"] = kernels.kernels_per_step(*args) * kernel_s
     rate = (step_rate_scale(spec) if step_rate is None else step_rate) * cal.gpu_rate(spec.gpu)
+    rate *= cal.ddp_compiled_fused_rate if work.ddp_compiled_fused else 1.0
     times = {term: seconds / rate for term, seconds in times.items()}
     if work.model is not None:
         times["host"] = max(0.0, kernels.host_s(*args, compiled_block_s=cal.compiled_block_host_s) - sum(times.values()))
@@ -787,7 +807,8 @@ def estimate(
     times["contention"] = comm.contention_s
     step = sum(times.values())
     tokens_per_s = num_gpus * cfg.tokens_per_device_step / step
-    bounds = tokens_per_s_interval(tokens_per_s, cfg, spec.gpu, profiled=profile is not None, num_gpus=num_gpus)
+    bounds = tokens_per_s_interval(tokens_per_s, cfg, spec.gpu, profiled=profile is not None, num_gpus=num_gpus,
+                                   host_share=times.get("host", 0.0) / step)
     return Estimate(
         peak_mem_gb=peak, memory_gb=memory, oom=peak + unusable_cache_bytes(cfg) / GIB > capacity, step_time_s=step,
         tokens_per_s=tokens_per_s, time_s=times, capacity_gb=capacity,

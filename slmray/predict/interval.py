@@ -3,7 +3,8 @@
 The interval is multiplicative (the estimator's errors are ratios): `[t / w, t * w]`.  The width `w`
 is measured, not assumed: `interval_widths.csv`, written by `python benchmarks/heldout_accuracy.py`,
 holds the 80th percentile of |log(predicted / measured)| of held-out predictions of the committed
-one-GPU rows, per class of comparable rows (`row_class`) and per split: `gpu measured` (the
+one-GPU rows, per class of comparable rows (`row_class`; and over the classes, the host-bound steps,
+`HOST_BOUND`) and per split: `gpu measured` (the
 constants refitted without the row's model: a GPU type with rows, a model without) and `gpu
 unmeasured` (refitted without the row's GPU type: what a GPU type with no rows gets).  Beyond what
 the rows measured, stated priors widen it (`WIDENING`): more than one GPU (no committed row has
@@ -29,6 +30,16 @@ SMALL_TOKENS = 8192
 """A micro-step of at most this many tokens per device is a small step: the kernels' latency, tile
 waves and the host's dispatch set its time more than the FLOPs do (issue 23)."""
 CLASSES = ("fp8", "uncounted kernels", "small step, compiled", "small step", "regular")
+HOST_BOUND = "host-bound step"
+"""Not a class of its own but a width over them: the held-out rows of any class whose predicted
+step is host-bound (`HOST_BOUND_SHARE`); such a row takes it where wider than its class's."""
+HOST_BOUND_SHARE = 0.2
+"""A step whose predicted host excess (`Estimate.host_share`: the dispatch time the device cannot
+hide) is at least this share of it is host-bound: its time is the CPU's, which differs between
+machines and over a process's life (the same pythia-160m step, first in a fresh process: 28 ms on
+one lent H100, 45 ms on one lent H200, whose device parts differ by about 10%;
+`benchmarks/results/heldout/`), so its errors are the host's.  Below a fifth the held-out rows of
+each class were within about 15%; above, -31% to +54%, compiled or not."""
 SPLITS = ("gpu measured", "gpu unmeasured")
 MIN_ROWS = 5
 """Held-out rows a class needs in a split for its own 80th percentile; with fewer (compiled small steps:
@@ -111,13 +122,27 @@ def class_width(split: str, cls: str, table: dict[tuple[str, str], Width] | None
     return own
 
 
-def tokens_per_s_interval(tokens_per_s: float, cfg: TrainConfig, gpu_type: str, *, profiled: bool, num_gpus: int) -> Interval:
+def row_width(split: str, cls: str, host_share: float, table: dict[tuple[str, str], Width] | None = None) -> Width:
+    """The width of a row of `cls` whose predicted step is `host_share` host-bound: its class's, or
+    `HOST_BOUND`'s where the step is host-bound and that is wider."""
+    own = class_width(split, cls, table)
+    if host_share < HOST_BOUND_SHARE:
+        return own
+    host = class_width(split, HOST_BOUND, table)
+    return host if host.width > own.width else own
+
+
+def tokens_per_s_interval(tokens_per_s: float, cfg: TrainConfig, gpu_type: str, *, profiled: bool, num_gpus: int,
+                          host_share: float = 0.0) -> Interval:
     """The 80% interval around `tokens_per_s`, a prediction of `cfg` on `num_gpus` x `gpu_type` (a
-    canonical gpus.csv name) made with (or without) a GPU profile."""
+    canonical gpus.csv name) made with (or without) a GPU profile, whose step is `host_share` the
+    host's excess."""
     measured = gpu_type in measured_gpu_types()
     cls = row_class(cfg)
-    w = class_width("gpu measured" if measured else "gpu unmeasured", cls)
+    w = row_width("gpu measured" if measured else "gpu unmeasured", cls, host_share)
     log_width, reasons = math.log(w.width), [f"{cls}: {w.split}, {w.rows} held-out rows of {w.row_class}"]
+    if host_share >= HOST_BOUND_SHARE:
+        reasons.append(f"host-bound: {host_share:.0%} of the step is the host's dispatch")
     if not measured:
         reasons.append(f"no {gpu_type} rows")
         if not profiled:

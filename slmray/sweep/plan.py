@@ -84,8 +84,8 @@ class PlannedTrial:
 def corrected(est: Estimate, correction: Correction | None, regime: Regime) -> Estimate:
     """`est` with its tokens/s (and its interval) multiplied by the correction's multiplier in
     `regime`, the configuration's, and its step time divided by it (each part of the step time
-    alike); memory is not corrected."""
-    if correction is None or not correction.rows or est.rough:
+    alike); memory is not corrected.  `est` itself where the correction does not cover the regime."""
+    if correction is None or not correction.rows or est.rough or not correction.covers(regime):
         return est
     f = correction.multiplier(regime)
     return dataclasses.replace(
