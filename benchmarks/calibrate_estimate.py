@@ -22,7 +22,7 @@ The fit, in order:
    GPU types, at the committed `profile_weight` (chosen on held-out rows by
    `heldout_accuracy.py`, not fitted here).
 5. on the rows of `COMPILED_HOST_ROWS` (a sweep's DDP trials): the device rate of compiled fused
-   attention inside DDP (`fit_ddp_compiled`, the median miss of its steps of more than
+   attention under a data-parallel wrapper (`fit_parallel_compiled`, the median miss of its steps of more than
    `interval.SMALL_TOKENS` tokens, which the device sets), then the compiled block's host time
    (`fit_compiled_host`, on the compiled small steps: a one-dimensional search, the device's
    constants fixed);
@@ -77,7 +77,7 @@ FP8_CALIBRATION_ROWS = {"sweep_h200x1_precision.parquet": ("llama-1b", "llama-10
 every Linear of its blocks in FP8, and llama-100m, the smallest; llama-500m and -2b (MLP in bf16),
 pythia-410m and llama-1b at sequence 2048 are held out."""
 COMPILED_HOST_ROWS = {"h100x1_small_batch_compiled.parquet": ("llama-100m", "llama-500m", "llama-1b", "llama-2b", "pythia-410m")}
-"""Table -> models whose compiled DDP rows fit `ddp_compiled_fused_rate` (steps of more than
+"""Table -> models whose compiled DDP rows fit `parallel_compiled_fused_rate` (steps of more than
 `interval.SMALL_TOKENS` tokens a micro-step with fused attention) and whose compiled small steps
 fit `compiled_block_host_s`: the whole compiled small-batch grid (the steps the host sets, chiefly
 llama-100m's and pythia-410m's at batch 4 and 8, weigh in; the device sets the rest).  The held-out
@@ -87,11 +87,12 @@ GPU_RATE_ROWS = ("sweep_h200x1.parquet", "sweep_h200x1_precision.parquet", "swee
 """Tables whose bf16 rows fit `gpu_rates` for their GPU types without calibration rows (the H200):
 its four sweeps before the small-batch grid, which stays held out (measured after the fit)."""
 HELD_OUT_TABLES = ("h200x1_small_batch.parquet", "h200x1_small_batch_compiled.parquet", "h200x1_heldout.parquet",
-                   "h100x1_heldout_b.parquet")
+                   "h100x1_heldout_b.parquet", "h100x1_heldout_r1.parquet", "h100x1_heldout_r2.parquet")
 """Tables measured after the constants and kept out of every fit and of the interval widths
 (`heldout_accuracy.py`), so the dry run against them (`dry_run_accuracy.py`) is held out whole: the
 H200's small-batch grids and the issue's bar sets (`search_spaces/h200x1_heldout.py`,
-`h100x1_heldout_b.py`, their dry-run plans committed before they ran).  The first H100 bar set
+`h100x1_heldout_b.py`, their dry-run plans committed before they ran) and two short repeats of the
+first H100 set's first configurations on another lent H100 (`h100x1_heldout_r1/r2`).  The first H100 bar set
 (`h100x1_heldout.parquet`) was looked at before the last fit: it sets widths, and is fitted on by none."""
 
 RECORDED = ("peak_mem_gb", "oom", "tokens_per_s")
@@ -370,24 +371,28 @@ def fit_compiled_host(df: pd.DataFrame, cal: Calibration) -> Calibration:
     return dataclasses.replace(cal, compiled_block_host_s=float(min(HOST_GRID_S, key=loss)))
 
 
-def _ddp_compiled_fused_regular(df: pd.DataFrame) -> pd.DataFrame:
-    """The ok one-GPU bf16 compiled DDP steps with fused attention of more than `interval.SMALL_TOKENS`
+def _parallel_compiled_fused(df: pd.DataFrame) -> pd.Series:
+    """Compiled steps with fused attention under a data-parallel wrapper: `parallel_compiled_fused_rate`'s."""
+    return df["compile"] & (df["strategy"] != "single") & ~df["attention"].isin(("eager", "sdpa-math"))
+
+
+def _parallel_compiled_fused_regular(df: pd.DataFrame) -> pd.DataFrame:
+    """The ok one-GPU bf16 rows of `_parallel_compiled_fused` of more than `interval.SMALL_TOKENS`
     tokens a micro-step (the device sets them, not the host)."""
     ok = _ok_one_gpu_bf16(df)
-    fused = ~ok["attention"].isin(("eager", "sdpa-math"))
-    return ok[ok["compile"] & (ok["strategy"] == "ddp") & fused & ~_compiled_small(ok)]
+    return ok[_parallel_compiled_fused(ok) & ~_compiled_small(ok)]
 
 
-def fit_ddp_compiled(df: pd.DataFrame, cal: Calibration) -> Calibration:
-    """`ddp_compiled_fused_rate` from `_ddp_compiled_fused_regular(df)`: the median of measured over
+def fit_parallel_compiled(df: pd.DataFrame, cal: Calibration) -> Calibration:
+    """`parallel_compiled_fused_rate` from `_parallel_compiled_fused_regular(df)`: the median of measured over
     predicted tokens/s with the rate at 1 (the rest of `cal` fixed); `cal` as it is where `df` has none."""
-    rows = _ddp_compiled_fused_regular(df)
+    rows = _parallel_compiled_fused_regular(df)
     if rows.empty:
         return cal
-    plain = dataclasses.replace(cal, ddp_compiled_fused_rate=1.0)
+    plain = dataclasses.replace(cal, parallel_compiled_fused_rate=1.0)
     predicted = np.array([estimate(trial_config(r), r.gpu_type, 1, calibration=plain).tokens_per_s for r in rows.itertuples()])
     rate = float(np.exp(np.median(np.log(rows["tokens_per_s"].to_numpy(float) / predicted))))
-    return dataclasses.replace(cal, ddp_compiled_fused_rate=round(rate, 4))
+    return dataclasses.replace(cal, parallel_compiled_fused_rate=round(rate, 4))
 
 
 def fit_gpu_rates(df: pd.DataFrame, cal: Calibration, uncalibrated: set[str]) -> Calibration:
@@ -408,8 +413,9 @@ def fit(df: pd.DataFrame, start: Calibration = CALIBRATION, host_rows: pd.DataFr
         rate_rows: pd.DataFrame | None = None) -> Calibration:
     """Constants fitted to the rows of `df` (all of them: select the calibration rows first).
     The bf16 constants from its bf16 rows (the device's from those but compiled small steps, which
-    the host sets: a linear fit would take their host time for the device's), then from `host_rows`
-    (default `df`) the rate of compiled fused attention inside DDP (its device-bound steps) and the
+    the host sets: a linear fit would take their host time for the device's, and compiled fused
+    attention under DDP or FSDP, whose rate is fitted next), then from `host_rows`
+    (default `df`) the rate of compiled fused attention under DDP or FSDP (its device-bound steps) and the
     compiled block's host time (its compiled small steps), then a rate for
     each GPU type of `rate_rows` (default `df`) without a bf16 calibration row, then the FP8
     constants from its FP8 rows.  Each step uses only what the ones before it fitted (FP8 rows feel
@@ -417,9 +423,9 @@ def fit(df: pd.DataFrame, start: Calibration = CALIBRATION, host_rows: pd.DataFr
     does not hang on the constants it started from."""
     start = dataclasses.replace(start, gpu_rates=())  # a rate to start from would bend the device's fit
     bf16 = df[~df["precision"].map(is_fp8)]
-    device = bf16[~_compiled_small(bf16)]
+    device = bf16[~_compiled_small(bf16) & ~_parallel_compiled_fused(bf16)]  # the latter: the rate's rows
     host_rows = df if host_rows is None else host_rows
-    cal = fit_compiled_host(host_rows, fit_ddp_compiled(host_rows, fit_time(device, fit_memory(bf16, start))))
+    cal = fit_compiled_host(host_rows, fit_parallel_compiled(host_rows, fit_time(device, fit_memory(bf16, start))))
     rate_rows = df if rate_rows is None else rate_rows
     return fit_fp8(df, fit_gpu_rates(rate_rows, cal, uncalibrated_gpus(pd.concat([df, rate_rows]))))
 

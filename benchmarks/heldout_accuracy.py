@@ -52,7 +52,7 @@ from slmray.predict.interval import (
 )
 
 FP8_PRIORS = {f.name: f.default for f in dataclasses.fields(Calibration) if f.name.startswith("fp8_")}
-START = dataclasses.replace(CALIBRATION, **FP8_PRIORS, compiled_block_host_s=0.0, ddp_compiled_fused_rate=1.0, gpu_rates=())
+START = dataclasses.replace(CALIBRATION, **FP8_PRIORS, compiled_block_host_s=0.0, parallel_compiled_fused_rate=1.0, gpu_rates=())
 """The committed constants with the FP8 ones at their stated priors, the compiled block's host time,
 the rate of compiled fused attention inside DDP and the GPU types' rates unfitted (see the module
 docstring)."""
@@ -158,7 +158,8 @@ def cross_validated_widths(rows: pd.DataFrame, shipped_rows: pd.DataFrame | None
     for (split, fold), part in rows.groupby(["split", "fold"]):
         others = None if shipped_rows is None else shipped_rows[shipped_rows[FOLD_COLUMN[split]] != fold]
         table = as_widths(width_table(rows[(rows["split"] == split) & (rows["fold"] != fold)], others))
-        out[part.index] = [row_width(split, c, h, table).width for c, h in zip(part["class"], part["host_share"])]
+        out[part.index] = [math.exp(row_width(split, c, h, t, table)[1])
+                           for c, h, t in zip(part["class"], part["host_share"], part["tokens"])]
     return out
 
 

@@ -47,17 +47,19 @@ def load(paths: list[str]) -> list[pd.DataFrame]:
 
 def replay(df: pd.DataFrame, recal: Recalibrator | None = None) -> pd.DataFrame:
     """Per trial in order: the uncorrected prediction, the single factor's and the Recalibrator's,
-    each made before the trial, and what the Recalibrator applied (kind, rows)."""
+    each made before the trial, and what the Recalibrator applied (kind, rows; none where it had no
+    fit or its fit does not cover the trial's regime)."""
     recal = recal or Recalibrator()
     logs: list[float] = []  # log(measured / predicted) of the earlier ok trials: the single factor's fit
     factor, regime, kind, rows = [], [], [], []
     for r in df.to_dict("records"):
         p = float(r["predicted_tokens_per_s"])
         factor.append(p * math.exp(sum(logs) / len(logs)) if logs else p)
-        c = recal.correction(r["gpu_type"])
-        regime.append(c.apply(p, Regime.of(r)))
-        kind.append(c.kind if c.rows else "none")
-        rows.append(c.rows)
+        c, own = recal.correction(r["gpu_type"]), Regime.of(r)
+        regime.append(c.apply(p, own))
+        applied = c.rows and c.covers(own)
+        kind.append(c.kind if applied else "none")
+        rows.append(c.rows if applied else 0)
         row = {**r, "predicted_tokens_per_s_uncorrected": p}
         if recal.observe(row):
             logs.append(math.log(float(r["tokens_per_s"]) / p))

@@ -182,7 +182,7 @@ def test_committed_calibration_is_what_the_script_fits():
         *(str(results / ("sweeps" if t == "sweep_h200x1.parquet" else "precision") / t) for t in calibrate_estimate.GPU_RATE_ROWS),
     ])
     # the compiled block's host time, DDP's compiled rate and the H200's rate start unfitted: the script must find them
-    start = dataclasses.replace(CALIBRATION, compiled_block_host_s=0.0, ddp_compiled_fused_rate=1.0, gpu_rates=())
+    start = dataclasses.replace(CALIBRATION, compiled_block_host_s=0.0, parallel_compiled_fused_rate=1.0, gpu_rates=())
     fitted = calibrate_estimate.fit_committed(df, start)
     for field in dataclasses.fields(CALIBRATION):
         if field.name == "gpu_rates":
@@ -338,11 +338,11 @@ def test_a_fit_without_rows_of_a_profiled_gpu_keeps_the_profile_as_measured():
 
 
 def test_compiled_fused_attention_inside_ddp_runs_at_its_measured_rate():
-    """Compiled SDPA blocks inside DDP run at `ddp_compiled_fused_rate` of the same step alone (the
+    """Compiled SDPA blocks inside DDP run at `parallel_compiled_fused_rate` of the same step alone (the
     device's terms; its host time is the CPU's), fitted on the H100 grid's device-bound steps; eager
     attention, or no compile, keeps the trainer-alone prediction."""
     calibrate_estimate = _calibrate_estimate()
-    assert 0.8 < CALIBRATION.ddp_compiled_fused_rate < 0.95
+    assert 0.8 < CALIBRATION.parallel_compiled_fused_rate < 0.95
 
     def step(strategy, attention="sdpa", compile=True):
         cfg = TrainConfig(model=PRESETS["llama-1b"], attention=attention, per_device_batch=16, seq_len=1024,
@@ -351,13 +351,13 @@ def test_compiled_fused_attention_inside_ddp_runs_at_its_measured_rate():
 
     ddp, alone = step("ddp"), step("single")
     assert ddp.time_s["host"] == alone.time_s["host"] == 0.0
-    assert ddp.tokens_per_s / alone.tokens_per_s == pytest.approx(CALIBRATION.ddp_compiled_fused_rate, rel=1e-6)
+    assert ddp.tokens_per_s / alone.tokens_per_s == pytest.approx(CALIBRATION.parallel_compiled_fused_rate, rel=1e-6)
     assert step("ddp", attention="eager").tokens_per_s == step("single", attention="eager").tokens_per_s
     assert step("ddp", compile=False).tokens_per_s == step("single", compile=False).tokens_per_s
     # the fit: the median miss of the grid's device-bound compiled SDPA rows, from a start without it
     df = calibrate_estimate.load_measured([str(BENCHMARKS / "results" / "small_batch" / "h100x1_small_batch_compiled.parquet")])
-    rows = calibrate_estimate._ddp_compiled_fused_regular(df)
+    rows = calibrate_estimate._parallel_compiled_fused_regular(df)
     assert len(rows) >= 10 and set(rows["attention"]) == {"sdpa"} and (rows["per_device_batch"] >= 16).all()
-    fitted = calibrate_estimate.fit_ddp_compiled(df, dataclasses.replace(CALIBRATION, ddp_compiled_fused_rate=1.0))
-    assert fitted.ddp_compiled_fused_rate == pytest.approx(CALIBRATION.ddp_compiled_fused_rate, rel=2e-3)
-    assert calibrate_estimate.fit_ddp_compiled(df[df["attention"] == "eager"], CALIBRATION) == CALIBRATION
+    fitted = calibrate_estimate.fit_parallel_compiled(df, dataclasses.replace(CALIBRATION, parallel_compiled_fused_rate=1.0))
+    assert fitted.parallel_compiled_fused_rate == pytest.approx(CALIBRATION.parallel_compiled_fused_rate, rel=2e-3)
+    assert calibrate_estimate.fit_parallel_compiled(df[df["attention"] == "eager"], CALIBRATION) == CALIBRATION

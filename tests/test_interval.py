@@ -128,7 +128,9 @@ def test_the_shipped_constants_errors_widen_a_class_and_leave_each_fold_out():
     assert ho.width_table(rows, wide.iloc[:MIN_ROWS - 1])["width"].iloc[0] == pytest.approx(math.exp(0.02), rel=1e-3)
     cv = ho.cross_validated_widths(rows, wide)
     assert list(cv[rows["fold"] == "a"]) == pytest.approx([math.exp(0.02)] * 5, rel=1e-3)  # model a's wide rows left out
-    assert list(cv[rows["fold"] == "b"]) == pytest.approx([math.exp(0.1)] * 5, rel=1e-3)
+    # model b's: the wide rows', widened as the interval is for its 16384 tokens, twice their 8192
+    widened = math.exp(0.1 * (1 + WIDENING["outside_tokens_per_doubling"]))
+    assert list(cv[rows["fold"] == "b"]) == pytest.approx([widened] * 5, rel=1e-3)
 
 
 def test_a_host_bound_step_takes_the_host_bound_width_where_wider():
@@ -144,7 +146,19 @@ def test_a_host_bound_step_takes_the_host_bound_width_where_wider():
     assert bound.width == pytest.approx(shipped.width) and any(r.startswith("host-bound") for r in bound.reasons)
     table = {("gpu measured", "small step"): Width("gpu measured", "small step", 30, 1.3, 4096, 8192, ("H100-80GB",)),
              ("gpu measured", HOST_BOUND): Width("gpu measured", HOST_BOUND, 8, 1.2, 4096, 8192, ("H100-80GB",))}
-    assert row_width("gpu measured", "small step", 0.9, table).width == 1.3  # the class is wider: its own
+    assert row_width("gpu measured", "small step", 0.9, 4096, table)[0].width == 1.3  # the class is wider: its own
+    # widened for a micro-step outside its rows' tokens, a class can outgrow the host-bound width:
+    # then it keeps its own, so the host-bound line never narrows an interval
+    table[("gpu measured", HOST_BOUND)] = Width("gpu measured", HOST_BOUND, 8, 1.35, 4096, 8192, ("H100-80GB",))
+    w, log_width, host_bound = row_width("gpu measured", "small step", 0.9, 512, table)
+    assert not host_bound and w.row_class == "small step" and log_width > math.log(1.35) > math.log(1.3)
+    hf_tiny = cfg(backend="transformers", per_device_batch=1)
+    assert (tokens_per_s_interval(1000.0, hf_tiny, "H100-80GB", profiled=True, num_gpus=1, host_share=0.5).width
+            >= tokens_per_s_interval(1000.0, hf_tiny, "H100-80GB", profiled=True, num_gpus=1).width)
+    # a class with too few rows borrows the widest class of its split, never the host-bound line
+    table = {("gpu measured", "regular"): Width("gpu measured", "regular", 50, 1.1, 8192, 65536, ("H100-80GB",)),
+             ("gpu measured", HOST_BOUND): Width("gpu measured", HOST_BOUND, 8, 1.6, 4096, 8192, ("H100-80GB",))}
+    assert class_width("gpu measured", "fp8", table).width == FEW_ROWS_WIDTH
     # an estimate's interval follows its own host share: the uncompiled pythia-160m step at batch 6 is host-bound
     e = estimate(TrainConfig(model=preset("pythia-160m"), per_device_batch=6, seq_len=1024, attention="sdpa",
                              strategy="ddp"), "H100-80GB", 1)

@@ -489,7 +489,7 @@ def test_json_carries_the_priced_alternative_where_the_measured_pick_has_no_pric
 
 def test_a_one_gpu_option_anchored_on_another_strategy_takes_the_predicted_difference(capsys):
     """The trainer alone (strategy single) measured compiled SDPA llama-100m at batch 64; a sweep's
-    one-GPU DDP trial of it would run at `Calibration.ddp_compiled_fused_rate` of that: the DDP option
+    one-GPU DDP trial of it would run at `Calibration.parallel_compiled_fused_rate` of that: the DDP option
     is anchored on the measured rate times that, and its label says so."""
     from slmray.predict.estimate import CALIBRATION
 
@@ -499,6 +499,28 @@ def test_a_one_gpu_option_anchored_on_another_strategy_takes_the_predicted_diffe
            and o["config"]["attention"] == "sdpa" and o["config"]["per_device_batch"] == 64}
     assert one["single"]["source"] == "measured" and one["ddp"]["source"] == "predicted"
     assert one["ddp"]["one_gpu_tokens_per_s"] == one["single"]["tokens_per_s"]
-    assert one["ddp"]["tokens_per_s"] == pytest.approx(one["single"]["tokens_per_s"] * CALIBRATION.ddp_compiled_fused_rate)
-    rate = f"x{CALIBRATION.ddp_compiled_fused_rate:.3f}"
+    assert one["ddp"]["tokens_per_s"] == pytest.approx(one["single"]["tokens_per_s"] * CALIBRATION.parallel_compiled_fused_rate)
+    rate = f"x{CALIBRATION.parallel_compiled_fused_rate:.3f}"
     assert one["ddp"]["basis"] == f"same per-GPU configuration, 1 GPU (1 trial) as single, {rate} as ddp predicted"
+
+
+def test_an_option_anchored_on_a_ddp_trial_takes_the_strategies_ratio_uncapped_and_fsdp_no_free_speed(capsys):
+    """The compiled grid's one-GPU DDP trial anchors the trainer-alone option (strategy single) at its
+    rate over `parallel_compiled_fused_rate`: faster, for a measured cause, not capped at the anchor;
+    FSDP on 8 GPUs takes the same wrapper rate, so it is not predicted above DDP, nor above its own
+    one-GPU rate by the sharded optimizer step alone."""
+    from slmray.predict.estimate import CALIBRATION
+
+    trainer = str(RESULTS / "trainer" / "trainer_throughput_h100.parquet")
+    grid = str(RESULTS / "small_batch" / "h100x1_small_batch_compiled.parquet")
+    plan = plan_json(capsys, trainer, grid, "--model", "llama-100m", "--tokens", "1e9", "--prices", "aws")
+    opts = {(o["num_gpus"], o["config"]["strategy"]): o for o in plan["models"][0]["options"]
+            if o["config"]["compile"] and o["config"]["attention"] == "sdpa" and o["config"]["per_device_batch"] == 16}
+    ddp, single = opts[(1, "ddp")], opts[(1, "single")]
+    assert ddp["source"] == "measured" and single["source"] == "predicted"
+    assert single["tokens_per_s"] == pytest.approx(ddp["tokens_per_s"] / CALIBRATION.parallel_compiled_fused_rate, rel=1e-3)
+    assert f"as ddp, x{1 / CALIBRATION.parallel_compiled_fused_rate:.3f} as single predicted" in single["basis"]
+    for strategy in ("fsdp", "fsdp_grad_op"):
+        fsdp = opts[(8, strategy)]
+        assert fsdp["tokens_per_s"] <= opts[(8, "ddp")]["tokens_per_s"] and fsdp["scaling"] < 1
+        assert "capped" not in fsdp["basis"]

@@ -226,8 +226,8 @@ def speed(o, measured: Measured, corrections: dict[str, Correction], predicted: 
     x (the predicted scaling efficiency: predicted per-GPU tokens/s on N GPUs over predicted
     tokens/s on one, at most 1, so no multi-GPU option is faster per GPU than its one-GPU rate).
     The one-GPU rate is the measured one of the same GPU type and per-device configuration (the
-    scaling then from the strategy it ran with, one GPU included: the trainer alone anchors a
-    one-GPU DDP option at the estimator's ratio of the two); where
+    trials of one strategy, the option's own where it ran; of another, times the estimator's ratio
+    of the two strategies on one GPU: the trainer alone anchors a DDP option so); where
     none ran, the estimator's corrected by the GPU type's trials (or all trials), and where that
     configuration only fits sharded (out of memory on one GPU) the label says so.  The interval
     is the estimator's (`Estimate.tokens_per_s_low/high`) relative to its point; on a measured
@@ -250,20 +250,27 @@ def speed(o, measured: Measured, corrections: dict[str, Correction], predicted: 
         return {**none, "source": "predicted", "excluded": "not measured (no estimate on the CPU)"}
     link = (int(o["gpus_per_node"]), None if pd.isna(o["inter_node_gbps"]) else float(o["inter_node_gbps"]),
             o["fabric"] or None)
-    anchor = [tokens for tokens, _ in measured.one_gpu.get((o["gpu_type"], config), [])]
+    trials = measured.one_gpu.get((o["gpu_type"], config), [])
+    ran = [s for _, s in trials]
+    # the anchor: the one-GPU trials of one strategy, the option's own where it ran, and the
+    # estimator's ratio of the two strategies on one GPU (a DDP trial is not the trainer alone:
+    # compiled SDPA inside DDP runs at `Calibration.parallel_compiled_fused_rate`)
+    one_strategy = (o["strategy"] if o["strategy"] in ran else ran[0]) if ran else o["strategy"] if n == 1 else "single"
+    anchor = [tokens for tokens, s in trials if s == one_strategy]
     one_gpu_oom = (o["gpu_type"], config) in measured.oom
-    # the strategy the anchor ran with (a DDP trial on one GPU is not the trainer alone: compiled SDPA
-    # inside DDP runs at `Calibration.ddp_compiled_fused_rate`), else the option's own on one GPU
-    one_strategy = measured.one_gpu[(o["gpu_type"], config)][0][1] if anchor else o["strategy"] if n == 1 else "single"
     try:
         est = predicted(o, o["strategy"], n, *link)
         est_1 = predicted(o, one_strategy, 1)
+        own_1 = predicted(o, o["strategy"], 1) if o["strategy"] != one_strategy else est_1
     except ValueError as exc:
         return {**none, "source": "predicted", "excluded": f"no estimate ({exc})"}
     if est.oom:
         return {**none, "source": "predicted",
                 "excluded": f"out of memory (predicted {est.peak_mem_gb:.0f} of {est.capacity_gb:.0f} GiB)"}
-    scaling = est.tokens_per_s / n / est_1.tokens_per_s
+    # the option's strategy on one GPU over the anchor's (a measured cause, not capped), then the
+    # scaling over its own one-GPU rate (capped at 1)
+    strategy_ratio = own_1.tokens_per_s / est_1.tokens_per_s
+    scaling = est.tokens_per_s / n / own_1.tokens_per_s
     efficiency = min(1.0, scaling)
     low, high = est.tokens_per_s_low / est.tokens_per_s, est.tokens_per_s_high / est.tokens_per_s
     if anchor:
@@ -276,16 +283,16 @@ def speed(o, measured: Measured, corrections: dict[str, Correction], predicted: 
         rate, basis = predicted_one_gpu_rate(o, est_1, corrections, predicted.model.name)
         if n > 1 and (est_1.oom or one_gpu_oom):
             basis += f", fits only sharded (out of memory on 1 GPU, {'measured' if one_gpu_oom else 'predicted'})"
+    if abs(strategy_ratio - 1) > 5e-4:
+        basis += f" as {one_strategy}, x{strategy_ratio:.3f} as {o['strategy']} predicted"
     if n > 1:
         basis += f", scaling {efficiency:.2f} predicted" + (f" (capped at 1, estimator {scaling:.2f})" if scaling > 1 else "")
         if o["instances"] > 1:
             basis += f" over {int(o['instances'])} instances"
-    elif scaling != 1:  # one GPU, anchored on a trial of another strategy
-        basis += f" as {one_strategy}, x{efficiency:.3f} as {o['strategy']} predicted"
-    tokens = n * rate * efficiency
+    tokens = n * rate * strategy_ratio * efficiency
     top = tokens * high
     if anchor and n > 1:
-        top = min(top, n * rate)
+        top = min(top, n * rate * strategy_ratio)
     return {"tokens_per_s": tokens, "tokens_per_s_low": tokens * low, "tokens_per_s_high": top,
             "source": "predicted", "basis": basis, "one_gpu_tokens_per_s": rate,
             "one_gpu_source": "measured" if anchor else "predicted", "scaling": efficiency, "excluded": ""}

@@ -249,8 +249,8 @@ LOO_MARGIN = 0.2
 uncorrected predictions' on the same rows.  Leave-one-out picks among four candidates on a handful
 of rows, so a fit that merely follows the noise of an estimate already within a few percent wins by
 a hair; replayed on the committed sweeps (`benchmarks/recalibration_replay.py`, where 0.2 was chosen
-against 0, 0.1 and 0.3), such wins made the next predictions worse: a held-out H100 set from 3.7% to
-6.0% at the median.  At 0.2, 13 of 352 predictions are 5 points worse than uncorrected (26 at 0)."""
+against 0, 0.1 and 0.3), such wins made the next predictions worse: the H100 bar set B from 3.7% to
+6.0% at the median.  At 0.2, 14 of 358 predictions are 5 points worse than uncorrected (27 at 0)."""
 
 
 def fit_correction(gpu_type: str, pairs: Iterable[Sequence[Any]]) -> Correction:
