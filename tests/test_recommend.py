@@ -524,3 +524,19 @@ def test_an_option_anchored_on_a_ddp_trial_takes_the_strategies_ratio_uncapped_a
         fsdp = opts[(8, strategy)]
         assert fsdp["tokens_per_s"] <= opts[(8, "ddp")]["tokens_per_s"] and fsdp["scaling"] < 1
         assert "capped" not in fsdp["basis"]
+
+
+def test_every_predicted_interval_holds_its_point_and_an_anchor_on_another_strategy_keeps_its_upper_bound(capsys):
+    """Anchored on a trial, the N-GPU interval is the part the anchor did not measure: never inverted
+    (a host-bound one-GPU estimate has the wider interval), and on a trial of another strategy the
+    strategies' ratio is a prediction too, so the upper bound is not squeezed to it."""
+    trainer = str(RESULTS / "trainer" / "trainer_throughput_h100.parquet")
+    grid = str(RESULTS / "small_batch" / "h100x1_small_batch_compiled.parquet")
+    uncompiled = str(RESULTS / "small_batch" / "h100x1_small_batch.parquet")  # batch 4: host-bound on one GPU
+    for tables, model in (([uncompiled], "llama-100m"), ([uncompiled], "pythia-410m"), ([trainer, grid], "llama-100m"),
+                          ([trainer, grid], "llama-500m")):
+        plan = plan_json(capsys, *tables, "--model", model, "--tokens", "1e9", "--prices", "aws", "--max-gpus", "8")
+        predicted = [o for o in plan["models"][0]["options"] if o["source"] == "predicted" and not o["excluded"]]
+        assert predicted and all(o["low"] <= o["tokens_per_s"] <= o["high"] for o in predicted)
+    on_single = [o for o in predicted if o["num_gpus"] == 8 and " as single, x0." in o["basis"]]
+    assert on_single and all(o["high"] / o["tokens_per_s"] > 1.05 for o in on_single)

@@ -255,7 +255,7 @@ def speed(o, measured: Measured, corrections: dict[str, Correction], predicted: 
     # the anchor: the one-GPU trials of one strategy, the option's own where it ran, and the
     # estimator's ratio of the two strategies on one GPU (a DDP trial is not the trainer alone:
     # compiled SDPA inside DDP runs at `Calibration.parallel_compiled_fused_rate`)
-    one_strategy = (o["strategy"] if o["strategy"] in ran else ran[0]) if ran else o["strategy"] if n == 1 else "single"
+    one_strategy = (o["strategy"] if o["strategy"] in ran else ran[0]) if ran else o["strategy"]
     anchor = [tokens for tokens, s in trials if s == one_strategy]
     one_gpu_oom = (o["gpu_type"], config) in measured.oom
     try:
@@ -276,9 +276,9 @@ def speed(o, measured: Measured, corrections: dict[str, Correction], predicted: 
     if anchor:
         rate = median(anchor)
         basis = f"same per-GPU configuration, 1 GPU ({len(anchor)} trial{'s' * (len(anchor) > 1)})"
-        if n > 1:
-            low /= est_1.tokens_per_s_low / est_1.tokens_per_s
-            high /= est_1.tokens_per_s_high / est_1.tokens_per_s
+        if n > 1:  # the anchor measured the one-GPU part: the N-GPU part is left, never inverted
+            low = min(1.0, low / (est_1.tokens_per_s_low / est_1.tokens_per_s))
+            high = max(1.0, high / (est_1.tokens_per_s_high / est_1.tokens_per_s))
     else:
         rate, basis = predicted_one_gpu_rate(o, est_1, corrections, predicted.model.name)
         if n > 1 and (est_1.oom or one_gpu_oom):
@@ -291,8 +291,8 @@ def speed(o, measured: Measured, corrections: dict[str, Correction], predicted: 
             basis += f" over {int(o['instances'])} instances"
     tokens = n * rate * strategy_ratio * efficiency
     top = tokens * high
-    if anchor and n > 1:
-        top = min(top, n * rate * strategy_ratio)
+    if anchor and n > 1:  # no faster than perfect scaling of the anchor (the strategies' ratio is predicted too)
+        top = min(top, n * rate * max(1.0, strategy_ratio))
     return {"tokens_per_s": tokens, "tokens_per_s_low": tokens * low, "tokens_per_s_high": top,
             "source": "predicted", "basis": basis, "one_gpu_tokens_per_s": rate,
             "one_gpu_source": "measured" if anchor else "predicted", "scaling": efficiency, "excluded": ""}

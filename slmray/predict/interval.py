@@ -158,7 +158,7 @@ def tokens_per_s_interval(tokens_per_s: float, cfg: TrainConfig, gpu_type: str, 
     measured = gpu_type in measured_gpu_types()
     cls, tokens = row_class(cfg), cfg.per_device_batch * cfg.seq_len
     w, log_width, host_bound = row_width("gpu measured" if measured else "gpu unmeasured", cls, host_share, tokens)
-    reasons = [f"{cls}: {w.split}, {w.rows} held-out rows of {HOST_BOUND if host_bound else w.row_class}"]
+    reasons = [f"{cls}: {w.split}, {w.rows} held-out rows of {w.row_class}"]
     if host_bound:
         reasons.append(f"host-bound: {host_share:.0%} of the step is the host's dispatch")
     elif log_width > math.log(w.width):
