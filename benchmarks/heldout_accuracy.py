@@ -54,8 +54,8 @@ from slmray.predict.interval import (
 FP8_PRIORS = {f.name: f.default for f in dataclasses.fields(Calibration) if f.name.startswith("fp8_")}
 START = dataclasses.replace(CALIBRATION, **FP8_PRIORS, compiled_block_host_s=0.0, parallel_compiled_fused_rate=1.0, gpu_rates=())
 """The committed constants with the FP8 ones at their stated priors, the compiled block's host time,
-the rate of compiled fused attention inside DDP and the GPU types' rates unfitted (see the module
-docstring)."""
+the rate of compiled fused attention under a data-parallel wrapper and the GPU types' rates
+unfitted (see the module docstring)."""
 NAMES = {"gpu unmeasured": "leave its GPU type out", "gpu measured": "leave its model out"}
 
 
