@@ -4,6 +4,7 @@ their environment."""
 
 import errno
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -123,3 +124,26 @@ def test_a_signal_is_handled_at_once_while_the_main_thread_is_blocked_in_c(mode)
         assert took < 1.5, took
     else:  # without the thread the handler waits for the C call: what the thread is for
         assert took > 2.0 and "returned" not in out, (took, out)
+
+
+@pytest.mark.subprocess
+def test_the_signal_thread_says_which_of_its_signals_arrived():
+    """`arrived`: an error the main thread raises while a signal ends the run is that signal's doing;
+    a signal the thread does not handle (SIGINT: Ctrl-C) or none is not."""
+    code = """
+import os, signal
+from slmray.sweep.ending import SignalThread
+
+signal.signal(signal.SIGUSR1, lambda *a: None)
+signal.signal(signal.SIGUSR2, lambda *a: None)
+seen = []
+t = SignalThread([signal.SIGUSR1], seen.append)
+t.install()
+print(t.arrived(0.2))
+os.kill(os.getpid(), signal.SIGUSR2)
+print(t.arrived())
+os.kill(os.getpid(), signal.SIGUSR1)
+print(t.arrived(), seen)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.splitlines() == ["None", "None", f"{int(signal.SIGUSR1)} [{int(signal.SIGUSR1)}]"], out

@@ -564,7 +564,9 @@ class _Terminate:
             end_run_processes(self.run_id)
             os._exit(128 + signum)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is not None and (signum := self.thread.arrived()) is not None:
+            self._handle(signum, None)  # the error is the signal's doing (Ray lost with its raylet): it ends the run
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         self.thread.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -66,6 +67,8 @@ class SignalThread:
         self._read, self._write = os.pipe()
         os.set_blocking(self._write, False)  # the C handler must never block on a full pipe
         self._previous_fd = -1
+        self.received: int | None = None
+        """The last of `signals` the thread read from the pipe (set before its handler runs)."""
         threading.Thread(target=self._run, name="slmray-signals", daemon=True).start()
 
     def install(self) -> None:
@@ -82,10 +85,22 @@ class SignalThread:
             signal.set_wakeup_fd(-1)
         os.close(self._write)
 
+    def arrived(self, wait_s: float = 1.0) -> int | None:
+        """The signal of `signals` that arrived, if any, once the thread has read what the pipe holds
+        (waiting up to `wait_s`): an error the main thread raises while such a signal ends the run
+        (Ray's objects lost with the raylet the same signal ended) is that signal's doing."""
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and select.select([self._read], [], [], 0)[0]:
+            time.sleep(0.01)
+        if self.received is None:
+            time.sleep(0.05)  # read but not yet recorded
+        return self.received
+
     def _run(self) -> None:
         while data := os.read(self._read, 64):
             for signum in data:
                 if signum in self.signals:
+                    self.received = signum
                     self.handler(signum)
         os.close(self._read)
 
