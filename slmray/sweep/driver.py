@@ -517,7 +517,9 @@ class _Terminate:
     run (`slmray.sweep.ending`) and exits 128 + the signal, as a shell reports it.  The rows are
     the sweep's record: `--resume` runs every configuration they lack.  The handler runs on a
     thread the moment the signal arrives (`SignalThread`), ahead of Ray's own reaction to its
-    raylet's end, and in the main thread as Python delivers it; whichever comes first ends the run."""
+    raylet's end, and in the main thread as Python delivers it; whichever comes first ends the run.
+    An error that leaves the run meanwhile (Ray's objects lost with the raylet the signal ended)
+    is the signal's doing: leaving, the run still ends as on the signal (CI once saw exit 1)."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
