@@ -11,7 +11,7 @@ trial: the estimator's prediction with the committed constants (uncorrected); th
 the single factor the sweep used to refit (the geometric mean of measured / predicted over the earlier
 ok trials, from the first one on: the correction this one replaced); and times the correction
 `Recalibrator` fits on the earlier ok trials (a regime residual, used only where it beats no
-correction by leave-one-out).  Then the trial is observed.  Reported per table and over all: median
+correction by leave-one-out, never on or for a step the host sets).  Then the trial is observed.  Reported per table and over all: median
 and worst |predicted / measured - 1| over the ok trials.
 """
 
@@ -55,12 +55,12 @@ def replay(df: pd.DataFrame, recal: Recalibrator | None = None) -> pd.DataFrame:
     for r in df.to_dict("records"):
         p = float(r["predicted_tokens_per_s"])
         factor.append(p * math.exp(sum(logs) / len(logs)) if logs else p)
-        c, own = recal.correction(r["gpu_type"]), Regime.of(r)
+        c, own = recal.correction(r["gpu_type"]), Regime.of(r, r["host_share"])
         regime.append(c.apply(p, own))
         applied = c.rows and c.covers(own)
         kind.append(c.kind if applied else "none")
         rows.append(c.rows if applied else 0)
-        row = {**r, "predicted_tokens_per_s_uncorrected": p}
+        row = {**r, "predicted_tokens_per_s_uncorrected": p, "predicted_host_share": r["host_share"]}
         if recal.observe(row):
             logs.append(math.log(float(r["tokens_per_s"]) / p))
     return df.assign(uncorrected=df["predicted_tokens_per_s"].astype(float), factor=factor, regime=regime,
@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             "predicted over the earlier ok trials, from the first on); and that times the correction "
             "`slmray.predict.calibration.Recalibrator` fits on the earlier ok trials (a ridge residual in log space on "
             "log tokens per micro-step, eager attention and compile, shrunk toward none, used only where its "
-            "leave-one-out error beats no correction, so never before two ok trials). Errors are |predicted / "
+            "leave-one-out error beats no correction, so never before two ok trials; a step the estimate puts at "
+            "`HOST_BOUND_SHARE` host or more is neither fitted on nor corrected: its speed is the lent host's). Errors are |predicted / "
             "measured - 1| over the ok trials; in the trial tables signed (positive: predicted faster). 'worse than "
             "none': a larger median or worst error than no correction on that table; 'trials 5+ points worse': ok "
             "trials whose |error| the correction grew by more than 5 percentage points.",

@@ -148,6 +148,39 @@ def test_regime_of_a_row_and_of_a_config():
     assert Regime.of(cfg) == Regime(16 * cfg.seq_len, eager=False, compiled=False, hf_eager=False, model="llama-1b")
 
 
+def test_a_host_bound_regime_is_read_from_the_estimate_or_the_row():
+    row = {"per_device_batch": 6, "seq_len": 1024, "attention": "sdpa", "compile": False, "model": "pythia-160m"}
+    assert not Regime.of(row).host_bound  # a table written before the column: not host-bound
+    assert Regime.of({**row, "predicted_host_share": 0.35}).host_bound
+    assert not Regime.of({**row, "predicted_host_share": 0.05}).host_bound
+    assert not Regime.of({**row, "predicted_host_share": math.nan}).host_bound
+    assert Regime.of({**row, "predicted_host_share": 0.05}, host_share=0.5).host_bound  # the estimate's wins
+
+
+def test_host_bound_rows_are_counted_but_neither_fitted_on_nor_corrected():
+    device = [(100.0, 90.0, _regime(b)) for b in (8, 16, 32, 64)]
+    host = [(100.0, 50.0, dataclasses.replace(_regime(b), host_bound=True)) for b in (4, 6, 8)]
+    mixed, alone = fit_correction("H200", device + host), fit_correction("H200", device)
+    assert mixed.rows == 4 and mixed.observed == 7 and mixed.host_bound_rows == 3
+    assert mixed.coefficients == pytest.approx(alone.coefficients)  # the host-bound rows moved nothing
+    assert mixed.multiplier(_regime(16)) < 0.95
+    assert mixed.multiplier(dataclasses.replace(_regime(16), host_bound=True)) == 1.0  # and correct nothing
+    assert "3 host-bound not used" in mixed.describe()
+    only = fit_correction("H200", host)
+    assert only.rows == 0 and only.observed == 3 and "3 host-bound not used; leave-one-out needs 2" in only.describe()
+
+
+def test_the_recalibrator_leaves_a_rows_host_bound_trial_out():
+    r = Recalibrator()
+    base = {"gpu_type": "H200", "per_device_batch": 16, "seq_len": 1024, "attention": "sdpa", "compile": False, "status": "ok"}
+    for measured in (90.0, 91.0):
+        assert r.observe({**base, "tokens_per_s": measured, "predicted_tokens_per_s": 100.0, "predicted_host_share": 0.01})
+    assert r.observe({**base, "per_device_batch": 4, "tokens_per_s": 40.0, "predicted_tokens_per_s": 100.0,
+                      "predicted_host_share": 0.4})
+    c = r.correction("H200")
+    assert c.rows == 2 and c.host_bound_rows == 1 and c.factor > 0.85
+
+
 def test_fit_corrections_per_gpu_type_and_pooled():
     rows = [("H100-80GB", 100.0, 100.0), ("H100-80GB", 100.0, 100.0), ("H200", 100.0, 81.0), ("H200", 100.0, 81.0),
             ("H200", 100.0, 81.0)]
@@ -220,12 +253,25 @@ def test_plan_trial_applies_a_correction_and_records_both_predictions():
     columns = fixed.prediction_columns()
     assert columns["correction_rows"] == 2
     assert columns["predicted_tokens_per_s"] == pytest.approx(f * columns["predicted_tokens_per_s_uncorrected"])
+    assert columns["predicted_host_share"] == pytest.approx(plain.estimate.host_share) and columns["predicted_host_share"] < 0.2
     table = to_table([{"status": "ok", "gpu_type": "H200", **columns}])  # the schema has the columns
     assert table.column("correction_rows").to_pylist() == [2]
+    assert table.column("predicted_host_share").to_pylist() == [pytest.approx(columns["predicted_host_share"])]
     assert plan_trial(resolved, CAPACITY, book, prune=True, correction=NO_CORRECTION) == plain
     # trials observed but no fit beat none: nothing applied, correction_rows 0
     flat = fit_correction("H200", [(100.0, 90.0), (100.0, 110.0)])
     assert flat.rows == 0 and plan_trial(resolved, CAPACITY, book, prune=True, correction=flat) == plain
+
+
+def test_plan_trial_leaves_a_host_bound_trial_uncorrected():
+    book = PriceBook.load("aws")
+    small = dataclasses.replace(SPACE, model=["pythia-160m"], per_device_batch=[4])
+    resolved = small.resolve(next(iter(small.trials())), CAPACITY.device)
+    plain = plan_trial(resolved, CAPACITY, book, prune=True)
+    assert plain.prediction_columns()["predicted_host_share"] >= 0.2  # the host sets this step
+    c = fit_correction("H200", [(100.0, 80.0, _regime(16, compiled=False)), (100.0, 80.0, _regime(2, compiled=False))])
+    assert c.rows == 2 and c.multiplier(Regime.of(resolved.train)) < 0.9  # its regime, were it not host-bound
+    assert plan_trial(resolved, CAPACITY, book, prune=True, correction=c) == plain
 
 
 def test_make_plan_looks_corrections_up_by_gpu_type():

@@ -14,14 +14,17 @@ from slmray.analysis.costs import price_trials
 from slmray.analysis.table import load_results
 from slmray.catalog.prices import PriceBook
 from slmray.core import scaling_law
-from slmray.predict.calibration import POOLED
+from slmray.predict.calibration import POOLED, Regime, fit_correction
+from slmray.predict.estimate import estimate
 from slmray.planning.assumptions import default_assumptions
-from slmray.planning.options import fit_table_corrections
+from slmray.planning.options import fit_table_corrections, predicted_one_gpu_rate
 from slmray.planning.run import plan_run
 from slmray.planning.text import answer, option_label
 from slmray.planning.text import hours as _hours
 from slmray.planning.text import money as _money
 from slmray.recommend import main, parse_tokens
+from slmray.train.config import TrainConfig
+from slmray.train.presets import get_model
 
 from analysis_fixtures import REPO, RESULTS
 
@@ -116,6 +119,16 @@ def test_the_correction_uses_multi_gpu_rows_when_a_table_has_them(sweeps):
                     & (d.options["per_device_batch"] == 16) & (d.options["attention"] == "sdpa")].iloc[0]
     assert two["source"] == "measured" and two["tokens_per_s"] == pytest.approx(float(row["tokens_per_s"].iloc[0]))
     assert not any("every multi-GPU option is predicted" in n for n in d.notes)
+
+
+def test_a_host_bound_option_is_left_uncorrected_and_says_so():
+    o = {"gpu_type": "H200", "per_device_batch": 4, "seq_len": 1024, "attention": "sdpa", "compile": False}
+    est = estimate(TrainConfig(model=get_model("pythia-160m"), per_device_batch=4, seq_len=1024, attention="sdpa"), "H200", 1)
+    assert est.host_share >= 0.2
+    c = fit_correction("H200", [(100.0, 80.0, Regime(2048, False, False)), (100.0, 80.0, Regime(16384, False, False))])
+    assert c.rows == 2 and c.multiplier(Regime.of(o)) < 0.9  # would apply, were the step the device's
+    rate, label = predicted_one_gpu_rate(o, est, {"H200": c}, "pythia-160m")
+    assert rate == est.tokens_per_s and label == "1 GPU predicted, uncorrected (host-bound: the host's speed, no correction)"
 
 
 def test_an_unseen_gpu_type_gets_the_pooled_correction(capsys):

@@ -79,6 +79,9 @@ SCHEMA = pa.schema(
         # bounds of predicted_tokens_per_s (slmray.predict.interval), corrected alike
         pa.field("predicted_tokens_per_s_low", pa.float64()),
         pa.field("predicted_tokens_per_s_high", pa.float64()),
+        # the share of the predicted step the host's dispatch adds beyond the device's work (Estimate.host_share):
+        # at slmray.predict.interval.HOST_BOUND_SHARE or more the step is the host's, and no correction fits on it
+        pa.field("predicted_host_share", pa.float64()),
         pa.field("correction_rows", pa.int64()),  # ok trials that correction was fitted on; 0: none applied
         # outcome
         pa.field("status", pa.string()),

@@ -92,10 +92,10 @@ def fit_table_corrections(df: pd.DataFrame) -> dict[str, Correction]:
     triples = []
     for _, r in rows.iterrows():
         try:
-            predicted = estimate_row(models[r["model"]], r, r["gpu_type"], int(r["num_gpus"])).tokens_per_s
+            predicted = estimate_row(models[r["model"]], r, r["gpu_type"], int(r["num_gpus"]))
         except ValueError:  # a configuration the estimator does not model: it cannot be corrected either
             continue
-        triples.append((r["gpu_type"], predicted, float(r["tokens_per_s"]), Regime.of(r)))
+        triples.append((r["gpu_type"], predicted.tokens_per_s, float(r["tokens_per_s"]), Regime.of(r, predicted.host_share)))
     return fit_corrections(triples)
 
 
@@ -199,8 +199,10 @@ def predicted_one_gpu_rate(o, est_1: Estimate, corrections: dict[str, Correction
     estimator's `est_1` corrected in its regime by the trials of its GPU type where they give a
     correction (uncorrected where none beat no correction, or outside the regimes its trials span),
     else of all GPU types."""
-    regime = dataclasses.replace(Regime.of(o), model=model)
+    regime = dataclasses.replace(Regime.of(o, est_1.host_share), model=model)
     gpu = o["gpu_type"]
+    if regime.host_bound:
+        return est_1.tokens_per_s, "1 GPU predicted, uncorrected (host-bound: the host's speed, no correction)"
     if gpu in corrections:  # the GPU type's own trials, corrected or (none beat none) not
         c = corrections[gpu]
         if not c.rows:

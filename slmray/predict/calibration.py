@@ -27,6 +27,12 @@ used, so a correction applies only where it beat the uncorrected predictions on 
 `LOO_MARGIN`, and only inside the regimes those rows span (`Correction.covers`); leave-one-out
 needs two rows, so before then nothing is applied.
 
+A step the host sets (`Regime.host_bound`) is neither fitted on nor corrected: its speed is the lent
+host's, which moved one step by up to 21% between runs of one process on one H100 and by 1.7x
+between two lent H100s (benchmarks/results/host_speed), so its residual says nothing of the
+estimator's miss elsewhere; replayed on the committed tables, fitting on such rows made 14 later
+predictions 5+ points worse, keeping them out 8 (`benchmarks/recalibration_replay.py`).
+
 Used by the sweep, which refits as trials finish (`Recalibrator`, picklable, so it can travel to
 Ray trials; a `Correction` travels in a Tune config as plain values), and by the planner
 (`slmray.planning.options`), which fits on the tables it is given.  No torch, Ray or analysis here.
@@ -43,6 +49,7 @@ import numpy as np
 
 from slmray.core.defaults import ROW_DEFAULTS
 from slmray.predict.estimate import FUSED_ATTENTION
+from slmray.predict.interval import HOST_BOUND_SHARE
 
 POOLED = "all GPU types"
 """`Correction.gpu_type` of a correction fitted on the rows of every GPU type at once."""
@@ -73,12 +80,19 @@ class Regime:
     """Transformers' own modules (`backend="transformers"`), not compiled."""
     model: str = ""
     """The model's name: a model the GPU type's rows have gets its own term (`MODEL_SD`)."""
+    host_bound: bool = False
+    """The estimate puts the host's dispatch at `HOST_BOUND_SHARE` of the step or more: a correction
+    neither fits on nor applies to it (the module's docstring says why)."""
 
     @classmethod
-    def of(cls, row: Mapping[str, Any] | Any) -> Regime:
+    def of(cls, row: Mapping[str, Any] | Any, host_share: float | None = None) -> Regime:
         """From a results row or an option (a dict or a pandas row), a TrainConfig or a row tuple: their
-        per_device_batch, seq_len, attention, compile and backend (nulls: `ROW_DEFAULTS`)."""
+        per_device_batch, seq_len, attention, compile and backend (nulls: `ROW_DEFAULTS`).
+        `host_share`: the estimate's (`Estimate.host_share`), else the row's `predicted_host_share`;
+        unknown (a table written before that column): not host-bound."""
         get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
+        if host_share is None:
+            host_share = _number(get("predicted_host_share", None))
 
         def value(name: str) -> Any:
             v = get(name, None)
@@ -88,7 +102,8 @@ class Regime:
         model = get("model", "")
         name = getattr(model, "name", model)  # a TrainConfig's model is a ModelConfig
         return cls(float(get("per_device_batch")) * float(get("seq_len")), str(get("attention")) not in FUSED_ATTENTION,
-                   compiled, value("backend") == "transformers" and not compiled, str(name or ""))
+                   compiled, value("backend") == "transformers" and not compiled, str(name or ""),
+                   host_bound=bool(host_share >= HOST_BOUND_SHARE))
 
     def features(self) -> list[float]:
         return [1.0, math.log(self.tokens / CENTER_TOKENS), float(self.eager), float(self.compiled), float(self.hf_eager)]
@@ -105,7 +120,7 @@ class Correction:
     rows: int = 0
     """Ok trials it was fitted on and applies with; 0: no correction applied."""
     observed: int = 0
-    """Ok trials it saw (the rows of the leave-one-out comparison), applied or not."""
+    """Ok trials it saw, applied or not: the rows of the leave-one-out comparison and the host-bound ones."""
     intercept: float = 0.0
     """b0: log of the factor at `CENTER_TOKENS`, fused attention, not compiled."""
     log_tokens: float = 0.0
@@ -129,15 +144,18 @@ class Correction:
     seen_uncompiled: bool = True
     """Whether its rows have eager attention, fused attention, compiled and uncompiled steps: it
     applies only to what they have (the defaults, every regime: a correction fitted without them)."""
+    host_bound_rows: int = 0
+    """Of those, steps the host sets (`Regime.host_bound`): seen, not fitted on."""
 
     def covers(self, regime: Regime | None) -> bool:
         """Whether `regime` lies inside what the rows measured (None: no regime to judge, yes).  A
         correction is not extrapolated: rows of one regime (a sweep's first, small host-bound steps)
         say nothing of another's miss: on the H200's held-out set a factor fitted on two batch-6 steps
-        moved a batch-24 prediction from +1.9% to -16.3% (`benchmarks/recalibration_replay.py`)."""
+        moved a batch-24 prediction from +1.9% to -16.3% (`benchmarks/recalibration_replay.py`).
+        A host-bound step is covered by none."""
         if regime is None:
             return True
-        return (self.min_tokens <= regime.tokens <= self.max_tokens
+        return (not regime.host_bound and self.min_tokens <= regime.tokens <= self.max_tokens
                 and (self.seen_eager if regime.eager else self.seen_fused)
                 and (self.seen_compiled if regime.compiled else self.seen_uncompiled))
 
@@ -172,11 +190,13 @@ class Correction:
         name = self.gpu_type or "no GPU type"
         if not self.observed:
             return f"{name}: no correction (no measured trial)"
-        if self.observed < 2:
-            return f"{name}: no correction (1 ok trial; leave-one-out needs 2)"
+        host = f", {self.host_bound_rows} host-bound not used" if self.host_bound_rows else ""
+        if self.observed - self.host_bound_rows < 2:
+            return f"{name}: no correction ({self.observed} ok trial{'s' * (self.observed != 1)}{host}; leave-one-out needs 2)"
         scored = f"leave-one-out error {100 * self.loo_error:.1f}% (uncorrected {100 * self.raw_error:.1f}%)"
         if not self.rows:
-            return f"{name}: no correction: no fit beat the uncorrected predictions of {self.observed} ok trials by leave-one-out"
+            return (f"{name}: no correction: no fit beat the uncorrected predictions of {self.observed - self.host_bound_rows} "
+                    f"ok trials by leave-one-out{host}")
         terms = f"x{self.factor:.3f}"
         if self.kind.startswith("regime"):
             bends = [(f"x{math.exp(self.log_tokens * math.log(2)):.3f} per doubling", self.log_tokens),
@@ -185,7 +205,7 @@ class Correction:
             terms = ", ".join([f"{terms} at {CENTER_TOKENS // 1024}k tokens", *(t for t, b in bends if abs(b) >= 5e-4),
                                *([f"{len(self.models)} model terms"] if self.models else [])])
         span = f", applied within {self.min_tokens / 1024:g}k-{self.max_tokens / 1024:g}k tokens" if math.isfinite(self.max_tokens) else ""
-        return f"{name}: {self.kind} {terms}, from {self.rows} ok trial{'s' * (self.rows != 1)}{span}, {scored}"
+        return f"{name}: {self.kind} {terms}, from {self.rows} ok trial{'s' * (self.rows != 1)}{host}{span}, {scored}"
 
 
 NO_CORRECTION = Correction("")
@@ -250,19 +270,22 @@ uncorrected predictions' on the same rows.  Leave-one-out picks among four candi
 of rows, so a fit that merely follows the noise of an estimate already within a few percent wins by
 a hair; replayed on the committed sweeps (`benchmarks/recalibration_replay.py`, where 0.2 was chosen
 against 0, 0.1 and 0.3), such wins made the next predictions worse: the H100 bar set B from 3.7% to
-6.0% at the median.  At 0.2, 14 of 358 predictions are 5 points worse than uncorrected (27 at 0)."""
+6.0% at the median.  At 0.2, 14 of 358 predictions were 5 points worse than uncorrected (27 at 0),
+before host-bound rows were kept out of the fit (now 8)."""
 
 
 def fit_correction(gpu_type: str, pairs: Iterable[Sequence[Any]]) -> Correction:
     """The correction of `gpu_type` from (uncorrected predicted, measured, Regime) tokens/s triples,
     or (predicted, measured) pairs: without every row's regime only a factor can be fitted.
 
-    Pairs without two positive finite numbers (an OOM trial, a failed one) are skipped.
+    Pairs without two positive finite numbers (an OOM trial, a failed one) are skipped; host-bound
+    ones (`Regime.host_bound`) are counted, not fitted on.
     """
-    samples = [(float(s[0]), float(s[1]), s[2] if len(s) > 2 else None) for s in pairs if _valid(s[0], s[1])]
-    n = len(samples)
+    seen = [(float(s[0]), float(s[1]), s[2] if len(s) > 2 else None) for s in pairs if _valid(s[0], s[1])]
+    samples = [s for s in seen if s[2] is None or not s[2].host_bound]
+    n, observed = len(samples), {"observed": len(seen), "host_bound_rows": len(seen) - len(samples)}
     if n < 2:
-        return Correction(gpu_type, observed=n)
+        return Correction(gpu_type, **observed)
     y = np.array([math.log(m / p) for p, m, _ in samples])
     raw = float(np.mean([abs(math.exp(-r) - 1) for r in y]))  # |p/m - 1|
     with_regime = all(r is not None for _, _, r in samples)
@@ -277,15 +300,15 @@ def fit_correction(gpu_type: str, pairs: Iterable[Sequence[Any]]) -> Correction:
         if models:
             candidates["regime+model"] = list(range(len(penalty)))
     span = _span([r for _, _, r in samples]) if with_regime else {}
-    best = Correction(gpu_type, "none", 0, n, loo_error=raw, raw_error=raw, **span)
+    best = Correction(gpu_type, "none", 0, loo_error=raw, raw_error=raw, **observed, **span)
     for kind, used in candidates.items():
         loo = _loo_error(x[:, used], y, penalty[used])
         if loo < best.loo_error and loo < raw * (1 - LOO_MARGIN):
             beta = np.zeros(len(penalty))
             beta[used] = _ridge(x[:, used], y, penalty[used])
             own = {m: float(b) for m, b in zip(models, beta[len(PENALTY):])}
-            best = Correction(gpu_type, kind, n, n, *map(float, beta[:len(PENALTY)]), models=own, loo_error=loo, raw_error=raw,
-                              **span)
+            best = Correction(gpu_type, kind, n, observed["observed"], *map(float, beta[:len(PENALTY)]), models=own, loo_error=loo,
+                              raw_error=raw, host_bound_rows=observed["host_bound_rows"], **span)
     return best
 
 
@@ -377,7 +400,7 @@ class Recalibrator:
         everything = [s for ss in self.samples.values() for s in ss]
         if self.pooled_fallback and len(everything) >= max(2, self.min_rows):
             return fit_correction(POOLED, everything)
-        return Correction(gpu_type, observed=len(samples))
+        return Correction(gpu_type, observed=len(samples), host_bound_rows=sum(bool(r and r.host_bound) for *_, r in samples))
 
     def corrections(self) -> dict[str, Correction]:
         """Every GPU type's correction as of now, and the pooled one."""

@@ -22,7 +22,7 @@ OUT_SUFFIXES = (".csv", ".parquet")
 PLAN_COLUMNS = (
     *CONFIG_KEYS, "requested_gpu_type", "predicted_peak_mem_gb", "predicted_oom", "predicted_tokens_per_s",
     "predicted_tokens_per_s_low", "predicted_tokens_per_s_high", "predicted_tokens_per_s_uncorrected",
-    "correction_rows",
+    "predicted_host_share", "correction_rows",
 )
 """The row schema's columns a planned trial fills (their types are the schema's)."""
 EXTRA_COLUMNS = {

@@ -58,6 +58,7 @@ class PlannedTrial:
             "predicted_tokens_per_s_low": e and e.tokens_per_s_low,
             "predicted_tokens_per_s_high": e and e.tokens_per_s_high,
             "predicted_tokens_per_s_uncorrected": self.uncorrected_tokens_per_s if e else None,
+            "predicted_host_share": e and e.host_share,
             "correction_rows": self.correction_rows,
         }
 
@@ -123,7 +124,7 @@ def plan_trial(
     rental = rent(prices, gpu_type, num_gpus, speed=lambda *link: (e := predicted(*link)) and e.tokens_per_s,
                   node_gpus=node_gpus if capacity.nodes_given else None)
     raw = predicted(*((node_gpus, None, None) if rental is None or rental.per_gpu else rental.link))
-    est = None if raw is None else corrected(raw, correction, Regime.of(cfg))
+    est = None if raw is None else corrected(raw, correction, Regime.of(cfg, raw.host_share))
     seconds = None
     if est is not None:
         overhead = ISOLATED_TRIAL_OVERHEAD_S if isolate else TRIAL_OVERHEAD_S
