@@ -5,7 +5,7 @@
 Held-out sets measured the same host-bound step (pythia-160m, SDPA, batch 6, sequence 1024,
 uncompiled) at 28 ms on one lent H100 and 43-55 ms on another; the device-bound steps repeated
 within 1.5%.  A dry run cannot know that host; a probe run where the trials run could.  One
-process, one NCCL process group of one rank (a warm Ray Train group of one GPU), repeats rounds
+process, one NCCL process group of one rank (what a warm Ray Train worker of one GPU holds), repeats rounds
 until `--seconds` have passed; each round records:
 
 - the probe: `slmray.predict.profile.bench_host` (host seconds per op of an eager block, the four

@@ -165,9 +165,10 @@ def test_host_bound_rows_are_counted_but_neither_fitted_on_nor_corrected():
     assert mixed.coefficients == pytest.approx(alone.coefficients)  # the host-bound rows moved nothing
     assert mixed.multiplier(_regime(16)) < 0.95
     assert mixed.multiplier(dataclasses.replace(_regime(16), host_bound=True)) == 1.0  # and correct nothing
-    assert "3 host-bound not used" in mixed.describe()
+    assert "from 4 ok trials (3 host-bound, not used)" in mixed.describe()
     only = fit_correction("H200", host)
-    assert only.rows == 0 and only.observed == 3 and "3 host-bound not used; leave-one-out needs 2" in only.describe()
+    assert only.rows == 0 and only.observed == 3
+    assert only.describe() == "H200: no correction (0 ok trials (3 host-bound, not used); leave-one-out needs 2)"
 
 
 def test_the_recalibrator_leaves_a_rows_host_bound_trial_out():
@@ -179,6 +180,14 @@ def test_the_recalibrator_leaves_a_rows_host_bound_trial_out():
                       "predicted_host_share": 0.4})
     c = r.correction("H200")
     assert c.rows == 2 and c.host_bound_rows == 1 and c.factor > 0.85
+    # a GPU type whose trials are all host-bound has none to fit: the pooled fallback lends the others'
+    pooled = Recalibrator(pooled_fallback=True, samples={"H200": list(r.samples["H200"])})
+    for _ in range(2):
+        pooled.observe({**base, "gpu_type": "H100-80GB", "per_device_batch": 4, "tokens_per_s": 40.0,
+                        "predicted_tokens_per_s": 100.0, "predicted_host_share": 0.4})
+    assert pooled.correction("H100-80GB").gpu_type == POOLED and pooled.correction("H100-80GB").rows == 2
+    strict = Recalibrator(min_rows=3, samples=dict(pooled.samples))
+    assert strict.correction("H200").rows == 0 and "no correction yet (2 ok trials (1 host-bound" in strict.correction("H200").describe()
 
 
 def test_fit_corrections_per_gpu_type_and_pooled():

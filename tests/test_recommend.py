@@ -121,6 +121,15 @@ def test_the_correction_uses_multi_gpu_rows_when_a_table_has_them(sweeps):
     assert not any("every multi-GPU option is predicted" in n for n in d.notes)
 
 
+def test_table_corrections_count_host_bound_rows_without_fitting_on_them(sweeps):
+    before = fit_table_corrections(sweeps)["H200"]
+    ok = sweeps[(sweeps["gpu_type"] == "H200") & (sweeps["status"] == "ok")]
+    small = ok.iloc[:2].assign(model="pythia-160m", per_device_batch=4, attention="sdpa", compile=False, tokens_per_s=1000.0)
+    after = fit_table_corrections(pd.concat([sweeps, small], ignore_index=True))["H200"]
+    assert after.host_bound_rows == before.host_bound_rows + 2 and after.observed == before.observed + 2
+    assert after.rows == before.rows and after.coefficients == pytest.approx(before.coefficients)  # 1,000 tokens/s moved nothing
+
+
 def test_a_host_bound_option_is_left_uncorrected_and_says_so():
     o = {"gpu_type": "H200", "per_device_batch": 4, "seq_len": 1024, "attention": "sdpa", "compile": False}
     est = estimate(TrainConfig(model=get_model("pythia-160m"), per_device_batch=4, seq_len=1024, attention="sdpa"), "H200", 1)

@@ -206,7 +206,7 @@ def predicted_one_gpu_rate(o, est_1: Estimate, corrections: dict[str, Correction
     if gpu in corrections:  # the GPU type's own trials, corrected or (none beat none) not
         c = corrections[gpu]
         if not c.rows:
-            return est_1.tokens_per_s, f"1 GPU predicted, uncorrected (no correction beat none on {c.observed} trials)"
+            return est_1.tokens_per_s, f"1 GPU predicted, uncorrected (no correction beat none on {c.usable} trials)"
         if not c.covers(regime):
             return est_1.tokens_per_s, f"1 GPU predicted, uncorrected (outside the regimes of {gpu}'s {c.rows} trials)"
         return c.apply(est_1.tokens_per_s, regime), f"1 GPU predicted x{c.multiplier(regime):.3f} ({c.kind}), {gpu}'s {c.rows} trials"

@@ -89,7 +89,8 @@ class Regime:
         """From a results row or an option (a dict or a pandas row), a TrainConfig or a row tuple: their
         per_device_batch, seq_len, attention, compile and backend (nulls: `ROW_DEFAULTS`).
         `host_share`: the estimate's (`Estimate.host_share`), else the row's `predicted_host_share`;
-        unknown (a table written before that column): not host-bound."""
+        unknown (a table written before that column, a resumed sweep's older rows among them): not
+        host-bound.  The planner recomputes the estimate, so only such a resumed sweep fits on them."""
         get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
         if host_share is None:
             host_share = _number(get("predicted_host_share", None))
@@ -160,6 +161,11 @@ class Correction:
                 and (self.seen_compiled if regime.compiled else self.seen_uncompiled))
 
     @property
+    def usable(self) -> int:
+        """Ok trials it could fit on: those it saw, less the host-bound ones."""
+        return self.observed - self.host_bound_rows
+
+    @property
     def coefficients(self) -> list[float]:
         return [self.intercept, self.log_tokens, self.eager, self.compiled, self.hf_eager]
 
@@ -190,13 +196,15 @@ class Correction:
         name = self.gpu_type or "no GPU type"
         if not self.observed:
             return f"{name}: no correction (no measured trial)"
-        host = f", {self.host_bound_rows} host-bound not used" if self.host_bound_rows else ""
-        if self.observed - self.host_bound_rows < 2:
-            return f"{name}: no correction ({self.observed} ok trial{'s' * (self.observed != 1)}{host}; leave-one-out needs 2)"
+        usable, host = self.usable, f" ({self.host_bound_rows} host-bound, not used)" if self.host_bound_rows else ""
+        trials = f"{usable} ok trial{'s' * (usable != 1)}{host}"
+        if usable < 2:
+            return f"{name}: no correction ({trials}; leave-one-out needs 2)"
+        if not self.rows and math.isnan(self.raw_error):
+            return f"{name}: no correction yet ({trials}; not fitted before the sweep's minimum)"
         scored = f"leave-one-out error {100 * self.loo_error:.1f}% (uncorrected {100 * self.raw_error:.1f}%)"
         if not self.rows:
-            return (f"{name}: no correction: no fit beat the uncorrected predictions of {self.observed - self.host_bound_rows} "
-                    f"ok trials by leave-one-out{host}")
+            return f"{name}: no correction: no fit beat the uncorrected predictions of {trials} by leave-one-out"
         terms = f"x{self.factor:.3f}"
         if self.kind.startswith("regime"):
             bends = [(f"x{math.exp(self.log_tokens * math.log(2)):.3f} per doubling", self.log_tokens),
@@ -205,7 +213,7 @@ class Correction:
             terms = ", ".join([f"{terms} at {CENTER_TOKENS // 1024}k tokens", *(t for t, b in bends if abs(b) >= 5e-4),
                                *([f"{len(self.models)} model terms"] if self.models else [])])
         span = f", applied within {self.min_tokens / 1024:g}k-{self.max_tokens / 1024:g}k tokens" if math.isfinite(self.max_tokens) else ""
-        return f"{name}: {self.kind} {terms}, from {self.rows} ok trial{'s' * (self.rows != 1)}{host}{span}, {scored}"
+        return f"{name}: {self.kind} {terms}, from {trials}{span}, {scored}"
 
 
 NO_CORRECTION = Correction("")
@@ -268,10 +276,14 @@ LOO_MARGIN = 0.2
 """A candidate applies only where its leave-one-out error is at least this share below the
 uncorrected predictions' on the same rows.  Leave-one-out picks among four candidates on a handful
 of rows, so a fit that merely follows the noise of an estimate already within a few percent wins by
-a hair; replayed on the committed sweeps (`benchmarks/recalibration_replay.py`, where 0.2 was chosen
-against 0, 0.1 and 0.3), such wins made the next predictions worse: the H100 bar set B from 3.7% to
-6.0% at the median.  At 0.2, 14 of 358 predictions were 5 points worse than uncorrected (27 at 0),
-before host-bound rows were kept out of the fit (now 8)."""
+a hair; such wins made the next predictions worse: the H100 bar set B from 3.7% to 6.0% at the
+median.  Chosen on the replay of the committed sweeps (`benchmarks/recalibration_replay.py`, 358 ok
+trials) against 0, 0.1 and 0.3 while host-bound rows were still fitted on (27 / - / 14 predictions
+5+ points worse than uncorrected at 0 / 0.2).  With them kept out, margin 0 / 0.1 / 0.2 / 0.3 give a
+median error of 2.6 / 2.7 / 2.8 / 2.9% (uncorrected 3.3%), 13 / 8 / 8 / 5 predictions 5+ points
+worse, 6 / 4 / 5 / 3 tables worse than none; 0.3 would also drop the H200's and the pooled
+corrections of README's planner example (21% and 30% better than none by leave-one-out).  Not
+re-chosen on the same replay it is judged by."""
 
 
 def fit_correction(gpu_type: str, pairs: Iterable[Sequence[Any]]) -> Correction:
@@ -281,9 +293,9 @@ def fit_correction(gpu_type: str, pairs: Iterable[Sequence[Any]]) -> Correction:
     Pairs without two positive finite numbers (an OOM trial, a failed one) are skipped; host-bound
     ones (`Regime.host_bound`) are counted, not fitted on.
     """
-    seen = [(float(s[0]), float(s[1]), s[2] if len(s) > 2 else None) for s in pairs if _valid(s[0], s[1])]
-    samples = [s for s in seen if s[2] is None or not s[2].host_bound]
-    n, observed = len(samples), {"observed": len(seen), "host_bound_rows": len(seen) - len(samples)}
+    valid = [(float(s[0]), float(s[1]), s[2] if len(s) > 2 else None) for s in pairs if _valid(s[0], s[1])]
+    samples = [s for s in valid if s[2] is None or not s[2].host_bound]
+    n, observed = len(samples), {"observed": len(valid), "host_bound_rows": len(valid) - len(samples)}
     if n < 2:
         return Correction(gpu_type, **observed)
     y = np.array([math.log(m / p) for p, m, _ in samples])
@@ -342,6 +354,11 @@ def fit_corrections(rows: Iterable[Sequence[Any]]) -> dict[str, Correction]:
     return out
 
 
+def _usable(samples: list[tuple[float, float, Regime]]) -> int:
+    """Samples a correction can fit on: not host-bound."""
+    return sum(not r.host_bound for *_, r in samples)
+
+
 def _number(value: Any) -> float:
     try:
         x = float(value)
@@ -395,12 +412,12 @@ class Recalibrator:
         """The correction to apply to the next prediction on `gpu_type`: fitted on its ok trials
         once there are `min_rows`; before, none (or the pooled one, `pooled_fallback`)."""
         samples = self.samples.get(gpu_type, [])
-        if len(samples) >= max(2, self.min_rows):
+        if _usable(samples) >= max(2, self.min_rows):
             return fit_correction(gpu_type, samples)
         everything = [s for ss in self.samples.values() for s in ss]
-        if self.pooled_fallback and len(everything) >= max(2, self.min_rows):
+        if self.pooled_fallback and _usable(everything) >= max(2, self.min_rows):
             return fit_correction(POOLED, everything)
-        return Correction(gpu_type, observed=len(samples), host_bound_rows=sum(bool(r and r.host_bound) for *_, r in samples))
+        return Correction(gpu_type, observed=len(samples), host_bound_rows=len(samples) - _usable(samples))
 
     def corrections(self) -> dict[str, Correction]:
         """Every GPU type's correction as of now, and the pooled one."""
