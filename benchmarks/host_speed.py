@@ -24,7 +24,7 @@ import statistics
 import time
 from pathlib import Path
 
-from warm_memory import config  # this folder is the script's: one configuration as the sweeps run it
+from warm_memory import config, one_rank_group  # this folder is the script's: one configuration as the sweeps run it
 
 HOST_BOUND = ("pythia-160m", 6, "sdpa", False)
 DEVICE_BOUND = ("pythia-160m", 24, "sdpa", False)
@@ -66,10 +66,7 @@ def main() -> None:
     from slmray.sweep.warm import clean_up_after_configuration
     from slmray.train.loop import run
 
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", "29513")
-    torch.cuda.set_device(0)
-    dist.init_process_group("nccl", rank=0, world_size=1)
+    one_rank_group(29513)
     started, rows = time.perf_counter(), []
     while time.perf_counter() - started < args.seconds:
         steal0, all0 = steal_ticks()

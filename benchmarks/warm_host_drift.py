@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import time
 from pathlib import Path
 
-from warm_memory import config  # this folder is the script's: one configuration as the sweeps run it
+from warm_memory import config, one_rank_group  # this folder is the script's: one configuration as the sweeps run it
 
 PROBES = [("pythia-160m", 4, "sdpa", False), ("pythia-160m", 4, "sdpa", True)]
 FILLERS = [("llama-1b", 4, "sdpa", True), ("llama-500m", 4, "eager", False), ("pythia-410m", 8, "sdpa", True),
@@ -60,10 +59,7 @@ def main() -> None:
     from slmray.sweep.warm import clean_up_after_configuration
     from slmray.train.loop import run
 
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", "29512")
-    torch.cuda.set_device(0)
-    dist.init_process_group("nccl", rank=0, world_size=1)
+    one_rank_group(29512)
     clock, rows = CollectorClock(), []
     sequence = [*((p, "probe") for p in PROBES)]
     for _ in range(args.rounds):

@@ -39,6 +39,18 @@ def config(model: str, batch: int, attention: str, compiled: bool = False):
                        seq_len=1024, steps=10, warmup_steps=3, data="stdlib", device="cuda", compile=compiled)
 
 
+def one_rank_group(port: int) -> None:
+    """One NCCL process group of one rank on GPU 0, as Ray Train makes it for a one-GPU worker (no
+    device_id): the warm group's process (`warm_host_drift.py` and `host_speed.py` use it too)."""
+    import torch
+    import torch.distributed as dist
+
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(port))
+    torch.cuda.set_device(0)
+    dist.init_process_group("nccl", rank=0, world_size=1)
+
+
 def live_at_peak(snapshot: dict, top: int = 10) -> list[tuple[str, float]]:
     """GiB live at the trace's peak, by the innermost Python frames that allocated them."""
     live, total, best, at_best = {}, 0, -1, {}
@@ -66,10 +78,7 @@ def warm() -> list[dict]:
     from slmray.sweep.warm import clean_up_after_configuration
     from slmray.train.loop import run
 
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", "29511")
-    torch.cuda.set_device(0)
-    dist.init_process_group("nccl", rank=0, world_size=1)  # as Ray Train makes it: no device_id
+    one_rank_group(29511)
     rows = []
     for model, batch, attention in SEQUENCE:
         torch.cuda.memory._record_memory_history(max_entries=2_000_000)
