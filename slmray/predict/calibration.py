@@ -294,7 +294,7 @@ def fit_correction(gpu_type: str, pairs: Iterable[Sequence[Any]]) -> Correction:
     ones (`Regime.host_bound`) are counted, not fitted on.
     """
     valid = [(float(s[0]), float(s[1]), s[2] if len(s) > 2 else None) for s in pairs if _valid(s[0], s[1])]
-    samples = [s for s in valid if s[2] is None or not s[2].host_bound]
+    samples = [s for s in valid if _fits(s[2])]
     n, observed = len(samples), {"observed": len(valid), "host_bound_rows": len(valid) - len(samples)}
     if n < 2:
         return Correction(gpu_type, **observed)
@@ -354,9 +354,14 @@ def fit_corrections(rows: Iterable[Sequence[Any]]) -> dict[str, Correction]:
     return out
 
 
+def _fits(regime: Regime | None) -> bool:
+    """Whether a sample of `regime` is one a correction fits on: not host-bound (no regime: a pair)."""
+    return regime is None or not regime.host_bound
+
+
 def _usable(samples: list[tuple[float, float, Regime]]) -> int:
-    """Samples a correction can fit on: not host-bound."""
-    return sum(not r.host_bound for *_, r in samples)
+    """Samples a correction can fit on."""
+    return sum(_fits(r) for *_, r in samples)
 
 
 def _number(value: Any) -> float:
