@@ -165,10 +165,10 @@ def test_host_bound_rows_are_counted_but_neither_fitted_on_nor_corrected():
     assert mixed.coefficients == pytest.approx(alone.coefficients)  # the host-bound rows moved nothing
     assert mixed.multiplier(_regime(16)) < 0.95
     assert mixed.multiplier(dataclasses.replace(_regime(16), host_bound=True)) == 1.0  # and correct nothing
-    assert "from 4 ok trials (3 host-bound, not used)" in mixed.describe()
+    assert "from 4 ok trials usable, 3 more host-bound (left out)" in mixed.describe()
     only = fit_correction("H200", host)
     assert only.rows == 0 and only.observed == 3
-    assert only.describe() == "H200: no correction (0 ok trials (3 host-bound, not used); leave-one-out needs 2)"
+    assert only.describe() == "H200: no correction (0 ok trials usable, 3 more host-bound (left out); leave-one-out needs 2)"
 
 
 def test_the_recalibrator_leaves_a_rows_host_bound_trial_out():
@@ -187,7 +187,7 @@ def test_the_recalibrator_leaves_a_rows_host_bound_trial_out():
                         "predicted_tokens_per_s": 100.0, "predicted_host_share": 0.4})
     assert pooled.correction("H100-80GB").gpu_type == POOLED and pooled.correction("H100-80GB").rows == 2
     strict = Recalibrator(min_rows=3, samples=dict(pooled.samples))
-    assert strict.correction("H200").rows == 0 and "no correction yet (2 ok trials (1 host-bound" in strict.correction("H200").describe()
+    assert strict.correction("H200").rows == 0 and "no correction yet (2 ok trials usable, 1 more host-bound" in strict.correction("H200").describe()
 
 
 def test_fit_corrections_per_gpu_type_and_pooled():

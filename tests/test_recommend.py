@@ -14,7 +14,7 @@ from slmray.analysis.costs import price_trials
 from slmray.analysis.table import load_results
 from slmray.catalog.prices import PriceBook
 from slmray.core import scaling_law
-from slmray.predict.calibration import POOLED, Regime, fit_correction
+from slmray.predict.calibration import POOLED, Regime, fit_correction, fit_corrections
 from slmray.predict.estimate import estimate
 from slmray.planning.assumptions import default_assumptions
 from slmray.planning.options import fit_table_corrections, predicted_one_gpu_rate
@@ -130,6 +130,19 @@ def test_table_corrections_count_host_bound_rows_without_fitting_on_them(sweeps)
     assert after.rows == before.rows and after.coefficients == pytest.approx(before.coefficients)  # 1,000 tokens/s moved nothing
 
 
+def test_a_multi_gpu_row_is_host_bound_as_its_one_gpu_configuration_is(sweeps):
+    """The planner applies corrections to one-GPU rates, so a row is classed by its one-GPU estimate:
+    this step's host share is above the line on one GPU and below it on 16 (communication added)."""
+    cfg = TrainConfig(model=get_model("llama-100m"), per_device_batch=6, seq_len=1024, attention="sdpa", strategy="ddp")
+    assert estimate(cfg, "H100-80GB", 1).host_share >= 0.2 > estimate(cfg, "H100-80GB", 16).host_share
+    before = fit_table_corrections(sweeps)["H100-80GB"]
+    ok = sweeps[(sweeps["gpu_type"] == "H100-80GB") & (sweeps["status"] == "ok")]
+    wide = ok.iloc[:1].assign(model="llama-100m", per_device_batch=6, attention="sdpa", compile=False, strategy="ddp",
+                              num_gpus=16, tokens_per_s=1000.0)
+    after = fit_table_corrections(pd.concat([sweeps, wide], ignore_index=True))["H100-80GB"]
+    assert after.host_bound_rows == before.host_bound_rows + 1 and after.rows == before.rows
+
+
 def test_a_host_bound_option_is_left_uncorrected_and_says_so():
     o = {"gpu_type": "H200", "per_device_batch": 4, "seq_len": 1024, "attention": "sdpa", "compile": False}
     est = estimate(TrainConfig(model=get_model("pythia-160m"), per_device_batch=4, seq_len=1024, attention="sdpa"), "H200", 1)
@@ -138,6 +151,19 @@ def test_a_host_bound_option_is_left_uncorrected_and_says_so():
     assert c.rows == 2 and c.multiplier(Regime.of(o)) < 0.9  # would apply, were the step the device's
     rate, label = predicted_one_gpu_rate(o, est, {"H200": c}, "pythia-160m")
     assert rate == est.tokens_per_s and label == "1 GPU predicted, uncorrected (host-bound: the host's speed, no correction)"
+
+
+def test_a_gpu_type_whose_trials_were_all_host_bound_gets_the_pooled_correction():
+    device_bound = [(100.0, 80.0, Regime(b * 1024, False, False)) for b in (8, 16, 32)]
+    corrections = fit_corrections([("H100-80GB", 100.0, 60.0, Regime(4096, False, False, host_bound=True))] * 3
+                                  + [("H200", *t) for t in device_bound])
+    assert corrections["H100-80GB"].usable == 0 and corrections[POOLED].rows == 3
+    o = {"gpu_type": "H100-80GB", "per_device_batch": 16, "seq_len": 1024, "attention": "sdpa", "compile": False}
+    est = estimate(TrainConfig(model=get_model("llama-1b"), per_device_batch=16, seq_len=1024, attention="sdpa"), "H100-80GB", 1)
+    assert est.host_share < 0.2
+    rate, label = predicted_one_gpu_rate(o, est, corrections, "llama-1b")
+    assert rate == pytest.approx(est.tokens_per_s * 0.8, rel=0.05)
+    assert label.endswith(", all 3 trials, 0 of 3 H100-80GB trials usable")
 
 
 def test_an_unseen_gpu_type_gets_the_pooled_correction(capsys):

@@ -84,7 +84,9 @@ def estimate_row(model: ModelConfig, row, gpu_type: str, num_gpus: int, gpus_per
 def fit_table_corrections(df: pd.DataFrame) -> dict[str, Correction]:
     """Per GPU type (and pooled), from every ok row of `df` on a GPU of gpus.csv whose model's
     shape is known: the estimator's uncorrected prediction recomputed now against the measurement,
-    with the row's regime (the correction can bend with it).  Multi-GPU rows count like the others."""
+    with the row's regime (the correction can bend with it).  Multi-GPU rows count like the others;
+    whether a row is host-bound is read from its configuration's one-GPU estimate, as
+    `predicted_one_gpu_rate` reads it where the correction is applied."""
     df = with_row_defaults(df)
     models = model_configs(df["model"].dropna())
     rows = df[(df["status"] == "ok") & df["model"].isin(list(models))
@@ -93,9 +95,10 @@ def fit_table_corrections(df: pd.DataFrame) -> dict[str, Correction]:
     for _, r in rows.iterrows():
         try:
             predicted = estimate_row(models[r["model"]], r, r["gpu_type"], int(r["num_gpus"]))
+            one_gpu = predicted if int(r["num_gpus"]) == 1 else estimate_row(models[r["model"]], r, r["gpu_type"], 1)
         except ValueError:  # a configuration the estimator does not model: it cannot be corrected either
             continue
-        triples.append((r["gpu_type"], predicted.tokens_per_s, float(r["tokens_per_s"]), Regime.of(r, predicted.host_share)))
+        triples.append((r["gpu_type"], predicted.tokens_per_s, float(r["tokens_per_s"]), Regime.of(r, one_gpu.host_share)))
     return fit_corrections(triples)
 
 
@@ -198,25 +201,28 @@ def predicted_one_gpu_rate(o, est_1: Estimate, corrections: dict[str, Correction
     """(tokens/s, label) of option `o`'s configuration on one GPU where no table ran it: the
     estimator's `est_1` corrected in its regime by the trials of its GPU type where they give a
     correction (uncorrected where none beat no correction, or outside the regimes its trials span),
-    else of all GPU types."""
+    else (fewer than two of its trials can be fitted on) of all GPU types, as a sweep's
+    `Recalibrator.pooled_fallback` does."""
     regime = dataclasses.replace(Regime.of(o, est_1.host_share), model=model)
     gpu = o["gpu_type"]
     if regime.host_bound:
         return est_1.tokens_per_s, "1 GPU predicted, uncorrected (host-bound: the host's speed, no correction)"
-    if gpu in corrections:  # the GPU type's own trials, corrected or (none beat none) not
+    if gpu in corrections and corrections[gpu].usable >= 2:  # its own trials, corrected or (none beat none) not
         c = corrections[gpu]
         if not c.rows:
             return est_1.tokens_per_s, f"1 GPU predicted, uncorrected (no correction beat none on {c.usable} trials)"
         if not c.covers(regime):
             return est_1.tokens_per_s, f"1 GPU predicted, uncorrected (outside the regimes of {gpu}'s {c.rows} trials)"
         return c.apply(est_1.tokens_per_s, regime), f"1 GPU predicted x{c.multiplier(regime):.3f} ({c.kind}), {gpu}'s {c.rows} trials"
+    own = corrections.get(gpu)
+    none = f"no {gpu} trial" if own is None else f"{own.usable} of {own.observed} {gpu} trials usable"
     c = corrections.get(POOLED)
     if c is None or not c.rows:
         return est_1.tokens_per_s, "1 GPU predicted, uncorrected (no correction from the trials given)"
     if not c.covers(regime):
-        return est_1.tokens_per_s, f"1 GPU predicted, uncorrected (outside the regimes of all {c.rows} trials, no {gpu} trial)"
+        return est_1.tokens_per_s, f"1 GPU predicted, uncorrected (outside the regimes of all {c.rows} trials, {none})"
     return (c.apply(est_1.tokens_per_s, regime),
-            f"1 GPU predicted x{c.multiplier(regime):.3f} ({c.kind}), all {c.rows} trials, no {gpu} trial")
+            f"1 GPU predicted x{c.multiplier(regime):.3f} ({c.kind}), all {c.rows} trials, {none}")
 
 
 def speed(o, measured: Measured, corrections: dict[str, Correction], predicted: Estimates) -> dict:

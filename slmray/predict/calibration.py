@@ -196,7 +196,7 @@ class Correction:
         name = self.gpu_type or "no GPU type"
         if not self.observed:
             return f"{name}: no correction (no measured trial)"
-        usable, host = self.usable, f" ({self.host_bound_rows} host-bound, not used)" if self.host_bound_rows else ""
+        usable, host = self.usable, f" usable, {self.host_bound_rows} more host-bound (left out)" if self.host_bound_rows else ""
         trials = f"{usable} ok trial{'s' * (usable != 1)}{host}"
         if usable < 2:
             return f"{name}: no correction ({trials}; leave-one-out needs 2)"
