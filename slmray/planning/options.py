@@ -207,14 +207,13 @@ def predicted_one_gpu_rate(o, est_1: Estimate, corrections: dict[str, Correction
     gpu = o["gpu_type"]
     if regime.host_bound:
         return est_1.tokens_per_s, "1 GPU predicted, uncorrected (host-bound: the host's speed, no correction)"
-    if gpu in corrections and corrections[gpu].usable >= 2:  # its own trials, corrected or (none beat none) not
-        c = corrections[gpu]
-        if not c.rows:
-            return est_1.tokens_per_s, f"1 GPU predicted, uncorrected (no correction beat none on {c.usable} trials)"
-        if not c.covers(regime):
-            return est_1.tokens_per_s, f"1 GPU predicted, uncorrected (outside the regimes of {gpu}'s {c.rows} trials)"
-        return c.apply(est_1.tokens_per_s, regime), f"1 GPU predicted x{c.multiplier(regime):.3f} ({c.kind}), {gpu}'s {c.rows} trials"
     own = corrections.get(gpu)
+    if own is not None and own.usable >= 2:  # its own trials, corrected or (none beat none) not
+        if not own.rows:
+            return est_1.tokens_per_s, f"1 GPU predicted, uncorrected (no correction beat none on {own.usable} trials)"
+        if not own.covers(regime):
+            return est_1.tokens_per_s, f"1 GPU predicted, uncorrected (outside the regimes of {gpu}'s {own.rows} trials)"
+        return own.apply(est_1.tokens_per_s, regime), f"1 GPU predicted x{own.multiplier(regime):.3f} ({own.kind}), {gpu}'s {own.rows} trials"
     none = f"no {gpu} trial" if own is None else f"{own.usable} of {own.observed} {gpu} trials usable"
     c = corrections.get(POOLED)
     if c is None or not c.rows:
