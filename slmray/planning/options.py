@@ -27,7 +27,7 @@ from slmray.catalog.gpus import CPU, spec_for
 from slmray.catalog.prices import PriceBook
 from slmray.catalog.rent import Rental, rent
 from slmray.errors import ConfigError
-from slmray.predict.calibration import POOLED, Correction, Regime, fit_corrections
+from slmray.predict.calibration import MIN_FIT_ROWS, POOLED, Correction, Regime, fit_corrections
 from slmray.predict.estimate import Estimate, estimate
 from slmray.train.config import CONFIG_KEYS, ROW_DEFAULTS, ModelConfig, TrainConfig
 from slmray.train.presets import get_model
@@ -208,7 +208,7 @@ def predicted_one_gpu_rate(o, est_1: Estimate, corrections: dict[str, Correction
     if regime.host_bound:
         return est_1.tokens_per_s, "1 GPU predicted, uncorrected (host-bound: the host's speed, no correction)"
     own = corrections.get(gpu)
-    if own is not None and own.usable >= 2:  # its own trials, corrected or (none beat none) not
+    if own is not None and own.usable >= MIN_FIT_ROWS:  # its own trials, corrected or (none beat none) not
         if not own.rows:
             return est_1.tokens_per_s, f"1 GPU predicted, uncorrected (no correction beat none on {own.usable} trials)"
         if not own.covers(regime):

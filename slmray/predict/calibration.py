@@ -53,6 +53,8 @@ from slmray.predict.interval import HOST_BOUND_SHARE
 
 POOLED = "all GPU types"
 """`Correction.gpu_type` of a correction fitted on the rows of every GPU type at once."""
+MIN_FIT_ROWS = 2
+"""Usable ok trials a correction needs: leave-one-out predicts each from at least one other."""
 CENTER_TOKENS = 16384
 """The regime where b0 alone is the correction: 16 x 1024 tokens, the sweeps' middle batch."""
 ROW_SD = 0.05
@@ -198,8 +200,8 @@ class Correction:
             return f"{name}: no correction (no measured trial)"
         usable, host = self.usable, f" usable, {self.host_bound_rows} more host-bound (left out)" if self.host_bound_rows else ""
         trials = f"{usable} ok trial{'s' * (usable != 1)}{host}"
-        if usable < 2:
-            return f"{name}: no correction ({trials}; leave-one-out needs 2)"
+        if usable < MIN_FIT_ROWS:
+            return f"{name}: no correction ({trials}; leave-one-out needs {MIN_FIT_ROWS})"
         if not self.rows and math.isnan(self.raw_error):
             return f"{name}: no correction yet ({trials}; not fitted before the sweep's minimum)"
         scored = f"leave-one-out error {100 * self.loo_error:.1f}% (uncorrected {100 * self.raw_error:.1f}%)"
@@ -296,7 +298,7 @@ def fit_correction(gpu_type: str, pairs: Iterable[Sequence[Any]]) -> Correction:
     valid = [(float(s[0]), float(s[1]), s[2] if len(s) > 2 else None) for s in pairs if _valid(s[0], s[1])]
     samples = [s for s in valid if _fits(s[2])]
     n, observed = len(samples), {"observed": len(valid), "host_bound_rows": len(valid) - len(samples)}
-    if n < 2:
+    if n < MIN_FIT_ROWS:
         return Correction(gpu_type, **observed)
     y = np.array([math.log(m / p) for p, m, _ in samples])
     raw = float(np.mean([abs(math.exp(-r) - 1) for r in y]))  # |p/m - 1|
@@ -390,7 +392,7 @@ class Recalibrator:
     """
 
     min_rows: int = 2
-    """Ok trials of a GPU type needed before its correction is fitted (leave-one-out needs 2)."""
+    """Ok trials of a GPU type needed before its correction is fitted (leave-one-out needs `MIN_FIT_ROWS`)."""
     pooled_fallback: bool = False
     """Before then, fit on every GPU type's trials (if any) instead of applying none."""
     samples: dict[str, list[tuple[float, float, Regime]]] = field(default_factory=dict)
@@ -417,10 +419,10 @@ class Recalibrator:
         """The correction to apply to the next prediction on `gpu_type`: fitted on its ok trials
         once there are `min_rows`; before, none (or the pooled one, `pooled_fallback`)."""
         samples = self.samples.get(gpu_type, [])
-        if _usable(samples) >= max(2, self.min_rows):
+        if _usable(samples) >= max(MIN_FIT_ROWS, self.min_rows):
             return fit_correction(gpu_type, samples)
         everything = [s for ss in self.samples.values() for s in ss]
-        if self.pooled_fallback and _usable(everything) >= max(2, self.min_rows):
+        if self.pooled_fallback and _usable(everything) >= max(MIN_FIT_ROWS, self.min_rows):
             return fit_correction(POOLED, everything)
         return Correction(gpu_type, observed=len(samples), host_bound_rows=len(samples) - _usable(samples))
 
