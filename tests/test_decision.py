@@ -92,3 +92,26 @@ def test_no_ok_trial_is_a_reason_not_a_pick():
     df = _frame([("H100-80GB", "sdpa", False, 16, "oom", math.nan, 3.6, 1, math.nan)])
     assert decision.choose(df, OBJECTIVES)["m"].startswith("no ok trial has tokens_per_s")
     assert decision.summary_table(df, OBJECTIVES).loc[0, "pick"].startswith("none: ")
+
+
+def test_a_cpu_table_at_price_zero_reads_in_workers_minutes_and_level_dollars():
+    """The smoke sweep's table: the local machine at $0, a run of minutes on CPU workers.  No `nan%`
+    gap on dollars (0 / 0), no `0.0 h`, no `GPU(s)` for processes on a CPU."""
+    df = _frame([("cpu", "sdpa", False, 4, "ok", 40_000.0, 0.0, 1, 0.0),
+                 ("cpu", "eager", False, 4, "ok", 36_000.0, 0.0, 1, 0.0)])
+    df["num_gpus"], df["n_params"] = 2, 1e5
+    df["usd_per_btok"] = 0.0
+    text = decision.summary_lines(df, OBJECTIVES, tokens_per_param=20)[0]
+    assert "takes 50.0 s on 2 CPU worker(s) for $0." in text  # 2e6 tokens at 40,000 tokens/s
+    assert "the runner-up is 11.1% behind on tokens_per_s, level on usd_per_btok" in text
+    assert "nan" not in text and "GPU(s)" not in text
+    dearer = df.assign(usd_per_btok=[0.0, 1.0])  # one of two at $0: no ratio, both values said
+    assert "not comparable on usd_per_btok (0 against 1)" in decision.summary_lines(dearer, OBJECTIVES)[0]
+
+
+@pytest.mark.parametrize("h, text", [(12.25, "12.2 h"), (1.25, "1.25 h"), (0.1, "0.10 h"), (0.05, "3.0 min"),
+                                     (0.01, "36.0 s"), (math.nan, "?")])
+def test_hours_reads_a_short_run_in_minutes_or_seconds(h, text):
+    from slmray.planning.text import hours
+
+    assert hours(h) == text

@@ -2,6 +2,7 @@
 report's planning section.  No devices, no Ray."""
 
 import math
+import re
 import subprocess
 import sys
 import time
@@ -62,6 +63,21 @@ def test_the_bar_command_prints_options_with_hours_and_dollars(capsys):
     critical = scaling_law.critical_batch_tokens(scaling_law.loss(LLAMA_1B, 20 * LLAMA_1B))
     assert (f"the critical batch at this run's loss 2.59 (Chinchilla law; Kaplan et al. 2020, Eq. 5.3) is about "
             f"{critical:,.0f}: every option is below it") in out
+
+
+def test_a_predicted_pick_names_the_best_measured_option_and_where_its_dollars_fall(capsys):
+    """The pick is predicted, so the best measured option follows it: its dollar and hour gaps, and
+    whether its dollars lie inside the pick's interval, said of the dollars alone (the hours differ
+    8x: the pick runs on 8 GPUs, the measured option on one)."""
+    rc, out, err = run(capsys, *BAR)
+    assert rc == 0, err
+    line = next(l for l in out.splitlines() if l.strip().startswith("Best measured: "))
+    assert line.strip().startswith("Best measured: H100-80GB x1 ddp sdpa b16: 62,907 tokens/s (measured)")
+    gaps = re.search(r"against this predicted pick ([+-][\d.]+)% in dollars, inside its \$([\d,]+)-\$([\d,]+) "
+                     r"interval \(on dollars the data cannot tell them apart\), and ([+-][\d.]+)% in hours\.$", line)
+    assert gaps, line
+    dollars, low, high, hours = float(gaps[1]), *(float(g.replace(",", "")) for g in gaps.group(2, 3)), float(gaps[4])
+    assert low < 592 < high and 0 < dollars < 10 and hours > 500  # $592 measured; 86.0 h against about 10 h
 
 
 def test_hours_and_dollars_follow_the_stated_assumptions(sweeps):

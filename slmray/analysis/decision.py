@@ -28,6 +28,7 @@ import pandas as pd
 from slmray.analysis.table import config_label, model_order, ok
 from slmray.core.objective import Objective
 from slmray.core.pareto import pareto_mask
+from slmray.catalog.gpus import CPU
 from slmray.catalog.prices import PriceBook
 from slmray.planning import alternative
 from slmray.planning.assumptions import DEFAULT_TOKENS_PER_PARAM, PlanError, default_assumptions
@@ -41,6 +42,7 @@ from slmray.planning.text import (
     critical_batch_line,
     excluded,
     excluded_counts,
+    hours,
     option_label,
     options_table,
 )
@@ -297,11 +299,24 @@ def _sure(p: Pick) -> str:
     gaps = []
     for o in p.ranked_by:
         gap = _ratio_text(o, p.values[o.column], p.runner_up_values[o.column]) - 1
+        if not np.isfinite(gap):
+            gaps.append(_no_ratio(o, p.values[o.column], p.runner_up_values[o.column]))
+            continue
         inside = np.isfinite(p.spread) and abs(gap) < SPREAD_SIGMAS * p.spread
         where = " (within the spread)" if inside else " (outside the spread)" if np.isfinite(p.spread) else ""
         gaps.append(f"{100 * abs(gap):.1f}% {'behind' if gap >= 0 else 'ahead'} on {o.column}{where}")
     verdict = ": a tie, either will do" if p.tied else ""
     return f"measured; {spread}; the runner-up is {', '.join(gaps)}{verdict}"
+
+
+def _no_ratio(o: Objective, mine: float, other: float) -> str:
+    """The runner-up's gap on `o` where no ratio exists (a value of 0, say a local machine's $0)."""
+    return f"level on {o.column}" if mine == other else f"not comparable on {o.column} ({_short(mine)} against {_short(other)})"
+
+
+def _devices(row: pd.Series) -> str:
+    """`2 GPU(s)`; `2 CPU worker(s)` for a row that ran on the CPU."""
+    return f"{int(row['num_gpus'])} {'CPU worker(s)' if row['gpu_type'] == CPU else 'GPU(s)'}"
 
 
 def _sure_short(p: Pick) -> str:
@@ -311,6 +326,8 @@ def _sure_short(p: Pick) -> str:
         return f"measured, {spread}; no runner-up"
     first = p.ranked_by[0]
     gap = _ratio_text(first, p.values[first.column], p.runner_up_values[first.column]) - 1
+    if not np.isfinite(gap):
+        return f"measured, {spread}; runner-up {_no_ratio(first, p.values[first.column], p.runner_up_values[first.column])}"
     if p.tied:
         return f"measured, {spread}; a tie with the runner-up"
     where = "" if not np.isfinite(p.spread) else (
@@ -400,8 +417,8 @@ def summary_lines(df: pd.DataFrame, objectives: Sequence[Objective],
         priced = np.isfinite(p.usd)
         text = (f"{model}: pick {p.configuration}: {_short(row['tokens_per_s'])} tokens/s, "
                 + (f"${_short(row['usd_per_btok'])} per billion tokens" if priced else "no price for its GPU")
-                + f"; a run of {p.tokens:,.0f} tokens ({tokens_per_param:g} per parameter) takes {p.hours:,.1f} h "
-                f"on {int(row['num_gpus'])} GPU(s)" + (f" for ${_short(p.usd)}. " if priced else
+                + f"; a run of {p.tokens:,.0f} tokens ({tokens_per_param:g} per parameter) takes {hours(p.hours)} "
+                f"on {_devices(row)}" + (f" for ${_short(p.usd)}. " if priced else
                                                          f", dollars unknown (give --price {row['gpu_type']}=USD). "))
         metric = p.ranked_by[0].column
         text += f"Why ({metric}): {'; '.join(p.why)}. " if p.why else "Why: no alternative ran at comparable settings. "

@@ -62,7 +62,12 @@ def money(usd: float) -> str:
 
 
 def hours(h: float) -> str:
-    return "?" if not math.isfinite(h) else f"{h:,.1f} h" if h >= 10 else f"{h:,.2f} h"
+    """`12.5 h`, `1.25 h`; a run under 0.1 h (a CPU smoke table's) in minutes or seconds, not `0.00 h`."""
+    if not math.isfinite(h):
+        return "?"
+    if h >= 0.1:
+        return f"{h:,.1f} h" if h >= 10 else f"{h:,.2f} h"
+    return f"{h * 60:.1f} min" if h >= 1 / 60 else f"{h * 3600:.1f} s"
 
 
 def summary(o) -> str:
@@ -303,9 +308,10 @@ def best_measured_line(d: Decision, pick, ranked: pd.DataFrame) -> list[str]:
                else f"{money(best['usd'] - pick['usd'])} more")
     low_usd, high_usd = d.usd_at(pick, pick["tokens_per_s_high"]), d.usd_at(pick, pick["tokens_per_s_low"])
     inside = low_usd <= best["usd"] <= high_usd
-    return [f"  Best measured: {summary(best)}: {dollars} in dollars and {best['hours'] / pick['hours'] - 1:+.1%} in "
-            f"hours against this predicted pick, {'inside' if inside else 'outside'} its "
-            f"{money(low_usd)}-{money(high_usd)} interval{': the data cannot tell them apart' if inside else ''}."]
+    verdict = " (on dollars the data cannot tell them apart)" if inside else ""
+    return [f"  Best measured: {summary(best)}: against this predicted pick {dollars} in dollars, "
+            f"{'inside' if inside else 'outside'} its {money(low_usd)}-{money(high_usd)} interval{verdict}, "
+            f"and {best['hours'] / pick['hours'] - 1:+.1%} in hours."]
 
 
 def alternative_text(alt: Alternative | str) -> str:
