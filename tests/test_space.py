@@ -52,6 +52,7 @@ def _write(tmp_path, text, name="space.py"):
     "extra, message",
     [
         ("model_x=1", "unexpected keyword argument 'model_x'"),
+        ("per_device_bacth=[4]", "unexpected keyword argument 'per_device_bacth'; did you mean 'per_device_batch'?"),
         ("search='bayes'", "search: 'bayes' is not one of grid, optuna"),
         ("objectives=['max:speed']", "objectives: objective 'max:speed': unknown column 'speed'"),
         ("gpu_type=['H100']", "gpu_type: 'H100' is not a known GPU (known: H200, H100-PCIe"),

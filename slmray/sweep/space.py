@@ -23,9 +23,11 @@ space is built, and `load_space` prefixes the file's path to any error.
 from __future__ import annotations
 
 import contextvars
+import difflib
 import importlib.util
 import itertools
 import math
+import re
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -415,6 +417,13 @@ class SearchSpace:
         }
 
 
+def _did_you_mean(exc: TypeError) -> str:
+    """`; did you mean 'per_device_batch'?` for a misspelt SearchSpace field, else ''."""
+    unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+    close = difflib.get_close_matches(unknown[1], [f.name for f in fields(SearchSpace)], n=1) if unknown else []
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def load_space(path: str, packages: bool = True) -> SearchSpace:
     """Import a search-space file and return its `SPACE`; every error names the file.  `packages`:
     False for a space planned here to run elsewhere (`CHECK_PACKAGES`)."""
@@ -432,7 +441,7 @@ def load_space(path: str, packages: bool = True) -> SearchSpace:
     except ConfigError as exc:
         raise SpaceError(f"{path}: {exc}") from None
     except TypeError as exc:  # an unknown or missing SearchSpace argument
-        raise SpaceError(f"{path}: {str(exc).replace('SearchSpace.__init__() ', '')}") from None
+        raise SpaceError(f"{path}: {str(exc).replace('SearchSpace.__init__() ', '')}{_did_you_mean(exc)}") from None
     except SyntaxError as exc:
         raise SpaceError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
     except Exception as exc:
