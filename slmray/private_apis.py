@@ -42,6 +42,10 @@ the function that needs them, so importing it costs nothing.
   console through `ray._private.worker.print_to_stdstream`, whatever `log_to_driver` says; no
   option turns it off.  The name is replaced by a function that hands them to the `ray` logger
   at DEBUG (Ray's own logs keep them; `--verbose` leaves the console as Ray has it).
+- `ddp_graph_splitting`: torch.compile splits a graph it compiles under a DDP module at DDP's
+  gradient buckets (Dynamo's DDPOptimizer), so that a bucket's all-reduce can start inside the
+  graph's backward; the switch is `torch._dynamo.config.optimize_ddp` (named in torch's notes on
+  DDP and compile, but in a private module); DDP itself has no argument for it.
 - `optuna_study` (tests only): Ray's `OptunaSearch` keeps its Optuna study in `_ot_study` (and so
   in its saved state) with no accessor; the tests read what Optuna was told from it.
 
@@ -107,6 +111,14 @@ def release_unwaited_collectives() -> None:
     torch.cuda.synchronize()
     time.sleep(0.25)  # the watchdog looks every 100 ms
     dist.barrier()
+
+
+def ddp_graph_splitting(enabled: bool):
+    """Context in which a graph torch.compile compiles under DDP is (`True`, torch's default) or is
+    not split at DDP's gradient buckets."""
+    import torch._dynamo
+
+    return torch._dynamo.config.patch(optimize_ddp=enabled)
 
 
 def checkpoint_wrapper(module):

@@ -189,6 +189,45 @@ def test_release_unwaited_collectives_does_nothing_without_nccl():
     private_apis.release_unwaited_collectives()  # no group, no GPU: returns at once
 
 
+class _TwoLinear(torch.nn.Module):
+    """A block of two 16 MiB fp32 weights: more than DDP's 25 MiB bucket, so DDP's buckets split it."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(2048, 2048), torch.nn.Linear(2048, 2048)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+@pytest.mark.dist
+def test_ddp_graph_splitting_splits_a_compiled_block_at_ddps_buckets_only_when_on():
+    """torch.compile hands its backend one graph per DDP bucket while splitting is on (torch's
+    default), the block's one graph while it is off."""
+    dist.init_process_group("gloo", init_method="tcp://127.0.0.1:29541", rank=0, world_size=1)
+    try:
+        graphs = {}
+        for enabled in (True, False):
+            torch.compiler.reset()
+            compiled = []
+
+            def backend(gm, example_inputs):
+                compiled.append(gm)
+                return gm.forward
+
+            block = _TwoLinear()
+            block.compile(backend=backend)
+            model = torch.nn.parallel.DistributedDataParallel(block)
+            with private_apis.ddp_graph_splitting(enabled):
+                model(torch.randn(4, 2048)).sum().backward()
+            assert block.a.weight.grad is not None
+            graphs[enabled] = len(compiled)
+        assert graphs == {True: 2, False: 1}
+    finally:
+        torch.compiler.reset()
+        dist.destroy_process_group()
+
+
 @pytest.mark.dist
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="NCCL needs a GPU")
 def test_nccl_holds_an_unwaited_collectives_tensor_until_released():
