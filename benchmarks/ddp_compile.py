@@ -43,7 +43,8 @@ def measure(model: str, batch: int, variant: str, seq_len: int, attention: str) 
     torch.compiler.reset()  # every variant compiles afresh
     cfg = TrainConfig(
         model=get_model(model), attention=attention, per_device_batch=batch, seq_len=seq_len, steps=10, repeats=3,
-        warmup_steps=3, compile=True, data="synthetic", device="cuda", strategy="single" if variant == "single" else "ddp",
+        warmup_steps=3, compile=True, data="synthetic", device="cuda",
+        strategy="single" if variant == "single" else "ddp",
     )
     unsplit = ddp_graph_splitting(False) if variant == "ddp-unsplit" else contextlib.nullcontext()
     with unsplit:

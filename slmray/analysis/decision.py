@@ -311,7 +311,9 @@ def _sure(p: Pick) -> str:
 
 def _no_ratio(o: Objective, mine: float, other: float) -> str:
     """The runner-up's gap on `o` where no ratio exists (a value of 0, say a local machine's $0)."""
-    return f"level on {o.column}" if mine == other else f"not comparable on {o.column} ({_short(mine)} against {_short(other)})"
+    if mine == other:
+        return f"level on {o.column}"
+    return f"not comparable on {o.column} ({_short(mine)} against {_short(other)})"
 
 
 def _devices(row: pd.Series) -> str:
@@ -327,7 +329,8 @@ def _sure_short(p: Pick) -> str:
     first = p.ranked_by[0]
     gap = _ratio_text(first, p.values[first.column], p.runner_up_values[first.column]) - 1
     if not np.isfinite(gap):
-        return f"measured, {spread}; runner-up {_no_ratio(first, p.values[first.column], p.runner_up_values[first.column])}"
+        level = _no_ratio(first, p.values[first.column], p.runner_up_values[first.column])
+        return f"measured, {spread}; runner-up {level}"
     if p.tied:
         return f"measured, {spread}; a tie with the runner-up"
     where = "" if not np.isfinite(p.spread) else (

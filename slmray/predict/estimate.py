@@ -115,10 +115,10 @@ class Calibration:
     same step alone (strategy single), which the device's constants were fitted on: measured inside
     DDP.  Only part of it is DDP's: on one H100 in one process, DDP cost 0.6-3.8% (torch.compile
     splitting each block at DDP's buckets, 3.0 points of it on llama-1b), the same steps alone 5-6%
-    below the calibration table (`benchmarks/results/trainer/README.md`).  The compiled grids' device-bound SDPA steps inside DDP were predicted 6-15%
-    fast on both GPU types, every model and batch, compiled eager attention -6% to +8%, and compiled
-    SDPA alone (the trainer, or a sweep's trial of strategy single) within 2%
-    (`benchmarks/results/small_batch/README.md`).  FSDP's wrapper has no compiled row yet: it takes
+    below the calibration table (`benchmarks/results/trainer/README.md`).  The compiled grids'
+    device-bound SDPA steps inside DDP were predicted 6-15% fast on both GPU types, every model and
+    batch, compiled eager attention -6% to +8%, and compiled SDPA alone (the trainer, or a sweep's
+    trial of strategy single) within 2% (`benchmarks/results/small_batch/README.md`).  FSDP's wrapper has no compiled row yet: it takes
     the same rate, so that no strategy is predicted faster than DDP by a term only DDP was measured
     with.  1: not fitted."""
     gpu_rates: tuple[tuple[str, float], ...] = ()
