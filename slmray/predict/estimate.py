@@ -114,8 +114,9 @@ class Calibration:
     """Device rate of a compiled step with fused attention under a data-parallel wrapper over the
     same step alone (strategy single), which the device's constants were fitted on: measured inside
     DDP.  Only part of it is DDP's: on one H100 in one process, DDP cost 0.6-3.8% (torch.compile
-    splitting each block at DDP's buckets, 3.0 points of it on llama-1b), the same steps alone 5-6%
-    below the calibration table (`benchmarks/results/trainer/README.md`).  The compiled grids'
+    splitting each block at DDP's buckets, 3.0 points of it on llama-1b); the rest is today's trainer
+    running the same steps alone 5-8% slower than the calibration table's trainer did on the same
+    H100 (`benchmarks/results/trainer/README.md`).  The compiled grids'
     device-bound SDPA steps inside DDP were predicted 6-15% fast on both GPU types, every model and
     batch, compiled eager attention -6% to +8%, and compiled SDPA alone (the trainer, or a sweep's
     trial of strategy single) within 2% (`benchmarks/results/small_batch/README.md`).  FSDP's wrapper has no compiled row yet: it takes

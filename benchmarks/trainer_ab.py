@@ -1,0 +1,49 @@
+"""The trainer of an earlier commit against today's, on the same GPU in one call: compiled SDPA
+llama-100m at batch 64 and llama-1b at batch 32 (seq 1024, 3 repeats of 10 steps after 3 warm-up,
+strategy single, synthetic tokens), the steps `trainer/trainer_throughput_h100.csv` calibrates on.
+
+    git archive cace4d0 slmray benchmarks/trainer_throughput.py | (mkdir -p ab_old && tar -x -C ab_old)
+    for w in old new old; do python3 -P benchmarks/trainer_ab.py $w; done
+
+`old` imports the archived package (its `benchmarks/trainer_throughput.measure`), `new` this
+checkout's; `-P` keeps the script's folder off `sys.path`, so each process sees one slmray.  Each
+line: `AB which model batch tokens/s step-median-s`.  Results: benchmarks/results/trainer/README.md.
+"""
+
+import gc
+import sys
+
+import torch
+
+RUNS = (("llama-100m", 64), ("llama-1b", 32))
+
+
+def main(which: str) -> None:
+    out = []
+    if which == "old":
+        sys.path[:0] = ["ab_old", "ab_old/benchmarks"]
+        from trainer_throughput import measure
+
+        for model, batch in RUNS:
+            r = measure(model, 1024, batch, "sdpa", True, 10, 3)
+            out.append((model, batch, r["tokens_per_s"], r["step_time_median_s"]))
+    else:
+        from slmray.train.config import TrainConfig
+        from slmray.train.loop import run
+        from slmray.train.presets import get_model
+
+        for model, batch in RUNS:
+            torch.compiler.reset()
+            r = run(TrainConfig(model=get_model(model), attention="sdpa", per_device_batch=batch, seq_len=1024,
+                                steps=10, repeats=3, warmup_steps=3, compile=True, data="synthetic", device="cuda"))
+            out.append((model, batch, r.tokens_per_s, r.step_time_median_s))
+            gc.collect()
+            torch.cuda.empty_cache()
+    for row in out:
+        print("AB", which, *row, flush=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in ("old", "new"):
+        sys.exit("usage: trainer_ab.py old|new")
+    main(sys.argv[1])
