@@ -16,7 +16,8 @@ times the same compiled step three ways in one process, one GPU:
     python benchmarks/ddp_compile.py --out ddp_compile.csv [--models llama-100m:64,llama-1b:32]
 
 Results: benchmarks/results/trainer/README.md (`ddp_compile_h100.csv`): DDP costs 0.6-3.8% there, the
-split 3.0 points of it on llama-1b; most of the 6-8% is the trainer's own slowdown (`trainer_ab.py`).
+split 3.0 points of it on llama-1b; most of the 6-8% was the trainer's own slowdown (`trainer_ab.py`),
+its q/k/v split, mended after 7cca42b (`results/trainer/qkv_split_h100.txt`).
 """
 
 from __future__ import annotations

@@ -5,9 +5,11 @@ strategy single, synthetic tokens), the steps `trainer/trainer_throughput_h100.c
     git archive cace4d0 slmray benchmarks/trainer_throughput.py | (mkdir -p ab_old && tar -x -C ab_old)
     for w in old new old; do python3 -P benchmarks/trainer_ab.py $w; done
 
-`old` imports the archived package (its `benchmarks/trainer_throughput.measure`), `new` this
-checkout's; `-P` keeps the script's folder off `sys.path`, so each process sees one slmray.  Each
-line: `AB which model batch tokens/s step-median-s`.  Results: benchmarks/results/trainer/README.md.
+`old` imports the archived package (its `benchmarks/trainer_throughput.measure`), `new` the slmray
+first on `sys.path` (this checkout's, or another tree's: `PYTHONPATH=other_tree python3 -P ... new`);
+`-P` keeps the script's folder off `sys.path`, so each process sees one slmray.  Each line:
+`AB which model batch tokens/s step-median-s`.  Results: benchmarks/results/trainer/README.md
+(`trainer_ab_h100.txt`, the slowdown; `qkv_split_h100.txt`, its cause).
 """
 
 import gc

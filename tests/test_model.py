@@ -100,3 +100,29 @@ def test_round_trip_through_a_plain_dict():
     raw = cfg.to_dict()
     raw["model"]["rope_scaling"] = list(raw["model"]["rope_scaling"])  # as JSON gives it back
     assert TrainConfig.from_dict(raw) == cfg
+
+
+@pytest.mark.parametrize("n_kv_head", [4, 2], ids=["mha", "gqa"])
+def test_the_qkv_gradient_is_concatenated_over_heads(n_kv_head):
+    """q, k and v are split from the one GEMM's output over the head dim, so backward joins their
+    gradients along it.  Split over the last dim instead (7cca42b), the same step compiled ran 6-8%
+    slower on an H100 (`benchmarks/results/trainer/qkv_split_h100.txt`).  Traced forward and
+    backward by `make_fx`, the aten ops torch.compile's backward graph is built from."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from slmray.train.attention import get_attention
+    from slmray.train.model import Block, rotary_tables
+
+    cfg = get_model("tiny", n_head=4, n_kv_head=n_kv_head)
+    block = Block(cfg, get_attention("sdpa"))
+    cos, sin = rotary_tables(cfg)
+
+    def step(x):
+        return torch.autograd.grad(block(x, cos[:8], sin[:8]).sum(), [x, *block.parameters()])
+
+    graph = make_fx(step)(torch.randn(2, 8, cfg.d_model, requires_grad=True)).graph
+    cats = [n for n in graph.nodes if n.target == torch.ops.aten.cat.default]
+    heads = cfg.n_head + 2 * n_kv_head
+    joined = [n for n in cats if n.meta["val"].shape[-2:] == (heads, cfg.head_dim)]
+    assert len(joined) == 1 and joined[0].args[1] in (2, -2)
+    assert not any(n.meta["val"].shape[-1] == heads * cfg.head_dim for n in cats)

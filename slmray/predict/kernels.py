@@ -39,8 +39,8 @@ on a server CPU.  Stated, not measured there; the host's speed is the machine's,
 PRIOR_COMPILED_CALL_S = 4e-4
 """Prior without a profile: host seconds of one compiled region called forward and backward."""
 BLOCK_OPS = {
-    ("llama", "eager"): (238, 150), ("llama", "sdpa"): (191, 116),
-    ("neox", "eager"): (222, 130), ("neox", "sdpa"): (176, 98),
+    ("llama", "eager"): (232, 146), ("llama", "sdpa"): (187, 116),
+    ("neox", "eager"): (217, 128), ("neox", "sdpa"): (172, 98),
 }
 """(ops, kernels) one block of the layout's tiny preset (`REFERENCE`) dispatches forward and backward
 under bf16 autocast, counted on the CPU by `slmray.predict.profile.count_block_ops`
