@@ -1,7 +1,9 @@
 """The twelve configurations that fit `Calibration.parallel_compiled_fused_rate`: compiled SDPA steps
 inside DDP on one H100 of more than `interval.SMALL_TOKENS` tokens (the rows of
-`h100x1_small_batch_compiled.py` the fit takes), measured again once the trainer's q/k/v split
-was mended (it had made these steps 6-8% slower; `benchmarks/results/trainer/README.md`)."""
+`h100x1_small_batch_compiled.py` the fit takes), to measure again with the mended q/k/v split (the
+grid ran with the split that made these steps 6-8% slower; `benchmarks/results/trainer/README.md`):
+    bash benchmarks/timed_sweeps.sh $OUT search_spaces/h100x1_fused_ddp.py:320
+then fit the rate on its rows (`benchmarks/calibrate_estimate.py`, `COMPILED_HOST_ROWS`)."""
 
 import dataclasses
 import runpy
