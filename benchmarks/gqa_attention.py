@@ -40,8 +40,8 @@ def time_fwd_bwd(attend, nh: int, nkv: int, hs: int, batch: int, seq: int, devic
     grad = torch.randn(batch, seq, nh, hs, device=device, dtype=torch.bfloat16)
 
     def step() -> None:
-        q, k, v = qkv.split((nh * hs, nkv * hs, nkv * hs), dim=-1)
-        out = attend(q.view(batch, seq, nh, hs), k.view(batch, seq, nkv, hs), v.view(batch, seq, nkv, hs))
+        q, k, v = qkv.view(batch, seq, nh + 2 * nkv, hs).split((nh, nkv, nkv), dim=2)  # as the model splits it
+        out = attend(q, k, v)
         out.backward(grad)
         qkv.grad = None
 
