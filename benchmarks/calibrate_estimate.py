@@ -21,9 +21,10 @@ The fit, in order:
    constants fixed, the profiled GEMM and attention scales are fitted on the rows of profiled
    GPU types, at the committed `profile_weight` (chosen on held-out rows by
    `heldout_accuracy.py`, not fitted here).
-5. on the rows of `COMPILED_HOST_ROWS` (a sweep's DDP trials): the device rate of compiled fused
-   attention under a data-parallel wrapper (`fit_parallel_compiled`, the median miss of its steps of more than
-   `interval.SMALL_TOKENS` tokens, which the device sets), then the compiled block's host time
+5. the device rate of compiled fused attention under a data-parallel wrapper (`fit_parallel_compiled`,
+   on the rows of `PARALLEL_RATE_ROWS`: the median miss of its steps of more than
+   `interval.SMALL_TOKENS` tokens, which the device sets), then, on the rows of
+   `COMPILED_HOST_ROWS` (a sweep's DDP trials), the compiled block's host time
    (`fit_compiled_host`, on the compiled small steps: a one-dimensional search, the device's
    constants fixed);
 6. a device rate for each GPU type without bf16 calibration rows (`fit_gpu_rates`, on the bf16 rows
@@ -77,11 +78,15 @@ FP8_CALIBRATION_ROWS = {"sweep_h200x1_precision.parquet": ("llama-1b", "llama-10
 every Linear of its blocks in FP8, and llama-100m, the smallest; llama-500m and -2b (MLP in bf16),
 pythia-410m and llama-1b at sequence 2048 are held out."""
 COMPILED_HOST_ROWS = {"h100x1_small_batch_compiled.parquet": ("llama-100m", "llama-500m", "llama-1b", "llama-2b", "pythia-410m")}
+"""Table -> models whose compiled small steps fit `compiled_block_host_s`: the whole compiled
+small-batch grid (the steps the host sets, chiefly llama-100m's and pythia-410m's at batch 4 and 8,
+weigh in).  Its steps the device sets fit nothing: they ran with the q/k/v split that made compiled
+SDPA 6-8% slower (`results/trainer/README.md`).  The held-out sets (`search_spaces/*_heldout*.py`)
+stay out."""
+PARALLEL_RATE_ROWS = {"h100x1_fused_ddp.parquet": ("llama-100m", "llama-500m", "llama-1b", "llama-2b", "pythia-410m")}
 """Table -> models whose compiled DDP rows fit `parallel_compiled_fused_rate` (steps of more than
-`interval.SMALL_TOKENS` tokens a micro-step with fused attention) and whose compiled small steps
-fit `compiled_block_host_s`: the whole compiled small-batch grid (the steps the host sets, chiefly
-llama-100m's and pythia-410m's at batch 4 and 8, weigh in; the device sets the rest).  The held-out
-sets (`search_spaces/*_heldout*.py`) stay out."""
+`interval.SMALL_TOKENS` tokens a micro-step with fused attention): the grid's twelve such
+configurations measured again with the mended trainer (`search_spaces/h100x1_fused_ddp.py`)."""
 GPU_RATE_ROWS = ("sweep_h200x1.parquet", "sweep_h200x1_precision.parquet", "sweep_h200x1_checkpointing.parquet",
                  "sweep_h200x1_seq_len.parquet")
 """Tables whose bf16 rows fit `gpu_rates` for their GPU types without calibration rows (the H200):
@@ -159,6 +164,7 @@ def load_measured(paths: list[str]) -> pd.DataFrame:
         for t, m, p in zip(df["table"], df["model"], df["precision"])
     ]
     df["host_calibration"] = [m in COMPILED_HOST_ROWS.get(t, ()) for t, m in zip(df["table"], df["model"])]
+    df["parallel_calibration"] = [m in PARALLEL_RATE_ROWS.get(t, ()) for t, m in zip(df["table"], df["model"])]
     df["rate_calibration"] = df["table"].isin(GPU_RATE_ROWS)
     return df.reset_index(drop=True)
 
@@ -377,10 +383,11 @@ def _parallel_compiled_fused(df: pd.DataFrame) -> pd.Series:
 
 
 def _parallel_compiled_fused_regular(df: pd.DataFrame) -> pd.DataFrame:
-    """The ok one-GPU bf16 rows of `_parallel_compiled_fused` of more than `interval.SMALL_TOKENS`
-    tokens a micro-step (the device sets them, not the host)."""
+    """The ok one-GPU bf16 `parallel_calibration` rows of `_parallel_compiled_fused` of more than
+    `interval.SMALL_TOKENS` tokens a micro-step (the device sets them, not the host); no other
+    table's, since those ran with the slow q/k/v split (`PARALLEL_RATE_ROWS`)."""
     ok = _ok_one_gpu_bf16(df)
-    return ok[_parallel_compiled_fused(ok) & ~_compiled_small(ok)]
+    return ok[ok["parallel_calibration"] & _parallel_compiled_fused(ok) & ~_compiled_small(ok)]
 
 
 def fit_parallel_compiled(df: pd.DataFrame, cal: Calibration) -> Calibration:
@@ -415,7 +422,8 @@ def fit(df: pd.DataFrame, start: Calibration = CALIBRATION, host_rows: pd.DataFr
     The bf16 constants from its bf16 rows (the device's from those but compiled small steps, which
     the host sets: a linear fit would take their host time for the device's, and compiled fused
     attention under DDP or FSDP, whose rate is fitted next), then from `host_rows`
-    (default `df`) the rate of compiled fused attention under DDP or FSDP (its device-bound steps) and the
+    (default `df`) the rate of compiled fused attention under DDP or FSDP (its device-bound
+    `parallel_calibration` steps) and the
     compiled block's host time (its compiled small steps), then a rate for
     each GPU type of `rate_rows` (default `df`) without a bf16 calibration row, then the FP8
     constants from its FP8 rows.  Each step uses only what the ones before it fitted (FP8 rows feel
@@ -438,8 +446,10 @@ def uncalibrated_gpus(df: pd.DataFrame) -> set[str]:
 
 def fit_committed(df: pd.DataFrame, start: Calibration = CALIBRATION) -> Calibration:
     """The committed constants from `load_measured`'s rows: `fit` on the calibration rows, the
-    compiled block's host time on `COMPILED_HOST_ROWS`, `gpu_rates` on `GPU_RATE_ROWS`."""
-    return fit(df[df["calibration"]], start, host_rows=df[df["host_calibration"]], rate_rows=df[df["rate_calibration"]])
+    rate of compiled fused attention inside DDP on `PARALLEL_RATE_ROWS`, the compiled block's host
+    time on `COMPILED_HOST_ROWS`, `gpu_rates` on `GPU_RATE_ROWS`."""
+    host_rows = df[df["host_calibration"] | df["parallel_calibration"]]
+    return fit(df[df["calibration"]], start, host_rows=host_rows, rate_rows=df[df["rate_calibration"]])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -455,9 +465,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"calibration rows: {len(cal_rows)} of {len(df)}", file=sys.stderr)
     for (table, model), g in cal_rows.groupby(["table", "model"]):
         print(f"  {table}: {model} ({len(g)} rows)", file=sys.stderr)
-    host_rows = df[df["host_calibration"]]
-    for (table, model), g in host_rows.groupby(["table", "model"]):
-        print(f"  {table}: {model} ({len(g)} rows, the compiled block's host time)", file=sys.stderr)
+    for flag, what in (("parallel_calibration", "compiled fused attention inside DDP"),
+                       ("host_calibration", "the compiled block's host time")):
+        for (table, model), g in df[df[flag]].groupby(["table", "model"]):
+            print(f"  {table}: {model} ({len(g)} rows, {what})", file=sys.stderr)
     fitted = fit_committed(df)
     print("CALIBRATION = Calibration(")
     for f in dataclasses.fields(fitted):

@@ -2,7 +2,8 @@
 
 A sweep's trial wraps the model in DDP even on one GPU, and its compiled SDPA steps ran 6-8% slower
 than the trainer alone (`results/small_batch/README.md`; `Calibration.parallel_compiled_fused_rate`,
-0.894, carries it with no cause).  The suspect: Dynamo's DDPOptimizer (`slmray.private_apis.ddp_graph_splitting`,
+then 0.894, carried it with no cause; most of it was the trainer's slow q/k/v split, mended since,
+`results/trainer/README.md`).  The suspect: Dynamo's DDPOptimizer (`slmray.private_apis.ddp_graph_splitting`,
 on by default) splits every graph compiled under a DDP module at DDP's gradient-bucket boundaries
 (25 MiB) so that a bucket's all-reduce can start early.  The trainer compiles each block on its own,
 so the blocks are already the units of overlap; splitting one further (llama-1b: about 170 MiB of fp32

@@ -99,7 +99,7 @@ def shipped(df: pd.DataFrame) -> pd.DataFrame:
     """Every ok one-GPU row the committed constants were not fitted on (no `calibration`,
     `host_calibration` or `rate_calibration`), predicted by them: the errors a dry run makes, its bias included, which
     the refits of `held_out` (fitted on every other row, sweeps too) do not have."""
-    test = _one_gpu_ok(df[~(df["calibration"] | df["host_calibration"] | df["rate_calibration"])])
+    test = _one_gpu_ok(df[~(df["calibration"] | df["host_calibration"] | df["parallel_calibration"] | df["rate_calibration"])])
     out = test[["table", "model", "attention", "compile", "precision", "backend", "per_device_batch", "seq_len",
                 "gpu_type", "tokens_per_s"]].copy()
     predicted = predict(test, CALIBRATION)
