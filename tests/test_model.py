@@ -127,3 +127,17 @@ def test_the_qkv_gradients_are_joined_over_heads(n_kv_head):
     # one join of the three gradients, over a head dim (a cat over heads, or cace4d0's unbind's stack):
     # the last dim stays head_dim, never the GEMM's whole width
     assert len(qkv_grad) == 1 and qkv_grad[0].meta["val"].shape[-1] == cfg.head_dim
+
+
+def test_the_trainer_ab_script_takes_the_steps_it_is_given():
+    """`benchmarks/trainer_ab.py` (how the split's cost was measured) runs MODEL:BATCH steps given
+    after old|new, its two calibration steps without any, and exits on one line for a malformed run."""
+    import runpy
+    from pathlib import Path
+
+    ab = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "trainer_ab.py"))
+    assert ab["_runs"](["llama-3.2-1b:16", "smollm2-360m:32"]) == (("llama-3.2-1b", 16), ("smollm2-360m", 32))
+    assert ab["_runs"]([]) == ab["RUNS"] == (("llama-100m", 64), ("llama-1b", 32))
+    for malformed in (["llama-1b"], ["llama-1b:x"], ["llama-1b:16:2"]):
+        with pytest.raises(SystemExit, match=f"give runs as MODEL:BATCH, not {malformed[0]}$"):
+            ab["_runs"](malformed)
