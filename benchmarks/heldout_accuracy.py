@@ -97,7 +97,7 @@ def held_out(df: pd.DataFrame, start: Calibration = START) -> pd.DataFrame:
 
 def shipped(df: pd.DataFrame) -> pd.DataFrame:
     """Every ok one-GPU row the committed constants were not fitted on (no `calibration`,
-    `host_calibration` or `rate_calibration`), predicted by them: the errors a dry run makes, its bias included, which
+    `host_calibration`, `parallel_calibration` or `rate_calibration`), predicted by them: the errors a dry run makes, its bias included, which
     the refits of `held_out` (fitted on every other row, sweeps too) do not have."""
     test = _one_gpu_ok(df[~(df["calibration"] | df["host_calibration"] | df["parallel_calibration"] | df["rate_calibration"])])
     out = test[["table", "model", "attention", "compile", "precision", "backend", "per_device_batch", "seq_len",

@@ -1,11 +1,11 @@
 """The twelve configurations that fit `Calibration.parallel_compiled_fused_rate`: compiled SDPA steps
-inside DDP on one H100 of more than `interval.SMALL_TOKENS` tokens (the rows of
-`h100x1_small_batch_compiled.py` the fit takes), to measure again with the mended q/k/v split (the
-grid ran with the split that made these steps 6-8% slower; `benchmarks/results/trainer/README.md`):
+inside DDP on one H100 of more than `interval.SMALL_TOKENS` tokens, the device-bound rows of
+`h100x1_small_batch_compiled.py`, measured again with the mended q/k/v split (the grid ran with the
+split that made these steps 6-8% slower; `benchmarks/results/trainer/README.md`):
     bash benchmarks/timed_sweeps.sh $OUT search_spaces/h100x1_fused_ddp.py:320
-then fit the rate on its rows alone (`benchmarks/calibrate_estimate.py`: `fit_parallel_compiled` now takes
-the grid's rows of more than 8,192 tokens, measured with the slow split; the grid's small steps keep
-fitting `compiled_block_host_s`)."""
+Its rows (`benchmarks/results/small_batch/h100x1_fused_ddp.parquet`) alone fit the rate
+(`benchmarks/calibrate_estimate.py`, `PARALLEL_RATE_ROWS`); the grid's small steps keep fitting
+`compiled_block_host_s`."""
 
 import dataclasses
 import runpy

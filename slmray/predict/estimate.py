@@ -117,8 +117,9 @@ class Calibration:
     splitting each block at DDP's buckets, 3.0 points of it on llama-1b); the rest was the trainer
     of 2026-12-05 to 7cca42b, whose q/k/v split over the GEMM output's last dim ran the same steps
     alone 6-8% slower than the calibration table's trainer did on the same H100 (mended since;
-    `benchmarks/results/trainer/README.md`).  Fitted on rows measured with that split, so it predicts
-    the mended trainer a few percent slow until they are measured again.  The compiled grids'
+    `benchmarks/results/trainer/README.md`).  Fitted on the grid's device-bound steps measured again
+    with the mended trainer (`benchmarks/results/small_batch/h100x1_fused_ddp.parquet`), where it
+    also takes the trainer-alone constants' own miss on those models (llama-1b's 5%).  The compiled grids'
     device-bound SDPA steps inside DDP were predicted 6-15% fast on both GPU types, every model and
     batch, compiled eager attention -6% to +8%, and compiled SDPA alone (the trainer, or a sweep's
     trial of strategy single) within 2% (`benchmarks/results/small_batch/README.md`).  FSDP's wrapper has no compiled row yet: it takes
@@ -185,7 +186,7 @@ CALIBRATION = Calibration(
     # Fitted by the same script on the compiled SDPA steps of more than 8,192 tokens of that grid (12
     # configurations, five models), measured again with the mended trainer (benchmarks/results/
     # small_batch/h100x1_fused_ddp.parquet): inside DDP they ran 6.9% under the prediction made from the
-    # trainer-alone rows at the median (llama-100m 0-2%, llama-500m and -1b 6-8%, pythia-410m 9-11%).
+    # trainer-alone rows at the median (llama-100m 0-2%, llama-2b 5%, llama-500m and -1b 6-9%, pythia-410m 9-11%).
     # On the grid's own rows, which ran with the slow q/k/v split, it had been 10.6%.
     parallel_compiled_fused_rate=0.9306,
     # Fitted by the same script on the bf16 rows of the H200's four sweeps before its small-batch grid
