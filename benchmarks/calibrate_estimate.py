@@ -421,11 +421,10 @@ def fit(df: pd.DataFrame, start: Calibration = CALIBRATION, host_rows: pd.DataFr
     """Constants fitted to the rows of `df` (all of them: select the calibration rows first).
     The bf16 constants from its bf16 rows (the device's from those but compiled small steps, which
     the host sets: a linear fit would take their host time for the device's, and compiled fused
-    attention under DDP or FSDP, whose rate is fitted next), then from `host_rows`
-    (default `df`) the rate of compiled fused attention under DDP or FSDP (its device-bound
-    `parallel_calibration` steps) and the
-    compiled block's host time (its compiled small steps), then a rate for
-    each GPU type of `rate_rows` (default `df`) without a bf16 calibration row, then the FP8
+    attention under DDP or FSDP, whose rate is fitted next), then from `host_rows` (default `df`)
+    the rate of compiled fused attention under DDP or FSDP (its device-bound `parallel_calibration`
+    steps) and the compiled block's host time (its compiled small steps), then a rate for each GPU
+    type of `rate_rows` (default `df`) without a bf16 calibration row, then the FP8
     constants from its FP8 rows.  Each step uses only what the ones before it fitted (FP8 rows feel
     the host and their GPU type's rate; the bf16 fits never read an FP8 constant), so the result
     does not hang on the constants it started from."""
