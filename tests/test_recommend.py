@@ -56,7 +56,7 @@ def test_the_bar_command_prints_options_with_hours_and_dollars(capsys):
     assert "Measured only (no estimate involved): cheapest H100-80GB x1 ddp sdpa b16: 62,907 tokens/s" in out
     assert "every multi-GPU option is predicted" in out
     h200 = next(line for line in out.splitlines() if line.strip().startswith("H200: "))
-    assert "from 10 ok trials, applied within 16k-64k tokens, leave-one-out error" in h200 and "(uncorrected " in h200
+    assert "from 10 ok trials, applied within 16k-64k tokens to llama-100m, llama-1b, llama-2b, llama-500m only, leave-one-out error" in h200 and "(uncorrected " in h200
     assert "checkpointing: a 11.6 GB checkpoint" in out and "out of memory (measured)" in out
     # the global batch per option (b16 x 1,024 x 1 GPU) and the critical batch at the run's Chinchilla loss
     assert " 16,384 " in line and "tokens/step" in out
