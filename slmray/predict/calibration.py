@@ -338,9 +338,9 @@ def fit_correction(gpu_type: str, pairs: Iterable[Sequence[Any]]) -> Correction:
             own = {m: float(b) for m, b in zip(models, beta[len(PENALTY):])}
             best = Correction(gpu_type, kind, n, observed["observed"], *map(float, beta[:len(PENALTY)]), models=own, loo_error=loo,
                               raw_error=raw, host_bound_rows=observed["host_bound_rows"], **span)
-            best_used = used
     if best.rows and seen:
-        lomo = _loo_error(x[:, best_used], y, penalty[best_used], [r.model for _, _, r in samples])
+        used = candidates[best.kind]
+        lomo = _loo_error(x[:, used], y, penalty[used], [r.model for _, _, r in samples])
         best = dataclasses.replace(best, seen_models=tuple(sorted(seen)), transfers=bool(lomo < raw * (1 - LOO_MARGIN)))
     return best
 
