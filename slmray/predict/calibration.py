@@ -278,12 +278,12 @@ fitted on that row alone, moved the next prediction at batch 16 from +15% to -56
 def _loo_error(x: np.ndarray, y: np.ndarray, penalty: np.ndarray, groups: Sequence[Any] | None = None) -> float:
     """Mean |exp(prediction of the fit without row i - y_i) - 1| over the rows; with `groups`, each
     row predicted by the fit without its whole group (NaN with fewer than two groups)."""
-    groups = list(range(len(y))) if groups is None else list(groups)
-    if len(set(groups)) < 2:
+    labels = np.arange(len(y)) if groups is None else np.asarray(groups)
+    if len(set(labels)) < 2:
         return math.nan
     errors = np.zeros(len(y))
-    for g in set(groups):
-        out = np.array([h == g for h in groups])
+    for g in set(labels):
+        out = labels == g
         beta = _ridge(x[~out], y[~out], penalty)
         errors[out] = np.abs(np.exp(x[out] @ beta - y[out]) - 1)
     return float(np.mean(errors))
@@ -338,10 +338,10 @@ def fit_correction(gpu_type: str, pairs: Iterable[Sequence[Any]]) -> Correction:
             own = {m: float(b) for m, b in zip(models, beta[len(PENALTY):])}
             best = Correction(gpu_type, kind, n, observed["observed"], *map(float, beta[:len(PENALTY)]), models=own, loo_error=loo,
                               raw_error=raw, host_bound_rows=observed["host_bound_rows"], **span)
-    if best.rows and seen:
+    if best.rows and best.seen_models:
         used = candidates[best.kind]
         lomo = _loo_error(x[:, used], y, penalty[used], [r.model for _, _, r in samples])
-        best = dataclasses.replace(best, seen_models=tuple(sorted(seen)), transfers=bool(lomo < raw * (1 - LOO_MARGIN)))
+        best = dataclasses.replace(best, transfers=bool(lomo < raw * (1 - LOO_MARGIN)))
     return best
 
 
@@ -349,7 +349,8 @@ def _span(regimes: list[Regime]) -> dict[str, Any]:
     """`Correction`'s coverage fields: what `regimes` span."""
     return {"min_tokens": min(r.tokens for r in regimes), "max_tokens": max(r.tokens for r in regimes),
             "seen_eager": any(r.eager for r in regimes), "seen_fused": any(not r.eager for r in regimes),
-            "seen_compiled": any(r.compiled for r in regimes), "seen_uncompiled": any(not r.compiled for r in regimes)}
+            "seen_compiled": any(r.compiled for r in regimes), "seen_uncompiled": any(not r.compiled for r in regimes),
+            "seen_models": tuple(sorted({r.model for r in regimes if r.model}))}
 
 
 def fit_anchor(gpu_type: str, pairs: Iterable[Sequence[float]]) -> Correction:
