@@ -115,11 +115,12 @@ def add_price_arguments(p: argparse.ArgumentParser, default: str, *, profile_cho
                         "and paper profiles, --price-file, --price)")
 
 
-def price_book(args: argparse.Namespace, profile: str | None = None) -> PriceBook | None:
-    """The prices `add_price_arguments`' flags ask for: the --prices profile (else `profile`, else
-    `local`), then the --price-file, then each --price, per GPU with --per-gpu-pricing; None where
-    no flag was given and no `profile` (the prices a results table recorded stand).  A bad profile,
-    file or override is a PriceError."""
+def price_book(args: argparse.Namespace, profile: str | None = None, recorded: PriceBook | None = None) -> PriceBook | None:
+    """The prices `add_price_arguments`' flags ask for: the --prices profile (else `profile`), then
+    the --price-file, then each --price, per GPU with --per-gpu-pricing.  Without a profile the
+    file and overrides apply over `recorded` (the prices a results table recorded: a --price for one
+    GPU type leaves the others as they were), else over `local`.  None where no flag was given and
+    no `profile` (the recorded prices stand).  A bad profile, file or override is a PriceError."""
     from slmray.catalog.prices import LOCAL, PriceBook, PriceError, PriceWarning, parse_price_overrides
 
     if not (profile or args.prices or args.price_file or args.price):
@@ -129,8 +130,14 @@ def price_book(args: argparse.Namespace, profile: str | None = None) -> PriceBoo
         return None
     with warnings.catch_warnings(record=True) as caught:  # a GPU the catalog does not know: said on a line
         warnings.simplefilter("always", PriceWarning)
-        book = PriceBook.load(args.prices or profile or LOCAL, args.price_file, parse_price_overrides(args.price),
-                              per_gpu=args.per_gpu_pricing)
+        overrides = parse_price_overrides(args.price)
+        if recorded is not None and not (args.prices or profile):
+            if args.per_gpu_pricing:
+                raise PriceError("--per-gpu-pricing: prices from a profile per GPU; give --prices PROFILE (a --price "
+                                 "or --price-file alone changes the recorded prices of the GPUs it names)")
+            book = recorded.overridden(args.price_file, overrides)
+        else:
+            book = PriceBook.load(args.prices or profile or LOCAL, args.price_file, overrides, per_gpu=args.per_gpu_pricing)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     return book

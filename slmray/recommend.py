@@ -95,9 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {w.message}", file=sys.stderr)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # plan_run reports options without a price
-        book = price_book(args)
+        recorded = recorded_prices(df)
+        book = price_book(args, recorded=recorded)
         if book is None:
-            book = recorded_prices(df)
+            book = recorded
         else:
             df = price_trials(df, book)
     assumptions = default_assumptions(df, args.startup_s, args.checkpoint_every_hours, args.checkpoint_gb_s)

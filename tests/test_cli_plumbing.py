@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from slmray.catalog.prices import LOCAL, PriceError
+from slmray.catalog.prices import LOCAL, PriceBook, PriceError
 from slmray.cli import add_price_arguments, exits_2_on_user_error, parser, price_book
 from slmray.errors import ConfigError, UserError
 from slmray.planning.assumptions import PlanError, default_assumptions
@@ -105,6 +105,19 @@ def test_price_book_reads_the_flags_back():
         price_book(_prices("--prices", "moon"))
     with pytest.raises(PriceError, match="--price 'H100': expected GPU=USD"):
         price_book(_prices("--price", "H100"))
+
+
+def test_a_price_without_a_profile_applies_over_the_recorded_prices():
+    """Where a command's prices default to those its tables recorded, --price and --price-file change
+    the GPUs they name and leave the others as recorded (not at `local`'s 0); a profile replaces them."""
+    recorded = PriceBook.load("aws")
+    book = price_book(_prices("--price", "H100-80GB=3"), recorded=recorded)
+    assert book.lookup("H100-80GB").usd_per_gpu_hour == 3.0 and book.lookup("H200") == recorded.lookup("H200")
+    assert price_book(_prices(), recorded=recorded) is None  # nothing given: the recorded prices stand as they are
+    gcp = price_book(_prices("--prices", "gcp", "--price", "H100-80GB=3"), recorded=recorded)
+    assert gcp.profile == "gcp" and gcp.lookup("A100-40GB") != recorded.lookup("A100-40GB")
+    with pytest.raises(PriceError, match="^--per-gpu-pricing: prices from a profile per GPU; give --prices PROFILE"):
+        price_book(_prices("--price", "H100-80GB=3", "--per-gpu-pricing"), recorded=recorded)
 
 
 def test_profile_choices_refuse_an_unknown_profile_while_parsing(capsys):

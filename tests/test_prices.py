@@ -163,3 +163,35 @@ def test_a_gpu_the_catalog_does_not_know_is_priced_but_not_silently(tmp_path):
     assert book.lookup("MI300X").usd_per_gpu_hour == 2.0
     with pytest.warns(PriceWarning, match=r"--price 'B200=5': 'B200' is not a GPU of the catalog"):
         assert parse_price_overrides(["B200=5"]) == {"B200": 5.0}
+
+
+def test_a_name_that_reads_as_a_catalog_gpu_must_be_one_of_its_names(tmp_path):
+    """The patterns that read torch's device names would take `H100-90GB` for the H100-80GB and `A100`
+    for the A100-40GB; a typed name is a catalog name (any case), `cpu`, torch's name, or refused."""
+    from slmray.catalog.gpus import GPUNameError, named_gpu
+
+    assert named_gpu(" h100-80gb ") == "H100-80GB" and named_gpu("CPU") == "cpu"
+    assert named_gpu("NVIDIA H100 80GB HBM3") == "H100-80GB" and named_gpu("NVIDIA A100-SXM4-80GB") == "A100-80GB"
+    assert named_gpu("NVIDIA B200") is None  # outside the catalog: priced by that name, with a warning
+    for typo, meant in [("H100-90GB", "H100-80GB"), ("A100", "A100-40GB"), ("h200-sxm", "H200")]:
+        with pytest.raises(GPUNameError, match=rf"^'{typo}' is not a catalog name \(did you mean {meant}\?\)"):
+            named_gpu(typo)
+    with pytest.raises(PriceError, match=r"^--price 'H100-90GB=3': 'H100-90GB' is not a catalog name"):
+        parse_price_overrides(["H100-90GB=3"])
+    typo = tmp_path / "typo.csv"
+    typo.write_text("gpu,usd_per_gpu_hour\nH100-80GB,2\nA100,1\n")
+    with pytest.raises(PriceError, match=rf"^price file {typo}, row 2: gpu: 'A100' is not a catalog name"):
+        PriceBook.load("aws", file=str(typo))
+
+
+def test_an_override_replaces_only_the_gpu_it_names():
+    """`overridden`: the named GPU is priced per GPU from then on; every other keeps its price and
+    the instances it is rented as."""
+    from slmray.catalog.rent import rent
+
+    aws = PriceBook.load("aws")
+    book = aws.overridden(overrides={"H100-80GB": 3.0})
+    assert book.profile == "aws" and book.lookup("H100-80GB") == Price("H100-80GB", 3.0, "override")
+    assert book.offers("H100-80GB") == () and rent(book, "H100-80GB", 2).usd_per_hour == 6.0
+    assert book.lookup("H200") == aws.lookup("H200") and book.offers("H200") == aws.offers("H200") != ()
+    assert aws.lookup("H100-80GB").usd_per_gpu_hour != 3.0  # the book it came from is unchanged

@@ -200,8 +200,12 @@ def test_an_unseen_gpu_type_gets_the_pooled_correction(capsys):
     (["--model", "llama-1b", "--tokens", "1e9", "--deadline-hours", "0"], "--deadline-hours: must be positive"),
     (["--model", "llama-1b", "--tokens", "1e9", "--prices", "nowhere"], "profile 'nowhere' is not one of"),
     (["--model", "llama-1b", "--tokens", "1e9", "--gpu-types", "cpu"], "--gpu-types: no option to plan llama-1b on cpu"),
+    (["--model", "llama-1b", "--tokens", "1e9", "--gpu-types", "H100-90GB"],
+     "--gpu-types: 'H100-90GB' is not a catalog name (did you mean H100-80GB?)"),
+    (["--model", "llama-1b", "--tokens", "1e9", "--price", "A100=1"],
+     "--price 'A100=1': 'A100' is not a catalog name (did you mean A100-40GB?)"),
 ], ids=["tokens-0", "ratio-negative", "unknown-model", "tolerance-1", "no-prices", "unknown-gpu", "deadline-0",
-        "unknown-profile", "no-option"])
+        "unknown-profile", "no-option", "gpu-type-typo", "price-typo"])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     rc, out, err = run(capsys, *SWEEPS, *argv)
     assert rc == 2 and out == ""
@@ -503,6 +507,17 @@ def test_recorded_prices_rent_as_the_sweep_priced(sweeps):
     mixed = recorded_prices(price_trials(load_results(SWEEPS), PriceBook.load("aws", overrides={"H200": 3.0})))
     assert mixed.profile == "recorded" and mixed.lookup("H200").usd_per_gpu_hour == 3.0
     assert mixed.lookup("H100-80GB").usd_per_gpu_hour == pytest.approx(6.88)  # p5.4xlarge's one GPU
+
+
+def test_a_price_given_for_one_gpu_type_leaves_the_others_at_their_recorded_prices(capsys):
+    """The tables recorded AWS's whole instances; --price H100-80GB=3 re-prices the H100 alone (per GPU),
+    the H200 still rents a p5en.48xlarge, never a free GPU."""
+    plan = plan_json(capsys, *SWEEPS, "--model", "llama-1b", "--tokens", "1e9", "--price", "H100-80GB=3")
+    options = [o for o in plan["models"][0]["options"] if o["usd_per_hour"] is not None]
+    h100 = {o["usd_per_hour"] / o["num_gpus"] for o in options if o["gpu_type"] == "H100-80GB"}
+    h200 = [o for o in options if o["gpu_type"] == "H200"]
+    assert h100 == {3.0} and h200
+    assert all(o["usd_per_hour"] == pytest.approx(63.296) for o in h200), {o["usd_per_hour"] for o in h200}
 
 
 def test_a_missed_deadline_names_the_levers_on_the_fastest(sweeps):

@@ -69,6 +69,17 @@ def test_local_prices_are_zero_and_say_so(tmp_path):
     assert (df.loc[df["status"] == "ok", "usd_per_btok"] == 0).all()
 
 
+def test_a_price_for_one_gpu_type_keeps_the_recorded_prices_of_the_others(tmp_path, capsys):
+    """Both sweeps recorded AWS prices; --price H100-80GB=3 re-prices the H100's trials alone: the H200's
+    keep their p5en.48xlarge, never the `local` profile's 0."""
+    assert main([str(H200_SWEEP), str(H100_SWEEP), "--out", str(tmp_path), "--price", "H100-80GB=3"]) == 0
+    picks = [line for line in capsys.readouterr().out.splitlines() if ", run $" in line]
+    assert picks and all(not line.endswith("run $0)") for line in picks), picks
+    md = (tmp_path / "report.md").read_text()
+    assert "Re-priced with the prices the tables recorded and 1 override(s)." in md
+    assert "(p5en.48xlarge, 8 GPUs, 7 idle)" in md and "(1 GPU at 3 per GPU-hour)" in md  # the planner's sections too
+
+
 def test_empty_table_gives_a_report_not_a_crash(tmp_path):
     report = write_report(to_frame(SCHEMA.empty_table()), tmp_path, OBJECTIVES)
     assert "The results table is empty" in report.markdown.read_text()
@@ -172,7 +183,8 @@ def test_cli_reads_a_table_on_s3(cli, s3_server, tmp_path, monkeypatch):
         (["/nonexistent/results.parquet"], "error: results: no such table /nonexistent/results.parquet"),
         (["{bad}", "--objective", "max:speed"], "error: objective 'max:speed': unknown column 'speed'"),
         (["{bad}", "--objective", "fastest"], "error: objective 'fastest': expected max:COLUMN or min:COLUMN"),
-        (["{bad}", "--price", "H100"], "error: --price 'H100': expected GPU=USD"),
+        (["{sweep}", "--price", "H100"], "error: --price 'H100': expected GPU=USD"),
+        (["{sweep}", "--price", "H100-90GB=3"], "error: --price 'H100-90GB=3': 'H100-90GB' is not a catalog name"),
         (["{bad}"], "is not a Parquet table"),
         (["{narrow}"], "lacks the column 'model'"),
         (["{bad}", "--tokens-per-param", "0"], "error: --tokens-per-param: must be a positive number"),
@@ -183,7 +195,7 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     bad, narrow = tmp_path / "bad.parquet", tmp_path / "narrow.parquet"
     bad.write_text("not parquet")
     write_table(pa.table({"x": [1]}), str(narrow))
-    args = [a.format(bad=bad, narrow=narrow) for a in args]
+    args = [a.format(bad=bad, narrow=narrow, sweep=H100_SWEEP) for a in args]
     assert main([*args, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err

@@ -54,24 +54,26 @@ def main(argv: list[str] | None = None) -> int:
     from slmray.analysis.table import load_results
     from slmray.core.objective import Objective
     from slmray.core.schema import NUMERIC_COLUMNS
+    from slmray.planning.run import recorded_prices
     from slmray.results.table import ResultsWarning
 
     objective_columns = (*NUMERIC_COLUMNS, *DERIVED_COLUMNS)
     notes = []
     objectives = [Objective.parse(o, objective_columns) for o in args.objective or DEFAULT_OBJECTIVES]
-    book = price_book(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResultsWarning)
         df = load_results(args.results)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
         notes.append(str(w.message))
+    book = price_book(args, recorded=recorded_prices(df))
     if book is not None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             df = price_trials(df, book)
-        overrides = f" and {len(args.price)} override(s)" if args.price else ""
-        notes.append(f"Re-priced with the {book.profile!r} profile{overrides}.")
+        given = [f"{len(args.price)} override(s)"] * bool(args.price) + [f"the price file {args.price_file}"] * bool(args.price_file)
+        base = f"the {book.profile!r} profile" if args.prices else "the prices the tables recorded"
+        notes.append(f"Re-priced with {' and '.join([base, *given])}.")
         if book.profile == "paper":
             notes.append("The paper profile's prices are relative (A100-40GB GPU-hour = 1), so '$' reads 'A100-40GB-hours'.")
         for w in caught:

@@ -451,10 +451,11 @@ def summary_lines(df: pd.DataFrame, objectives: Sequence[Objective],
     return lines
 
 
-def decisions(df: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM,
-              max_gpus: int = 8) -> dict[str, Decision | str]:
-    """Model -> its Decision, or the one-line reason there is none (not a preset, no price...)."""
-    book = recorded_prices(df)
+def decisions(df: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM, max_gpus: int = 8,
+              book: PriceBook | None = None) -> dict[str, Decision | str]:
+    """Model -> its Decision at `book`'s prices (None: those `df` recorded), or the one-line reason
+    there is none (not a preset, no price...)."""
+    book = book if book is not None else recorded_prices(df)
     assumptions = default_assumptions(df)
     out: dict[str, Decision | str] = {}
     shapes = model_configs(model_order(df))
@@ -488,10 +489,12 @@ def summary(df: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM
     return pd.DataFrame(rows)
 
 
-def sections(df: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM):
-    """(title, paragraphs, [(caption, table)]) per model, for `slmray.analysis.report`."""
+def sections(df: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM, book: PriceBook | None = None):
+    """(title, paragraphs, [(caption, table)]) per model at `book`'s prices (None: those `df`
+    recorded; a book that re-priced `df` keeps the instances its rows only name), for
+    `slmray.analysis.report`."""
     out = []
-    for model, d in decisions(df, tokens_per_param).items():
+    for model, d in decisions(df, tokens_per_param, book=book).items():
         title = f"Planning a run: {model}, {tokens_per_param:g} tokens per parameter"
         if isinstance(d, str):
             out.append((title, [f"No plan: {d}."], []))

@@ -272,7 +272,7 @@ def _analysis(
     unpriced = money == "tokens_per_s" and any(o.column in PRICED_COLUMNS for o in objectives)
     sections = [*choice, _loss_you_can_buy(df, tokens_per_param), _key_findings(df, money), _findings(df, money),
                 *predictions, _front(df, usable, out_dir, unpriced), _figures(df, money, out_dir),
-                *(Section(*parts) for parts in decision.sections(df, tokens_per_param)),
+                *(Section(*parts) for parts in decision.sections(df, tokens_per_param, book)),
                 Section("How the numbers are computed", list(DEFINITIONS))]
     return sections, best
 

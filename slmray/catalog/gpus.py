@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 from slmray.catalog.tables import CsvError, read_records
+from slmray.errors import UserError
 
 CPU = "cpu"
 
@@ -96,6 +97,36 @@ def spec_for(name: str) -> GPUSpec | None:
         if re.search(spec.name_regex, name, flags=re.IGNORECASE):
             return spec
     return None
+
+
+TORCH_NAME_PREFIXES = ("NVIDIA ", "TESLA ")
+"""How the device names torch reports start (`NVIDIA H100 80GB HBM3`, `Tesla V100-SXM2-16GB`)."""
+
+
+class GPUNameError(UserError):
+    """A GPU name a user typed that reads as a catalog GPU without being one of its names."""
+
+
+def named_gpu(name: str) -> str | None:
+    """The catalog GPU a name a user typed means: a canonical name in any case (`h100-80gb`), `cpu`,
+    or a device name as torch reports it (`NVIDIA H100 80GB HBM3`); None for a GPU the catalog has
+    not (`NVIDIA B200`).  A name that is none of these yet matches a catalog GPU's pattern
+    (`H100-90GB`, `A100`) is a GPUNameError: the patterns read torch's names, and would take a typo
+    for a GPU the user may not mean."""
+    name = name.strip()
+    if name.lower() == CPU:
+        return CPU
+    known = [s.gpu for s in gpu_specs()]
+    exact = [g for g in known if g.lower() == name.lower()]
+    if exact:
+        return exact[0]
+    spec = spec_for(name)
+    if spec is None:
+        return None
+    if name.upper().startswith(TORCH_NAME_PREFIXES):
+        return spec.gpu
+    raise GPUNameError(f"{name!r} is not a catalog name (did you mean {spec.gpu}?); give one of {', '.join(known)}, "
+                       "cpu, or the name torch reports (e.g. 'NVIDIA H100 80GB HBM3')")
 
 
 def canonical_gpu(device_name: str) -> str:

@@ -39,7 +39,7 @@ import warnings
 from dataclasses import dataclass
 from importlib import resources
 
-from slmray.catalog.gpus import CPU, canonical_gpu, gpu_specs, spec_for
+from slmray.catalog.gpus import CPU, GPUNameError, canonical_gpu, gpu_specs, named_gpu
 from slmray.catalog.instances import instance
 from slmray.catalog.tables import CsvError, read_rows
 from slmray.errors import UserError
@@ -203,14 +203,18 @@ def _read_price_file(uri: str) -> dict[str, Price]:
 
 
 def _known_key(name: str, what: str) -> str:
-    """`gpu_key(name)`, with a `PriceWarning` where the catalog does not know the GPU: a typo
-    (`H100-80G`) prices nothing, silently, while a GPU outside the catalog, named as torch names
-    it, is a price the user means."""
-    key = gpu_key(name)
-    if key != CPU and spec_for(key) is None:
+    """The key a GPU name a user typed prices (`gpus.named_gpu`): a name that reads as a catalog GPU
+    without being one of its names (`H100-90GB`) is a PriceError; a GPU outside the catalog, named
+    as torch names it, is a price the user means, with a `PriceWarning` (a typo prices nothing)."""
+    try:
+        key = named_gpu(name)
+    except GPUNameError as exc:
+        raise PriceError(f"{what}: {exc}") from None
+    if key is None:
         known = ", ".join(s.gpu for s in gpu_specs())
         warnings.warn(f"{what}: {name!r} is not a GPU of the catalog ({known}, cpu): it prices only trials "
                       "whose GPU torch names exactly so", PriceWarning, stacklevel=3)
+        return gpu_key(name)
     return key
 
 
@@ -221,8 +225,7 @@ def parse_price_overrides(items: list[str]) -> dict[str, float]:
         gpu, sep, usd = item.rpartition("=")
         if not sep or not gpu.strip():
             raise PriceError(f"--price {item!r}: expected GPU=USD per GPU-hour, e.g. H100-80GB=3.10")
-        _known_key(gpu.strip(), f"--price {item!r}")
-        overrides[gpu.strip()] = _usd(usd, f"--price {item!r}")
+        overrides[_known_key(gpu, f"--price {item!r}")] = _usd(usd, f"--price {item!r}")
     return overrides
 
 
@@ -246,14 +249,18 @@ class PriceBook:
             raise PriceError(f"prices: profile {profile!r} is not one of {', '.join(profiles())}")
         prices = {} if profile == LOCAL else _profile_prices(profile)
         offers = {} if profile == LOCAL else _profile_offers(profile)
+        return cls(profile, prices, offers, per_gpu).overridden(file, overrides)
+
+    def overridden(self, file: str | None = None, overrides: dict[str, float] | None = None) -> PriceBook:
+        """This book with a price file's and then `overrides`' per-GPU prices over its own; every
+        other GPU keeps its price (and its instances)."""
         given = _read_price_file(file) if file else {}
         for gpu, usd in (overrides or {}).items():
             key = gpu_key(gpu)
             given[key] = Price(key, _usd(usd, f"price override {gpu!r}"), "override")
-        prices.update(given)
-        for key in given:  # a price the user gave is per GPU: it replaces the profile's instances
-            offers.pop(key, None)
-        return cls(profile, prices, offers, per_gpu)
+        # a price the user gave is per GPU: it replaces the instances the GPU was sold as
+        offers = {gpu: entries for gpu, entries in self._offers.items() if gpu not in given}
+        return PriceBook(self.profile, {**self._prices, **given}, offers, self.per_gpu)
 
     @property
     def prices(self) -> tuple[Price, ...]:

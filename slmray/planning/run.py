@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from slmray.catalog.gpus import CPU, spec_for
+from slmray.catalog.gpus import GPUNameError, named_gpu
 from slmray.catalog.prices import Price, PriceBook, PriceWarning, catalog
 from slmray.core.costs import trial_cost_usd
 from slmray.errors import ConfigError
@@ -73,6 +73,17 @@ class Decision:
         """The run's dollars were option `o` to train at `tokens_per_s` (an end of its interval)."""
         wall = float(self.assumptions.wall_s(self.tokens / tokens_per_s, bool(o["compile"]), self.n_params))
         return float(o["usd_per_hour"]) * wall / 3600
+
+
+def _named_gpu(name: str) -> str:
+    """`--gpu-types`' `name` as the catalog names it; a PlanError where it names none."""
+    try:
+        gpu = named_gpu(name)
+    except GPUNameError as exc:
+        raise PlanError(f"--gpu-types: {exc}") from None
+    if gpu is None:
+        raise PlanError(f"--gpu-types: {name!r} is not in gpus.csv")
+    return gpu
 
 
 def recorded_prices(df: pd.DataFrame) -> PriceBook:
@@ -142,10 +153,7 @@ def plan_run(
     df = with_row_defaults(df)
     rows = df[df["model"] == model]
     if gpu_types:
-        for g in gpu_types:
-            if g != CPU and spec_for(g) is None:
-                raise PlanError(f"--gpu-types: {g!r} is not in gpus.csv")
-        gpu_types = [g if g == CPU else spec_for(g).gpu for g in gpu_types]
+        gpu_types = [_named_gpu(g) for g in gpu_types]
     else:
         gpu_types = sorted(df["gpu_type"].dropna().unique())
     notes = []
