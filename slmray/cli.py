@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import os
 import sys
 import warnings
 from typing import TYPE_CHECKING, Callable
@@ -77,19 +78,26 @@ def seconds(text: str) -> float:
 def exits_2_on_user_error(main: Callable[..., int]) -> Callable[..., int]:
     """`main` with any `UserError` it raises printed as `error: <message>` on stderr, exit status 2,
     and Ctrl-C as `interrupted`, exit status 130 (a shell's for SIGINT), where `main` does not say
-    more itself.  The one place a command turns a user's mistake into its answer; anything else
-    stays a traceback."""
+    more itself.  Output piped into a reader that stopped (`| head`) ends the command quietly,
+    exit status 141 (a shell's for SIGPIPE).  The one place a command turns a user's mistake into
+    its answer; anything else stays a traceback."""
 
     @functools.wraps(main)
     def wrapped(*args, **kwargs) -> int:
         try:
-            return main(*args, **kwargs)
+            code = main(*args, **kwargs)
+            sys.stdout.flush()  # a reader that stopped is found here, not as Python exits
+            return code
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:
+            # what stdout still buffers would fail again as Python exits: send it nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
 
     return wrapped
 

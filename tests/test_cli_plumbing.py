@@ -6,6 +6,8 @@ import argparse
 import ast
 import importlib
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -84,6 +86,22 @@ def test_every_command_answers_user_errors_through_the_one_wrapper(module):
                         for n in ast.walk(handler))
         assert not (returns_2 and any(e in caught for e in user_errors)), (
             f"{module} line {handler.lineno}: catches {caught} and returns 2 itself")
+
+
+@pytest.mark.subprocess  # a fresh interpreter, its stdout a pipe
+@pytest.mark.parametrize("command", [
+    ["slmray.recommend", "{sweep}", "--model", "llama-1b", "--tokens", "1e9"],
+    ["slmray.tune", "search_spaces/smoke.py", "--dry-run"],
+])
+def test_output_into_a_reader_that_stopped_ends_quietly(command):
+    """`| head`: the reader is gone before the command writes; it ends with a shell's SIGPIPE status,
+    no traceback and no `Exception ignored` as Python exits."""
+    sweep = str(Path(__file__).parents[1] / "benchmarks/results/sweeps/sweep_h100x1.parquet")
+    argv = [sys.executable, "-m", *(a.format(sweep=sweep) for a in command)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parents[1])
+    proc.stdout.close()  # before the command has imported what it needs, let alone written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == "", err
 
 
 def _prices(*argv: str, **kwargs) -> argparse.Namespace:
