@@ -195,7 +195,8 @@ def test_an_unseen_gpu_type_gets_the_pooled_correction(capsys):
     (["--model", "llama-9b", "--tokens", "1e9"], "--model: unknown model 'llama-9b' (known: llama-100m"),
     (["--model", "llama-1b", "--tokens", "1e9", "--tolerance", "1"], "--tolerance: must be at least 0 and below 1"),
     (["--model", "llama-1b", "--tokens", "1e9", "--prices", "lambda", "--gpu-types", "H200"],
-     "prices: the lambda prices have none for any option's GPU type (H200)"),
+     "prices: the lambda prices have none for any option's GPU type (H200); give --prices PROFILE, --price GPU=USD "
+     "or --price-file, or plan on GPU types they price (--gpu-types A100-40GB A100-80GB H100-80GB H100-PCIe)"),
     (["--model", "llama-1b", "--tokens", "1e9", "--gpu-types", "B300"], "--gpu-types: 'B300' is not in gpus.csv"),
     (["--model", "llama-1b", "--tokens", "1e9", "--deadline-hours", "0"], "--deadline-hours: must be positive"),
     (["--model", "llama-1b", "--tokens", "1e9", "--prices", "nowhere"], "profile 'nowhere' is not one of"),
@@ -523,7 +524,16 @@ def test_a_price_given_for_one_gpu_type_leaves_the_others_at_their_recorded_pric
 def test_a_missed_deadline_names_the_levers_on_the_fastest(sweeps):
     d = plan_run(sweeps, "llama-1b", 2e10, PriceBook.load("aws"), default_assumptions(sweeps), deadline_h=2)
     found = {f["lever"]: f for f in d.levers["deadline"]}
-    assert set(found) == {"compile", "GPU type", "fewer tokens"}  # spot changes dollars, not hours
+    assert set(found) == {"compile", "GPU type", "more GPUs", "fewer tokens"}  # spot changes dollars, not hours
+    wider = found["more GPUs"]  # the fewest GPUs past --max-gpus 8 at which the plan's first option meets it
+    assert wider["meets"] and wider["hours"] <= 2 and wider["source"] == "predicted"
+    n = int(wider["change"].split()[1].rstrip(":"))
+    assert n in (16, 32, 64) and f" x{n} " in wider["change"]
+    if n > 16:
+        half = plan_run(sweeps, "llama-1b", 2e10, PriceBook.load("aws"), default_assumptions(sweeps), max_gpus=n // 2)
+        assert (half.eligible["hours"] > 2).all()
+    beyond = plan_run(sweeps, "llama-1b", 2e10, PriceBook.load("aws"), default_assumptions(sweeps), deadline_h=0.01)
+    assert "more GPUs" not in {f["lever"] for f in beyond.levers["deadline"]}  # not even 64 GPUs: no such lever
     nearest = d.options.loc[found["fewer tokens"]["option_index"]]
     assert nearest["hours"] == d.options.loc[d.options["excluded"].str.startswith("over the deadline"), "hours"].min()
     assert found["fewer tokens"]["hours"] == pytest.approx(2) and found["fewer tokens"]["meets"]

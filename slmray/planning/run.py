@@ -27,7 +27,7 @@ from slmray.planning.levers import levers
 from slmray.planning.options import CONFIG, candidates, fit_table_corrections, with_row_defaults, with_speeds
 from slmray.planning.rank import DEFAULT_OBJECTIVES, DEFAULT_TOLERANCE, OBJECTIVES, ranked
 from slmray.predict.calibration import Correction
-from slmray.train.config import ModelConfig
+from slmray.train.config import ModelConfig, config_label
 from slmray.train.presets import get_model
 
 RECORDED = "recorded"
@@ -175,10 +175,40 @@ def plan_run(
                      "communication term (slmray.predict.estimate) has met no multi-GPU measurement yet; "
                      "its speed per GPU is held at or below the one-GPU rate it stands on.")
     options = options.reset_index(drop=True)
+    found = levers(options, config, float(tokens), assumptions, book, deadline_h, budget_usd)
+    if found.get("deadline"):
+        wider = more_gpus_lever(df, config, float(tokens), book, assumptions, gpu_types, max_gpus, deadline_h,
+                                seq_len=seq_len, objectives=objectives, tolerance=tolerance)
+        if wider:
+            nearest = found["deadline"][0]
+            found["deadline"].insert(-1, {**wider, "option": nearest["option"], "option_index": nearest["option_index"],
+                                          "meets": True})
     return Decision(model, n_params, float(tokens), options, corrections, assumptions,
                     deadline_h, budget_usd, notes, given=given, predicted_only=rows.empty, seq_len=seq_len,
                     per_gpu=book.per_gpu or not (options["instances"] > 0).any(), profile=book.profile, objectives=tuple(objectives), tolerance=tolerance,
-                    levers=levers(options, config, float(tokens), assumptions, book, deadline_h, budget_usd))
+                    levers=found)
+
+
+MORE_GPUS_LEVER_LIMIT = 64
+"""The most GPUs the deadline's `more GPUs` lever looks at (the seed paper's largest runs)."""
+
+
+def more_gpus_lever(df: pd.DataFrame, config: ModelConfig, tokens: float, book: PriceBook, assumptions: RunAssumptions,
+                    gpu_types: Sequence[str], max_gpus: int, deadline_h: float, **plan) -> dict | None:
+    """The deadline's lever beyond --max-gpus: the plan at twice, four times... the count (up to
+    `MORE_GPUS_LEVER_LIMIT`) whose first option, by the plan's ranking, meets the deadline; None where
+    none does.  Its options are predicted: no table here runs that many GPUs."""
+    n = max_gpus * 2
+    while n <= MORE_GPUS_LEVER_LIMIT:
+        wider = plan_run(df, config, tokens, book, assumptions, gpu_types, n, **plan).eligible
+        meets = wider[(wider["hours"] <= deadline_h) & (wider["num_gpus"] > max_gpus)]
+        if len(meets):
+            o = meets.iloc[0]
+            return {"lever": "more GPUs", "change": f"--max-gpus {n}: {config_label(o, model=False)} ({o['rental'] or 'per GPU'})",
+                    "tokens_per_s": float(o["tokens_per_s"]), "hours": float(o["hours"]), "usd": float(o["usd"]),
+                    "tokens": tokens, "source": o["source"]}
+        n *= 2
+    return None
 
 
 def plan_configs(df: pd.DataFrame, rows: pd.DataFrame, model: str, seq_len: int | None) -> tuple[pd.DataFrame, str]:
@@ -220,8 +250,10 @@ def priced(options: pd.DataFrame, book: PriceBook, gpu_types: Sequence[str], tok
     fits = options["excluded"] == ""
     if fits.any() and not np.isfinite(options.loc[fits, "usd_per_gpu_hour"]).any():
         missing = ", ".join(g for g in gpu_types if not np.isfinite(options.loc[options["gpu_type"] == g, "usd_per_hour"]).any())
+        others = [p.gpu for p in book.prices if p.gpu not in gpu_types and named_gpu(p.gpu) not in (None, "cpu")]
+        plan_others = f", or plan on GPU types they price (--gpu-types {' '.join(others)})" if others else ""
         raise PlanError(f"prices: the {book.profile} prices have none for any option's GPU type ({missing}); "
-                        "give --prices PROFILE, --price GPU=USD or --price-file")
+                        f"give --prices PROFILE, --price GPU=USD or --price-file{plan_others}")
     return options
 
 
