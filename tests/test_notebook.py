@@ -60,7 +60,7 @@ def test_notebook_runs_on_the_committed_gpu_tables(parameters, shown, figures):
     for text in shown:
         assert text in html
     assert "fused / eager" in html and "smallest OOM batch" in html
-    assert "cheapest source" in html and "fastest $" in html  # 8: planning a run (slmray.analysis.decision)
+    assert "<th>planner's pick</th>" in html and "<th>run $</th>" in html  # 8: planning a run (slmray.analysis.decision)
     assert "how sure" in html and "runner-up" in html  # the decision first (decision.summary_table)
     assert "loss floor" in html and "$ a target loss costs" in html  # the loss you can buy (budget.sections)
     assert len(outputs(nb, "image/png")) >= figures  # the sweep recorded predictions: one figure more

@@ -1,7 +1,6 @@
 """python -m slmray.recommend on the committed one-GPU sweeps (H100, H200), in-process; and the
 report's planning section.  No devices, no Ray."""
 
-import math
 import re
 import subprocess
 import sys
@@ -283,15 +282,19 @@ def test_help_is_fast():
 def test_the_report_plans_a_run_per_model(sweeps):
     from slmray.analysis.costs import add_cost_metrics
 
-    parts = {title: (text, tables) for title, text, tables in decision.sections(add_cost_metrics(sweeps))}
+    decided = decision.decisions(add_cost_metrics(sweeps))
+    parts = {title: (text, tables) for title, text, tables in decision.sections(decided)}
     assert list(parts) == [f"Planning a run: {m}, 20 tokens per parameter"
                            for m in ("llama-100m", "llama-500m", "llama-1b", "llama-2b")]
     text, tables = parts["Planning a run: llama-1b, 20 tokens per parameter"]
     assert any(t.startswith("Cheapest: ") for t in text) and any("leave-one-out" in t for t in text)
     assert {"measured", "predicted"} >= set(tables[0][1]["source"]) and len(tables[0][1]) == decision.TOP
-    summary = decision.summary(add_cost_metrics(sweeps))
-    assert list(summary["model"]) == ["llama-100m", "llama-500m", "llama-1b", "llama-2b"]
-    assert summary["cheapest $"].map(math.isfinite).all()
+    planner = decision.planner_table(decided)  # the report's Decision shows the planner's first option beside its pick
+    assert list(planner["model"]) == ["llama-100m", "llama-500m", "llama-1b", "llama-2b"]
+    first = decided["llama-1b"].eligible.iloc[0]
+    row = planner.set_index("model").loc["llama-1b"]
+    assert row["planner's pick"].startswith(f"{first['gpu_type']} x{first['num_gpus']} ") and row["source"] == first["source"]
+    assert row["run $"] == f"${first['usd']:,.0f}" and (row["interval"] != "-") == (first["source"] == "predicted")
 
 
 def test_when_nothing_fits_in_memory_it_says_so_without_failing(capsys):

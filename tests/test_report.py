@@ -416,6 +416,9 @@ def test_every_price_profile_on_the_two_gpu_type_sweeps_gives_a_report(cli, tmp_
     # the first section names a configuration per model, with its run's dollars where its GPU has a price
     first = md.split("\n## ")[1]
     assert first.startswith("Decision: what to pick, per model")
+    first, planner = first.split("**The planner's run per model**")
+    assert [row.split(" | ")[0] for row in planner.splitlines() if row.startswith("| llama-")] == [
+        "| llama-100m", "| llama-500m", "| llama-1b", "| llama-2b"]  # the planner's run beside each pick
     rows = [row.split(" | ") for row in first.splitlines() if row.startswith("| llama-")]
     picks = [r for r in rows if not r[1].startswith("priced alternative")]
     alternatives = {r[0]: r for r in rows if r[1].startswith("priced alternative (predicted)")}

@@ -33,7 +33,7 @@ from slmray.catalog.prices import PriceBook
 from slmray.planning import alternative
 from slmray.planning.assumptions import DEFAULT_TOKENS_PER_PARAM, PlanError, default_assumptions
 from slmray.planning.options import model_configs
-from slmray.planning.rank import DEFAULT_TOLERANCE, from_columns
+from slmray.planning.rank import DEFAULT_TOLERANCE, describe, from_columns
 from slmray.planning.run import Decision, plan_run, recorded_prices
 from slmray.planning.text import (
     alternative_text,
@@ -43,8 +43,12 @@ from slmray.planning.text import (
     excluded,
     excluded_counts,
     hours,
+    interval,
+    money,
     option_label,
     options_table,
+    placed_label,
+    rate,
 )
 from slmray.train.config import CONFIG_KEYS
 
@@ -471,30 +475,27 @@ def decisions(df: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PAR
     return out
 
 
-def summary(df: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM) -> pd.DataFrame:
-    """One row per model: the cheapest and the fastest option of a run of tokens_per_param x N tokens."""
+def planner_table(decided: dict[str, Decision | str]) -> pd.DataFrame:
+    """One row per model: the planner's pick (`python -m slmray.recommend`'s first option: the
+    cheapest run, then the fastest within its tolerance, on 1 to 8 GPUs), measured or predicted with
+    its interval, or why there is none."""
     rows = []
-    for model, d in decisions(df, tokens_per_param).items():
-        if isinstance(d, str):
-            rows.append({"model": model, "tokens": None, "cheapest": d})
+    for model, d in decided.items():
+        if isinstance(d, str) or d.eligible.empty:
+            rows.append({"model": model, "planner's pick": d if isinstance(d, str) else "no option fits with a price"})
             continue
-        ok = d.eligible.dropna(subset=["usd"])
-        row = {"model": model, "tokens": d.tokens}
-        for name, order in (("cheapest", ["usd", "hours"]), ("fastest", ["hours", "usd"])):
-            if len(ok):
-                o = ok.sort_values(order).iloc[0]
-                row |= {name: option_label(o), f"{name} source": o["source"], f"{name} hours": o["hours"],
-                        f"{name} $": o["usd"]}
-        rows.append(row)
-    return pd.DataFrame(rows)
+        o = d.eligible.iloc[0]
+        rows.append({"model": model, "planner's pick": placed_label(o), "source": o["source"],
+                     "tokens/s": rate(o["tokens_per_s"]), "interval": interval(o) or "-",
+                     "$ per B tokens": money(o["usd_per_btok"]), "run hours": hours(o["hours"]), "run $": money(o["usd"])})
+    return pd.DataFrame(rows).fillna("-")
 
 
-def sections(df: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM, book: PriceBook | None = None):
-    """(title, paragraphs, [(caption, table)]) per model at `book`'s prices (None: those `df`
-    recorded; a book that re-priced `df` keeps the instances its rows only name), for
+def sections(decided: dict[str, Decision | str], tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM):
+    """(title, paragraphs, [(caption, table)]) per model of `decisions`' answer, for
     `slmray.analysis.report`."""
     out = []
-    for model, d in decisions(df, tokens_per_param, book=book).items():
+    for model, d in decided.items():
         title = f"Planning a run: {model}, {tokens_per_param:g} tokens per parameter"
         if isinstance(d, str):
             out.append((title, [f"No plan: {d}."], []))
@@ -509,7 +510,8 @@ def sections(df: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PARA
         text = [t.strip() for t in text]
         if len(excluded(d)):
             text.append(f"Excluded: {excluded_counts(d)}.")
-        tables = [(f"{model}: options, cheapest first (top {min(TOP, len(d.eligible))} of {len(d.eligible)})",
+        tables = [(f"{model}: options ranked by {describe(d.objectives, d.tolerance)} "
+                   f"(top {min(TOP, len(d.eligible))} of {len(d.eligible)})",
                    options_table(d.eligible.head(TOP)))]
         out.append((title, text, tables))
     return out

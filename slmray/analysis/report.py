@@ -30,6 +30,8 @@ from slmray.analysis.pareto import Objective, pareto_front
 from slmray.analysis.table import config_label, ok, sort_by_model, summary
 from slmray.catalog.prices import PriceBook
 from slmray.planning.assumptions import DEFAULT_TOKENS_PER_PARAM
+from slmray.planning.rank import DEFAULT_OBJECTIVES as PLANNER_OBJECTIVES
+from slmray.planning.rank import DEFAULT_TOLERANCE, describe
 
 DEFINITIONS = (
     "tokens/s: global training tokens per second over the measured steps (warm-up excluded), from the trainer.",
@@ -107,8 +109,9 @@ def _figure(section: Section, fig: Figure | plots.NotDrawn, out_dir: Path, name:
 
 
 def _decision(df: pd.DataFrame, objectives: Sequence[Objective], tokens_per_param: float,
-              book: PriceBook | None) -> tuple[list[Section], pd.DataFrame]:
-    """The report's first sections: per model, what to pick, then why and how sure (`slmray.analysis.decision`)."""
+              book: PriceBook | None, decided: dict) -> tuple[list[Section], pd.DataFrame]:
+    """The report's first sections: per model, what to pick and the planner's run beside it, then why
+    and how sure (`slmray.analysis.decision`)."""
     picks = decision.choose(df, objectives, tokens_per_param)
     alternates = decision.alternatives(df, picks, objectives, tokens_per_param, book)
     table = decision.summary_table(df, objectives, tokens_per_param, picks, alternates)
@@ -118,8 +121,15 @@ def _decision(df: pd.DataFrame, objectives: Sequence[Objective], tokens_per_para
         lead += (" Where the pick ran only on a GPU type these prices leave out, the row below it is the priced "
                  "alternative the planner finds at the pick's settings (batch and placement free), labelled "
                  "predicted with its interval: beside the measured pick, not in its place.")
-    pick = Section("Decision: what to pick, per model", [lead],
-                   [("The pick per model, measured tokens/s held for the whole run", table)])
+    planner = (f"The planner's run (`python -m slmray.recommend`, as in 'Planning a run' below) answers another "
+               f"question: the run of {tokens_per_param:g} tokens per parameter ranked by "
+               f"{describe(PLANNER_OBJECTIVES, DEFAULT_TOLERANCE)}, on 1 to 8 GPUs rented as whole instances; "
+               "`measured` where a table ran the option, else `predicted` "
+               "with its 80% interval. Where it differs from the pick, read the two together: the pick is the best "
+               "measured under the objectives, the planner's the best run for the money, possibly unmeasured.")
+    pick = Section("Decision: what to pick, per model", [lead, planner],
+                   [("The pick per model, measured tokens/s held for the whole run", table),
+                    ("The planner's run per model", decision.planner_table(decided))])
     why = Section("Why each pick, and how sure", decision.summary_lines(df, objectives, tokens_per_param, picks,
                                                                         alternates))
     return [pick, why], table
@@ -263,8 +273,9 @@ def _analysis(
     money = money_metric(df)
     if money == "tokens_per_s":
         notes.append("No trial has a price, so the cost tables and plots show tokens/s instead of tokens per $.")
+    decided = decision.decisions(df, tokens_per_param, book=book)
     if usable:
-        choice, best = _decision(df, objectives, tokens_per_param, book)
+        choice, best = _decision(df, objectives, tokens_per_param, book, decided)
     else:
         best = pd.DataFrame()
         choice = [Section("Decision: what to pick, per model", ["No pick: no objective has values among the ok trials."])]
@@ -272,7 +283,7 @@ def _analysis(
     unpriced = money == "tokens_per_s" and any(o.column in PRICED_COLUMNS for o in objectives)
     sections = [*choice, _loss_you_can_buy(df, tokens_per_param), _key_findings(df, money), _findings(df, money),
                 *predictions, _front(df, usable, out_dir, unpriced), _figures(df, money, out_dir),
-                *(Section(*parts) for parts in decision.sections(df, tokens_per_param, book)),
+                *(Section(*parts) for parts in decision.sections(decided, tokens_per_param)),
                 Section("How the numbers are computed", list(DEFINITIONS))]
     return sections, best
 
