@@ -3,6 +3,7 @@
 
 import math
 import os
+import stat
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -73,8 +74,13 @@ def test_the_summary_comes_first_and_each_trial_only_with_verbose(space, tmp_pat
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_out_writes_every_planned_trial_with_the_row_schemas_columns(space, tmp_path, capsys, suffix):
     out = tmp_path / f"plan{suffix}"
-    code, stdout, _ = dry_run(capsys, space, "--storage", str(tmp_path / "s"), "--out", str(out))
+    umask = os.umask(0o022)
+    try:
+        code, stdout, _ = dry_run(capsys, space, "--storage", str(tmp_path / "s"), "--out", str(out))
+    finally:
+        os.umask(umask)
     assert code == 0 and f"plan: 16 trials written to {out}" in stdout
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644  # readable by others, as the reports and results are
     if suffix == ".parquet":
         table = pq.read_table(out)
     else:  # CSV carries no types: read it back as the plan's schema says
@@ -89,7 +95,7 @@ def test_out_writes_every_planned_trial_with_the_row_schemas_columns(space, tmp_
     for r in rows:
         assert r["predicted_tokens_per_s_low"] <= r["predicted_tokens_per_s"] <= r["predicted_tokens_per_s_high"]
         if r["pruned"]:
-            assert r["predicted_oom"] and r["usd"] == 0.0
+            assert r["predicted_oom"] and r["usd"] == r["minutes"] == r["gpu_hours"] == 0.0  # not run: spends nothing
         else:
             assert r["usd"] == pytest.approx(r["minutes"] / 60 * r["price_per_hour_usd"])
             assert r["gpu_hours"] == pytest.approx(r["minutes"] / 60 * r["num_gpus"])

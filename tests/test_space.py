@@ -57,6 +57,7 @@ def _write(tmp_path, text, name="space.py"):
         ("objectives=['max:speed']", "objectives: objective 'max:speed': unknown column 'speed'"),
         ("gpu_type=['H100']", "gpu_type: 'H100' is not a known GPU (known: H200, H100-PCIe"),
         ("compile=[]", "compile: must list at least one value"),
+        ("prices='awz'", "prices: 'awz' is not a price profile (local, aws, "),
         ("device='tpu'", "device: 'tpu' is not one of auto, cuda, cpu"),
         ("device='cpu', attention=['sdpa-flash']", None),
     ],

@@ -54,7 +54,7 @@ def test_storage_naming_a_file_is_one_line(tmp_path, capsys):
 
 def test_storage_that_cannot_be_created_is_one_line(tmp_path, capsys):
     assert main([tiny_space(tmp_path), "--storage", "/proc/slmray", "--name", "s"]) == 2
-    assert one_error_line(capsys).startswith("error: --storage: cannot write /proc (")
+    assert one_error_line(capsys).startswith("error: --storage: cannot make /proc/slmray/s: cannot write /proc (")
 
 
 def test_unknown_storage_scheme_is_one_line(tmp_path, capsys):

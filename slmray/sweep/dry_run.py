@@ -7,7 +7,7 @@ per-trial list behind `--verbose`; `--out plan.csv|.parquet` writes every planne
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -30,8 +30,9 @@ EXTRA_COLUMNS = {
     "usd": "float64", "instances": "string", "instance_type": "string", "gpus_billed": "int64",
     "idle_gpus": "int64", "gpus_per_node": "int64", "inter_node_gbps": "float64", "fabric": "string",
 }
-"""What `--out` adds: pruned (recorded, not run), the trial's minutes, GPU-hours and dollars, and the
-instances it is priced at (`slmray.catalog.rent`), whose link its prediction assumes."""
+"""What `--out` adds: pruned (recorded, not run: its minutes, GPU-hours and dollars are 0), the trial's
+minutes, GPU-hours and dollars, and the instances it is priced at (`slmray.catalog.rent`), whose link
+its prediction assumes.  The sums leave out what the summary adds once: each worker group's start."""
 
 
 def check_out(path: str | None, dry_run: bool) -> None:
@@ -54,7 +55,7 @@ def plan_table(plan: list[PlannedTrial]):
         r = p.rental
         rows.append({
             **{k: v for k, v in p.row_columns().items() if k in PLAN_COLUMNS},
-            "pruned": p.pruned, "minutes": None if p.seconds is None else p.seconds / 60, "gpu_hours": p.gpu_hours,
+            "pruned": p.pruned, "minutes": 0.0 if p.pruned else p.seconds and p.seconds / 60, "gpu_hours": p.gpu_hours,
             "price_per_hour_usd": p.price_per_hour_usd, "usd": p.cost_usd,
             "instances": r and r.description, "instance_type": r and r.instance_type,
             "gpus_billed": r and r.gpus_billed, "idle_gpus": r and r.idle_gpus,
@@ -72,10 +73,10 @@ def write_plan(plan: list[PlannedTrial], path: str) -> None:
 
     table = plan_table(plan)
     target = Path(path).expanduser()
-    fd, tmp = None, None
+    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        os.close(fd)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask's mode, as any file written
         if target.suffix.lower() == ".csv":
             pcsv.write_csv(table, tmp)
         else:

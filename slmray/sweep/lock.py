@@ -230,7 +230,9 @@ def _unwritable(directory: Path, exc: OSError) -> str:
     existing = next(p for p in (directory, *directory.parents) if p.exists())
     if not existing.is_dir():
         return f"--storage: {existing} is a file, not a directory"
-    return f"--storage: cannot write {existing} ({exc.strerror or exc})"
+    if existing == directory:
+        return f"--storage: cannot write {existing} ({exc.strerror or exc})"
+    return f"--storage: cannot make {directory}: cannot write {existing} ({exc.strerror or exc})"
 
 
 def _code(exc) -> str:

@@ -71,7 +71,9 @@ class PlannedTrial:
 
     @property
     def gpu_hours(self) -> float | None:
-        return None if self.seconds is None or self.pruned else self.seconds / 3600 * self.trial.num_gpus
+        if self.pruned:
+            return 0.0
+        return None if self.seconds is None else self.seconds / 3600 * self.trial.num_gpus
 
     @property
     def cost_usd(self) -> float | None:

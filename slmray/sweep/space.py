@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from slmray.catalog.gpus import gpu_specs, spec_for
+from slmray.catalog.prices import profiles
 from slmray.core.objective import Objective, ObjectiveError
 from slmray.core.schema import NUMERIC_COLUMNS
 from slmray.errors import ConfigError, UserError, check_positive_int
@@ -334,11 +335,13 @@ class SearchSpace:
             raise ConfigError("objectives: names a column twice")
 
     def _limits(self) -> None:
-        """Trial counts and retries: positive where given (retries may be 0)."""
+        """Trial counts and retries: positive where given (retries may be 0); a known price profile."""
         for name in ("num_samples", "max_concurrent"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
         check_positive_int("max_failures", self.max_failures, zero_ok=True)
+        if self.prices not in profiles():
+            raise ConfigError(f"prices: {self.prices!r} is not a price profile ({', '.join(profiles())})")
 
     def _trainer_rules(self) -> None:
         """A TrainConfig per model and sequence length checks seq_len, steps and the rest as the
