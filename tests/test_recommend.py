@@ -295,6 +295,8 @@ def test_the_report_plans_a_run_per_model(sweeps):
     row = planner.set_index("model").loc["llama-1b"]
     assert row["planner's pick"].startswith(f"{first['gpu_type']} x{first['num_gpus']} ") and row["source"] == first["source"]
     assert row["run $"] == f"${first['usd']:,.0f}" and (row["interval"] != "-") == (first["source"] == "predicted")
+    measured = decided["llama-1b"].eligible.query("source == 'measured'").iloc[0]  # a predicted pick says what it beats
+    assert row["best measured run"].startswith(f"{measured['gpu_type']} x1 ") and f"${measured['usd']:,.0f}, " in row["best measured run"]
 
 
 def test_when_nothing_fits_in_memory_it_says_so_without_failing(capsys):

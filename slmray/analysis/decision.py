@@ -38,6 +38,7 @@ from slmray.planning.run import Decision, plan_run, recorded_prices
 from slmray.planning.text import (
     alternative_text,
     answer,
+    best_measured,
     correction_lines,
     critical_batch_line,
     excluded,
@@ -478,16 +479,21 @@ def decisions(df: pd.DataFrame, tokens_per_param: float = DEFAULT_TOKENS_PER_PAR
 def planner_table(decided: dict[str, Decision | str]) -> pd.DataFrame:
     """One row per model: the planner's pick (`python -m slmray.recommend`'s first option: the
     cheapest run, then the fastest within its tolerance, on 1 to 8 GPUs), measured or predicted with
-    its interval, or why there is none."""
+    its interval and, where predicted, the best measured run's dollars against it; or why there is none."""
     rows = []
     for model, d in decided.items():
         if isinstance(d, str) or d.eligible.empty:
             rows.append({"model": model, "planner's pick": d if isinstance(d, str) else "no option fits with a price"})
             continue
         o = d.eligible.iloc[0]
+        found = best_measured(d, o, d.eligible)
+        against = "-" if found is None else (
+            f"{option_label(found[0])}: {money(found[0]['usd'])}, {found[1]} in $ "
+            f"({'inside' if found[2] else 'outside'} the pick's interval)")
         rows.append({"model": model, "planner's pick": placed_label(o), "source": o["source"],
                      "tokens/s": rate(o["tokens_per_s"]), "interval": interval(o) or "-",
-                     "$ per B tokens": money(o["usd_per_btok"]), "run hours": hours(o["hours"]), "run $": money(o["usd"])})
+                     "$ per B tokens": money(o["usd_per_btok"]), "run hours": hours(o["hours"]), "run $": money(o["usd"]),
+                     "best measured run": against})
     return pd.DataFrame(rows).fillna("-")
 
 

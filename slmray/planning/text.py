@@ -297,17 +297,27 @@ def decision_lines(d: Decision) -> list[str]:
     return lines + best_measured_line(d, pick, ranked) + unpriced_lines(d)
 
 
-def best_measured_line(d: Decision, pick, ranked: pd.DataFrame) -> list[str]:
-    """Where a prediction is picked over measured options: the best measured one, by how much the
-    prediction beats it and whether that margin is inside the prediction's interval."""
+def best_measured(d: Decision, pick, ranked: pd.DataFrame) -> tuple | None:
+    """Where a prediction is picked over measured options: (the best measured one, its dollars over
+    the pick's as text, whether they lie inside the pick's interval, that interval's dollars); None
+    where the pick is measured or nothing is."""
     measured = ranked[ranked["source"] == "measured"]
     if pick["source"] == "measured" or measured.empty:
-        return []
+        return None
     best = measured.iloc[0]  # `ranked` is in the decision's order
     dollars = (f"{best['usd'] / pick['usd'] - 1:+.1%}" if pick["usd"] > 0
                else f"{money(best['usd'] - pick['usd'])} more")
     low_usd, high_usd = d.usd_at(pick, pick["tokens_per_s_high"]), d.usd_at(pick, pick["tokens_per_s_low"])
-    inside = low_usd <= best["usd"] <= high_usd
+    return best, dollars, bool(low_usd <= best["usd"] <= high_usd), (low_usd, high_usd)
+
+
+def best_measured_line(d: Decision, pick, ranked: pd.DataFrame) -> list[str]:
+    """`best_measured` as a line: by how much the prediction beats the best measured option and
+    whether that margin is inside the prediction's interval."""
+    found = best_measured(d, pick, ranked)
+    if found is None:
+        return []
+    best, dollars, inside, (low_usd, high_usd) = found
     verdict = " (on dollars the data cannot tell them apart)" if inside else ""
     return [f"  Best measured: {summary(best)}: against this predicted pick {dollars} in dollars, "
             f"{'inside' if inside else 'outside'} its {money(low_usd)}-{money(high_usd)} interval{verdict}, "
