@@ -11,6 +11,7 @@ import argparse
 import functools
 import math
 import os
+import select
 import sys
 import warnings
 from typing import TYPE_CHECKING, Callable
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Callable
 from slmray.errors import UserError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from slmray.catalog.prices import PriceBook
 
 
@@ -75,6 +78,16 @@ def seconds(text: str) -> float:
     return value
 
 
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (poll reports an error on its end)."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll, or stdout is not a file
+        return False
+
+
 def exits_2_on_user_error(main: Callable[..., int]) -> Callable[..., int]:
     """`main` with any `UserError` it raises printed as `error: <message>` on stderr, exit status 2,
     and Ctrl-C as `interrupted`, exit status 130 (a shell's for SIGINT), where `main` does not say
@@ -95,6 +108,8 @@ def exits_2_on_user_error(main: Callable[..., int]) -> Callable[..., int]:
             print("interrupted", file=sys.stderr)
             return 130
         except BrokenPipeError:
+            if not _reader_gone():
+                raise  # another pipe (a worker's, a socket's): not the reader's doing
             # what stdout still buffers would fail again as Python exits: send it nowhere
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 141
@@ -140,12 +155,29 @@ def price_book(args: argparse.Namespace, profile: str | None = None, recorded: P
         warnings.simplefilter("always", PriceWarning)
         overrides = parse_price_overrides(args.price)
         if recorded is not None and not (args.prices or profile):
-            if args.per_gpu_pricing:
-                raise PriceError("--per-gpu-pricing: prices from a profile per GPU; give --prices PROFILE (a --price "
-                                 "or --price-file alone changes the recorded prices of the GPUs it names)")
-            book = recorded.overridden(args.price_file, overrides)
+            book = recorded.overridden(args.price_file, overrides, per_gpu=args.per_gpu_pricing or None)
         else:
             book = PriceBook.load(args.prices or profile or LOCAL, args.price_file, overrides, per_gpu=args.per_gpu_pricing)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     return book
+
+
+def priced_tables(args: argparse.Namespace, df: pd.DataFrame) -> tuple[pd.DataFrame, PriceBook, str | None]:
+    """A results frame priced as `add_price_arguments`' flags ask, the book a plan of it is priced
+    at, and a line saying what was re-priced (None: nothing).  A --prices profile re-prices every
+    trial; --price or --price-file alone only the trials of the GPUs they name, the others keeping
+    what they recorded; no flag leaves `df` as recorded and plans at `recorded_prices(df)`.  A
+    trial the book has no price for warns (`PriceWarning`) and gets empty costs."""
+    from slmray.core.costs import price_trials
+    from slmray.planning.run import recorded_prices
+
+    recorded = recorded_prices(df)
+    book = price_book(args, recorded=recorded)
+    if book is None:
+        return df, recorded, None
+    given = [f"{len(args.price)} override(s)"] * bool(args.price) + [f"the price file {args.price_file}"] * bool(args.price_file)
+    if args.prices:
+        return price_trials(df, book), book, f"Re-priced with {' and '.join([f'the {book.profile!r} profile', *given])}."
+    note = f"Re-priced the trials on {', '.join(sorted(book.given))} with {' and '.join(given)}; the others keep their recorded prices."
+    return price_trials(df, book, book.given), book, note

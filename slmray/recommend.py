@@ -16,7 +16,7 @@ import math
 import sys
 import warnings
 
-from slmray.cli import add_price_arguments, exits_2_on_user_error, parser, positive_int, price_book
+from slmray.cli import add_price_arguments, exits_2_on_user_error, parser, positive_int, priced_tables
 from slmray.planning.assumptions import DEFAULT_TOKENS_PER_PARAM, PlanError, default_assumptions
 from slmray.planning.rank import add_rank_arguments
 
@@ -80,9 +80,8 @@ def tokens_from_args(args: argparse.Namespace, n_params: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # after parsing: pandas, pyarrow and the estimator load here
-    from slmray.core.costs import price_trials
     from slmray.planning.export import as_json
-    from slmray.planning.run import check_model, plan_run, recorded_prices
+    from slmray.planning.run import check_model, plan_run
     from slmray.planning.text import render, render_summary
     from slmray.results.table import ResultsWarning, load_results
 
@@ -95,12 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {w.message}", file=sys.stderr)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # plan_run reports options without a price
-        recorded = recorded_prices(df)
-        book = price_book(args, recorded=recorded)
-        if book is None:
-            book = recorded
-        else:
-            df = price_trials(df, book)
+        df, book, _ = priced_tables(args, df)
     assumptions = default_assumptions(df, args.startup_s, args.checkpoint_every_hours, args.checkpoint_gb_s)
     decisions = [plan_run(df, name, tokens, book, assumptions, args.gpu_types, args.max_gpus, args.deadline_hours,
                           args.budget_usd, seq_len=args.seq_len, objectives=args.rank_by,

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from slmray.catalog.prices import LOCAL, PriceBook, PriceError
-from slmray.cli import add_price_arguments, exits_2_on_user_error, parser, price_book
+from slmray.cli import add_price_arguments, exits_2_on_user_error, parser, price_book, priced_tables
 from slmray.errors import ConfigError, UserError
 from slmray.planning.assumptions import PlanError, default_assumptions
 from slmray.predict.overheads import COMPILE_S, GROUP_START_S
@@ -104,6 +104,16 @@ def test_output_into_a_reader_that_stopped_ends_quietly(command):
     assert proc.wait(timeout=120) == 141 and err == "", err
 
 
+def test_a_broken_pipe_that_is_not_stdouts_stays_a_traceback():
+    """Only stdout's reader going away ends a command quietly; a worker's or a socket's pipe is a fault."""
+    @exits_2_on_user_error
+    def main() -> int:
+        raise BrokenPipeError("a worker's pipe")
+
+    with pytest.raises(BrokenPipeError, match="a worker's pipe"):
+        main()
+
+
 def _prices(*argv: str, **kwargs) -> argparse.Namespace:
     p = parser("prog")
     add_price_arguments(p, "whatever", **kwargs)
@@ -134,8 +144,30 @@ def test_a_price_without_a_profile_applies_over_the_recorded_prices():
     assert price_book(_prices(), recorded=recorded) is None  # nothing given: the recorded prices stand as they are
     gcp = price_book(_prices("--prices", "gcp", "--price", "H100-80GB=3"), recorded=recorded)
     assert gcp.profile == "gcp" and gcp.lookup("A100-40GB") != recorded.lookup("A100-40GB")
-    with pytest.raises(PriceError, match="^--per-gpu-pricing: prices from a profile per GPU; give --prices PROFILE"):
-        price_book(_prices("--price", "H100-80GB=3", "--per-gpu-pricing"), recorded=recorded)
+    per_gpu = price_book(_prices("--price", "H100-80GB=3", "--per-gpu-pricing"), recorded=recorded)
+    assert per_gpu.per_gpu and not recorded.per_gpu and per_gpu.lookup("H200") == recorded.lookup("H200")
+
+
+def test_priced_tables_reprices_what_the_flags_name():
+    """A profile re-prices every trial; --price alone the trials of the GPU it names (per GPU), the
+    others as recorded; no flag: the rows as they are, planned at the prices they recorded."""
+    from slmray.planning.run import recorded_prices
+    from slmray.results.table import load_results
+
+    sweeps = [str(Path(__file__).parents[1] / f"benchmarks/results/sweeps/sweep_{g}x1.parquet") for g in ("h100", "h200")]
+    df = load_results(sweeps)
+    columns = ["price_per_hour_usd", "price_source", "cost_usd", "tokens_per_usd"]
+    same, book, note = priced_tables(_prices(), df)
+    assert same is df and note is None and book.profile == recorded_prices(df).profile
+    priced, book, note = priced_tables(_prices("--price", "H100-80GB=3"), df)
+    h100 = priced["gpu_type"] == "H100-80GB"
+    assert book.given == {"H100-80GB"} and note.startswith("Re-priced the trials on H100-80GB with 1 override(s)")
+    assert (priced.loc[h100, "price_per_hour_usd"] == 3.0 * priced.loc[h100, "num_gpus"]).all()
+    assert (priced.loc[h100, "price_source"] == "override").all()
+    pd.testing.assert_frame_equal(priced.loc[~h100, columns], df.loc[~h100, columns])
+    everything, book, note = priced_tables(_prices("--prices", "gcp", "--price", "H100-80GB=3"), df)
+    assert note == "Re-priced with the 'gcp' profile and 1 override(s)."
+    assert not everything.loc[~h100, "price_source"].equals(df.loc[~h100, "price_source"])  # the H200's too
 
 
 def test_profile_choices_refuse_an_unknown_profile_while_parsing(capsys):

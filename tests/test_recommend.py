@@ -530,7 +530,7 @@ def test_a_missed_deadline_names_the_levers_on_the_fastest(sweeps):
     d = plan_run(sweeps, "llama-1b", 2e10, PriceBook.load("aws"), default_assumptions(sweeps), deadline_h=2)
     found = {f["lever"]: f for f in d.levers["deadline"]}
     assert set(found) == {"compile", "GPU type", "more GPUs", "fewer tokens"}  # spot changes dollars, not hours
-    wider = found["more GPUs"]  # the fewest GPUs past --max-gpus 8 at which the plan's first option meets it
+    wider = found["more GPUs"]  # in the first plan past --max-gpus 8 with one, its best option on more GPUs that meets it
     assert wider["meets"] and wider["hours"] <= 2 and wider["source"] == "predicted"
     n = int(wider["change"].split()[1].rstrip(":"))
     assert n in (16, 32, 64) and f" x{n} " in wider["change"]
@@ -539,6 +539,11 @@ def test_a_missed_deadline_names_the_levers_on_the_fastest(sweeps):
         assert (half.eligible["hours"] > 2).all()
     beyond = plan_run(sweeps, "llama-1b", 2e10, PriceBook.load("aws"), default_assumptions(sweeps), deadline_h=0.01)
     assert "more GPUs" not in {f["lever"] for f in beyond.levers["deadline"]}  # not even 64 GPUs: no such lever
+    odd = plan_run(sweeps, "llama-1b", 2e10, PriceBook.load("aws"), default_assumptions(sweeps), max_gpus=40, deadline_h=1.5)
+    assert any(f["change"].startswith("--max-gpus 64: ") for f in odd.levers["deadline"])  # 40 -> 64, not 80 and out
+    other = pd.concat([sweeps, sweeps[sweeps["gpu_type"] == "H100-80GB"].assign(gpu_type="NVIDIA B200")], ignore_index=True)
+    d = plan_run(other, "llama-1b", 2e10, PriceBook.load("aws"), default_assumptions(other), deadline_h=2)
+    assert "more GPUs" in {f["lever"] for f in d.levers["deadline"]}  # the tables' own GPU types, torch's names too
     nearest = d.options.loc[found["fewer tokens"]["option_index"]]
     assert nearest["hours"] == d.options.loc[d.options["excluded"].str.startswith("over the deadline"), "hours"].min()
     assert found["fewer tokens"]["hours"] == pytest.approx(2) and found["fewer tokens"]["meets"]

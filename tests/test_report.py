@@ -70,14 +70,17 @@ def test_local_prices_are_zero_and_say_so(tmp_path):
 
 
 def test_a_price_for_one_gpu_type_keeps_the_recorded_prices_of_the_others(tmp_path, capsys):
-    """Both sweeps recorded AWS prices; --price H100-80GB=3 re-prices the H100's trials alone: the H200's
-    keep their p5en.48xlarge, never the `local` profile's 0."""
-    assert main([str(H200_SWEEP), str(H100_SWEEP), "--out", str(tmp_path), "--price", "H100-80GB=3"]) == 0
-    picks = [line for line in capsys.readouterr().out.splitlines() if ", run $" in line]
-    assert picks and all(not line.endswith("run $0)") for line in picks), picks
-    md = (tmp_path / "report.md").read_text()
-    assert "Re-priced with the prices the tables recorded and 1 override(s)." in md
-    assert "(p5en.48xlarge, 8 GPUs, 7 idle)" in md and "(1 GPU at 3 per GPU-hour)" in md  # the planner's sections too
+    """--price H100-80GB=3 re-prices the H100's trials alone: every pick on the H200 costs what it
+    did with no flag (the recorded prices), never the `local` profile's 0 nor today's catalog."""
+    def picks(*flags) -> dict[str, str]:
+        assert main([str(H200_SWEEP), str(H100_SWEEP), "--out", str(tmp_path / "r"), *flags]) == 0
+        return {line.split(":")[0].strip(): line for line in capsys.readouterr().out.splitlines() if ", run $" in line}
+
+    recorded, overridden = picks(), picks("--price", "H100-80GB=3")
+    on_h200 = {m for m, line in recorded.items() if ": H200 x" in line}
+    assert on_h200 and all(overridden[m] == recorded[m] for m in on_h200)
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "Re-priced the trials on H100-80GB with 1 override(s); the others keep their recorded prices." in md
 
 
 def test_empty_table_gives_a_report_not_a_crash(tmp_path):

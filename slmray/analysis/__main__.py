@@ -10,7 +10,7 @@ import argparse
 import sys
 import warnings
 
-from slmray.cli import add_price_arguments, exits_2_on_user_error, price_book
+from slmray.cli import add_price_arguments, exits_2_on_user_error, priced_tables
 from slmray.cli import parser as new_parser
 from slmray.errors import UserError
 
@@ -49,12 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     # after parsing: pandas, pyarrow and matplotlib take about a second to import, which --help need not wait for
     from pandas import isna as pd_isna
 
-    from slmray.analysis.costs import DERIVED_COLUMNS, add_cost_metrics, price_trials
+    from slmray.analysis.costs import DERIVED_COLUMNS, add_cost_metrics
     from slmray.analysis.report import cell, write_report
     from slmray.analysis.table import load_results
     from slmray.core.objective import Objective
     from slmray.core.schema import NUMERIC_COLUMNS
-    from slmray.planning.run import recorded_prices
     from slmray.results.table import ResultsWarning
 
     objective_columns = (*NUMERIC_COLUMNS, *DERIVED_COLUMNS)
@@ -66,19 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
         notes.append(str(w.message))
-    book = price_book(args, recorded=recorded_prices(df))
-    if book is not None:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            df = price_trials(df, book)
-        given = [f"{len(args.price)} override(s)"] * bool(args.price) + [f"the price file {args.price_file}"] * bool(args.price_file)
-        base = f"the {book.profile!r} profile" if args.prices else "the prices the tables recorded"
-        notes.append(f"Re-priced with {' and '.join([base, *given])}.")
-        if book.profile == "paper":
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df, book, repriced = priced_tables(args, df)
+    if repriced:
+        notes.append(repriced)
+        if book.profile == "paper" and args.prices:
             notes.append("The paper profile's prices are relative (A100-40GB GPU-hour = 1), so '$' reads 'A100-40GB-hours'.")
-        for w in caught:
-            print(f"warning: {w.message}", file=sys.stderr)
-            notes.append(str(w.message))
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+        notes.append(str(w.message))
     df = add_cost_metrics(df)
     try:
         report = write_report(df, args.out, objectives, args.results, notes, args.tokens_per_param, book)

@@ -488,8 +488,8 @@ def planner_table(decided: dict[str, Decision | str]) -> pd.DataFrame:
         o = d.eligible.iloc[0]
         found = best_measured(d, o, d.eligible)
         against = "-" if found is None else (
-            f"{option_label(found[0])}: {money(found[0]['usd'])}, {found[1]} in $ "
-            f"({'inside' if found[2] else 'outside'} the pick's interval)")
+            f"{option_label(found.option)}: {money(found.option['usd'])}, {found.dollars} in $ "
+            f"({'inside' if found.inside else 'outside'} the pick's interval)")
         rows.append({"model": model, "planner's pick": placed_label(o), "source": o["source"],
                      "tokens/s": rate(o["tokens_per_s"]), "interval": interval(o) or "-",
                      "$ per B tokens": money(o["usd_per_btok"]), "run hours": hours(o["hours"]), "run $": money(o["usd"]),

@@ -123,7 +123,7 @@ def _decision(df: pd.DataFrame, objectives: Sequence[Objective], tokens_per_para
                  "predicted with its interval: beside the measured pick, not in its place.")
     planner = (f"The planner's run (`python -m slmray.recommend`, as in 'Planning a run' below) answers another "
                f"question: the run of {tokens_per_param:g} tokens per parameter ranked by "
-               f"{describe(PLANNER_OBJECTIVES, DEFAULT_TOLERANCE)}, on 1 to 8 GPUs rented as whole instances; "
+               f"{describe(PLANNER_OBJECTIVES, DEFAULT_TOLERANCE)}, on 1 to 8 GPUs at the prices of this report; "
                "`measured` where a table ran the option, else `predicted` "
                "with its 80% interval. Where it differs from the pick, read the two together: the pick is the best "
                "measured under the objectives, the planner's the best run for the money, possibly unmeasured.")

@@ -234,12 +234,15 @@ class PriceBook:
     instances each GPU type is sold as (`offers`); the user's file and overrides applied."""
 
     def __init__(self, profile: str, prices: dict[str, Price],
-                 offers: dict[str, tuple[CatalogEntry, ...]] | None = None, per_gpu: bool = False):
+                 offers: dict[str, tuple[CatalogEntry, ...]] | None = None, per_gpu: bool = False,
+                 given: frozenset[str] = frozenset()):
         self.profile = profile
         self._prices = dict(prices)
         self._offers = dict(offers or {})
         self.per_gpu = per_gpu
         """--per-gpu-pricing: charge the GPUs used at `lookup`'s price, never a whole instance."""
+        self.given = given
+        """The GPUs (canonical) a price file or override priced over the profile's."""
         self._warned: set[str] = set()
 
     @classmethod
@@ -251,16 +254,18 @@ class PriceBook:
         offers = {} if profile == LOCAL else _profile_offers(profile)
         return cls(profile, prices, offers, per_gpu).overridden(file, overrides)
 
-    def overridden(self, file: str | None = None, overrides: dict[str, float] | None = None) -> PriceBook:
-        """This book with a price file's and then `overrides`' per-GPU prices over its own; every
-        other GPU keeps its price (and its instances)."""
+    def overridden(self, file: str | None = None, overrides: dict[str, float] | None = None,
+                   per_gpu: bool | None = None) -> PriceBook:
+        """This book with a price file's and then `overrides`' per-GPU prices over its own (every
+        other GPU keeps its price and its instances), per GPU where `per_gpu` (None: as it was)."""
         given = _read_price_file(file) if file else {}
         for gpu, usd in (overrides or {}).items():
             key = gpu_key(gpu)
             given[key] = Price(key, _usd(usd, f"price override {gpu!r}"), "override")
         # a price the user gave is per GPU: it replaces the instances the GPU was sold as
         offers = {gpu: entries for gpu, entries in self._offers.items() if gpu not in given}
-        return PriceBook(self.profile, {**self._prices, **given}, offers, self.per_gpu)
+        return PriceBook(self.profile, {**self._prices, **given}, offers, self.per_gpu if per_gpu is None else per_gpu,
+                         self.given | frozenset(given))
 
     @property
     def prices(self) -> tuple[Price, ...]:

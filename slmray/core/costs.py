@@ -18,7 +18,7 @@ times a per-model constant, and a 10-step loss slope says nothing about a full r
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Collection
 
 import numpy as np
 
@@ -51,17 +51,23 @@ def trial_cost_usd(usd_per_hour, wall_s):
     return np.asarray(usd_per_hour, dtype=float) * np.asarray(wall_s, dtype=float) / SECONDS_PER_HOUR
 
 
-def price_trials(df: "pd.DataFrame", book: "PriceBook") -> "pd.DataFrame":
-    """Re-price every trial of a results frame with `book` (`slmray.catalog.rent.rent`, one a
+def price_trials(df: "pd.DataFrame", book: "PriceBook", gpu_types: "Collection[str] | None" = None) -> "pd.DataFrame":
+    """Re-price the trials of a results frame with `book` (`slmray.catalog.rent.rent`, one a
     trial, at the fewest instances that hold its GPUs: the layout it ran on): price_per_hour_usd,
-    price_source, cost_usd, tokens_per_usd.
+    price_source, cost_usd, tokens_per_usd.  With `gpu_types` (canonical names) only the trials on
+    those, the others as they were.
 
     A GPU the book has no price for gets empty (NaN) costs and one `PriceWarning`.
     """
+    from slmray.catalog.prices import gpu_key
+
     out = df.copy()
-    prices = [rent(book, g, int(n)) if isinstance(g, str) else None for g, n in zip(out["gpu_type"], out["num_gpus"])]
-    out["price_per_hour_usd"] = [p.usd_per_hour if p else math.nan for p in prices]
-    out["price_source"] = [p.source if p else None for p in prices]
+    at = out.index[[isinstance(g, str) and (gpu_types is None or gpu_key(g) in gpu_types) for g in out["gpu_type"]]]
+    prices = [rent(book, g, int(n)) for g, n in zip(out.loc[at, "gpu_type"], out.loc[at, "num_gpus"])]
+    if gpu_types is None:  # every trial: one without a GPU type has no price either
+        out["price_per_hour_usd"], out["price_source"] = math.nan, None
+    out.loc[at, "price_per_hour_usd"] = [p.usd_per_hour if p else math.nan for p in prices]
+    out.loc[at, "price_source"] = [p.source if p else None for p in prices]
     out["cost_usd"] = trial_cost_usd(out["price_per_hour_usd"], out["wall_s"])
     out["tokens_per_usd"] = tokens_per_usd(out["tokens_per_s"], out["price_per_hour_usd"])
     return out

@@ -8,8 +8,9 @@ nearest option and where that effect comes from (measured or predicted):
                  and each other GPU type's cheapest option at its spot price; dollars only, and
                  without the interruptions spot capacity brings.
     GPU type     the best option on each other GPU type of the plan (its own source).
-    more GPUs    (a deadline) the plan with a larger --max-gpus whose first option meets it
-                 (`slmray.planning.run.more_gpus_lever`: it plans again).
+    more GPUs    (a deadline) the best-ranked option on more GPUs than --max-gpus that meets it, in
+                 the plan at twice, four times... the count, up to 64 (`slmray.planning.run.more_gpus_lever`:
+                 it plans again).
     fewer tokens the tokens the nearest option trains within the limit.
 
 Levers apply one at a time to the nearest option: the fastest for a deadline, the cheapest for a

@@ -152,6 +152,7 @@ def plan_run(
         raise PlanError(f"--tolerance: must be at least 0 and below 1, got {tolerance}")
     df = with_row_defaults(df)
     rows = df[df["model"] == model]
+    asked = gpu_types
     if gpu_types:
         gpu_types = [_named_gpu(g) for g in gpu_types]
     else:
@@ -177,7 +178,7 @@ def plan_run(
     options = options.reset_index(drop=True)
     found = levers(options, config, float(tokens), assumptions, book, deadline_h, budget_usd)
     if found.get("deadline"):
-        wider = more_gpus_lever(df, config, float(tokens), book, assumptions, gpu_types, max_gpus, deadline_h,
+        wider = more_gpus_lever(df, config, float(tokens), book, assumptions, asked, max_gpus, deadline_h,
                                 seq_len=seq_len, objectives=objectives, tolerance=tolerance)
         if wider:
             nearest = found["deadline"][0]
@@ -194,12 +195,14 @@ MORE_GPUS_LEVER_LIMIT = 64
 
 
 def more_gpus_lever(df: pd.DataFrame, config: ModelConfig, tokens: float, book: PriceBook, assumptions: RunAssumptions,
-                    gpu_types: Sequence[str], max_gpus: int, deadline_h: float, **plan) -> dict | None:
-    """The deadline's lever beyond --max-gpus: the plan at twice, four times... the count (up to
-    `MORE_GPUS_LEVER_LIMIT`) whose first option, by the plan's ranking, meets the deadline; None where
-    none does.  Its options are predicted: no table here runs that many GPUs."""
-    n = max_gpus * 2
-    while n <= MORE_GPUS_LEVER_LIMIT:
+                    gpu_types: Sequence[str] | None, max_gpus: int, deadline_h: float, **plan) -> dict | None:
+    """The deadline's lever beyond --max-gpus: the plan at twice, four times... the count (the last
+    try at `MORE_GPUS_LEVER_LIMIT`), and in the first that has one, its best-ranked option on more
+    than `max_gpus` GPUs that meets the deadline; None where none does.  `gpu_types` as the user
+    gave them (None: the tables')."""
+    n = max_gpus
+    while n < MORE_GPUS_LEVER_LIMIT:
+        n = min(2 * n, MORE_GPUS_LEVER_LIMIT)
         wider = plan_run(df, config, tokens, book, assumptions, gpu_types, n, **plan).eligible
         meets = wider[(wider["hours"] <= deadline_h) & (wider["num_gpus"] > max_gpus)]
         if len(meets):
@@ -207,7 +210,6 @@ def more_gpus_lever(df: pd.DataFrame, config: ModelConfig, tokens: float, book: 
             return {"lever": "more GPUs", "change": f"--max-gpus {n}: {config_label(o, model=False)} ({o['rental'] or 'per GPU'})",
                     "tokens_per_s": float(o["tokens_per_s"]), "hours": float(o["hours"]), "usd": float(o["usd"]),
                     "tokens": tokens, "source": o["source"]}
-        n *= 2
     return None
 
 

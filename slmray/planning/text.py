@@ -5,6 +5,7 @@ and the report's planning sections (`slmray.analysis.decision`), so that both sa
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -297,18 +298,26 @@ def decision_lines(d: Decision) -> list[str]:
     return lines + best_measured_line(d, pick, ranked) + unpriced_lines(d)
 
 
-def best_measured(d: Decision, pick, ranked: pd.DataFrame) -> tuple | None:
-    """Where a prediction is picked over measured options: (the best measured one, its dollars over
-    the pick's as text, whether they lie inside the pick's interval, that interval's dollars); None
+class BestMeasured(NamedTuple):
+    option: pd.Series
+    dollars: str
+    """Its dollars over the predicted pick's, as text (`+4.1%`)."""
+    inside: bool
+    """Whether they lie inside the pick's interval, in dollars (`interval`)."""
+    interval: tuple[float, float]
+
+
+def best_measured(d: Decision, pick, ranked: pd.DataFrame) -> BestMeasured | None:
+    """Where a prediction is picked over measured options: the best measured one against it; None
     where the pick is measured or nothing is."""
     measured = ranked[ranked["source"] == "measured"]
     if pick["source"] == "measured" or measured.empty:
         return None
     best = measured.iloc[0]  # `ranked` is in the decision's order
     dollars = (f"{best['usd'] / pick['usd'] - 1:+.1%}" if pick["usd"] > 0
-               else f"{money(best['usd'] - pick['usd'])} more")
+               else f"{money(best['usd'] - pick['usd'])} more" if best["usd"] > 0 else "the same")
     low_usd, high_usd = d.usd_at(pick, pick["tokens_per_s_high"]), d.usd_at(pick, pick["tokens_per_s_low"])
-    return best, dollars, bool(low_usd <= best["usd"] <= high_usd), (low_usd, high_usd)
+    return BestMeasured(best, dollars, bool(low_usd <= best["usd"] <= high_usd), (low_usd, high_usd))
 
 
 def best_measured_line(d: Decision, pick, ranked: pd.DataFrame) -> list[str]:

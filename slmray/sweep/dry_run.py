@@ -55,7 +55,7 @@ def plan_table(plan: list[PlannedTrial]):
         r = p.rental
         rows.append({
             **{k: v for k, v in p.row_columns().items() if k in PLAN_COLUMNS},
-            "pruned": p.pruned, "minutes": 0.0 if p.pruned else p.seconds and p.seconds / 60, "gpu_hours": p.gpu_hours,
+            "pruned": p.pruned, "minutes": p.minutes, "gpu_hours": p.gpu_hours,
             "price_per_hour_usd": p.price_per_hour_usd, "usd": p.cost_usd,
             "instances": r and r.description, "instance_type": r and r.instance_type,
             "gpus_billed": r and r.gpus_billed, "idle_gpus": r and r.idle_gpus,
@@ -108,7 +108,7 @@ def trial_lines(listed: list[PlannedTrial]) -> list[str]:
             f"{i:>4}  {p.trial.model:<12} {p.trial.per_device_batch:>5} {p.trial.num_gpus:>4} {p.gpu_type or 'any GPU':<10} "
             f"{p.trial.attention:<10} {' '.join([p.trial.strategy, *config_variant(p.train.flat())]):<13} "
             f"{_fmt(e and e.peak_mem_gb, '12.1f')} {('yes' if e and e.oom else 'no' if e else '?') + (' (pruned)' if p.pruned else ''):<12} "
-            f"{_fmt(e and e.tokens_per_s, '11,.0f')} {_fmt(p.seconds and p.seconds / 60, '7.1f')} {_fmt(p.cost_usd, '8.2f')}"
+            f"{_fmt(e and e.tokens_per_s, '11,.0f')} {_fmt(p.minutes, '7.1f')} {_fmt(p.cost_usd, '8.2f')}"
         )
     return lines
 

@@ -70,6 +70,13 @@ class PlannedTrial:
                 **self.prediction_columns()}
 
     @property
+    def minutes(self) -> float | None:
+        """Minutes the trial runs: 0 where pruned (recorded, not run), None where not estimated."""
+        if self.pruned:
+            return 0.0
+        return None if self.seconds is None else self.seconds / 60
+
+    @property
     def gpu_hours(self) -> float | None:
         if self.pruned:
             return 0.0
