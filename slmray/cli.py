@@ -163,16 +163,15 @@ def price_book(args: argparse.Namespace, profile: str | None = None, recorded: P
     return book
 
 
-def priced_tables(args: argparse.Namespace, df: pd.DataFrame) -> tuple[pd.DataFrame, PriceBook, str | None]:
+def priced_tables(args: argparse.Namespace, df: pd.DataFrame, recorded: PriceBook) -> tuple[pd.DataFrame, PriceBook, str | None]:
     """A results frame priced as `add_price_arguments`' flags ask, the book a plan of it is priced
     at, and a line saying what was re-priced (None: nothing).  A --prices profile re-prices every
     trial; --price or --price-file alone only the trials of the GPUs they name, the others keeping
-    what they recorded; no flag leaves `df` as recorded and plans at `recorded_prices(df)`.  A
-    trial the book has no price for warns (`PriceWarning`) and gets empty costs."""
+    what they recorded; no flag leaves `df` as recorded and plans at `recorded` (the prices it
+    recorded: `slmray.planning.run.recorded_prices`).  A trial the book has no price for warns
+    (`PriceWarning`) and gets empty costs."""
     from slmray.core.costs import price_trials
-    from slmray.planning.run import recorded_prices
 
-    recorded = recorded_prices(df)
     book = price_book(args, recorded=recorded)
     if book is None:
         return df, recorded, None

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # after parsing: pandas, pyarrow and the estimator load here
     from slmray.planning.export import as_json
-    from slmray.planning.run import check_model, plan_run
+    from slmray.planning.run import check_model, plan_run, recorded_prices
     from slmray.planning.text import render, render_summary
     from slmray.results.table import ResultsWarning, load_results
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {w.message}", file=sys.stderr)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # plan_run reports options without a price
-        df, book, _ = priced_tables(args, df)
+        df, book, _ = priced_tables(args, df, recorded_prices(df))
     assumptions = default_assumptions(df, args.startup_s, args.checkpoint_every_hours, args.checkpoint_gb_s)
     decisions = [plan_run(df, name, tokens, book, assumptions, args.gpu_types, args.max_gpus, args.deadline_hours,
                           args.budget_usd, seq_len=args.seq_len, objectives=args.rank_by,

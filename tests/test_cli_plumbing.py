@@ -151,21 +151,23 @@ def test_a_price_without_a_profile_applies_over_the_recorded_prices():
 def test_priced_tables_reprices_what_the_flags_name():
     """A profile re-prices every trial; --price alone the trials of the GPU it names (per GPU), the
     others as recorded; no flag: the rows as they are, planned at the prices they recorded."""
+    from analysis_fixtures import H100_SWEEP, H200_SWEEP
+
     from slmray.planning.run import recorded_prices
     from slmray.results.table import load_results
 
-    sweeps = [str(Path(__file__).parents[1] / f"benchmarks/results/sweeps/sweep_{g}x1.parquet") for g in ("h100", "h200")]
-    df = load_results(sweeps)
+    df = load_results([str(H100_SWEEP), str(H200_SWEEP)])
+    recorded = recorded_prices(df)
     columns = ["price_per_hour_usd", "price_source", "cost_usd", "tokens_per_usd"]
-    same, book, note = priced_tables(_prices(), df)
-    assert same is df and note is None and book.profile == recorded_prices(df).profile
-    priced, book, note = priced_tables(_prices("--price", "H100-80GB=3"), df)
+    same, book, note = priced_tables(_prices(), df, recorded)
+    assert same is df and note is None and book is recorded
+    priced, book, note = priced_tables(_prices("--price", "H100-80GB=3"), df, recorded)
     h100 = priced["gpu_type"] == "H100-80GB"
     assert book.given == {"H100-80GB"} and note.startswith("Re-priced the trials on H100-80GB with 1 override(s)")
     assert (priced.loc[h100, "price_per_hour_usd"] == 3.0 * priced.loc[h100, "num_gpus"]).all()
     assert (priced.loc[h100, "price_source"] == "override").all()
     pd.testing.assert_frame_equal(priced.loc[~h100, columns], df.loc[~h100, columns])
-    everything, book, note = priced_tables(_prices("--prices", "gcp", "--price", "H100-80GB=3"), df)
+    everything, book, note = priced_tables(_prices("--prices", "gcp", "--price", "H100-80GB=3"), df, recorded)
     assert note == "Re-priced with the 'gcp' profile and 1 override(s)."
     assert not everything.loc[~h100, "price_source"].equals(df.loc[~h100, "price_source"])  # the H200's too
 

@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from slmray.analysis.table import load_results
     from slmray.core.objective import Objective
     from slmray.core.schema import NUMERIC_COLUMNS
+    from slmray.planning.run import recorded_prices
     from slmray.results.table import ResultsWarning
 
     objective_columns = (*NUMERIC_COLUMNS, *DERIVED_COLUMNS)
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(str(w.message))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        df, book, repriced = priced_tables(args, df)
+        df, book, repriced = priced_tables(args, df, recorded_prices(df))
     if repriced:
         notes.append(repriced)
         if book.profile == "paper" and args.prices:
