@@ -90,3 +90,5 @@ def test_python_m_slmray_names_the_commands(cli):
     out = cli("-m", "slmray")
     assert out.returncode == 2
     assert len(out.stderr.splitlines()) == 1 and "python -m slmray.{tune,train,analysis" in out.stderr
+    asked = cli("-m", "slmray", "--help")  # asked for, the same line is the answer
+    assert (asked.returncode, asked.stderr) == (0, "") and asked.stdout == out.stderr.removeprefix("error: ")

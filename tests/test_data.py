@@ -76,6 +76,46 @@ def test_prepare_refuses_non_positive_sizes_and_writes_nothing(tmp_path, capsys,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.txt"]  # no directory, no staging left over
 
 
+def test_max_bytes_stops_after_that_many_bytes_cutting_the_last_file(tmp_path):
+    """Not after whole files that fit, counted in characters: a file longer than the limit gave
+    `no UTF-8 text found`.  The cut falls back to a whole character."""
+    (tmp_path / "a.txt").write_text("é" * 10)  # 20 bytes
+    (tmp_path / "b.txt").write_text("plain text")
+    meta = prepare([str(tmp_path / "a.txt"), str(tmp_path / "b.txt")], str(tmp_path / "one"), ByteTokenizer(), max_bytes=7)
+    assert (meta["num_bytes"], meta["num_documents"]) == (7, 2)  # three é (a fourth's first byte dropped), then "p"
+    meta = prepare([str(tmp_path / "a.txt"), str(tmp_path / "b.txt")], str(tmp_path / "two"), ByteTokenizer(), max_bytes=25)
+    assert (meta["num_bytes"], meta["num_documents"]) == (25, 2)  # all of a, five bytes of b
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("cut", "Parquet magic bytes not found"),
+    ("empty", "is not a readable token shard ("),
+    ("foreign", "is not a readable token shard ("),
+    ("ids", "holds token id 999, not below the vocab_size 257 of "),
+])
+def test_a_damaged_shard_is_one_line_naming_it(tmp_path, damage, message):
+    """A half-copied or foreign shard folder: an error naming the shard, not pyarrow's traceback or an
+    index error in the embedding."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "x.txt").write_text("some text")
+    out = tmp_path / "shards"
+    prepare([str(tmp_path / "x.txt")], str(out), ByteTokenizer())
+    shard = out / "shard_00000.parquet"
+    if damage == "cut":
+        shard.write_bytes(shard.read_bytes()[:100])
+    elif damage == "empty":
+        shard.write_bytes(b"")
+    elif damage == "foreign":
+        pq.write_table(pa.table({"ids": [1, 2]}), shard)
+    else:
+        pq.write_table(pa.table({"tokens": np.array([1, 999], dtype=np.uint16)}), shard)
+    with pytest.raises(ConfigError) as err:
+        load_tokens(str(out))
+    assert str(err.value).startswith(f"data: {shard} ") and message in str(err.value) and "\n" not in str(err.value)
+
+
 def test_stdlib_corpus_is_python_source():
     path = stdlib_corpus()
     assert stdlib_corpus() == path  # built once

@@ -91,7 +91,7 @@ def test_native_backend_is_refused_in_one_line(tmp_path, capsys):
 
     path = write_config(tmp_path, CONFIGS["gpt2"], "gpt2")
     expected = ("backend: gpt2 is model_type 'gpt2', which the native trainer does not build (family llama: llama, "
-                "mistral, qwen2, qwen3; neox); train it with backend=\"transformers\"")
+                "mistral, qwen2, qwen3; neox); train it with the transformers backend")
     with pytest.raises(ConfigError) as err:
         TrainConfig(model=get_model(path), device="cpu", seq_len=32)
     assert str(err.value) == expected
@@ -131,7 +131,7 @@ def test_a_space_sweeps_it_with_transformers_and_refuses_native(tmp_path, capsys
     assert main([refused, "--dry-run", "--prices", "local", "--storage", str(tmp_path / "s")]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert errors == [f"error: {refused}: backend: opt is model_type 'opt', which the native trainer does not build "
-                      "(family llama: llama, mistral, qwen2, qwen3; neox); train it with backend=\"transformers\""]
+                      "(family llama: llama, mistral, qwen2, qwen3; neox); train it with the transformers backend"]
 
 
 def test_estimator_counts_it_as_llama_and_says_so(tmp_path):
@@ -192,7 +192,7 @@ def test_the_planner_plans_it_from_its_transformers_rows(tmp_path):
     native = plan_run(sweeps.assign(backend="native"), path, 2e10, book, a).options
     reasons = set(native.loc[native["source"] == "predicted", "excluded"])
     assert reasons == {"no estimate (backend: llama-1b is model_type 'gpt2', which the native trainer does not build "
-                       "(family llama: llama, mistral, qwen2, qwen3; neox); train it with backend=\"transformers\")"}
+                       "(family llama: llama, mistral, qwen2, qwen3; neox); train it with the transformers backend)"}
 
 
 def test_an_attention_the_architecture_lacks_is_refused_in_one_line(tmp_path):

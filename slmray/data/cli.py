@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="new directory or s3://bucket/prefix for the shards")
     p.add_argument("--tokenizer", default="bytes",
                    help="bytes (UTF-8 bytes, ids 0-256; offline) or the path of a Hugging Face tokenizers JSON file")
-    p.add_argument("--max-bytes", type=int, default=None, help="stop after this much text (default: no limit)")
+    p.add_argument("--max-bytes", type=int, default=None, help="stop after this many bytes of text, the last file cut there (default: no limit)")
     p.add_argument("--shard-tokens", type=int, default=None, help=SHARD_TOKENS_HELP)
     s = sub.add_parser("stdlib", help="build (once) the corpus of Python's standard library and print its path",
                        formatter_class=HelpFormatter,

@@ -101,13 +101,17 @@ def prepare(
     pieces: list[np.ndarray] = []
     used, total_bytes = [], 0
     for path in files:
+        if max_bytes is not None and total_bytes >= max_bytes:
+            break
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
+            raw.decode("utf-8")
         except (UnicodeDecodeError, OSError):
             continue  # binaries and unreadable files are not text
-        if max_bytes is not None and total_bytes + len(text) > max_bytes:
-            break
-        total_bytes += len(text)
+        if max_bytes is not None:  # the last file cut at the limit, back to a whole character
+            raw = raw[: max_bytes - total_bytes]
+        text = raw.decode("utf-8", errors="ignore")
+        total_bytes += len(text.encode("utf-8"))
         used.append(str(path))
         pieces.append(np.asarray(tokenizer.encode(text) + [tokenizer.eot], dtype=dtype))
     if not pieces:
@@ -135,7 +139,7 @@ def prepare(
 def stdlib_corpus(cache_dir: str | None = None) -> str:
     """Shard directory of the Python standard library's sources, built once per machine."""
     root = Path(cache_dir or os.environ.get("SLMRAY_CACHE", Path.home() / ".cache" / "slmray"))
-    out = root / f"stdlib-py{sys.version_info.major}{sys.version_info.minor}-bytes"
+    out = root / f"stdlib-py{sys.version_info.major}{sys.version_info.minor}-bytes-v2"  # v2: its last file cut at the limit
     if not (out / META).is_file():
         try:
             root.mkdir(parents=True, exist_ok=True)
@@ -196,19 +200,33 @@ def check_source(data: str, vocab_size: int, seq_len: int) -> dict | None:
 def load_tokens(source: str) -> np.ndarray:
     """All tokens of a shard directory, concatenated in shard order (read-only).  Kept for the
     next call on the same unchanged shards: a warm worker group's next trial reads none again."""
-    read_meta(source)
+    vocab_size = read_meta(source)["vocab_size"]
     fs, path = filesystem(source)
     shards = tuple(sorted(
         (info.path, info.size, info.mtime_ns)
         for info in fs.get_file_info(pafs.FileSelector(path)) if info.path.endswith(".parquet")
     ))
-    return _concatenated_shards(source, shards)
+    return _concatenated_shards(source, shards, vocab_size)
 
 
 @functools.lru_cache(maxsize=1)
-def _concatenated_shards(source: str, shards: tuple[tuple[str, int, int | None], ...]) -> np.ndarray:
+def _concatenated_shards(source: str, shards: tuple[tuple[str, int, int | None], ...], vocab_size: int) -> np.ndarray:
+    """The shards' tokens; a shard that is not one (cut short, empty, no `tokens` column, an id
+    at or past `vocab_size`) is a ConfigError naming it, not an error deep in the model."""
     fs, _ = filesystem(source)
-    tokens = np.concatenate([pq.read_table(path, filesystem=fs).column("tokens").to_numpy() for path, _, _ in shards])
+    pieces = []
+    for path, _, _ in shards:
+        try:
+            piece = pq.read_table(path, filesystem=fs, columns=["tokens"]).column("tokens").to_numpy()
+        except (pa.ArrowException, OSError, KeyError) as exc:
+            raise ConfigError(f"data: {path} is not a readable token shard ({first_line(exc)})") from None
+        if piece.size and int(piece.max()) >= vocab_size:
+            raise ConfigError(f"data: {path} holds token id {int(piece.max())}, not below the vocab_size "
+                              f"{vocab_size} of {source}/{META}")
+        pieces.append(piece)
+    if not pieces:
+        raise ConfigError(f"data: {source} has no token shards (*.parquet) beside its {META}")
+    tokens = np.concatenate(pieces)
     tokens.flags.writeable = False
     return tokens
 

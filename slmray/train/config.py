@@ -415,7 +415,7 @@ def check_backend(model: ModelConfig, backend: str) -> None:
     neox layouts only.  One rule for the trainer, a search space and the planner."""
     if backend == "native" and model.family == "transformers":
         raise ConfigError(f"backend: {model.name} is model_type {model.model_type!r}, which the native trainer does not "
-                          f"build (family llama: llama, mistral, qwen2, qwen3; neox); train it with backend=\"transformers\"")
+                          f"build (family llama: llama, mistral, qwen2, qwen3; neox); train it with the transformers backend")
     if backend == "transformers" and model.family == "llama":  # exported as Llama, Qwen2 or Qwen3 (hf_backend.hf_config)
         if model.qk_norm and model.qkv_bias:
             raise ConfigError(f"backend: {model.name}: no transformers architecture has both q/k/v biases and a q/k norm "
