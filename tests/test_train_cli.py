@@ -146,6 +146,18 @@ def test_a_result_is_plain_python_so_whoever_reads_it_needs_no_torch():
     assert {k: type(v).__name__ for k, v in result.items() if not plain(v)} == {}
 
 
+def test_a_long_run_says_how_far_it_has_got(monkeypatch):
+    """Past the warm-up and measuring lines a run said nothing until its result: minutes on a CPU."""
+    from slmray.train import loop
+
+    said = []
+    monkeypatch.setattr(loop, "PROGRESS_EVERY_S", 0.0)  # every step, instead of every ten seconds
+    result = loop.run(TrainConfig(model=get_model("tiny"), seq_len=32, steps=2, warmup_steps=1, per_device_batch=2,
+                                  device="cpu"), progress=said.append)
+    assert result.status == "ok", result.error
+    assert [m for m in said if m.startswith("step ")] == ["step 1 of 3", "step 2 of 3", "step 3 of 3"]
+
+
 def test_a_model_with_a_negative_rope_theta_is_refused():
     with pytest.raises(ConfigError, match=r"^model.rope_theta: must be a positive finite number, got -1"):
         get_model("tiny").replace(rope_theta=-1)

@@ -36,6 +36,8 @@ from slmray.train.model import Transformer
 
 GIB = 1 << 30
 FINAL_LOSS_STEPS = 5
+PROGRESS_EVERY_S = 10.0
+"""A long run says how far it has got at most this often (a step counter on stderr)."""
 
 
 @dataclass
@@ -242,7 +244,8 @@ def _steps(
     timer = StepTimer(env.device)
     losses: list[torch.Tensor] = []
     say(f"warm-up: {cfg.warmup_steps} steps{' (compiling)' if cfg.compile else ''}")
-    for step in range(cfg.warmup_steps + cfg.steps * cfg.repeats):
+    total, said = cfg.warmup_steps + cfg.steps * cfg.repeats, time.perf_counter()
+    for step in range(total):
         if step == cfg.warmup_steps:
             if on_gpu:
                 torch.cuda.synchronize(env.device)
@@ -259,6 +262,9 @@ def _steps(
             private_apis.release_unwaited_collectives()  # a peak of training, not of NCCL's watchdog timing
         if step >= cfg.warmup_steps:
             timer.mark()
+        if time.perf_counter() - said >= PROGRESS_EVERY_S:  # steps dispatched: the device may trail them
+            say(f"step {step + 1} of {total}")
+            said = time.perf_counter()
     return timer.durations(), losses
 
 
