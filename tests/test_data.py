@@ -116,6 +116,17 @@ def test_a_damaged_shard_is_one_line_naming_it(tmp_path, damage, message):
     assert str(err.value).startswith(f"data: {shard} ") and message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_prepare_says_how_far_it_has_got(tmp_path, monkeypatch):
+    import slmray.data.sources as sources
+
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text("some text")
+    monkeypatch.setattr(sources, "PROGRESS_EVERY_S", 0.0)  # every file, instead of every ten seconds
+    said = []
+    prepare([str(tmp_path)], str(tmp_path / "out"), ByteTokenizer(), progress=said.append)
+    assert said == ["read 0 of 2 files, 0.0 MB of text", "read 1 of 2 files, 0.0 MB of text"]
+
+
 def test_stdlib_corpus_is_python_source():
     path = stdlib_corpus()
     assert stdlib_corpus() == path  # built once

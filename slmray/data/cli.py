@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         tokenizer = sources.ByteTokenizer() if args.tokenizer == "bytes" else sources.HFTokenizer(args.tokenizer)
         shard_tokens = args.shard_tokens if args.shard_tokens is not None else sources.SHARD_TOKENS
-        meta = sources.prepare(args.inputs, args.out, tokenizer, args.max_bytes, shard_tokens)
+        meta = sources.prepare(args.inputs, args.out, tokenizer, args.max_bytes, shard_tokens,
+                               progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     except KeyboardInterrupt:  # a local directory is written under a staging name, removed on the way out
         left = (f"the shards written so far stay under {args.out} without the meta.json readers require"
                 if args.command == "prepare" and args.out.startswith("s3://") else "nothing was written")

@@ -17,9 +17,10 @@ import os
 import sys
 import sysconfig
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -85,11 +86,16 @@ def _text_files(inputs: list[str]) -> list[Path]:
     return files
 
 
+PROGRESS_EVERY_S = 10.0
+"""`prepare` says how far it has got at most this often."""
+
+
 def prepare(
     inputs: list[str], out: str, tokenizer: ByteTokenizer | HFTokenizer, max_bytes: int | None = None,
-    shard_tokens: int = SHARD_TOKENS,
+    shard_tokens: int = SHARD_TOKENS, progress: Callable[[str], None] = lambda msg: None,
 ) -> dict:
-    """Tokenise text files into shards under `out`; the directory appears whole or not at all."""
+    """Tokenise text files into shards under `out`; the directory appears whole or not at all.
+    `progress` hears the files and bytes read so far, every `PROGRESS_EVERY_S`."""
     # before anything is read: 0 would crash range() below, a negative value would write no shards
     check_positive_int("shard_tokens", shard_tokens)
     if max_bytes is not None:
@@ -99,8 +105,11 @@ def prepare(
         raise ConfigError(f"out: {out} already exists")
     dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
     pieces: list[np.ndarray] = []
-    used, total_bytes = [], 0
-    for path in files:
+    used, total_bytes, said = [], 0, time.perf_counter()
+    for i, path in enumerate(files, start=1):
+        if time.perf_counter() - said >= PROGRESS_EVERY_S:
+            progress(f"read {i - 1:,} of {len(files):,} files, {total_bytes / 1e6:,.1f} MB of text")
+            said = time.perf_counter()
         if max_bytes is not None and total_bytes >= max_bytes:
             break
         try:
