@@ -57,6 +57,8 @@ def test_prepare_errors_name_the_input(tmp_path, capsys):
                     "--tokenizer", str(tmp_path / "notes.json"))
     assert res.returncode == 2 and res.stderr.count("\n") == 1
     assert res.stderr.startswith(f"error: tokenizer: {tmp_path / 'notes.json'} is not a Hugging Face tokenizers JSON file")
+    res = call_main(capsys, data_main, "prepare", str(tmp_path / "x.txt"), "--out", " ")
+    assert (res.returncode, res.stderr) == (2, "error: out: must name a folder for the shards (got an empty path)\n")
     res = call_main(capsys, data_main, "prepare", str(tmp_path / "x.txt"), "--out", "s3://")
     assert (res.returncode, res.stderr) == (2, "error: storage: s3:// names no bucket (s3://bucket/prefix)\n")
 

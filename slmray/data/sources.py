@@ -100,6 +100,8 @@ def prepare(
     check_positive_int("shard_tokens", shard_tokens)
     if max_bytes is not None:
         check_positive_int("max_bytes", max_bytes)  # 0 would read nothing and blame the inputs
+    if not out.strip():
+        raise ConfigError("out: must name a folder for the shards (got an empty path)")
     files = _text_files(inputs)
     if exists(out):  # before the inputs are read and tokenised, which may take minutes
         raise ConfigError(f"out: {out} already exists")
