@@ -116,13 +116,13 @@ def prepare(
             break
         try:
             raw = path.read_bytes()
-            raw.decode("utf-8")
+            text = raw.decode("utf-8")
         except (UnicodeDecodeError, OSError):
             continue  # binaries and unreadable files are not text
-        if max_bytes is not None:  # the last file cut at the limit, back to a whole character
-            raw = raw[: max_bytes - total_bytes]
-        text = raw.decode("utf-8", errors="ignore")
-        total_bytes += len(text.encode("utf-8"))
+        if max_bytes is not None and total_bytes + len(raw) > max_bytes:  # the last file, cut at a whole character
+            raw = raw[: max_bytes - total_bytes].decode("utf-8", errors="ignore").encode("utf-8")
+            text = raw.decode("utf-8")
+        total_bytes += len(raw)
         used.append(str(path))
         pieces.append(np.asarray(tokenizer.encode(text) + [tokenizer.eot], dtype=dtype))
     if not pieces:
