@@ -5,6 +5,10 @@ The FP8 GEMMs themselves need FP8 tensor cores: they are measured on the GPU mac
 (benchmarks/results/precision/sweep_h200x1_precision.*), not here.
 """
 
+import logging
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -267,3 +271,27 @@ def test_estimate_counts_fsdp_fp8_all_gather_as_one_byte_weights():
     bf16, tensorwise, rowwise = fsdp("bf16"), fsdp("fp8"), fsdp("fp8-rowwise")
     assert tensorwise.memory_gb["weight_copies"] < rowwise.memory_gb["weight_copies"] == bf16.memory_gb["weight_copies"]
     assert tensorwise.time_s["communication"] < rowwise.time_s["communication"]
+
+
+def test_torchao_import_noise_is_held_back_and_the_levels_restored(caplog):
+    caplog.set_level(logging.WARNING)
+    torchao_log = logging.getLogger("torchao")
+    with fp8.quiet_torchao_import():
+        torchao_log.warning("an extension built for another torch")
+        torchao_log.error("a real failure")
+    torchao_log.warning("after the import")
+    assert [r.getMessage() for r in caplog.records] == ["a real failure", "after the import"]
+    assert all(logging.getLogger(name).level == logging.NOTSET for name in fp8.IMPORT_NOISE)
+
+
+@pytest.mark.subprocess
+def test_the_transformers_backend_starts_without_torchao_import_noise():
+    run = subprocess.run(
+        [sys.executable, "-m", "slmray.train", "--model", "tiny", "--backend", "transformers", "--steps", "1",
+         "--warmup-steps", "0", "--device", "cpu"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    output = run.stdout + run.stderr
+    assert "tokens/s" in output
+    assert "Failed to load" not in output and "register_constant" not in output, output

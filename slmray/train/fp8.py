@@ -10,9 +10,11 @@ torchao is imported only when FP8 is asked for: it is the optional extra `slmray
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Iterator
 
 from slmray.errors import ConfigError
 from slmray.train.config import is_fp8
@@ -30,8 +32,30 @@ ALIGNMENT = 16
 """torch._scaled_mm needs both dimensions of each FP8 operand divisible by 16."""
 
 
+IMPORT_NOISE = ("torchao", "torch.utils._pytree")
+"""Loggers that warn while torchao is imported, of nothing a run can act on: torchao of each C++
+extension built for another torch (FP8 training here uses none of them), torch of each enum torchao
+registers with pytree.  A screen of them came before a run's first line."""
+
+
 def torchao_available() -> bool:
     return importlib.util.find_spec("torchao") is not None
+
+
+@contextlib.contextmanager
+def quiet_torchao_import() -> Iterator[None]:
+    """`IMPORT_NOISE` held to errors while torchao is imported: here around the FP8 conversion,
+    and in the transformers backend around building the model (Transformers' torchao quantizer
+    imports parts of torchao then)."""
+    loggers = [logging.getLogger(name) for name in IMPORT_NOISE]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def check_supported(precision: str, device: str) -> None:
@@ -83,7 +107,8 @@ def convert(model: nn.Module, precision: str, *, fsdp: bool, emulate: bool = Fal
     """
     if not is_fp8(precision):
         return 0
-    from torchao.float8 import Float8LinearConfig, convert_to_float8_training
+    with quiet_torchao_import():
+        from torchao.float8 import Float8LinearConfig, convert_to_float8_training
 
     config = Float8LinearConfig.from_recipe_name(RECIPES[precision])
     config = dataclasses.replace(

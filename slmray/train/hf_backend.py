@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch.nn.attention import sdpa_kernel
 
 from slmray.errors import ConfigError
+from slmray.train import fp8
 from slmray.train.attention import sdpa_backend
 from slmray.train.config import ModelConfig, TrainConfig, check_backend, flash_attn_available
 from slmray.train.loss import LossFn, get_loss
@@ -72,7 +73,8 @@ def causal_lm(config, refuse: Callable[[str], ConfigError], **kwargs) -> nn.Modu
     from transformers import AutoModelForCausalLM
 
     try:
-        hf = AutoModelForCausalLM.from_config(config, **kwargs)
+        with fp8.quiet_torchao_import():
+            hf = AutoModelForCausalLM.from_config(config, **kwargs)
     except ValueError as exc:
         if "Unrecognized configuration class" in str(exc):
             raise refuse(f"model_type {config.model_type!r} has no causal-LM head in transformers "
