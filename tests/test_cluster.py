@@ -86,6 +86,27 @@ def test_spot_switched_on_changes_the_market_not_the_capacity(tmp_path):
     assert spec.summary().endswith("; spot: 1 type, up to 4 nodes")
 
 
+@pytest.mark.parametrize("made, todo", [
+    ([], "fill in <DLAMI_ID>, <ACCOUNT_ID>; build dist/slmray-0.1.0-py3-none-any.whl with pip wheel --no-deps -w dist ."),
+    (["dist/slmray-0.1.0-py3-none-any.whl"], "fill in <DLAMI_ID>, <ACCOUNT_ID>"),
+], ids=["wheel not built", "wheel built"])
+def test_validate_names_the_wheel_ray_up_would_miss(tmp_path, monkeypatch, capsys, made, todo):
+    monkeypatch.chdir(tmp_path)  # ray up reads file_mounts' sources from where it runs
+    for path in made:
+        (tmp_path / path).parent.mkdir(parents=True)
+        (tmp_path / path).write_bytes(b"")
+    run = call_main(capsys, cluster_main, "validate", str(CLUSTER / "h100.yaml"))
+    assert run.returncode == 0 and run.stdout.rstrip().endswith(f"(before ray up: {todo})"), run.stdout
+
+
+def test_a_missing_mount_that_is_no_wheel_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = H100.replace("  /tmp/slmray-dist: dist\n", "  /tmp/slmray-dist: dist\n  /home/ubuntu/data: corpus\n")
+    spec = load_cluster(_write(tmp_path, text))
+    assert spec.missing_mounts == ("corpus", "dist/slmray-0.1.0-py3-none-any.whl")
+    assert "; make corpus, which file_mounts copies; build dist/slmray-0.1.0" in spec.before_ray_up()
+
+
 def _write(tmp_path: Path, text: str) -> str:
     path = tmp_path / "broken.yaml"
     path.write_text(text)
@@ -125,8 +146,10 @@ BROKEN = [  # (case, text of h100.yaml, replaced by, field named, words of the m
     ("Ray's default setup", "head_setup_commands: []", "", "head_setup_commands", "nightly"),
     ("unpinned Ray", "ray[default]==2.60.0", "ray[default]", "setup_commands", "pinned ray"),
     ("other Ray", "ray[default]==2.60.0", "ray[default]==2.59.0", "setup_commands[2]", "2.59.0"),
-    ("wheel not mounted", "slmray-0.1.0-py3-none-any.whl[hf]", "slmray-0.0.9-py3-none-any.whl[hf]", "setup_commands[2]",
-     "file_mounts does not copy"),
+    ("wheel not mounted", '"/tmp/slmray-dist/slmray-0.1.0-py3-none-any.whl[hf]', '"/tmp/other/slmray-0.1.0-py3-none-any.whl[hf]',
+     "setup_commands[2]", "file_mounts does not copy"),
+    ("other wheel in the mounted folder", "slmray-dist/slmray-0.1.0-py3-none-any.whl[hf]",
+     "slmray-dist/slmray-0.0.9-py3-none-any.whl[hf]", "setup_commands[2]", "slmray 0.0.9, but this checkout's version is"),
     ("stale slmray pin", '"torch==2.13.0"', '"torch==2.13.0" "slmray==0.0.9"', "setup_commands[2]",
      "slmray 0.0.9, but this checkout's version is"),
     ("unsupported provider", "type: aws", "type: gcp", "provider.type", "'gcp'"),

@@ -59,6 +59,7 @@ _SLMRAY_PIN = re.compile(  # a wheel file, a version, or a git ref
 )
 _VERSION = re.compile(r"\d+\.\d+(\.\d+)?((a|b|rc|\.dev|\.post)\d+)?")
 _WHEEL = re.compile(r"/[^\s\"'\[]+\.whl")
+_SLMRAY_WHEEL = re.compile(r"slmray-[\w.]+-py3-none-any\.whl")
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
 _ROLE = "nodes reach S3 through their instance role (IamInstanceProfile), never through keys in a file"
 
@@ -99,6 +100,19 @@ class ClusterSpec:
     """Worker nodes of all types together, at most."""
     placeholders: tuple[str, ...] = ()
     """Values still to fill in before `ray up`, such as `<ACCOUNT_ID>`."""
+    missing_mounts: tuple[str, ...] = ()
+    """`file_mounts` sources not on this machine (relative to the working directory, as `ray up`
+    reads them), such as the slmray wheel not built yet: `ray up` would fail on them after
+    launching the head."""
+
+    def before_ray_up(self) -> str:
+        """What is left to do before `ray up`, in one line; empty when nothing is."""
+        todo = [f"fill in {', '.join(self.placeholders)}"] if self.placeholders else []
+        for source in self.missing_mounts:
+            wheel = _SLMRAY_WHEEL.fullmatch(Path(source).name)
+            folder = Path(source).parent.as_posix()
+            todo.append(f"build {source} with pip wheel --no-deps -w {folder} ." if wheel else f"make {source}, which file_mounts copies")
+        return "; ".join(todo)
 
     @property
     def workers(self) -> tuple[NodeType, ...]:
@@ -156,7 +170,7 @@ def load_cluster(path: str) -> ClusterSpec:
     if provider == "aws":
         _check_setup(path, raw, head)
     placeholders = dict.fromkeys(p for _, s in _strings(raw) for p in _PLACEHOLDER.findall(s))
-    return ClusterSpec(path, provider, node_types, head, cfg["max_workers"], tuple(placeholders))
+    return ClusterSpec(path, provider, node_types, head, cfg["max_workers"], tuple(placeholders), _missing_here(raw))
 
 
 def validate_all(directory: str = "cluster") -> list[ClusterSpec]:
@@ -394,15 +408,36 @@ def _check_setup(path: str, raw: dict, head: str) -> None:
             own = f"available_node_types.{name}.worker_setup_commands"
             shared = [(key, raw[key]) for key in ("setup_commands", "worker_setup_commands")]
             per_node[name] = [(own, nt["worker_setup_commands"])] if "worker_setup_commands" in nt else shared
-    mounts = raw.get("file_mounts") or {}
     for name, lists in per_node.items():
         commands = [(f"{key}[{i}]", cmd) for key, cmds in lists for i, cmd in enumerate(cmds)]
         for field, cmd in commands:
             for wheel in _WHEEL.findall(cmd):
-                if not any(wheel == m or wheel.startswith(m.rstrip("/") + "/") for m in mounts):
+                if _mounted_from(raw, wheel) is None:
                     raise ClusterError(path, field, f"installs {wheel}, which file_mounts does not copy to the nodes")
         _check_pin(path, lists[0][0], name, commands, "ray", _RAY_PIN, RAY_VERSION, "slmray.cluster.files.RAY_VERSION")
         _check_pin(path, lists[0][0], name, commands, "slmray", _SLMRAY_PIN, __version__, "this checkout's version")
+
+
+def _mounted_from(raw: dict, remote: str) -> str | None:
+    """The local path `file_mounts` copies to a node's `remote` path (itself or inside a mounted
+    folder); None if none does."""
+    for target, source in (raw.get("file_mounts") or {}).items():
+        folder = target.rstrip("/")
+        if remote == target or remote.startswith(folder + "/"):
+            return str(Path(str(source)) / remote[len(folder) + 1:]) if remote != target else str(source)
+    return None
+
+
+def _missing_here(raw: dict) -> tuple[str, ...]:
+    """`file_mounts` sources, and wheels the setup commands install from them, not on this machine
+    (a folder left out where a wheel in it is named)."""
+    wheels = [_mounted_from(raw, w) for key in ("setup_commands", "head_setup_commands", "worker_setup_commands")
+              for cmd in raw.get(key) or [] for w in _WHEEL.findall(cmd)]
+    wheels += [_mounted_from(raw, w) for nt in raw["available_node_types"].values()
+               for cmd in nt.get("worker_setup_commands") or [] for w in _WHEEL.findall(cmd)]
+    sources = [str(s) for s in (raw.get("file_mounts") or {}).values()] + [w for w in wheels if w]
+    missing = [s for s in dict.fromkeys(sources) if not Path(s).expanduser().exists()]
+    return tuple(s for s in missing if not any(m.startswith(s.rstrip("/") + "/") for m in missing))
 
 
 def _check_pin(
@@ -439,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             failed = True
             continue
-        todo = f" (fill in {', '.join(spec.placeholders)} before ray up)" if spec.placeholders else ""
-        print(f"ok {spec.path}: {spec.summary()}{todo}")
+        todo = spec.before_ray_up()
+        print(f"ok {spec.path}: {spec.summary()}{f' (before ray up: {todo})' if todo else ''}")
     return 2 if failed else 0
 
