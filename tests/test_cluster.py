@@ -99,6 +99,16 @@ def test_validate_names_the_wheel_ray_up_would_miss(tmp_path, monkeypatch, capsy
     assert run.returncode == 0 and run.stdout.rstrip().endswith(f"(before ray up: {todo})"), run.stdout
 
 
+def test_min_workers_beyond_the_global_max_names_both(tmp_path):
+    text = H100.replace("min_workers: 0\n    max_workers: *nodes", "min_workers: 3\n    max_workers: *nodes")
+    text = text.replace("max_workers: &nodes 4", "max_workers: &nodes 2").replace("    min_workers: 0\n    max_workers: 0", "    min_workers: 1\n    max_workers: 1", 1)
+    path = _write(tmp_path, text)
+    with pytest.raises(ClusterError) as exc:
+        load_cluster(path)
+    assert str(exc.value) == (f"{path}: max_workers: 2 is less than the node types' min_workers together "
+                              "(h100 3 + h100-spot 1 = 4): raise it or lower a min_workers")
+
+
 def test_a_missing_mount_that_is_no_wheel_is_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     text = H100.replace("  /tmp/slmray-dist: dist\n", "  /tmp/slmray-dist: dist\n  /home/ubuntu/data: corpus\n")

@@ -286,8 +286,11 @@ def _ray_validated(path: str, raw: dict) -> dict:
             ray_util.fill_node_type_min_max_workers(cfg)
         else:
             cfg = ray_util.prepare_config(copy.deepcopy(raw))
+        _check_min_workers(path, cfg)
         ray_util.validate_config(cfg)
         return cfg
+    except ClusterError:
+        raise
     except jsonschema.ValidationError as exc:
         raise ClusterError(path, *_schema_error(exc)) from None
     except (ValueError, RuntimeError, KeyError, TypeError, AssertionError, NotImplementedError) as exc:
@@ -296,6 +299,16 @@ def _ray_validated(path: str, raw: dict) -> dict:
         raise ClusterError(path, field, f"Ray rejects it: {type(exc).__name__}: {exc}") from None
     finally:
         quiet.setLevel(level)
+
+
+def _check_min_workers(path: str, cfg: dict) -> None:
+    """The node types' `min_workers` fit in the global `max_workers`.  Ray checks this too, but its
+    error names neither the node types nor the numbers."""
+    mins = {name: nt.get("min_workers", 0) for name, nt in cfg["available_node_types"].items() if nt.get("min_workers")}
+    if sum(mins.values()) > cfg["max_workers"]:
+        terms = " + ".join(f"{name} {n}" for name, n in mins.items())
+        raise ClusterError(path, "max_workers", f"{cfg['max_workers']} is less than the node types' min_workers together "
+                           f"({terms} = {sum(mins.values())}): raise it or lower a min_workers")
 
 
 def _schema_error(exc) -> tuple[str, str]:
