@@ -92,7 +92,8 @@ GPU_RATE_ROWS = ("sweep_h200x1.parquet", "sweep_h200x1_precision.parquet", "swee
 """Tables whose bf16 rows fit `gpu_rates` for their GPU types without calibration rows (the H200):
 its four sweeps before the small-batch grid, which stays held out (measured after the fit)."""
 HELD_OUT_TABLES = ("h200x1_small_batch.parquet", "h200x1_small_batch_compiled.parquet", "h200x1_heldout.parquet",
-                   "h100x1_heldout_b.parquet", "h100x1_heldout_r1.parquet", "h100x1_heldout_r2.parquet")
+                   "h100x1_heldout_b.parquet", "h200x1_heldout_b.parquet", "h100x1_heldout_r1.parquet",
+                   "h100x1_heldout_r2.parquet")
 """Tables measured after the constants and kept out of every fit and of the interval widths
 (`heldout_accuracy.py`), so the dry run against them (`dry_run_accuracy.py`) is held out whole: the
 H200's small-batch grids and the issue's bar sets (`search_spaces/h200x1_heldout.py`,
