@@ -24,6 +24,10 @@ def outputs(nb, mime):
     return [o["data"][mime] for c in nb.cells if c.cell_type == "code" for o in c.outputs if mime in o.get("data", {})]
 
 
+def printed(nb) -> str:
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs if o["output_type"] == "stream")
+
+
 def test_committed_notebook_has_one_parameter_cell_and_no_outputs():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nbformat.validate(nb)
@@ -47,18 +51,24 @@ def test_notebook_runs_on_the_cpu_sweep(smoke_sweep):
 
 @pytest.mark.notebook
 @pytest.mark.subprocess  # nbclient's kernel
-@pytest.mark.parametrize("parameters, shown, figures", [
+@pytest.mark.parametrize("parameters, shown, figures, why", [
     # the defaults: the committed H100 and H200 sweeps side by side, AWS prices
-    ({}, ("llama-100m", "llama-500m", "llama-1b", "llama-2b", "H200 / best"), 5),
-    ({"RESULTS": str(H100_BENCHMARK), "PRICES": "paper"}, ("llama-100m", "llama-2b", "pythia-1b"), 4),
+    ({}, ("llama-100m", "llama-500m", "llama-1b", "llama-2b", "H200 / best"), 5,
+     ("compile False", "strategy ddp", "num_gpus 1")),
+    # one GPU type on one GPU: the comparisons it cannot make say why instead of showing an empty table
+    ({"RESULTS": str(H100_BENCHMARK), "PRICES": "paper"}, ("llama-100m", "llama-2b", "pythia-1b"), 4,
+     ("strategy single", "num_gpus 1", "gpu_type H100-80GB", "gpu_type H100-80GB")),
     # the documented PRICES = "paper" on both GPU types: the paper prices no H200 (it crashed in gpu_type_effect)
-    ({"PRICES": "paper"}, ("llama-100m", "llama-500m", "llama-1b", "llama-2b"), 5),
+    ({"PRICES": "paper"}, ("llama-100m", "llama-500m", "llama-1b", "llama-2b"), 5,
+     ("compile False", "strategy ddp", "num_gpus 1")),
 ], ids=["h100-h200-sweeps", "h100-benchmark", "h100-h200-sweeps-paper"])
-def test_notebook_runs_on_the_committed_gpu_tables(parameters, shown, figures):
+def test_notebook_runs_on_the_committed_gpu_tables(parameters, shown, figures, why):
     nb = run_notebook(**parameters)
     html = "".join(outputs(nb, "text/html"))
     for text in shown:
         assert text in html
+    said = printed(nb)
+    assert sorted(line.split(" has ")[-1] for line in said.splitlines() if line.startswith("not shown:")) == sorted(why), said
     assert "fused / eager" in html and "smallest OOM batch" in html
     assert "<th>planner's pick</th>" in html and "<th>run $</th>" in html  # 8: planning a run (slmray.analysis.decision)
     assert "how sure" in html and "runner-up" in html  # the decision first (decision.summary_table)

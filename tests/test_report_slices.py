@@ -32,6 +32,14 @@ SLICES = {
 }
 
 
+SAID_INSTEAD = {  # what a slice's report says in place of the comparisons it cannot make
+    "sdpa only, two GPU types": ["FlashAttention (fused) vs eager attention, tokens/s: not shown, every trial that ran "
+                                 "has attention sdpa."],
+    "one model": ["DDP vs FSDP by model size and GPU count, tokens/s: not shown, every trial that ran has strategy ddp.",
+                  "Scaling with GPU count: not shown, every trial that ran has num_gpus 1."],
+}
+
+
 @pytest.mark.parametrize("name", list(SLICES))
 def test_a_narrow_table_gives_a_whole_report(tmp_path, name):
     df = SLICES[name]().reset_index(drop=True)
@@ -45,6 +53,9 @@ def test_a_narrow_table_gives_a_whole_report(tmp_path, name):
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == sorted(
         ["report.md", "report.html", *(p.name for p in report.figures)]
     )
+    assert "(no rows)" not in md.split("## Findings")[1].split("\n## ")[0]
+    for line in SAID_INSTEAD.get(name, []):
+        assert line in md
 
 
 def test_a_failed_report_leaves_no_folder_and_keeps_an_old_one(tmp_path, monkeypatch):
@@ -138,3 +149,14 @@ def test_an_old_tables_nulls_read_as_the_defaults_of_their_day(tmp_path):
         assert (df[name] == value).all(), name
     assert findings.row_keys(df, compared="attention") == findings.row_keys(load_results([str(H100_SWEEP)]),
                                                                            compared="attention")
+
+
+def test_what_a_comparison_says_when_it_has_no_rows():
+    from slmray.analysis.findings import nothing_compared
+
+    df = pd.DataFrame({"model": ["a", "b", "c"], "gpu_type": ["H100-80GB", "H200", "L4"],
+                       "status": ["ok", "oom", "failed"]})
+    assert nothing_compared(df, "gpu_type") == (
+        "no configuration ran with two values of gpu_type and every other setting equal")
+    assert nothing_compared(df[df["model"] != "b"], "gpu_type") == "every trial that ran has gpu_type H100-80GB"
+    assert nothing_compared(df[df["status"] == "failed"], "gpu_type") == "no trial ran"

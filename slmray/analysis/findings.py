@@ -59,6 +59,19 @@ def varies_gpu_count(df: pd.DataFrame) -> bool:
     return bool(len(ran)) and bool((ran.groupby(keys, dropna=False)["num_gpus"].nunique() > 1).any())
 
 
+def nothing_compared(df: pd.DataFrame, compared: str) -> str:
+    """Why a comparison of `compared` has no rows, in words a report or notebook shows in place of
+    an empty table: the table has one value of it, or no configuration ran with two of them and
+    everything else equal."""
+    ran = df[df["status"].isin(("ok", "oom"))] if "status" in df.columns else df
+    values = ran[compared].dropna().unique() if compared in ran.columns else []
+    if not len(ran):
+        return "no trial ran"
+    if len(values) <= 1:
+        return f"every trial that ran has {compared} {values[0] if len(values) else 'unset'}"
+    return f"no configuration ran with two values of {compared} and every other setting equal"
+
+
 def _varies(df: pd.DataFrame, column: str) -> bool:
     """Whether some model's trials differ in `column` (the GPU type: whether the table has several)."""
     if column == "gpu_type":
