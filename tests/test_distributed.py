@@ -116,3 +116,14 @@ def test_fsdp_trains_an_architecture_only_transformers_has_as_one_process(cli, t
     two = _losses(cli, *common, "--per-device-batch", "2", "--strategy", "fsdp", nproc=2)
     assert two == pytest.approx(one, rel=2e-5)
     assert one[-1] < one[0]
+
+
+def test_a_state_this_host_cannot_hold_is_refused_on_every_rank(cli):
+    """Both ranks agree to stop before building (one going on alone would wait in a collective)."""
+    out = cli("-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "slmray.train",
+              "--device", "cpu", "--model", "llama-2b", "--d-model", "16384", "--n-layer", "48", "--n-head", "64",
+              "--strategy", "fsdp", "--json", timeout=300)
+    assert "exitcode  : 3" in out.stderr, out.stderr[-2000:]  # each rank: status oom
+    result = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("{")))["result"]
+    assert result["status"] == "oom" and result["num_gpus"] == 2
+    assert "over its 2 processes here, at least 1020.6 GiB" in result["error"] and "sharded" in result["error"]

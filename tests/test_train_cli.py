@@ -65,6 +65,27 @@ def test_forced_out_of_memory_is_a_status_not_a_traceback(cli):
     assert result["tokens_per_s"] is None
 
 
+def test_a_cpu_run_whose_state_cannot_fit_is_refused_before_it_builds(cli):
+    # 48 blocks of d_model 16384 (llama-2b's MLP width): 68B parameters, 1 TiB of weights, gradients and AdamW's states.
+    # Built, it would have been killed by the kernel (SIGKILL: no message, no row) or refused by the allocator.
+    out = cli("-m", "slmray.train", "--device", "cpu", "--model", "llama-2b", "--d-model", "16384", "--n-layer", "48",
+              "--n-head", "64", "--json")
+    assert out.returncode == 3, out.stderr
+    result = json.loads(out.stdout)["result"]
+    assert result["status"] == "oom" and result["tokens_per_s"] is None
+    assert result["error"].startswith("out of memory: the run needs at least 1020.6 GiB") and "not started" in result["error"]
+    assert "building" not in out.stderr
+
+
+def test_training_state_counts_every_process_here_and_fsdp_shards():
+    from slmray.train.host_memory import training_state_bytes
+
+    assert training_state_bytes(1_000, world_size=1, sharded=False, processes_here=1) == 16_000
+    assert training_state_bytes(1_000, world_size=4, sharded=False, processes_here=4) == 64_000  # DDP: a copy each
+    assert training_state_bytes(1_000, world_size=4, sharded=True, processes_here=4) == 16_000   # FSDP: a share each
+    assert training_state_bytes(1_000, world_size=8, sharded=True, processes_here=4) == 8_000    # half the group here
+
+
 def test_cli_reports_throughput_and_loss(cli):
     out = cli("-m", "slmray.train", "--device", "cpu", "--seq-len", "64", "--steps", "3", "--repeats", "2",
               "--warmup-steps", "1", "--data", "stdlib", "--json")

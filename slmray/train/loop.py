@@ -27,7 +27,7 @@ import torch.distributed as dist
 from slmray import __version__, private_apis
 from slmray.catalog.gpus import canonical_gpu, detect_device_name
 from slmray.data.sources import BatchStream, make_batches
-from slmray.train import fp8, parallel
+from slmray.train import fp8, host_memory, parallel
 from slmray.train import loss as loss_kernels
 from slmray.train.config import TrainConfig, check_runs_on_cpu
 from slmray.train.deadline import Deadline, TimeLimitExceeded
@@ -176,6 +176,9 @@ def _run(
         gpu_type=canonical_gpu(device_name), n_params=cfg.model.num_params,
         flops_per_token=flops_per_token(cfg.model, cfg.seq_len), tokens_per_step=cfg.tokens_per_device_step * env.world_size,
     )
+    if not on_gpu and (short := _cpu_shortfall(cfg, env)):
+        result.status, result.error = "oom", short
+        return result
     say(f"building {cfg.model.name} ({cfg.model.num_params:,} parameters) on {env.world_size} x {result.gpu_type}")
     try:
         training = _build(cfg, env)
@@ -195,6 +198,18 @@ def _run(
         return result
     _summarise(cfg, env, result, durations, losses)
     return result
+
+
+def _cpu_shortfall(cfg: TrainConfig, env: parallel.DistEnv) -> str | None:
+    """`host_memory.shortfall`, agreed by every rank (each reads the free memory at its own moment;
+    one rank going on alone would wait in a collective forever)."""
+    short = host_memory.shortfall(cfg.model.num_params, env.world_size, cfg.strategy.startswith("fsdp"))
+    if env.world_size > 1:
+        anyone = torch.tensor([short is not None], dtype=torch.int32)
+        dist.all_reduce(anyone, op=dist.ReduceOp.MAX)
+        if anyone.item() and short is None:
+            short = "out of memory: another process of the run found too little free memory for its training state; not started"
+    return short
 
 
 @dataclass
