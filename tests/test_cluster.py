@@ -87,13 +87,16 @@ def test_spot_switched_on_changes_the_market_not_the_capacity(tmp_path):
 
 
 @pytest.mark.parametrize("made, todo", [
-    ([], "fill in <DLAMI_ID>, <ACCOUNT_ID>; build dist/slmray-0.1.0-py3-none-any.whl with pip wheel --no-deps -w dist ."),
-    (["dist/slmray-0.1.0-py3-none-any.whl"], "fill in <DLAMI_ID>, <ACCOUNT_ID>"),
-], ids=["wheel not built", "wheel built"])
+    (["pyproject.toml"], "fill in <DLAMI_ID>, <ACCOUNT_ID>; build dist/slmray-0.1.0-py3-none-any.whl with pip wheel "
+                         "--no-deps -w dist ."),
+    (["pyproject.toml", "dist/slmray-0.1.0-py3-none-any.whl"], "fill in <DLAMI_ID>, <ACCOUNT_ID>"),
+    ([], "fill in <DLAMI_ID>, <ACCOUNT_ID>; dist/slmray-0.1.0-py3-none-any.whl is not here: run ray up from the "
+         "repository root, after pip wheel --no-deps -w dist . there"),
+], ids=["wheel not built", "wheel built", "not at a checkout's root"])
 def test_validate_names_the_wheel_ray_up_would_miss(tmp_path, monkeypatch, capsys, made, todo):
     monkeypatch.chdir(tmp_path)  # ray up reads file_mounts' sources from where it runs
     for path in made:
-        (tmp_path / path).parent.mkdir(parents=True)
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_bytes(b"")
     run = call_main(capsys, cluster_main, "validate", str(CLUSTER / "h100.yaml"))
     assert run.returncode == 0 and run.stdout.rstrip().endswith(f"(before ray up: {todo})"), run.stdout
@@ -114,7 +117,7 @@ def test_a_missing_mount_that_is_no_wheel_is_named(tmp_path, monkeypatch):
     text = H100.replace("  /tmp/slmray-dist: dist\n", "  /tmp/slmray-dist: dist\n  /home/ubuntu/data: corpus\n")
     spec = load_cluster(_write(tmp_path, text))
     assert spec.missing_mounts == ("corpus", "dist/slmray-0.1.0-py3-none-any.whl")
-    assert "; make corpus, which file_mounts copies; build dist/slmray-0.1.0" in spec.before_ray_up()
+    assert "; make corpus, which file_mounts copies; dist/slmray-0.1.0-py3-none-any.whl is not here" in spec.before_ray_up()
 
 
 def _write(tmp_path: Path, text: str) -> str:

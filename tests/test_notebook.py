@@ -54,13 +54,13 @@ def test_notebook_runs_on_the_cpu_sweep(smoke_sweep):
 @pytest.mark.parametrize("parameters, shown, figures, why", [
     # the defaults: the committed H100 and H200 sweeps side by side, AWS prices
     ({}, ("llama-100m", "llama-500m", "llama-1b", "llama-2b", "H200 / best"), 5,
-     ("compile False", "strategy ddp", "num_gpus 1")),
+     ("compile off", "strategy ddp", "num_gpus 1")),
     # one GPU type on one GPU: the comparisons it cannot make say why instead of showing an empty table
     ({"RESULTS": str(H100_BENCHMARK), "PRICES": "paper"}, ("llama-100m", "llama-2b", "pythia-1b"), 4,
      ("strategy single", "num_gpus 1", "gpu_type H100-80GB", "gpu_type H100-80GB")),
     # the documented PRICES = "paper" on both GPU types: the paper prices no H200 (it crashed in gpu_type_effect)
     ({"PRICES": "paper"}, ("llama-100m", "llama-500m", "llama-1b", "llama-2b"), 5,
-     ("compile False", "strategy ddp", "num_gpus 1")),
+     ("compile off", "strategy ddp", "num_gpus 1")),
 ], ids=["h100-h200-sweeps", "h100-benchmark", "h100-h200-sweeps-paper"])
 def test_notebook_runs_on_the_committed_gpu_tables(parameters, shown, figures, why):
     nb = run_notebook(**parameters)

@@ -33,10 +33,14 @@ SLICES = {
 
 
 SAID_INSTEAD = {  # what a slice's report says in place of the comparisons it cannot make
-    "sdpa only, two GPU types": ["FlashAttention (fused) vs eager attention, tokens/s: not shown, every trial that ran "
-                                 "has attention sdpa."],
-    "one model": ["DDP vs FSDP by model size and GPU count, tokens/s: not shown, every trial that ran has strategy ddp.",
-                  "Scaling with GPU count: not shown, every trial that ran has num_gpus 1."],
+    "sdpa only, two GPU types": ["FlashAttention (fused) vs eager attention, tokens/s (not shown: every trial that "
+                                 "ran has attention sdpa)."],
+    "one model": ["DDP vs FSDP by model size and GPU count, tokens/s (not shown: every trial that ran has strategy ddp).",
+                  "Scaling with GPU count: tokens/s, tokens per $, efficiency (not shown: every trial that ran has "
+                  "num_gpus 1).",
+                  "torch.compile off and on, tokens/s (not shown: every trial that ran has compile off).",
+                  "bf16 vs FP8 (torchao.float8) at the same configuration: tokens/s, peak GiB (not shown: every trial "
+                  "that ran has precision bf16)."],
 }
 
 
@@ -156,7 +160,8 @@ def test_what_a_comparison_says_when_it_has_no_rows():
 
     df = pd.DataFrame({"model": ["a", "b", "c"], "gpu_type": ["H100-80GB", "H200", "L4"],
                        "status": ["ok", "oom", "failed"]})
-    assert nothing_compared(df, "gpu_type") == (
-        "no configuration ran with two values of gpu_type and every other setting equal")
+    assert nothing_compared(df, "gpu_type") == "no two trials differ in gpu_type alone, at the settings a row holds fixed"
     assert nothing_compared(df[df["model"] != "b"], "gpu_type") == "every trial that ran has gpu_type H100-80GB"
     assert nothing_compared(df[df["status"] == "failed"], "gpu_type") == "no trial ran"
+    assert nothing_compared(df, "strategy") == "the table has no strategy column"
+    assert nothing_compared(df.assign(precision=None), "precision") == "every trial that ran has precision bf16"

@@ -82,8 +82,40 @@ def test_training_state_counts_every_process_here_and_fsdp_shards():
 
     assert training_state_bytes(1_000, world_size=1, sharded=False, processes_here=1) == 16_000
     assert training_state_bytes(1_000, world_size=4, sharded=False, processes_here=4) == 64_000  # DDP: a copy each
-    assert training_state_bytes(1_000, world_size=4, sharded=True, processes_here=4) == 16_000   # FSDP: a share each
-    assert training_state_bytes(1_000, world_size=8, sharded=True, processes_here=4) == 8_000    # half the group here
+    assert training_state_bytes(1_000, world_size=2, sharded=True, processes_here=2) == 16_000   # FSDP: a share each
+    assert training_state_bytes(1_000, world_size=16, sharded=True, processes_here=8) == 32_000  # but builds it whole
+
+
+def _machine(tmp_path, cgroup_line: str, files: dict[str, str], available_kib: int | None = 8 * 1024 * 1024):
+    proc, cgroup = tmp_path / "proc", tmp_path / "cgroup"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self" / "cgroup").write_text(cgroup_line + "\n")
+    if available_kib is not None:
+        (proc / "meminfo").write_text(f"MemTotal: 99999999 kB\nMemAvailable: {available_kib} kB\n")
+    for path, text in files.items():
+        (cgroup / path).parent.mkdir(parents=True, exist_ok=True)
+        (cgroup / path).write_text(text)
+    return proc, cgroup
+
+
+@pytest.mark.parametrize("cgroup_line, files, available_kib, gib", [
+    ("0::/", {"memory.max": "max\n"}, 8 * 1024 * 1024, 8),                               # v2, no limit
+    ("0::/job/step", {"job/memory.max": "2147483648\n", "job/step/memory.max": "max"}, 8 * 1024 * 1024, 2),  # a parent's
+    ("0::/other", {"memory.max": "4294967296"}, 8 * 1024 * 1024, 4),                     # own folder not mounted: the root's
+    ("4:memory:/docker/abc", {"memory/docker/abc/memory.limit_in_bytes": "1073741824"}, 8 * 1024 * 1024, 1),  # v1
+    ("4:memory:/", {"memory/memory.limit_in_bytes": "9223372036854771712"}, 8 * 1024 * 1024, 8),  # v1's "none"
+    ("0::/", {"memory.max": "3221225472"}, None, 3),                                     # no meminfo
+], ids=["v2-max", "v2-parent", "v2-root", "v1", "v1-none", "no-meminfo"])
+def test_free_memory_is_the_lowest_of_the_machine_and_its_cgroups(tmp_path, cgroup_line, files, available_kib, gib):
+    from slmray.train.host_memory import GIB, available_bytes
+
+    assert available_bytes(*_machine(tmp_path, cgroup_line, files, available_kib)) == gib * GIB
+
+
+def test_free_memory_unreadable_checks_nothing(tmp_path):
+    from slmray.train.host_memory import available_bytes
+
+    assert available_bytes(tmp_path / "proc", tmp_path / "cgroup") is None
 
 
 def test_cli_reports_throughput_and_loss(cli):

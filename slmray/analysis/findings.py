@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from slmray.analysis.costs import best_over
@@ -61,15 +62,29 @@ def varies_gpu_count(df: pd.DataFrame) -> bool:
 
 def nothing_compared(df: pd.DataFrame, compared: str) -> str:
     """Why a comparison of `compared` has no rows, in words a report or notebook shows in place of
-    an empty table: the table has one value of it, or no configuration ran with two of them and
-    everything else equal."""
+    an empty table: the table has one value of it, or no two trials differ in it alone."""
     ran = df[df["status"].isin(("ok", "oom"))] if "status" in df.columns else df
-    values = ran[compared].dropna().unique() if compared in ran.columns else []
     if not len(ran):
         return "no trial ran"
-    if len(values) <= 1:
-        return f"every trial that ran has {compared} {values[0] if len(values) else 'unset'}"
-    return f"no configuration ran with two values of {compared} and every other setting equal"
+    if compared not in ran.columns:
+        return f"the table has no {compared} column"
+    values = ran[compared].dropna().unique()
+    if not len(values) and compared in ROW_DEFAULTS:  # a table from before the column: its default
+        values = [ROW_DEFAULTS[compared]]
+    if len(values) == 1:
+        value = values[0]
+        if isinstance(value, (bool, np.bool_)):  # compile, activation checkpointing: as the tables write them
+            value = "on" if value else "off"
+        return f"every trial that ran has {compared} {value}"
+    return f"no two trials differ in {compared} alone, at the settings a row holds fixed"
+
+
+def shown(df: pd.DataFrame, compared: str, table: pd.DataFrame) -> pd.DataFrame | None:
+    """A notebook cell's comparison: `table`, or where it has no rows the line saying why, printed."""
+    if len(table):
+        return table
+    print(f"not shown: {nothing_compared(df, compared)}")
+    return None
 
 
 def _varies(df: pd.DataFrame, column: str) -> bool:
@@ -178,8 +193,11 @@ def gpu_scaling(df: pd.DataFrame) -> pd.DataFrame:
     and compile where the table varies them), with the scaling efficiency.
 
     Efficiency at n GPUs: tokens/s over n times the per-GPU tokens/s at the smallest count run
-    with the same everything else (1.0 is linear scaling).
+    with the same everything else (1.0 is linear scaling).  No rows where no configuration ran on
+    two GPU counts: efficiencies of 1.0 would compare nothing.
     """
+    if not varies_gpu_count(df):
+        return pd.DataFrame()
     group = row_keys(df, "gpu_type", compared="num_gpus")
     keys = [*group, "num_gpus"]
     speed = best_over(df, "tokens_per_s", keys)
@@ -350,16 +368,16 @@ def _best_row_values(table: pd.DataFrame, model: str) -> pd.Series:
     return values.loc[best.idxmax()]
 
 
-def precision_effect(df: pd.DataFrame) -> pd.DataFrame | None:
+def precision_effect(df: pd.DataFrame) -> pd.DataFrame:
     """bf16 against FP8 like with like: per model, GPU type, batch, sequence length, attention,
     activation checkpointing and compile (those a row holds fixed), tokens/s in each precision,
-    each FP8 recipe over bf16, and peak memory (GiB) in each.  None where the table has no FP8 trial.
-    A table from before the `precision` column (null) ran in bf16."""
+    each FP8 recipe over bf16, and peak memory (GiB) in each.  No rows where the table has no FP8
+    trial.  A table from before the `precision` column (null) ran in bf16."""
     if "precision" not in df.columns:
-        return None
+        return pd.DataFrame()
     df = df.assign(precision=df["precision"].fillna(ROW_DEFAULTS["precision"]))
     if not df["precision"].map(is_fp8).any():
-        return None
+        return pd.DataFrame()
     keys = [k for k in ("activation_checkpointing", "compile") if k in df.columns and df[k].nunique() > 1]
     rows = row_keys(df, "gpu_type", "per_device_batch", "seq_len", "attention", *keys, compared="precision")
     rows = list(dict.fromkeys(rows))

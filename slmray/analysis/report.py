@@ -166,42 +166,31 @@ def _findings(df: pd.DataFrame, money: str) -> Section:
         f"{', '.join(findings.held_fixed(df, None)) or 'none'}); each cell is the best ok trial over the per-device "
         "batch, except in the GPU-type tables, which hold the batch equal too. Rows where only one side ran compare "
         "nothing and are left out.")
-    comparisons = [("FlashAttention (fused) vs eager attention, tokens/s", "attention",
-                    findings.attention_effect(df, rows=attention_rows))]
-    if findings.mixes_compile(df):
-        comparisons.append(("torch.compile off and on, tokens/s", "compile", findings.compile_effect(df)))
-    if (precision := findings.precision_effect(df)) is not None:
-        comparisons.append(("bf16 vs FP8 (torchao.float8) at the same configuration: tokens/s, peak GiB", "precision",
-                            precision))
     by_gpu_type = findings.row_keys(df, "per_device_batch", compared="gpu_type")
-    comparisons += [
+    comparisons = [
+        ("FlashAttention (fused) vs eager attention, tokens/s", "attention",
+         findings.attention_effect(df, rows=attention_rows)),
+        ("torch.compile off and on, tokens/s", "compile", findings.compile_effect(df)),
+        ("bf16 vs FP8 (torchao.float8) at the same configuration: tokens/s, peak GiB", "precision",
+         findings.precision_effect(df)),
         ("MFU (against the BF16 peak, FP8 runs too) by attention backend", "attention",
          findings.grid(df, "mfu", attention_rows, "attention")),
         ("DDP vs FSDP by model size and GPU count, tokens/s", "strategy",
          findings.strategy_effect(df, rows=findings.row_keys(df, "num_gpus", compared="strategy"))),
-    ]
-    if findings.varies_gpu_count(df):
-        comparisons.append(("Scaling with GPU count: tokens/s, tokens per $, efficiency", "num_gpus",
-                            findings.gpu_scaling(df)))
-    else:
-        comparisons.append(("Scaling with GPU count", "num_gpus", pd.DataFrame()))
-    comparisons += [
+        ("Scaling with GPU count: tokens/s, tokens per $, efficiency", "num_gpus", findings.gpu_scaling(df)),
         (f"Per-device batch size, {plots.label(money)}", "per_device_batch",
          findings.batch_effect(df, money, findings.row_keys(df, compared="per_device_batch"))),
         ("Out-of-memory boundary: largest batch that ran, smallest that did not", "per_device_batch",
          findings.oom_boundary(df)),
+        (f"GPU type at equal settings and batch, {plots.label(money)}", "gpu_type",
+         findings.gpu_type_effect(df, money, by_gpu_type)),
     ]
-    if findings.mixes_gpu_types(df):
-        comparisons.append((f"GPU type at equal settings and batch, {plots.label(money)}", "gpu_type",
-                            findings.gpu_type_effect(df, money, by_gpu_type)))
-        if money != "tokens_per_s":  # without prices the table above is this one already
-            comparisons.append(("GPU type at equal settings and batch, tokens/s", "gpu_type",
-                                findings.gpu_type_effect(df, "tokens_per_s", by_gpu_type)))
-    else:
-        comparisons.append(("GPU type at equal settings and batch", "gpu_type", pd.DataFrame()))
+    if money != "tokens_per_s" and not comparisons[-1][2].empty:  # without prices the table above is this one
+        comparisons.append(("GPU type at equal settings and batch, tokens/s", "gpu_type",
+                            findings.gpu_type_effect(df, "tokens_per_s", by_gpu_type)))
     for caption, compared, table in comparisons:
         if table.empty:
-            section.text.append(f"{caption}: not shown, {findings.nothing_compared(df, compared)}.")
+            section.text.append(f"{caption} (not shown: {findings.nothing_compared(df, compared)}).")
         else:
             section.tables.append((caption, table))
     return section

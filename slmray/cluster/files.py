@@ -109,9 +109,13 @@ class ClusterSpec:
         """What is left to do before `ray up`, in one line; empty when nothing is."""
         todo = [f"fill in {', '.join(self.placeholders)}"] if self.placeholders else []
         for source in self.missing_mounts:
-            wheel = _SLMRAY_WHEEL.fullmatch(Path(source).name)
-            folder = Path(source).parent.as_posix()
-            todo.append(f"build {source} with pip wheel --no-deps -w {folder} ." if wheel else f"make {source}, which file_mounts copies")
+            build = f"pip wheel --no-deps -w {Path(source).parent.as_posix()} ."
+            if not _SLMRAY_WHEEL.fullmatch(Path(source).name):
+                todo.append(f"make {source}, which file_mounts copies")
+            elif Path("pyproject.toml").is_file():  # at a checkout's root, where ray up reads the sources
+                todo.append(f"build {source} with {build}")
+            else:
+                todo.append(f"{source} is not here: run ray up from the repository root, after {build} there")
         return "; ".join(todo)
 
     @property

@@ -201,14 +201,13 @@ def _run(
 
 
 def _cpu_shortfall(cfg: TrainConfig, env: parallel.DistEnv) -> str | None:
-    """`host_memory.shortfall`, agreed by every rank (each reads the free memory at its own moment;
-    one rank going on alone would wait in a collective forever)."""
+    """`host_memory.shortfall`, the same on every rank: each reads its host's free memory at its own
+    moment, and one rank going on alone would wait in a collective forever."""
     short = host_memory.shortfall(cfg.model.num_params, env.world_size, cfg.strategy.startswith("fsdp"))
     if env.world_size > 1:
-        anyone = torch.tensor([short is not None], dtype=torch.int32)
-        dist.all_reduce(anyone, op=dist.ReduceOp.MAX)
-        if anyone.item() and short is None:
-            short = "out of memory: another process of the run found too little free memory for its training state; not started"
+        every = [None] * env.world_size
+        dist.all_gather_object(every, short)
+        short = next((s for s in every if s), None)
     return short
 
 
