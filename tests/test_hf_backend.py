@@ -148,3 +148,25 @@ def test_a_space_refuses_a_transformers_export_no_architecture_has_before_any_tr
     SearchSpace(**kwargs, backend=["native"])  # the native model builds it
     with pytest.raises(ConfigError, match="^backend: both: no transformers architecture has both q/k/v biases and a q/k norm"):
         SearchSpace(**kwargs, backend=["native", "transformers"])
+
+
+@pytest.mark.subprocess
+def test_a_dry_run_without_transformers_says_its_estimate_needs_it(tmp_path):
+    """A dry run needs no package a trial alone imports, but predicting a transformers-backend trial
+    counts the ops of Transformers' own model: without it, one line and exit 2, not a traceback."""
+    import subprocess
+    import sys
+
+    space = tmp_path / "space.py"
+    space.write_text('from slmray.space import SearchSpace\nSPACE = SearchSpace(model=["smollm2-360m"], '
+                     'per_device_batch=[8], num_gpus=[1], gpu_type=["H100-80GB"], attention=["sdpa"], '
+                     'strategy=["single"], backend=["transformers"], seq_len=1024)\n')
+    code = ("import sys; sys.modules['transformers'] = None; from slmray.tune import main; "
+            f"sys.exit(main([{str(space)!r}, '--dry-run', '--storage', {str(tmp_path / 'store')!r}]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "SLMRAY_CACHE": str(tmp_path / "cache")})
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines()[-1] == (
+        "error: backend: transformers: predicting these trials counts the ops of Transformers' own model, which "
+        "needs transformers here too: pip install 'slmray[hf]' (or drop the backend)"), out.stderr
+    assert "Traceback" not in out.stderr

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import os
 import tempfile
@@ -259,6 +260,9 @@ def _transformers(architecture: str, kind: str, layers: int):
     from slmray.train.hf_backend import TransformersLM, attn_implementation, auto_config, causal_lm, hf_config
     from slmray.train.loss import get_loss
 
+    if importlib.util.find_spec("transformers") is None:  # a dry run on a machine that will not train
+        raise ConfigError("backend: transformers: predicting these trials counts the ops of Transformers' own model, "
+                          "which needs transformers here too: pip install 'slmray[hf]' (or drop the backend)")
     fields = json.loads(architecture)
     native = "family" in fields  # a native family's tiny ModelConfig, else a config.json
     name = fields["name"] if native else str(fields.get("_name_or_path") or fields["model_type"])

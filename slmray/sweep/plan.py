@@ -12,6 +12,7 @@ from typing import Any, Callable
 from slmray.catalog.prices import PriceBook
 from slmray.catalog.rent import Rental, rent
 from slmray.predict.calibration import Correction, Regime
+from slmray.errors import UserError
 from slmray.predict.estimate import Estimate, estimate
 from slmray.predict.overheads import COMPILE_S, ISOLATED_TRIAL_OVERHEAD_S, TRIAL_OVERHEAD_S
 from slmray.sweep.capacity import Capacity
@@ -126,6 +127,8 @@ def plan_trial(
             try:
                 estimates[link] = estimate(cfg, gpu_type, num_gpus, gpus_per_node=gpus_per_node,
                                            inter_node_gbps=inter_node_gbps, fabric=fabric)
+            except UserError:  # input only the user can mend (a package the estimate needs): said, not a "?"
+                raise
             except ValueError:  # a GPU the estimator has no specs for (a new model)
                 estimates[link] = None
         return estimates.get(link)
