@@ -23,7 +23,7 @@ from slmray.catalog.prices import PriceBook
 from slmray.core.objective import Objective
 from slmray.results.table import SCHEMA, read_table, read_tables, write_table
 
-from analysis_fixtures import H100_BENCHMARK, H100_CSV, H100_SWEEP, H200_SWEEP, REPO, cpu_sweep_table
+from analysis_fixtures import H100_BENCHMARK, H100_CSV, H100_SWEEP, H200_SWEEP, REPO, RESULTS, cpu_sweep_table
 
 OBJECTIVES = [Objective.parse("max:tokens_per_s"), Objective.parse("min:usd_per_btok")]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -439,3 +439,15 @@ def test_every_price_profile_on_the_two_gpu_type_sweeps_gives_a_report(cli, tmp_
         if model in alternatives:
             *_, alt_usd, alt_sure, _ = alternatives[model]
             assert alt_usd != "-" and alt_sure.startswith("predicted"), alternatives[model]
+
+
+@pytest.mark.parametrize("flags, said", [
+    ([], True), (["--prices", "aws"], False), (["--prices", "aws", "--per-gpu-pricing"], False),
+], ids=["recorded", "aws", "aws-per-gpu"])
+def test_a_table_billed_per_gpu_says_why_the_planner_costs_more(tmp_path, flags, said):
+    """The H200 set B sweep ran on one lent GPU and recorded one H200's share of a p5en.48xlarge; the
+    planner rents the whole instance: the report says why the same configuration costs 8x there."""
+    table = RESULTS / "heldout" / "h200x1_heldout_b.parquet"
+    assert main([str(table), "--out", str(tmp_path / "r"), *flags]) == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert ("The trials recorded the price of the GPUs they used, a share of an instance" in md) == said

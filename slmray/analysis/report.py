@@ -32,6 +32,7 @@ from slmray.catalog.prices import PriceBook
 from slmray.planning.assumptions import DEFAULT_TOKENS_PER_PARAM
 from slmray.planning.rank import DEFAULT_OBJECTIVES as PLANNER_OBJECTIVES
 from slmray.planning.rank import DEFAULT_TOLERANCE, describe
+from slmray.planning.run import billed_gpu_shares
 
 DEFINITIONS = (
     "tokens/s: global training tokens per second over the measured steps (warm-up excluded), from the trainer.",
@@ -127,6 +128,11 @@ def _decision(df: pd.DataFrame, objectives: Sequence[Objective], tokens_per_para
                "`measured` where a table ran the option, else `predicted` "
                "with its 80% interval. Where it differs from the pick, read the two together: the pick is the best "
                "measured under the objectives, the planner's the best run for the money, possibly unmeasured.")
+    if not (book is not None and book.per_gpu) and billed_gpu_shares(df):
+        planner += (" The trials recorded the price of the GPUs they used, a share of an instance that holds more "
+                    "(as on a machine one has); the planner rents whole instances, idle GPUs included, so the same "
+                    "configuration can cost it several times the pick's run $ (with --prices PROFILE --per-gpu-pricing "
+                    "both bill the GPUs used).")
     pick = Section("Decision: what to pick, per model", [lead, planner],
                    [("The pick per model, measured tokens/s held for the whole run", table),
                     ("The planner's run per model", decision.planner_table(decided))])

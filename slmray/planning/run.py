@@ -109,6 +109,20 @@ def recorded_prices(df: pd.DataFrame) -> PriceBook:
     return PriceBook(RECORDED, prices)
 
 
+def billed_gpu_shares(df: pd.DataFrame) -> bool:
+    """Whether every priced row paid its GPUs' share of a catalog instance that holds more GPUs than
+    it used (a sweep on machines it was given, such as one lent GPU, bills the GPUs it uses), where
+    `recorded_prices` plans whole instances: the same configuration then costs more in a plan."""
+    priced = df.dropna(subset=["price_per_hour_usd", "gpu_type"])
+    if not len(priced) or "price_source" not in priced:
+        return False
+    entries = {e.price().source: e for e in catalog()}
+    rows = [(entries.get(s), p, n) for s, p, n in zip(priced["price_source"], priced["price_per_hour_usd"].astype(float),
+                                                      priced["num_gpus"].astype(int))]
+    return all(e is not None and math.isclose(p, e.usd_per_gpu_hour * n, rel_tol=1e-6) for e, p, n in rows) and any(
+        e.gpus > n for e, _, n in rows)
+
+
 def check_model(model: str | ModelConfig) -> ModelConfig:
     """`model`'s shape: a ModelConfig as it is, a name through `slmray.train.presets.get_model`;
     a PlanError naming --model where it resolves to none."""
