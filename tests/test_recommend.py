@@ -584,6 +584,9 @@ def test_json_carries_the_priced_alternative_where_the_measured_pick_has_no_pric
     assert all(alt["config"][k] == found["measured"]["config"][k] for k in like)
     text = run(capsys, *SWEEPS, "--model", "llama-2b", "--tokens-per-param", "20", "--prices", "paper")[1]
     assert f"{_money(alt['cost_usd'])} for the run ({_money(alt['cost_usd_low'])}-{_money(alt['cost_usd_high'])})" in text
+    assert "paper prices. The paper profile's prices are relative (A100-40GB GPU-hour = 1), so '$' reads" in text
+    aws = run(capsys, *SWEEPS, "--model", "llama-2b", "--tokens-per-param", "20", "--prices", "aws")[1]
+    assert "relative" not in aws
 
 
 def test_a_one_gpu_option_anchored_on_another_strategy_takes_the_predicted_difference(capsys):

@@ -10,6 +10,7 @@ import argparse
 import sys
 import warnings
 
+from slmray.catalog.prices import unit_note
 from slmray.cli import add_price_arguments, exits_2_on_user_error, priced_tables
 from slmray.cli import parser as new_parser
 from slmray.errors import UserError
@@ -71,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         df, book, repriced = priced_tables(args, df, recorded_prices(df))
     if repriced:
         notes.append(repriced)
-        if book.profile == "paper" and args.prices:
-            notes.append("The paper profile's prices are relative (A100-40GB GPU-hour = 1), so '$' reads 'A100-40GB-hours'.")
+        if unit_note(book.profile) and args.prices:
+            notes.append(unit_note(book.profile))
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
         notes.append(str(w.message))

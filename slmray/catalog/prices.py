@@ -55,6 +55,13 @@ CATALOG_COLUMNS = {
 """prices.csv's columns and their types."""
 
 
+def unit_note(profile: str) -> str:
+    """What '$' means at a profile's prices, where it is not dollars (the paper's); empty otherwise."""
+    if profile != "paper":
+        return ""
+    return "The paper profile's prices are relative (A100-40GB GPU-hour = 1), so '$' reads 'A100-40GB-hours'."
+
+
 class PriceError(UserError):
     """A price profile, file or override that cannot be used; the message names it."""
 

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from slmray.catalog.prices import unit_note
 from slmray.planning.alternative import Alternative, choose, unpriced_measured
 from slmray.planning.options import CONFIG
 from slmray.planning.rank import describe
@@ -392,7 +393,7 @@ def lever_lines(d: Decision) -> list[str]:
 def ranking_line(d: Decision) -> str:
     return (f"Ranked by {describe(d.objectives, d.tolerance)} (--rank-by, --tolerance); "
             f"{'per GPU-hour prices (--per-gpu-pricing)' if d.per_gpu else 'priced by the instances that hold the GPUs, idle ones included'}, "
-            f"{d.profile} prices.")
+            f"{d.profile} prices.{' ' + unit_note(d.profile) if unit_note(d.profile) else ''}")
 
 
 def render_summary(decisions: list[Decision]) -> str:
