@@ -57,7 +57,10 @@ def test_the_summary_comes_first_and_each_trial_only_with_verbose(space, tmp_pat
     assert "p5.48xlarge, 8 GPUs, 4 idle" in shapes["H100-80GB", "4"] or "4 x p5.4xlarge" in shapes["H100-80GB", "4"]
     total = float(next(line for line in lines if line.startswith("estimate:")).split("$")[1].replace(",", ""))
     per_model = sum(float(r[5].replace(",", "")) for r in rows.values())
-    assert total == pytest.approx(per_model, abs=0.05 + 4 * 42 / 3600 * 63.296)  # plus the warm groups' starts
+    counted = next(line for line in lines if line.startswith("counted: "))
+    starts = int(counted.split(" warm worker-group")[0].split()[-1])  # up to as many of a shape as run at once
+    assert 4 < starts <= 4 * 8, counted  # four shapes, each with up to its trials' groups
+    assert per_model < total <= per_model + 0.05 + starts * 42 / 3600 * 63.296  # plus the warm groups' starts
     assert any(line.startswith("at once: up to ") and "wall-clock about" in line for line in lines)
     assert any(line.startswith("not counted: node start-up") for line in lines)
     billing = next(line for line in lines if line.startswith("billing: "))
@@ -193,3 +196,24 @@ def test_on_a_cluster_that_is_up_the_trials_share_its_nodes(tmp_path, capsys):
     rows = pcsv.read_csv(out).to_pylist()
     assert rows and all(r["price_per_hour_usd"] == pytest.approx(55.04 / 8 * r["num_gpus"]) for r in rows)
     assert {r["instances"] for r in rows} == {"1 GPU of a p5.48xlarge (a cluster's, shared)"}
+
+
+def test_a_shape_starts_as_many_warm_groups_as_its_trials_run_at_once(tmp_path):
+    """The pool starts a group for each waiting trial of a shape no idle group takes, up to the
+    trials run at once: a dry run counts those starts, not one a shape."""
+    from slmray.sweep.plan import group_starts
+
+    path = tmp_path / "space.py"
+    path.write_text(SPACE)
+    space = load_space(str(path), packages=False)
+    plan = [p for p in make_plan(space, named_capacity(space), PriceBook.load("aws"), prune=True) if not p.pruned]
+    shapes = {}
+    for p in plan:
+        shapes.setdefault((p.trial.num_gpus, p.gpu_type), []).append(p)
+    one_h200 = len(shapes[1, "H200"])
+    assert one_h200 >= 3
+    assert [p.gpu_type for p in group_starts(plan)].count("H200") == 2  # one a shape: 1 and 4 GPUs
+    counted = group_starts(plan, concurrency=3, gpus={"H200": 8, "H100-80GB": 8})
+    assert sum((p.trial.num_gpus, p.gpu_type) == (1, "H200") for p in counted) == min(3, one_h200)
+    narrow = group_starts(plan, concurrency=3, gpus={"H200": 4, "H100-80GB": 4})  # one 4-GPU group of each fits
+    assert sum((p.trial.num_gpus, p.gpu_type) == (4, "H200") for p in narrow) == 1

@@ -387,7 +387,8 @@ def test_every_shipped_space_dry_runs_here_on_the_gpus_it_names(sweep, tmp_path,
     gpus = {r[4] for r in rows}
     if space.gpu_type:
         assert gpus == set(space.gpu_type), gpus
-        usd = float(next(line for line in out.stdout.splitlines() if line.startswith("estimate:")).split("$")[1])
+        usd = float(next(line for line in out.stdout.splitlines() if line.startswith("estimate:")).split("$")[1]
+                    .replace(",", ""))
         assert usd > 0, out.stdout  # the shipped GPU spaces price with a profile that has their GPUs
     else:
         from slmray.sweep.capacity import local_capacity

@@ -163,11 +163,15 @@ def make_plan(
             for t in space.trials()]
 
 
-def group_starts(plan: list[PlannedTrial]) -> list[PlannedTrial]:
-    """One trial per warm group the plan's run trials need (the first of each shape: number of
-    GPUs and GPU type), each standing for that group's start (`GROUP_START_S`)."""
-    firsts: dict[tuple, PlannedTrial] = {}
+def group_starts(plan: list[PlannedTrial], concurrency: int = 1, gpus: dict[str | None, int] | None = None) -> list[PlannedTrial]:
+    """The warm groups the plan's run trials may start, each as the first trial of its shape (number
+    of GPUs and GPU type) standing for that group's start (`GROUP_START_S`): of each shape as many as
+    its trials can run at once (the sweep's pool starts a group for each waiting trial no idle group
+    takes, up to `concurrency` of a shape), at most its trials and the GPUs of its type in `gpus`
+    allow (None: one group a shape)."""
+    shapes: dict[tuple, list[PlannedTrial]] = {}
     for p in plan:
         if not p.pruned:
-            firsts.setdefault((p.trial.num_gpus, p.gpu_type), p)
-    return list(firsts.values())
+            shapes.setdefault((p.trial.num_gpus, p.gpu_type), []).append(p)
+    return [trials[0] for (num_gpus, gpu_type), trials in shapes.items()
+            for _ in range(min(len(trials), concurrency, max(1, (gpus or {}).get(gpu_type, num_gpus) // num_gpus)))]
