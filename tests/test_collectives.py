@@ -30,7 +30,7 @@ def cfg(model="llama-1b", **kw) -> TrainConfig:
 
 def test_ring_collectives_by_hand():
     # 16 GPUs on 2 nodes: 30 ring steps of an all-reduce, 2 of them across the network; the
-    # network's 50 GB/s per GPU at 80% is the slowest link
+    # node's network, 50 GB/s at 80%, is the slowest link
     latency = BASE_LATENCY_S + 28 * STEP_LATENCY_S["nvlink"] + 2 * STEP_LATENCY_S["efa"]
     assert TWO_NODES.all_reduce_s(1e9) == pytest.approx(latency + 2 * 15 / 16 * 1e9 / 40e9)
     gather = BASE_LATENCY_S + 14 * STEP_LATENCY_S["nvlink"] + STEP_LATENCY_S["efa"] + 15 / 16 * 1e9 / 40e9
@@ -38,6 +38,19 @@ def test_ring_collectives_by_hand():
     one_node = Network(8, 8, "nvlink", 450.0)
     assert one_node.all_gather_s(1e9) == pytest.approx(BASE_LATENCY_S + 7 * 3.4e-6 + 7 / 8 * 1e9 / 360e9)
     assert Network(1, 8, "nvlink", 450.0).all_reduce_s(1e9) == 0.0
+
+
+def test_a_node_sends_across_over_all_its_nics():
+    """NCCL spreads its rings over a node's NICs: a p4d's 400 Gb/s are 50 GB/s for the ring across
+    nodes, not a GPU's eighth of them, which had put llama-1b under DDP at batch 8 on two p4d at a
+    fifth of its rate on one (a one-node run hides its all-reduce behind backward)."""
+    from slmray.predict.estimate import network
+
+    two = network(spec_for("A100-40GB"), 16, 8, 400, "efa")
+    assert (two.inter, two.inter_gb_s) == ("efa", 50.0)
+    c = cfg(strategy="ddp", per_device_batch=8, attention="sdpa-flash")
+    one_node, two_nodes = (estimate(c, "A100-40GB", n, gpus_per_node=8, inter_node_gbps=400, fabric="efa") for n in (8, 16))
+    assert 0.85 < (two_nodes.tokens_per_s / 16) / (one_node.tokens_per_s / 8) < 1.0
 
 
 def test_fsdp_pays_a_latency_per_block():

@@ -147,13 +147,13 @@ def test_table_corrections_count_host_bound_rows_without_fitting_on_them(sweeps)
 
 def test_a_multi_gpu_row_is_host_bound_as_its_one_gpu_configuration_is(sweeps):
     """The planner applies corrections to one-GPU rates, so a row is classed by its one-GPU estimate:
-    this step's host share is above the line on one GPU and below it on 16 (communication added)."""
+    this step's host share is above the line on one GPU and below it on 128 (communication added)."""
     cfg = TrainConfig(model=get_model("llama-100m"), per_device_batch=6, seq_len=1024, attention="sdpa", strategy="ddp")
-    assert estimate(cfg, "H100-80GB", 1).host_share >= 0.2 > estimate(cfg, "H100-80GB", 16).host_share
+    assert estimate(cfg, "H100-80GB", 1).host_share >= 0.2 > estimate(cfg, "H100-80GB", 128).host_share
     before = fit_table_corrections(sweeps)["H100-80GB"]
     ok = sweeps[(sweeps["gpu_type"] == "H100-80GB") & (sweeps["status"] == "ok")]
     wide = ok.iloc[:1].assign(model="llama-100m", per_device_batch=6, attention="sdpa", compile=False, strategy="ddp",
-                              num_gpus=16, tokens_per_s=1000.0)
+                              num_gpus=128, tokens_per_s=1000.0)
     after = fit_table_corrections(pd.concat([sweeps, wide], ignore_index=True))["H100-80GB"]
     assert after.host_bound_rows == before.host_bound_rows + 1 and after.rows == before.rows
 

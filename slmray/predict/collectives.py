@@ -57,7 +57,12 @@ class Network:
     inter: str = "efa"
     """efa or ethernet; unused within one node."""
     inter_gb_s: float = 0.0
-    """Per-GPU share of its node's network bandwidth (GB/s); unused within one node."""
+    """A node's network bandwidth, all its NICs (GB/s); unused within one node.  Not a GPU's share of
+    it: NCCL runs a ring per channel and spreads the channels over the node's NICs, and each ring
+    leaves a node over one edge, so what a node sends across equals what each GPU sends in all,
+    over every NIC at once.  Published nccl-tests runs agree: nodes of 8 A100 with 4 x 200 Gb/s
+    InfiniBand reach 85-96 GB/s all-reduce bus bandwidth across nodes, against 100 GB/s of NICs
+    and 12.5 GB/s a GPU's share (NVIDIA/nccl-tests issues 100, 119 and 175)."""
 
     @property
     def nodes(self) -> int:
@@ -70,7 +75,7 @@ class Network:
         steps, inter_steps = passes * (n - 1), passes * (self.nodes - 1)
         latency = BASE_LATENCY_S + (steps - inter_steps) * STEP_LATENCY_S[self.intra]
         latency += inter_steps * STEP_LATENCY_S[self.inter]
-        if self.nodes > 1:  # the ring's slowest link is the network share of each GPU
+        if self.nodes > 1:  # the slower of a GPU's link in its node and its node's network
             bandwidth = min(self.intra_gb_s * LINK_SHARE[self.intra], self.inter_gb_s * LINK_SHARE[self.inter])
         else:
             bandwidth = self.intra_gb_s * LINK_SHARE[self.intra]

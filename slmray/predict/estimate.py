@@ -689,8 +689,8 @@ def network(
     """The links a ring over `num_gpus` x `spec` crosses.
 
     Within a node: the GPU's NVLink or PCIe figure (PCIe where gpus.csv gives 64 GB/s or less: a
-    Gen5 x16 link).  Across nodes each GPU gets its node's network bandwidth shared by
-    `gpus_per_node`; without `inter_node_gbps`, the fastest multi-GPU instance of that GPU in
+    Gen5 x16 link).  Across nodes the ring runs at its node's whole network bandwidth
+    (`Network.inter_gb_s` says why); without `inter_node_gbps`, the fastest multi-GPU instance of that GPU in
     instances.csv is assumed, with its fabric; a bandwidth given without `fabric` is taken as
     plain Ethernet (the slower assumption).
     """
@@ -712,7 +712,7 @@ def network(
             )
         fastest = max(known, key=lambda it: it.network_gbps)
         inter_node_gbps, fabric = fastest.network_gbps, fabric or fastest.fabric
-    return dataclasses.replace(net, inter=fabric or "ethernet", inter_gb_s=inter_node_gbps / 8 / gpus_per_node)
+    return dataclasses.replace(net, inter=fabric or "ethernet", inter_gb_s=inter_node_gbps / 8)
 
 
 def communication(cfg: TrainConfig, compute: dict[str, float], net: Network) -> collectives.Exposed:
