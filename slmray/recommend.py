@@ -49,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
                       f"(Chinchilla: {DEFAULT_TOKENS_PER_PARAM:g})")
     p.add_argument("--deadline-hours", type=float, default=None, help="wall-clock hours the run must finish in (default: no deadline)")
     p.add_argument("--budget-usd", type=float, default=None, help="dollars the run may cost (default: no budget)")
-    p.add_argument("--gpu-types", nargs="+", default=None, help="GPU types to consider (default: the tables')")
-    p.add_argument("--max-gpus", type=int, default=8, help="largest GPU count to consider")
+    p.add_argument("--gpu-types", nargs="+", default=None,
+                   help="GPU types to consider, in place of the tables' (name them too to keep them); a type no table "
+                        "ran is predicted from its datasheet (default: the tables')")
+    p.add_argument("--max-gpus", type=int, default=8, help="largest GPU count to consider: 1, 2, 4, ... and this one")
     p.add_argument("--seq-len", type=positive_int, default=None, help="plan this sequence length (default: the tables')")
     add_price_arguments(p, "the prices the tables recorded")
     add_rank_arguments(p)

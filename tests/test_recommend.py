@@ -195,7 +195,8 @@ def test_an_unseen_gpu_type_gets_the_pooled_correction(capsys):
     (["--model", "llama-1b", "--tokens", "1e9", "--tolerance", "1"], "--tolerance: must be at least 0 and below 1"),
     (["--model", "llama-1b", "--tokens", "1e9", "--prices", "lambda", "--gpu-types", "H200"],
      "prices: the lambda prices have none for any option's GPU type (H200); give --prices PROFILE, --price GPU=USD "
-     "or --price-file, or plan on GPU types they price (--gpu-types A100-40GB A100-80GB H100-80GB H100-PCIe)"),
+     "or --price-file, or plan on GPU types they price (python -m slmray.recommend ... --gpu-types A100-40GB A100-80GB "
+     "H100-80GB H100-PCIe)"),
     (["--model", "llama-1b", "--tokens", "1e9", "--gpu-types", "B300"], "--gpu-types: 'B300' is not in gpus.csv"),
     (["--model", "llama-1b", "--tokens", "1e9", "--deadline-hours", "0"], "--deadline-hours: must be positive"),
     (["--model", "llama-1b", "--tokens", "1e9", "--prices", "nowhere"], "profile 'nowhere' is not one of"),
@@ -642,3 +643,10 @@ def test_every_predicted_interval_holds_its_point_and_an_anchor_on_another_strat
         assert predicted and all(o["low"] <= o["tokens_per_s"] <= o["high"] for o in predicted)
     on_single = [o for o in predicted if o["num_gpus"] == 8 and " as single, x0." in o["basis"]]
     assert on_single and all(o["high"] / o["tokens_per_s"] > 1.05 for o in on_single)
+
+
+def test_a_machine_of_three_gpus_is_planned_on_three():
+    from slmray.planning.options import gpu_counts
+
+    assert gpu_counts(3, []) == [1, 2, 3]  # it planned 1 and 2 alone
+    assert gpu_counts(8, [6, 16]) == [1, 2, 4, 6, 8]

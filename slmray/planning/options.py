@@ -2,7 +2,7 @@
 
 Options are the configurations of the model that the tables ran (per-device batch, attention,
 compile, precision, sequence length, ...; for a model with no rows, those the tables ran for the
-others), on each GPU type of the tables (or those asked for), at 1, 2, 4, ... `max_gpus` GPUs,
+others), on each GPU type of the tables (or those asked for), at 1, 2, 4, ... and `max_gpus` GPUs,
 with DDP, FSDP or FSDP keeping parameters gathered (fsdp_grad_op) beyond one GPU, on the instances
 that hold them (`slmray.catalog.rent`).  An option a table measured (same GPU type, count, strategy
 and configuration) takes the measured tokens/s and is `measured`; every other one is `predicted`,
@@ -103,8 +103,9 @@ def fit_table_corrections(df: pd.DataFrame) -> dict[str, Correction]:
 
 
 def gpu_counts(max_gpus: int, measured: Sequence[int]) -> list[int]:
-    """1, 2, 4, ... up to `max_gpus`, and every measured count within it."""
-    counts = {1 << i for i in range(max_gpus.bit_length()) if 1 << i <= max_gpus}
+    """1, 2, 4, ... up to `max_gpus`, `max_gpus` itself (a machine of 3 or 12 GPUs), and every
+    measured count within it."""
+    counts = {1 << i for i in range(max_gpus.bit_length()) if 1 << i <= max_gpus} | {max_gpus}
     return sorted(counts | {n for n in measured if n <= max_gpus})
 
 

@@ -267,7 +267,8 @@ def priced(options: pd.DataFrame, book: PriceBook, gpu_types: Sequence[str], tok
     if fits.any() and not np.isfinite(options.loc[fits, "usd_per_gpu_hour"]).any():
         missing = ", ".join(g for g in gpu_types if not np.isfinite(options.loc[options["gpu_type"] == g, "usd_per_hour"]).any())
         others = [p.gpu for p in book.prices if p.gpu not in gpu_types and named_gpu(p.gpu) not in (None, "cpu")]
-        plan_others = f", or plan on GPU types they price (--gpu-types {' '.join(others)})" if others else ""
+        plan_others = (f", or plan on GPU types they price (python -m slmray.recommend ... --gpu-types {' '.join(others)})"
+                       if others else "")
         raise PlanError(f"prices: the {book.profile} prices have none for any option's GPU type ({missing}); "
                         f"give --prices PROFILE, --price GPU=USD or --price-file{plan_others}")
     return options
