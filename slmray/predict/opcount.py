@@ -27,6 +27,7 @@ import importlib.util
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
@@ -232,7 +233,9 @@ def _step(model, shape: tuple[int, int]) -> Callable[[], None]:
     idx = torch.randint(0, TINY["vocab_size"], shape, generator=torch.Generator().manual_seed(0))
 
     def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16), warnings.catch_warnings():
+            # the CPU's rms_norm has no fused kernel for a bf16 input with fp32 weights: counted the same, said each time
+            warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight", category=UserWarning)
             loss = model(idx, idx)
         loss.float().backward()
     return step
