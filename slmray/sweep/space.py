@@ -296,7 +296,9 @@ class SearchSpace:
         known_gpus = [s.gpu for s in gpu_specs()]
         for g in self.gpu_type or []:
             if g not in known_gpus:
-                raise ConfigError(f"gpu_type: {g!r} is not a known GPU (known: {', '.join(known_gpus)})")
+                near = spec_for(g) or next((s for s in gpu_specs() if s.gpu.lower() == str(g).lower()), None)
+                mean = f"did you mean {near.gpu}? " if near else ""
+                raise ConfigError(f"gpu_type: {g!r} is not a known GPU ({mean}known: {', '.join(known_gpus)})")
         fp8_precisions = [v for v in self.values("precision") if is_fp8(v)]
         if fp8_precisions:
             lacking = [g for g in self.gpu_type or [] if spec_for(g).peak_fp8_tflops is None]
