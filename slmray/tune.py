@@ -202,7 +202,8 @@ def _request(args: argparse.Namespace, command: list[str]):
         runs = planned_runs(space, plan, args.max_trials)
         if args.out:
             write_plan(plan, args.out)
-        print(f"{args.space}: {len(plan)} configurations on {capacity.where}; sweep {name} -> {sweep_dir}")
+        print(f"{args.space}: {len(plan)} configurations on {capacity.where}; sweep {name} would write to {sweep_dir} "
+              "(a dry run writes nothing there)")
         print(format_plan(plan, space, runs, args.budget_usd, isolate=args.isolate_trials,
                           concurrency=max_concurrent_trials(space, capacity), gpus=capacity.max_workers(None),
                           verbose=args.verbose, shared=capacity.nodes_given,
