@@ -381,6 +381,19 @@ def test_the_bar_json_rents_whole_instances_and_no_option_beats_its_measured_gpu
     assert pick["source"] in ("measured", "predicted") and pick["cost_usd"] > 0 and plan["models"][0]["runner_up"]
 
 
+def test_json_carries_the_dollar_interval_and_the_best_measured_run_the_text_states(capsys):
+    args = (*SWEEPS, "--model", "llama-1b", "--tokens-per-param", "20", "--prices", "aws")
+    m = plan_json(capsys, *args)["models"][0]
+    text = run(capsys, *args)[1]
+    pick, best = m["pick"], m["best_measured"]
+    assert pick["source"] == "predicted" and pick["cost_usd_low"] < pick["cost_usd"] < pick["cost_usd_high"]
+    assert f"({_money(pick['cost_usd_low'])}-{_money(pick['cost_usd_high'])})" in text
+    assert best["option"]["source"] == "measured" and best["option"]["cost_usd_low"] is None
+    over = best["option"]["cost_usd"] / pick["cost_usd"] - 1
+    assert best["usd_over_pick"] == pytest.approx(over)
+    assert f"against this predicted pick {over:+.1%} in dollars, {'inside' if best['inside_pick_interval'] else 'outside'}" in text
+
+
 def test_per_gpu_pricing_bills_the_gpus_used(capsys):
     plan = plan_json(capsys, *BAR, "--per-gpu-pricing")
     h200x4 = next(o for o in plan["models"][0]["options"] if o["gpu_type"] == "H200" and o["num_gpus"] == 4

@@ -10,7 +10,7 @@ import math
 
 from slmray.planning.alternative import choose, unpriced_measured
 from slmray.planning.run import Decision
-from slmray.planning.text import runner_up
+from slmray.planning.text import best_measured, runner_up
 from slmray.train.config import CONFIG_KEYS
 
 
@@ -40,6 +40,9 @@ def option_record(d: Decision, o) -> dict:
         "basis": o["basis"] or None, "one_gpu_tokens_per_s": _plain(o["one_gpu_tokens_per_s"]),
         "one_gpu_source": o["one_gpu_source"] or None, "scaling": _plain(o["scaling"]),
         "hours": _plain(o["hours"]), "gpu_hours": _plain(o["gpu_hours"]), "cost_usd": _plain(o["usd"]),
+        # the run's dollars at the ends of the tokens/s interval: the fast end is the cheap one
+        "cost_usd_low": _plain(d.usd_at(o, o["tokens_per_s_high"])) if predicted else None,
+        "cost_usd_high": _plain(d.usd_at(o, o["tokens_per_s_low"])) if predicted else None,
         "usd_per_billion_tokens": _plain(o["usd_per_btok"]), "excluded": o["excluded"] or None,
     }
 
@@ -59,6 +62,17 @@ def unpriced_record(d: Decision) -> dict | None:
                             "cost_usd_low": _plain(alt.usd_low), "cost_usd_high": _plain(alt.usd_high)}}
 
 
+def best_measured_record(d: Decision, pick, ranked) -> dict | None:
+    """Where a prediction is picked over measured options: the best measured one, its dollars over
+    the pick's less one (0.041: 4.1% dearer) and whether they lie inside the pick's dollar interval
+    (`text.best_measured`)."""
+    found = best_measured(d, pick, ranked)
+    if found is None:
+        return None
+    over = found.option["usd"] / pick["usd"] - 1 if pick["usd"] > 0 else None
+    return {"option": option_record(d, found.option), "usd_over_pick": _plain(over), "inside_pick_interval": found.inside}
+
+
 def decision_record(d: Decision) -> dict:
     ranked = d.eligible
     pick = ranked.iloc[0] if len(ranked) else None
@@ -70,6 +84,7 @@ def decision_record(d: Decision) -> dict:
         "rank_by": list(d.objectives), "tolerance": d.tolerance,
         "pick": option_record(d, pick) if pick is not None else None,
         "runner_up": option_record(d, second) if second is not None else None,
+        "best_measured": best_measured_record(d, pick, ranked) if pick is not None else None,
         "unpriced_measured": unpriced_record(d),
         "notes": list(d.notes), "assumptions": d.assumptions.lines(d.n_params),
         "levers": {k: [{key: _plain(v) for key, v in f.items()} for f in found] for k, found in d.levers.items()},
