@@ -184,6 +184,10 @@ def test_dry_run_prints_the_plan_and_starts_nothing(sweep, tmp_path):
     assert "grid: 4 trials" in out.stdout and "estimate:" in out.stdout and "GPU-hours" in out.stdout
     assert out.stdout.count(" tiny ") == 4
     assert not list(tmp_path.iterdir())
+    rows = [line for line in out.stdout.splitlines() if " tiny " in line]
+    if " cpu " in rows[0]:  # the CPU's rough estimate is marked as such, not shown as a prediction like a GPU's
+        assert all(" ~" in line for line in rows) and "~ the CPU's rough estimate" in out.stdout
+    assert "would write to" in out.stdout and "(a dry run writes nothing there)" in out.stdout
 
 
 def test_dry_run_of_the_papers_grid_prunes_out_of_memory(sweep, tmp_path):

@@ -108,8 +108,11 @@ def trial_lines(listed: list[PlannedTrial]) -> list[str]:
             f"{i:>4}  {p.trial.model:<12} {p.trial.per_device_batch:>5} {p.trial.num_gpus:>4} {p.gpu_type or 'any GPU':<10} "
             f"{p.trial.attention:<10} {' '.join([p.trial.strategy, *config_variant(p.train.flat())]):<13} "
             f"{_fmt(e and e.peak_mem_gb, '12.1f')} {('yes' if e and e.oom else 'no' if e else '?') + (' (pruned)' if p.pruned else ''):<12} "
-            f"{_fmt(e and e.tokens_per_s, '11,.0f')} {_fmt(p.minutes, '7.1f')} {_fmt(p.cost_usd, '8.2f')}"
+            f"{('~' if e and e.rough else '') + _fmt(e and e.tokens_per_s, ',.0f'):>11} {_fmt(p.minutes, '7.1f')} "
+            f"{_fmt(p.cost_usd, '8.2f')}"
         )
+    if any(p.estimate and p.estimate.rough for p in listed):
+        lines.append("~ the CPU's rough estimate: one low FLOP rate, blind to attention and batch (slmray.predict.estimate)")
     return lines
 
 
