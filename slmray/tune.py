@@ -206,8 +206,7 @@ def _request(args: argparse.Namespace, command: list[str]):
               "(a dry run writes nothing there)")
         print(format_plan(plan, space, runs, args.budget_usd, isolate=args.isolate_trials,
                           concurrency=max_concurrent_trials(space, capacity), gpus=capacity.max_workers(None),
-                          verbose=args.verbose, shared=capacity.nodes_given,
-                          gpus_by_type={g: capacity.max_workers(g) for g in {p.gpu_type for p in plan}}))
+                          verbose=args.verbose, shared=capacity.nodes_given))
         if args.out:
             print(f"plan: {len(plan)} trials written to {args.out}")
         return None

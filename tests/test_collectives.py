@@ -53,6 +53,19 @@ def test_a_node_sends_across_over_all_its_nics():
     assert 0.85 < (two_nodes.tokens_per_s / 16) / (one_node.tokens_per_s / 8) < 1.0
 
 
+def test_a_node_filled_in_part_has_its_gpus_share_and_sockets_are_capped():
+    from slmray.predict.collectives import SOCKET_CAP_GB_S
+    from slmray.predict.estimate import network
+
+    h100 = spec_for("H100-80GB")
+    assert network(h100, 16, 8, 3200, "efa").inter_gb_s == 400.0
+    assert network(h100, 9, 8, 3200, "efa").inter_gb_s == 50.0  # the ninth GPU's node: its own NICs
+    assert network(h100, 8, 1, None).inter_gb_s == 400.0 / 8  # 8 nodes of one GPU of a p5's 8
+    sockets = Network(16, 8, "pcie", 25.6, "ethernet", 50.0)  # 400 Gb/s of Ethernet, PCIe within
+    steps = BASE_LATENCY_S + 28 * STEP_LATENCY_S["pcie"] + 2 * STEP_LATENCY_S["ethernet"]
+    assert sockets.all_reduce_s(1e9) == pytest.approx(steps + 2 * 15 / 16 * 1e9 / (SOCKET_CAP_GB_S * 1e9))
+
+
 def test_fsdp_pays_a_latency_per_block():
     # the same bytes in 4 or 64 blocks, nothing to hide behind: 3 collectives a block (gather,
     # regather, reduce-scatter) more latency, not more bandwidth

@@ -198,22 +198,25 @@ def test_on_a_cluster_that_is_up_the_trials_share_its_nodes(tmp_path, capsys):
     assert {r["instances"] for r in rows} == {"1 GPU of a p5.48xlarge (a cluster's, shared)"}
 
 
-def test_a_shape_starts_as_many_warm_groups_as_its_trials_run_at_once(tmp_path):
-    """The pool starts a group for each waiting trial of a shape no idle group takes, up to the
-    trials run at once: a dry run counts those starts, not one a shape."""
+def test_warm_group_starts_replay_the_pool_in_plan_order(tmp_path):
+    """The pool starts a group for each waiting trial no idle group of its shape takes; a group
+    idle longer than `warm_scheduler.IDLE_S` has ended.  The dry run replays that in plan order."""
+    import dataclasses
+
     from slmray.sweep.plan import group_starts
 
     path = tmp_path / "space.py"
     path.write_text(SPACE)
     space = load_space(str(path), packages=False)
     plan = [p for p in make_plan(space, named_capacity(space), PriceBook.load("aws"), prune=True) if not p.pruned]
-    shapes = {}
-    for p in plan:
-        shapes.setdefault((p.trial.num_gpus, p.gpu_type), []).append(p)
-    one_h200 = len(shapes[1, "H200"])
-    assert one_h200 >= 3
-    assert [p.gpu_type for p in group_starts(plan)].count("H200") == 2  # one a shape: 1 and 4 GPUs
-    counted = group_starts(plan, concurrency=3, gpus={"H200": 8, "H100-80GB": 8})
-    assert sum((p.trial.num_gpus, p.gpu_type) == (1, "H200") for p in counted) == min(3, one_h200)
-    narrow = group_starts(plan, concurrency=3, gpus={"H200": 4, "H100-80GB": 4})  # one 4-GPU group of each fits
-    assert sum((p.trial.num_gpus, p.gpu_type) == (4, "H200") for p in narrow) == 1
+    one = next(p for p in plan if p.trial.num_gpus == 1 and p.gpu_type == "H200")
+    four = next(p for p in plan if p.trial.num_gpus == 4 and p.gpu_type == "H200")
+    a, b = (dataclasses.replace(p, seconds=10.0) for p in (one, four))
+    # one at a time: A starts a group, A reuses it, B starts one (42 + 10 s), by then A's waited 52 s: a new one
+    assert group_starts([a, a, b, a], concurrency=1) == [a, b, a]
+    assert group_starts([a, a, b, a], concurrency=1, idle_s=60) == [a, b]
+    # two at once: two groups of A side by side, then both idle for the next two
+    assert group_starts([a, a, a, a], concurrency=2) == [a, a]
+    # only 4 GPUs: the second 4-GPU trial waits for the first and takes its group
+    assert group_starts([b, b], concurrency=2, gpus=4) == [b]
+    assert group_starts([b, b], concurrency=2, gpus=8) == [b, b]

@@ -110,9 +110,10 @@ def recorded_prices(df: pd.DataFrame) -> PriceBook:
 
 
 def billed_gpu_shares(df: pd.DataFrame) -> bool:
-    """Whether every priced row paid its GPUs' share of a catalog instance that holds more GPUs than
-    it used (a sweep on machines it was given, such as one lent GPU, bills the GPUs it uses), where
-    `recorded_prices` plans whole instances: the same configuration then costs more in a plan."""
+    """Whether every priced row paid its GPUs' share of a catalog instance, some of them of an
+    instance holding more GPUs than they used (a sweep on machines it was given, such as one lent
+    GPU, bills the GPUs it uses), where `recorded_prices` plans whole instances: the same
+    configuration then costs more in a plan."""
     priced = df.dropna(subset=["price_per_hour_usd", "gpu_type"])
     if not len(priced) or "price_source" not in priced:
         return False

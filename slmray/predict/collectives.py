@@ -36,6 +36,10 @@ LINK_SHARE = {"nvlink": 0.8, "pcie": 0.8, "efa": 0.8, "ethernet": 0.6}
 Stated priors: nccl-tests reach about 80% of NVLink's and of an RDMA NIC's line rate on large
 buffers; TCP sockets less (copies through the host), 60% assumed.  Not fitted: no committed
 multi-GPU row."""
+SOCKET_CAP_GB_S = 5.0
+"""Bus bandwidth NCCL's socket transport (plain Ethernet, through the host's TCP stack) reaches at
+most across nodes, whatever the NICs: a stated prior from published runs, 1.1-5.2 GB/s on a
+100 Gb/s TCP network (NVIDIA/nccl issue 450) and no more than 60% of a 32 Gb/s one (issue 209)."""
 CONTENTION = 0.1
 """Prior: compute that overlaps a collective runs this much slower (NCCL runs a thread block per
 channel on the SMs and reads and writes HBM beside the GEMMs).  Not measured here; 10% of the
@@ -76,7 +80,10 @@ class Network:
         latency = BASE_LATENCY_S + (steps - inter_steps) * STEP_LATENCY_S[self.intra]
         latency += inter_steps * STEP_LATENCY_S[self.inter]
         if self.nodes > 1:  # the slower of a GPU's link in its node and its node's network
-            bandwidth = min(self.intra_gb_s * LINK_SHARE[self.intra], self.inter_gb_s * LINK_SHARE[self.inter])
+            across = self.inter_gb_s * LINK_SHARE[self.inter]
+            if self.inter == "ethernet":
+                across = min(across, SOCKET_CAP_GB_S)
+            bandwidth = min(self.intra_gb_s * LINK_SHARE[self.intra], across)
         else:
             bandwidth = self.intra_gb_s * LINK_SHARE[self.intra]
         return latency + passes * (n - 1) / n * nbytes / (bandwidth * 1e9)

@@ -690,9 +690,9 @@ def network(
 
     Within a node: the GPU's NVLink or PCIe figure (PCIe where gpus.csv gives 64 GB/s or less: a
     Gen5 x16 link).  Across nodes the ring runs at its node's whole network bandwidth
-    (`Network.inter_gb_s` says why); without `inter_node_gbps`, the fastest multi-GPU instance of that GPU in
-    instances.csv is assumed, with its fabric; a bandwidth given without `fabric` is taken as
-    plain Ethernet (the slower assumption).
+    (`Network.inter_gb_s` says why), in the share of it the job's GPUs on its emptiest node have; without
+    `inter_node_gbps`, the fastest multi-GPU instance of that GPU in instances.csv is assumed, with its
+    fabric; a bandwidth given without `fabric` is taken as plain Ethernet (the slower assumption).
     """
     if fabric not in (None, *FABRICS):
         raise ValueError(f"fabric: {fabric!r} is not one of {', '.join(FABRICS)}")
@@ -711,8 +711,14 @@ def network(
                 f"has no multi-GPU instance of {spec.gpu} to take the network bandwidth from; pass it"
             )
         fastest = max(known, key=lambda it: it.network_gbps)
-        inter_node_gbps, fabric = fastest.network_gbps, fabric or fastest.fabric
-    return dataclasses.replace(net, inter=fabric or "ethernet", inter_gb_s=inter_node_gbps / 8)
+        inter_node_gbps, fabric, node_gpus = fastest.network_gbps, fabric or fastest.fabric, fastest.gpus
+    else:
+        node_gpus = gpus_per_node
+    # a node the job fills in part reaches the network through its own GPUs' NICs only (NCCL takes the
+    # NICs near each GPU): the emptiest node, the last of an uneven split, sets the ring's pace
+    emptiest = num_gpus % gpus_per_node or gpus_per_node
+    share = min(1.0, emptiest / node_gpus)
+    return dataclasses.replace(net, inter=fabric or "ethernet", inter_gb_s=inter_node_gbps / 8 * share)
 
 
 def communication(cfg: TrainConfig, compute: dict[str, float], net: Network) -> collectives.Exposed:

@@ -6,6 +6,8 @@ per-trial list behind `--verbose`; `--out plan.csv|.parquet` writes every planne
 
 from __future__ import annotations
 
+import math
+
 import os
 import uuid
 from collections import Counter, defaultdict
@@ -201,10 +203,9 @@ def billing_line(ran: list[PlannedTrial], shared: bool, weight: float = 1.0) -> 
 
 def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_usd: float | None,
                 isolate: bool = False, concurrency: int = 1, gpus: int = 1, verbose: bool = False,
-                shared: bool = False, gpus_by_type: dict[str | None, int] | None = None) -> str:
+                shared: bool = False) -> str:
     """What `--dry-run` prints: the summary, the totals and what they count, then (`verbose`) each trial.
-    `concurrency`: trials run at once; `gpus`: the GPUs (or CPU workers) of the capacity, and
-    `gpus_by_type` of each GPU type (the warm groups a shape may start, `group_starts`); `shared`:
+    `concurrency`: trials run at once; `gpus`: the GPUs (or CPU workers) of the capacity; `shared`:
     its nodes are there and the trials share them (`Capacity.nodes_given`).
 
     A grid runs its first `runs` points in plan order (`--max-trials` cuts it), so only those
@@ -214,9 +215,12 @@ def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_
     grid = space.search == "grid"
     listed = plan[:runs] if grid else plan
     ran = [p for p in listed if not p.pruned]
-    starts = [] if isolate else group_starts(ran, concurrency, gpus_by_type)
-    start_hours = sum(GROUP_START_S / 3600 * p.trial.num_gpus for p in starts)
-    start_cost = sum(GROUP_START_S / 3600 * (p.price_per_hour_usd or 0.0) for p in starts)
+    starts = [] if isolate else group_starts(ran, concurrency, gpus)
+    # Optuna runs `runs` trials, not every configuration once: its starts in that proportion
+    per_trial = 1.0 if grid else runs / max(1, len(ran))
+    start_hours = per_trial * sum(GROUP_START_S / 3600 * p.trial.num_gpus for p in starts)
+    start_cost = per_trial * sum(GROUP_START_S / 3600 * (p.price_per_hour_usd or 0.0) for p in starts)
+    n_starts = round(per_trial * len(starts))
     known = [p for p in ran if p.cost_usd is not None]
     unknown = len(ran) - len(known)
     pruned = len(listed) - len(ran)
@@ -250,11 +254,11 @@ def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_
             budget_note = (f"budget ${budget_usd:,.2f} is reached after about {affordable} of the "
                            f"{runs} trials at the average configuration")
     lines += ["", *summary_lines(listed, weight, "trials" if grid else "config"), "", total]
-    shapes = len({(p.trial.num_gpus, p.gpu_type) for p in starts})  # a shape's groups start side by side
-    lines += wall_clock_lines(ran, concurrency, gpus, shapes * GROUP_START_S, weight)
+    # groups start side by side: the wall-clock waits about one start for each `concurrency` of them
+    lines += wall_clock_lines(ran, concurrency, gpus, math.ceil(n_starts / max(1, concurrency)) * GROUP_START_S, weight)
     if starts:
-        counted = (f"counted: {'up to ' if concurrency > 1 else ''}{len(starts)} warm worker-group "
-                   f"start{'s' if len(starts) > 1 else ''} ({GROUP_START_S:.0f} s each), {TRIAL_OVERHEAD_S} s a trial "
+        counted = (f"counted: about {n_starts} warm worker-group start{'s' if n_starts != 1 else ''} "
+                   f"({GROUP_START_S:.0f} s each; the pool replayed in plan order), {TRIAL_OVERHEAD_S} s a trial "
                    "outside its steps")
     else:
         counted = f"counted: {ISOLATED_TRIAL_OVERHEAD_S:.0f} s a trial outside its steps (--isolate-trials)"

@@ -5,6 +5,8 @@ budget and the pruning of predicted out-of-memory trials use it.
 
 from __future__ import annotations
 
+import heapq
+
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -14,9 +16,10 @@ from slmray.catalog.rent import Rental, rent
 from slmray.predict.calibration import Correction, Regime
 from slmray.errors import UserError
 from slmray.predict.estimate import Estimate, estimate
-from slmray.predict.overheads import COMPILE_S, ISOLATED_TRIAL_OVERHEAD_S, TRIAL_OVERHEAD_S
+from slmray.predict.overheads import COMPILE_S, GROUP_START_S, ISOLATED_TRIAL_OVERHEAD_S, TRIAL_OVERHEAD_S
 from slmray.sweep.capacity import Capacity
 from slmray.sweep.space import ResolvedTrial, SearchSpace, Trial
+from slmray.sweep.warm_scheduler import IDLE_S
 from slmray.train.config import TrainConfig
 
 
@@ -127,8 +130,8 @@ def plan_trial(
             try:
                 estimates[link] = estimate(cfg, gpu_type, num_gpus, gpus_per_node=gpus_per_node,
                                            inter_node_gbps=inter_node_gbps, fabric=fabric)
-            except UserError:  # input only the user can mend (a package the estimate needs): said, not a "?"
-                raise
+            except UserError:  # input only the user can mend (a package the estimate needs, a model config
+                raise            # transformers cannot build): the dry run stops on its line, not a "?"
             except ValueError:  # a GPU the estimator has no specs for (a new model)
                 estimates[link] = None
         return estimates.get(link)
@@ -163,15 +166,32 @@ def make_plan(
             for t in space.trials()]
 
 
-def group_starts(plan: list[PlannedTrial], concurrency: int = 1, gpus: dict[str | None, int] | None = None) -> list[PlannedTrial]:
-    """The warm groups the plan's run trials may start, each as the first trial of its shape (number
-    of GPUs and GPU type) standing for that group's start (`GROUP_START_S`): of each shape as many as
-    its trials can run at once (the sweep's pool starts a group for each waiting trial no idle group
-    takes, up to `concurrency` of a shape), at most its trials and the GPUs of its type in `gpus`
-    allow (None: one group a shape)."""
-    shapes: dict[tuple, list[PlannedTrial]] = {}
-    for p in plan:
-        if not p.pruned:
-            shapes.setdefault((p.trial.num_gpus, p.gpu_type), []).append(p)
-    return [trials[0] for (num_gpus, gpu_type), trials in shapes.items()
-            for _ in range(min(len(trials), concurrency, max(1, (gpus or {}).get(gpu_type, num_gpus) // num_gpus)))]
+def group_starts(plan: list[PlannedTrial], concurrency: int = 1, gpus: int | None = None,
+                 idle_s: float = IDLE_S) -> list[PlannedTrial]:
+    """The warm groups the run trials start, each as the trial it was started for (standing for that
+    group's start, `GROUP_START_S`): the pool replayed in plan order, at most `concurrency` trials
+    and `gpus` GPUs (None: no limit) at once, each trial taking its predicted seconds; a trial takes
+    an idle group of its shape (number of GPUs and GPU type) that has waited at most `idle_s`
+    (`warm_scheduler.IDLE_S`), else starts one.  An estimate: the pool also ends idle groups whose
+    GPUs another shape needs, and Optuna picks its own order."""
+    running: list[tuple[float, int, tuple]] = []  # (end, tiebreak, shape)
+    idle: dict[tuple, list[float]] = {}  # shape -> when each idle group's last trial ended
+    starts, now, used = [], 0.0, 0
+    for i, p in enumerate(q for q in plan if not q.pruned):
+        shape = (p.trial.num_gpus, p.gpu_type)
+        while running and (len(running) >= concurrency or (gpus is not None and used + shape[0] > gpus)):
+            now = max(now, running[0][0])
+            while running and running[0][0] <= now:  # every trial done by now leaves its group idle
+                end, _, done = heapq.heappop(running)
+                idle.setdefault(done, []).append(end)
+                used -= done[0]
+        waiting = [since for since in idle.get(shape, []) if now - since <= idle_s]
+        begin = now if waiting else now + GROUP_START_S
+        if waiting:
+            waiting.pop()
+        else:
+            starts.append(p)
+        idle[shape] = waiting
+        used += shape[0]
+        heapq.heappush(running, (begin + (p.seconds or 0.0), i, shape))
+    return starts

@@ -296,8 +296,9 @@ class SearchSpace:
         known_gpus = [s.gpu for s in gpu_specs()]
         for g in self.gpu_type or []:
             if g not in known_gpus:
-                near = spec_for(g) or next((s for s in gpu_specs() if s.gpu.lower() == str(g).lower()), None)
-                mean = f"did you mean {near.gpu}? " if near else ""
+                near = [s.gpu for s in gpu_specs() if s.gpu.lower().startswith(str(g).lower())] or [
+                    s.gpu for s in gpu_specs() if re.search(s.name_regex, str(g), re.IGNORECASE)]
+                mean = f"did you mean {' or '.join(near)}? " if near else ""
                 raise ConfigError(f"gpu_type: {g!r} is not a known GPU ({mean}known: {', '.join(known_gpus)})")
         fp8_precisions = [v for v in self.values("precision") if is_fp8(v)]
         if fp8_precisions:
