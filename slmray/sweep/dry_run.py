@@ -258,7 +258,7 @@ def format_plan(plan: list[PlannedTrial], space: SearchSpace, runs: int, budget_
     lines += wall_clock_lines(ran, concurrency, gpus, math.ceil(n_starts / max(1, concurrency)) * GROUP_START_S, weight)
     if starts:
         counted = (f"counted: about {n_starts} warm worker-group start{'s' if n_starts != 1 else ''} "
-                   f"({GROUP_START_S:.0f} s each; the pool replayed in plan order), {TRIAL_OVERHEAD_S} s a trial "
+                   f"({GROUP_START_S:.0f} s each), {TRIAL_OVERHEAD_S} s a trial "
                    "outside its steps")
     else:
         counted = f"counted: {ISOLATED_TRIAL_OVERHEAD_S:.0f} s a trial outside its steps (--isolate-trials)"
