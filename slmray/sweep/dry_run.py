@@ -7,7 +7,6 @@ per-trial list behind `--verbose`; `--out plan.csv|.parquet` writes every planne
 from __future__ import annotations
 
 import math
-
 import os
 import uuid
 from collections import Counter, defaultdict

@@ -5,16 +5,15 @@ budget and the pruning of predicted out-of-memory trials use it.
 
 from __future__ import annotations
 
-import heapq
-
 import dataclasses
+import heapq
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from slmray.catalog.prices import PriceBook
 from slmray.catalog.rent import Rental, rent
-from slmray.predict.calibration import Correction, Regime
 from slmray.errors import UserError
+from slmray.predict.calibration import Correction, Regime
 from slmray.predict.estimate import Estimate, estimate
 from slmray.predict.overheads import COMPILE_S, GROUP_START_S, ISOLATED_TRIAL_OVERHEAD_S, TRIAL_OVERHEAD_S
 from slmray.sweep.capacity import Capacity
