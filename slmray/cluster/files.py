@@ -440,8 +440,10 @@ def _mounted_from(raw: dict, remote: str) -> str | None:
     folder); None if none does."""
     for target, source in (raw.get("file_mounts") or {}).items():
         folder = target.rstrip("/")
-        if remote == target or remote.startswith(folder + "/"):
-            return str(Path(str(source)) / remote[len(folder) + 1:]) if remote != target else str(source)
+        if remote == target:
+            return str(source)
+        if remote.startswith(folder + "/"):
+            return str(Path(str(source)) / remote[len(folder) + 1:])
     return None
 
 

@@ -69,8 +69,8 @@ def best_measured_record(d: Decision, pick, ranked) -> dict | None:
     found = best_measured(d, pick, ranked)
     if found is None:
         return None
-    over = found.option["usd"] / pick["usd"] - 1 if pick["usd"] > 0 else None
-    return {"option": option_record(d, found.option), "usd_over_pick": _plain(over), "inside_pick_interval": found.inside}
+    return {"option": option_record(d, found.option), "usd_over_pick": _plain(found.over),
+            "inside_pick_interval": found.inside}
 
 
 def decision_record(d: Decision) -> dict:

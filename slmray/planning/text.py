@@ -306,6 +306,8 @@ class BestMeasured(NamedTuple):
     inside: bool
     """Whether they lie inside the pick's interval, in dollars (`interval`)."""
     interval: tuple[float, float]
+    over: float | None
+    """Its dollars over the pick's, less one (0.041: 4.1% dearer); None where the pick costs nothing."""
 
 
 def best_measured(d: Decision, pick, ranked: pd.DataFrame) -> BestMeasured | None:
@@ -315,10 +317,11 @@ def best_measured(d: Decision, pick, ranked: pd.DataFrame) -> BestMeasured | Non
     if pick["source"] == "measured" or measured.empty:
         return None
     best = measured.iloc[0]  # `ranked` is in the decision's order
-    dollars = (f"{best['usd'] / pick['usd'] - 1:+.1%}" if pick["usd"] > 0
+    over = best["usd"] / pick["usd"] - 1 if pick["usd"] > 0 else None
+    dollars = (f"{over:+.1%}" if over is not None
                else f"{money(best['usd'] - pick['usd'])} more" if best["usd"] > 0 else "the same")
     low_usd, high_usd = d.usd_at(pick, pick["tokens_per_s_high"]), d.usd_at(pick, pick["tokens_per_s_low"])
-    return BestMeasured(best, dollars, bool(low_usd <= best["usd"] <= high_usd), (low_usd, high_usd))
+    return BestMeasured(best, dollars, bool(low_usd <= best["usd"] <= high_usd), (low_usd, high_usd), over)
 
 
 def best_measured_line(d: Decision, pick, ranked: pd.DataFrame) -> list[str]:
@@ -327,7 +330,7 @@ def best_measured_line(d: Decision, pick, ranked: pd.DataFrame) -> list[str]:
     found = best_measured(d, pick, ranked)
     if found is None:
         return []
-    best, dollars, inside, (low_usd, high_usd) = found
+    best, dollars, inside, (low_usd, high_usd), _ = found
     verdict = " (on dollars the data cannot tell them apart)" if inside else ""
     return [f"  Best measured: {summary(best)}: against this predicted pick {dollars} in dollars, "
             f"{'inside' if inside else 'outside'} its {money(low_usd)}-{money(high_usd)} interval{verdict}, "
